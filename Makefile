@@ -1,0 +1,48 @@
+# mproc - thin wrapper over meson/ninja and the suite driver. See README.md.
+#   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir]
+#   make test | make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] | make clean
+BUILD    ?= build
+PROFILE  ?= quick
+ONLY     ?=
+OUT      ?=
+RUN      ?= results/latest
+MESONFLAGS ?=
+PYTHON   ?= $(shell if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi)
+
+.PHONY: all deps deps-bench build test test-all bench plots compare clean
+
+all: build
+
+# Install what is missing (root + apt-get), or print the command to run and exit 2.
+deps:
+	@sh tools/deps.sh test
+deps-bench:
+	@sh tools/deps.sh bench
+
+$(BUILD)/build.ninja:
+	meson setup $(MESONFLAGS) $(BUILD)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	meson test -C $(BUILD) --no-suite slow --print-errorlogs
+
+test-all: deps
+	@$(MAKE) --no-print-directory build
+	meson test -C $(BUILD) --print-errorlogs
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory build
+	$(PYTHON) bench/mproc-bench --build $(BUILD) --profile '$(PROFILE)' --only '$(ONLY)' --out '$(OUT)'
+
+plots:
+	$(PYTHON) plots/plot.py '$(RUN)'
+
+compare:
+	$(PYTHON) plots/compare.py $(A) $(B) $(if $(C),$(C)) $(if $(OUT),--out '$(OUT)')
+
+clean:
+	rm -rf $(BUILD) build-asan build-valgrind
+	@$(PYTHON) bench/mproc-bench --clean-stale 2>/dev/null || true

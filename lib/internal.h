@@ -1,0 +1,92 @@
+/*
+ * internal.h - helpers shared by libmproc's modules. Not installed; names are mproc__.
+ *
+ * Everything here is safe to call in a forked child, and, unless marked otherwise,
+ * async-signal-safe (no malloc, no locks, no stdio).
+ */
+#ifndef MPROC_INTERNAL_H
+#define MPROC_INTERNAL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MPROC__NSEC_PER_SEC INT64_C(1000000000)
+#define MPROC__CACHELINE 64
+#define MPROC__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Deadline in CLOCK_MONOTONIC nanoseconds; INT64_MAX means "forever". */
+#define MPROC__NO_DEADLINE INT64_MAX
+
+/* CLOCK_MONOTONIC now, in nanoseconds. */
+int64_t mproc__now_ns(void);
+
+/*
+ * mproc__deadline - turn an API timeout (seconds, MPROC_FOREVER, 0 = poll) into an absolute
+ * CLOCK_MONOTONIC deadline in *out. Returns 0, or -EINVAL for a negative timeout other than
+ * MPROC_FOREVER, NaN or infinity.
+ */
+int mproc__deadline(double timeout_s, int64_t *out);
+
+/* Milliseconds left until deadline for poll(2): -1 for none, 0 if passed, rounded up. */
+int mproc__poll_ms(int64_t deadline_ns);
+
+/* Fill a timespec with the time left until deadline (NULL-able result for "forever"). */
+struct timespec;
+const struct timespec *mproc__timeout_ts(int64_t deadline_ns, struct timespec *ts);
+
+/* close(2) that never retries (Linux frees the fd even on EINTR) and keeps errno. fd < 0 is a
+ * no-op. Returns 0 or -errno of close. */
+int mproc__close(int fd);
+
+/* Close *fd and set it to -1. */
+void mproc__closep(int *fd);
+
+/*
+ * mproc__poll1 - wait until fd has one of events, the deadline passes, or an error.
+ * Returns the revents (> 0), -ETIMEDOUT, or -errno. EINTR is retried with the time left.
+ */
+int mproc__poll1(int fd, short events, int64_t deadline_ns);
+
+/*
+ * mproc__write_all / mproc__read_all - loop over short transfers and EINTR. The fd may be
+ * non-blocking: EAGAIN then waits with poll until the deadline (MPROC__NO_DEADLINE = forever).
+ * write_all uses send(MSG_NOSIGNAL) on sockets so SIGPIPE never fires, and returns -EPIPE.
+ * read_all returns the count read (< len only at EOF), or -errno / -ETIMEDOUT.
+ */
+ssize_t mproc__write_all(int fd, const void *buf, size_t len, int64_t deadline_ns);
+ssize_t mproc__read_all(int fd, void *buf, size_t len, int64_t deadline_ns);
+
+/*
+ * Futexes on shared memory (no FUTEX_PRIVATE_FLAG: they work across processes).
+ * mproc__futex_wait blocks while *addr == val, until woken or the deadline passes. Returns 0
+ * (woken, or value changed: re-check), -ETIMEDOUT, or -EINTR if a signal arrived (callers
+ * loop). The deadline is CLOCK_MONOTONIC absolute (FUTEX_WAIT_BITSET).
+ * mproc__futex_wake wakes up to n waiters and returns how many it woke.
+ */
+int mproc__futex_wait(uint32_t *addr, uint32_t val, int64_t deadline_ns);
+int mproc__futex_wake(uint32_t *addr, int n);
+
+/* SIGPIPE: block it in the calling thread around a write to a pipe so EPIPE comes back
+ * instead of a signal. Returns whether a SIGPIPE was already pending (so it is not eaten).
+ * Pair with mproc__sigpipe_unblock(). */
+bool mproc__sigpipe_block(void);
+void mproc__sigpipe_unblock(bool was_pending);
+
+/* Set or clear O_NONBLOCK / FD_CLOEXEC; return 0 or -errno. */
+int mproc__set_nonblock(int fd, bool on);
+int mproc__set_cloexec(int fd, bool on);
+
+/* Parse a non-negative decimal integer at most max; returns 0 or -EINVAL. */
+int mproc__parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/* A name for shared objects of this process: "/mproc-<pid>-<n>" with n from a process-wide
+ * atomic counter (plus 32 random bits so a recycled pid never meets an old name). buf must
+ * hold MPROC__NAME_MAX bytes. Returns 0 or -ENAMETOOLONG. */
+#define MPROC__NAME_MAX 64
+/* Not async-signal-safe (snprintf). */
+int mproc__unique_name(char *buf, size_t size);
+
+#endif /* MPROC_INTERNAL_H */

@@ -1,0 +1,608 @@
+/* tap.c - the test harness (tap.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+struct tap_case {
+	char *name;
+	tap_fn *fn;
+	void *arg;
+	struct tap_opts opts;
+};
+
+static struct tap_case *cases;
+static size_t ncases, capcases;
+static const char *current_name = "";
+static int fail_count;
+static int result_fd = -1;      /* case child -> runner: skip reason */
+
+void tap_add_opts(const char *name, tap_fn *fn, void *arg, const struct tap_opts *o)
+{
+	if (ncases == capcases) {
+		capcases = capcases ? 2 * capcases : 64;
+		cases = realloc(cases, capcases * sizeof(*cases));
+		if (!cases)
+			abort();
+	}
+	cases[ncases].name = strdup(name);
+	cases[ncases].fn = fn;
+	cases[ncases].arg = arg;
+	cases[ncases].opts = o ? *o : (struct tap_opts){ 0 };
+	if (!cases[ncases].name)
+		abort();
+	ncases++;
+}
+
+void tap_add(const char *name, tap_fn *fn, void *arg)
+{
+	tap_add_opts(name, fn, arg, NULL);
+}
+
+double tap_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double tap_timeout_mult(void)
+{
+	const char *m = getenv("TAP_TIMEOUT_MULT");
+	double v = m ? strtod(m, NULL) : 1.0;
+
+	return v >= 1.0 ? v : 1.0;
+}
+
+const char *tap_case_name(void)
+{
+	return current_name;
+}
+
+bool tap_failed(void)
+{
+	return fail_count > 0;
+}
+
+int tap_fail_count(void)
+{
+	return fail_count;
+}
+
+static void vdiag(const char *fmt, va_list ap)
+{
+	char buf[4096];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	char *line, *save = NULL;
+
+	if (n < 0)
+		return;
+	fflush(stdout);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		printf("# %s\n", line);
+	fflush(stdout);
+}
+
+void tap_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vdiag(fmt, ap);
+	va_end(ap);
+}
+
+void tap_fail_at(const char *file, int line, const char *fmt, ...)
+{
+	char buf[3000];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fail_count++;
+	tap_diag("%s: %s:%d: %s", current_name, file, line, buf);
+}
+
+_Noreturn void tap_skip(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	ssize_t w;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (result_fd >= 0)
+		w = write(result_fd, buf, strlen(buf));
+	(void)w;
+	fflush(stdout);
+	_exit(77);
+}
+
+_Noreturn void tap_abort_case(void)
+{
+	fflush(stdout);
+	_exit(1);
+}
+
+/* ---- leak snapshots ---- */
+
+#define SNAP_MAX 1024
+
+struct tap_snapshot {
+	int nfds;
+	int fds[SNAP_MAX];
+	char fd_target[SNAP_MAX][96];
+	int threads;
+	int nshm;
+	char shm[SNAP_MAX][320];
+	int nmsq;
+	int msq[SNAP_MAX];
+};
+
+static int list_dir(const char *path, bool (*keep)(const char *), char (*out)[320], int max)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && n < max) {
+		if (e->d_name[0] == '.' || !keep(e->d_name))
+			continue;
+		snprintf(out[n++], 320, "%s/%s", path, e->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+static bool is_mproc_name(const char *n)
+{
+	return strncmp(n, "mproc-", 6) == 0;
+}
+
+static bool keep_all(const char *n)
+{
+	return true;
+}
+
+static int count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int tap_count_fds(void)
+{
+	int n = count_entries("/proc/self/fd");
+
+	return n < 0 ? n : n - 1;   /* minus the directory's own fd */
+}
+
+static int read_fds(int *fds, char (*targets)[96], int max)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0, self;
+
+	if (!d)
+		return 0;
+	self = dirfd(d);
+	while ((e = readdir(d)) && n < max) {
+		char path[300];
+		ssize_t len;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		fd = atoi(e->d_name);
+		if (fd == self)
+			continue;
+		fds[n] = fd;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, targets[n], 95);
+		targets[n][len > 0 ? len : 0] = '\0';
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static int read_msqids(int *ids, int max)
+{
+	FILE *f = fopen("/proc/sysvipc/msg", "re");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	if (!fgets(line, sizeof(line), f)) {    /* header */
+		fclose(f);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) && n < max) {
+		long key;
+		int id;
+
+		if (sscanf(line, "%ld %d", &key, &id) == 2)
+			ids[n++] = id;
+	}
+	fclose(f);
+	return n;
+}
+
+struct tap_snapshot *tap_snapshot_take(void)
+{
+	struct tap_snapshot *s = calloc(1, sizeof(*s));
+	char (*names)[320];
+	int n;
+
+	if (!s)
+		abort();
+	s->nfds = read_fds(s->fds, s->fd_target, SNAP_MAX);
+	s->threads = count_entries("/proc/self/task");
+	names = s->shm;
+	n = list_dir("/dev/shm", is_mproc_name, names, SNAP_MAX);
+	n += list_dir("/dev/mqueue", is_mproc_name, names + n, SNAP_MAX - n);
+	s->nshm = n;
+	s->nmsq = read_msqids(s->msq, SNAP_MAX);
+	(void)keep_all;
+	return s;
+}
+
+/* The pid inside "/dev/shm/mproc-<pid>-..." or 0. */
+static pid_t name_pid(const char *path)
+{
+	const char *p = strstr(path, "mproc-");
+
+	return p ? (pid_t)atoi(p + 6) : 0;
+}
+
+static bool pid_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+struct child_info {
+	pid_t pid;
+	char state;
+	char comm[32];
+};
+
+static int list_children(struct child_info *out, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t self = getpid();
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) && n < max) {
+		char path[300], buf[512], *rp;
+		int fd, ppid;
+		ssize_t len;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		rp = strrchr(buf, ')');     /* comm may hold spaces and parens */
+		if (!rp || sscanf(rp + 2, "%c %d", &out[n].state, &ppid) != 2 || ppid != self)
+			continue;
+		out[n].pid = atoi(e->d_name);
+		{
+			char *lp = strchr(buf, '(');
+			size_t cl = lp ? (size_t)(rp - lp - 1) : 0;
+			if (cl >= sizeof(out[n].comm))
+				cl = sizeof(out[n].comm) - 1;
+			memcpy(out[n].comm, lp ? lp + 1 : "", cl);
+			out[n].comm[cl] = '\0';
+		}
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int tap_count_children(void)
+{
+	struct child_info c[256];
+
+	return list_children(c, 256);
+}
+
+/* Kill and reap every child (live or zombie) of this process; returns how many. */
+static int kill_children(bool report)
+{
+	struct child_info c[256];
+	int n = list_children(c, 256), i;
+
+	for (i = 0; i < n; i++) {
+		if (report)
+			tap_diag("leak: child process %d (%s, state %c) still %s", (int)c[i].pid,
+				 c[i].comm, c[i].state, c[i].state == 'Z' ? "unreaped" : "running");
+		kill(c[i].pid, SIGKILL);
+	}
+	for (i = 0; i < n; i++)
+		while (waitpid(c[i].pid, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	return n;
+}
+
+int tap_snapshot_compare(struct tap_snapshot *b, struct tap_snapshot *a)
+{
+	int leaks = 0, i, j;
+
+	for (i = 0; i < a->nfds; i++) {
+		bool found = false;
+
+		for (j = 0; j < b->nfds && !found; j++)
+			found = b->fds[j] == a->fds[i] && !strcmp(b->fd_target[j], a->fd_target[i]);
+		if (!found) {
+			tap_diag("leak: fd %d -> %s", a->fds[i], a->fd_target[i]);
+			leaks++;
+		}
+	}
+	if (a->threads > b->threads) {
+		tap_diag("leak: %d thread(s) more than before", a->threads - b->threads);
+		leaks++;
+	}
+	for (i = 0; i < a->nshm; i++) {
+		bool found = false;
+		pid_t owner;
+
+		for (j = 0; j < b->nshm && !found; j++)
+			found = !strcmp(b->shm[j], a->shm[i]);
+		if (found)
+			continue;
+		/* Parallel-safe: another test's live process may own it. Ours, or dead: leak. */
+		owner = name_pid(a->shm[i]);
+		if (owner == getpid() || !pid_alive(owner)) {
+			tap_diag("leak: %s (creator pid %d %s)", a->shm[i], (int)owner,
+				 owner == getpid() ? "is this case" : "is gone");
+			leaks++;
+		}
+	}
+	for (i = 0; i < a->nmsq; i++) {
+		bool found = false;
+
+		for (j = 0; j < b->nmsq && !found; j++)
+			found = b->msq[j] == a->msq[i];
+		if (!found) {
+			tap_diag("leak: SysV message queue id %d", a->msq[i]);
+			leaks++;
+		}
+	}
+	free(b);
+	free(a);
+	return leaks;
+}
+
+/* ---- runner ---- */
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Runs in the case child. */
+static _Noreturn void run_case_child(struct tap_case *c)
+{
+	struct tap_snapshot *before = NULL, *after;
+	int leaks;
+
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	signal(SIGPIPE, SIG_DFL);
+	if (!(c->opts.flags & TAP_NO_LEAK_CHECK))
+		before = tap_snapshot_take();
+	c->fn(c->arg);
+	fflush(stdout);
+	if (before) {
+		/* Give children that were signalled an instant to be reaped by their owner. */
+		after = tap_snapshot_take();
+		/* Exclude our own result pipe from the comparison by taking it in both. */
+		leaks = tap_snapshot_compare(before, after);
+		leaks += kill_children(true);
+		if (leaks) {
+			tap_diag("%s: %d leak(s)", current_name, leaks);
+			fail_count++;
+		}
+	} else {
+		kill_children(false);
+	}
+	fflush(stdout);
+	_exit(fail_count ? 1 : 0);
+}
+
+static int run_one(struct tap_case *c, int num, char *skip_reason, size_t skip_len)
+{
+	double timeout = (c->opts.timeout_s > 0 ? c->opts.timeout_s : 60.0) * tap_timeout_mult();
+	int pfd[2], status = 0, pidfd, res;
+	double start = tap_now();
+	pid_t pid;
+	ssize_t n;
+
+	current_name = c->name;
+	fail_count = 0;
+	skip_reason[0] = '\0';
+	if (c->opts.flags & TAP_NO_FORK) {
+		c->fn(c->arg);
+		return fail_count ? 1 : 0;
+	}
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		perror("pipe2");
+		return 1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		close(pfd[0]);
+		close(pfd[1]);
+		return 1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		/* Keep the result fd out of the leak snapshots' way: high and fixed. */
+		result_fd = fcntl(pfd[1], F_DUPFD_CLOEXEC, 900);
+		close(pfd[1]);
+		run_case_child(c);
+	}
+	close(pfd[1]);
+	pidfd = pidfd_open_(pid);
+	for (;;) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		double left = timeout - (tap_now() - start);
+		int r;
+
+		if (pidfd < 0) {        /* old kernel: poll waitpid */
+			r = waitpid(pid, &status, WNOHANG);
+			if (r == pid)
+				break;
+			if (left <= 0)
+				goto timeout;
+			usleep(10000);
+			continue;
+		}
+		r = poll(&p, 1, left <= 0 ? 0 : (int)(left * 1000) + 1);
+		if (r > 0) {
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			break;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (left <= 0) {
+timeout:
+			printf("# %s: timed out after %.1f s; killing it\n", c->name, timeout);
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			status = -1;
+			break;
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	n = read(pfd[0], skip_reason, skip_len - 1);
+	skip_reason[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	/* Anything the case orphaned came to us (we are a subreaper): reap, and fail. */
+	if (kill_children(true) > 0 && status == 0)
+		status = 1 << 8;
+	if (status == -1)
+		return 1;
+	if (WIFSIGNALED(status)) {
+		printf("# %s: killed by signal %d (%s)\n", c->name, WTERMSIG(status),
+		       strsignal(WTERMSIG(status)));
+		return 1;
+	}
+	res = WEXITSTATUS(status);
+	return res == 77 ? 77 : res ? 1 : 0;
+}
+
+int tap_run(int argc, char **argv)
+{
+	const char **pats = NULL;
+	int npats = 0, i, num = 0, failed = 0, skipped = 0, selected = 0;
+	char reason[512];
+	bool list = false;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--list")) {
+			list = true;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: %s [--list] [PATTERN...]\nRuns the cases whose names match a "
+			       "PATTERN (fnmatch), all by default; TAP on stdout.\n", argv[0]);
+			return 0;
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "%s: unknown option '%s' (valid: --list, --help)\n",
+				argv[0], argv[i]);
+			return 2;
+		} else {
+			pats = realloc(pats, (size_t)(npats + 1) * sizeof(*pats));
+			pats[npats++] = argv[i];
+		}
+	}
+	for (size_t k = 0; k < ncases; k++) {
+		bool match = npats == 0;
+
+		for (i = 0; i < npats && !match; i++)
+			match = fnmatch(pats[i], cases[k].name, 0) == 0;
+		if (!match) {
+			cases[k].fn = NULL;
+			continue;
+		}
+		selected++;
+		if (list)
+			printf("%s\n", cases[k].name);
+	}
+	if (list)
+		return 0;
+	if (npats && !selected) {
+		fprintf(stderr, "%s: no case matches the given pattern(s); see --list\n", argv[0]);
+		return 2;
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	/* A test must never die of SIGPIPE: the library returns EPIPE. Tests that want to check
+	 * that the library itself avoids SIGPIPE restore SIG_DFL in the case child (we do). */
+	printf("TAP version 13\n1..%d\n", selected);
+	for (size_t k = 0; k < ncases; k++) {
+		int r;
+
+		if (!cases[k].fn)
+			continue;
+		num++;
+		r = run_one(&cases[k], num, reason, sizeof(reason));
+		if (r == 77) {
+			printf("ok %d %s # SKIP %s\n", num, cases[k].name, reason[0] ? reason : "skipped");
+			skipped++;
+		} else if (r) {
+			printf("not ok %d %s\n", num, cases[k].name);
+			failed++;
+		} else {
+			printf("ok %d %s\n", num, cases[k].name);
+		}
+		fflush(stdout);
+	}
+	free(pats);
+	if (failed)
+		return 1;
+	return (selected > 0 && skipped == selected) ? 77 : 0;
+}

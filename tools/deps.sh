@@ -1,0 +1,66 @@
+#!/bin/sh
+# deps.sh {test|bench} - make sure what mproc needs is here.
+#  - everything found: print nothing, exit 0;
+#  - something required missing, root with apt-get: install it (--no-install-recommends);
+#  - otherwise: print the exact command to run, exit 2.
+# Optional parts (gnuplot, matplotlib, compare.py) are installed when possible; when they
+# cannot be, `make bench` goes on and the plot step says in one line what it skipped.
+set -u
+what=${1:-test}
+missing=""      # Debian packages for required parts
+optional=""     # Debian packages for optional parts
+have() { command -v "$1" >/dev/null 2>&1; }
+pc() { have pkg-config && pkg-config --atleast-version="$2" "$1" 2>/dev/null; }
+py=/usr/bin/python3; [ -x "$py" ] || py=$(command -v python3 || echo python3)
+
+have cc || have gcc || missing="$missing gcc"
+have c++ || have g++ || missing="$missing g++"
+have pkg-config || missing="$missing pkg-config"
+have meson || missing="$missing meson"
+have ninja || have ninja-build || missing="$missing ninja-build"
+pc hwloc 2.5 || missing="$missing libhwloc-dev"
+pc benchmark 1.7.1 || [ -f /usr/include/benchmark/benchmark.h ] || missing="$missing libbenchmark-dev"
+have python3 || [ -x /usr/bin/python3 ] || missing="$missing python3"
+if [ "$what" = bench ]; then
+	have gnuplot || optional="$optional gnuplot-nox"
+	"$py" -c 'import matplotlib' >/dev/null 2>&1 || optional="$optional python3-matplotlib"
+	have hwloc-calc || optional="$optional hwloc-nox"
+fi
+
+[ -z "$missing" ] && [ -z "$optional" ] && exit 0
+
+apt_install() {
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/tmp/mproc-apt.log 2>&1 \
+	|| { DEBIAN_FRONTEND=noninteractive apt-get update -q >>/tmp/mproc-apt.log 2>&1 \
+	     && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>/tmp/mproc-apt.log 2>&1; }
+}
+
+can_apt=false
+[ "$(id -u)" = 0 ] && have apt-get && can_apt=true
+
+if [ -n "$missing" ]; then
+	if $can_apt; then
+		echo "deps: installing$missing$optional"
+		if ! apt_install $missing $optional; then
+			# The optional ones may be what failed (no registry): retry with the required alone.
+			if ! apt_install $missing; then
+				echo "deps: apt-get could not install:$missing (log: /tmp/mproc-apt.log)" >&2
+				exit 2
+			fi
+		fi
+		exit 0
+	fi
+	echo "deps: missing:$missing" >&2
+	echo "deps: run as root:  apt-get install --no-install-recommends$missing$optional" >&2
+	exit 2
+fi
+
+# Only optional parts are missing.
+if $can_apt && [ "${MPROC_NO_APT:-}" != 1 ]; then
+	if apt_install $optional; then
+		echo "deps: installed$optional"
+	else
+		echo "deps: could not install$optional (no package registry?); plots will be skipped"
+	fi
+fi
+exit 0
