@@ -15,5 +15,17 @@
 
 #include <mproc/error.h>
 #include <mproc/version.h>
+/* [process] */
+
+/* [conn] */
+
+/* [queue] */
+
+/* [shm_sync] */
+
+/* [manager] */
+
+/* [pool] */
+
 
 #endif /* MPROC_H */
