@@ -105,7 +105,7 @@ struct mproc_topo_caps {
 	long long dev_shm_free_bytes;   /* -1 if unknown */
 	bool memfd;                     /* memfd_create works */
 	bool mqueue;                    /* mq_open works */
-	long mq_msg_max, mq_msgsize_max, mq_queues_max;   /* /proc/sys/fs/mqueue/*, -1 unknown */
+	long mq_msg_max, mq_msgsize_max, mq_queues_max;   /* /proc/sys/fs/mqueue/..., -1 unknown */
 	long pipe_max_size;             /* /proc/sys/fs/pipe-max-size */
 	long long rlimit_nproc, rlimit_nofile;            /* soft limits, -1 = unlimited */
 	bool sysv_msg;                  /* msgget(IPC_PRIVATE) works */
