@@ -745,13 +745,9 @@ int mproc_topo_budget(const struct mproc_topo *t, struct mproc_topo_budget *out)
 
 const char *mproc_topo_hwloc_version(void)
 {
-	static char v[32];
-	unsigned a = hwloc_get_api_version();
-
-	/* hwloc has no run-time release string: the release built against, and the API
-	 * version of the library actually loaded (0x20800 for hwloc 2.8-2.9). */
-	snprintf(v, sizeof(v), "%s (API 0x%x)", HWLOC_VERSION, a);
-	return v;
+	/* hwloc has no run-time release string; hwloc_get_api_version() (in the JSON) tells the
+	 * API of the library actually loaded. */
+	return HWLOC_VERSION;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1178,6 +1174,7 @@ int mproc_topo_write_json(const struct mproc_topo *t, FILE *f)
 	const struct mproc_topo_counts *c;
 	struct mproc_topo_caps caps;
 	int n, *pus, a, bb;
+	char api[16], list[256];
 	int r = 0;
 
 	if (!t || !f)
@@ -1191,11 +1188,15 @@ int mproc_topo_write_json(const struct mproc_topo *t, FILE *f)
 
 	jw_open(&w, NULL, '{');
 	jw_kstr(&w, "hwloc_version", mproc_topo_hwloc_version());
+	snprintf(api, sizeof(api), "0x%x", hwloc_get_api_version());
+	jw_kstr(&w, "hwloc_api", api);
 	jw_kstr(&w, "origin", t->origin);
 	jw_open(&w, "budget", '{');
 	jw_kint(&w, "usable", b->usable);
 	jw_kint(&w, "usable_cores", b->usable_cores);
 	jw_kstr(&w, "bound_by", b->bound_by);
+	list_detail(list, sizeof(list), t->usable);
+	jw_kstr(&w, "allowed_pus", list);   /* before the quota and MPROC_CPUS caps */
 	jw_open(&w, "limits", '{');
 	jw_limit(&w, "hardware", &b->hardware);
 	jw_limit(&w, "affinity", &b->affinity);
