@@ -417,6 +417,15 @@ static void t_child_exit_undrained(void *arg)
 	mproc_queue_free(q);
 }
 
+static pid_t wait_child(pid_t pid, int *st)
+{
+	pid_t r;
+
+	while ((r = waitpid(pid, st, 0)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -473,7 +482,7 @@ static void t_eintr_storm(void *arg)
 			break;
 		}
 	}
-	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_EQ(wait_child(pid, &st), pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* Timeouts are honoured under the storm. */
 	t0 = tap_now();
