@@ -17,7 +17,8 @@
  * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
  * when it did not; per process), then sleeps on the other side's futex word after raising a
  * waiter count; the other side wakes only when that count is non-zero (seq_cst store/load
- * pairs on both sides, so no wake-up is lost). MPROC_QUEUE_SPIN never sleeps;
+ * pairs on both sides, so no wake-up is lost). MPROC_QUEUE_SPIN never sleeps (it calls
+ * sched_yield() every 128 spins, so a peer on the same CPU gets to run);
  * MPROC_QUEUE_NOSPIN sleeps at once. Each side caches the other side's state under its lock
  * and reloads it only when the cache says full/empty, so the hot path touches one remote
  * cache line per item at most.
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +167,10 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *st
 				return 0;
 			}
 			cpu_relax();
+			/* Spin-only mode yields now and then: a waiter that shares its CPU with
+			 * the other side (same_core) would otherwise burn a whole time slice. */
+			if ((i & 127) == 0 && budget == INT64_MAX)
+				sched_yield();
 			if ((i & 63) == 0) {
 				now = mproc__now_ns();
 				if (now >= deadline)
