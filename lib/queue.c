@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +78,77 @@ void mproc__robust_unlock(pthread_mutex_t *m)
 	pthread_mutex_unlock(m);
 }
 
+#define QLOCK_WAITERS 0x80000000u
+
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+static __thread pid_t t_tid;
+
+static void tid_reset_in_child(void)
+{
+	t_tid = 0;      /* the child's only thread has a new tid */
+}
+
+static void tid_register(void)
+{
+	pthread_atfork(NULL, NULL, tid_reset_in_child);
+}
+
+static pid_t my_tid(void)
+{
+	if (!t_tid) {
+		pthread_once(&tid_once, tid_register);
+		t_tid = (pid_t)syscall(SYS_gettid);
+	}
+	return t_tid;
+}
+
+int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline)
+{
+	uint32_t me = (uint32_t)my_tid(), v = 0;
+	int64_t now, until;
+
+	if (atomic_compare_exchange_strong(lock, &v, me))
+		return 0;
+	for (int i = 0; i < 200; i++) {
+		v = 0;
+		if (atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak(lock, &v, me))
+			return 0;
+		mproc__cpu_relax();
+	}
+	for (;;) {
+		v = atomic_load(lock);
+		if (v == 0) {
+			/* Others may sleep: keep the bit so our unlock wakes them. */
+			if (atomic_compare_exchange_weak(lock, &v, me | QLOCK_WAITERS))
+				return 0;
+			continue;
+		}
+		if (!(v & QLOCK_WAITERS) &&
+		    !atomic_compare_exchange_weak(lock, &v, v | QLOCK_WAITERS))
+			continue;
+		v |= QLOCK_WAITERS;
+		now = mproc__now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		until = deadline - now > MPROC__QLOCK_SLICE_NS ? now + MPROC__QLOCK_SLICE_NS
+							       : deadline;
+		if (mproc__futex_wait((uint32_t *)lock, v, until) == -ETIMEDOUT && until != deadline) {
+			pid_t owner = (pid_t)(v & ~QLOCK_WAITERS);
+
+			if (kill(owner, 0) < 0 && errno == ESRCH &&
+			    atomic_compare_exchange_strong(lock, &v, me | QLOCK_WAITERS))
+				return -EOWNERDEAD;
+		}
+	}
+}
+
+void mproc__qunlock(_Atomic uint32_t *lock)
+{
+	if (atomic_exchange(lock, 0) & QLOCK_WAITERS)
+		mproc__futex_wake((uint32_t *)lock, 1);
+}
+
 /* Sleep on *word while it equals seen, at most until deadline and for one slice. */
 static int qwait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen,
 		 int64_t deadline, int64_t slice_ns)
@@ -87,13 +160,14 @@ static int qwait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t see
 		return -ETIMEDOUT;
 	if (slice_ns > 0 && deadline - now > slice_ns)
 		until = now + slice_ns;
-	atomic_fetch_add(waiters, 1);
 	r = 0;
-	/* The waiter count is raised before the final check (seq_cst on both sides), so a
-	 * notifier that bumps the word after our check sees us and wakes us: no lost wake-up. */
+	/* The "sleeping" flag is raised before the final check (seq_cst on both sides), so a
+	 * notifier that bumps the word after our check sees the flag and wakes us: no lost
+	 * wake-up. The notifier clears the flag as it wakes all, so a burst of notifications
+	 * costs one FUTEX_WAKE, not one each. */
+	atomic_store(waiters, 1);
 	if (atomic_load(word) == seen)
 		r = mproc__futex_wait((uint32_t *)word, seen, until);
-	atomic_fetch_sub(waiters, 1);
 	if (r == -ETIMEDOUT && until == deadline)
 		return -ETIMEDOUT;
 	return 0;
@@ -112,14 +186,14 @@ int mproc__qwait_get(struct mproc_queue *q, uint32_t seen, int64_t deadline, int
 void mproc__qnotify_put(struct mproc_queue *q)
 {
 	atomic_fetch_add(&q->sh->put_seq, 1);
-	if (atomic_load(&q->sh->getters))
+	if (atomic_load(&q->sh->getters) && atomic_exchange(&q->sh->getters, 0))
 		mproc__futex_wake((uint32_t *)&q->sh->put_seq, INT_MAX);
 }
 
 void mproc__qnotify_get(struct mproc_queue *q)
 {
 	atomic_fetch_add(&q->sh->get_seq, 1);
-	if (atomic_load(&q->sh->putters))
+	if (atomic_load(&q->sh->putters) && atomic_exchange(&q->sh->putters, 0))
 		mproc__futex_wake((uint32_t *)&q->sh->get_seq, INT_MAX);
 }
 

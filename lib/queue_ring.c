@@ -3,8 +3,9 @@
  * MAP_SHARED memory (inherited across fork, no /dev/shm needed).
  *
  * Records are [u32 len][u32 0][payload, padded to 8 bytes]; the payload may wrap around the
- * end of the storage (two copies). Producers serialize on one robust mutex, consumers on
- * another, so one producer and one consumer never contend on a lock.
+ * end of the storage (two copies). Producers serialize on one robust lock, consumers on
+ * another (mproc__qlock: one atomic to take, one to release, a dead owner is detected), so
+ * one producer and one consumer never contend on a lock.
  *
  * Robustness. Each side publishes its progress with ONE 64-bit atomic store that packs the
  * item count (low half, also the futex word) with the byte position (high half): producers
@@ -16,8 +17,8 @@
  *
  * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
  * when it did not; per process), then sleeps on the other side's futex word after raising a
- * waiter count; the other side wakes only when that count is non-zero (seq_cst store/load
- * pairs on both sides, so no wake-up is lost). MPROC_QUEUE_SPIN never sleeps (it calls
+ * "sleeping" flag; the other side wakes (everybody) only when it finds the flag set, and
+ * clears it (store/re-check against store/check, both ordered, so no wake-up is lost). MPROC_QUEUE_SPIN never sleeps (it calls
  * sched_yield() every 128 spins, so a peer on the same CPU gets to run);
  * MPROC_QUEUE_NOSPIN sleeps at once. Each side caches the other side's state under its lock
  * and reloads it only when the cache says full/empty, so the hot path touches one remote
@@ -49,14 +50,14 @@
 
 struct ring_shared {
 	/* Producer side: written by producers under plock. */
-	_Alignas(MPROC__CACHELINE) pthread_mutex_t plock;
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t plock;
 	uint64_t cons_cache;            /* producers' last view of cons */
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t prod;     /* {puts, wpos} */
 	/* Consumer side. */
-	_Alignas(MPROC__CACHELINE) pthread_mutex_t clock;
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t clock;
 	uint64_t prod_cache;            /* consumers' last view of prod */
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t cons;     /* {gets, rpos} */
-	/* Read-mostly: changed only by sleepers. */
+	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t prod_waiters;
 	_Alignas(MPROC__CACHELINE) unsigned char data[];
@@ -69,17 +70,6 @@ struct ring {
 	uint32_t maxsize;               /* 0 = count unlimited */
 	_Atomic int64_t spin_ns;        /* this process's adaptive spin budget */
 };
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
 
 /* The futex word: the low half of a packed state. */
 static inline uint32_t *futex_word(_Atomic uint64_t *s)
@@ -128,8 +118,6 @@ static int ring_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	r->mask = r->cap - 1;
 	r->maxsize = (uint32_t)q->maxsize;
 	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
-	if (mproc__robust_mutex_init(&r->sh->plock) < 0 || mproc__robust_mutex_init(&r->sh->clock) < 0)
-		return -ENOMEM;
 	return 0;
 }
 
@@ -166,7 +154,7 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *st
 							      memory_order_relaxed);
 				return 0;
 			}
-			cpu_relax();
+			mproc__cpu_relax();
 			/* Spin-only mode yields now and then: a waiter that shares its CPU with
 			 * the other side (same_core) would otherwise burn a whole time slice. */
 			if ((i & 127) == 0 && budget == INT64_MAX)
@@ -186,10 +174,13 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *st
 	if (now >= deadline)
 		return -ETIMEDOUT;
 	until = deadline - now > RING_SLICE_NS ? now + RING_SLICE_NS : deadline;
-	atomic_fetch_add(waiters, 1);
+	/* Raise the flag, then re-check (seq_cst on both): a waker either sees the flag or we
+	 * see its new state. The waker clears the flag as it wakes everybody, so a burst of
+	 * puts costs one FUTEX_WAKE per sleep, not one per put while the sleeper is still
+	 * on its way back to a CPU. */
+	atomic_store(waiters, 1);
 	if (CNT(atomic_load(state)) == seen)
 		rr = mproc__futex_wait(futex_word(state), seen, until);
-	atomic_fetch_sub(waiters, 1);
 	if (rr == -ETIMEDOUT && until == deadline)
 		return -ETIMEDOUT;
 	return 0;
@@ -231,7 +222,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	int rc;
 
 	for (;;) {
-		rc = mproc__robust_lock(&s->plock, deadline);
+		rc = mproc__qlock(&s->plock, deadline);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		/* After -EOWNERDEAD nothing to repair: see the file comment. */
@@ -245,7 +236,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		if ((uint32_t)(POS(prod) - POS(cons)) + need <= r->cap &&
 		    (!r->maxsize || (uint32_t)(CNT(prod) - CNT(cons)) < r->maxsize))
 			break;
-		mproc__robust_unlock(&s->plock);
+		mproc__qunlock(&s->plock);
 		rc = ring_wait(q, r, &s->cons, &s->prod_waiters, CNT(cons), deadline);
 		if (rc < 0)
 			return rc;
@@ -253,10 +244,13 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	copy_in(r, POS(prod), hdr, sizeof(hdr));
 	copy_in(r, POS(prod) + RING_REC_HDR, buf, len);
 	/* The release store publishes the record's bytes with the count: consumers that see the
-	 * new count see the whole record. seq_cst orders it before the waiter check below. */
-	atomic_store(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need));
-	mproc__robust_unlock(&s->plock);
-	if (atomic_load(&s->cons_waiters))
+	 * new count see the whole record. The unlock's atomic exchange (a full barrier on x86
+	 * and ARMv8) then orders that store before our load of cons_waiters, the other half of
+	 * the waiter's "raise count, re-check" (no lost wake-up) without a second fence. */
+	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
+			      memory_order_release);
+	mproc__qunlock(&s->plock);
+	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
 		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
 	return 0;
 }
@@ -270,7 +264,7 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	int rc;
 
 	for (;;) {
-		rc = mproc__robust_lock(&s->clock, deadline);
+		rc = mproc__qlock(&s->clock, deadline);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
@@ -281,21 +275,22 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 		}
 		if (CNT(prod) != CNT(cons))
 			break;
-		mproc__robust_unlock(&s->clock);
+		mproc__qunlock(&s->clock);
 		rc = ring_wait(q, r, &s->prod, &s->cons_waiters, CNT(prod), deadline);
 		if (rc < 0)
 			return rc;
 	}
 	copy_out(r, POS(cons), hdr, sizeof(hdr));
 	if (hdr[0] > cap) {
-		mproc__robust_unlock(&s->clock);
+		mproc__qunlock(&s->clock);
 		return -EMSGSIZE;       /* the item stays */
 	}
 	copy_out(r, POS(cons) + RING_REC_HDR, buf, hdr[0]);
 	need = RING_REC_HDR + ((hdr[0] + 7) & ~7u);
-	atomic_store(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need));
-	mproc__robust_unlock(&s->clock);
-	if (atomic_load(&s->prod_waiters))
+	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
+			      memory_order_release);
+	mproc__qunlock(&s->clock);      /* orders the store before the waiter check (put) */
+	if (atomic_load(&s->prod_waiters) && atomic_exchange(&s->prod_waiters, 0))
 		mproc__futex_wake(futex_word(&s->cons), INT_MAX);
 	return (ssize_t)hdr[0];
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "mproc.h"
+#include "queue_internal.h"
 #include "tap.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -697,6 +698,41 @@ static void t_ring_modes(void *arg)
 	}
 }
 
+/* The ring's own robust lock: a holder SIGKILLed while holding it is detected, and the next
+ * locker gets -EOWNERDEAD (and holds the lock) within about one slice, never a hang. */
+static void t_qlock_owner_dies(void *arg)
+{
+	_Atomic uint32_t *lock = shared(4096);
+	pid_t pid;
+	int st;
+	double t0;
+
+	CHECK_OK(mproc__qlock(lock, MPROC__NO_DEADLINE));
+	mproc__qunlock(lock);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		mproc__qlock(lock, MPROC__NO_DEADLINE);
+		pause();
+		_exit(0);
+	}
+	while (atomic_load(lock) == 0)
+		usleep(1000);
+	/* A live holder: a timed lock times out. */
+	t0 = tap_now();
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 100 * 1000000), -ETIMEDOUT);
+	CHECK_CMP(tap_now() - t0, >=, 0.1);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	t0 = tap_now();
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC), -EOWNERDEAD);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	mproc__qunlock(lock);
+	CHECK_OK(mproc__qlock(lock, 0));
+	mproc__qunlock(lock);
+	munmap((void *)lock, 4096);
+}
+
 struct tcase {
 	const char *name;
 	tap_fn *fn;
@@ -730,5 +766,6 @@ int main(int argc, char **argv)
 		}
 	}
 	tap_add("queue/ring/spin_nospin_modes", t_ring_modes, (void *)(intptr_t)MPROC_QUEUE_RING);
+	tap_add("queue/ring/lock_owner_dies", t_qlock_owner_dies, NULL);
 	return tap_run(argc, argv);
 }
