@@ -20,6 +20,7 @@
 /* [conn] */
 
 /* [queue] */
+#include <mproc/queue.h>
 
 /* [shm_sync] */
 
