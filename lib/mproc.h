@@ -22,6 +22,8 @@
 /* [queue] */
 
 /* [shm_sync] */
+#include <mproc/shm.h>
+#include <mproc/sync.h>
 
 /* [manager] */
 
