@@ -23,6 +23,8 @@
 #include <mproc/queue.h>
 
 /* [shm_sync] */
+#include <mproc/shm.h>
+#include <mproc/sync.h>
 
 /* [manager] */
 
