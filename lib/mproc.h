@@ -18,6 +18,7 @@
 /* [process] */
 
 /* [conn] */
+#include <mproc/conn.h>
 
 /* [queue] */
 #include <mproc/queue.h>
