@@ -658,6 +658,10 @@ int mproc_topo_new(struct mproc_topo **out, const struct mproc_topo_opts *opts)
 
 	r = load_hwloc(&t->topo, o, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM |
 			HWLOC_TOPOLOGY_FLAG_RESTRICT_TO_CPUBINDING);
+	/* Where hwloc cannot read the binding (odd sandboxes), load unrestricted: the affinity
+	 * mask is intersected below anyway. */
+	if (r < 0 && live)
+		r = load_hwloc(&t->topo, o, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM);
 	if (r < 0)
 		goto out_free;
 	if (live)
@@ -694,7 +698,7 @@ int mproc_topo_new(struct mproc_topo **out, const struct mproc_topo_opts *opts)
 			 count_cores_in(t->topo, hwloc_topology_get_complete_cpuset(t->topo)));
 	}
 	copy_str(t->budget.hardware.source, sizeof(t->budget.hardware.source),
-		 live ? "hwloc, whole machine (INCLUDE_DISALLOWED)" : t->origin);
+		 live ? "hwloc: whole machine, INCLUDE_DISALLOWED" : t->origin);
 
 	/* usable = the PUs of the topology (allowed set) ... */
 	hwloc_bitmap_copy(t->usable, hwloc_topology_get_allowed_cpuset(t->topo));
