@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+import xml.etree.ElementTree as ET
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -242,6 +243,11 @@ class Steps(TmpCase):
                 p = os.path.join(pdir, "baseline_latency.%s.%s" % (tool, ext))
                 if have:
                     self.assertGreater(os.path.getsize(p), 1000, p)
+                    if ext == "svg":
+                        ET.parse(p)          # well-formed XML
+                    else:
+                        with open(p, "rb") as f:
+                            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
         if not have_gp:
             self.assertIn("plots: gnuplot not installed — skipped", r.stdout)
 
