@@ -247,7 +247,8 @@ def generic_section(run, h):
         cv, flag = fmt_cv(head)
         if flag:
             unstable.append(fig.name)
-        cnt = ", ".join("%s=%s" % (k, fmt_num(fig.median(k))) for k in fig.counters()[:4])
+        cnt = ", ".join("%s=%s" % (k, fmt_ns(fig.median(k)) if k.endswith("_ns")
+                                   else fmt_num(fig.median(k))) for k in fig.counters()[:4])
         rows.append(("`%s`" % fig.name, _time_cell(fig), cnt or "—", cv, str(fig.repetitions)))
     return table(["benchmark", "time (median)", "counters (median)", "CV", "reps"], rows), unstable
 

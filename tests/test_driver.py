@@ -436,6 +436,27 @@ class Driver(TmpCase):
     def test_sigterm(self):
         self.interrupt(signal.SIGTERM)
 
+    def test_eta_scales_with_finished_harnesses(self):
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader("mproc_bench", DRIVER)
+        spec = importlib.util.spec_from_loader("mproc_bench", loader)
+        mb = importlib.util.module_from_spec(spec)
+        loader.exec_module(mb)
+        hs = [mb.Harness(n, "native", "/x") for n in ("baseline", "spawn", "unknown_one")]
+
+        class A:
+            profile = "quick"
+        run = mb.Run(A(), self.tmp, hs, self.results)
+        exp = [h.expected("quick") for h in hs]
+        self.assertEqual(exp, [mb.EXPECTED_S["baseline"][1], mb.EXPECTED_S["spawn"][1],
+                               mb.DEFAULT_EXPECTED[1]])
+        self.assertAlmostEqual(run.eta(0), sum(exp))
+        run.durations["baseline"] = exp[0] / 2.0          # ran twice as fast as expected
+        self.assertAlmostEqual(run.eta(1), (exp[1] + exp[2]) / 2.0)
+        self.assertEqual(mb.fmt_dur(75), "1:15")
+        self.assertEqual(mb.fmt_dur(3725), "1:02:05")
+
     def test_clean_stale(self):
         dead, me = dead_pid(), os.getpid()
         for n in ("mproc-%d-0-aa" % dead, "mproc-%d-1-bb" % me, "sem.mproc-%d-2-cc" % dead,
