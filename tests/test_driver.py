@@ -454,6 +454,13 @@ class Driver(TmpCase):
         self.assertAlmostEqual(run.eta(0), sum(exp))
         run.durations["baseline"] = exp[0] / 2.0          # ran twice as fast as expected
         self.assertAlmostEqual(run.eta(1), (exp[1] + exp[2]) / 2.0)
+        py = mb.Harness("python", "python", "/src/bench/python/mp_bench.py", default=False)
+        self.assertEqual(py.argv("/r/python.json.part", "smoke", "/usr/bin/python3"),
+                         ["/usr/bin/python3", "/src/bench/python/mp_bench.py", "--profile",
+                          "smoke", "--out", "/r/python.json.part"])
+        self.assertEqual(hs[0].argv("/r/b.json.part", "full", "py"),
+                         ["/x", "--benchmark_out=/r/b.json.part", "--benchmark_out_format=json",
+                          "--profile=full"])
         self.assertEqual(mb.fmt_dur(75), "1:15")
         self.assertEqual(mb.fmt_dur(3725), "1:02:05")
 
