@@ -115,12 +115,23 @@ static int child_ret(void *arg)
 
 static int child_crash(void *arg)
 {
-	raise(SIGSEGV);
+	raise(SIGUSR1);     /* not SIGSEGV: ASan would catch it and exit 1 */
 	return 0;
 }
 
 static _Noreturn int child_sleep(void *arg)
 {
+	for (;;)
+		pause();
+}
+
+/* Says it is running (after bench_fork set PR_SET_PDEATHSIG), then sleeps. */
+static _Noreturn int child_ready_sleep(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+
+	if (write(fd, "x", 1) != 1)
+		_exit(3);
 	for (;;)
 		pause();
 }
@@ -146,7 +157,7 @@ static void t_fork_reap(void *arg)
 
 	pid = bench_fork(-1, child_crash, NULL);
 	ASSERT(pid > 0);
-	CHECK_EQ(bench_reap(pid, false), -SIGSEGV);
+	CHECK_EQ(bench_reap(pid, false), -SIGUSR1);
 
 	pid = bench_fork(-1, child_sleep, NULL);
 	ASSERT(pid > 0);
@@ -175,21 +186,29 @@ static void t_fork_bad_input(void *arg)
  * case runs as a subreaper, so the orphan comes back to us and we can see how it ended. */
 static void t_child_dies_with_harness(void *arg)
 {
-	int fds[2], status;
+	int fds[2], ready[2], status;
 	pid_t harness, child = 0;
 
 	ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+	ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
 	harness = fork();
 	ASSERT(harness >= 0);
 	if (harness == 0) {
-		pid_t c = bench_fork(-1, child_sleep, NULL);
+		pid_t c = bench_fork(-1, child_ready_sleep, (void *)(intptr_t)ready[1]);
+		char x;
 
+		/* Kill the harness only once the child runs: before its prctl, the child would
+		 * see the new parent and _exit(127) instead (also correct, but not this case). */
+		if (c < 0 || read(ready[0], &x, 1) != 1)
+			_exit(1);
 		if (write(fds[1], &c, sizeof(c)) != sizeof(c))
 			_exit(1);
 		for (;;)
 			pause();
 	}
 	close(fds[1]);
+	close(ready[0]);
+	close(ready[1]);
 	ASSERT_EQ(read(fds[0], &child, sizeof(child)), sizeof(child));
 	close(fds[0]);
 	ASSERT(child > 0);
