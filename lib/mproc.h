@@ -24,6 +24,7 @@
 /* [shm_sync] */
 
 /* [manager] */
+#include <mproc/manager.h>
 
 /* [pool] */
 
