@@ -291,7 +291,10 @@ def build_report(run):
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
     all_unstable = []
-    for name, h in run.harnesses.items():
+    order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]
+    order += [n for n in run.harnesses if n not in order]
+    for name in order:
+        h = run.harnesses[name]
         fn = SECTIONS.get(name, generic_section)
         out += ["## %s" % name, ""]
         if h.figures:
