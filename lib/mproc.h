@@ -28,6 +28,7 @@
 #include <mproc/sync.h>
 
 /* [manager] */
+#include <mproc/manager.h>
 
 /* [pool] */
 
