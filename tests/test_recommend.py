@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Recommendation logic on fixed figures (issue 7): knee found, budget respected, unstable
+data flagged, chunksize and I/O sizes computed. TAP output for meson."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+import recommend as R  # noqa: E402
+
+
+def cpu_curve(tps_by_n, task_ms=20, family="pool/cpu"):
+    return {f"{family}/workers:{n}/task_ms:{task_ms}": {"tasks_per_second": v}
+            for n, v in tps_by_n.items()}
+
+
+class Knee(unittest.TestCase):
+    def test_knee_is_smallest_within_2_percent(self):
+        figs = cpu_curve({1: 50, 2: 99, 3: 100, 4: 100.5, 8: 98})
+        rec = R.recommend(figs, {"usable": 8, "usable_cores": 4, "bound_by": "hardware"})
+        self.assertEqual(rec["cpu"]["knee_workers"], 2)      # 99 >= 0.98 * 100.5
+        self.assertEqual(rec["cpu"]["recommended_workers"], 2)
+        self.assertEqual(rec["cpu"]["best_workers"], 4)
+
+    def test_budget_caps_the_recommendation(self):
+        # Measured on a machine where 4 looked best, but this process may use only 1 CPU.
+        figs = cpu_curve({1: 50, 2: 60, 4: 100})
+        rec = R.recommend(figs, {"usable": 1, "usable_cores": 1, "bound_by": "affinity"})
+        self.assertEqual(rec["cpu"]["recommended_workers"], 1)
+        self.assertTrue(rec["cpu"]["capped_by_budget"])
+        self.assertEqual(rec["cpu"]["bound_by"], "affinity")
+
+    def test_taskset_one_cpu_flat_curve_recommends_one(self):
+        figs = cpu_curve({1: 50, 2: 50.2, 4: 49.8})
+        rec = R.recommend(figs, {"usable": 1, "usable_cores": 1, "bound_by": "affinity"})
+        self.assertEqual(rec["cpu"]["recommended_workers"], 1)
+
+    def test_longest_task_curve_is_used(self):
+        figs = cpu_curve({1: 900, 2: 1000}, task_ms=1)
+        figs.update(cpu_curve({1: 49, 2: 98, 3: 98.5}, task_ms=20))
+        rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
+        self.assertEqual(rec["cpu"]["task_ms"], 20)
+        self.assertEqual(rec["cpu"]["recommended_workers"], 2)
+
+    def test_unstable_points_flagged(self):
+        figs = cpu_curve({1: 50, 2: 100})
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2},
+                          unstable={"pool/cpu/workers:2/task_ms:20"})
+        self.assertEqual(rec["cpu"]["unstable_points"], ["pool/cpu/workers:2/task_ms:20"])
+        self.assertTrue(any("CV" in w for w in rec["warnings"]))
+
+    def test_nan_points_ignored(self):
+        figs = cpu_curve({1: 50, 2: float("nan"), 3: 100})
+        rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
+        self.assertEqual(rec["cpu"]["knee_workers"], 3)
+
+
+class CoresMinusOne(unittest.TestCase):
+    def test_verdict(self):
+        figs = cpu_curve({1: 25, 2: 50, 3: 75, 4: 100})
+        rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
+        self.assertEqual(rec["cores_minus_one"]["workers"], 3)
+        self.assertIn("leaves 25 %", rec["cores_minus_one"]["verdict"])
+        figs = cpu_curve({1: 25, 2: 50, 3: 99.5, 4: 100})
+        rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
+        self.assertEqual(rec["cores_minus_one"]["verdict"], "right")
+
+
+class IoAndChunks(unittest.TestCase):
+    def test_io_sizes_bounded_by_measured_efficiency(self):
+        figs = {f"pool/io/workers:{n}/task_ms:20": {"efficiency": e, "tasks_per_second": 1}
+                for n, e in {1: 0.99, 8: 0.98, 32: 0.95, 64: 0.7}.items()}
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        sizes = rec["io"]["by_blocking_fraction"]
+        self.assertEqual(sizes["0.5"], 4)       # ceil(2 / 0.5)
+        self.assertEqual(sizes["0.9"], 20)      # ceil(2 / 0.1)
+        self.assertEqual(sizes["0.99"], 32)     # 200 capped by the largest efficient N
+        self.assertEqual(rec["io"]["max_efficient_workers"], 32)
+
+    def test_chunksize(self):
+        figs = {f"pool_overhead/map/chunksize:{c}": {"ns_per_task": v}
+                for c, v in {1: 50_000, 10: 8_000, 100: 1_500, 1000: 900}.items()}
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        m = rec["chunksize"]["map"]
+        self.assertEqual(m["chunksize_for_1ms_tasks"], 10)      # 1 % of 1 ms = 10 us > 8 us
+        self.assertEqual(m["chunksize_for_20ms_tasks"], 1)      # 1 % of 20 ms = 200 us
+        self.assertIn("chunksize (map)", R.render_text(rec))
+
+    def test_nothing_measured(self):
+        rec = R.recommend({}, {"usable": 2, "usable_cores": 2, "bound_by": "hardware"})
+        self.assertNotIn("cpu", rec)
+        self.assertIn("not measured", R.render_text(rec))
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLI = os.path.join(HERE, "..", "bench", "mproc-recommend")
+FIXTURE = os.path.join(HERE, "data", "recommend_run")
+
+
+class Cli(unittest.TestCase):
+    def run_cli(self, *args):
+        import subprocess
+        return subprocess.run([sys.executable, CLI] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+
+    def test_fixture_run(self):
+        r = self.run_cli(FIXTURE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("CPU-bound pool: 4 workers", r.stdout)     # knee 4 (196 >= 0.98 * 198)
+        self.assertIn("bound by cpuset", r.stdout)
+        self.assertIn("CV > 5 %", r.stdout)                     # workers:7 is unstable
+
+    def test_json_is_strict(self):
+        import json
+        r = self.run_cli("--json", FIXTURE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = json.loads(r.stdout, parse_constant=lambda c: self.fail("non-finite " + c))
+        self.assertEqual(rec["cpu"]["recommended_workers"], 4)
+        self.assertEqual(rec["cpu"]["unstable_points"], ["pool/cpu/workers:7/task_ms:20"])
+        self.assertEqual(rec["io"]["by_blocking_fraction"]["0.9"], 32)
+
+    def test_write_into_run_dir(self):
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp()
+        try:
+            run = os.path.join(d, "run")
+            shutil.copytree(FIXTURE, run)
+            r = self.run_cli("--write", run)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(run, "recommendation.json")))
+            # A run that holds a recommendation still loads (not mistaken for a harness).
+            r = self.run_cli(run)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            shutil.rmtree(d)
+
+    def test_not_a_run_is_exit_2(self):
+        r = self.run_cli(HERE)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not a run directory", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+
+
+if __name__ == "__main__":
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    cases = []
+
+    def flatten(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                flatten(t)
+            else:
+                cases.append(t)
+    flatten(suite)
+    print(f"TAP version 13\n1..{len(cases)}")
+    failed = 0
+    for i, c in enumerate(cases, 1):
+        r = unittest.TestResult()
+        c.run(r)
+        name = c.id().split(".", 1)[1]
+        if r.wasSuccessful():
+            print(f"ok {i} recommend/{name}")
+        else:
+            failed += 1
+            print(f"not ok {i} recommend/{name}")
+            for _, tb in r.failures + r.errors:
+                for line in tb.splitlines():
+                    print("# " + line)
+    sys.exit(1 if failed else 0)
