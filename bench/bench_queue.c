@@ -22,6 +22,7 @@
  *	ring_futex sleeps at once (MPROC_QUEUE_NOSPIN).
  *
  * A back end the machine lacks (or a size over its kernel limit) skips with the reason.
+ * `bench_queue --clean-stale` removes SysV queues left by dead mproc processes and exits.
  * Children die with the harness (bench_fork); a child that dies ends the benchmark with an
  * error after at most WAIT_LIMIT_S, never a hang.
  */
@@ -622,5 +623,17 @@ static void register_all(void)
 
 int main(int argc, char **argv)
 {
+	/* bench_queue --clean-stale: remove SysV queues of dead mproc processes (the one kind of
+	 * queue object a crash can leave behind); for mproc-bench --clean-stale. */
+	if (argc == 2 && strcmp(argv[1], "--clean-stale") == 0) {
+		int n = mproc_queue_clean_stale();
+
+		if (n < 0) {
+			fprintf(stderr, "bench_queue: --clean-stale: %s\n", mproc_strerror(n));
+			return 1;
+		}
+		printf("removed %d stale SysV message queue(s)\n", n);
+		return 0;
+	}
 	return bench_main(argc, argv, register_all);
 }
