@@ -3,7 +3,7 @@
  *
  *   queue/<backend>/bytes:<N>/producers:<P>/consumers:<C>
  *	P producer processes put N-byte items into one queue, C consumer processes get them.
- *	One benchmark iteration is one round of M items (M*N about 16 MiB, 256 <= M <= 65536):
+ *	One benchmark iteration is one round of M items (M*N about 8 MiB, 256 <= M <= 32768):
  *	the parent opens the round (futex), producers put M/P items each, then the parent puts
  *	C empty items that end the round for the consumers (the queue is FIFO, so they come
  *	after every real item), and the round's wall time is the iteration's manual time.
@@ -297,19 +297,22 @@ static void bm_throughput(struct gbench_state *st, void *arg)
 		if (r < 0) {
 			char msg[200];
 
-			snprintf(msg, sizeof(msg), "%s cannot carry %zu-byte items here: %s",
-				 backend_label(tc->backend), bytes, mproc_strerror(r));
+			snprintf(msg, sizeof(msg), "%s cannot carry %zu-byte items here: %s%s",
+				 backend_label(tc->backend), bytes, mproc_strerror(r),
+				 r == -EMSGSIZE ? (tc->backend == MPROC_QUEUE_MQ
+				   ? " (over fs.mqueue.msgsize_max, raising it needs CAP_SYS_RESOURCE)"
+				   : " (over kernel.msgmax)") : "");
 			gbench_skip_with_error(st, msg);
 			goto out_ctl;
 		}
 	}
-	msgs = (uint32_t)((size_t)16 << 20) / (uint32_t)bytes;
+	msgs = (uint32_t)(((size_t)8 << 20) / bytes);
 	if (gbench_current_profile() == GBENCH_SMOKE)
 		msgs /= 16;
 	if (msgs < 256)
 		msgs = 256;
-	if (msgs > 65536)
-		msgs = 65536;
+	if (msgs > 32768)
+		msgs = 32768;
 	c->per_prod = (msgs + (uint32_t)np - 1) / (uint32_t)np;
 	c->bytes = bytes;
 	bench_gate_init(&c->gate);
