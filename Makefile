@@ -39,6 +39,7 @@ bench: deps-bench
 
 plots:
 	$(PYTHON) plots/plot.py '$(RUN)'
+	$(PYTHON) bench/report.py '$(RUN)'
 
 compare:
 	$(PYTHON) plots/compare.py $(A) $(B) $(if $(C),$(C)) $(if $(OUT),--out '$(OUT)')

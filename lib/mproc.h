@@ -18,14 +18,17 @@
 /* [process] */
 
 /* [conn] */
+#include <mproc/conn.h>
 
 /* [queue] */
+#include <mproc/queue.h>
 
 /* [shm_sync] */
 #include <mproc/shm.h>
 #include <mproc/sync.h>
 
 /* [manager] */
+#include <mproc/manager.h>
 
 /* [pool] */
 

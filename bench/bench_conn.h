@@ -1,0 +1,171 @@
+/*
+ * bench_conn.h - the transports that bench_pipe, bench_latency and bench_placement drive, behind
+ * one small interface (header-only, static inline, so each harness stays one .c file).
+ *
+ * Transports (the second element of every benchmark name):
+ *   raw_pipe        pipe2() with plain write(2)/read(2) of fixed-size messages: the floor
+ *   conn_pipe       mproc_conn over pipes (framed)
+ *   conn_stream     mproc_conn over socketpair(SOCK_STREAM)
+ *   conn_seqpacket  mproc_conn over socketpair(SOCK_SEQPACKET)
+ *
+ * A link is one direction of traffic (sender -> receiver); a duplex link also carries replies.
+ * Create before fork(); each process then closes the side it does not use.
+ */
+#ifndef MPROC_BENCH_CONN_H
+#define MPROC_BENCH_CONN_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "mproc/conn.h"
+
+enum bench_transport {
+	BENCH_RAW_PIPE,
+	BENCH_CONN_PIPE,
+	BENCH_CONN_STREAM,
+	BENCH_CONN_SEQPACKET,
+	BENCH_NTRANSPORTS,
+};
+
+static inline const char *bench_transport_name(enum bench_transport t)
+{
+	static const char *const names[] = { "raw_pipe", "conn_pipe", "conn_stream", "conn_seqpacket" };
+
+	return (unsigned)t < BENCH_NTRANSPORTS ? names[t] : "?";
+}
+
+/* Call once in main(): SIGPIPE ignored process-wide, as in CPython, so a dead peer is an
+ * -EPIPE the harness reports rather than a killed harness. Inherited by forked children. */
+static inline void bench_ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Two ends. For raw pipes: fd[0] a->b, fd[1] b->a (duplex only). */
+struct bench_link {
+	enum bench_transport t;
+	struct mproc_conn *ca, *cb;     /* conn transports */
+	int ab[2], ba[2];               /* raw pipes: [0] read end, [1] write end */
+};
+
+static inline void bench_link_close_a(struct bench_link *l)
+{
+	mproc_conn_close(l->ca);
+	l->ca = NULL;
+	mproc__closep(&l->ab[1]);
+	mproc__closep(&l->ba[0]);
+}
+
+static inline void bench_link_close_b(struct bench_link *l)
+{
+	mproc_conn_close(l->cb);
+	l->cb = NULL;
+	mproc__closep(&l->ab[0]);
+	mproc__closep(&l->ba[1]);
+}
+
+static inline int bench_link_open(struct bench_link *l, enum bench_transport t, bool duplex)
+{
+	static const enum mproc_conn_transport ct[] = {
+		MPROC_CONN_PIPE, MPROC_CONN_PIPE, MPROC_CONN_STREAM, MPROC_CONN_SEQPACKET,
+	};
+	/* The harnesses ignore SIGPIPE as CPython does (bench_ignore_sigpipe), so the pipe
+	 * transport skips its per-message SIGPIPE guard; raw_pipe has none either. */
+	struct mproc_conn_opts o = { .transport = ct[t], .simplex = !duplex,
+				     .sigpipe_ignored = true };
+	int r;
+
+	memset(l, 0, sizeof(*l));
+	l->t = t;
+	l->ab[0] = l->ab[1] = l->ba[0] = l->ba[1] = -1;
+	if (t != BENCH_RAW_PIPE) {
+		/* mproc_conn_pair gives (reader, writer) for simplex: a is our sender. */
+		return duplex ? mproc_conn_pair(&l->ca, &l->cb, &o) : mproc_conn_pair(&l->cb, &l->ca, &o);
+	}
+	if (pipe2(l->ab, O_CLOEXEC) < 0)
+		return -errno;
+	if (duplex && pipe2(l->ba, O_CLOEXEC) < 0) {
+		r = -errno;
+		bench_link_close_a(l);
+		bench_link_close_b(l);
+		return r;
+	}
+	return 0;
+}
+
+static inline void bench_link_close(struct bench_link *l)
+{
+	bench_link_close_a(l);
+	bench_link_close_b(l);
+}
+
+/* Send len bytes from side a (from_a) or side b. Returns 0 or -errno. */
+static inline int bench_link_send(struct bench_link *l, bool from_a, const void *buf, size_t len)
+{
+	if (l->t != BENCH_RAW_PIPE) {
+		ssize_t n = mproc_conn_send(from_a ? l->ca : l->cb, buf, len);
+
+		return n < 0 ? (int)n : 0;
+	}
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write(from_a ? l->ab[1] : l->ba[1], (const char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* Receive one message of at most size bytes on side b (at_b) or a. Raw pipes read exactly
+ * size bytes (fixed-size messages). Returns the length, MPROC_EOF or -errno. */
+static inline ssize_t bench_link_recv(struct bench_link *l, bool at_b, void *buf, size_t size)
+{
+	size_t done = 0;
+
+	if (l->t != BENCH_RAW_PIPE)
+		return mproc_conn_recv(at_b ? l->cb : l->ca, buf, size, MPROC_FOREVER);
+	while (done < size) {
+		ssize_t n = read(at_b ? l->ab[0] : l->ba[0], (char *)buf + done, size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return done ? -EBADMSG : MPROC_EOF;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/*
+ * A payload checksum that runs near memory speed (8 bytes per step), so verifying every
+ * message on arrival does not hide the channel's own cost the way a byte-wise FNV would at
+ * 1 MiB. Not cryptographic: it catches lost, duplicated, reordered or torn data.
+ */
+static inline uint64_t bench_fast_sum(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t s0 = 0x9e3779b97f4a7c15ull, s1 = n, w;
+	size_t i = 0;
+
+	for (; i + 16 <= n; i += 16) {
+		memcpy(&w, b + i, 8);
+		s0 = (s0 ^ w) * 0xff51afd7ed558ccdull;
+		memcpy(&w, b + i + 8, 8);
+		s1 = (s1 + w) * 0xc4ceb9fe1a85ec53ull + (s1 >> 29);
+	}
+	for (; i < n; i++)
+		s1 = (s1 ^ b[i]) * 0x100000001b3ull;
+	return s0 ^ (s1 + (s0 >> 31));
+}
+
+#endif /* MPROC_BENCH_CONN_H */

@@ -1,0 +1,932 @@
+/* conn.c - connected pairs over pipes and Unix socket pairs, with framed messages (conn.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn_frame.h"
+#include "internal.h"
+#include "mproc/conn.h"
+
+/*
+ * Read-ahead for the pipe transport: one read(2) fetches a small frame's header and
+ * body together (one syscall per message instead of two). Bodies longer than what the
+ * read-ahead holds are read straight into the caller's buffer, so large messages are not
+ * copied twice. Reads never go past the end of the current frame except into this buffer.
+ */
+#define CONN_RA_SIZE 4096
+/* fds received with the current frame's header and not yet handed out (stream sockets). */
+#define CONN_PEND_FDS MPROC_CONN_MAX_FDS
+/* SOCK_SEQPACKET: a frame is sent as packets of at most this many bytes (header included),
+ * since one packet must fit the socket's send buffer (about 208 KiB by default). */
+#define CONN_SEQ_CHUNK (64 * 1024)
+
+/* The page shared by every process that holds the endpoint: its send lock. */
+struct conn_shared {
+	pthread_mutex_t send_lock;      /* robust, process-shared: whole frames, never interleaved */
+};
+
+struct mproc_conn {
+	int rfd, wfd;                   /* -1 where the end cannot read / write; equal for sockets */
+	enum mproc_conn_transport transport;
+	size_t max;                     /* frame maximum */
+	size_t seq_chunk;               /* seqpacket packet size */
+	bool sigpipe_ignored;           /* opts.sigpipe_ignored: no SIGPIPE guard on pipe writes */
+	struct conn_shared *sh;         /* NULL for a read-only end */
+	int broken;                     /* 0, or -EBADMSG once the byte stream lost sync */
+	size_t ra_off, ra_len;          /* read-ahead window [ra_off, ra_len) */
+	size_t npend;                   /* fds in pend[] */
+	int pend[CONN_PEND_FDS];
+	unsigned char ra[CONN_RA_SIZE];
+};
+
+/* ---- frame header ------------------------------------------------------------------------ */
+
+int mproc__conn_parse_header(const void *p, size_t n, size_t max, struct mproc__conn_hdr *h)
+{
+	const unsigned char *b = p;
+	uint32_t len;
+
+	if (n < MPROC__CONN_HDR_SIZE)
+		return -EAGAIN;
+	if (b[0] != MPROC__CONN_MAGIC0 || b[1] != MPROC__CONN_MAGIC1 || b[2] != 0 ||
+	    b[3] > MPROC_CONN_MAX_FDS)
+		return -EBADMSG;
+	len = (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24;
+	if (len > max)
+		return -EMSGSIZE;
+	h->len = len;
+	h->nfds = b[3];
+	return 0;
+}
+
+void mproc__conn_make_header(void *out, uint32_t len, unsigned nfds)
+{
+	unsigned char *b = out;
+
+	b[0] = MPROC__CONN_MAGIC0;
+	b[1] = MPROC__CONN_MAGIC1;
+	b[2] = 0;
+	b[3] = (unsigned char)nfds;
+	b[4] = (unsigned char)len;
+	b[5] = (unsigned char)(len >> 8);
+	b[6] = (unsigned char)(len >> 16);
+	b[7] = (unsigned char)(len >> 24);
+}
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+const char *mproc_conn_transport_name(enum mproc_conn_transport t)
+{
+	switch (t) {
+	case MPROC_CONN_PIPE:
+		return "pipe";
+	case MPROC_CONN_STREAM:
+		return "stream";
+	case MPROC_CONN_SEQPACKET:
+		return "seqpacket";
+	}
+	return "?";
+}
+
+static bool conn_is_sock(const struct mproc_conn *c)
+{
+	return c->transport != MPROC_CONN_PIPE;
+}
+
+static void conn_close_fds(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mproc__close(fds[i]);
+}
+
+static int conn_break(struct mproc_conn *c)
+{
+	conn_close_fds(c->pend, c->npend);
+	c->npend = 0;
+	c->broken = -EBADMSG;
+	return -EBADMSG;
+}
+
+static int conn_lock(struct mproc_conn *c)
+{
+	int r = pthread_mutex_lock(&c->sh->send_lock);
+
+	if (r == EOWNERDEAD) {
+		/* A sender died holding the lock, perhaps mid-frame: the reader will see the
+		 * torn frame as -EBADMSG. Other senders must not wedge, so take it over. */
+		pthread_mutex_consistent(&c->sh->send_lock);
+		return 0;
+	}
+	return -r;
+}
+
+static void conn_unlock(struct mproc_conn *c)
+{
+	pthread_mutex_unlock(&c->sh->send_lock);
+}
+
+static void conn_advance(struct iovec **iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= (*iov)->iov_len) {
+		n -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + n;
+		(*iov)->iov_len -= n;
+	}
+}
+
+/* Put SCM_RIGHTS for fds into m (cbuf must hold CMSG_SPACE(nfds * sizeof(int))). */
+static void conn_set_rights(struct msghdr *m, void *cbuf, const int *fds, size_t nfds)
+{
+	struct cmsghdr *cm;
+
+	m->msg_control = cbuf;
+	m->msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+	cm = CMSG_FIRSTHDR(m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+}
+
+/* Collect SCM_RIGHTS fds from a received message into out (room for cap); fds beyond cap are
+ * closed. Returns how many were found in the message (may exceed cap). */
+static size_t conn_take_rights(struct msghdr *m, int *out, size_t cap, size_t *stored)
+{
+	size_t found = 0;
+
+	*stored = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		size_t n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*stored < cap)
+				out[(*stored)++] = fd;
+			else
+				mproc__close(fd);
+			found++;
+		}
+	}
+	return found;
+}
+
+/*
+ * Write the iovecs completely (the caller holds the send lock); fds ride on the first byte.
+ * Pipes: SIGPIPE is blocked in this thread for the frame, and a SIGPIPE our write raised is
+ * consumed before unblocking (two syscalls per frame; mproc__sigpipe_block costs four, which
+ * shows at small messages). Sockets: MSG_NOSIGNAL.
+ */
+static ssize_t conn_write_iov(struct mproc_conn *c, struct iovec *iov, int cnt, const int *fds,
+			      size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(MPROC_CONN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	sigset_t pipe_set, old;
+	bool masked = false;
+	size_t total = 0;
+	ssize_t n;
+	int r = 0;
+
+	for (int i = 0; i < cnt; i++)
+		total += iov[i].iov_len;
+	if (!conn_is_sock(c) && !c->sigpipe_ignored) {
+		sigemptyset(&pipe_set);
+		sigaddset(&pipe_set, SIGPIPE);
+		pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+		masked = !sigismember(&old, SIGPIPE);
+	}
+	while (cnt > 0) {
+		if (conn_is_sock(c)) {
+			struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+
+			if (nfds)
+				conn_set_rights(&m, cbuf.buf, fds, nfds);
+			n = sendmsg(c->wfd, &m, MSG_NOSIGNAL);
+		} else {
+			n = writev(c->wfd, iov, cnt);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {  /* someone set O_NONBLOCK on the description */
+				r = mproc__poll1(c->wfd, POLLOUT, MPROC__NO_DEADLINE);
+				if (r < 0)
+					break;
+				r = 0;
+				continue;
+			}
+			r = -errno;
+			break;
+		}
+		nfds = 0;
+		conn_advance(&iov, &cnt, (size_t)n);
+	}
+	if (masked) {
+		if (r == -EPIPE) {
+			/* No SIGPIPE was pending before (it was unblocked, so it would have been
+			 * delivered): the one pending now is ours. */
+			const struct timespec zero = { 0, 0 };
+
+			while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+				;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	return r < 0 ? r : (ssize_t)total;
+}
+
+/* Send one frame as SOCK_SEQPACKET packets (the caller holds the send lock). */
+static ssize_t conn_write_seq(struct mproc_conn *c, const unsigned char *hdr, const char *body,
+			      size_t len, const int *fds, size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(MPROC_CONN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	size_t off = 0;
+	bool first = true;
+
+	while (first || off < len) {
+		struct iovec iov[2];
+		struct msghdr m = { .msg_iov = iov };
+		size_t room = first ? c->seq_chunk - MPROC__CONN_HDR_SIZE : c->seq_chunk;
+		size_t part = len - off < room ? len - off : room;
+		ssize_t n;
+
+		if (first) {
+			iov[0] = (struct iovec){ (void *)hdr, MPROC__CONN_HDR_SIZE };
+			iov[1] = (struct iovec){ (void *)(body + off), part };
+			m.msg_iovlen = part ? 2 : 1;
+			if (nfds)
+				conn_set_rights(&m, cbuf.buf, fds, nfds);
+		} else {
+			iov[0] = (struct iovec){ (void *)(body + off), part };
+			m.msg_iovlen = 1;
+		}
+		do
+			n = sendmsg(c->wfd, &m, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN) {
+			int r = mproc__poll1(c->wfd, POLLOUT, MPROC__NO_DEADLINE);
+
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		off += part;
+		first = false;
+	}
+	return (ssize_t)len;
+}
+
+static ssize_t conn_send_frame(struct mproc_conn *c, const void *buf, size_t len, const int *fds,
+			       size_t nfds)
+{
+	unsigned char hdr[MPROC__CONN_HDR_SIZE];
+	ssize_t n;
+	int r;
+
+	if (!c || (!buf && len > 0) || len > SSIZE_MAX)
+		return -EINVAL;
+	if (c->wfd < 0)
+		return -EBADF;
+	if (len > c->max)
+		return -EMSGSIZE;
+	mproc__conn_make_header(hdr, (uint32_t)len, (unsigned)nfds);
+	r = conn_lock(c);
+	if (r < 0)
+		return r;
+	if (c->transport == MPROC_CONN_SEQPACKET) {
+		n = conn_write_seq(c, hdr, buf, len, fds, nfds);
+	} else {
+		struct iovec iov[2] = {
+			{ hdr, sizeof(hdr) },
+			{ (void *)buf, len },
+		};
+		n = conn_write_iov(c, iov, len ? 2 : 1, fds, nfds);
+		if (n > 0)
+			n -= MPROC__CONN_HDR_SIZE;
+	}
+	conn_unlock(c);
+	return n;
+}
+
+ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len)
+{
+	return conn_send_frame(c, buf, len, NULL, 0);
+}
+
+ssize_t mproc_conn_send_fds(struct mproc_conn *c, const void *buf, size_t len, const int *fds,
+			    size_t nfds)
+{
+	if (!c || !fds || nfds == 0 || nfds > MPROC_CONN_MAX_FDS)
+		return -EINVAL;
+	for (size_t i = 0; i < nfds; i++)
+		if (fds[i] < 0)
+			return -EINVAL;
+	if (!conn_is_sock(c))
+		return -EOPNOTSUPP;
+	return conn_send_frame(c, buf, len, fds, nfds);
+}
+
+ssize_t mproc_conn_write(struct mproc_conn *c, const void *buf, size_t len)
+{
+	struct iovec iov;
+	ssize_t n;
+	int r;
+
+	if (!c || (!buf && len > 0) || len > SSIZE_MAX)
+		return -EINVAL;
+	if (c->wfd < 0)
+		return -EBADF;
+	if (len == 0)
+		return 0;
+	iov = (struct iovec){ (void *)buf, len };
+	r = conn_lock(c);
+	if (r < 0)
+		return r;
+	n = conn_write_iov(c, &iov, 1, NULL, 0);
+	conn_unlock(c);
+	return n;
+}
+
+/* ---- receive ----------------------------------------------------------------------------- */
+
+/* Wait for readability before a blocking read when there is a deadline. 0 or -errno. */
+static int conn_wait_readable(struct mproc_conn *c, int64_t deadline)
+{
+	int r;
+
+	if (deadline == MPROC__NO_DEADLINE)
+		return 0;
+	r = mproc__poll1(c->rfd, POLLIN, deadline);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * Pipe/stream: read more bytes into the read-ahead, which must end up holding `want` bytes
+ * from ra_off (want <= CONN_RA_SIZE). Pipes read as much as fits; stream sockets read no
+ * further than `want`, i.e. never past the current frame: fds ride on a frame's first byte,
+ * so the fds of the reads of one frame belong to that frame alone. Returns bytes read,
+ * MPROC_EOF or -errno.
+ */
+static ssize_t conn_ra_fill(struct mproc_conn *c, size_t want, int64_t deadline)
+{
+	union {
+		char buf[CMSG_SPACE(MPROC_CONN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	ssize_t n;
+	int r;
+
+	if (c->ra_off > 0) {
+		memmove(c->ra, c->ra + c->ra_off, c->ra_len - c->ra_off);
+		c->ra_len -= c->ra_off;
+		c->ra_off = 0;
+	}
+	for (;;) {
+		r = conn_wait_readable(c, deadline);
+		if (r < 0)
+			return r;
+		if (conn_is_sock(c)) {
+			struct iovec iov = { c->ra + c->ra_len, want - c->ra_len };
+			struct msghdr m = {
+				.msg_iov = &iov, .msg_iovlen = 1,
+				.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
+			};
+
+			n = recvmsg(c->rfd, &m, MSG_CMSG_CLOEXEC);
+			if (n >= 0 && m.msg_controllen > 0) {
+				size_t stored;
+				size_t found = conn_take_rights(&m, c->pend + c->npend,
+								CONN_PEND_FDS - c->npend, &stored);
+
+				c->npend += stored;
+				if (found != stored || (m.msg_flags & MSG_CTRUNC))
+					return conn_break(c);
+			} else if (n >= 0 && (m.msg_flags & MSG_CTRUNC)) {
+				return conn_break(c);
+			}
+		} else {
+			n = read(c->rfd, c->ra + c->ra_len, CONN_RA_SIZE - c->ra_len);
+		}
+		if (n > 0) {
+			c->ra_len += (size_t)n;
+			return n;
+		}
+		if (n == 0)
+			return MPROC_EOF;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			r = mproc__poll1(c->rfd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		return -errno;
+	}
+}
+
+/*
+ * The next frame's header, without consuming anything. Pipe/stream: fill the read-ahead until
+ * it holds a header (a partial header survives a timeout). Seqpacket: peek at the packet.
+ */
+static int conn_next_header(struct mproc_conn *c, int64_t deadline, struct mproc__conn_hdr *h)
+{
+	ssize_t n;
+	int r;
+
+	if (c->broken)
+		return c->broken;
+	if (c->transport != MPROC_CONN_SEQPACKET) {
+		while (c->ra_len - c->ra_off < MPROC__CONN_HDR_SIZE) {
+			n = conn_ra_fill(c, MPROC__CONN_HDR_SIZE, deadline);
+			if (n == MPROC_EOF)
+				return c->ra_len > c->ra_off ? conn_break(c) : MPROC_EOF;
+			if (n < 0)
+				return (int)n;
+		}
+		r = mproc__conn_parse_header(c->ra + c->ra_off, c->ra_len - c->ra_off, c->max, h);
+		return r == -EBADMSG ? conn_break(c) : r;
+	}
+	for (;;) {
+		unsigned char hdr[MPROC__CONN_HDR_SIZE];
+
+		r = conn_wait_readable(c, deadline);
+		if (r < 0)
+			return r;
+		/* No control buffer: peeked fds are not installed (the kernel drops the copies). */
+		n = recv(c->rfd, hdr, sizeof(hdr), MSG_PEEK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			r = mproc__poll1(c->rfd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return MPROC_EOF;
+		r = mproc__conn_parse_header(hdr, (size_t)n, c->max, h);
+		if (r == -EAGAIN || r == -EBADMSG)
+			return conn_break(c);
+		return r;
+	}
+}
+
+/* Pipe/stream: read exactly len bytes of the current body straight into buf. */
+static int conn_read_exact(struct mproc_conn *c, char *buf, size_t len, int64_t deadline)
+{
+	size_t done = 0;
+	ssize_t n;
+	int r;
+
+	while (done < len) {
+		r = conn_wait_readable(c, deadline);
+		if (r < 0)
+			goto torn;
+		n = read(c->rfd, buf + done, len - done);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			r = -EBADMSG;   /* EOF inside a frame: the writer died mid-frame */
+			goto torn;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			r = mproc__poll1(c->rfd, POLLIN, deadline);
+			if (r < 0)
+				goto torn;
+			continue;
+		}
+		r = -errno;
+		goto torn;
+	}
+	return 0;
+torn:
+	conn_break(c);
+	return r;
+}
+
+/* Consume the frame whose header conn_next_header returned (sizes already checked). */
+static ssize_t conn_take_stream(struct mproc_conn *c, const struct mproc__conn_hdr *h, char *buf,
+				int *fds, int64_t deadline)
+{
+	size_t have, part;
+	int r;
+
+	if (h->nfds != c->npend)
+		return conn_break(c);   /* fds missing, or more than the header says */
+	c->ra_off += MPROC__CONN_HDR_SIZE;
+	have = c->ra_len - c->ra_off;
+	part = have < h->len ? have : h->len;
+	if (part)
+		memcpy(buf, c->ra + c->ra_off, part);
+	c->ra_off += part;
+	if (c->ra_off == c->ra_len)
+		c->ra_off = c->ra_len = 0;
+	if (part < h->len) {
+		r = conn_read_exact(c, buf + part, h->len - part, deadline);
+		if (r < 0)
+			return r;
+	}
+	if (h->nfds) {
+		memcpy(fds, c->pend, h->nfds * sizeof(int));
+		c->npend -= h->nfds;
+		memmove(c->pend, c->pend + h->nfds, c->npend * sizeof(int));
+	}
+	return (ssize_t)h->len;
+}
+
+static ssize_t conn_take_seq(struct mproc_conn *c, const struct mproc__conn_hdr *h, char *buf,
+			     int *fds, int64_t deadline)
+{
+	union {
+		char buf[CMSG_SPACE(MPROC_CONN_MAX_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	unsigned char hdr[MPROC__CONN_HDR_SIZE];
+	size_t off = 0, stored = 0, found;
+	bool first = true;
+	ssize_t n;
+	int r;
+
+	while (first || off < h->len) {
+		struct iovec iov[2];
+		struct msghdr m = { .msg_iov = iov };
+
+		if (first) {
+			iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+			iov[1] = (struct iovec){ buf, h->len };
+			m.msg_iovlen = h->len ? 2 : 1;
+			m.msg_control = cbuf.buf;
+			m.msg_controllen = sizeof(cbuf.buf);
+		} else {
+			r = conn_wait_readable(c, deadline);
+			if (r < 0) {
+				conn_break(c);
+				return r;
+			}
+			iov[0] = (struct iovec){ buf + off, h->len - off };
+			m.msg_iovlen = 1;
+		}
+		n = recvmsg(c->rfd, &m, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			r = mproc__poll1(c->rfd, POLLIN, deadline);
+			if (r < 0) {
+				conn_break(c);
+				return r;
+			}
+			continue;
+		}
+		if (n < 0) {
+			r = -errno;
+			if (!first)
+				conn_break(c);
+			return r;
+		}
+		if (first) {
+			found = conn_take_rights(&m, fds, fds ? h->nfds : 0, &stored);
+		} else {
+			size_t none;
+
+			found = conn_take_rights(&m, NULL, 0, &none);
+		}
+		if (n == 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || found != stored ||
+		    (!first && found)) {
+			if (fds)
+				conn_close_fds(fds, stored);
+			return conn_break(c);
+		}
+		if (first) {
+			if ((size_t)n < sizeof(hdr) || stored != h->nfds) {
+				if (fds)
+					conn_close_fds(fds, stored);
+				return conn_break(c);
+			}
+			off = (size_t)n - sizeof(hdr);
+			first = false;
+		} else {
+			off += (size_t)n;
+		}
+	}
+	return (ssize_t)h->len;
+}
+
+static ssize_t conn_recv_common(struct mproc_conn *c, void *buf, size_t size, void **out,
+				int *fds, size_t *nfds, double timeout_s)
+{
+	struct mproc__conn_hdr h;
+	size_t room = nfds ? *nfds : 0;
+	int64_t deadline;
+	ssize_t n;
+	int r;
+
+	if (!c || (!out && !buf && size > 0) || size > SSIZE_MAX || (nfds && *nfds && !fds))
+		return -EINVAL;
+	r = mproc__deadline(timeout_s, &deadline);
+	if (r < 0)
+		return r;
+	if (c->rfd < 0)
+		return -EBADF;
+	if (nfds)
+		*nfds = 0;
+	r = conn_next_header(c, deadline, &h);
+	if (r < 0)
+		return r;
+	if (h.nfds > room)
+		return -EMSGSIZE;
+	if (out) {
+		buf = malloc(h.len ? h.len : 1);
+		if (!buf)
+			return -ENOMEM;
+	} else if (h.len > size) {
+		return -EMSGSIZE;
+	}
+	if (c->transport != MPROC_CONN_SEQPACKET &&
+	    MPROC__CONN_HDR_SIZE + (size_t)h.len <= CONN_RA_SIZE) {
+		/* A small frame is gathered whole before anything is consumed, so a timeout
+		 * in the middle of it leaves it queued (a larger one breaks the endpoint). */
+		while (c->ra_len - c->ra_off < MPROC__CONN_HDR_SIZE + (size_t)h.len) {
+			n = conn_ra_fill(c, MPROC__CONN_HDR_SIZE + h.len, deadline);
+			if (n == MPROC_EOF)
+				n = conn_break(c);
+			if (n < 0) {
+				if (out)
+					free(buf);
+				return n;
+			}
+		}
+	}
+	if (c->transport == MPROC_CONN_SEQPACKET)
+		n = conn_take_seq(c, &h, buf, fds, deadline);
+	else
+		n = conn_take_stream(c, &h, buf, fds, deadline);
+	if (n < 0) {
+		if (out)
+			free(buf);
+		return n;
+	}
+	if (out)
+		*out = buf;
+	if (nfds)
+		*nfds = h.nfds;
+	return n;
+}
+
+ssize_t mproc_conn_recv(struct mproc_conn *c, void *buf, size_t size, double timeout_s)
+{
+	return conn_recv_common(c, buf, size, NULL, NULL, NULL, timeout_s);
+}
+
+ssize_t mproc_conn_recv_alloc(struct mproc_conn *c, void **out, double timeout_s)
+{
+	if (!out)
+		return -EINVAL;
+	return conn_recv_common(c, NULL, 0, out, NULL, NULL, timeout_s);
+}
+
+ssize_t mproc_conn_recv_fds(struct mproc_conn *c, void *buf, size_t size, int *fds,
+			    size_t *nfds, double timeout_s)
+{
+	if (!nfds)
+		return -EINVAL;
+	return conn_recv_common(c, buf, size, NULL, fds, nfds, timeout_s);
+}
+
+ssize_t mproc_conn_read(struct mproc_conn *c, void *buf, size_t size, double timeout_s)
+{
+	int64_t deadline;
+	ssize_t n;
+	int r;
+
+	if (!c || !buf || size == 0 || size > SSIZE_MAX)
+		return -EINVAL;
+	r = mproc__deadline(timeout_s, &deadline);
+	if (r < 0)
+		return r;
+	if (c->rfd < 0)
+		return -EBADF;
+	if (c->ra_len > c->ra_off) {
+		size_t part = c->ra_len - c->ra_off;
+
+		part = part < size ? part : size;
+		memcpy(buf, c->ra + c->ra_off, part);
+		c->ra_off += part;
+		return (ssize_t)part;
+	}
+	for (;;) {
+		r = conn_wait_readable(c, deadline);
+		if (r < 0)
+			return r;
+		n = read(c->rfd, buf, size);
+		if (n > 0)
+			return n;
+		if (n == 0)
+			return MPROC_EOF;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			r = mproc__poll1(c->rfd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		return -errno;
+	}
+}
+
+int mproc_conn_poll(struct mproc_conn *c, double timeout_s)
+{
+	int64_t deadline;
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	r = mproc__deadline(timeout_s, &deadline);
+	if (r < 0)
+		return r;
+	if (c->rfd < 0)
+		return -EBADF;
+	if (c->ra_len > c->ra_off || c->broken)
+		return 1;
+	r = mproc__poll1(c->rfd, POLLIN, deadline);
+	if (r == -ETIMEDOUT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+int mproc_conn_fileno(const struct mproc_conn *c)
+{
+	return c ? c->rfd : -1;
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+void mproc_conn_close(struct mproc_conn *c)
+{
+	if (!c)
+		return;
+	conn_close_fds(c->pend, c->npend);
+	if (c->wfd != c->rfd)
+		mproc__close(c->wfd);
+	mproc__close(c->rfd);
+	if (c->sh)
+		munmap(c->sh, sizeof(*c->sh));
+	free(c);
+}
+
+static int conn_new(struct mproc_conn **out, const struct mproc_conn_opts *o, int rfd, int wfd,
+		    size_t seq_chunk)
+{
+	pthread_mutexattr_t attr;
+	struct mproc_conn *c;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->rfd = -1;
+	c->wfd = -1;
+	c->transport = o->transport;
+	c->max = o->max_msg ? o->max_msg : MPROC_CONN_MAX_DEFAULT;
+	c->seq_chunk = seq_chunk;
+	c->sigpipe_ignored = o->sigpipe_ignored;
+	if (wfd >= 0) {
+		/* Forked children inherit the mapping, so the lock is shared by every process
+		 * holding the endpoint (and by nothing else). */
+		c->sh = mmap(NULL, sizeof(*c->sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+		if (c->sh == MAP_FAILED) {
+			r = -errno;
+			c->sh = NULL;
+			goto out_free;
+		}
+		r = -pthread_mutexattr_init(&attr);
+		if (r < 0)
+			goto out_free;
+		pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+		pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+		r = -pthread_mutex_init(&c->sh->send_lock, &attr);
+		pthread_mutexattr_destroy(&attr);
+		if (r < 0)
+			goto out_free;
+	}
+	c->rfd = rfd;
+	c->wfd = wfd;
+	*out = c;
+	return 0;
+out_free:
+	mproc_conn_close(c);
+	return r;
+}
+
+int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
+		    const struct mproc_conn_opts *opts)
+{
+	static const struct mproc_conn_opts defaults;
+	const struct mproc_conn_opts *o = opts ? opts : &defaults;
+	struct mproc_conn *ca = NULL, *cb = NULL;
+	int p1[2] = { -1, -1 }, p2[2] = { -1, -1 };
+	size_t chunk = CONN_SEQ_CHUNK;
+	int r, type;
+
+	if (!a || !b || o->max_msg > MPROC_CONN_MAX_LIMIT)
+		return -EINVAL;
+	switch (o->transport) {
+	case MPROC_CONN_PIPE:
+		type = 0;
+		break;
+	case MPROC_CONN_STREAM:
+		type = SOCK_STREAM;
+		break;
+	case MPROC_CONN_SEQPACKET:
+		type = SOCK_SEQPACKET;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (type == 0) {
+		if (pipe2(p1, O_CLOEXEC) < 0)
+			return -errno;
+		if (!o->simplex && pipe2(p2, O_CLOEXEC) < 0) {
+			r = -errno;
+			goto out_close;
+		}
+		/* p1 carries b -> a (a reads first, as Python's Pipe(False) returns r, w);
+		 * p2 carries a -> b. */
+		r = conn_new(&ca, o, p1[0], o->simplex ? -1 : p2[1], chunk);
+		if (r < 0)
+			goto out_close;
+		p1[0] = p2[1] = -1;
+		r = conn_new(&cb, o, o->simplex ? -1 : p2[0], p1[1], chunk);
+		if (r < 0)
+			goto out_close;
+		*a = ca;
+		*b = cb;
+		return 0;
+	}
+	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, p1) < 0)
+		return -errno;
+	if (type == SOCK_SEQPACKET) {
+		int sndbuf = 0;
+		socklen_t sl = sizeof(sndbuf);
+
+		/* One packet must fit the send buffer, whatever the sysctls say. */
+		if (getsockopt(p1[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) == 0 && sndbuf > 0 &&
+		    (size_t)sndbuf / 4 < chunk)
+			chunk = (size_t)sndbuf / 4 > 1024 ? (size_t)sndbuf / 4 : 1024;
+	}
+	if (o->simplex) {
+		shutdown(p1[0], SHUT_WR);
+		shutdown(p1[1], SHUT_RD);
+	}
+	r = conn_new(&ca, o, p1[0], o->simplex ? -1 : p1[0], chunk);
+	if (r < 0)
+		goto out_close;
+	p1[0] = -1;
+	r = conn_new(&cb, o, o->simplex ? -1 : p1[1], p1[1], chunk);
+	if (r < 0)
+		goto out_close;
+	*a = ca;
+	*b = cb;
+	return 0;
+out_close:
+	mproc_conn_close(ca);
+	mproc__close(p1[0]);
+	mproc__close(p1[1]);
+	mproc__close(p2[0]);
+	mproc__close(p2[1]);
+	return r;
+}
