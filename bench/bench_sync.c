@@ -76,7 +76,7 @@ static int pp_init(struct pp *p)
 
 		switch (p->prim) {
 		case PRIM_LOCK:
-			/* Both batons start held, by the harness; any process may release a Lock. */
+			/* Both batons start held by the harness; any process may release a Lock. */
 			r = mproc_lock_init_at(mem, 64, &p->l[i]);
 			if (r == 0)
 				r = mproc_lock_acquire(p->l[i], 0);

@@ -103,8 +103,10 @@ static void t_bad_input(void *arg)
 	CHECK_ERR(mproc_shm_new(&s, MPROC_SHM_SIZE_MAX + 1, &o), -EMSGSIZE);
 	CHECK_ERR(mproc_shm_new(&s, SIZE_MAX, NULL), -EMSGSIZE);
 	CHECK_ERR(mproc_shm_new(&s, 4096, &(struct mproc_shm_opts){ .kind = 7 }), -EINVAL);
-	CHECK_ERR(mproc_shm_new(&s, 4096, &(struct mproc_shm_opts){ .kind = MPROC_SHM_ANON,
-								      .name = "/mproc-x" }), -EINVAL);
+	o.name = "/mproc-x";
+	o.kind = MPROC_SHM_ANON;
+	CHECK_ERR(mproc_shm_new(&s, 4096, &o), -EINVAL);        /* a name for an anonymous one */
+	o.kind = MPROC_SHM_NAMED;
 	/* A NUL inside the name, a name without '/', with another '/', empty, too long. */
 	o.name = "/mproc-a\0b";
 	o.name_len = 10;
