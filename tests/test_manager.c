@@ -587,6 +587,25 @@ static void t_idle_preauth(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* A client that never authenticates is dropped after the 5 s handshake deadline. */
+static void t_handshake_deadline(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	uint8_t body[64];
+	size_t len;
+	double t0 = tap_now(), dt;
+	int fd = raw_connect(mproc_manager_address(m));
+
+	CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+	CHECK(raw_closed_within(fd, 5.0 + 2.0 * tap_timeout_mult()));
+	dt = tap_now() - t0;
+	tap_diag("unauthenticated connection closed after %.2f s", dt);
+	CHECK_CMP(dt, >=, 4.9);
+	mproc__close(fd);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* ---- malformed frames after authentication ---- */
 
 static void t_malformed(void *arg)
@@ -954,6 +973,7 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
 	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
 	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
+	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
 	tap_add("manager/unix/malformed_frames", t_malformed, NULL);
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);
