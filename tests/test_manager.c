@@ -693,8 +693,26 @@ static void t_server_killed(void *arg)
 	char buf[8];
 	double t0;
 
+	pid_t waiter;
+	int status;
+
+	/* A child parked in a blocking get must learn of the death too. */
+	waiter = fork();
+	ASSERT(waiter >= 0);
+	if (waiter == 0) {
+		struct mproc_mclient *cc;
+		struct mproc_mqueue *cq;
+		size_t kl;
+		const void *k = mproc_manager_key(m, &kl);
+
+		if (mproc_manager_connect(&cc, mproc_manager_address(m), k, kl) < 0 ||
+		    mproc_mqueue_open(&cq, cc, "q", 0) < 0)
+			_exit(10);
+		_exit(mproc_mqueue_get(cq, buf, sizeof(buf), MPROC_FOREVER) == -EPIPE ? 0 : 11);
+	}
 	ASSERT_OK(mproc_dict_open(&d, c, "d"));
 	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	usleep(100 * 1000);
 	kill(mproc_manager_pid(m), SIGINT);     /* ignored */
 	usleep(50 * 1000);
 	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 1);
@@ -704,6 +722,9 @@ static void t_server_killed(void *arg)
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	CHECK_ERR(mproc_dict_set(d, "k", "v", 1), -EPIPE);
 	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
+	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	mproc_dict_close(d);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
