@@ -143,6 +143,8 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *st
 	int64_t start, now, until, budget;
 	int rr = 0;
 
+	if (deadline <= 0)
+		return -ETIMEDOUT;      /* a first try: the front end comes back with a deadline */
 	if (!(q->flags & MPROC_QUEUE_NOSPIN)) {
 		budget = (q->flags & MPROC_QUEUE_SPIN) ? INT64_MAX : atomic_load_explicit(
 			&r->spin_ns, memory_order_relaxed);
@@ -311,4 +313,5 @@ const struct mproc__queue_ops mproc__queue_ring_ops = {
 	.put = ring_put,
 	.get = ring_get,
 	.qsize = ring_qsize,
+	.try_first = true,
 };

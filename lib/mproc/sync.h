@@ -23,16 +23,17 @@
  * forked children; none is async-signal-safe.
  *
  * Locks and owner death. A Lock (and an RLock) stores its holder's thread id in the futex
- * word, so an uncontended acquire or release is one atomic instruction and no system call.
- * When a waiter's sleep times out (every 20 ms while blocked, and once at the end of any
- * timed or non-blocking attempt) it checks whether the holder still lives (kill(tid, 0), and
+ * word, so an uncontended acquire or release is one atomic instruction and no system call;
+ * a contended one spins 20 pauses, then sleeps on the futex. A sleeping waiter wakes after
+ * 10 ms, then at doubling intervals up to 160 ms, and once at the end of any timed or
+ * non-blocking attempt, to check whether the holder still lives (kill(tid, 0), and
  * /proc/<tid>/stat to see through zombies). If the holder is gone, the waiter takes the lock
  * and gets -EOWNERDEAD: the lock is now held by the caller, and the data it guards may be
  * half-updated; release it as usual when the state is repaired. The kernel's robust list
  * (set_robust_list) would notice the death at once, but a thread has only one robust list
  * and glibc already owns it for robust pthread mutexes; sharing it would mean writing into
  * glibc's private list layout. The liveness check costs nothing on the fast path and at most
- * 20 ms of detection delay. Limits: all processes must share one pid namespace, and a dead
+ * 160 ms of detection delay (and a few wake-ups a second per blocked waiter). Limits: all processes must share one pid namespace, and a dead
  * holder whose thread id was already reused by a new thread looks alive (the waiter then waits
  * until that thread also exits, or times out).
  *
@@ -132,7 +133,10 @@ int mproc_sem_value(const struct mproc_sem *s);
  * Condition: a condition variable used with a Lock the caller chooses per wait, like
  * pthread_cond_wait (Python's Condition(lock)). Wake-ups are exact: notify(n) wakes at most n
  * of the waiters present, and none is lost, with Python's algorithm (the notifier waits until
- * each process it woke has left its wait). Hold the Lock around wait and notify.
+ * each process it woke has left its wait). Hold the Lock around wait and notify. As in
+ * Python, a waiter killed after it was picked but before it left its wait makes that notify
+ * block; do not kill processes inside a Condition wait. Only a Lock (not an RLock) pairs with
+ * a Condition.
  */
 int mproc_cond_new(struct mproc_cond **out);
 int mproc_cond_init_at(void *mem, size_t size, struct mproc_cond **out);
