@@ -103,6 +103,9 @@ class Reader(unittest.TestCase):
         self.assertEqual(s("BM/1/iterations:10/repeats:2/real_time/threads:2"), "BM/1")
         self.assertEqual(s("baseline/syscall"), "baseline/syscall")
         self.assertEqual(s("x/process_time/real_time"), "x")
+        # Our own argument named like a suffix, before the time type, is kept.
+        self.assertEqual(s("spawn/fork/rss_mib:0/threads:8/manual_time"),
+                         "spawn/fork/rss_mib:0/threads:8")
 
     def test_baseline_fixture(self):
         run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
