@@ -60,6 +60,8 @@ def dead_pid():
 class TmpCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="mproc-driver-test.")
+        # addCleanup, not tearDown: it also runs when setUp skips or fails half-way.
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         self.build = os.path.join(self.tmp, "build")
         os.makedirs(os.path.join(self.build, "bench"))
         self.shm = os.path.join(self.tmp, "shm")
@@ -72,9 +74,6 @@ class TmpCase(unittest.TestCase):
         for k in list(self.env):
             if k.startswith("FAKE_MODE"):
                 del self.env[k]
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def fake(self, *names):
         for n in names:
