@@ -411,6 +411,22 @@ class Driver(TmpCase):
         text = open(os.path.join(self.tmp, "run", "report.md")).read()
         self.assertIn("Failed harnesses", text)
 
+    def test_harness_timeout(self):
+        self.fake("slow", "next")
+        env = dict(self.env, FAKE_MODE_SLOW="sleep")
+        t0 = time.monotonic()
+        r = self.driver("--no-plots", "--harness-timeout", "4", "--out",
+                        os.path.join(self.tmp, "run"), env=env)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        ctx = self.load_ctx(os.path.join(self.tmp, "run"))
+        self.assertEqual(ctx["harnesses"]["failed"], [{"name": "slow", "reason":
+                                                       "timed out after 4 s",
+                                                       "partial_json": False}], r.stdout)
+        self.assertEqual(ctx["harnesses"]["ok"], ["next"])
+        for pid in (int(x) for x in open(env["FAKE_PIDFILE"]).read().split()):
+            self.assertFalse(alive(pid))
+
     def test_orphans_are_reaped(self):
         self.fake("orph")
         env = dict(self.env, FAKE_MODE="orphan")
