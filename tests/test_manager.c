@@ -861,6 +861,19 @@ static void t_bad_input(void *arg)
 	char longname[MPROC_MANAGER_NAME_MAX + 2];
 	struct mproc_dict *d = NULL;
 
+	struct mproc__mgr_addr a;
+
+	CHECK_OK(mproc__mgr_addr_parse("tcp:4242", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_EQ(a.port, 4242);
+	CHECK_OK(mproc__mgr_addr_parse("tcp::0", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_OK(mproc__mgr_addr_parse("tcp:[::1]:5", &a));
+	CHECK_STR_EQ(a.host, "::1");
+	CHECK_OK(mproc__mgr_addr_parse("tcp:localhost:7", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_ERR(mproc__mgr_addr_parse("tcp:1.2.3.4:", &a), -EINVAL);
+	CHECK_ERR(mproc__mgr_addr_parse("tcp:1.2.3.4:-1", &a), -EINVAL);
 	CHECK_ERR(mproc_manager_start(NULL, NULL), -EINVAL);
 	o.address = "udp:1.2.3.4:5";
 	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
