@@ -281,7 +281,7 @@ static int child_full_devshm(void *arg)
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return 77;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return 78;
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777") < 0)
 		return 79;
@@ -325,7 +325,7 @@ static int child_no_devshm(void *arg)
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return 77;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return 78;
 	/* Read-only /dev/shm. */
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_RDONLY, "size=1m") < 0)
