@@ -350,6 +350,7 @@ static void t_lock_owner_dead_blocked(void *arg)
 /* A Lock placed in a named region, reached through a second mapping at another address. */
 static void t_lock_in_named_region(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s1, *s2;
 	struct mproc_lock *l1, *l2;
