@@ -70,6 +70,11 @@ struct mproc_conn_opts {
 	 * trip where syscalls are dear). Sockets never need it (MSG_NOSIGNAL). If the promise is
 	 * broken, a send to a closed pipe raises SIGPIPE. -EPIPE is returned either way. */
 	bool sigpipe_ignored;
+	/* Pipe transport: capacity asked of the kernel for each pipe (F_SETPIPE_SZ), 0 = 256 KiB.
+	 * Best effort: the kernel's limits (fs.pipe-max-size, pipe-user-pages-soft) may keep the
+	 * default 64 KiB, and that is not an error. A larger pipe lets a 64 KiB message and its
+	 * 8-byte header go in one write instead of two rounds of wake-ups. */
+	size_t pipe_bytes;
 };
 
 /*
