@@ -16,15 +16,21 @@
 #include <mproc/error.h>
 #include <mproc/version.h>
 /* [process] */
+#include <mproc/log.h>
+#include <mproc/process.h>
 
 /* [conn] */
 #include <mproc/conn.h>
 
 /* [queue] */
+#include <mproc/queue.h>
 
 /* [shm_sync] */
+#include <mproc/shm.h>
+#include <mproc/sync.h>
 
 /* [manager] */
+#include <mproc/manager.h>
 
 /* [pool] */
 

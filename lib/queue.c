@@ -1,0 +1,499 @@
+/*
+ * queue.c - the queue front end: argument checks, deadlines, close, JoinableQueue counters,
+ * and dispatch through the back ends' ops tables (SQLite's mutex-methods pattern).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "mproc/queue.h"
+#include "queue_internal.h"
+
+static const struct mproc__queue_ops *const backends[MPROC_QUEUE_BACKEND_COUNT] = {
+	[MPROC_QUEUE_PIPE] = &mproc__queue_pipe_ops,
+	[MPROC_QUEUE_RING] = &mproc__queue_ring_ops,
+	[MPROC_QUEUE_MQ] = &mproc__queue_mq_ops,
+	[MPROC_QUEUE_SYSV] = &mproc__queue_sysv_ops,
+};
+
+void *mproc__shared_alloc(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void mproc__shared_free(void *p, size_t bytes)
+{
+	if (p)
+		munmap(p, bytes);
+}
+
+int mproc__robust_mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int r;
+
+	r = pthread_mutexattr_init(&a);
+	if (r)
+		return -r;
+	r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!r)
+		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!r)
+		r = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return -r;
+}
+
+int mproc__robust_lock(pthread_mutex_t *m, int64_t deadline)
+{
+	struct timespec ts;
+	int r;
+
+	if (deadline == MPROC__NO_DEADLINE) {
+		r = pthread_mutex_lock(m);
+	} else {
+		ts.tv_sec = deadline / MPROC__NSEC_PER_SEC;
+		ts.tv_nsec = deadline % MPROC__NSEC_PER_SEC;
+		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+	}
+	if (r == EOWNERDEAD) {
+		pthread_mutex_consistent(m);
+		return -EOWNERDEAD;
+	}
+	return -r;
+}
+
+void mproc__robust_unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+}
+
+#define QLOCK_WAITERS 0x80000000u
+
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+static __thread pid_t t_tid;
+
+static void tid_reset_in_child(void)
+{
+	t_tid = 0;      /* the child's only thread has a new tid */
+}
+
+static void tid_register(void)
+{
+	pthread_atfork(NULL, NULL, tid_reset_in_child);
+}
+
+static pid_t my_tid(void)
+{
+	if (!t_tid) {
+		pthread_once(&tid_once, tid_register);
+		t_tid = (pid_t)syscall(SYS_gettid);
+	}
+	return t_tid;
+}
+
+int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline)
+{
+	uint32_t me = (uint32_t)my_tid(), v = 0;
+	int64_t now, until;
+
+	if (atomic_compare_exchange_strong(lock, &v, me))
+		return 0;
+	for (int i = 0; i < 200; i++) {
+		v = 0;
+		if (atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak(lock, &v, me))
+			return 0;
+		mproc__cpu_relax();
+	}
+	for (;;) {
+		v = atomic_load(lock);
+		if (v == 0) {
+			/* Others may sleep: keep the bit so our unlock wakes them. */
+			if (atomic_compare_exchange_weak(lock, &v, me | QLOCK_WAITERS))
+				return 0;
+			continue;
+		}
+		if (!(v & QLOCK_WAITERS) &&
+		    !atomic_compare_exchange_weak(lock, &v, v | QLOCK_WAITERS))
+			continue;
+		v |= QLOCK_WAITERS;
+		now = mproc__now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		until = deadline - now > MPROC__QLOCK_SLICE_NS ? now + MPROC__QLOCK_SLICE_NS
+							       : deadline;
+		if (mproc__futex_wait((uint32_t *)lock, v, until) == -ETIMEDOUT && until != deadline) {
+			pid_t owner = (pid_t)(v & ~QLOCK_WAITERS);
+
+			if (kill(owner, 0) < 0 && errno == ESRCH &&
+			    atomic_compare_exchange_strong(lock, &v, me | QLOCK_WAITERS))
+				return -EOWNERDEAD;
+		}
+	}
+}
+
+void mproc__qunlock(_Atomic uint32_t *lock)
+{
+	if (atomic_exchange(lock, 0) & QLOCK_WAITERS)
+		mproc__futex_wake((uint32_t *)lock, 1);
+}
+
+/* Sleep on *word while it equals seen, at most until deadline and for one slice. */
+static int qwait(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen,
+		 int64_t deadline, int64_t slice_ns)
+{
+	int64_t now = mproc__now_ns(), until = deadline;
+	int r;
+
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	if (slice_ns > 0 && deadline - now > slice_ns)
+		until = now + slice_ns;
+	r = 0;
+	/* The "sleeping" flag is raised before the final check (seq_cst on both sides), so a
+	 * notifier that bumps the word after our check sees the flag and wakes us: no lost
+	 * wake-up. The notifier clears the flag as it wakes all, so a burst of notifications
+	 * costs one FUTEX_WAKE, not one each. */
+	atomic_store(waiters, 1);
+	if (atomic_load(word) == seen)
+		r = mproc__futex_wait((uint32_t *)word, seen, until);
+	if (r == -ETIMEDOUT && until == deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+int mproc__qwait_put(struct mproc_queue *q, uint32_t seen, int64_t deadline, int64_t slice_ns)
+{
+	return qwait(&q->sh->put_seq, &q->sh->getters, seen, deadline, slice_ns);
+}
+
+int mproc__qwait_get(struct mproc_queue *q, uint32_t seen, int64_t deadline, int64_t slice_ns)
+{
+	return qwait(&q->sh->get_seq, &q->sh->putters, seen, deadline, slice_ns);
+}
+
+void mproc__qnotify_put(struct mproc_queue *q)
+{
+	atomic_fetch_add(&q->sh->put_seq, 1);
+	if (atomic_load(&q->sh->getters) && atomic_exchange(&q->sh->getters, 0))
+		mproc__futex_wake((uint32_t *)&q->sh->put_seq, INT_MAX);
+}
+
+void mproc__qnotify_get(struct mproc_queue *q)
+{
+	atomic_fetch_add(&q->sh->get_seq, 1);
+	if (atomic_load(&q->sh->putters) && atomic_exchange(&q->sh->putters, 0))
+		mproc__futex_wake((uint32_t *)&q->sh->get_seq, INT_MAX);
+}
+
+int mproc__qslot_take(struct mproc_queue *q, int64_t deadline)
+{
+	uint32_t c, seen;
+	int r;
+
+	if (!q->maxsize) {
+		atomic_fetch_add(&q->sh->count, 1);
+		return 0;
+	}
+	for (;;) {
+		seen = atomic_load(&q->sh->get_seq);
+		c = atomic_load(&q->sh->count);
+		while (c < q->maxsize) {
+			if (atomic_compare_exchange_weak(&q->sh->count, &c, c + 1))
+				return 0;
+		}
+		r = mproc__qwait_get(q, seen, deadline, 100 * 1000000);
+		if (r < 0)
+			return r;
+	}
+}
+
+void mproc__qslot_release(struct mproc_queue *q)
+{
+	atomic_fetch_sub(&q->sh->count, 1);
+	mproc__qnotify_get(q);
+}
+
+void mproc__qslot_consumed(struct mproc_queue *q)
+{
+	atomic_fetch_sub(&q->sh->count, 1);
+}
+
+const char *mproc_queue_backend_name(enum mproc_queue_backend b)
+{
+	if ((unsigned)b >= MPROC_QUEUE_BACKEND_COUNT)
+		return NULL;
+	return backends[b]->name;
+}
+
+int mproc_queue_backend_from_name(const char *name, enum mproc_queue_backend *out)
+{
+	if (!name || !out)
+		return -EINVAL;
+	for (unsigned i = 0; i < MPROC_QUEUE_BACKEND_COUNT; i++) {
+		if (strcmp(name, backends[i]->name) == 0) {
+			*out = (enum mproc_queue_backend)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int mproc_queue_new(struct mproc_queue **out, const struct mproc_queue_opts *opts)
+{
+	static const struct mproc_queue_opts defaults;
+	const struct mproc_queue_opts *o = opts ? opts : &defaults;
+	struct mproc_queue *q = NULL;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if ((unsigned)o->backend >= MPROC_QUEUE_BACKEND_COUNT)
+		return -EINVAL;
+	if (o->flags & ~(unsigned)MPROC_QUEUE_FLAGS_ALL)
+		return -EINVAL;
+	if ((o->flags & MPROC_QUEUE_SPIN) && (o->flags & MPROC_QUEUE_NOSPIN))
+		return -EINVAL;
+	if (o->max_msg > MPROC__QUEUE_MSG_LIMIT || o->maxsize > UINT32_MAX ||
+	    o->ring_bytes > ((size_t)1 << 40))
+		return -EINVAL;
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->ops = backends[o->backend];
+	q->backend = o->backend;
+	q->flags = o->flags;
+	q->maxsize = o->maxsize;
+	q->max_msg = o->max_msg;
+	q->creator = getpid();
+	q->sh = mproc__shared_alloc(sizeof(*q->sh));
+	if (!q->sh) {
+		r = -errno;
+		goto out_free;
+	}
+	r = q->ops->init(q, o);
+	if (r < 0)
+		goto out_fini;
+	*out = q;
+	return 0;
+
+out_fini:
+	q->ops->fini(q, true);
+	mproc__shared_free(q->sh, sizeof(*q->sh));
+out_free:
+	free(q);
+	return r;
+}
+
+void mproc_queue_free(struct mproc_queue *q)
+{
+	if (!q)
+		return;
+	q->ops->fini(q, q->creator == getpid());
+	mproc__shared_free(q->sh, sizeof(*q->sh));
+	free(q);
+}
+
+/* timeout 0 means "would block" (-EAGAIN), not "timed out". */
+static int fix_timeout_code(int r, double timeout_s)
+{
+	return (r == -ETIMEDOUT && timeout_s == 0) ? -EAGAIN : r;
+}
+
+/* Check a timeout without reading the clock; the deadline is computed only if a call must wait. */
+static bool timeout_ok(double timeout_s)
+{
+	return timeout_s == MPROC_FOREVER || (isfinite(timeout_s) && timeout_s >= 0);
+}
+
+/*
+ * The deadline for a call that found it must wait. Deadline 0 (long past) means "do not
+ * wait": a first attempt with it costs no clock read (about 50 ns on a VM), which matters
+ * on the ring's fast path.
+ */
+static int64_t deadline_of(double timeout_s)
+{
+	int64_t d = 0;
+
+	if (timeout_s != 0)
+		mproc__deadline(timeout_s, &d);
+	return d;
+}
+
+int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double timeout_s)
+{
+	bool joinable;
+	int r;
+
+	if (!q || !buf || !timeout_ok(timeout_s))
+		return -EINVAL;
+	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
+		return -EPIPE;
+	if (len > q->max_msg)
+		return -EMSGSIZE;
+	/* Count the task before the item can be seen, so a consumer's task_done can never
+	 * run ahead of our increment and find the counter at zero. */
+	joinable = q->flags & MPROC_QUEUE_JOINABLE;
+	if (joinable)
+		atomic_fetch_add(&q->sh->unfinished, 1);
+	r = -ETIMEDOUT;
+	if (q->ops->try_first)
+		r = q->ops->put(q, buf, len, 0);
+	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
+		r = q->ops->put(q, buf, len, deadline_of(timeout_s));
+	if (r < 0 && joinable && atomic_fetch_sub(&q->sh->unfinished, 1) == 1 &&
+	    atomic_load(&q->sh->joiners))
+		mproc__futex_wake((uint32_t *)&q->sh->unfinished, INT_MAX);
+	return fix_timeout_code(r, timeout_s);
+}
+
+ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s)
+{
+	ssize_t r;
+
+	if (!q || !buf || !timeout_ok(timeout_s))
+		return -EINVAL;
+	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
+		return -EPIPE;
+	r = -ETIMEDOUT;
+	if (q->ops->try_first)
+		r = q->ops->get(q, buf, cap, 0);
+	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
+		r = q->ops->get(q, buf, cap, deadline_of(timeout_s));
+	return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;
+}
+
+ssize_t mproc_queue_qsize(struct mproc_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return q->ops->qsize(q);
+}
+
+bool mproc_queue_empty(struct mproc_queue *q)
+{
+	return mproc_queue_qsize(q) == 0;
+}
+
+bool mproc_queue_full(struct mproc_queue *q)
+{
+	ssize_t n = mproc_queue_qsize(q);
+
+	return q && q->maxsize && n >= 0 && (size_t)n >= q->maxsize;
+}
+
+int mproc_queue_close(struct mproc_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	atomic_store(&q->closed, true);
+	return 0;
+}
+
+int mproc_queue_task_done(struct mproc_queue *q)
+{
+	uint32_t v;
+
+	if (!q || !(q->flags & MPROC_QUEUE_JOINABLE))
+		return -EINVAL;
+	v = atomic_load(&q->sh->unfinished);
+	do {
+		if (v == 0)
+			return -EINVAL;     /* task_done() called too many times */
+	} while (!atomic_compare_exchange_weak(&q->sh->unfinished, &v, v - 1));
+	if (v == 1 && atomic_load(&q->sh->joiners))
+		mproc__futex_wake((uint32_t *)&q->sh->unfinished, INT_MAX);
+	return 0;
+}
+
+int mproc_queue_join(struct mproc_queue *q, double timeout_s)
+{
+	int64_t deadline;
+	uint32_t v;
+	int r;
+
+	if (!q || !(q->flags & MPROC_QUEUE_JOINABLE))
+		return -EINVAL;
+	r = mproc__deadline(timeout_s, &deadline);
+	if (r < 0)
+		return r;
+	for (;;) {
+		v = atomic_load(&q->sh->unfinished);
+		if (v == 0)
+			return 0;
+		if (mproc__now_ns() >= deadline)
+			return fix_timeout_code(-ETIMEDOUT, timeout_s);
+		atomic_fetch_add(&q->sh->joiners, 1);
+		/* Slices of 100 ms: a consumer killed between its decrement and its wake-up
+		 * cannot leave us asleep. */
+		int64_t until = mproc__now_ns() + 100 * 1000000;
+		r = mproc__futex_wait((uint32_t *)&q->sh->unfinished, v,
+				      until < deadline ? until : deadline);
+		atomic_fetch_sub(&q->sh->joiners, 1);
+	}
+}
+
+enum mproc_queue_backend mproc_queue_backend_of(const struct mproc_queue *q)
+{
+	return q->backend;
+}
+
+size_t mproc_queue_max_msg(const struct mproc_queue *q)
+{
+	return q ? q->max_msg : 0;
+}
+
+int mproc_queue_backend_available(enum mproc_queue_backend b, const char **reason)
+{
+	struct mproc_queue_opts o = { .backend = b };
+	struct mproc_queue *q;
+	int r;
+
+	if (reason)
+		*reason = NULL;
+	if ((unsigned)b >= MPROC_QUEUE_BACKEND_COUNT) {
+		if (reason)
+			*reason = "unknown queue back end";
+		return -EINVAL;
+	}
+	r = mproc_queue_new(&q, &o);
+	if (r == 0) {
+		mproc_queue_free(q);
+		return 0;
+	}
+	if (reason) {
+		switch (b) {
+		case MPROC_QUEUE_MQ:
+			*reason = r == -ENOSYS ? "POSIX message queues are not supported by this kernel"
+			    : r == -EMFILE || r == -ENOSPC ? "POSIX message queue limit reached (fs.mqueue.queues_max or RLIMIT_MSGQUEUE)"
+			    : "mq_open failed (no mqueue filesystem, or denied)";
+			break;
+		case MPROC_QUEUE_SYSV:
+			*reason = r == -ENOSYS ? "SysV IPC is not supported by this kernel"
+			    : r == -ENOSPC ? "SysV message queue limit reached (kernel.msgmni)"
+			    : "msgget failed (denied by the system)";
+			break;
+		case MPROC_QUEUE_RING:
+			*reason = "shared memory (mmap MAP_SHARED|MAP_ANONYMOUS) failed";
+			break;
+		default:
+			*reason = "pipe2 failed";
+			break;
+		}
+	}
+	return r;
+}

@@ -1,0 +1,122 @@
+/*
+ * queue_internal.h - what the queue front end (queue.c) shares with its back ends
+ * (queue_pipe.c, queue_ring.c, queue_mq.c, queue_sysv.c). Not installed.
+ *
+ * The front end checks arguments, turns timeouts into deadlines, keeps the JoinableQueue
+ * counters and the "closed" flag, then calls the back end through its ops table. Every back
+ * end gets a small shared control block (struct mproc__qshared, anonymous MAP_SHARED, so it is
+ * inherited across fork) with an item count and two futex sequence words it may use for
+ * maxsize and for waking waiters.
+ */
+#ifndef MPROC_QUEUE_INTERNAL_H
+#define MPROC_QUEUE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "internal.h"
+#include "mproc/queue.h"
+
+#define MPROC__QUEUE_MSG_LIMIT ((size_t)64 << 20)
+#define MPROC__QUEUE_DEFAULT_MSG ((size_t)64 << 10)
+
+/* Shared by every process using the queue. Each futex word on its own cache line. */
+struct mproc__qshared {
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t count;    /* items (pipe, sysv) */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t put_seq;  /* bumped after each put */
+	_Atomic uint32_t getters;                             /* flag: someone sleeps on put_seq */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t get_seq;  /* bumped after each get */
+	_Atomic uint32_t putters;                             /* flag: someone sleeps on get_seq */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t unfinished; /* JoinableQueue */
+	_Atomic uint32_t joiners;
+};
+
+struct mproc_queue;
+
+struct mproc__queue_ops {
+	const char *name;
+	/* Create the back end's objects in q->be. o has been checked; q->maxsize and
+	 * q->max_msg hold the resolved limits (the back end may resolve 0 defaults). */
+	int (*init)(struct mproc_queue *q, const struct mproc_queue_opts *o);
+	/* Release; creator true in the process that called new. Safe on a half-made q. */
+	void (*fini)(struct mproc_queue *q, bool creator);
+	/* deadline: absolute CLOCK_MONOTONIC ns; 0 = do not wait; MPROC__NO_DEADLINE. */
+	int (*put)(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline);
+	ssize_t (*get)(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline);
+	ssize_t (*qsize)(struct mproc_queue *q);
+	/* put/get are cheap to try with deadline 0 ("do not wait"): the front end does that
+	 * first and computes a real deadline only when the call has to wait. */
+	bool try_first;
+};
+
+struct mproc_queue {
+	const struct mproc__queue_ops *ops;
+	enum mproc_queue_backend backend;
+	unsigned flags;
+	size_t maxsize;         /* 0 = none */
+	size_t max_msg;
+	pid_t creator;
+	_Atomic bool closed;
+	struct mproc__qshared *sh;
+	void *be;               /* back end state */
+};
+
+extern const struct mproc__queue_ops mproc__queue_pipe_ops;
+extern const struct mproc__queue_ops mproc__queue_ring_ops;
+extern const struct mproc__queue_ops mproc__queue_mq_ops;
+extern const struct mproc__queue_ops mproc__queue_sysv_ops;
+
+/* Anonymous shared memory (zeroed) and its release. NULL + errno on failure. */
+void *mproc__shared_alloc(size_t bytes);
+void mproc__shared_free(void *p, size_t bytes);
+
+/* A robust, process-shared mutex. */
+int mproc__robust_mutex_init(pthread_mutex_t *m);
+/* Lock with an absolute CLOCK_MONOTONIC deadline. Returns 0, -EOWNERDEAD (now held and made
+ * consistent: the caller repairs what the dead holder left), -ETIMEDOUT, -errno. */
+int mproc__robust_lock(pthread_mutex_t *m, int64_t deadline);
+void mproc__robust_unlock(pthread_mutex_t *m);
+
+static inline void mproc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/*
+ * A light robust lock for the ring's hot path: one 32-bit word in shared memory holding the
+ * owner's thread id (bit 31: someone sleeps on it). Uncontended lock and unlock are one atomic
+ * each (a glibc robust mutex costs about 4x more). A waiter sleeps in slices of
+ * MPROC__QLOCK_SLICE_NS; after each it asks the kernel whether the owner still exists
+ * (kill(tid, 0)); if not, it takes the lock over and gets -EOWNERDEAD. A recycled tid can
+ * hide a dead owner until the caller's deadline (-ETIMEDOUT), never beyond it.
+ */
+#define MPROC__QLOCK_SLICE_NS (50 * INT64_C(1000000))
+int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline);
+void mproc__qunlock(_Atomic uint32_t *lock);
+
+/*
+ * Count-limited slots (maxsize) on sh->count: take one before sending, give it back if the
+ * send fails; mproc__qslot_consumed() after a get. With maxsize 0 only the count is kept.
+ * take returns 0 or -ETIMEDOUT/-errno.
+ */
+int mproc__qslot_take(struct mproc_queue *q, int64_t deadline);
+void mproc__qslot_release(struct mproc_queue *q);
+void mproc__qslot_consumed(struct mproc_queue *q);
+
+/* Wait for the next put (sleeping on put_seq, which the caller read as seen before it
+ * found the queue empty). Returns 0 (re-check), -ETIMEDOUT. Slice-bounded so a wake-up
+ * that a killed process never sent cannot hang the caller beyond slice_ns. */
+int mproc__qwait_put(struct mproc_queue *q, uint32_t seen, int64_t deadline, int64_t slice_ns);
+int mproc__qwait_get(struct mproc_queue *q, uint32_t seen, int64_t deadline, int64_t slice_ns);
+void mproc__qnotify_put(struct mproc_queue *q);
+void mproc__qnotify_get(struct mproc_queue *q);
+
+#endif /* MPROC_QUEUE_INTERNAL_H */

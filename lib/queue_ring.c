@@ -1,0 +1,351 @@
+/*
+ * queue_ring.c - the ring back end: a bounded ring of variable-size records in anonymous
+ * MAP_SHARED memory (inherited across fork, no /dev/shm needed).
+ *
+ * Records are [u32 len][u32 seq][payload, padded to 8 bytes]; the payload may wrap around
+ * the end of the storage (two copies). Producers serialize on one robust lock, consumers on
+ * another (mproc__qlock: one atomic to take, one to release, a dead owner is detected), so
+ * one producer and one consumer never contend on a lock.
+ *
+ * Publishing. A producer copies the payload, then stores the 8-byte header with release
+ * order: seq = item number + 1 (never 0, so zeroed storage is never a record; a stale header
+ * from an earlier lap carries an older number). A consumer knows which item number it expects
+ * at its read position, so it finds a record ready by reading the header alone: the record
+ * and its readiness share a cache line, and the hot path of a consumer never reads the
+ * producers' state (one cache-line transfer per small item, not two). The producer then also
+ * publishes {puts, wpos} (below) for qsize, for its peers and as the consumers' futex word.
+ *
+ * Robustness. Each side keeps its progress in ONE 64-bit word that packs the item count (low
+ * half, also the futex word) with the byte position (high half): producers {puts, wpos},
+ * consumers {gets, rpos}. Positions run modulo 2^32 (storage is at most 1 GiB). A producer
+ * killed before its header store has published nothing: the next producer (-EOWNERDEAD)
+ * writes over the partial record, no torn record can be seen. One killed between the header
+ * store and the {puts, wpos} store has committed the record (consumers may already have it):
+ * the next producer finds a header with the expected number at wpos and advances past it
+ * first. A consumer killed while copying has not advanced, so the next consumer reads the same
+ * record again.
+ *
+ * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
+ * when it did not; per process), consumers on the header they expect, producers on the
+ * consumers' word, then sleeps on the other side's futex word after raising a "sleeping"
+ * flag; the other side wakes (everybody) only when it finds the flag set, and clears it
+ * (store/re-check against store/check, both ordered, so no wake-up is lost).
+ * MPROC_QUEUE_SPIN never sleeps (it calls sched_yield() every 128 spins, so a peer on the
+ * same CPU gets to run); MPROC_QUEUE_NOSPIN sleeps at once. Producers cache the consumers'
+ * word under their lock and reload it only when the cache says full.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "queue_internal.h"
+
+#define RING_MIN_BYTES ((size_t)1 << 20)
+#define RING_MAX_BYTES ((size_t)1 << 30)
+#define RING_REC_HDR 8u
+#define RING_SLICE_NS (100 * INT64_C(1000000))
+#define RING_SPIN_MIN_NS 1000
+#define RING_SPIN_MAX_NS 100000
+#define RING_SPIN_START_NS 20000
+
+#define PACK(cnt, pos) (((uint64_t)(pos) << 32) | (uint32_t)(cnt))
+#define CNT(s) ((uint32_t)(s))
+#define POS(s) ((uint32_t)((s) >> 32))
+
+struct ring_shared {
+	/* Producer side: written by producers under plock. */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t plock;
+	uint64_t cons_cache;            /* producers' last view of cons */
+	_Alignas(MPROC__CACHELINE) _Atomic uint64_t prod;     /* {puts, wpos} */
+	/* Consumer side. */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t clock;
+	_Alignas(MPROC__CACHELINE) _Atomic uint64_t cons;     /* {gets, rpos} */
+	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t prod_waiters;
+	_Alignas(MPROC__CACHELINE) unsigned char data[];
+};
+
+struct ring {
+	struct ring_shared *sh;
+	size_t map_bytes;
+	uint32_t cap, mask;
+	uint32_t maxsize;               /* 0 = count unlimited */
+	_Atomic int64_t spin_ns;        /* this process's adaptive spin budget */
+};
+
+/* The futex word: the low half of a packed state. */
+static inline uint32_t *futex_word(_Atomic uint64_t *s)
+{
+	return (uint32_t *)s + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__);
+}
+
+static size_t round_pow2(size_t v)
+{
+	size_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+static int ring_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
+{
+	struct ring *r;
+	size_t want, rec;
+	void *p;
+
+	if (!q->max_msg)
+		q->max_msg = MPROC__QUEUE_DEFAULT_MSG;
+	rec = RING_REC_HDR + ((q->max_msg + 7) & ~(size_t)7);
+	want = o->ring_bytes;
+	if (!want) {
+		want = 4 * rec;
+		if (want < RING_MIN_BYTES)
+			want = RING_MIN_BYTES;
+	}
+	want = round_pow2(want);
+	if (want > RING_MAX_BYTES || want < rec)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	q->be = r;
+	r->map_bytes = sizeof(struct ring_shared) + want;
+	p = mmap(NULL, r->map_bytes, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	r->sh = p;
+	r->cap = (uint32_t)want;
+	r->mask = r->cap - 1;
+	r->maxsize = (uint32_t)q->maxsize;
+	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
+	return 0;
+}
+
+static void ring_fini(struct mproc_queue *q, bool creator)
+{
+	struct ring *r = q->be;
+
+	if (!r)
+		return;
+	if (r->sh)
+		munmap(r->sh, r->map_bytes);
+	free(r);
+	q->be = NULL;
+}
+
+/* The 8-byte header at pos (never wraps: positions and storage are multiples of 8). */
+static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
+{
+	return (_Atomic uint64_t *)(void *)(r->sh->data + (pos & r->mask));
+}
+
+#define HDR(len, seq) (((uint64_t)(seq) << 32) | (uint32_t)(len))
+#define HLEN(h) ((uint32_t)(h))
+#define HSEQ(h) ((uint32_t)((h) >> 32))
+
+/*
+ * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
+ * sleep on the low half of *state while it equals seen. Returns 0 (re-check) or -ETIMEDOUT.
+ * Deadline 0 is the front end's first try: no wait at all.
+ */
+static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
+		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
+		     uint32_t seen, int64_t deadline)
+{
+	int64_t start, now, until, budget;
+	int rr = 0;
+
+	if (deadline <= 0)
+		return -ETIMEDOUT;
+	if (!(q->flags & MPROC_QUEUE_NOSPIN)) {
+		budget = (q->flags & MPROC_QUEUE_SPIN) ? INT64_MAX : atomic_load_explicit(
+			&r->spin_ns, memory_order_relaxed);
+		start = mproc__now_ns();
+		for (unsigned i = 1;; i++) {
+			if (atomic_load_explicit(spin_on, memory_order_acquire) != spin_seen) {
+				if (budget < RING_SPIN_MAX_NS)
+					atomic_store_explicit(&r->spin_ns, budget + budget / 4 + 100,
+							      memory_order_relaxed);
+				return 0;
+			}
+			mproc__cpu_relax();
+			/* Spin-only mode yields now and then: a waiter that shares its CPU with
+			 * the other side (same_core) would otherwise burn a whole time slice. */
+			if ((i & 127) == 0 && budget == INT64_MAX)
+				sched_yield();
+			if ((i & 63) == 0) {
+				now = mproc__now_ns();
+				if (now >= deadline)
+					return -ETIMEDOUT;
+				if (now - start >= budget)
+					break;
+			}
+		}
+		if (budget > RING_SPIN_MIN_NS)
+			atomic_store_explicit(&r->spin_ns, budget - budget / 8, memory_order_relaxed);
+	}
+	now = mproc__now_ns();
+	if (now >= deadline)
+		return -ETIMEDOUT;
+	until = deadline - now > RING_SLICE_NS ? now + RING_SLICE_NS : deadline;
+	/* Raise the flag, then re-check (seq_cst on both): a waker either sees the flag or we
+	 * see its new state. The waker clears the flag as it wakes everybody, so a burst of
+	 * puts costs one FUTEX_WAKE per sleep, not one per put while the sleeper is still
+	 * on its way back to a CPU. */
+	atomic_store(waiters, 1);
+	if (CNT(atomic_load(state)) == seen && atomic_load(spin_on) == spin_seen)
+		rr = mproc__futex_wait(futex_word(state), seen, until);
+	if (rr == -ETIMEDOUT && until == deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+static void copy_in(struct ring *r, uint32_t pos, const void *src, size_t len)
+{
+	uint32_t off = pos & r->mask;
+	size_t first = r->cap - off;
+
+	if (len <= first) {
+		memcpy(r->sh->data + off, src, len);
+	} else {
+		memcpy(r->sh->data + off, src, first);
+		memcpy(r->sh->data, (const char *)src + first, len - first);
+	}
+}
+
+static void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
+{
+	uint32_t off = pos & r->mask;
+	size_t first = r->cap - off;
+
+	if (len <= first) {
+		memcpy(dst, r->sh->data + off, len);
+	} else {
+		memcpy(dst, r->sh->data + off, first);
+		memcpy((char *)dst + first, r->sh->data, len - first);
+	}
+}
+
+static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+{
+	struct ring *r = q->be;
+	struct ring_shared *s = r->sh;
+	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
+	uint64_t prod, cons, h;
+	int rc;
+
+	for (;;) {
+		rc = mproc__qlock(&s->plock, deadline);
+		if (rc < 0 && rc != -EOWNERDEAD)
+			return rc;
+		prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
+		if (rc == -EOWNERDEAD) {
+			/* The dead producer may have committed its record (header stored) without
+			 * advancing {puts, wpos}: advance past it. */
+			h = atomic_load_explicit(hdr_at(r, POS(prod)), memory_order_acquire);
+			if (HSEQ(h) == CNT(prod) + 1) {
+				prod = PACK(CNT(prod) + 1, POS(prod) + RING_REC_HDR +
+					    ((HLEN(h) + 7) & ~7u));
+				atomic_store_explicit(&s->prod, prod, memory_order_release);
+			}
+		}
+		cons = s->cons_cache;
+		if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
+		    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize)) {
+			cons = atomic_load_explicit(&s->cons, memory_order_acquire);
+			s->cons_cache = cons;
+		}
+		/* A consumer may be one item ahead of prod for a moment (it took a committed
+		 * record before its producer advanced prod): count that as used, not free. */
+		if ((int32_t)(POS(prod) - POS(cons)) >= 0 &&
+		    (uint32_t)(POS(prod) - POS(cons)) + need <= r->cap &&
+		    (!r->maxsize || (uint32_t)(CNT(prod) - CNT(cons)) < r->maxsize))
+			break;
+		mproc__qunlock(&s->plock);
+		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, CNT(cons),
+			       deadline);
+		if (rc < 0)
+			return rc;
+	}
+	copy_in(r, POS(prod) + RING_REC_HDR, buf, len);
+	/* Commit: the release store makes the payload visible with the header. */
+	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
+	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
+			      memory_order_release);
+	/* The unlock's atomic exchange (a full barrier on x86 and ARMv8) orders the stores above
+	 * before our load of cons_waiters: the other half of the sleeper's "raise flag,
+	 * re-check", without a second fence. */
+	mproc__qunlock(&s->plock);
+	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
+		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
+	return 0;
+}
+
+static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
+{
+	struct ring *r = q->be;
+	struct ring_shared *s = r->sh;
+	uint64_t cons, h;
+	uint32_t need, prod_seen;
+	int rc;
+
+	for (;;) {
+		rc = mproc__qlock(&s->clock, deadline);
+		if (rc < 0 && rc != -EOWNERDEAD)
+			return rc;
+		/* After -EOWNERDEAD nothing to repair: the dead consumer had not advanced. */
+		cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
+		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
+		if (HSEQ(h) == CNT(cons) + 1)
+			break;
+		/* Read the futex word before unlocking; ring_wait re-checks both. */
+		prod_seen = CNT(atomic_load(&s->prod));
+		mproc__qunlock(&s->clock);
+		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, prod_seen,
+			       deadline);
+		if (rc < 0)
+			return rc;
+	}
+	if (HLEN(h) > cap) {
+		mproc__qunlock(&s->clock);
+		return -EMSGSIZE;       /* the item stays */
+	}
+	copy_out(r, POS(cons) + RING_REC_HDR, buf, HLEN(h));
+	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
+	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
+			      memory_order_release);
+	mproc__qunlock(&s->clock);      /* orders the store before the waiter check (put) */
+	if (atomic_load(&s->prod_waiters) && atomic_exchange(&s->prod_waiters, 0))
+		mproc__futex_wake(futex_word(&s->cons), INT_MAX);
+	return (ssize_t)HLEN(h);
+}
+
+static ssize_t ring_qsize(struct mproc_queue *q)
+{
+	struct ring *r = q->be;
+	uint64_t cons = atomic_load(&r->sh->cons);
+	uint64_t prod = atomic_load(&r->sh->prod);
+
+	int32_t n = (int32_t)(CNT(prod) - CNT(cons));
+
+	return n > 0 ? n : 0;   /* a consumer can be one committed item ahead for a moment */
+}
+
+const struct mproc__queue_ops mproc__queue_ring_ops = {
+	.name = "ring",
+	.init = ring_init,
+	.fini = ring_fini,
+	.put = ring_put,
+	.get = ring_get,
+	.qsize = ring_qsize,
+	.try_first = true,
+};

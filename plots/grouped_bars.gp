@@ -1,0 +1,50 @@
+# grouped_bars.gp - one bar group per row of a TSV written by plots/tsv.py, one bar per series,
+# a whisker from the bar's top (p50) up to p99 (drawn as a capped vector). Called by plots/plot.py:
+#
+#   gnuplot -e "datafile='d.tsv'; outbase='run/plots/x.gnuplot'; nseries=2; \
+#               colors='#0072B2 #D55E00'; titles='same\_core cross\_core'; \
+#               ptitle='...'; ytitle='...'; caption='...'; logy=1" plots/grouped_bars.gp
+#
+# Writes outbase.png (pngcairo) and outbase.svg. Column 1 is the group; series i has its
+# value in column 2i and its whisker top in column 2i+1. NaN cells are left out.
+
+if (!exists("logy")) logy = 1
+if (!exists("caption")) caption = ""
+if (!exists("ptitle")) ptitle = ""
+if (!exists("ytitle")) ytitle = ""
+
+set datafile separator "\t"
+set datafile missing "NaN"
+set title ptitle noenhanced
+set ylabel ytitle noenhanced
+set label 1 caption at screen 0.01, screen 0.02 left font ",8" noenhanced
+set bmargin 5
+set key top left noenhanced
+set grid ytics
+set xtics nomirror noenhanced rotate by -20
+set ytics nomirror
+set border 3
+set style fill solid 0.9 border -1
+if (logy) set logscale y
+
+bw = 0.8 / nseries
+xpos(i) = column(0) - 0.4 + (i - 0.5) * bw
+set xrange [-0.6:*]
+set offsets 0, 0.6, graph 0.05, graph 0.05
+
+do for [fmt in "png svg"] {
+	if (fmt eq "png") {
+		set terminal pngcairo size 960,560 font "sans,10" noenhanced
+	} else {
+		set terminal svg size 960,560 dynamic font "sans,10" noenhanced
+	}
+	set output outbase . "." . fmt
+	plot datafile using (xpos(1)):(column(2)):(bw):xtic(1) \
+		with boxes lc rgb word(colors, 1) title word(titles, 1), \
+	     for [i=2:nseries] datafile using (xpos(i)):(column(2*i)):(bw) \
+		with boxes lc rgb word(colors, i) title word(titles, i), \
+	     for [i=1:nseries] datafile \
+		using (xpos(i)):(column(2*i)):(0):(column(2*i+1) - column(2*i)) \
+		with vectors head size screen 0.006,90 lc rgb "#222222" notitle
+	unset output
+}

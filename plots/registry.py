@@ -1,0 +1,137 @@
+"""registry - which plots a run gets, from which benchmark names, in which colours.
+
+One entry per plot; a harness adds its plots by appending entries here (a few lines each).
+tsv.py turns each entry into plots/data/<id>.tsv, plot.py draws it with gnuplot
+(plots/<kind>.gp) and matplotlib into <run>/plots/<id>.{gnuplot,mpl}.{png,svg}.
+
+Entry fields:
+  id       file stem of the plot ("baseline_latency")
+  harness  the harness (or list of harnesses) whose JSON may hold its names; the plot is
+           made when any of them is in the run (names are then taken from every file)
+  kind     "grouped_bars": one bar group per `group`, one bar per `series`;
+           "lines": x from the named group `x` (a number), one line per `series`
+  pattern  regex (fullmatch) over stripped benchmark names with named groups `series` and
+           `group` (grouped_bars) or `x` (lines); names under "python/" (CPython
+           comparators) match the same pattern with the prefix removed and become series
+           "python:<series>"
+  value    fields to try in order for the bar height / y (counters, or real_time in ns)
+  whisker  field for the upper whisker (None: no whisker; grouped_bars only)
+  scale    divide values by this for the axis (1e3: ns -> us, 1e6: B/s -> MB/s)
+  logx, logy, xlabel, ylabel, title
+"""
+
+PLOTS = [
+    {
+        "id": "baseline_latency",
+        "harness": "baseline",
+        "kind": "grouped_bars",
+        "pattern": r"baseline/(?P<group>[^/]+)/placement:(?P<series>same_core|cross_core)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1.0,
+        "logy": True,
+        "ylabel": "round trip (ns, log scale)",
+        "title": "Baseline round trips: p50, whisker to p99",
+    },
+    {
+        "id": "latency_rtt",
+        "harness": ["latency", "queue"],
+        "kind": "grouped_bars",
+        "pattern": r"latency/(?P<group>[^/]+)/placement:(?P<series>same_core|cross_core)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1.0,
+        "logy": True,
+        "ylabel": "round trip (ns, log scale)",
+        "title": "Round trip between two processes: p50, whisker to p99",
+    },
+    {
+        "id": "pipe_throughput",
+        "harness": "pipe",
+        "kind": "lines",
+        "pattern": r"pipe/(?P<series>[^/]+)/bytes:(?P<x>\d+)/placement:cross_core",
+        "value": ["bytes_per_second"],
+        "whisker": None,
+        "scale": 1e6,
+        "logx": True,
+        "logy": True,
+        "xlabel": "message size (bytes)",
+        "ylabel": "one-way throughput (MB/s, cross core)",
+        "title": "Pipe and connection throughput by message size",
+    },
+    {
+        "id": "queue_throughput",
+        "harness": "queue",
+        "kind": "lines",
+        "pattern": r"queue/(?P<series>[^/]+)/bytes:(?P<x>\d+)/producers:1/consumers:1",
+        "value": ["msgs_per_second"],
+        "whisker": None,
+        "scale": 1.0,
+        "logx": True,
+        "logy": True,
+        "xlabel": "item size (bytes)",
+        "ylabel": "items per second (1 producer, 1 consumer)",
+        "title": "Queue throughput by back end and item size",
+    },
+    # [spawn] [shm] [manager] [pool]: add entries here.
+]
+
+# One colour per method/series across every plot (gnuplot and matplotlib alike). Colour-blind
+# safe (Okabe-Ito first, then Tol's muted). "python:<x>" series use the same hue, drawn hatched
+# or lighter by the plotters.
+PALETTE = {
+    "same_core": "#0072B2",
+    "cross_core": "#D55E00",
+    "fork": "#0072B2",
+    "vfork": "#56B4E9",
+    "posix_spawn": "#009E73",
+    "spawn": "#E69F00",
+    "forkserver": "#CC79A7",
+    "thread": "#999999",
+    "pipe": "#0072B2",
+    "socketpair": "#009E73",
+    "seqpacket": "#56B4E9",
+    "ring": "#D55E00",
+    "mqueue": "#CC79A7",
+    "sysv": "#E69F00",
+    "lock": "#D55E00",
+    "atomic": "#009E73",
+    "none": "#999999",
+    "unix": "#0072B2",
+    "tcp": "#D55E00",
+    "raw_pipe": "#999999",
+    "conn_pipe": "#0072B2",
+    "conn_stream": "#009E73",
+    "conn_seqpacket": "#56B4E9",
+    "pipe_queue": "#0072B2",
+    "ring_spin": "#E69F00",
+    "ring_futex": "#D55E00",
+    "mq": "#CC79A7",
+}
+_FALLBACK = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
+             "#882255", "#AA4499"]
+
+
+def color(series):
+    """The fixed colour of a series; unknown names get a stable colour from their text."""
+    base = series.split(":", 1)[1] if series.startswith("python:") else series
+    if base in PALETTE:
+        return PALETTE[base]
+    h = 0
+    for ch in base:
+        h = (h * 131 + ord(ch)) & 0xFFFFFFFF
+    return _FALLBACK[h % len(_FALLBACK)]
+
+
+def label(series):
+    return series.replace("python:", "CPython ").replace("_", " ")
+
+
+def plots_for(harnesses):
+    """Registry entries with a harness among `harnesses` (names of JSON files in a run)."""
+    out = []
+    for p in PLOTS:
+        hs = [p["harness"]] if isinstance(p["harness"], str) else p["harness"]
+        if any(h in harnesses for h in hs):
+            out.append(p)
+    return out

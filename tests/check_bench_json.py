@@ -1,0 +1,150 @@
+#!/usr/bin/python3
+"""check_bench_json.py - check a Google Benchmark JSON file for expected names and counters.
+
+    check_bench_json.py HARNESS_JSON --expect REGEX... --counter NAME...
+                        [--error REGEX...] [--context KEY...] [--value REGEX NAME NUMBER]...
+
+Exit 0 when every check holds, 1 naming each one that does not, 2 on bad usage or an
+unreadable file. Standard library only (json accepts Google Benchmark's bare NaN/Infinity).
+
+  --expect REGEX    some benchmark name matches REGEX (re.search) once Google Benchmark's
+                    suffixes (/manual_time, /real_time, /min_time:X, /min_warmup_time:X,
+                    /iterations:N, /repeats:N, /threads:N) and aggregate suffixes (_mean ...)
+                    are stripped. An entry that skipped with an error still counts (a
+                    cross_core probe on a one-core machine is named but not measured); such
+                    entries are listed on stderr.
+  --counter NAME    NAME is a finite number >= 0 on at least one measured (error-free) entry.
+                    Entries that carry p-counters (p50_ns, p99_ns, p999_ns) must carry every
+                    requested p-counter, ordered p50 <= p99 <= p999.
+  --error REGEX     some entry matching REGEX skipped with an error (and has a message).
+  --context KEY     KEY is in the JSON context.
+  --value REGEX NAME NUMBER
+                    every measured iteration entry matching REGEX has counter NAME == NUMBER
+                    (relative tolerance 1e-9), and there is at least one.
+"""
+import argparse
+import json
+import math
+import re
+import sys
+
+SUFFIX = re.compile(r"/(manual_time|real_time|min_time:[^/]+|min_warmup_time:[^/]+"
+                    r"|iterations:\d+|repeats:\d+|threads:\d+)$")
+AGGREGATE = re.compile(r"_(mean|median|stddev|cv|[A-Za-z0-9]+)$")
+P_COUNTERS = ("p50_ns", "p99_ns", "p999_ns")
+
+
+def base_name(entry):
+    """The benchmark's name without Google Benchmark's suffixes: the join key."""
+    name = entry.get("run_name") or entry.get("name", "")
+    if "run_name" not in entry and entry.get("run_type") == "aggregate":
+        name = AGGREGATE.sub("", name)
+    while True:
+        stripped = SUFFIX.sub("", name)
+        if stripped == name:
+            return name
+        name = stripped
+
+
+def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check(doc, args):
+    problems = []
+    entries = doc.get("benchmarks")
+    if not isinstance(entries, list):
+        return ["no 'benchmarks' list in the file"]
+    names = [base_name(e) for e in entries]
+    measured = [e for e in entries if not e.get("error_occurred")]
+    errors = [(n, e) for n, e in zip(names, entries) if e.get("error_occurred")]
+
+    for n, e in errors:
+        print(f"note: {n}: skipped with error: {e.get('error_message', '')}", file=sys.stderr)
+
+    for rx in args.expect:
+        try:
+            r = re.compile(rx)
+        except re.error as exc:
+            problems.append(f"bad regex {rx!r}: {exc}")
+            continue
+        if not any(r.search(n) for n in names):
+            problems.append(f"no benchmark name matches {rx!r} (names: {sorted(set(names))})")
+
+    for c in args.counter:
+        if not any(is_number(e.get(c)) and e[c] >= 0 for e in measured):
+            problems.append(f"counter {c!r} is on no measured entry as a finite number >= 0")
+
+    wanted_p = [c for c in P_COUNTERS if c in args.counter]
+    for n, e in zip(names, entries):
+        if e.get("error_occurred") or e.get("run_type") == "aggregate":
+            continue
+        if not any(c in e for c in P_COUNTERS):
+            continue
+        missing = [c for c in wanted_p if not is_number(e.get(c))]
+        if missing:
+            problems.append(f"{e.get('name')}: carries p-counters but lacks {missing}")
+            continue
+        have = [e[c] for c in P_COUNTERS if is_number(e.get(c))]
+        if have != sorted(have):
+            problems.append(f"{e.get('name')}: percentiles out of order: "
+                            + ", ".join(f"{c}={e.get(c)}" for c in P_COUNTERS))
+
+    for rx in args.error:
+        r = re.compile(rx)
+        if not any(r.search(n) and e.get("error_message") for n, e in errors):
+            problems.append(f"no entry matching {rx!r} skipped with an error message")
+
+    context = doc.get("context", {})
+    for k in args.context:
+        if k not in context:
+            problems.append(f"context key {k!r} is missing (have: {sorted(context)})")
+
+    for rx, cname, want in args.value:
+        r = re.compile(rx)
+        try:
+            w = float(want)
+        except ValueError:
+            problems.append(f"--value {rx} {cname}: {want!r} is not a number")
+            continue
+        hits = [e for n, e in zip(names, entries)
+                if r.search(n) and not e.get("error_occurred")
+                and e.get("run_type", "iteration") == "iteration"]
+        if not hits:
+            problems.append(f"--value: no measured entry matches {rx!r}")
+        for e in hits:
+            got = e.get(cname)
+            if not is_number(got) or not math.isclose(got, w, rel_tol=1e-9, abs_tol=1e-9):
+                problems.append(f"{e.get('name')}: {cname} = {got}, want {w}")
+    return problems
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("json_file", metavar="HARNESS_JSON")
+    p.add_argument("--expect", nargs="*", default=[], action="extend", metavar="REGEX")
+    p.add_argument("--counter", nargs="*", default=[], action="extend", metavar="NAME")
+    p.add_argument("--error", nargs="*", default=[], action="extend", metavar="REGEX")
+    p.add_argument("--context", nargs="*", default=[], action="extend", metavar="KEY")
+    p.add_argument("--value", nargs=3, default=[], action="append",
+                   metavar=("REGEX", "NAME", "NUMBER"))
+    args = p.parse_args(argv)
+    try:
+        with open(args.json_file, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as exc:
+        print(f"check_bench_json: cannot read {args.json_file}: {exc}", file=sys.stderr)
+        return 2
+    problems = check(doc, args)
+    for msg in problems:
+        print(f"check_bench_json: {args.json_file}: {msg}", file=sys.stderr)
+    if problems:
+        return 1
+    n = len(doc.get("benchmarks", []))
+    print(f"check_bench_json: {args.json_file}: ok ({n} entries, {len(args.expect)} names, "
+          f"{len(args.counter)} counters)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""Suite driver, reader, TSV, plots and report (issue 3 parts 6-7), on the fixtures in
+tests/data/ and on fake harnesses (tests/data/fake_harness.py copied in as bench_<name> in a
+temporary build dir). TAP output for meson; a name pattern as argv[1] selects cases.
+
+Never touches the real /dev/shm, /dev/mqueue or results/: the driver is pointed at temporary
+directories (MPROC_SHM_DIR, MPROC_MQUEUE_DIR, --results, --out)."""
+import contextlib
+import fnmatch
+import io
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+DATA = os.path.join(TESTS, "data")
+DRIVER = os.path.join(ROOT, "bench", "mproc-bench")
+PLOT = os.path.join(ROOT, "plots", "plot.py")
+REPORT = os.path.join(ROOT, "bench", "report.py")
+FAKE = os.path.join(DATA, "fake_harness.py")
+PY = sys.executable
+sys.path.insert(0, os.path.join(ROOT, "plots"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import gbjson  # noqa: E402
+import registry  # noqa: E402
+import report  # noqa: E402
+import tsv  # noqa: E402
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is dead for our purposes.
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+class TmpCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mproc-driver-test.")
+        self.build = os.path.join(self.tmp, "build")
+        os.makedirs(os.path.join(self.build, "bench"))
+        self.shm = os.path.join(self.tmp, "shm")
+        self.mq = os.path.join(self.tmp, "mq")
+        os.mkdir(self.shm)
+        os.mkdir(self.mq)
+        self.results = os.path.join(self.tmp, "results")
+        self.env = dict(os.environ, MPROC_SHM_DIR=self.shm, MPROC_MQUEUE_DIR=self.mq,
+                        FAKE_PIDFILE=os.path.join(self.tmp, "pids"))
+        for k in list(self.env):
+            if k.startswith("FAKE_MODE"):
+                del self.env[k]
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def fake(self, *names):
+        for n in names:
+            dst = os.path.join(self.build, "bench", "bench_" + n)
+            shutil.copy(FAKE, dst)
+            os.chmod(dst, 0o755)
+
+    def driver(self, *args, **kw):
+        argv = [PY, DRIVER, "--build", self.build, "--results", self.results] + list(args)
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=kw.get("env", self.env), timeout=120)
+
+    def copy_fixture(self, name):
+        dst = os.path.join(self.tmp, name)
+        shutil.copytree(os.path.join(DATA, name), dst)
+        return dst
+
+
+# ------------------------------------------------------------------------------------------
+class Reader(unittest.TestCase):
+    def test_strip_suffixes(self):
+        s = gbjson.strip_suffixes
+        self.assertEqual(s("baseline/pipe_rtt/placement:same_core/manual_time"),
+                         "baseline/pipe_rtt/placement:same_core")
+        self.assertEqual(s("BM/size:64/workers:2/min_time:0.010/manual_time"), "BM/size:64/workers:2")
+        self.assertEqual(s("BM/1/iterations:10/repeats:2/real_time/threads:2"), "BM/1")
+        self.assertEqual(s("baseline/syscall"), "baseline/syscall")
+        self.assertEqual(s("x/process_time/real_time"), "x")
+
+    def test_baseline_fixture(self):
+        run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
+        self.assertTrue(run.complete)
+        figs = run.figures
+        self.assertEqual(len(figs), 11)
+        self.assertEqual(list(figs)[0], "baseline/cacheline_rtt/placement:same_core")
+        f = figs["baseline/pipe_rtt/placement:cross_core"]
+        self.assertEqual(f.repetitions, 3)
+        self.assertAlmostEqual(f.median("p50_ns"), 71000.0)
+        self.assertLess(f.value("real_time").cv, 0.05)
+        self.assertGreater(figs["baseline/futex_rtt/placement:cross_core"].value("p50_ns").cv, 0.05)
+        mc = figs["baseline/memcpy/bytes:1048576"]
+        self.assertAlmostEqual(mc.median("real_time"), 31800.0)       # us -> ns
+        st = mc.value("real_time")
+        self.assertLessEqual(st.min, st.q1)
+        self.assertLessEqual(st.q3, st.max)
+        self.assertEqual(run.skipped, {})
+
+    def test_nan_counters(self):
+        h = gbjson.load_harness(os.path.join(DATA, "gb_nan.json"))
+        f = h.figures["baseline/pipe_rtt/placement:same_core"]
+        self.assertEqual(f.value("p99_ns").n, 0)
+        self.assertEqual(f.value("p99_ns").nonfinite, 2)
+        self.assertTrue(math.isnan(f.median("p99_ns")))
+        self.assertAlmostEqual(f.median("real_time"), 2000.0)
+        self.assertIsNone(f.value("p99_ns").cv)
+        sc = h.figures["baseline/syscall"]
+        self.assertTrue(math.isnan(sc.median("real_time")))
+        self.assertAlmostEqual(sc.median("cpu_time"), 50.0)
+
+    def test_error_entry_is_skipped_with_reason(self):
+        h = gbjson.load_harness(os.path.join(DATA, "gb_error.json"))
+        self.assertEqual(list(h.figures), ["baseline/pipe_rtt/placement:same_core"])
+        self.assertEqual(h.skipped, {"baseline/pipe_rtt/placement:cross_core":
+                                     "no cross-core pair: one usable core"})
+
+    def test_aggregates_only(self):
+        h = gbjson.load_harness(os.path.join(DATA, "gb_aggregates_only.json"))
+        f = h.figures["baseline/fork_exit"]
+        self.assertAlmostEqual(f.median("real_time"), 80000.0)
+        self.assertAlmostEqual(f.value("real_time").cv, 0.12)
+        self.assertEqual(f.repetitions, 9)
+
+    def test_not_a_run_and_corrupt_files(self):
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaises(gbjson.GBJsonError):
+                gbjson.load_run(d)
+            with self.assertRaises(gbjson.GBJsonError):
+                gbjson.load_run(os.path.join(d, "missing"))
+            with open(os.path.join(d, "context.json"), "w") as f:
+                f.write('{"complete": true}')
+            with open(os.path.join(d, "spawn.json"), "w") as f:
+                f.write('{"benchmarks": [')
+            with open(os.path.join(d, "other.json"), "w") as f:
+                f.write('[1, 2]')
+            run = gbjson.load_run(d)
+            self.assertEqual(sorted(run.load_errors), ["other.json", "spawn.json"])
+            self.assertIn("not valid JSON", run.load_errors["spawn.json"])
+            with open(os.path.join(d, "context.json"), "w") as f:
+                f.write('{"complete": tru')
+            with self.assertRaises(gbjson.GBJsonError):
+                gbjson.load_run(d)
+
+
+# ------------------------------------------------------------------------------------------
+class Steps(TmpCase):
+    def test_tsv(self):
+        run_dir = self.copy_fixture("run_baseline")
+        run = gbjson.load_run(run_dir)
+        done = tsv.write_run(run)
+        self.assertEqual([d[0]["id"] for d in done], ["baseline_latency"])
+        path = done[0][2]
+        self.assertEqual(path, os.path.join(run_dir, "plots", "data", "baseline_latency.tsv"))
+        rows = [l.rstrip("\n").split("\t") for l in open(path) if not l.startswith("#")]
+        self.assertEqual([r[0] for r in rows],
+                         ["cacheline_rtt", "futex_rtt", "pipe_rtt", "eventfd_rtt"])
+        self.assertEqual(rows[2][1:], ["1950", "4875", "71000", "177500"])  # p50, p99 x2
+
+    def test_tsv_missing_cells_are_nan(self):
+        run_dir = os.path.join(self.tmp, "r")
+        os.mkdir(run_dir)
+        with open(os.path.join(run_dir, "context.json"), "w") as f:
+            json.dump({"complete": True}, f)
+        shutil.copy(os.path.join(DATA, "gb_error.json"), os.path.join(run_dir, "baseline.json"))
+        done = tsv.write_run(gbjson.load_run(run_dir))
+        rows = [l.split() for l in open(done[0][2]) if not l.startswith("#")]
+        self.assertEqual(rows, [["pipe_rtt", "1900", "2500"]])
+
+    def test_lines_kind(self):
+        run_dir = os.path.join(self.tmp, "r")
+        os.mkdir(run_dir)
+        with open(os.path.join(run_dir, "context.json"), "w") as f:
+            json.dump({"complete": True}, f)
+        rows = []
+        for tr, sizes in (("raw_pipe", (65536, 64, 4096)), ("conn_pipe", (64, 4096))):
+            for b in sizes:
+                n = "pipe/%s/bytes:%d/placement:cross_core/manual_time" % (tr, b)
+                rows.append({"name": n, "run_name": n, "run_type": "iteration",
+                             "repetitions": 1, "repetition_index": 0, "iterations": 5,
+                             "real_time": 1.0, "cpu_time": 1.0, "time_unit": "us",
+                             "bytes_per_second": b * 1000.0})
+        with open(os.path.join(run_dir, "pipe.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": rows}, f)
+        done = {d[0]["id"]: d for d in tsv.write_run(gbjson.load_run(run_dir))}
+        self.assertEqual(list(done), ["pipe_throughput"])
+        data = [l.split() for l in open(done["pipe_throughput"][2]) if not l.startswith("#")]
+        self.assertEqual(data, [["64", "0.064", "0.064", "0.064", "0.064"],
+                                ["4096", "4.096", "4.096", "4.096", "4.096"],
+                                ["65536", "65.536", "65.536", "NaN", "NaN"]])
+        r = self.plot(run_dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        if shutil.which("gnuplot"):
+            self.assertTrue(os.path.isfile(os.path.join(run_dir, "plots",
+                                                        "pipe_throughput.gnuplot.svg")))
+
+    def test_palette_is_fixed(self):
+        self.assertEqual(registry.color("same_core"), registry.color("python:same_core"))
+        self.assertEqual(registry.color("something_new"), registry.color("something_new"))
+        for p in registry.PLOTS:
+            self.assertTrue(os.path.isfile(os.path.join(ROOT, "plots", p["kind"] + ".gp")))
+
+    def test_report(self):
+        run_dir = self.copy_fixture("run_baseline")
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run_dir]), 0)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("**2 usable CPUs** (2 physical cores), bound by **hardware**", text)
+        self.assertIn("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", text)
+        self.assertIn("`baseline/futex_rtt/placement:cross_core`", text)
+        self.assertIn("**unstable**", text)
+        self.assertEqual(text.count("**unstable**"), 1)
+        self.assertIn("## Capabilities", text)
+        self.assertIn("Run **complete**", text)
+
+    def test_report_incomplete(self):
+        run_dir = self.copy_fixture("run_incomplete")
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run_dir]), 0)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("INCOMPLETE RUN", text)
+        self.assertIn("`spawn`: interrupted by SIGINT", text)
+        self.assertIn("`pipe`: not started", text)
+
+    def test_report_bad_input(self):
+        r = subprocess.run([PY, REPORT, self.tmp], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+        self.assertIn("not a run directory", r.stderr)
+
+    def plot(self, run_dir, env=None):
+        py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else PY
+        return subprocess.run([py, PLOT, run_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=env, timeout=120)
+
+    def test_plot(self):
+        run_dir = self.copy_fixture("run_baseline")
+        r = self.plot(run_dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        pdir = os.path.join(run_dir, "plots")
+        have_gp = shutil.which("gnuplot") is not None
+        for tool, have in (("gnuplot", have_gp), ("mpl", "matplotlib not installed" not in r.stdout)):
+            for ext in ("png", "svg"):
+                p = os.path.join(pdir, "baseline_latency.%s.%s" % (tool, ext))
+                if have:
+                    self.assertGreater(os.path.getsize(p), 1000, p)
+                    if ext == "svg":
+                        ET.parse(p)          # well-formed XML
+                    else:
+                        with open(p, "rb") as f:
+                            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        if not have_gp:
+            self.assertIn("plots: gnuplot not installed — skipped", r.stdout)
+
+    def test_plot_without_tools(self):
+        run_dir = self.copy_fixture("run_baseline")
+        env = dict(os.environ, PATH=os.path.join(self.tmp, "nothing"), PYTHONPATH="/nonexistent")
+        # No gnuplot on PATH; matplotlib hidden by running with -S -I (no site-packages).
+        r = subprocess.run([PY, "-S", "-I", PLOT, run_dir], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("plots: gnuplot not installed — skipped", r.stdout)
+        self.assertTrue(os.path.isfile(os.path.join(run_dir, "plots", "data", "baseline_latency.tsv")))
+
+    def test_plot_bad_input(self):
+        r = self.plot(self.tmp)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+
+
+# ------------------------------------------------------------------------------------------
+class BadInput(TmpCase):
+    def one_line_exit_2(self, r, words):
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        for w in words:
+            self.assertIn(w, r.stderr)
+        self.assertFalse(os.path.exists(self.results), "results tree created on bad input")
+
+    def test_bad_profile(self):
+        self.fake("baseline")
+        self.one_line_exit_2(self.driver("--profile", "nope"), ["nope", "smoke, quick, full"])
+
+    def test_unknown_only(self):
+        self.fake("baseline", "spawn")
+        self.one_line_exit_2(self.driver("--only", "baseline,unknown"),
+                             ["'unknown'", "choose from", "baseline", "spawn"])
+
+    def test_unwritable_out(self):
+        self.fake("baseline")
+        blocker = os.path.join(self.tmp, "file")
+        open(blocker, "w").close()
+        self.one_line_exit_2(self.driver("--out", os.path.join(blocker, "run", "x")), ["--out"])
+        self.assertEqual(os.listdir(self.tmp).count("file"), 1)
+        # A directory we cannot write into (meaningful when not root).
+        ro = os.path.join(self.tmp, "ro")
+        os.mkdir(ro, 0o500)
+        if os.geteuid() != 0:
+            self.one_line_exit_2(self.driver("--out", os.path.join(ro, "run")), ["--out"])
+            self.assertEqual(os.listdir(ro), [])
+
+    def test_nonempty_out(self):
+        self.fake("baseline")
+        d = os.path.join(self.tmp, "used")
+        os.mkdir(d)
+        open(os.path.join(d, "context.json"), "w").close()
+        self.one_line_exit_2(self.driver("--out", d), ["not empty"])
+
+    def test_unknown_flag_and_no_build(self):
+        self.one_line_exit_2(self.driver("--bogus"), ["--bogus"])
+        self.one_line_exit_2(self.driver(), ["no harnesses"])
+
+    def test_test_only_harness_not_listed(self):
+        self.fake("baseline", "shimtest")
+        os.mkdir(os.path.join(self.build, "bench", "bench_baseline.p"))
+        r = self.driver("--list")
+        self.assertEqual(r.returncode, 0)
+        names = [l.split()[0] for l in r.stdout.splitlines()]
+        self.assertIn("baseline", names)
+        self.assertNotIn("shimtest", names)
+        self.assertNotIn("baseline.p", names)
+
+
+# ------------------------------------------------------------------------------------------
+class Driver(TmpCase):
+    def load_ctx(self, run_dir):
+        with open(os.path.join(run_dir, "context.json")) as f:
+            return json.load(f)
+
+    def test_run_layout(self):
+        self.fake("baseline", "fake")
+        r = self.driver("--profile", "smoke", "--no-plots")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        latest = os.path.join(self.results, "latest")
+        self.assertTrue(os.path.islink(latest))
+        self.assertFalse(os.path.isabs(os.readlink(latest)))
+        run_dir = os.path.realpath(latest)
+        self.assertEqual(os.path.dirname(os.path.dirname(run_dir)), os.path.realpath(self.results))
+        ctx = self.load_ctx(run_dir)
+        self.assertIs(ctx["complete"], True)
+        self.assertEqual(ctx["status"], "ok")
+        self.assertEqual(ctx["profile"], "smoke")
+        self.assertEqual(ctx["harnesses"]["ok"], ["baseline", "fake"])
+        for k in ("host", "kernel", "cpu_model", "compiler", "git", "libc", "gbench_version",
+                  "hwloc_version", "python", "budget", "started_utc", "finished_utc"):
+            self.assertIn(k, ctx)
+        for n in ("baseline", "fake"):
+            with open(os.path.join(run_dir, n + ".json")) as f:
+                doc = json.load(f)
+            self.assertEqual(doc["context"]["mproc_profile"], "smoke")   # --profile passed
+            self.assertIn("mode ok profile smoke",
+                          open(os.path.join(run_dir, "logs", n + ".log")).read())
+        self.assertTrue(os.path.isfile(os.path.join(run_dir, "report.md")))
+        self.assertEqual([l for l in os.listdir(run_dir) if l.endswith(".part")], [])
+        progress = [l for l in r.stdout.splitlines() if l.startswith("[")]
+        self.assertEqual(len(progress), 4)
+        self.assertIn("ETA", progress[0])
+        self.assertIn("report.md", r.stdout.splitlines()[-1])
+
+    def test_run_with_plots(self):
+        self.fake("baseline")
+        r = self.driver("--profile", "smoke", "--out", os.path.join(self.tmp, "run"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.results, "latest")))
+        self.assertTrue(any(l.startswith("plots: ") for l in r.stdout.splitlines()), r.stdout)
+        self.assertTrue(os.path.isfile(os.path.join(self.tmp, "run", "plots", "data",
+                                                    "baseline_latency.tsv")))
+        text = open(os.path.join(self.tmp, "run", "report.md")).read()
+        self.assertIn("baseline/pipe_rtt/placement:cross_core", text)
+
+    def test_failing_harnesses_do_not_stop_the_run(self):
+        self.fake("a", "b", "c", "d")
+        env = dict(self.env, FAKE_MODE_A="fail", FAKE_MODE_B="nojson", FAKE_MODE_C="crash")
+        r = self.driver("--profile", "smoke", "--no-plots", "--out",
+                        os.path.join(self.tmp, "run"), env=env)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        ctx = self.load_ctx(os.path.join(self.tmp, "run"))
+        self.assertTrue(ctx["complete"])
+        self.assertEqual(ctx["status"], "failed")
+        failed = {f["name"]: f["reason"] for f in ctx["harnesses"]["failed"]}
+        self.assertEqual(failed, {"a": "exit 3", "b": "exit 0 but no valid JSON written",
+                                  "c": "killed by SIGSEGV"})
+        self.assertEqual(ctx["harnesses"]["ok"], ["d"])
+        self.assertIn("FAILED", r.stdout)
+        text = open(os.path.join(self.tmp, "run", "report.md")).read()
+        self.assertIn("Failed harnesses", text)
+
+    def test_orphans_are_reaped(self):
+        self.fake("orph")
+        env = dict(self.env, FAKE_MODE="orphan")
+        r = self.driver("--no-plots", "--out", os.path.join(self.tmp, "run"), env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        pid = int(open(env["FAKE_PIDFILE"]).read())
+        self.assertFalse(alive(pid), "setsid'd grandchild left running")
+
+    def interrupt(self, sig):
+        self.fake("a_first", "b_sleep", "c_never")
+        env = dict(self.env, FAKE_MODE_B_SLEEP="shm")
+        run_dir = os.path.join(self.tmp, "run")
+        p = subprocess.Popen([PY, DRIVER, "--build", self.build, "--results", self.results,
+                              "--profile", "smoke", "--out", run_dir], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True)
+        pidfile = env["FAKE_PIDFILE"]
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(pidfile) and open(pidfile).read().endswith("\n")):
+            self.assertLess(time.monotonic(), deadline, "fake harness never started")
+            self.assertIsNone(p.poll(), "driver exited early")
+            time.sleep(0.05)
+        pids = [int(x) for x in open(pidfile).read().split()]
+        self.assertEqual(len(os.listdir(self.shm)), 1)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+        took = time.monotonic() - t0
+        self.assertEqual(p.returncode, 128 + sig, out + err)
+        self.assertLess(took, 10.0)
+        for pid in pids:
+            self.assertFalse(alive(pid), "harness process %d left running" % pid)
+        ctx = self.load_ctx(run_dir)
+        self.assertIs(ctx["complete"], False)
+        self.assertEqual(ctx["status"], "interrupted")
+        self.assertEqual(ctx["harnesses"]["ok"], ["a_first"])
+        self.assertEqual(ctx["harnesses"]["failed"][0]["name"], "b_sleep")
+        self.assertEqual(ctx["harnesses"]["skipped"][0]["name"], "c_never")
+        with open(os.path.join(run_dir, "a_first.json")) as f:
+            self.assertIsInstance(json.load(f)["benchmarks"], list)
+        self.assertFalse(os.path.exists(os.path.join(run_dir, "b_sleep.json")))
+        self.assertEqual([f for f in os.listdir(run_dir) if ".part" in f or ".tmp" in f], [])
+        self.assertEqual(os.listdir(self.shm), [], "stale shm name of the dead harness left")
+        self.assertIn("INCOMPLETE", open(os.path.join(run_dir, "report.md")).read())
+
+    def test_sigint(self):
+        self.interrupt(signal.SIGINT)
+
+    def test_sigterm(self):
+        self.interrupt(signal.SIGTERM)
+
+    def test_eta_scales_with_finished_harnesses(self):
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader("mproc_bench", DRIVER)
+        spec = importlib.util.spec_from_loader("mproc_bench", loader)
+        mb = importlib.util.module_from_spec(spec)
+        loader.exec_module(mb)
+        hs = [mb.Harness(n, "native", "/x") for n in ("baseline", "spawn", "unknown_one")]
+
+        class A:
+            profile = "quick"
+        run = mb.Run(A(), self.tmp, hs, self.results)
+        exp = [h.expected("quick") for h in hs]
+        self.assertEqual(exp, [mb.EXPECTED_S["baseline"][1], mb.EXPECTED_S["spawn"][1],
+                               mb.DEFAULT_EXPECTED[1]])
+        self.assertAlmostEqual(run.eta(0), sum(exp))
+        run.durations["baseline"] = exp[0] / 2.0          # ran twice as fast as expected
+        self.assertAlmostEqual(run.eta(1), (exp[1] + exp[2]) / 2.0)
+        py = mb.Harness("python", "python", "/src/bench/python/mp_bench.py", default=False)
+        self.assertEqual(py.argv("/r/python.json.part", "smoke", "/usr/bin/python3"),
+                         ["/usr/bin/python3", "/src/bench/python/mp_bench.py", "--profile",
+                          "smoke", "--out", "/r/python.json.part"])
+        self.assertEqual(hs[0].argv("/r/b.json.part", "full", "py"),
+                         ["/x", "--benchmark_out=/r/b.json.part", "--benchmark_out_format=json",
+                          "--profile=full"])
+        self.assertEqual(mb.fmt_dur(75), "1:15")
+        self.assertEqual(mb.fmt_dur(3725), "1:02:05")
+
+    def test_clean_stale(self):
+        dead, me = dead_pid(), os.getpid()
+        for n in ("mproc-%d-0-aa" % dead, "mproc-%d-1-bb" % me, "sem.mproc-%d-2-cc" % dead,
+                  "other-%d" % dead):
+            open(os.path.join(self.shm, n), "w").close()
+        open(os.path.join(self.mq, "mproc-%d-3-dd" % dead), "w").close()
+        inc = os.path.join(self.results, "host", "20260101T000000Z")
+        os.makedirs(inc)
+        with open(os.path.join(inc, "context.json"), "w") as f:
+            json.dump({"complete": False, "status": "interrupted"}, f)
+        r = self.driver("--clean-stale")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(self.shm)), sorted(["mproc-%d-1-bb" % me,
+                                                               "other-%d" % dead]))
+        self.assertEqual(os.listdir(self.mq), [])
+        self.assertIn("incomplete run kept", r.stdout)
+        self.assertTrue(os.path.isdir(inc))
+
+
+# ------------------------------------------------------------------------------------------
+class RealRun(TmpCase):
+    """The driver over the real build (bench_baseline, mproc-topo): run by the smoke suite,
+    which sets MPROC_BUILD_DIR; skipped elsewhere and where the harness is not built."""
+
+    def setUp(self):
+        super().setUp()
+        self.real_build = os.environ.get("MPROC_BUILD_DIR")
+        if not self.real_build:
+            self.skipTest("MPROC_BUILD_DIR not set (smoke suite only)")
+        if not os.access(os.path.join(self.real_build, "bench", "bench_baseline"), os.X_OK):
+            self.skipTest("bench_baseline not built")
+
+    def procs_mentioning(self, text):
+        out = []
+        for n in os.listdir("/proc"):
+            if not n.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % n, "rb") as f:
+                    if text.encode() in f.read():
+                        out.append(int(n))
+            except OSError:
+                pass
+        return [p for p in out if alive(p)]
+
+    def test_smoke_run(self):
+        run_dir = os.path.join(self.tmp, "run")
+        r = subprocess.run([PY, DRIVER, "--build", self.real_build, "--profile", "smoke",
+                            "--only", "baseline", "--out", run_dir, "--results", self.results],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, env=self.env, timeout=240)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(run_dir, "context.json")) as f:
+            ctx = json.load(f)
+        self.assertIs(ctx["complete"], True)
+        self.assertEqual(ctx["topology"]["json"], "topology.json")
+        self.assertGreaterEqual(ctx["budget"]["usable"], 1)
+        self.assertIn("provenance", ctx["budget"])
+        self.assertTrue(os.path.getsize(os.path.join(run_dir, "topology.xml")) > 100)
+        run = gbjson.load_run(run_dir)
+        names = set(run.figures) | set(run.skipped)
+        for want in ("baseline/pipe_rtt/placement:same_core", "baseline/fork_exit",
+                     "baseline/syscall"):
+            self.assertIn(want, names)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("usable CPUs", text)
+        self.assertIn("baseline/syscall", text)
+        self.assertEqual(self.procs_mentioning(run_dir), [])
+
+    def test_interrupt_real_harness(self):
+        run_dir = os.path.join(self.tmp, "run")
+        p = subprocess.Popen([PY, DRIVER, "--build", self.real_build, "--profile", "quick",
+                              "--only", "baseline", "--out", run_dir, "--results",
+                              self.results], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, env=self.env)
+        deadline = time.monotonic() + 60
+        while not self.procs_mentioning(run_dir + "/baseline.json.part"):
+            self.assertLess(time.monotonic(), deadline, "harness never started")
+            self.assertIsNone(p.poll())
+            time.sleep(0.05)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 130, out + err)
+        self.assertLess(time.monotonic() - t0, 10.0)
+        self.assertEqual(self.procs_mentioning(run_dir), [])
+        with open(os.path.join(run_dir, "context.json")) as f:
+            ctx = json.load(f)
+        self.assertIs(ctx["complete"], False)
+        self.assertFalse(os.path.exists(os.path.join(run_dir, "baseline.json.part")))
+
+
+# ------------------------------------------------------------------------------------------
+def main():
+    pattern = sys.argv[1] if len(sys.argv) > 1 else "*"
+    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+    cases = []
+
+    def flatten(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                flatten(t)
+            else:
+                cases.append(t)
+    flatten(suite)
+    def tap_name(c):
+        return "driver/" + c.id().split(".", 1)[1].replace(".", "/")
+    cases = [c for c in cases if fnmatch.fnmatch(tap_name(c), pattern)]
+    print("TAP version 13\n1..%d" % len(cases), flush=True)
+    failed = 0
+    for i, c in enumerate(cases, 1):
+        r = unittest.TestResult()
+        c.run(r)
+        name = tap_name(c)
+        if r.wasSuccessful() and r.skipped:
+            print("ok %d %s # SKIP %s" % (i, name, r.skipped[0][1]), flush=True)
+        elif r.wasSuccessful():
+            print("ok %d %s" % (i, name), flush=True)
+        else:
+            failed += 1
+            print("not ok %d %s" % (i, name), flush=True)
+            for _, tb in r.failures + r.errors:
+                for line in tb.splitlines():
+                    print("# " + line)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

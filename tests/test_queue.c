@@ -1,0 +1,800 @@
+/*
+ * test_queue.c - Queue / SimpleQueue / JoinableQueue semantics and faults, every case on every
+ * back end (TAP names queue/<backend>/<case>). A back end the machine lacks is skipped with
+ * the reason from mproc_queue_backend_available().
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mproc.h"
+#include "queue_internal.h"
+#include "tap.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define BK(arg) ((enum mproc_queue_backend)(intptr_t)(arg))
+
+static struct mproc_queue *mkq(void *arg, size_t maxsize, size_t max_msg, unsigned flags)
+{
+	struct mproc_queue_opts o = { .backend = BK(arg), .maxsize = maxsize, .max_msg = max_msg,
+				      .flags = flags };
+	struct mproc_queue *q = NULL;
+	const char *why;
+	int r;
+
+	if (mproc_queue_backend_available(BK(arg), &why) < 0)
+		tap_skip("%s back end unavailable: %s", mproc_queue_backend_name(BK(arg)), why);
+	r = mproc_queue_new(&q, &o);
+	if (r < 0) {
+		tap_fail_at(__FILE__, __LINE__, "mproc_queue_new: %s", mproc_strerror(r));
+		tap_abort_case();
+	}
+	return q;
+}
+
+static void *shared(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT(p != MAP_FAILED);
+	return p;
+}
+
+static uint64_t fnv(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* An item: [u32 producer][u32 seq][u64 checksum of the rest][fill bytes]. */
+struct item_hdr {
+	uint32_t prod, seq;
+	uint64_t sum;
+};
+
+static size_t make_item(unsigned char *buf, size_t len, uint32_t prod, uint32_t seq)
+{
+	struct item_hdr h = { prod, seq, 0 };
+
+	if (len < sizeof(h))
+		len = sizeof(h);
+	for (size_t i = sizeof(h); i < len; i++)
+		buf[i] = (unsigned char)(prod * 31 + seq + i);
+	h.sum = fnv(buf + sizeof(h), len - sizeof(h));
+	memcpy(buf, &h, sizeof(h));
+	return len;
+}
+
+static bool check_item(const unsigned char *buf, size_t len, struct item_hdr *out)
+{
+	if (len < sizeof(*out))
+		return false;
+	memcpy(out, buf, sizeof(*out));
+	return out->sum == fnv(buf + sizeof(*out), len - sizeof(*out));
+}
+
+static void t_put_get(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 0, 0);
+	size_t max = mproc_queue_max_msg(q);
+	unsigned char *in = malloc(max), *out = malloc(max);
+	size_t sizes[] = { 0, 1, 7, 8, 9, 100, 4095, max < 4097 ? max : 4097, max };
+
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		for (size_t k = 0; k < sizes[i]; k++)
+			in[k] = (unsigned char)(k * 7 + i);
+		CHECK_OK(mproc_queue_put(q, in, sizes[i], MPROC_FOREVER));
+		CHECK_EQ(mproc_queue_get(q, out, max, 1.0), sizes[i]);
+		CHECK_MEM_EQ(in, out, sizes[i]);
+	}
+	/* FIFO over several items. */
+	for (uint32_t i = 0; i < 8; i++)
+		CHECK_OK(mproc_queue_put(q, &i, sizeof(i), 1.0));
+	for (uint32_t i = 0; i < 8; i++) {
+		uint32_t v = 0;
+		unsigned char *b = out;
+		CHECK_EQ(mproc_queue_get(q, b, max, 1.0), sizeof(v));
+		memcpy(&v, b, sizeof(v));
+		CHECK_EQ(v, i);
+	}
+	CHECK_ERR(mproc_queue_get(q, out, max, 0), -EAGAIN);
+	free(in);
+	free(out);
+	mproc_queue_free(q);
+}
+
+static void t_qsize(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 0, 0);
+	size_t max = mproc_queue_max_msg(q);
+	char *b = malloc(max);
+
+	CHECK(mproc_queue_empty(q));
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	for (int i = 0; i < 5; i++)
+		CHECK_OK(mproc_queue_put(q, "abc", 3, 0));
+	CHECK_EQ(mproc_queue_qsize(q), 5);
+	CHECK(!mproc_queue_empty(q));
+	CHECK(!mproc_queue_full(q));
+	CHECK_EQ(mproc_queue_get(q, b, max, 0), 3);
+	CHECK_EQ(mproc_queue_get(q, b, max, 0), 3);
+	CHECK_EQ(mproc_queue_qsize(q), 3);
+	while (mproc_queue_get(q, b, max, 0) >= 0)
+		;
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	free(b);
+	mproc_queue_free(q);
+}
+
+static void t_maxsize_timeouts(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 6, 0, 0);
+	size_t max = mproc_queue_max_msg(q);
+	char *b = malloc(max);
+	double t0, dt;
+
+	for (int i = 0; i < 6; i++)
+		CHECK_OK(mproc_queue_put(q, &i, sizeof(i), 0));
+	CHECK(mproc_queue_full(q));
+	CHECK_EQ(mproc_queue_qsize(q), 6);
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_put(q, "x", 1, 0), -EAGAIN);
+	CHECK_CMP(tap_now() - t0, <, 0.05);
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_put(q, "x", 1, 0.2), -ETIMEDOUT);
+	dt = tap_now() - t0;
+	CHECK_CMP(dt, >=, 0.2);
+	CHECK_CMP(dt, <=, 0.2 + 0.1 * tap_timeout_mult());
+	CHECK_EQ(mproc_queue_qsize(q), 6);
+	for (int i = 0; i < 6; i++) {
+		int v = -1;
+		CHECK_EQ(mproc_queue_get(q, b, max, 0), sizeof(int));
+		memcpy(&v, b, sizeof(v));
+		CHECK_EQ(v, i);
+	}
+	CHECK(mproc_queue_empty(q));
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_get(q, b, max, 0), -EAGAIN);
+	CHECK_CMP(tap_now() - t0, <, 0.05);
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_get(q, b, max, 0.2), -ETIMEDOUT);
+	dt = tap_now() - t0;
+	CHECK_CMP(dt, >=, 0.2);
+	CHECK_CMP(dt, <=, 0.2 + 0.1 * tap_timeout_mult());
+	free(b);
+	mproc_queue_free(q);
+}
+
+static void t_closed(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 0, 0);
+	size_t max = mproc_queue_max_msg(q);
+	char *b = malloc(max);
+
+	CHECK_OK(mproc_queue_put(q, "a", 1, 0));
+	CHECK_OK(mproc_queue_close(q));
+	CHECK_OK(mproc_queue_close(q));
+	CHECK_ERR(mproc_queue_put(q, "a", 1, 0), -EPIPE);
+	CHECK_ERR(mproc_queue_get(q, b, max, 0), -EPIPE);
+	CHECK_ERR(mproc_queue_get(q, b, max, MPROC_FOREVER), -EPIPE);
+	free(b);
+	mproc_queue_free(q);
+}
+
+static void t_bad_input(void *arg)
+{
+	enum mproc_queue_backend bk = BK(arg);
+	struct mproc_queue_opts o = { .backend = bk };
+	struct mproc_queue *q = (struct mproc_queue *)&o;   /* must be reset to NULL */
+	size_t max;
+	char *b;
+
+	CHECK_ERR(mproc_queue_new(NULL, &o), -EINVAL);
+	o.backend = (enum mproc_queue_backend)99;
+	CHECK_ERR(mproc_queue_new(&q, &o), -EINVAL);
+	CHECK(q == NULL);
+	o.backend = bk;
+	o.flags = 1u << 20;
+	CHECK_ERR(mproc_queue_new(&q, &o), -EINVAL);
+	o.flags = MPROC_QUEUE_SPIN | MPROC_QUEUE_NOSPIN;
+	CHECK_ERR(mproc_queue_new(&q, &o), -EINVAL);
+	o.flags = 0;
+	o.max_msg = ((size_t)64 << 20) + 1;
+	CHECK_ERR(mproc_queue_new(&q, &o), -EINVAL);
+	o.max_msg = 0;
+	o.maxsize = (size_t)UINT32_MAX + 1;
+	CHECK_ERR(mproc_queue_new(&q, &o), -EINVAL);
+	o.maxsize = 0;
+	if (bk == MPROC_QUEUE_MQ || bk == MPROC_QUEUE_SYSV) {
+		/* Over the kernel's message size limit: refused, never clamped. */
+		o.max_msg = (size_t)32 << 20;
+		CHECK_ERR(mproc_queue_new(&q, &o), -EMSGSIZE);
+		o.max_msg = 0;
+	}
+	if (bk == MPROC_QUEUE_RING) {
+		o.max_msg = 1 << 20;
+		o.ring_bytes = 4096;    /* smaller than one record */
+		CHECK_ERR(mproc_queue_new(&q, &o), -EINVAL);
+		o.max_msg = 0;
+		o.ring_bytes = 0;
+	}
+	CHECK(q == NULL);
+	CHECK_ERR(mproc_queue_backend_name((enum mproc_queue_backend)99) == NULL ? -EINVAL : 0,
+		  -EINVAL);
+	{
+		enum mproc_queue_backend x;
+		const char *why = NULL;
+		CHECK_ERR(mproc_queue_backend_from_name("nope", &x), -EINVAL);
+		CHECK_OK(mproc_queue_backend_from_name(mproc_queue_backend_name(bk), &x));
+		CHECK_EQ(x, bk);
+		CHECK_ERR(mproc_queue_backend_available((enum mproc_queue_backend)99, &why),
+			  -EINVAL);
+		CHECK(why != NULL);
+	}
+
+	q = mkq(arg, 0, 0, 0);
+	max = mproc_queue_max_msg(q);
+	b = calloc(1, max + 1);
+	CHECK_ERR(mproc_queue_put(NULL, "a", 1, 0), -EINVAL);
+	CHECK_ERR(mproc_queue_put(q, NULL, 1, 0), -EINVAL);
+	CHECK_ERR(mproc_queue_get(q, NULL, 10, 0), -EINVAL);
+	CHECK_ERR(mproc_queue_get(NULL, b, 10, 0), -EINVAL);
+	CHECK_ERR(mproc_queue_put(q, "a", 1, -2.0), -EINVAL);
+	CHECK_ERR(mproc_queue_put(q, "a", 1, NAN), -EINVAL);
+	CHECK_ERR(mproc_queue_get(q, b, max, -0.5), -EINVAL);
+	CHECK_ERR(mproc_queue_put(q, b, max + 1, 0), -EMSGSIZE);
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	CHECK_ERR(mproc_queue_task_done(q), -EINVAL);      /* not joinable */
+	CHECK_ERR(mproc_queue_join(q, 0), -EINVAL);
+	CHECK_ERR(mproc_queue_close(NULL), -EINVAL);
+	CHECK_ERR(mproc_queue_qsize(NULL), -EINVAL);
+	mproc_queue_free(NULL);
+
+	/* A buffer too small: -EMSGSIZE and the item stays. */
+	memset(b, 'z', 100);
+	CHECK_OK(mproc_queue_put(q, b, 100, 0));
+	CHECK_ERR(mproc_queue_get(q, b, 10, 0), -EMSGSIZE);
+	CHECK_EQ(mproc_queue_qsize(q), 1);
+	memset(b, 0, 100);
+	CHECK_EQ(mproc_queue_get(q, b, max, 0), 100);
+	CHECK_EQ(b[99], 'z');
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	free(b);
+	mproc_queue_free(q);
+}
+
+/* MPMC 4x4: multiset equal and FIFO per producer as each consumer sees it. */
+#define MP_PROD 4
+#define MP_CONS 4
+#define MP_ITEMS 2000
+
+struct mpmc_rec {
+	uint32_t n;                             /* items this consumer got */
+	uint32_t bad;                           /* checksum failures */
+	uint32_t order;                         /* per-producer order violations */
+	uint32_t got[MP_PROD][MP_ITEMS / 8 + 1];/* bitmap of (prod, seq) */
+	uint32_t dup;
+};
+
+static void t_mpmc(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 512, 0);
+	struct mpmc_rec *rec = shared(sizeof(*rec) * MP_CONS);
+	pid_t pids[MP_PROD + MP_CONS];
+	int st;
+
+	for (int c = 0; c < MP_CONS; c++) {
+		pids[c] = fork();
+		ASSERT(pids[c] >= 0);
+		if (pids[c] == 0) {
+			unsigned char buf[512];
+			int64_t last[MP_PROD] = { -1, -1, -1, -1 };
+			struct mpmc_rec *me = &rec[c];
+			for (;;) {
+				struct item_hdr h;
+				ssize_t n = mproc_queue_get(q, buf, sizeof(buf), 20.0);
+				if (n < 0)
+					_exit(3);
+				if (n == 0)
+					break;          /* sentinel */
+				if (!check_item(buf, (size_t)n, &h) || h.prod >= MP_PROD ||
+				    h.seq >= MP_ITEMS) {
+					me->bad++;
+					continue;
+				}
+				if ((int64_t)h.seq <= last[h.prod])
+					me->order++;
+				last[h.prod] = h.seq;
+				if (me->got[h.prod][h.seq / 32] & (1u << (h.seq % 32)))
+					me->dup++;
+				me->got[h.prod][h.seq / 32] |= 1u << (h.seq % 32);
+				me->n++;
+			}
+			mproc_queue_free(q);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < MP_PROD; p++) {
+		pid_t pid = fork();
+		ASSERT(pid >= 0);
+		pids[MP_CONS + p] = pid;
+		if (pid == 0) {
+			unsigned char buf[512];
+			unsigned seed = (unsigned)p * 7919u + 1;
+			for (uint32_t s = 0; s < MP_ITEMS; s++) {
+				size_t len = 16 + (size_t)(rand_r(&seed) % 400);
+				len = make_item(buf, len, (uint32_t)p, s);
+				if (mproc_queue_put(q, buf, len, 20.0) < 0)
+					_exit(3);
+			}
+			mproc_queue_free(q);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < MP_PROD; p++) {
+		CHECK_EQ(waitpid(pids[MP_CONS + p], &st, 0), pids[MP_CONS + p]);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	for (int c = 0; c < MP_CONS; c++)
+		CHECK_OK(mproc_queue_put(q, "", 0, 20.0));
+	for (int c = 0; c < MP_CONS; c++) {
+		CHECK_EQ(waitpid(pids[c], &st, 0), pids[c]);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	uint32_t total = 0;
+	for (int c = 0; c < MP_CONS; c++) {
+		total += rec[c].n;
+		CHECK_EQ(rec[c].bad, 0);
+		CHECK_EQ(rec[c].order, 0);
+		CHECK_EQ(rec[c].dup, 0);
+	}
+	CHECK_EQ(total, MP_PROD * MP_ITEMS);
+	for (int p = 0; p < MP_PROD; p++) {
+		for (uint32_t s = 0; s < MP_ITEMS; s++) {
+			int seen = 0;
+			for (int c = 0; c < MP_CONS; c++)
+				seen += !!(rec[c].got[p][s / 32] & (1u << (s % 32)));
+			if (seen != 1) {
+				CHECK_EQ(seen, 1);
+				break;
+			}
+		}
+	}
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	munmap(rec, sizeof(*rec) * MP_CONS);
+	mproc_queue_free(q);
+}
+
+/* A child puts 10 000 x 1 KiB and exits while the parent has not drained: the child waits
+ * (documented: put blocks while the channel is full), nothing hangs for good, all arrive. */
+static void t_child_exit_undrained(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 1024, 0);
+	unsigned char buf[1024];
+	pid_t pid;
+	int st = 0;
+	double t0;
+
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		for (uint32_t s = 0; s < 10000; s++) {
+			make_item(buf, sizeof(buf), 0, s);
+			if (mproc_queue_put(q, buf, sizeof(buf), 30.0) < 0)
+				_exit(3);
+		}
+		mproc_queue_free(q);
+		_exit(0);
+	}
+	/* "join(0.3)" before draining: returns (child still blocked, or already done). */
+	t0 = tap_now();
+	while (tap_now() - t0 < 0.3 && waitpid(pid, &st, WNOHANG) == 0)
+		usleep(10000);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	for (uint32_t s = 0; s < 10000; s++) {
+		struct item_hdr h = { 0 };
+		ssize_t n = mproc_queue_get(q, buf, sizeof(buf), 10.0);
+		if (n != (ssize_t)sizeof(buf) || !check_item(buf, (size_t)n, &h) || h.seq != s) {
+			CHECK_EQ(n, sizeof(buf));
+			CHECK_EQ(h.seq, s);
+			break;
+		}
+	}
+	if (waitpid(pid, &st, WNOHANG) == 0)
+		CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_ERR(mproc_queue_get(q, buf, sizeof(buf), 0), -EAGAIN);
+	mproc_queue_free(q);
+}
+
+static pid_t wait_child(pid_t pid, int *st)
+{
+	pid_t r;
+
+	while ((r = waitpid(pid, st, 0)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static timer_t storm_start(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };    /* no SA_RESTART */
+	struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+	struct itimerspec its = { .it_interval = { 0, 10000000 }, .it_value = { 0, 10000000 } };
+	timer_t t;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	if (timer_create(CLOCK_MONOTONIC, &ev, &t) < 0)
+		tap_abort_case();
+	timer_settime(t, 0, &its, NULL);
+	return t;
+}
+
+static void t_eintr_storm(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 4, 0, 0);
+	size_t max = mproc_queue_max_msg(q);
+	unsigned char *buf = malloc(max);
+	timer_t t;
+	pid_t pid;
+	int st;
+	double t0, dt;
+
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		timer_t ct = storm_start();
+		unsigned char b[256];
+		for (uint32_t s = 0; s < 3000; s++) {
+			size_t len = make_item(b, 16 + s % 200, 1, s);
+			if (mproc_queue_put(q, b, len, 20.0) < 0)
+				_exit(3);
+			if (s % 500 == 0)
+				usleep(30000);  /* let the getter sleep through signals */
+		}
+		timer_delete(ct);
+		mproc_queue_free(q);
+		_exit(0);
+	}
+	t = storm_start();
+	for (uint32_t s = 0; s < 3000; s++) {
+		struct item_hdr h = { 0 };
+		ssize_t n = mproc_queue_get(q, buf, max, 20.0);
+		if (n < 0 || !check_item(buf, (size_t)n, &h) || h.seq != s) {
+			CHECK_OK(n);
+			CHECK_EQ(h.seq, s);
+			break;
+		}
+	}
+	CHECK_EQ(wait_child(pid, &st), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* Timeouts are honoured under the storm. */
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_get(q, buf, max, 0.3), -ETIMEDOUT);
+	dt = tap_now() - t0;
+	CHECK_CMP(dt, >=, 0.3);
+	CHECK_CMP(dt, <=, 0.3 + 0.1 * tap_timeout_mult());
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(mproc_queue_put(q, "x", 1, 0));
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_put(q, "x", 1, 0.3), -ETIMEDOUT);
+	dt = tap_now() - t0;
+	CHECK_CMP(dt, >=, 0.3);
+	CHECK_CMP(dt, <=, 0.3 + 0.1 * tap_timeout_mult());
+	timer_delete(t);
+	signal(SIGUSR1, SIG_DFL);
+	free(buf);
+	mproc_queue_free(q);
+}
+
+/* A producer SIGKILLed mid-put: consumers get whole items or an error, never a torn record,
+ * never a hang; the queue stays usable. */
+static void t_producer_killed(void *arg)
+{
+	enum mproc_queue_backend bk = BK(arg);
+	size_t big = (bk == MPROC_QUEUE_MQ || bk == MPROC_QUEUE_SYSV) ? 0 : 600 * 1024;
+	struct mproc_queue *q = mkq(arg, 0, big, 0);
+	size_t max = mproc_queue_max_msg(q);
+	unsigned char *buf = malloc(max);
+	int round;
+
+	for (round = 0; round < 3; round++) {
+		pid_t pid = fork();
+		int st;
+		uint32_t got = 0;
+
+		ASSERT(pid >= 0);
+		if (pid == 0) {
+			for (uint32_t s = 0;; s++) {
+				size_t len = make_item(buf, max - (s % 3) * 17, 9, s);
+				if (mproc_queue_put(q, buf, len, MPROC_FOREVER) < 0)
+					_exit(3);
+			}
+		}
+		usleep(20000 + round * 15000);
+		/* Take a few while it runs, then kill it wherever it is. */
+		for (int i = 0; i < 2; i++) {
+			struct item_hdr h;
+			ssize_t n = mproc_queue_get(q, buf, max, 5.0);
+			CHECK(n > 0 && check_item(buf, (size_t)n, &h));
+		}
+		kill(pid, SIGKILL);
+		CHECK_EQ(waitpid(pid, &st, 0), pid);
+		CHECK(WIFSIGNALED(st));
+		for (;;) {
+			struct item_hdr h;
+			double t0 = tap_now();
+			ssize_t n = mproc_queue_get(q, buf, max, 0.3);
+			CHECK_CMP(tap_now() - t0, <, 2.0);
+			if (n == -ETIMEDOUT || n == -EBADMSG)
+				break;
+			if (n < 0) {
+				CHECK_OK(n);
+				break;
+			}
+			CHECK(check_item(buf, (size_t)n, &h));
+			got++;
+		}
+		tap_diag("round %d: %u whole items after the kill", round, got);
+		/* Still usable: a new item goes through whole. */
+		size_t len = make_item(buf, 100, 1, 42);
+		int r = mproc_queue_put(q, buf, len, 2.0);
+		if (r == -EBADMSG)
+			break;          /* documented: pipe broken by a dead reader only */
+		CHECK_OK(r);
+		struct item_hdr h = { 0 };
+		ssize_t n = mproc_queue_get(q, buf, max, 2.0);
+		CHECK_EQ(n, 100);
+		CHECK(n > 0 && check_item(buf, (size_t)n, &h) && h.seq == 42);
+	}
+	free(buf);
+	mproc_queue_free(q);
+}
+
+/* A consumer SIGKILLed while blocked or mid-get never wedges the queue. */
+static void t_consumer_killed(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 0, 0);
+	size_t max = mproc_queue_max_msg(q);
+	unsigned char *buf = malloc(max);
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		mproc_queue_get(q, buf, max, MPROC_FOREVER);
+		_exit(0);
+	}
+	usleep(50000);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_OK(mproc_queue_put(q, "hello", 5, 1.0));
+	CHECK_EQ(mproc_queue_get(q, buf, max, 1.0), 5);
+	CHECK_MEM_EQ(buf, "hello", 5);
+	free(buf);
+	mproc_queue_free(q);
+}
+
+static void t_joinable(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 0, MPROC_QUEUE_JOINABLE);
+	size_t max = mproc_queue_max_msg(q);
+	pid_t pids[4];
+	int st;
+	double t0;
+
+	CHECK_OK(mproc_queue_join(q, 0));               /* nothing put: returns at once */
+	CHECK_ERR(mproc_queue_task_done(q), -EINVAL);
+	for (int w = 0; w < 4; w++) {
+		pids[w] = fork();
+		ASSERT(pids[w] >= 0);
+		if (pids[w] == 0) {
+			char *b = malloc(max);
+			for (;;) {
+				ssize_t n = mproc_queue_get(q, b, max, 5.0);
+				if (n < 0)
+					_exit(3);
+				if (n == 0) {
+					mproc_queue_task_done(q);
+					break;
+				}
+				usleep(20000);  /* work */
+				if (mproc_queue_task_done(q) < 0)
+					_exit(4);
+			}
+			free(b);
+			mproc_queue_free(q);
+			_exit(0);
+		}
+	}
+	for (int i = 1; i <= 10; i++)
+		CHECK_OK(mproc_queue_put(q, &i, sizeof(i), 5.0));
+	CHECK_ERR(mproc_queue_join(q, 0), -EAGAIN);
+	t0 = tap_now();
+	CHECK_OK(mproc_queue_join(q, 10.0));
+	CHECK_CMP(tap_now() - t0, <, 5.0);
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	for (int w = 0; w < 4; w++)
+		CHECK_OK(mproc_queue_put(q, "", 0, 5.0));
+	for (int w = 0; w < 4; w++) {
+		CHECK_EQ(waitpid(pids[w], &st, 0), pids[w]);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	CHECK_OK(mproc_queue_join(q, 1.0));
+	CHECK_ERR(mproc_queue_task_done(q), -EINVAL);    /* one too many */
+	/* join with a timeout while an item is unfinished. */
+	CHECK_OK(mproc_queue_put(q, "a", 1, 0));
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_join(q, 0.2), -ETIMEDOUT);
+	CHECK_CMP(tap_now() - t0, >=, 0.2);
+	mproc_queue_free(q);
+}
+
+static void t_available(void *arg)
+{
+	const char *why = "unset";
+	int r = mproc_queue_backend_available(BK(arg), &why);
+
+	if (r < 0) {
+		CHECK(why != NULL);
+		tap_skip("unavailable: %s (%s)", why, mproc_strerror(r));
+	}
+	CHECK(why == NULL);
+	static const char *const names[] = { "pipe", "ring", "mq", "sysv" };
+
+	CHECK_STR_EQ(mproc_queue_backend_name(BK(arg)), names[BK(arg)]);
+}
+
+static void t_ring_modes(void *arg)
+{
+	unsigned flags[] = { MPROC_QUEUE_SPIN, MPROC_QUEUE_NOSPIN };
+
+	for (size_t f = 0; f < 2; f++) {
+		struct mproc_queue *q = mkq(arg, 0, 64, flags[f]);
+		char b[64];
+		pid_t pid = fork();
+		int st;
+
+		ASSERT(pid >= 0);
+		if (pid == 0) {
+			for (uint32_t i = 0; i < 20000; i++)
+				if (mproc_queue_put(q, &i, sizeof(i), 10.0) < 0)
+					_exit(3);
+			_exit(0);
+		}
+		for (uint32_t i = 0; i < 20000; i++) {
+			uint32_t v;
+			if (mproc_queue_get(q, b, sizeof(b), 10.0) != 4) {
+				CHECK(0);
+				break;
+			}
+			memcpy(&v, b, 4);
+			if (v != i) {
+				CHECK_EQ(v, i);
+				break;
+			}
+		}
+		CHECK_EQ(waitpid(pid, &st, 0), pid);
+		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		mproc_queue_free(q);
+	}
+}
+
+/* The ring's own robust lock: a holder SIGKILLed while holding it is detected, and the next
+ * locker gets -EOWNERDEAD (and holds the lock) within about one slice, never a hang. */
+static void t_qlock_owner_dies(void *arg)
+{
+	_Atomic uint32_t *lock = shared(4096);
+	pid_t pid;
+	int st;
+	double t0;
+
+	CHECK_OK(mproc__qlock(lock, MPROC__NO_DEADLINE));
+	mproc__qunlock(lock);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		mproc__qlock(lock, MPROC__NO_DEADLINE);
+		pause();
+		_exit(0);
+	}
+	while (atomic_load(lock) == 0)
+		usleep(1000);
+	/* A live holder: a timed lock times out. */
+	t0 = tap_now();
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 100 * 1000000), -ETIMEDOUT);
+	CHECK_CMP(tap_now() - t0, >=, 0.1);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	t0 = tap_now();
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC), -EOWNERDEAD);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	mproc__qunlock(lock);
+	CHECK_OK(mproc__qlock(lock, 0));
+	mproc__qunlock(lock);
+	munmap((void *)lock, 4096);
+}
+
+/* A SysV queue whose creator died without freeing it is found and removed; a live one is
+ * left alone. */
+static void t_sysv_clean_stale(void *arg)
+{
+	struct mproc_queue *live = mkq(arg, 0, 0, 0);
+	char b[64];
+	pid_t pid;
+	int st;
+
+	CHECK_OK(mproc_queue_put(live, "keep", 4, 0));
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		struct mproc_queue *q;
+		struct mproc_queue_opts o = { .backend = MPROC_QUEUE_SYSV };
+		_exit(mproc_queue_new(&q, &o) == 0 ? 0 : 3);   /* "crash": never freed */
+	}
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_EQ(mproc_queue_clean_stale(), 1);
+	CHECK_EQ(mproc_queue_clean_stale(), 0);
+	/* The live queue still works, its marker back in place. */
+	CHECK_EQ(mproc_queue_qsize(live), 1);
+	CHECK_EQ(mproc_queue_get(live, b, sizeof(b), 0), 4);
+	CHECK_EQ(mproc_queue_qsize(live), 0);
+	mproc_queue_free(live);
+}
+
+struct tcase {
+	const char *name;
+	tap_fn *fn;
+	double timeout;
+};
+
+int main(int argc, char **argv)
+{
+	static const struct tcase cases[] = {
+		{ "available", t_available, 0 },
+		{ "put_get", t_put_get, 0 },
+		{ "qsize", t_qsize, 0 },
+		{ "maxsize_timeouts", t_maxsize_timeouts, 0 },
+		{ "closed", t_closed, 0 },
+		{ "bad_input", t_bad_input, 0 },
+		{ "mpmc_4x4", t_mpmc, 120 },
+		{ "child_exit_undrained", t_child_exit_undrained, 120 },
+		{ "eintr_storm", t_eintr_storm, 120 },
+		{ "producer_killed", t_producer_killed, 120 },
+		{ "consumer_killed", t_consumer_killed, 0 },
+		{ "joinable", t_joinable, 0 },
+	};
+	char name[128];
+
+	for (int b = 0; b < MPROC_QUEUE_BACKEND_COUNT; b++) {
+		for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+			snprintf(name, sizeof(name), "queue/%s/%s",
+				 mproc_queue_backend_name((enum mproc_queue_backend)b), cases[i].name);
+			tap_add_opts(name, cases[i].fn, (void *)(intptr_t)b,
+				     &(struct tap_opts){ .timeout_s = cases[i].timeout });
+		}
+	}
+	tap_add("queue/ring/spin_nospin_modes", t_ring_modes, (void *)(intptr_t)MPROC_QUEUE_RING);
+	tap_add("queue/ring/lock_owner_dies", t_qlock_owner_dies, NULL);
+	tap_add("queue/sysv/clean_stale", t_sysv_clean_stale, (void *)(intptr_t)MPROC_QUEUE_SYSV);
+	return tap_run(argc, argv);
+}
