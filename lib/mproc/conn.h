@@ -111,8 +111,9 @@ ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
  *
  * Returns the message length (0 for an empty message), MPROC_EOF (peer closed at a frame
  * boundary), -EMSGSIZE (the message is longer than size, or carries fds: it stays queued),
- * -ETIMEDOUT (nothing arrived in time; if the time ran out in the middle of a frame the
- * endpoint is broken), -EBADMSG (malformed or torn frame, EOF inside a frame), -EINVAL (NULL
+ * -ETIMEDOUT (nothing arrived in time; a partial header, or a partial frame of up to 4 KiB on
+ * a pipe or stream transport, stays queued; if the time ran out in the middle of a larger frame
+ * the endpoint is broken), -EBADMSG (malformed or torn frame, EOF inside a frame), -EINVAL (NULL
  * c, NULL buf with size > 0, size > SSIZE_MAX, bad timeout), -EBADF (write end of a simplex
  * pair). Safe in a forked child.
  */
