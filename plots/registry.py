@@ -31,6 +31,20 @@ PLOTS = [
         "title": "Baseline round trips: p50, whisker to p99",
     },
     # [spawn] [pipe] [queue] [latency] [shm] [manager] [pool]: add entries here.
+    {
+        # Start cost vs parent RSS: one group per RSS, one bar per method (CPython's beside).
+        "id": "spawn_rss",
+        "harness": "spawn",
+        "kind": "grouped_bars",
+        "pattern": r"spawn/(?P<series>fork|vfork|posix_spawn|spawn|forkserver|thread)"
+                   r"/rss_mib:(?P<group>\d+)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1e3,
+        "logy": True,
+        "ylabel": "start -> reaped (us, log scale)",
+        "title": "Process start cost vs parent RSS (MiB): p50, whisker to p99",
+    },
 ]
 
 # One colour per method/series across every plot (gnuplot and matplotlib alike). Colour-blind
