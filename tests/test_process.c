@@ -714,6 +714,43 @@ static void t_request_parser(void *arg)
 	CHECK_ERR(mproc__req_parse(NULL, 0, &req), -EBADMSG);
 }
 
+/* Random and mutated requests: the parser answers 0, -EBADMSG or -EMSGSIZE, never crashes, and
+ * what it accepts is consistent (the fuzz target in tests/fuzz/ can call the same function). */
+static void t_request_parser_random(void *arg)
+{
+	struct mproc__req req;
+	unsigned seed = 12345;
+	unsigned char buf[512];
+	void *good;
+	size_t len;
+
+	ASSERT_OK(mproc__req_build(&good, &len, 0, 1, "entry", "name", "0123456789", 10));
+	for (int i = 0; i < 200000; i++) {
+		size_t n;
+		int r;
+
+		if (i & 1) {
+			n = len;
+			memcpy(buf, good, len);
+			buf[rand_r(&seed) % len] ^= (unsigned char)(1u << (rand_r(&seed) % 8));
+		} else {
+			n = (size_t)rand_r(&seed) % sizeof(buf);
+			for (size_t k = 0; k < n; k++)
+				buf[k] = (unsigned char)rand_r(&seed);
+		}
+		r = mproc__req_parse(buf, n, &req);
+		if (r != 0 && r != -EBADMSG && r != -EMSGSIZE) {
+			CHECK_OK(r);
+			break;
+		}
+		if (r == 0) {
+			CHECK(strlen(req.entry) <= MPROC_ENTRY_NAME_MAX);
+			CHECK(req.arg_len <= n);
+		}
+	}
+	free(good);
+}
+
 /* ---- log ---------------------------------------------------------------------------------- */
 
 static void t_log_lines(void *arg)
@@ -860,6 +897,7 @@ int main(int argc, char **argv)
 	tap_add("process/fork/warns_threads", t_fork_warns_threads, NULL);
 	tap_add("process/any/bad_input", t_bad_input, NULL);
 	tap_add("process/any/request_parser", t_request_parser, NULL);
+	tap_add("process/any/request_parser_random", t_request_parser_random, NULL);
 	tap_add("log/fd/lines_whole", t_log_lines, NULL);
 	tap_add("log/fd/long_line", t_log_long_line, NULL);
 	return tap_run(argc, argv);
