@@ -350,6 +350,33 @@ def section_plots(run):
     return lines
 
 
+def section_recommendation(run):
+    """The pool sizes for this machine (bench/recommend.py via mproc-recommend --write)."""
+    import json as _json
+    path = os.path.join(run.path, "recommendation.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            rec = _json.load(f)
+    except (OSError, ValueError):
+        return []
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import recommend
+    out = ["## Recommendation: how many workers here", "",
+           "From this run's pool curves (`mproc-recommend %s` prints it again; "
+           "`recommendation.json` holds the evidence):" % md_escape(run.path), "", "```"]
+    out += recommend.render_text(rec).splitlines()
+    out += ["```", ""]
+    cpu = rec.get("cpu")
+    if cpu and cpu.get("curve"):
+        out += ["CPU-bound curve (%s ms tasks):" % cpu.get("task_ms"), ""]
+        rows = []
+        for w, tps, sp, eff in cpu["curve"]:
+            rows.append(["%d" % w, fmt_num(tps), "%.2f" % sp if sp is not None else "—",
+                         "%.2f" % eff if eff is not None else "—"])
+        out += table(["workers", "tasks/s", "speedup", "efficiency"], rows) + [""]
+    return out
+
+
 def build_report(run):
     c = run.context
     title = "# mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?"))
@@ -358,14 +385,20 @@ def build_report(run):
     out += ["## Machine", ""] + section_machine(run) + [""]
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
+    out += section_recommendation(run)
     all_unstable = []
-    for name, h in run.harnesses.items():
+    per_harness = []          # (harness, unstable, figures)
+    order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]
+    order += [n for n in run.harnesses if n not in order]
+    for name in order:
+        h = run.harnesses[name]
         fn = SECTIONS.get(name, generic_section)
         out += ["## %s" % name, ""]
         if h.figures:
             lines, unstable = fn(run, h)
             out += lines
             all_unstable += unstable
+            per_harness.append((name, len(unstable), len(h.figures)))
         else:
             out.append("No figures.")
         if h.skipped:
@@ -374,9 +407,12 @@ def build_report(run):
         out.append("")
     if all_unstable:
         out += ["## Unstable figures", "",
-                "CV over repetitions above %d %%: re-run with `PROFILE=full` on a quiet machine "
-                "before trusting them." % (UNSTABLE_CV * 100), ""]
-        out += ["- `%s`" % n for n in all_unstable] + [""]
+                "%d figures vary by more than %d %% (CV) over their repetitions (%s): re-run "
+                "with `PROFILE=full` on a quiet machine before trusting them." % (
+                    len(all_unstable), UNSTABLE_CV * 100,
+                    ", ".join("%s %d/%d" % t for t in per_harness if t[1])), "",
+                "<details><summary>the list</summary>", ""]
+        out += ["- `%s`" % n for n in all_unstable] + ["", "</details>", ""]
     out += ["## Plots", ""] + section_plots(run) + [""]
     out += ["## Files", "",
             "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "

@@ -60,6 +60,8 @@ def dead_pid():
 class TmpCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="mproc-driver-test.")
+        # addCleanup, not tearDown: it also runs when setUp skips or fails half-way.
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         self.build = os.path.join(self.tmp, "build")
         os.makedirs(os.path.join(self.build, "bench"))
         self.shm = os.path.join(self.tmp, "shm")
@@ -72,9 +74,6 @@ class TmpCase(unittest.TestCase):
         for k in list(self.env):
             if k.startswith("FAKE_MODE"):
                 del self.env[k]
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def fake(self, *names):
         for n in names:
@@ -103,6 +102,9 @@ class Reader(unittest.TestCase):
         self.assertEqual(s("BM/1/iterations:10/repeats:2/real_time/threads:2"), "BM/1")
         self.assertEqual(s("baseline/syscall"), "baseline/syscall")
         self.assertEqual(s("x/process_time/real_time"), "x")
+        # Our own argument named like a suffix, before the time type, is kept.
+        self.assertEqual(s("spawn/fork/rss_mib:0/threads:8/manual_time"),
+                         "spawn/fork/rss_mib:0/threads:8")
 
     def test_baseline_fixture(self):
         run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
@@ -191,6 +193,33 @@ class Steps(TmpCase):
         done = tsv.write_run(gbjson.load_run(run_dir))
         rows = [l.split() for l in open(done[0][2]) if not l.startswith("#")]
         self.assertEqual(rows, [["pipe_rtt", "1900", "2500"]])
+
+    def test_lines_kind(self):
+        run_dir = os.path.join(self.tmp, "r")
+        os.mkdir(run_dir)
+        with open(os.path.join(run_dir, "context.json"), "w") as f:
+            json.dump({"complete": True}, f)
+        rows = []
+        for tr, sizes in (("raw_pipe", (65536, 64, 4096)), ("conn_pipe", (64, 4096))):
+            for b in sizes:
+                n = "pipe/%s/bytes:%d/placement:cross_core/manual_time" % (tr, b)
+                rows.append({"name": n, "run_name": n, "run_type": "iteration",
+                             "repetitions": 1, "repetition_index": 0, "iterations": 5,
+                             "real_time": 1.0, "cpu_time": 1.0, "time_unit": "us",
+                             "bytes_per_second": b * 1000.0})
+        with open(os.path.join(run_dir, "pipe.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": rows}, f)
+        done = {d[0]["id"]: d for d in tsv.write_run(gbjson.load_run(run_dir))}
+        self.assertEqual(list(done), ["pipe_throughput"])
+        data = [l.split() for l in open(done["pipe_throughput"][2]) if not l.startswith("#")]
+        self.assertEqual(data, [["64", "0.064", "0.064", "0.064", "0.064"],
+                                ["4096", "4.096", "4.096", "4.096", "4.096"],
+                                ["65536", "65.536", "65.536", "NaN", "NaN"]])
+        r = self.plot(run_dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        if shutil.which("gnuplot"):
+            self.assertTrue(os.path.isfile(os.path.join(run_dir, "plots",
+                                                        "pipe_throughput.gnuplot.svg")))
 
     def test_palette_is_fixed(self):
         self.assertEqual(registry.color("same_core"), registry.color("python:same_core"))
@@ -384,6 +413,22 @@ class Driver(TmpCase):
         self.assertIn("FAILED", r.stdout)
         text = open(os.path.join(self.tmp, "run", "report.md")).read()
         self.assertIn("Failed harnesses", text)
+
+    def test_harness_timeout(self):
+        self.fake("slow", "next")
+        env = dict(self.env, FAKE_MODE_SLOW="sleep")
+        t0 = time.monotonic()
+        r = self.driver("--no-plots", "--harness-timeout", "4", "--out",
+                        os.path.join(self.tmp, "run"), env=env)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        ctx = self.load_ctx(os.path.join(self.tmp, "run"))
+        self.assertEqual(ctx["harnesses"]["failed"], [{"name": "slow", "reason":
+                                                       "timed out after 4 s",
+                                                       "partial_json": False}], r.stdout)
+        self.assertEqual(ctx["harnesses"]["ok"], ["next"])
+        for pid in (int(x) for x in open(env["FAKE_PIDFILE"]).read().split()):
+            self.assertFalse(alive(pid))
 
     def test_orphans_are_reaped(self):
         self.fake("orph")

@@ -587,6 +587,76 @@ static void t_idle_preauth(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* A client that pipelines requests and reads late: partial writes, output buffered in order. */
+static void t_slow_reader(void *arg)
+{
+	enum { N = 300, BIG = 60000 };
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_dict *d = NULL;
+	uint8_t *val = malloc(BIG), *body = malloc(BIG + 64), req[32];
+	size_t len, rl;
+	pid_t pid;
+	int fd, i, status, good = 0;
+
+	ASSERT(val && body);
+	for (i = 0; i < BIG; i++)
+		val[i] = (uint8_t)(i * 7);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));         /* the first object: id 1 */
+	ASSERT_OK(mproc_dict_set(d, "big", val, BIG));
+	fd = raw_connect(mproc_manager_address(m));
+	raw_auth(fd, m);
+	rl = MPROC__MW_HDR + 4 + 4 + 3;
+	mproc__mw_hdr_put(req, rl - MPROC__MW_HDR, MPROC__MW_DICT_GET);
+	mproc__mw_put_u32(req + 12, 1);
+	mproc__mw_put_u32(req + 16, 3);
+	memcpy(req + 20, "big", 3);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		for (i = 0; i < N; i++)
+			if (mproc__write_all(fd, req, rl, MPROC__NO_DEADLINE) != (ssize_t)rl)
+				_exit(1);
+		_exit(0);
+	}
+	usleep(200 * 1000);     /* let the server's output back up */
+	for (i = 0; i < N; i++) {
+		if (raw_read(fd, body, BIG + 64, &len) != MPROC__MW_REPLY || len != BIG + 4 ||
+		    mproc__mw_u32(body) != 0 || memcmp(body + 4, val, BIG) != 0)
+			break;
+		good++;
+	}
+	CHECK_EQ(good, N);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mproc__close(fd);
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	free(val);
+	free(body);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* A client that never authenticates is dropped after the 5 s handshake deadline. */
+static void t_handshake_deadline(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	uint8_t body[64];
+	size_t len;
+	double t0 = tap_now(), dt;
+	int fd = raw_connect(mproc_manager_address(m));
+
+	CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+	CHECK(raw_closed_within(fd, 5.0 + 2.0 * tap_timeout_mult()));
+	dt = tap_now() - t0;
+	tap_diag("unauthenticated connection closed after %.2f s", dt);
+	CHECK_CMP(dt, >=, 4.9);
+	mproc__close(fd);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* ---- malformed frames after authentication ---- */
 
 static void t_malformed(void *arg)
@@ -674,8 +744,26 @@ static void t_server_killed(void *arg)
 	char buf[8];
 	double t0;
 
+	pid_t waiter;
+	int status;
+
+	/* A child parked in a blocking get must learn of the death too. */
+	waiter = fork();
+	ASSERT(waiter >= 0);
+	if (waiter == 0) {
+		struct mproc_mclient *cc;
+		struct mproc_mqueue *cq;
+		size_t kl;
+		const void *k = mproc_manager_key(m, &kl);
+
+		if (mproc_manager_connect(&cc, mproc_manager_address(m), k, kl) < 0 ||
+		    mproc_mqueue_open(&cq, cc, "q", 0) < 0)
+			_exit(10);
+		_exit(mproc_mqueue_get(cq, buf, sizeof(buf), MPROC_FOREVER) == -EPIPE ? 0 : 11);
+	}
 	ASSERT_OK(mproc_dict_open(&d, c, "d"));
 	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	usleep(100 * 1000);
 	kill(mproc_manager_pid(m), SIGINT);     /* ignored */
 	usleep(50 * 1000);
 	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 1);
@@ -685,6 +773,9 @@ static void t_server_killed(void *arg)
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	CHECK_ERR(mproc_dict_set(d, "k", "v", 1), -EPIPE);
 	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
+	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	mproc_dict_close(d);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
@@ -770,6 +861,19 @@ static void t_bad_input(void *arg)
 	char longname[MPROC_MANAGER_NAME_MAX + 2];
 	struct mproc_dict *d = NULL;
 
+	struct mproc__mgr_addr a;
+
+	CHECK_OK(mproc__mgr_addr_parse("tcp:4242", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_EQ(a.port, 4242);
+	CHECK_OK(mproc__mgr_addr_parse("tcp::0", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_OK(mproc__mgr_addr_parse("tcp:[::1]:5", &a));
+	CHECK_STR_EQ(a.host, "::1");
+	CHECK_OK(mproc__mgr_addr_parse("tcp:localhost:7", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_ERR(mproc__mgr_addr_parse("tcp:1.2.3.4:", &a), -EINVAL);
+	CHECK_ERR(mproc__mgr_addr_parse("tcp:1.2.3.4:-1", &a), -EINVAL);
 	CHECK_ERR(mproc_manager_start(NULL, NULL), -EINVAL);
 	o.address = "udp:1.2.3.4:5";
 	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
@@ -954,6 +1058,9 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
 	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
 	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
+	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
+	tap_add("manager/unix/slow_reader_pipelined", t_slow_reader, NULL);
+	tap_add("manager/tcp/slow_reader_pipelined", t_slow_reader, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/malformed_frames", t_malformed, NULL);
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);

@@ -71,6 +71,15 @@ static void t_kinds_fork(void *arg)
 		unsigned char *p;
 		size_t zero = 0;
 
+		if (kinds[k] == MPROC_SHM_NAMED && !tap_dev_shm_usable()) {
+			/* Without /dev/shm a named region fails at creation, clearly. */
+			int r = mproc_shm_new(&s, 8192, &o);
+
+			CHECK(r < 0);
+			tap_diag("named region without /dev/shm: %s", mproc_strerror(r));
+			continue;
+		}
+
 		ASSERT_OK(mproc_shm_new(&s, 8192, &o));
 		CHECK_EQ(mproc_shm_kind(s), kinds[k]);
 		CHECK_EQ(mproc_shm_size(s), 8192);
@@ -103,8 +112,10 @@ static void t_bad_input(void *arg)
 	CHECK_ERR(mproc_shm_new(&s, MPROC_SHM_SIZE_MAX + 1, &o), -EMSGSIZE);
 	CHECK_ERR(mproc_shm_new(&s, SIZE_MAX, NULL), -EMSGSIZE);
 	CHECK_ERR(mproc_shm_new(&s, 4096, &(struct mproc_shm_opts){ .kind = 7 }), -EINVAL);
-	CHECK_ERR(mproc_shm_new(&s, 4096, &(struct mproc_shm_opts){ .kind = MPROC_SHM_ANON,
-								      .name = "/mproc-x" }), -EINVAL);
+	o.name = "/mproc-x";
+	o.kind = MPROC_SHM_ANON;
+	CHECK_ERR(mproc_shm_new(&s, 4096, &o), -EINVAL);        /* a name for an anonymous one */
+	o.kind = MPROC_SHM_NAMED;
 	/* A NUL inside the name, a name without '/', with another '/', empty, too long. */
 	o.name = "/mproc-a\0b";
 	o.name_len = 10;
@@ -156,6 +167,7 @@ static int child_free_inherited(void *p)
 
 static void t_named(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s, *s2;
 	char prefix[64], name[300];
@@ -199,6 +211,7 @@ static void t_named(void *arg)
 
 static void t_named_given_name_free_unlinks(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s;
 	char name[64];
@@ -216,6 +229,7 @@ static void t_named_given_name_free_unlinks(void *arg)
 /* An object with group/other bits, or of size 0, is refused at attach. */
 static void t_named_attach_checks(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s;
 	char name[64];
@@ -279,7 +293,7 @@ static int child_full_devshm(void *arg)
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return 77;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return 78;
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777") < 0)
 		return 79;
@@ -311,6 +325,53 @@ static void t_full_devshm(void *arg)
 	if (st == 77 || st == 78 || st == 79)
 		tap_skip("cannot unshare/mount here (step %d): no private /dev/shm", st - 77);
 	CHECK_EQ(st, 0);        /* 128 + SIGBUS would mean the reservation failed */
+}
+
+/* No /dev/shm (AWS Lambda) or a read-only one: named regions fail with a clear code, memfd
+ * and anonymous regions still work. */
+static int child_no_devshm(void *arg)
+{
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
+	struct mproc_shm *s;
+	int r;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return 77;
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
+		return 78;
+	/* Read-only /dev/shm. */
+	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_RDONLY, "size=1m") < 0)
+		return 79;
+	r = mproc_shm_new(&s, 4096, &o);
+	if (r != -EROFS && r != -EACCES)
+		return 10;
+	/* No /dev/shm at all: an empty /dev. */
+	if (mount("tmpfs", "/dev", "tmpfs", 0, "size=1m") < 0)
+		return 79;
+	r = mproc_shm_new(&s, 4096, &o);
+	if (r != -ENOSYS)
+		return 11;
+	o.kind = MPROC_SHM_MEMFD;
+	if (mproc_shm_new(&s, 1 << 20, &o) < 0)
+		return 12;
+	memset(mproc_shm_addr(s), 7, 1 << 20);
+	mproc_shm_free(s);
+	if (mproc_shm_new(&s, 1 << 20, NULL) < 0)
+		return 13;
+	mproc_shm_free(s);
+	return 0;
+}
+
+static void t_no_devshm(void *arg)
+{
+	int st;
+
+	if (geteuid() != 0)
+		tap_skip("needs root to hide /dev/shm in a private mount namespace");
+	st = reap(spawn(child_no_devshm, NULL));
+	if (st == 77 || st == 78 || st == 79)
+		tap_skip("cannot unshare/mount here (step %d)", st - 77);
+	CHECK_EQ(st, 0);
 }
 
 /* ---- Value and Array ------------------------------------------------------------------ */
@@ -570,6 +631,95 @@ static void t_value_lock_owner_dead(void *arg)
 	mproc_value_free(v);
 }
 
+/* A Value in a named region, reached by a process that inherited nothing but the name (as a
+ * spawned child would), and an Array in a memfd reached through the fd. */
+struct attach_arg {
+	char name[300];
+	int fd;
+};
+
+static int child_value_by_name(void *p)
+{
+	struct attach_arg *a = p;
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED, .name = a->name };
+	struct mproc_value *v;
+	int r = mproc_value_attach(&v, &o);
+
+	if (r < 0)
+		return code(r);
+	if (mproc_value_type(v) != MPROC_INT64 || !mproc_value_lock(v))
+		return 90;
+	for (int i = 0; i < 1000; i++) {
+		r = mproc_lock_acquire(mproc_value_lock(v), MPROC_FOREVER);
+		if (r < 0)
+			return code(r);
+		*(volatile int64_t *)mproc_value_ptr(v) += 1;
+		mproc_lock_release(mproc_value_lock(v));
+	}
+	mproc_value_free(v);            /* an attacher: never unlinks */
+	return 0;
+}
+
+static int child_array_by_fd(void *p)
+{
+	struct attach_arg *a = p;
+	struct mproc_array *arr;
+	int r = mproc_array_attach_fd(&arr, a->fd);
+
+	if (r < 0)
+		return code(r);
+	if (mproc_array_len(arr) != 10 || mproc_array_type(arr) != MPROC_UINT16 ||
+	    mproc_array_lock(arr))
+		return 91;
+	for (size_t i = 0; i < 10; i++)
+		mproc_array_store(arr, i, (int64_t)(i * 1000));
+	mproc_array_free(arr);
+	return 0;
+}
+
+static void t_value_in_regions(void *arg)
+{
+	tap_require_dev_shm();
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
+	struct attach_arg a = { .fd = -1 };
+	struct mproc_value *v, *v2;
+	struct mproc_array *arr;
+	struct mproc_shm *plain;
+	pid_t p[4];
+	int64_t x;
+
+	ASSERT_OK(mproc_value_new_in(&v, MPROC_INT64, MPROC_SHM_LOCK, &o));
+	snprintf(a.name, sizeof(a.name), "%s", mproc_shm_name(mproc_value_shm(v)));
+	for (int i = 0; i < 4; i++)
+		p[i] = spawn(child_value_by_name, &a);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(reap(p[i]), 0);
+	CHECK_OK(mproc_value_load(v, &x));
+	CHECK_EQ(x, 4000);
+	CHECK(shm_name_exists(a.name));
+
+	/* A region that holds no Array, and an Array that is not a Value. */
+	o.name = a.name;
+	ASSERT_OK(mproc_shm_new(&plain, 4096, &(struct mproc_shm_opts){ .kind = MPROC_SHM_MEMFD }));
+	CHECK_ERR(mproc_array_attach_fd(&arr, mproc_shm_fd(plain)), -EINVAL);
+	mproc_shm_free(plain);
+	mproc_value_free(v);
+	CHECK(!shm_name_exists(a.name));                /* the creator's free unlinked it */
+	CHECK_ERR(mproc_value_attach(&v2, &o), -ENOENT);
+
+	o.kind = MPROC_SHM_MEMFD;
+	o.name = NULL;
+	ASSERT_OK(mproc_array_new_in(&arr, MPROC_UINT16, 10, 0, &o));
+	a.fd = mproc_shm_fd(mproc_array_shm(arr));
+	CHECK_ERR(mproc_value_attach_fd(&v2, a.fd), -EINVAL);   /* length 10: not a Value */
+	CHECK_EQ(reap(spawn(child_array_by_fd, &a)), 0);
+	for (size_t i = 0; i < 10; i++) {
+		CHECK_OK(mproc_array_load(arr, i, &x));
+		CHECK_EQ(x, (int64_t)(i * 1000));
+	}
+	mproc_array_free(arr);
+}
+
 int main(int argc, char **argv)
 {
 	tap_add("shm/region/kinds_fork", t_kinds_fork, NULL);
@@ -579,6 +729,7 @@ int main(int argc, char **argv)
 	tap_add("shm/named/attach_checks", t_named_attach_checks, NULL);
 	tap_add("shm/memfd/sealed_attach_fd", t_memfd, NULL);
 	tap_add("shm/named/full_devshm_enospc", t_full_devshm, NULL);
+	tap_add("shm/named/no_devshm", t_no_devshm, NULL);
 	tap_add("shm/value/every_type_cross_process", t_value_every_type, NULL);
 	tap_add("shm/array/zeroed", t_array_zeroed, NULL);
 	tap_add("shm/value/atomics", t_atomics, NULL);
@@ -586,5 +737,6 @@ int main(int argc, char **argv)
 	tap_add("shm/value/counter_lock_8x10000", t_value_counter_lock, NULL);
 	tap_add("shm/value/counter_atomic_8x10000", t_value_counter_atomic, NULL);
 	tap_add("shm/value/lock_owner_dead", t_value_lock_owner_dead, NULL);
+	tap_add("shm/value/in_named_and_memfd_regions", t_value_in_regions, NULL);
 	return tap_run(argc, argv);
 }
