@@ -253,10 +253,80 @@ def generic_section(run, h):
     return table(["benchmark", "time (median)", "counters (median)", "CV", "reps"], rows), unstable
 
 
+# [spawn] what each start method gives the child, in one line (the table users choose from).
+SPAWN_SEMANTICS = [
+    ("fork", "copy of the caller: all memory (copy-on-write), every fd, only the calling thread, "
+             "locks as other threads left them (libmproc's are made safe by atfork); cost grows "
+             "with parent RSS"),
+    ("vfork", "fresh image of the program (clone CLONE_VM|CLONE_VFORK + exec): no memory, one "
+              "thread, no locks; inherits fds not marked close-on-exec; named entry, argument as "
+              "bytes; cost independent of RSS"),
+    ("posix_spawn", "as vfork, through posix_spawn(3)"),
+    ("spawn", "as vfork, and only stdin/stdout/stderr are inherited (Python's spawn)"),
+    ("forkserver", "fork of a small single-threaded server image started early: only stdio and "
+                   "the image's registered entries; argument as bytes; status back over a Unix "
+                   "socket"),
+    ("thread", "a pthread: shares everything (baseline)"),
+]
+
+
+def spawn_section(run, h):
+    """Start cost per method vs parent RSS (p50 of start->reap), start-only beside it, the
+    semantics table, and the target ratios that can be computed from this run."""
+    lines, unstable = [], []
+    rss, cost = set(), {}
+    for fig in h.figures.values():
+        m = re.fullmatch(r"(spawn|spawn_start)/([a-z_]+)/rss_mib:(\d+)", fig.name)
+        if not m:
+            continue
+        cv, flag = fmt_cv(fig.value("real_time"))
+        if flag:
+            unstable.append(fig.name)
+        rss.add(int(m.group(3)))
+        cost[(m.group(1), m.group(2), int(m.group(3)))] = fig.median("p50_ns", None)
+    cols = sorted(rss)
+    rows = []
+    for method, sem in SPAWN_SEMANTICS:
+        cells = []
+        for n in cols:
+            a, b = cost.get(("spawn", method, n)), cost.get(("spawn_start", method, n))
+            cells.append("%s (start %s)" % (fmt_ns(a), fmt_ns(b)))
+        rows.append(["`%s`" % method] + cells + [sem])
+    lines += ["Start -> reaped (p50), and start -> first user instruction in brackets, per "
+              "parent RSS (touched MiB).", ""]
+    lines += table(["method"] + ["rss %d MiB" % n for n in cols] + ["the child inherits"], rows)
+    ratios = []
+    base = run.figures.get("baseline/fork_exit") if hasattr(run, "figures") else None
+    fork0 = cost.get(("spawn", "fork", 0))
+    b0 = base and (base.median("p50_ns", None) or base.median("real_time", None))
+    if fork0 and b0:
+        ratios.append("`fork` start->reap / `baseline/fork_exit`: %.2fx (target <= 1.1)"
+                      % (fork0 / b0))
+    big = max(cols) if cols else 0
+    for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
+        a, b = cost.get(("spawn", method, 0)), cost.get(("spawn", method, big))
+        if a and b and big:
+            ratios.append("`%s` %d MiB / 0 MiB: %.2fx (%s)" % (
+                method, big, b / a, "target <= 1.2" if big == 512 else
+                "the target, <= 1.2x, is for 512 MiB: run PROFILE=full"))
+    if ratios:
+        lines += [""] + ["- " + r for r in ratios]
+    others = [fig for fig in h.figures.values()
+              if not re.fullmatch(r"(spawn|spawn_start)/[a-z_]+/rss_mib:\d+", fig.name)]
+    if others:
+        lines += ["", "Threads in the parent (fork) and copy-on-write cost of the child's first "
+                  "write:", ""]
+        lines += table(["benchmark", "p50", "p99"],
+                       [("`%s`" % f.name, fmt_ns(f.median("p50_ns", None)),
+                         fmt_ns(f.median("p99_ns", None))) for f in others])
+    return lines, unstable
+
+
 # harness name -> function(run, HarnessResult) -> (markdown lines, [unstable names])
 SECTIONS = {
     "baseline": baseline_section,
     # [spawn] [pipe] [queue] [latency] [shm] [manager] [pool] [python]: add entries here.
+    "spawn": spawn_section,
 }
 
 

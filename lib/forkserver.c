@@ -403,10 +403,10 @@ static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
 		/* Only stdio survives: not the listening socket, the control socket, other clients'
 		 * connections or pidfds. No PDEATHSIG: a child outlives a crashed server. */
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0);
+		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, true);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		exit(fn((void *)req.arg) & 0xff);
+		exit(fn(mproc__req_arg_copy(&req)) & 0xff);
 	}
 	r = pid < 0 ? -errno : 0;
 	sigprocmask(SIG_SETMASK, &old, NULL);

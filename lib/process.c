@@ -289,6 +289,20 @@ int mproc__req_build(void **buf, size_t *len, unsigned flags, pid_t ppid, const 
 	return 0;
 }
 
+/* Held for the life of the child (and reachable, so leak checkers at exit do not flag it). */
+static void *child_arg;
+
+void *mproc__req_arg_copy(const struct mproc__req *req)
+{
+	if (!req->arg_len)
+		return NULL;
+	child_arg = malloc(req->arg_len);
+	if (!child_arg)
+		_exit(127);
+	memcpy(child_arg, req->arg, req->arg_len);
+	return child_arg;
+}
+
 int mproc__memfd_of(const void *buf, size_t len)
 {
 	int fd = memfd_create("mproc-req", MFD_CLOEXEC);
@@ -319,12 +333,25 @@ void mproc__signals_default(void)
 	}
 }
 
-void mproc__child_setup(const char *name, bool daemon, pid_t ppid)
+void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals)
 {
+	/* The signals that stop a process: reset even in a fork child, so that terminate works
+	 * when the parent ignores SIGTERM, and the child's own children are waitable. */
+	static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD };
 	char comm[16];
 	size_t n;
 
-	mproc__signals_default();
+	if (all_signals) {
+		mproc__signals_default();
+	} else {
+		struct sigaction sa;
+
+		/* 5 syscalls, not 64: a fork child keeps its (valid, copied) handlers otherwise. */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		for (size_t i = 0; i < MPROC__ARRAY_SIZE(stop_signals); i++)
+			sigaction(stop_signals[i], &sa, NULL);
+	}
 	/* Die with the parent. PDEATHSIG is armed after fork, so the parent may already be gone:
 	 * the getppid() re-check closes that race. */
 	if (ppid > 0) {
@@ -508,11 +535,11 @@ static _Noreturn void run_child_image(int reqfd, int statusfd, int extrafd)
 		mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
 		_exit(127);
 	}
-	mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, req.ppid);
+	mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, req.ppid, true);
 	answer = 0;
 	mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
 	/* statusfd stays open (close-on-exec): without pidfds the parent's sentinel is its EOF. */
-	r = fn((void *)req.arg);
+	r = fn(mproc__req_arg_copy(&req));
 	exit(r & 0xff);
 }
 
@@ -660,7 +687,7 @@ static int start_fork(struct mproc_process *p)
 	if (pid == 0) {
 		/* The child holds the write end until it exits: EOF is the parent's sentinel. */
 		mproc__close(sp[0]);
-		mproc__child_setup(p->name, p->daemon, me);
+		mproc__child_setup(p->name, p->daemon, me, false);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		_exit(p->fn(p->arg) & 0xff);

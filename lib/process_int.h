@@ -75,12 +75,15 @@ int mproc__req_parse(const void *buf, size_t len, struct mproc__req *out);
 int mproc__req_build(void **buf, size_t *len, unsigned flags, pid_t ppid, const char *entry,
 		     const char *name, const void *arg, size_t arg_len);
 
+/* The argument bytes of a request in a malloc'd (so max-aligned) copy; NULL if none. The
+ * process keeps it for its life. Exits 127 when out of memory. */
+void *mproc__req_arg_copy(const struct mproc__req *req);
 /* Registry lookup (locks the registry). NULL if unknown. */
 mproc_process_fn *mproc__entry_find(const char *name);
-/* Child-side setup shared by all process methods: default signal handlers, PDEATHSIG with the
- * getppid re-check against ppid (ppid 0: skip), name, daemon flag. Leaves the mask alone.
- * Async-signal-safe. */
-void mproc__child_setup(const char *name, bool daemon, pid_t ppid);
+/* Child-side setup shared by all process methods: default signal handlers (all, or only the
+ * stopping ones: SIGTERM SIGINT SIGHUP SIGQUIT SIGCHLD), PDEATHSIG with the getppid re-check
+ * against ppid (ppid 0: skip), name, daemon flag. Leaves the mask alone. Async-signal-safe. */
+void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals);
 /* Default handlers for every signal. Async-signal-safe. */
 void mproc__signals_default(void);
 /* Whether this process is a daemon (may not start processes). */

@@ -74,6 +74,22 @@ PLOTS = [
         "title": "Queue throughput by back end and item size",
     },
     # [spawn] [shm] [manager] [pool]: add entries here.
+    {
+        # Start cost vs parent RSS: one line per start method (CPython's beside), log y.
+        "id": "spawn_rss",
+        "harness": "spawn",
+        "kind": "lines",
+        "pattern": r"spawn/(?P<series>fork|vfork|posix_spawn|spawn|forkserver|thread)"
+                   r"/rss_mib:(?P<x>\d+)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": None,
+        "scale": 1e3,
+        "logx": False,
+        "logy": True,
+        "xlabel": "parent RSS (MiB, touched)",
+        "ylabel": "start -> reaped, p50 (us, log scale)",
+        "title": "Process start cost vs parent RSS, per start method",
+    },
 ]
 
 # One colour per method/series across every plot (gnuplot and matplotlib alike). Colour-blind

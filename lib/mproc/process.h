@@ -78,7 +78,8 @@ struct mproc_process_opts {
 	const char *name;       /* kept whole; the first 15 bytes go to PR_SET_NAME (ps) */
 	bool daemon;            /* terminated when the parent exits; may not start processes */
 	const char *entry;      /* exec methods: registered entry name (NULL: look fn up) */
-	size_t arg_len;         /* exec methods: arg is arg_len bytes, copied at _new */
+	size_t arg_len;         /* exec methods: arg is arg_len bytes, copied at _new; the child
+				 * gets a malloc'd (max-aligned) copy */
 	const char *exe;        /* vfork/posix_spawn/spawn: image to run (NULL: /proc/self/exe) */
 };
 
