@@ -30,6 +30,7 @@
 /* [manager] */
 
 /* [pool] */
+#include <mproc/pool.h>
 
 
 #endif /* MPROC_H */
