@@ -59,8 +59,10 @@ struct hdr {
 	uint32_t sleepers;              /* workers inside futex_wait */
 	uint32_t stop;
 	_Alignas(64) uint32_t owner_sleeping;
-	uint64_t done_seq;              /* bumped by workers on each finished task */
 	_Alignas(64) uint32_t ready[MPROC_POOL_WORKERS_MAX];
+	struct {
+		_Alignas(64) uint64_t n;        /* tasks worker w published DONE (after the store) */
+	} done[MPROC_POOL_WORKERS_MAX];
 };
 
 struct slot {
@@ -127,6 +129,10 @@ struct mproc_pool {
 	struct mproc_pool_opts o;
 	pid_t owner;
 	uint64_t last_done_seq;
+	uint64_t *harvested;            /* per worker: its DONE slots harvested */
+	int64_t *want;                  /* scratch of harvest_pass */
+	bool wake;                      /* a waiter has something to see */
+	int space_waiters;
 	struct mproc_result *jobs;      /* live jobs */
 	struct mproc_result **cbq;      /* jobs whose callback is due (each holds a ref) */
 	size_t ncbq, capcbq;
@@ -152,11 +158,14 @@ static char *result_at(struct mproc_pool *p, size_t i) { return p->results + i *
 
 /* ---------------------------------------------------------------- worker side */
 
-static void worker_ring_owner(struct mproc_pool *p)
+static void worker_ring_owner(struct mproc_pool *p, int w, bool done)
 {
 	struct hdr *h = p->hdr;
 
-	__atomic_fetch_add(&h->done_seq, 1, __ATOMIC_SEQ_CST);
+	if (done)
+		__atomic_fetch_add(&h->done[w].n, 1, __ATOMIC_SEQ_CST);
+	else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&h->owner_sleeping, __ATOMIC_SEQ_CST) &&
 	    __atomic_exchange_n(&h->owner_sleeping, 0, __ATOMIC_SEQ_CST)) {
 		uint64_t one = 1;
@@ -184,7 +193,7 @@ static void worker_run(struct mproc_pool *p, int w, uint64_t t)
 	if (mproc__pool_test_hook)
 		mproc__pool_test_hook(MPROC__POOL_HOOK_WRITTEN, task, s->task_len);
 	__atomic_store_n(&s->state, ST(t, w, K_DONE), __ATOMIC_RELEASE);
-	worker_ring_owner(p);
+	worker_ring_owner(p, w, true);
 }
 
 /* Claim up to max tickets starting at the cursor; returns how many (in out). */
@@ -229,7 +238,7 @@ static _Noreturn void worker_main(struct mproc_pool *p, int w)
 	if (p->o.initializer && p->o.initializer(p->o.initargs) != 0)
 		_exit(3);
 	__atomic_store_n(&h->ready[w], 1, __ATOMIC_SEQ_CST);
-	worker_ring_owner(p);
+	worker_ring_owner(p, w, false);
 	for (;;) {
 		size_t max = CHUNK_MAX, n, k;
 
@@ -435,6 +444,8 @@ static void job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx
 	if (j->order)
 		j->order[j->norder++] = idx;
 	j->ndone++;
+	if (j->ndone == j->n || j->kind == J_IMAP || j->kind == J_IMAPU)
+		p->wake = true;
 	if (j->kind == J_SINGLE && (j->cb || j->ecb))
 		cbq_push(p, j);
 }
@@ -453,21 +464,44 @@ static void ticket_finish(struct mproc_pool *p, uint64_t t, ssize_t status, cons
 		job_unref(j);   /* the pool's reference */
 }
 
-/* Harvest every finished slot. Locked. Returns how many. */
-static size_t harvest(struct mproc_pool *p)
+/* Harvest finished slots. Locked. A partial pass stops once it has found as many DONE slots
+ * as workers announced (done_seq), so a pass costs what finished, not what is pending; a full
+ * pass (after deaths, cancels) looks at every pending slot. Returns how many. */
+static size_t harvest_pass(struct mproc_pool *p, bool full)
 {
+	int64_t remaining = 0;
 	size_t got = 0;
 	uint64_t t;
+	int w;
 
+	/* Worker w published done[w] tasks and we harvested harvested[w] of its DONE slots; it
+	 * bumps done[w] after its store, so each unharvested counted slot is visible. */
+	for (w = 0; w < p->nworkers; w++) {
+		int64_t d = (int64_t)(__atomic_load_n(&p->hdr->done[w].n, __ATOMIC_ACQUIRE) -
+				      p->harvested[w]);
+
+		p->want[w] = d > 0 ? d : 0;
+		remaining += p->want[w];
+	}
+	if (!full && remaining == 0)
+		return 0;
 	for (t = p->head; t < p->tail; t++) {
 		size_t i = t % p->nslots;
 		uint64_t st;
 
+		if (!full && remaining == 0)
+			break;
 		if (!p->used[i])
 			continue;
 		st = ld64(&p->slots[i].state);
 		switch (ST_KIND(st)) {
 		case K_DONE:
+			w = ST_WORKER(st);
+			p->harvested[w]++;
+			if (p->want[w] > 0) {
+				p->want[w]--;
+				remaining--;
+			}
 			ticket_finish(p, t, (ssize_t)p->slots[i].status, result_at(p, i));
 			got++;
 			break;
@@ -485,9 +519,21 @@ static size_t harvest(struct mproc_pool *p)
 	}
 	while (p->head < p->tail && !p->used[p->head % p->nslots])
 		p->head++;
-	if (got)
+	if (p->wake || (got && p->space_waiters)) {
+		p->wake = false;
 		pthread_cond_broadcast(&p->cv);
+	}
 	return got;
+}
+
+static size_t harvest(struct mproc_pool *p)
+{
+	return harvest_pass(p, true);
+}
+
+static size_t harvest_some(struct mproc_pool *p)
+{
+	return harvest_pass(p, false);
 }
 
 /* Run the due callbacks, unlocked (they may use their result). */
@@ -567,6 +613,10 @@ static void handle_death(struct mproc_pool *p, int w)
 		if (ST_KIND(st) == K_TAKEN && ST_WORKER(st) == w)
 			__atomic_store_n(&p->slots[i].state, ST(t, 0, K_DIED), __ATOMIC_RELEASE);
 	}
+	harvest(p);
+	/* Its DONE slots are all harvested now, and it can count no more: resync (it may have
+	 * died between its store and its count). */
+	p->harvested[w] = __atomic_load_n(&p->hdr->done[w].n, __ATOMIC_ACQUIRE);
 	if (p->stopping || p->broken)
 		return;
 	p->early_deaths = was_ready ? 0 : p->early_deaths + 1;
@@ -578,6 +628,16 @@ static void handle_death(struct mproc_pool *p, int w)
 		fail_all(p, K_DIED);
 		pthread_cond_broadcast(&p->cv);
 	}
+}
+
+static uint64_t done_sum(struct mproc_pool *p)
+{
+	uint64_t s = 0;
+	int w;
+
+	for (w = 0; w < p->nworkers; w++)
+		s += __atomic_load_n(&p->hdr->done[w].n, __ATOMIC_SEQ_CST);
+	return s;
 }
 
 static void *handler_main(void *arg)
@@ -598,7 +658,7 @@ static void *handler_main(void *arg)
 		int n = 0, w, k, r;
 		uint64_t ds;
 
-		harvest(p);
+		harvest_some(p);
 		if (p->ncbq) {
 			pthread_mutex_unlock(&p->mu);
 			run_callbacks(p);
@@ -620,12 +680,12 @@ static void *handler_main(void *arg)
 
 		/* Spin a little while work is in flight, then sleep on the doorbell. */
 		for (k = 0; k < HANDLER_SPIN; k++) {
-			if (__atomic_load_n(&h->done_seq, __ATOMIC_ACQUIRE) != p->last_done_seq)
+			if (done_sum(p) != p->last_done_seq)
 				break;
 			cpu_relax();
 		}
 		__atomic_store_n(&h->owner_sleeping, 1, __ATOMIC_SEQ_CST);
-		ds = __atomic_load_n(&h->done_seq, __ATOMIC_SEQ_CST);
+		ds = done_sum(p);
 		r = 0;
 		if (ds == p->last_done_seq && pfd && who) {
 			r = poll(pfd, (nfds_t)n, 1000);
@@ -634,7 +694,7 @@ static void *handler_main(void *arg)
 			r = 0;
 		}
 		__atomic_store_n(&h->owner_sleeping, 0, __ATOMIC_SEQ_CST);
-		p->last_done_seq = __atomic_load_n(&h->done_seq, __ATOMIC_ACQUIRE);
+		p->last_done_seq = done_sum(p);
 		if (r > 0 && (pfd[0].revents & POLLIN)) {
 			uint64_t v;
 
@@ -642,8 +702,10 @@ static void *handler_main(void *arg)
 				;
 		}
 		pthread_mutex_lock(&p->mu);
+		if (r == 0)
+			harvest(p);     /* a quiet second: a full pass, whatever the counts say */
 		if (r > 0) {
-			harvest(p);     /* results written before a death count */
+			harvest_some(p);        /* results written before a death count */
 			for (k = 1; k < n; k++)
 				if ((pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
 				    p->w[who[k]].pid > 0 && !p->stopping)
@@ -787,7 +849,9 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 	p->tref = calloc(p->nslots, sizeof(*p->tref));
 	p->used = calloc(p->nslots, 1);
 	p->w = calloc((size_t)nw, sizeof(*p->w));
-	if (!p->tref || !p->used || !p->w) {
+	p->harvested = calloc((size_t)nw, sizeof(*p->harvested));
+	p->want = calloc((size_t)nw, sizeof(*p->want));
+	if (!p->tref || !p->used || !p->w || !p->harvested || !p->want) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -823,6 +887,8 @@ fail:
 	free(p->tref);
 	free(p->used);
 	free(p->w);
+	free(p->harvested);
+	free(p->want);
 	free(p);
 	return r;
 }
@@ -975,6 +1041,8 @@ void mproc_pool_free(struct mproc_pool *p)
 	free(p->tref);
 	free(p->used);
 	free(p->w);
+	free(p->harvested);
+	free(p->want);
 	free(p);
 }
 
@@ -1020,7 +1088,9 @@ static int wait_space(struct mproc_pool *p, bool batch)
 			return -EPIPE;
 		if (batch)
 			wake_workers(p, INT_MAX);
+		p->space_waiters++;
 		pthread_cond_wait(&p->cv, &p->mu);
+		p->space_waiters--;
 	}
 	return (p->broken || p->terminated) ? -EPIPE : 0;
 }
