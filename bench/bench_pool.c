@@ -227,8 +227,10 @@ static void bm_scale(struct gbench_state *st, void *arg)
 	const struct scale_case *c = arg;
 	enum gbench_profile prof = gbench_current_profile();
 	bool cpu = c->variant <= V_CPU_PINNED;
-	int per = cpu ? (c->task_ms == 1 ? 40 : 3) : 4;
-	int n = c->workers * (prof == GBENCH_SMOKE ? 2 : per);
+	/* Tasks per worker per iteration: enough to even out the tail, few enough that the quick
+	 * profile stays near a minute on 2 loaded cores. */
+	int per = cpu ? (c->task_ms == 1 ? 20 : 2) : 3;
+	int n = c->workers * (prof == GBENCH_SMOKE ? 2 : prof == GBENCH_FULL ? 2 * per : per);
 	struct mproc_pool *p = NULL;
 	struct task *tasks = calloc((size_t)n, sizeof(*tasks));
 	uint64_t *out = calloc((size_t)n, sizeof(*out));

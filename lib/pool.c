@@ -278,7 +278,7 @@ static _Noreturn void worker_main(struct mproc_pool *p, int w)
 
 /* Start worker w (fork for now: the one place to switch to mproc_process_*). Locked or
  * single-threaded. */
-static int worker_start(struct mproc_pool *p, int w)
+static int worker_spawn(struct mproc_pool *p, int w, struct worker *out)
 {
 	sigset_t all, old;
 	pid_t pid;
@@ -312,9 +312,15 @@ static int worker_start(struct mproc_pool *p, int w)
 			;
 		return -saved;
 	}
-	p->w[w].pid = pid;
-	p->w[w].pidfd = fd;
+	out->pid = pid;
+	out->pidfd = fd;
 	return 0;
+}
+
+/* Locked or single-threaded. */
+static int worker_start(struct mproc_pool *p, int w)
+{
+	return worker_spawn(p, w, &p->w[w]);
 }
 
 static void worker_reap(struct mproc_pool *p, int w)
@@ -595,8 +601,18 @@ static void kill_all_workers(struct mproc_pool *p)
 		worker_reap(p, w);
 }
 
-/* Worker w ended (its pidfd is readable). Locked; handler thread. */
-static void handle_death(struct mproc_pool *p, int w)
+static void break_pool(struct mproc_pool *p)
+{
+	p->broken = true;
+	p->closed = true;
+	kill_all_workers(p);
+	fail_all(p, K_DIED);
+	pthread_cond_broadcast(&p->cv);
+}
+
+/* Worker w ended (its pidfd is readable). Locked; handler thread. Returns whether to start a
+ * replacement (the caller does it unlocked, so that waiters see the failure at once). */
+static bool handle_death(struct mproc_pool *p, int w)
 {
 	bool was_ready = __atomic_load_n(&p->hdr->ready[w], __ATOMIC_ACQUIRE);
 	uint64_t t;
@@ -618,15 +634,43 @@ static void handle_death(struct mproc_pool *p, int w)
 	 * died between its store and its count). */
 	p->harvested[w] = __atomic_load_n(&p->hdr->done[w].n, __ATOMIC_ACQUIRE);
 	if (p->stopping || p->broken)
-		return;
+		return false;
 	p->early_deaths = was_ready ? 0 : p->early_deaths + 1;
-	if ((p->o.flags & MPROC_POOL_BREAK_ON_DEATH) || p->early_deaths >= EARLY_DEATHS_MAX ||
-	    worker_start(p, w) < 0) {
-		p->broken = true;
-		p->closed = true;
-		kill_all_workers(p);
-		fail_all(p, K_DIED);
-		pthread_cond_broadcast(&p->cv);
+	if ((p->o.flags & MPROC_POOL_BREAK_ON_DEATH) || p->early_deaths >= EARLY_DEATHS_MAX) {
+		break_pool(p);
+		return false;
+	}
+	return true;
+}
+
+/* Start replacements for the workers in ws[0..n). Locked on entry and exit; forks unlocked. */
+static void respawn(struct mproc_pool *p, const int *ws, int n)
+{
+	struct worker nw[16];
+	int r[16], k, base;
+
+	for (base = 0; base < n; base += 16) {
+		int m = n - base < 16 ? n - base : 16;
+
+		pthread_mutex_unlock(&p->mu);
+		for (k = 0; k < m; k++)
+			r[k] = worker_spawn(p, ws[base + k], &nw[k]);
+		pthread_mutex_lock(&p->mu);
+		for (k = 0; k < m; k++) {
+			if (r[k] < 0)
+				continue;
+			if (p->stopping || p->broken) {
+				kill(nw[k].pid, SIGKILL);
+				while (waitpid(nw[k].pid, NULL, 0) < 0 && errno == EINTR)
+					;
+				mproc__close(nw[k].pidfd);
+				continue;
+			}
+			p->w[ws[base + k]] = nw[k];
+		}
+		for (k = 0; k < m; k++)
+			if (r[k] < 0 && !p->stopping && !p->broken)
+				break_pool(p);
 	}
 }
 
@@ -706,10 +750,15 @@ static void *handler_main(void *arg)
 			harvest(p);     /* a quiet second: a full pass, whatever the counts say */
 		if (r > 0) {
 			harvest_some(p);        /* results written before a death count */
+			int nresp = 0;
+
 			for (k = 1; k < n; k++)
 				if ((pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
-				    p->w[who[k]].pid > 0 && !p->stopping)
-					handle_death(p, who[k]);
+				    p->w[who[k]].pid > 0 && !p->stopping &&
+				    handle_death(p, who[k]))
+					who[nresp++] = who[k];  /* nresp < k: reuse the array */
+			if (nresp)
+				respawn(p, who, nresp);
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
