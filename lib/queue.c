@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -313,17 +314,33 @@ static int fix_timeout_code(int r, double timeout_s)
 	return (r == -ETIMEDOUT && timeout_s == 0) ? -EAGAIN : r;
 }
 
+/* Check a timeout without reading the clock; the deadline is computed only if a call must wait. */
+static bool timeout_ok(double timeout_s)
+{
+	return timeout_s == MPROC_FOREVER || (isfinite(timeout_s) && timeout_s >= 0);
+}
+
+/*
+ * The deadline for a call that found it must wait. Deadline 0 (long past) means "do not
+ * wait": a first attempt with it costs no clock read (about 50 ns on a VM), which matters
+ * on the ring's fast path.
+ */
+static int64_t deadline_of(double timeout_s)
+{
+	int64_t d = 0;
+
+	if (timeout_s != 0)
+		mproc__deadline(timeout_s, &d);
+	return d;
+}
+
 int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double timeout_s)
 {
-	int64_t deadline;
 	bool joinable;
 	int r;
 
-	if (!q || !buf)
+	if (!q || !buf || !timeout_ok(timeout_s))
 		return -EINVAL;
-	r = mproc__deadline(timeout_s, &deadline);
-	if (r < 0)
-		return r;
 	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
 		return -EPIPE;
 	if (len > q->max_msg)
@@ -333,7 +350,11 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
 	joinable = q->flags & MPROC_QUEUE_JOINABLE;
 	if (joinable)
 		atomic_fetch_add(&q->sh->unfinished, 1);
-	r = q->ops->put(q, buf, len, deadline);
+	r = -ETIMEDOUT;
+	if (q->ops->try_first)
+		r = q->ops->put(q, buf, len, 0);
+	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
+		r = q->ops->put(q, buf, len, deadline_of(timeout_s));
 	if (r < 0 && joinable && atomic_fetch_sub(&q->sh->unfinished, 1) == 1 &&
 	    atomic_load(&q->sh->joiners))
 		mproc__futex_wake((uint32_t *)&q->sh->unfinished, INT_MAX);
@@ -342,17 +363,17 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
 
 ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s)
 {
-	int64_t deadline;
 	ssize_t r;
 
-	if (!q || !buf)
+	if (!q || !buf || !timeout_ok(timeout_s))
 		return -EINVAL;
-	r = mproc__deadline(timeout_s, &deadline);
-	if (r < 0)
-		return r;
 	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
 		return -EPIPE;
-	r = q->ops->get(q, buf, cap, deadline);
+	r = -ETIMEDOUT;
+	if (q->ops->try_first)
+		r = q->ops->get(q, buf, cap, 0);
+	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
+		r = q->ops->get(q, buf, cap, deadline_of(timeout_s));
 	return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;
 }
 

@@ -42,9 +42,13 @@ struct mproc__queue_ops {
 	int (*init)(struct mproc_queue *q, const struct mproc_queue_opts *o);
 	/* Release; creator true in the process that called new. Safe on a half-made q. */
 	void (*fini)(struct mproc_queue *q, bool creator);
+	/* deadline: absolute CLOCK_MONOTONIC ns; 0 = do not wait; MPROC__NO_DEADLINE. */
 	int (*put)(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline);
 	ssize_t (*get)(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline);
 	ssize_t (*qsize)(struct mproc_queue *q);
+	/* put/get are cheap to try with deadline 0 ("do not wait"): the front end does that
+	 * first and computes a real deadline only when the call has to wait. */
+	bool try_first;
 };
 
 struct mproc_queue {

@@ -46,7 +46,7 @@ _NOT_COUNTERS = {
 }
 
 # Files in a run dir that are not harness results.
-RUN_META_FILES = {"context.json", "topology.json"}
+RUN_META_FILES = {"context.json", "topology.json", "recommendation.json"}
 
 
 class GBJsonError(Exception):
