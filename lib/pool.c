@@ -35,6 +35,7 @@
 #include "internal.h"
 #include "mproc/error.h"
 #include "mproc/pool.h"
+#include "mproc/process.h"
 #include "pool_internal.h"
 
 void (*mproc__pool_test_hook)(int point, const void *task, size_t len);
@@ -103,9 +104,12 @@ struct tref {
 };
 
 struct worker {
+	struct mproc_process *proc;
 	pid_t pid;
-	int pidfd;
+	int pidfd;              /* its sentinel (owned by proc) */
 };
+
+struct worker_arg;
 
 struct mproc_pool {
 	pthread_mutex_t mu;
@@ -121,6 +125,7 @@ struct mproc_pool {
 	uint8_t *used;                  /* per slot: published and not harvested */
 	int nworkers;
 	struct worker *w;
+	struct worker_arg *wargs;       /* per worker, read by the forked child */
 	int efd;
 	pthread_t thr;
 	bool thr_started, handler_stop;
@@ -276,44 +281,48 @@ static _Noreturn void worker_main(struct mproc_pool *p, int w)
 	}
 }
 
-/* Start worker w (fork for now: the one place to switch to mproc_process_*). Locked or
- * single-threaded. */
+struct worker_arg {
+	struct mproc_pool *p;
+	int w;
+};
+
+static int worker_entry(void *arg)
+{
+	struct worker_arg *a = arg;
+
+	signal(SIGINT, SIG_IGN);        /* the terminal's Ctrl-C is for the owner */
+	worker_main(a->p, a->w);
+}
+
+/* Start worker w: the one place that starts processes, through the process module (method
+ * fork: the child inherits the table mapping and the doorbell). Called unlocked by the handler
+ * thread (replacements) or by mproc_pool_new. */
 static int worker_spawn(struct mproc_pool *p, int w, struct worker *out)
 {
-	sigset_t all, old;
-	pid_t pid;
-	int fd, saved;
+	struct mproc_process_opts po = { .method = MPROC_START_FORK, .name = "mproc-worker" };
+	struct mproc_process *proc = NULL;
+	int r;
 
 	__atomic_store_n(&p->hdr->ready[w], 0, __ATOMIC_RELEASE);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = fork();
-	if (pid == 0) {
-		sigset_t none;
-
-		signal(SIGINT, SIG_IGN);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != p->owner)
-			_exit(0);
-		prctl(PR_SET_NAME, "mproc-worker");
-		worker_main(p, w);
+	p->wargs[w].p = p;
+	p->wargs[w].w = w;
+	r = mproc_process_new(&proc, worker_entry, &p->wargs[w], &po);
+	if (r < 0)
+		return r;
+	r = mproc_process_start(proc);
+	if (r < 0) {
+		mproc_process_free(proc);
+		return r;
 	}
-	saved = errno;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0)
-		return -saved;
-	fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0) {
-		saved = errno;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return -saved;
+	out->pidfd = mproc_process_sentinel(proc);
+	if (out->pidfd < 0) {           /* no way to see it die: refuse it */
+		mproc_process_kill(proc);
+		mproc_process_join(proc, MPROC_FOREVER);
+		mproc_process_free(proc);
+		return -ENOSYS;
 	}
-	out->pid = pid;
-	out->pidfd = fd;
+	out->proc = proc;
+	out->pid = mproc_process_pid(proc);
 	return 0;
 }
 
@@ -325,11 +334,12 @@ static int worker_start(struct mproc_pool *p, int w)
 
 static void worker_reap(struct mproc_pool *p, int w)
 {
-	if (p->w[w].pid <= 0)
+	if (!p->w[w].proc)
 		return;
-	while (waitpid(p->w[w].pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	mproc__closep(&p->w[w].pidfd);
+	mproc_process_join(p->w[w].proc, MPROC_FOREVER);
+	mproc_process_free(p->w[w].proc);       /* closes the sentinel */
+	p->w[w].proc = NULL;
+	p->w[w].pidfd = -1;
 	p->w[w].pid = 0;
 }
 
@@ -595,8 +605,8 @@ static void kill_all_workers(struct mproc_pool *p)
 	int w;
 
 	for (w = 0; w < p->nworkers; w++)
-		if (p->w[w].pid > 0)
-			kill(p->w[w].pid, SIGKILL);
+		if (p->w[w].proc)
+			mproc_process_kill(p->w[w].proc);
 	for (w = 0; w < p->nworkers; w++)
 		worker_reap(p, w);
 }
@@ -660,10 +670,9 @@ static void respawn(struct mproc_pool *p, const int *ws, int n)
 			if (r[k] < 0)
 				continue;
 			if (p->stopping || p->broken) {
-				kill(nw[k].pid, SIGKILL);
-				while (waitpid(nw[k].pid, NULL, 0) < 0 && errno == EINTR)
-					;
-				mproc__close(nw[k].pidfd);
+				mproc_process_kill(nw[k].proc);
+				mproc_process_join(nw[k].proc, MPROC_FOREVER);
+				mproc_process_free(nw[k].proc);
 				continue;
 			}
 			p->w[ws[base + k]] = nw[k];
@@ -851,8 +860,10 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 	}
 	if (nw <= 0 || nw > MPROC_POOL_WORKERS_MAX)
 		return -EINVAL;
-	if (opts->method != 0)
-		return -ENOTSUP;
+	if (opts->method < 0 || opts->method >= MPROC_START__COUNT)
+		return -EINVAL;
+	if (opts->method != MPROC_START_FORK)
+		return -ENOTSUP;        /* exec methods: the table would travel as a memfd (todo) */
 	if (opts->task_max > MPROC_POOL_ITEM_MAX || opts->result_max > MPROC_POOL_ITEM_MAX ||
 	    opts->queue_max > MPROC_POOL_QUEUE_MAX)
 		return -EINVAL;
@@ -898,9 +909,10 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 	p->tref = calloc(p->nslots, sizeof(*p->tref));
 	p->used = calloc(p->nslots, 1);
 	p->w = calloc((size_t)nw, sizeof(*p->w));
+	p->wargs = calloc((size_t)nw, sizeof(*p->wargs));
 	p->harvested = calloc((size_t)nw, sizeof(*p->harvested));
 	p->want = calloc((size_t)nw, sizeof(*p->want));
-	if (!p->tref || !p->used || !p->w || !p->harvested || !p->want) {
+	if (!p->tref || !p->used || !p->w || !p->wargs || !p->harvested || !p->want) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -936,6 +948,7 @@ fail:
 	free(p->tref);
 	free(p->used);
 	free(p->w);
+	free(p->wargs);
 	free(p->harvested);
 	free(p->want);
 	free(p);
@@ -985,7 +998,7 @@ static void stop_workers(struct mproc_pool *p)
 		if (p->w[w].pid <= 0)
 			continue;
 		if (mproc__poll1(p->w[w].pidfd, POLLIN, deadline) < 0)
-			kill(p->w[w].pid, SIGKILL);
+			mproc_process_kill(p->w[w].proc);
 		worker_reap(p, w);
 	}
 }
@@ -1090,6 +1103,7 @@ void mproc_pool_free(struct mproc_pool *p)
 	free(p->tref);
 	free(p->used);
 	free(p->w);
+	free(p->wargs);
 	free(p->harvested);
 	free(p->want);
 	free(p);

@@ -121,12 +121,14 @@ static void t_bad_args(void *arg)
 	o.flags = 1u << 30;
 	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
 	o.flags = 0;
-	o.method = 3;
+	o.method = MPROC_START_SPAWN;
 	CHECK_ERR(mproc_pool_new(&p, &o), -ENOTSUP);
+	o.method = (enum mproc_start_method)99;
+	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
 	CHECK(p == NULL);
 
 	/* Size 0 means "the usable budget" only when asked for explicitly. */
-	o.method = 0;
+	o.method = MPROC_START_FORK;
 	o.workers = 0;
 	o.flags = MPROC_POOL_AUTO_SIZE;
 	ASSERT_OK(mproc_pool_new(&p, &o));

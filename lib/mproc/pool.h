@@ -43,8 +43,8 @@
  * SIGKILL when the owner dies (PR_SET_PDEATHSIG; mproc_pool_new must be called from a thread
  * that outlives the pool). Across fork(): a pool belongs to the process that made it; a forked
  * child must not use it (only mproc_pool_free is allowed there, and it only unmaps).
- * Start methods: MPROC_START_FORK only for now (the others return -ENOTSUP until the process
- * module's exec-based methods can carry the table as a memfd).
+ * Start methods: workers are started by the process module; MPROC_START_FORK only for now (the
+ * exec-based methods return -ENOTSUP until the table travels to them as a memfd).
  */
 #ifndef MPROC_POOL_H
 #define MPROC_POOL_H
@@ -53,6 +53,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <mproc/process.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,7 +90,7 @@ enum {
 
 struct mproc_pool_opts {
 	int workers;            /* > 0, <= MPROC_POOL_WORKERS_MAX; 0 only with MPROC_POOL_AUTO_SIZE */
-	int method;             /* enum mproc_start_method; 0 = MPROC_START_FORK */
+	enum mproc_start_method method; /* MPROC_START_FORK (the default, 0) */
 	mproc_task_fn *fn;      /* required */
 	void *arg;              /* fn's last argument (inherited by fork) */
 	size_t task_max;        /* bytes per task, 1..MPROC_POOL_ITEM_MAX; 0 = 64 */
