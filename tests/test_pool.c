@@ -8,12 +8,14 @@
  * with a leak check (fds, children incl. zombies, /dev/shm) around it (tap.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -734,6 +736,51 @@ static void t_sigint_ignored(void *arg)
 	mproc_pool_free(p);
 }
 
+/* The owner gets Ctrl-C (SIGINT, default action): its workers die with it (PR_SET_PDEATHSIG)
+ * within 1 s, none is left behind (they come back to this case, a subreaper, and are reaped). */
+static void t_owner_sigint(void *arg)
+{
+	int fds[2];
+	pid_t owner, pids[2];
+	int status = 0, k;
+
+	ASSERT(pipe2(fds, O_CLOEXEC) == 0);
+	owner = fork();
+	ASSERT(owner >= 0);
+	if (owner == 0) {
+		struct mproc_pool_opts o = { .workers = 2, .fn = square };
+		struct mproc_pool *p = NULL;
+		pid_t w[2] = { 0, 0 };
+
+		close(fds[0]);
+		if (mproc_pool_new(&p, &o) == 0)
+			mproc_pool_worker_pids(p, w, 2);
+		if (write(fds[1], w, sizeof(w)) != (ssize_t)sizeof(w))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	ASSERT_EQ(read(fds[0], pids, sizeof(pids)), (ssize_t)sizeof(pids));
+	close(fds[0]);
+	ASSERT(pids[0] > 0 && pids[1] > 0);
+	kill(owner, SIGINT);
+	ASSERT_EQ(waitpid(owner, &status, 0), owner);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+	for (k = 0; k < 2; k++) {
+		double t0 = tap_now();
+		pid_t r;
+
+		while ((r = waitpid(pids[k], &status, WNOHANG)) == 0 && tap_now() - t0 < 1.0)
+			usleep(1000);
+		CHECK_EQ(r, pids[k]);
+		if (r == 0) {
+			kill(pids[k], SIGKILL);
+			waitpid(pids[k], NULL, 0);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	tap_add("pool/unit/bad_args", t_bad_args, NULL);
@@ -755,5 +802,6 @@ int main(int argc, char **argv)
 	tap_add("pool/fault/shutdown_after_crash", t_shutdown_after_crash, NULL);
 	tap_add("pool/fault/init_failure", t_init_failure, NULL);
 	tap_add("pool/fault/sigint_ignored", t_sigint_ignored, NULL);
+	tap_add("pool/fault/owner_sigint", t_owner_sigint, NULL);
 	return tap_run(argc, argv);
 }
