@@ -58,6 +58,7 @@ struct hdr {
 	_Alignas(64) uint64_t cursor;   /* next ticket to claim (workers) */
 	_Alignas(64) uint32_t seq;      /* futex: bumped by the owner on publish/stop */
 	uint32_t sleepers;              /* workers inside futex_wait */
+	uint32_t wake_pending;          /* a wake-up was sent and no woken worker has looked yet */
 	uint32_t stop;
 	_Alignas(64) uint32_t owner_sleeping;
 	_Alignas(64) uint32_t ready[MPROC_POOL_WORKERS_MAX];
@@ -275,6 +276,9 @@ static _Noreturn void worker_main(struct mproc_pool *p, int w)
 		    !__atomic_load_n(&h->stop, __ATOMIC_SEQ_CST))
 			mproc__futex_wait(&h->seq, seq, mproc__now_ns() + MPROC__NSEC_PER_SEC);
 		__atomic_fetch_sub(&h->sleepers, 1, __ATOMIC_SEQ_CST);
+		/* We look at the table next: later publishers need not wake anyone until then
+		 * (cleared before the look, seq_cst, against the owner's publish-then-check). */
+		__atomic_store_n(&h->wake_pending, 0, __ATOMIC_SEQ_CST);
 		spins = 0;
 		if (getppid() != owner)
 			_exit(0);
@@ -1111,13 +1115,23 @@ void mproc_pool_free(struct mproc_pool *p)
 
 /* ---------------------------------------------------------------- owner: submission */
 
+/* After a publish: wake sleeping workers. One at a time is enough while a woken worker has not
+ * yet looked at the table (it takes what was published meanwhile), so a burst of submissions
+ * costs one futex_wake, not one per task. Batches wake everyone (n = INT_MAX). */
 static void wake_workers(struct mproc_pool *p, int n)
 {
 	struct hdr *h = p->hdr;
 
 	__atomic_fetch_add(&h->seq, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&h->sleepers, __ATOMIC_SEQ_CST))
-		mproc__futex_wake(&h->seq, n);
+	if (!__atomic_load_n(&h->sleepers, __ATOMIC_SEQ_CST))
+		return;
+	if (n == 1 && __atomic_load_n(&h->wake_pending, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&h->wake_pending, 1, __ATOMIC_SEQ_CST);
+	/* Nobody was inside the wait (a sleeper was on its way out, or on its way in: then the
+	 * seq bump above sends it back to look): nobody will clear the flag, so we do. */
+	if (mproc__futex_wake(&h->seq, n) <= 0)
+		__atomic_store_n(&h->wake_pending, 0, __ATOMIC_SEQ_CST);
 }
 
 /* Publish one ticket for item idx of j. Locked; a slot must be free. */
@@ -1602,10 +1616,12 @@ ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size, size_t
 	if (e < 0)
 		return e;
 	j = it->job;
-	if (j->next_pos >= j->n)
-		return MPROC_EOF;
 	p = j->pool;
 	job_lock(j);
+	if (j->next_pos >= j->n) {
+		job_unlock(j, p);
+		return MPROC_EOF;
+	}
 	for (;;) {
 		if (j->kind == J_IMAPU ? j->norder > j->next_pos : j->done[j->next_pos])
 			break;

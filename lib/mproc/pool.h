@@ -36,7 +36,9 @@
  * reads -ECANCELED).
  *
  * Callbacks (opts in mproc_pool_apply_async) run in the handler thread, one at a time, as
- * Python's result handler does: keep them short; they must not call into the same pool.
+ * Python's result handler does: keep them short. A callback may read its own result
+ * (mproc_result_get with timeout 0); it must not submit to, wait on or close the same pool (the
+ * handler thread is what harvests results: waiting there would wait forever).
  *
  * Locking: the pool and its results may be used from several threads of the owner process.
  * Workers ignore SIGINT (the terminal's Ctrl-C reaches the owner, which stops the pool) and get
@@ -214,7 +216,8 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
 
 /*
  * mproc_pool_imap / _imap_unordered - start the batch (b->results and b->status are ignored)
- * and return an iterator. mproc_imap_next copies the next result (in input order for imap, in
+ * and return an iterator. Returns once every task is in the table (waiting while it is full);
+ * results are kept in the iterator until read. mproc_imap_next copies the next result (in input order for imap, in
  * completion order for imap_unordered) and sets *index (optional) to its input index.
  * Returns the result length or the task's -errno (the iteration goes on past it), MPROC_EOF
  * after the last, -ETIMEDOUT, -EMSGSIZE (size too small; the item stays next).
