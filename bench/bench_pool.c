@@ -54,6 +54,7 @@ struct task {
 struct shared {
 	_Alignas(64) int pid;           /* the worker that holds the failure task */
 	_Alignas(64) uint32_t next_pin;
+	struct bench_gate gate;         /* the feeder starts its clock with the harness */
 };
 
 static struct shared *g_sh;
@@ -209,15 +210,17 @@ static int feeder_main(void *arg)
 	long sent = 0;
 
 	memset(buf, 'x', sizeof(buf));
+	bench_gate_wait(&g_sh->gate, 2);
 	while (sent < f->total) {
 		struct timespec ts = { f->ms / 1000, (long)(f->ms % 1000) * 1000000L };
 		long n = f->total - sent < f->burst ? f->total - sent : f->burst;
 
+		/* Wait first: every byte (task) then waits M ms, as the ideal N * 1000 / M assumes. */
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
 		if (mproc__write_all(f->wfd, buf, (size_t)n, MPROC__NO_DEADLINE) != n)
 			return 1;
 		sent += n;
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
 	}
 	return 0;
 }
@@ -269,15 +272,18 @@ static void bm_scale(struct gbench_state *st, void *arg)
 					      .n = (size_t)n, .chunksize = 1 };
 		struct feeder_arg fa = { pfd[1], c->workers, c->task_ms, n };
 		pid_t feeder = -1;
-		int64_t t0 = bench_now_ns();
+		int64_t t0;
 
 		if (c->variant == V_IO_PIPE) {
+			bench_gate_init(&g_sh->gate);
 			feeder = bench_fork(-1, feeder_main, &fa);
 			if (feeder < 0) {
 				err = "fork of the feeder failed";
 				break;
 			}
+			bench_gate_wait(&g_sh->gate, 2);
 		}
+		t0 = bench_now_ns();
 		r = mproc_pool_map(p, &b, 60.0);
 		t0 = bench_now_ns() - t0;
 		if (feeder > 0 && bench_reap(feeder, r < 0) != 0 && r == 0)
