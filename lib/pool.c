@@ -254,6 +254,14 @@ static _Noreturn void worker_main(struct mproc_pool *p, int w)
 			max = p->o.maxtasksperchild - done;
 		n = worker_claim(p, w, claimed, max);
 		if (n) {
+			/* More is waiting and others sleep: pass the wake-up on. The owner wakes one
+			 * worker per burst (wake_pending), and that one takes only a chunk. */
+			if (__atomic_load_n(&h->cursor, __ATOMIC_SEQ_CST) <
+				    __atomic_load_n(&h->tail, __ATOMIC_SEQ_CST) &&
+			    __atomic_load_n(&h->sleepers, __ATOMIC_SEQ_CST)) {
+				__atomic_fetch_add(&h->seq, 1, __ATOMIC_SEQ_CST);
+				mproc__futex_wake(&h->seq, 1);
+			}
 			for (k = 0; k < n; k++)
 				worker_run(p, w, claimed[k]);
 			done += n;

@@ -52,6 +52,13 @@ static ssize_t square(const void *task, size_t len, void *result, size_t result_
 	case -3:
 		raise(SIGKILL);
 		return 0;
+	case -7: {
+		struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		x = 7;
+		break;
+	}
 	case -6:
 		memset(result, 0xab, result_max);
 		return (ssize_t)result_max;
@@ -513,6 +520,30 @@ static void t_futures(void *arg)
 	mproc_pool_free(p);
 }
 
+/* Idle workers sleep; a burst of submissions wakes one, which passes the wake-up on: four
+ * 0.3 s tasks on four idle workers run side by side (not one after another, nor after the
+ * sleepers' 1 s timeout). */
+static void t_burst_wakes_all(void *arg)
+{
+	struct mproc_pool *p = mkpool(4, 0);
+	struct mproc_result *rs[4];
+	int64_t x = -7, y;
+	double t0;
+	int k;
+
+	usleep(300000);         /* let every worker go to sleep */
+	t0 = tap_now();
+	for (k = 0; k < 4; k++)
+		ASSERT_OK(mproc_pool_apply_async(p, &x, 8, NULL, &rs[k]));
+	for (k = 0; k < 4; k++) {
+		CHECK_EQ(mproc_result_get(rs[k], &y, 8, 10.0), 8);
+		CHECK_EQ(y, 49);
+		mproc_result_free(rs[k]);
+	}
+	CHECK_CMP(tap_now() - t0, <, 0.3 + 0.5 * tap_timeout_mult());
+	mproc_pool_free(p);
+}
+
 /* ------------------------------------------------------------------ fault */
 
 /* A worker dies at one of the three moments: only its task fails with -ECHILD, within 1 s;
@@ -793,6 +824,7 @@ int main(int argc, char **argv)
 	tap_add("pool/unit/callbacks", t_callbacks, NULL);
 	tap_add("pool/unit/maxtasksperchild", t_maxtasks, NULL);
 	tap_add("pool/unit/futures", t_futures, NULL);
+	tap_add("pool/unit/burst_wakes_all", t_burst_wakes_all, NULL);
 	tap_add("pool/fault/kill_running", t_kill_running, NULL);
 	tap_add("pool/fault/kill_reading", t_kill_reading, NULL);
 	tap_add("pool/fault/kill_writing", t_kill_writing, NULL);
