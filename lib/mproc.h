@@ -33,6 +33,7 @@
 #include <mproc/manager.h>
 
 /* [pool] */
+#include <mproc/pool.h>
 
 
 #endif /* MPROC_H */
