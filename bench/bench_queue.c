@@ -358,12 +358,19 @@ static void bm_throughput(struct gbench_state *st, void *arg)
 	/* One untimed round first: the children fault in the queue's shared pages (fork does
 	 * not copy the page tables of shared mappings) and the ring's spin adapts. Without it
 	 * a short first round measures page faults. */
+	int64_t t_warm = bench_now_ns();
+
 	r = run_round(c, q, np, nc, raw);
 	if (r < 0) {
 		errmsg(st, "warm-up round did not finish (a worker died or the queue stalled)", r);
 		goto out_kill;
 	}
 	total_msgs += (uint64_t)c->per_prod * (uint64_t)np;
+	/* A slow channel (a pipe under load) gets shorter rounds, so the quick profile stays
+	 * short: halve until a round takes about 100 ms (never below 256 items). */
+	for (int64_t dt = bench_now_ns() - t_warm; dt > 100 * INT64_C(1000000) &&
+	     c->per_prod * (uint32_t)np >= 512; dt /= 2)
+		c->per_prod /= 2;
 	while (gbench_keep_running(st)) {
 		int64_t t0 = bench_now_ns();
 

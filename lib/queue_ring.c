@@ -156,14 +156,16 @@ static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
 
 /*
  * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
- * sleep on the low half of *state while it equals seen. Returns 0 (re-check) or -ETIMEDOUT.
+ * sleep on the low half of *state (futex) until it changes. Returns 0 (re-check) or
+ * -ETIMEDOUT.
  * Deadline 0 is the front end's first try: no wait at all.
  */
 static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
 		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
-		     uint32_t seen, int64_t deadline, int64_t slice_ns)
+		     int64_t deadline, int64_t slice_ns)
 {
 	int64_t start, now, until, budget;
+	uint32_t seen;
 	int rr = 0;
 
 	if (deadline <= 0)
@@ -203,8 +205,13 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	 * see its new state. The waker clears the flag as it wakes everybody, so a burst of
 	 * puts costs one FUTEX_WAKE per sleep, not one per put while the sleeper is still
 	 * on its way back to a CPU. */
+	/* The futex word is read only here, on the way to sleep: a consumer that spins never
+	 * touches the producers' line, so the producer's store to it needs no line transfer
+	 * on the critical path. Read after the flag, before the final check: a put that lands
+	 * after the read changes the word (futex returns at once) or sees the flag. */
 	atomic_store(waiters, 1);
-	if (CNT(atomic_load(state)) == seen && atomic_load(spin_on) == spin_seen)
+	seen = CNT(atomic_load(state));
+	if (atomic_load(spin_on) == spin_seen)
 		rr = mproc__futex_wait(futex_word(state), seen, until);
 	if (rr == -ETIMEDOUT && until == deadline)
 		return -ETIMEDOUT;
@@ -280,8 +287,8 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		uint32_t w = atomic_load(&s->prod_want);
 		while (w < want && !atomic_compare_exchange_weak(&s->prod_want, &w, want))
 			;
-		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, CNT(cons),
-			       deadline, RING_WANT_SLICE_NS);
+		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, deadline,
+			       RING_WANT_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
@@ -304,7 +311,7 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
 	uint64_t cons, h;
-	uint32_t need, prod_seen;
+	uint32_t need;
 	int rc;
 
 	for (;;) {
@@ -316,11 +323,9 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
 		if (HSEQ(h) == CNT(cons) + 1)
 			break;
-		/* Read the futex word before unlocking; ring_wait re-checks both. */
-		prod_seen = CNT(atomic_load(&s->prod));
 		mproc__qunlock(&s->clock);
-		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, prod_seen,
-			       deadline, RING_SLICE_NS);
+		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, deadline,
+			       RING_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
