@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,6 +37,13 @@ static inline const char *bench_transport_name(enum bench_transport t)
 	static const char *const names[] = { "raw_pipe", "conn_pipe", "conn_stream", "conn_seqpacket" };
 
 	return (unsigned)t < BENCH_NTRANSPORTS ? names[t] : "?";
+}
+
+/* Call once in main(): SIGPIPE ignored process-wide, as in CPython, so a dead peer is an
+ * -EPIPE the harness reports rather than a killed harness. Inherited by forked children. */
+static inline void bench_ignore_sigpipe(void)
+{
+	signal(SIGPIPE, SIG_IGN);
 }
 
 /* Two ends. For raw pipes: fd[0] a->b, fd[1] b->a (duplex only). */
@@ -66,7 +74,10 @@ static inline int bench_link_open(struct bench_link *l, enum bench_transport t, 
 	static const enum mproc_conn_transport ct[] = {
 		MPROC_CONN_PIPE, MPROC_CONN_PIPE, MPROC_CONN_STREAM, MPROC_CONN_SEQPACKET,
 	};
-	struct mproc_conn_opts o = { .transport = ct[t], .simplex = !duplex };
+	/* The harnesses ignore SIGPIPE as CPython does (bench_ignore_sigpipe), so the pipe
+	 * transport skips its per-message SIGPIPE guard; raw_pipe has none either. */
+	struct mproc_conn_opts o = { .transport = ct[t], .simplex = !duplex,
+				     .sigpipe_ignored = true };
 	int r;
 
 	memset(l, 0, sizeof(*l));

@@ -200,5 +200,6 @@ static void register_all(void)
 
 int main(int argc, char **argv)
 {
+	bench_ignore_sigpipe();
 	return bench_main(argc, argv, register_all);
 }

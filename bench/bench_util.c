@@ -39,6 +39,8 @@ int bench_samples_init(struct bench_samples *s, size_t cap)
 	memset(s, 0, sizeof(*s));
 	if (cap == 0)
 		return -EINVAL;
+	if (cap > SIZE_MAX / sizeof(*s->ns) / 2)
+		return -ENOMEM;
 	s->ns = malloc(cap * sizeof(*s->ns));
 	if (!s->ns)
 		return -ENOMEM;

@@ -119,7 +119,8 @@ def _get(d, *keys, default=None):
 
 def section_machine(run):
     c, t = run.context, run.topology
-    counts = _get(t, "counts", default={}) or {}
+    counts = dict(_get(t, "counts", default={}) or {})
+    counts.update(_get(t, "caches", default={}) or {})
     comp = c.get("compiler") or {}
     cc = comp.get("c") if isinstance(comp, dict) else None
     git = c.get("git") or {}
@@ -162,7 +163,8 @@ def _limits(budget):
     out = []
     for name, v in items:
         val = v.get("value")
-        out.append((name, "no limit" if isinstance(val, int) and val < 0 else str(val),
+        none = val is None or (isinstance(val, int) and val < 0)
+        out.append((name, "no limit" if none else str(val),
                     v.get("source", ""), v.get("detail", "")))
     return out
 
@@ -171,8 +173,9 @@ def section_budget(run):
     b = run.context.get("budget") or _get(run.topology, "budget", default={}) or {}
     if not b:
         return ["Not known: `mproc-topo --json` did not run (see context.json `topology`)."]
-    lines = ["**%s usable CPUs** (%s physical cores), bound by **%s**." % (
-        b.get("usable", "?"), b.get("usable_cores", "?"), b.get("bound_by", "?")), ""]
+    lines = ["**%s usable CPUs** (%s physical cores), bound by **%s**%s." % (
+        b.get("usable", "?"), b.get("usable_cores", "?"), b.get("bound_by", "?"),
+        "; PUs %s" % b["allowed_pus"] if b.get("allowed_pus") else ""), ""]
     lim = _limits(b)
     if lim:
         lines += table(["limit", "CPUs", "from", "detail"], lim)
@@ -244,7 +247,8 @@ def generic_section(run, h):
         cv, flag = fmt_cv(head)
         if flag:
             unstable.append(fig.name)
-        cnt = ", ".join("%s=%s" % (k, fmt_num(fig.median(k))) for k in fig.counters()[:4])
+        cnt = ", ".join("%s=%s" % (k, fmt_ns(fig.median(k)) if k.endswith("_ns")
+                                   else fmt_num(fig.median(k))) for k in fig.counters()[:4])
         rows.append(("`%s`" % fig.name, _time_cell(fig), cnt or "—", cv, str(fig.repetitions)))
     return table(["benchmark", "time (median)", "counters (median)", "CV", "reps"], rows), unstable
 
@@ -287,13 +291,18 @@ def build_report(run):
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
     all_unstable = []
-    for name, h in run.harnesses.items():
+    per_harness = []          # (harness, unstable, figures)
+    order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]
+    order += [n for n in run.harnesses if n not in order]
+    for name in order:
+        h = run.harnesses[name]
         fn = SECTIONS.get(name, generic_section)
         out += ["## %s" % name, ""]
         if h.figures:
             lines, unstable = fn(run, h)
             out += lines
             all_unstable += unstable
+            per_harness.append((name, len(unstable), len(h.figures)))
         else:
             out.append("No figures.")
         if h.skipped:
@@ -302,9 +311,12 @@ def build_report(run):
         out.append("")
     if all_unstable:
         out += ["## Unstable figures", "",
-                "CV over repetitions above %d %%: re-run with `PROFILE=full` on a quiet machine "
-                "before trusting them." % (UNSTABLE_CV * 100), ""]
-        out += ["- `%s`" % n for n in all_unstable] + [""]
+                "%d figures vary by more than %d %% (CV) over their repetitions (%s): re-run "
+                "with `PROFILE=full` on a quiet machine before trusting them." % (
+                    len(all_unstable), UNSTABLE_CV * 100,
+                    ", ".join("%s %d/%d" % t for t in per_harness if t[1])), "",
+                "<details><summary>the list</summary>", ""]
+        out += ["- `%s`" % n for n in all_unstable] + ["", "</details>", ""]
     out += ["## Plots", ""] + section_plots(run) + [""]
     out += ["## Files", "",
             "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "

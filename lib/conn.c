@@ -40,6 +40,7 @@ struct mproc_conn {
 	enum mproc_conn_transport transport;
 	size_t max;                     /* frame maximum */
 	size_t seq_chunk;               /* seqpacket packet size */
+	bool sigpipe_ignored;           /* opts.sigpipe_ignored: no SIGPIPE guard on pipe writes */
 	struct conn_shared *sh;         /* NULL for a read-only end */
 	int broken;                     /* 0, or -EBADMSG once the byte stream lost sync */
 	size_t ra_off, ra_len;          /* read-ahead window [ra_off, ra_len) */
@@ -209,7 +210,7 @@ static ssize_t conn_write_iov(struct mproc_conn *c, struct iovec *iov, int cnt, 
 
 	for (int i = 0; i < cnt; i++)
 		total += iov[i].iov_len;
-	if (!conn_is_sock(c)) {
+	if (!conn_is_sock(c) && !c->sigpipe_ignored) {
 		sigemptyset(&pipe_set);
 		sigaddset(&pipe_set, SIGPIPE);
 		pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
@@ -821,6 +822,7 @@ static int conn_new(struct mproc_conn **out, const struct mproc_conn_opts *o, in
 	c->transport = o->transport;
 	c->max = o->max_msg ? o->max_msg : MPROC_CONN_MAX_DEFAULT;
 	c->seq_chunk = seq_chunk;
+	c->sigpipe_ignored = o->sigpipe_ignored;
 	if (wfd >= 0) {
 		/* Forked children inherit the mapping, so the lock is shared by every process
 		 * holding the endpoint (and by nothing else). */

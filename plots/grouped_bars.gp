@@ -1,5 +1,5 @@
 # grouped_bars.gp - one bar group per row of a TSV written by plots/tsv.py, one bar per series,
-# an error bar from the bar's top (p50) to its whisker (p99). Called by plots/plot.py:
+# a whisker from the bar's top (p50) up to p99 (drawn as a capped vector). Called by plots/plot.py:
 #
 #   gnuplot -e "datafile='d.tsv'; outbase='run/plots/x.gnuplot'; nseries=2; \
 #               colors='#0072B2 #D55E00'; titles='same\_core cross\_core'; \
@@ -30,7 +30,7 @@ if (logy) set logscale y
 bw = 0.8 / nseries
 xpos(i) = column(0) - 0.4 + (i - 0.5) * bw
 set xrange [-0.6:*]
-set offsets 0, 0.6, graph 0.05, 0
+set offsets 0, 0.6, graph 0.05, graph 0.05
 
 do for [fmt in "png svg"] {
 	if (fmt eq "png") {
@@ -44,7 +44,7 @@ do for [fmt in "png svg"] {
 	     for [i=2:nseries] datafile using (xpos(i)):(column(2*i)):(bw) \
 		with boxes lc rgb word(colors, i) title word(titles, i), \
 	     for [i=1:nseries] datafile \
-		using (xpos(i)):(column(2*i)):(column(2*i)):(column(2*i+1)) \
-		with yerrorbars lc rgb "#222222" pt 7 ps 0 notitle
+		using (xpos(i)):(column(2*i)):(0):(column(2*i+1) - column(2*i)) \
+		with vectors head size screen 0.006,90 lc rgb "#222222" notitle
 	unset output
 }

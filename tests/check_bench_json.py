@@ -25,11 +25,12 @@ unreadable file. Standard library only (json accepts Google Benchmark's bare NaN
 import argparse
 import json
 import math
+import os
 import re
 import sys
 
-SUFFIX = re.compile(r"/(manual_time|real_time|min_time:[^/]+|min_warmup_time:[^/]+"
-                    r"|iterations:\d+|repeats:\d+|threads:\d+)$")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plots"))
+from gbjson import strip_suffixes  # noqa: E402  (the one implementation of the naming rule)
 AGGREGATE = re.compile(r"_(mean|median|stddev|cv|[A-Za-z0-9]+)$")
 P_COUNTERS = ("p50_ns", "p99_ns", "p999_ns")
 
@@ -39,11 +40,7 @@ def base_name(entry):
     name = entry.get("run_name") or entry.get("name", "")
     if "run_name" not in entry and entry.get("run_type") == "aggregate":
         name = AGGREGATE.sub("", name)
-    while True:
-        stripped = SUFFIX.sub("", name)
-        if stripped == name:
-            return name
-        name = stripped
+    return strip_suffixes(name)
 
 
 def is_number(v):

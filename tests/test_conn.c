@@ -336,6 +336,30 @@ static void t_closed_peer(void *arg)
 	mproc_conn_close(a);
 }
 
+/* With opts.sigpipe_ignored and SIGPIPE ignored (as CPython runs), a closed peer still gives
+ * -EPIPE; without the promise, SIGPIPE stays unblocked-and-default and is never raised. */
+static void t_sigpipe_ignored(void *arg)
+{
+	struct mproc_conn_opts o = { .transport = tr_of(arg), .sigpipe_ignored = true };
+	struct mproc_conn *a, *b;
+	sigset_t pend;
+
+	signal(SIGPIPE, SIG_IGN);
+	ASSERT_OK(mproc_conn_pair(&a, &b, &o));
+	mproc_conn_close(b);
+	CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);
+	CHECK_ERR(mproc_conn_write(a, "x", 1), -EPIPE);
+	mproc_conn_close(a);
+	signal(SIGPIPE, SIG_DFL);
+	/* The default guard leaves no SIGPIPE pending behind it. */
+	ASSERT_OK(mproc_conn_pair(&a, &b, &(struct mproc_conn_opts){ .transport = tr_of(arg) }));
+	mproc_conn_close(b);
+	CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);
+	sigpending(&pend);
+	CHECK(!sigismember(&pend, SIGPIPE));
+	mproc_conn_close(a);
+}
+
 /* 8 processes x 1000 random-size messages on one shared endpoint; every message arrives whole,
  * its checksum holds and each producer's sequence is in order. */
 #define NPROC 8
@@ -718,12 +742,12 @@ static void t_lock_owner_dead(void *arg)
 static const char *const case_names[] = {
 	"echo", "empty", "small_buffer", "poll", "partial_header", "simplex", "bad_input",
 	"malformed", "closed_peer", "shared_senders", "eintr_storm", "fds", "fds_mismatch",
-	"fds_ctrunc", "writer_killed", "lock_owner_dead",
+	"fds_ctrunc", "writer_killed", "lock_owner_dead", "sigpipe_ignored",
 };
 static tap_fn *const case_fns[] = {
 	t_echo, t_empty, t_small_buffer, t_poll, t_partial_header, t_simplex, t_bad_input,
 	t_malformed, t_closed_peer, t_shared_senders, t_eintr_storm, t_fds, t_fds_mismatch,
-	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead,
+	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead, t_sigpipe_ignored,
 };
 
 int main(int argc, char **argv)

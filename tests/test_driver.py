@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+import xml.etree.ElementTree as ET
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -102,6 +103,9 @@ class Reader(unittest.TestCase):
         self.assertEqual(s("BM/1/iterations:10/repeats:2/real_time/threads:2"), "BM/1")
         self.assertEqual(s("baseline/syscall"), "baseline/syscall")
         self.assertEqual(s("x/process_time/real_time"), "x")
+        # Our own argument named like a suffix, before the time type, is kept.
+        self.assertEqual(s("spawn/fork/rss_mib:0/threads:8/manual_time"),
+                         "spawn/fork/rss_mib:0/threads:8")
 
     def test_baseline_fixture(self):
         run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
@@ -191,6 +195,33 @@ class Steps(TmpCase):
         rows = [l.split() for l in open(done[0][2]) if not l.startswith("#")]
         self.assertEqual(rows, [["pipe_rtt", "1900", "2500"]])
 
+    def test_lines_kind(self):
+        run_dir = os.path.join(self.tmp, "r")
+        os.mkdir(run_dir)
+        with open(os.path.join(run_dir, "context.json"), "w") as f:
+            json.dump({"complete": True}, f)
+        rows = []
+        for tr, sizes in (("raw_pipe", (65536, 64, 4096)), ("conn_pipe", (64, 4096))):
+            for b in sizes:
+                n = "pipe/%s/bytes:%d/placement:cross_core/manual_time" % (tr, b)
+                rows.append({"name": n, "run_name": n, "run_type": "iteration",
+                             "repetitions": 1, "repetition_index": 0, "iterations": 5,
+                             "real_time": 1.0, "cpu_time": 1.0, "time_unit": "us",
+                             "bytes_per_second": b * 1000.0})
+        with open(os.path.join(run_dir, "pipe.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": rows}, f)
+        done = {d[0]["id"]: d for d in tsv.write_run(gbjson.load_run(run_dir))}
+        self.assertEqual(list(done), ["pipe_throughput"])
+        data = [l.split() for l in open(done["pipe_throughput"][2]) if not l.startswith("#")]
+        self.assertEqual(data, [["64", "0.064", "0.064", "0.064", "0.064"],
+                                ["4096", "4.096", "4.096", "4.096", "4.096"],
+                                ["65536", "65.536", "65.536", "NaN", "NaN"]])
+        r = self.plot(run_dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        if shutil.which("gnuplot"):
+            self.assertTrue(os.path.isfile(os.path.join(run_dir, "plots",
+                                                        "pipe_throughput.gnuplot.svg")))
+
     def test_palette_is_fixed(self):
         self.assertEqual(registry.color("same_core"), registry.color("python:same_core"))
         self.assertEqual(registry.color("something_new"), registry.color("something_new"))
@@ -242,6 +273,11 @@ class Steps(TmpCase):
                 p = os.path.join(pdir, "baseline_latency.%s.%s" % (tool, ext))
                 if have:
                     self.assertGreater(os.path.getsize(p), 1000, p)
+                    if ext == "svg":
+                        ET.parse(p)          # well-formed XML
+                    else:
+                        with open(p, "rb") as f:
+                            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
         if not have_gp:
             self.assertIn("plots: gnuplot not installed — skipped", r.stdout)
 
@@ -430,6 +466,34 @@ class Driver(TmpCase):
     def test_sigterm(self):
         self.interrupt(signal.SIGTERM)
 
+    def test_eta_scales_with_finished_harnesses(self):
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader("mproc_bench", DRIVER)
+        spec = importlib.util.spec_from_loader("mproc_bench", loader)
+        mb = importlib.util.module_from_spec(spec)
+        loader.exec_module(mb)
+        hs = [mb.Harness(n, "native", "/x") for n in ("baseline", "spawn", "unknown_one")]
+
+        class A:
+            profile = "quick"
+        run = mb.Run(A(), self.tmp, hs, self.results)
+        exp = [h.expected("quick") for h in hs]
+        self.assertEqual(exp, [mb.EXPECTED_S["baseline"][1], mb.EXPECTED_S["spawn"][1],
+                               mb.DEFAULT_EXPECTED[1]])
+        self.assertAlmostEqual(run.eta(0), sum(exp))
+        run.durations["baseline"] = exp[0] / 2.0          # ran twice as fast as expected
+        self.assertAlmostEqual(run.eta(1), (exp[1] + exp[2]) / 2.0)
+        py = mb.Harness("python", "python", "/src/bench/python/mp_bench.py", default=False)
+        self.assertEqual(py.argv("/r/python.json.part", "smoke", "/usr/bin/python3"),
+                         ["/usr/bin/python3", "/src/bench/python/mp_bench.py", "--profile",
+                          "smoke", "--out", "/r/python.json.part"])
+        self.assertEqual(hs[0].argv("/r/b.json.part", "full", "py"),
+                         ["/x", "--benchmark_out=/r/b.json.part", "--benchmark_out_format=json",
+                          "--profile=full"])
+        self.assertEqual(mb.fmt_dur(75), "1:15")
+        self.assertEqual(mb.fmt_dur(3725), "1:02:05")
+
     def test_clean_stale(self):
         dead, me = dead_pid(), os.getpid()
         for n in ("mproc-%d-0-aa" % dead, "mproc-%d-1-bb" % me, "sem.mproc-%d-2-cc" % dead,
@@ -450,6 +514,80 @@ class Driver(TmpCase):
 
 
 # ------------------------------------------------------------------------------------------
+class RealRun(TmpCase):
+    """The driver over the real build (bench_baseline, mproc-topo): run by the smoke suite,
+    which sets MPROC_BUILD_DIR; skipped elsewhere and where the harness is not built."""
+
+    def setUp(self):
+        super().setUp()
+        self.real_build = os.environ.get("MPROC_BUILD_DIR")
+        if not self.real_build:
+            self.skipTest("MPROC_BUILD_DIR not set (smoke suite only)")
+        if not os.access(os.path.join(self.real_build, "bench", "bench_baseline"), os.X_OK):
+            self.skipTest("bench_baseline not built")
+
+    def procs_mentioning(self, text):
+        out = []
+        for n in os.listdir("/proc"):
+            if not n.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % n, "rb") as f:
+                    if text.encode() in f.read():
+                        out.append(int(n))
+            except OSError:
+                pass
+        return [p for p in out if alive(p)]
+
+    def test_smoke_run(self):
+        run_dir = os.path.join(self.tmp, "run")
+        r = subprocess.run([PY, DRIVER, "--build", self.real_build, "--profile", "smoke",
+                            "--only", "baseline", "--out", run_dir, "--results", self.results],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, env=self.env, timeout=240)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(run_dir, "context.json")) as f:
+            ctx = json.load(f)
+        self.assertIs(ctx["complete"], True)
+        self.assertEqual(ctx["topology"]["json"], "topology.json")
+        self.assertGreaterEqual(ctx["budget"]["usable"], 1)
+        self.assertIn("provenance", ctx["budget"])
+        self.assertTrue(os.path.getsize(os.path.join(run_dir, "topology.xml")) > 100)
+        run = gbjson.load_run(run_dir)
+        names = set(run.figures) | set(run.skipped)
+        for want in ("baseline/pipe_rtt/placement:same_core", "baseline/fork_exit",
+                     "baseline/syscall"):
+            self.assertIn(want, names)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("usable CPUs", text)
+        self.assertIn("baseline/syscall", text)
+        self.assertEqual(self.procs_mentioning(run_dir), [])
+
+    def test_interrupt_real_harness(self):
+        run_dir = os.path.join(self.tmp, "run")
+        p = subprocess.Popen([PY, DRIVER, "--build", self.real_build, "--profile", "quick",
+                              "--only", "baseline", "--out", run_dir, "--results",
+                              self.results], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, env=self.env)
+        deadline = time.monotonic() + 60
+        while not self.procs_mentioning(run_dir + "/baseline.json.part"):
+            self.assertLess(time.monotonic(), deadline, "harness never started")
+            self.assertIsNone(p.poll())
+            time.sleep(0.05)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 130, out + err)
+        self.assertLess(time.monotonic() - t0, 10.0)
+        self.assertEqual(self.procs_mentioning(run_dir), [])
+        with open(os.path.join(run_dir, "context.json")) as f:
+            ctx = json.load(f)
+        self.assertIs(ctx["complete"], False)
+        self.assertFalse(os.path.exists(os.path.join(run_dir, "baseline.json.part")))
+
+
+# ------------------------------------------------------------------------------------------
 def main():
     pattern = sys.argv[1] if len(sys.argv) > 1 else "*"
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
@@ -462,15 +600,18 @@ def main():
             else:
                 cases.append(t)
     flatten(suite)
-    cases = [c for c in cases if fnmatch.fnmatch("driver/" + c.id().split(".", 1)[1], pattern)
-             or fnmatch.fnmatch(c.id().split(".", 1)[1], pattern)]
+    def tap_name(c):
+        return "driver/" + c.id().split(".", 1)[1].replace(".", "/")
+    cases = [c for c in cases if fnmatch.fnmatch(tap_name(c), pattern)]
     print("TAP version 13\n1..%d" % len(cases), flush=True)
     failed = 0
     for i, c in enumerate(cases, 1):
         r = unittest.TestResult()
         c.run(r)
-        name = "driver/" + c.id().split(".", 1)[1].replace(".", "/")
-        if r.wasSuccessful():
+        name = tap_name(c)
+        if r.wasSuccessful() and r.skipped:
+            print("ok %d %s # SKIP %s" % (i, name, r.skipped[0][1]), flush=True)
+        elif r.wasSuccessful():
             print("ok %d %s" % (i, name), flush=True)
         else:
             failed += 1

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +67,22 @@ static void t_harness_sees_fd_leak(void *arg)
 	close(fd);
 }
 
+static void t_harness_sees_sysv_leak(void *arg)
+{
+	struct tap_snapshot *b, *a;
+	int id;
+
+	if (geteuid() != 0)
+		tap_skip("not root: the SysV leak check needs a private IPC namespace");
+	b = tap_snapshot_take();
+	id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	ASSERT(id >= 0);
+	a = tap_snapshot_take();
+	tap_diag("(the leak reported next is expected)");
+	CHECK_EQ(tap_snapshot_compare(b, a), 1);
+	msgctl(id, IPC_RMID, NULL);
+}
+
 static void t_harness_sees_child_leak(void *arg)
 {
 	pid_t pid = fork();
@@ -87,5 +104,6 @@ int main(int argc, char **argv)
 	tap_add("error/unknown_code", t_unknown_code, NULL);
 	tap_add("harness/sees_fd_leak", t_harness_sees_fd_leak, NULL);
 	tap_add("harness/sees_child_leak", t_harness_sees_child_leak, NULL);
+	tap_add("harness/sees_sysv_leak", t_harness_sees_sysv_leak, NULL);
 	return tap_run(argc, argv);
 }

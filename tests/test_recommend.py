@@ -92,8 +92,54 @@ class IoAndChunks(unittest.TestCase):
         self.assertIn("not measured", R.render_text(rec))
 
 
-class Tap(unittest.TextTestResult):
-    pass
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLI = os.path.join(HERE, "..", "bench", "mproc-recommend")
+FIXTURE = os.path.join(HERE, "data", "recommend_run")
+
+
+class Cli(unittest.TestCase):
+    def run_cli(self, *args):
+        import subprocess
+        return subprocess.run([sys.executable, CLI] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+
+    def test_fixture_run(self):
+        r = self.run_cli(FIXTURE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("CPU-bound pool: 4 workers", r.stdout)     # knee 4 (196 >= 0.98 * 198)
+        self.assertIn("bound by cpuset", r.stdout)
+        self.assertIn("CV > 5 %", r.stdout)                     # workers:7 is unstable
+
+    def test_json_is_strict(self):
+        import json
+        r = self.run_cli("--json", FIXTURE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = json.loads(r.stdout, parse_constant=lambda c: self.fail("non-finite " + c))
+        self.assertEqual(rec["cpu"]["recommended_workers"], 4)
+        self.assertEqual(rec["cpu"]["unstable_points"], ["pool/cpu/workers:7/task_ms:20"])
+        self.assertEqual(rec["io"]["by_blocking_fraction"]["0.9"], 32)
+
+    def test_write_into_run_dir(self):
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp()
+        try:
+            run = os.path.join(d, "run")
+            shutil.copytree(FIXTURE, run)
+            r = self.run_cli("--write", run)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(os.path.isfile(os.path.join(run, "recommendation.json")))
+            # A run that holds a recommendation still loads (not mistaken for a harness).
+            r = self.run_cli(run)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        finally:
+            shutil.rmtree(d)
+
+    def test_not_a_run_is_exit_2(self):
+        r = self.run_cli(HERE)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not a run directory", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
 
 
 if __name__ == "__main__":

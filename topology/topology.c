@@ -480,6 +480,26 @@ static void list_detail(char *buf, size_t size, hwloc_const_bitmap_t set)
 		buf[0] = '\0';
 }
 
+/*
+ * A synthetic description without a NUMA level makes hwloc 2.9 insert "a NUMA level with a
+ * single object at depth 1" with an overlapping memcpy (undefined behaviour; valgrind flags
+ * it). Name that level ourselves: "numa:1 <desc>" is the topology hwloc would build.
+ */
+static int set_synthetic(hwloc_topology_t t, const char *desc)
+{
+	char *full;
+	int r;
+
+	if (strcasestr(desc, "numa") || desc[0] == '{' || desc[0] == '[' ||
+	    isdigit((unsigned char)desc[0]))
+		return hwloc_topology_set_synthetic(t, desc);
+	if (asprintf(&full, "numa:1 %s", desc) < 0)
+		return -1;
+	r = hwloc_topology_set_synthetic(t, full);
+	free(full);
+	return r;
+}
+
 static int load_hwloc(hwloc_topology_t *out, const struct mproc_topo_opts *o, unsigned long flags)
 {
 	hwloc_topology_t t;
@@ -490,7 +510,7 @@ static int load_hwloc(hwloc_topology_t *out, const struct mproc_topo_opts *o, un
 	if (o->xml_path)
 		r = hwloc_topology_set_xml(t, o->xml_path);
 	else if (o->synthetic)
-		r = hwloc_topology_set_synthetic(t, o->synthetic);
+		r = set_synthetic(t, o->synthetic);
 	else
 		r = hwloc_topology_set_flags(t, flags);
 	if (r < 0)
@@ -638,6 +658,10 @@ int mproc_topo_new(struct mproc_topo **out, const struct mproc_topo_opts *opts)
 
 	r = load_hwloc(&t->topo, o, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM |
 			HWLOC_TOPOLOGY_FLAG_RESTRICT_TO_CPUBINDING);
+	/* Where hwloc cannot read the binding (odd sandboxes), load unrestricted: the affinity
+	 * mask is intersected below anyway. */
+	if (r < 0 && live)
+		r = load_hwloc(&t->topo, o, HWLOC_TOPOLOGY_FLAG_IS_THISSYSTEM);
 	if (r < 0)
 		goto out_free;
 	if (live)
@@ -674,7 +698,7 @@ int mproc_topo_new(struct mproc_topo **out, const struct mproc_topo_opts *opts)
 			 count_cores_in(t->topo, hwloc_topology_get_complete_cpuset(t->topo)));
 	}
 	copy_str(t->budget.hardware.source, sizeof(t->budget.hardware.source),
-		 live ? "hwloc, whole machine (INCLUDE_DISALLOWED)" : t->origin);
+		 live ? "hwloc: whole machine, INCLUDE_DISALLOWED" : t->origin);
 
 	/* usable = the PUs of the topology (allowed set) ... */
 	hwloc_bitmap_copy(t->usable, hwloc_topology_get_allowed_cpuset(t->topo));

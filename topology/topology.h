@@ -61,7 +61,8 @@ struct mproc_topo_counts {
 	int pus;            /* hardware threads */
 	int numa_nodes;
 	int smt_per_core;   /* max PUs per core (1 = no SMT) */
-	size_t l1d_bytes, l2_bytes, l3_bytes;   /* per-instance size of the first cache of each level; 0 = unknown */
+	/* per-instance size of the first cache of each level; 0 = unknown */
+	size_t l1d_bytes, l2_bytes, l3_bytes;
 	int l3_count;
 };
 /* Copy the counts; -EINVAL for NULL arguments. Objects are counted when they hold at least

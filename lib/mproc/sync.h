@@ -23,18 +23,20 @@
  * forked children; none is async-signal-safe.
  *
  * Locks and owner death. A Lock (and an RLock) stores its holder's thread id in the futex
- * word, so an uncontended acquire or release is one atomic instruction and no system call.
- * When a waiter's sleep times out (every 20 ms while blocked, and once at the end of any
- * timed or non-blocking attempt) it checks whether the holder still lives (kill(tid, 0), and
+ * word, so an uncontended acquire or release is one atomic instruction and no system call;
+ * a contended one spins 20 pauses, then sleeps on the futex. A sleeping waiter wakes after
+ * 10 ms, then at doubling intervals up to 160 ms, and once at the end of any timed or
+ * non-blocking attempt, to check whether the holder still lives (kill(tid, 0), and
  * /proc/<tid>/stat to see through zombies). If the holder is gone, the waiter takes the lock
  * and gets -EOWNERDEAD: the lock is now held by the caller, and the data it guards may be
  * half-updated; release it as usual when the state is repaired. The kernel's robust list
  * (set_robust_list) would notice the death at once, but a thread has only one robust list
  * and glibc already owns it for robust pthread mutexes; sharing it would mean writing into
  * glibc's private list layout. The liveness check costs nothing on the fast path and at most
- * 20 ms of detection delay. Limits: all processes must share one pid namespace, and a dead
- * holder whose thread id was already reused by a new thread looks alive (the waiter then waits
- * until that thread also exits, or times out).
+ * 160 ms of detection delay (and a few wake-ups a second per blocked waiter). Limits: all
+ * processes must share one pid namespace, and a dead holder whose thread id was already
+ * reused by a new thread looks alive (the waiter then waits until that thread also exits, or
+ * times out).
  *
  * The thread id is cached per thread; the cache is reset in the child by a pthread_atfork
  * handler, so children made by fork() (or by anything that runs the atfork handlers) are
@@ -132,7 +134,10 @@ int mproc_sem_value(const struct mproc_sem *s);
  * Condition: a condition variable used with a Lock the caller chooses per wait, like
  * pthread_cond_wait (Python's Condition(lock)). Wake-ups are exact: notify(n) wakes at most n
  * of the waiters present, and none is lost, with Python's algorithm (the notifier waits until
- * each process it woke has left its wait). Hold the Lock around wait and notify.
+ * each process it woke has left its wait). Hold the Lock around wait and notify. As in
+ * Python, a waiter killed after it was picked but before it left its wait makes that notify
+ * block; do not kill processes inside a Condition wait. Only a Lock (not an RLock) pairs with
+ * a Condition.
  */
 int mproc_cond_new(struct mproc_cond **out);
 int mproc_cond_init_at(void *mem, size_t size, struct mproc_cond **out);
@@ -141,7 +146,8 @@ void mproc_cond_free(struct mproc_cond *c);
 /*
  * mproc_cond_wait - release l, sleep until notified or timeout_s passes, take l again (without
  * a timeout, as Python does). Returns 0 when notified, -ETIMEDOUT, -EOWNERDEAD if retaking l
- * found its holder dead (l is held), -EPERM if l was not held (nothing happens), -EINVAL.
+ * found its holder dead (l is held), -EPERM if the calling thread does not hold l (nothing
+ * happens), -EINVAL.
  */
 int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s);
 /*
@@ -152,7 +158,8 @@ int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s
 int mproc_cond_wait_for(struct mproc_cond *c, struct mproc_lock *l, int (*pred)(void *arg),
 			void *arg, double timeout_s);
 /* Wake up to n waiters (n >= 0; 0 does nothing). Returns how many were woken (>= 0),
- * -EPERM if l is not held, -EINVAL. mproc_cond_notify_all wakes every waiter. */
+ * -EPERM if the calling thread does not hold l, -EINVAL. mproc_cond_notify_all wakes every
+ * waiter. */
 int mproc_cond_notify(struct mproc_cond *c, struct mproc_lock *l, int n);
 int mproc_cond_notify_all(struct mproc_cond *c, struct mproc_lock *l);
 

@@ -1,0 +1,700 @@
+/*
+ * manager_client.c - the client side of the manager: connect + mutual handshake, one
+ * request/reply per call, and the proxies.
+ *
+ * Every wait has a deadline: the handshake 5 s (or connect_timeout_s), a call call_timeout_s
+ * (plus the call's own timeout for queue and lock waits). EOF or a reset reads as -EPIPE, so
+ * a dead server reaches the caller at once on a local socket. After any transport error, a
+ * malformed reply or a timeout the reply stream can no longer be trusted, so the client is
+ * marked broken and every later call returns -EPIPE.
+ */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "manager_internal.h"
+
+struct mproc_mclient {
+	int fd;
+	bool broken;
+	int64_t call_timeout_ns;
+	uint64_t max_frame;             /* the server's, announced in WELCOME */
+	struct mproc__mw_buf req;
+	uint8_t *rbuf;                  /* the last reply: header + body */
+	size_t rcap;
+	const uint8_t *payload;         /* into rbuf */
+	size_t plen;
+};
+
+#define PROXY_STRUCT(name)                                                                 \
+	struct name {                                                                      \
+		struct mproc_mclient *c;                                                   \
+		uint32_t id;                                                               \
+	}
+PROXY_STRUCT(mproc_dict);
+PROXY_STRUCT(mproc_list);
+PROXY_STRUCT(mproc_mvalue);
+PROXY_STRUCT(mproc_mqueue);
+PROXY_STRUCT(mproc_mlock);
+
+static int map_err(int r)
+{
+	return r == -ECONNRESET || r == -ENOTCONN || r == -ESHUTDOWN ? -EPIPE : r;
+}
+
+/*
+ * Read one frame into c->rbuf with the whole-frame limit. Returns the op (> 0) with
+ * c->payload/plen set, or -EPIPE (EOF/reset), -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
+ */
+static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
+{
+	struct mproc__mw_hdr h = { 0 };
+	size_t have = 0, want = MPROC__MW_HDR;
+	bool hdr = false;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		while (have < want) {
+			/* Wait first: the reply is rarely there already, and one poll + one recv
+			 * beats a failed recv + poll + recv. */
+			r = mproc__poll1(c->fd, POLLIN, deadline);
+			if (r < 0)
+				return r;
+			n = recv(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have, 0);
+			if (n == 0)
+				return -EPIPE;
+			if (n < 0) {
+				if (errno == EINTR || errno == EAGAIN)
+					continue;
+				return map_err(-errno);
+			}
+			have += (size_t)n;
+		}
+		if (hdr)
+			break;
+		r = mproc__mw_hdr_parse(c->rbuf, limit, &h);
+		if (r < 0)
+			return r;
+		hdr = true;
+		want = MPROC__MW_HDR + (size_t)h.len;
+		if (want > c->rcap) {
+			uint8_t *p = realloc(c->rbuf, want);
+
+			if (!p)
+				return -ENOMEM;
+			c->rbuf = p;
+			c->rcap = want;
+		}
+	}
+	/* One request, one reply: anything past the frame is a protocol error. */
+	if (have != want)
+		return -EBADMSG;
+	c->payload = c->rbuf + MPROC__MW_HDR;
+	c->plen = (size_t)h.len;
+	return h.op;
+}
+
+static int send_frame(struct mproc_mclient *c, uint8_t op, const void *p, size_t n,
+		      int64_t deadline)
+{
+	uint8_t buf[MPROC__MW_HDR + 64];
+	ssize_t w;
+
+	mproc__mw_hdr_put(buf, n, op);
+	memcpy(buf + MPROC__MW_HDR, p, n);
+	w = mproc__write_all(c->fd, buf, MPROC__MW_HDR + n, deadline);
+	return w < 0 ? map_err((int)w) : 0;
+}
+
+static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, int64_t deadline)
+{
+	uint8_t resp[MPROC__SHA256_LEN + MPROC__MW_NONCE], mac[MPROC__SHA256_LEN];
+	uint8_t ns[MPROC__MW_NONCE];
+	int op, r;
+
+	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline);
+	if (op < 0)
+		return op;
+	if (op != MPROC__MW_CHALLENGE || c->plen != MPROC__MW_NONCE)
+		return -EBADMSG;
+	memcpy(ns, c->payload, sizeof(ns));
+	mproc__mw_mac_client(key, keylen, ns, resp);
+	r = mproc__random(resp + MPROC__SHA256_LEN, MPROC__MW_NONCE);
+	if (r < 0)
+		return r;
+	r = send_frame(c, MPROC__MW_RESPONSE, resp, sizeof(resp), deadline);
+	if (r < 0)
+		return r;
+	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline);
+	if (op == -EPIPE)
+		return -EACCES;         /* a server that hangs up on our proof refused it */
+	if (op < 0)
+		return op;
+	if (op == MPROC__MW_FAILURE)
+		return -EACCES;
+	if (op != MPROC__MW_WELCOME || c->plen != MPROC__SHA256_LEN + 8)
+		return -EBADMSG;
+	/* The server proves the key too: a server without it cannot fake WELCOME. */
+	mproc__mw_mac_server(key, keylen, resp + MPROC__SHA256_LEN, ns, mac);
+	if (!mproc__ct_equal(mac, c->payload, sizeof(mac)))
+		return -EACCES;
+	c->max_frame = mproc__mw_u64(c->payload + MPROC__SHA256_LEN);
+	if (c->max_frame < 4096)
+		return -EBADMSG;
+	return 0;
+}
+
+static int dial(const struct mproc__mgr_addr *a, int64_t deadline)
+{
+	struct sockaddr_storage ss;
+	struct timespec ts = { 0, 1000000 };
+	socklen_t sl, el = sizeof(int);
+	int fd, r, err = 0, one = 1;
+
+	fd = mproc__mgr_socket(a, &ss, &sl);
+	if (fd < 0)
+		return fd;
+	r = mproc__set_nonblock(fd, true);
+	if (r < 0)
+		goto out;
+	for (;;) {
+		if (connect(fd, (struct sockaddr *)&ss, sl) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && !a->tcp) {
+			/* A full Unix backlog: try again until the deadline. */
+			if (mproc__now_ns() >= deadline) {
+				r = -ETIMEDOUT;
+				goto out;
+			}
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (errno != EINPROGRESS) {
+			r = -errno;
+			goto out;
+		}
+		r = mproc__poll1(fd, POLLOUT, deadline);
+		if (r < 0)
+			goto out;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (err) {
+			r = -err;
+			goto out;
+		}
+		break;
+	}
+	if (a->tcp)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+out:
+	mproc__close(fd);
+	return r;
+}
+
+static int64_t seconds_ns(double s, double dflt)
+{
+	if (!(s > 0) || isinf(s))
+		s = dflt;
+	return (int64_t)(s * 1e9);
+}
+
+int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, const void *key,
+			       size_t keylen, const struct mproc_mclient_opts *o)
+{
+	static const struct mproc_mclient_opts defaults;
+	struct mproc__mgr_addr a;
+	struct mproc_mclient *c;
+	int64_t deadline;
+	int r;
+
+	if (!out || !key || keylen < MPROC_MANAGER_KEY_MIN || keylen > MPROC_MANAGER_KEY_MAX)
+		return -EINVAL;
+	if (!o)
+		o = &defaults;
+	if (o->connect_timeout_s < 0 || o->call_timeout_s < 0 || isnan(o->connect_timeout_s) ||
+	    isnan(o->call_timeout_s))
+		return -EINVAL;
+	r = mproc__mgr_addr_parse(address, &a);
+	if (r < 0)
+		return r;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->call_timeout_ns = seconds_ns(o->call_timeout_s, 10.0);
+	c->rcap = 4096;
+	c->rbuf = malloc(c->rcap);
+	if (!c->rbuf) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	deadline = mproc__now_ns() + seconds_ns(o->connect_timeout_s, MPROC__MW_HANDSHAKE_S);
+	c->fd = dial(&a, deadline);
+	if (c->fd < 0) {
+		r = c->fd;
+		goto out_free;
+	}
+	r = handshake(c, key, keylen, deadline);
+	if (r < 0)
+		goto out_close;
+	*out = c;
+	return 0;
+out_close:
+	mproc__close(c->fd);
+out_free:
+	free(c->rbuf);
+	free(c);
+	return r;
+}
+
+int mproc_manager_connect(struct mproc_mclient **out, const char *address, const void *key,
+			  size_t keylen)
+{
+	return mproc_manager_connect_opts(out, address, key, keylen, NULL);
+}
+
+void mproc_manager_disconnect(struct mproc_mclient *c)
+{
+	if (!c)
+		return;
+	mproc__close(c->fd);
+	mproc__mw_buf_free(&c->req);
+	free(c->rbuf);
+	free(c);
+}
+
+/* ---- calls ---- */
+
+/* Start a request: header space, then the object id (if any). */
+static int req_begin(struct mproc_mclient *c, bool with_id, uint32_t id)
+{
+	int r;
+
+	if (c->broken)
+		return -EPIPE;
+	c->req.len = c->req.off = 0;
+	r = mproc__mw_reserve(&c->req, MPROC__MW_HDR + 64);
+	if (r < 0)
+		return r;
+	c->req.len = MPROC__MW_HDR;
+	if (with_id) {
+		mproc__mw_put_u32(c->req.p + c->req.len, id);
+		c->req.len += 4;
+	}
+	return 0;
+}
+
+static int req_u64(struct mproc_mclient *c, uint64_t v)
+{
+	uint8_t b[8];
+
+	mproc__mw_put_u64(b, v);
+	return mproc__mw_put(&c->req, b, sizeof(b));
+}
+
+static int req_str(struct mproc_mclient *c, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	uint8_t b[4];
+	int r;
+
+	if (n == 0 || n > MPROC_MANAGER_NAME_MAX)
+		return -EINVAL;
+	mproc__mw_put_u32(b, (uint32_t)n);
+	r = mproc__mw_put(&c->req, b, sizeof(b));
+	return r < 0 ? r : mproc__mw_put(&c->req, s, n);
+}
+
+static int req_bytes(struct mproc_mclient *c, const void *p, size_t n)
+{
+	if (n && !p)
+		return -EINVAL;
+	if (n > c->max_frame)
+		return -EMSGSIZE;
+	return mproc__mw_put(&c->req, p, n);
+}
+
+/*
+ * Send the request and wait for its reply. wait_ns is the call's own timeout (-1: forever).
+ * Returns the server's status (0 or -errno, payload in c->payload) or a transport error.
+ */
+static int call(struct mproc_mclient *c, uint8_t op, int64_t wait_ns)
+{
+	int64_t now = mproc__now_ns(), deadline;
+	int32_t status;
+	uint32_t u;
+	int r;
+
+	if (c->req.len > c->max_frame)
+		return -EMSGSIZE;       /* refused before sending: the client stays usable */
+	mproc__mw_hdr_put(c->req.p, c->req.len - MPROC__MW_HDR, op);
+	if (wait_ns < 0)
+		deadline = MPROC__NO_DEADLINE;
+	else
+		deadline = now + c->call_timeout_ns + wait_ns;
+	r = (int)mproc__write_all(c->fd, c->req.p, c->req.len, deadline);
+	if (r < 0)
+		goto broken;
+	r = read_frame(c, c->max_frame, deadline);
+	if (r < 0)
+		goto broken;
+	if (r != MPROC__MW_REPLY || c->plen < 4) {
+		r = -EBADMSG;
+		goto broken;
+	}
+	u = mproc__mw_u32(c->payload);
+	memcpy(&status, &u, sizeof(status));
+	if (status > 0 || (status < -4095 && status != MPROC_EOF) ||
+	    (status < 0 && c->plen != 4)) {
+		r = -EBADMSG;
+		goto broken;
+	}
+	c->payload += 4;
+	c->plen -= 4;
+	return status;
+broken:
+	c->broken = true;
+	return map_err(r);
+}
+
+static int64_t wait_ns_of(double timeout_s, int *err)
+{
+	*err = 0;
+	if (timeout_s == MPROC_FOREVER)
+		return -1;
+	if (isnan(timeout_s) || timeout_s < 0 || isinf(timeout_s)) {
+		*err = -EINVAL;
+		return 0;
+	}
+	if (timeout_s > 9.0e9)  /* ~285 years: effectively forever, no int64 overflow */
+		return -1;
+	/* Round up: a wait is never shorter than asked. */
+	double ns = timeout_s * 1e9;
+	int64_t w = (int64_t)ns;
+
+	return (double)w < ns ? w + 1 : w;
+}
+
+static ssize_t copy_out(struct mproc_mclient *c, void *buf, size_t cap)
+{
+	if (cap && !buf)
+		return -EINVAL;
+	if (cap)
+		memcpy(buf, c->payload, c->plen < cap ? c->plen : cap);
+	return (ssize_t)c->plen;
+}
+
+static int reply_u64(struct mproc_mclient *c, uint64_t *v)
+{
+	if (c->plen != 8) {
+		c->broken = true;
+		return -EBADMSG;
+	}
+	*v = mproc__mw_u64(c->payload);
+	return 0;
+}
+
+int mproc_manager_ping(struct mproc_mclient *c)
+{
+	int r;
+
+	if (!c)
+		return -EINVAL;
+	r = req_begin(c, false, 0);
+	return r < 0 ? r : call(c, MPROC__MW_PING, 0);
+}
+
+static int open_obj(struct mproc_mclient *c, uint8_t kind, uint64_t param, const char *name,
+		    uint32_t *id)
+{
+	uint8_t k = kind;
+	int r;
+
+	if (!c || !name)
+		return -EINVAL;
+	r = req_begin(c, false, 0);
+	if (r == 0)
+		r = mproc__mw_put(&c->req, &k, 1);
+	if (r == 0)
+		r = req_u64(c, param);
+	if (r == 0)
+		r = req_str(c, name);
+	if (r < 0)
+		return r;
+	r = call(c, MPROC__MW_OPEN, 0);
+	if (r < 0)
+		return r;
+	if (c->plen != 4) {
+		c->broken = true;
+		return -EBADMSG;
+	}
+	*id = mproc__mw_u32(c->payload);
+	return 0;
+}
+
+#define PROXY_OPEN_CLOSE(type, kind)                                                       \
+	int type##_open(struct type **out, struct mproc_mclient *c, const char *name)      \
+	{                                                                                  \
+		struct type *p;                                                            \
+		uint32_t id;                                                               \
+		int r;                                                                     \
+                                                                                           \
+		if (!out)                                                                  \
+			return -EINVAL;                                                    \
+		r = open_obj(c, kind, 0, name, &id);                                       \
+		if (r < 0)                                                                 \
+			return r;                                                          \
+		p = malloc(sizeof(*p));                                                    \
+		if (!p)                                                                    \
+			return -ENOMEM;                                                    \
+		p->c = c;                                                                  \
+		p->id = id;                                                                \
+		*out = p;                                                                  \
+		return 0;                                                                  \
+	}                                                                                  \
+	void type##_close(struct type *p)                                                  \
+	{                                                                                  \
+		free(p);                                                                   \
+	}
+
+PROXY_OPEN_CLOSE(mproc_dict, MPROC__MW_KIND_DICT)
+PROXY_OPEN_CLOSE(mproc_list, MPROC__MW_KIND_LIST)
+PROXY_OPEN_CLOSE(mproc_mvalue, MPROC__MW_KIND_VALUE)
+PROXY_OPEN_CLOSE(mproc_mlock, MPROC__MW_KIND_LOCK)
+
+int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const char *name,
+		      size_t maxsize)
+{
+	struct mproc_mqueue *q;
+	uint32_t id;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = open_obj(c, MPROC__MW_KIND_QUEUE, maxsize, name, &id);
+	if (r < 0)
+		return r;
+	q = malloc(sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->c = c;
+	q->id = id;
+	*out = q;
+	return 0;
+}
+
+void mproc_mqueue_close(struct mproc_mqueue *q)
+{
+	free(q);
+}
+
+/* Simple calls: id [+ key] [+ payload] -> status, payload copied out or a u64. */
+static ssize_t simple(struct mproc_mclient *c, uint32_t id, uint8_t op, const char *key,
+		      const void *val, size_t len, bool with_val)
+{
+	int r = req_begin(c, true, id);
+
+	if (r == 0 && key)
+		r = req_str(c, key);
+	if (r == 0 && with_val)
+		r = req_bytes(c, val, len);
+	if (r < 0)
+		return r;
+	return call(c, op, 0);
+}
+
+int mproc_dict_set(struct mproc_dict *d, const char *key, const void *val, size_t len)
+{
+	if (!d || !key)
+		return -EINVAL;
+	return (int)simple(d->c, d->id, MPROC__MW_DICT_SET, key, val, len, true);
+}
+
+ssize_t mproc_dict_get(struct mproc_dict *d, const char *key, void *buf, size_t cap)
+{
+	ssize_t r;
+
+	if (!d || !key || (cap && !buf))
+		return -EINVAL;
+	r = simple(d->c, d->id, MPROC__MW_DICT_GET, key, NULL, 0, false);
+	return r < 0 ? r : copy_out(d->c, buf, cap);
+}
+
+int mproc_dict_del(struct mproc_dict *d, const char *key)
+{
+	if (!d || !key)
+		return -EINVAL;
+	return (int)simple(d->c, d->id, MPROC__MW_DICT_DEL, key, NULL, 0, false);
+}
+
+static ssize_t len_call(struct mproc_mclient *c, uint32_t id, uint8_t op)
+{
+	uint64_t v;
+	ssize_t r = simple(c, id, op, NULL, NULL, 0, false);
+
+	if (r < 0)
+		return r;
+	r = reply_u64(c, &v);
+	return r < 0 ? r : (ssize_t)v;
+}
+
+ssize_t mproc_dict_len(struct mproc_dict *d)
+{
+	return d ? len_call(d->c, d->id, MPROC__MW_DICT_LEN) : -EINVAL;
+}
+
+int mproc_list_append(struct mproc_list *l, const void *val, size_t len)
+{
+	if (!l)
+		return -EINVAL;
+	return (int)simple(l->c, l->id, MPROC__MW_LIST_APPEND, NULL, val, len, true);
+}
+
+ssize_t mproc_list_get(struct mproc_list *l, int64_t index, void *buf, size_t cap)
+{
+	int r;
+
+	if (!l || (cap && !buf))
+		return -EINVAL;
+	r = req_begin(l->c, true, l->id);
+	if (r == 0)
+		r = req_u64(l->c, (uint64_t)index);
+	if (r == 0)
+		r = call(l->c, MPROC__MW_LIST_GET, 0);
+	return r < 0 ? r : copy_out(l->c, buf, cap);
+}
+
+ssize_t mproc_list_len(struct mproc_list *l)
+{
+	return l ? len_call(l->c, l->id, MPROC__MW_LIST_LEN) : -EINVAL;
+}
+
+static int value_int_call(struct mproc_mvalue *v, uint8_t op, int64_t x, int64_t *out)
+{
+	uint64_t u;
+	int r;
+
+	if (!v)
+		return -EINVAL;
+	r = req_begin(v->c, true, v->id);
+	if (r == 0 && op != MPROC__MW_VALUE_GET)
+		r = req_u64(v->c, (uint64_t)x);
+	if (r == 0)
+		r = call(v->c, op, 0);
+	if (r < 0 || op == MPROC__MW_VALUE_SET)
+		return r;
+	r = reply_u64(v->c, &u);
+	if (r == 0 && out)
+		*out = (int64_t)u;
+	return r;
+}
+
+int mproc_mvalue_set(struct mproc_mvalue *v, int64_t x)
+{
+	return value_int_call(v, MPROC__MW_VALUE_SET, x, NULL);
+}
+
+int mproc_mvalue_get(struct mproc_mvalue *v, int64_t *x)
+{
+	if (!x)
+		return -EINVAL;
+	return value_int_call(v, MPROC__MW_VALUE_GET, 0, x);
+}
+
+int mproc_mvalue_add(struct mproc_mvalue *v, int64_t delta, int64_t *result)
+{
+	return value_int_call(v, MPROC__MW_VALUE_ADD, delta, result);
+}
+
+int mproc_mvalue_set_bytes(struct mproc_mvalue *v, const void *val, size_t len)
+{
+	if (!v)
+		return -EINVAL;
+	return (int)simple(v->c, v->id, MPROC__MW_VALUE_SET_BYTES, NULL, val, len, true);
+}
+
+ssize_t mproc_mvalue_get_bytes(struct mproc_mvalue *v, void *buf, size_t cap)
+{
+	ssize_t r;
+
+	if (!v || (cap && !buf))
+		return -EINVAL;
+	r = simple(v->c, v->id, MPROC__MW_VALUE_GET_BYTES, NULL, NULL, 0, false);
+	return r < 0 ? r : copy_out(v->c, buf, cap);
+}
+
+int mproc_mqueue_put(struct mproc_mqueue *q, const void *val, size_t len, double timeout_s)
+{
+	int64_t w;
+	int r;
+
+	if (!q)
+		return -EINVAL;
+	w = wait_ns_of(timeout_s, &r);
+	if (r < 0)
+		return r;
+	r = req_begin(q->c, true, q->id);
+	if (r == 0)
+		r = req_u64(q->c, (uint64_t)w);
+	if (r == 0)
+		r = req_bytes(q->c, val, len);
+	return r < 0 ? r : call(q->c, MPROC__MW_QUEUE_PUT, w);
+}
+
+ssize_t mproc_mqueue_get(struct mproc_mqueue *q, void *buf, size_t cap, double timeout_s)
+{
+	int64_t w;
+	int r;
+
+	if (!q || (cap && !buf))
+		return -EINVAL;
+	w = wait_ns_of(timeout_s, &r);
+	if (r < 0)
+		return r;
+	r = req_begin(q->c, true, q->id);
+	if (r == 0)
+		r = req_u64(q->c, (uint64_t)w);
+	if (r == 0)
+		r = call(q->c, MPROC__MW_QUEUE_GET, w);
+	return r < 0 ? r : copy_out(q->c, buf, cap);
+}
+
+ssize_t mproc_mqueue_len(struct mproc_mqueue *q)
+{
+	return q ? len_call(q->c, q->id, MPROC__MW_QUEUE_LEN) : -EINVAL;
+}
+
+int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s)
+{
+	int64_t w;
+	int r;
+
+	if (!l)
+		return -EINVAL;
+	w = wait_ns_of(timeout_s, &r);
+	if (r < 0)
+		return r;
+	r = req_begin(l->c, true, l->id);
+	if (r == 0)
+		r = req_u64(l->c, (uint64_t)w);
+	return r < 0 ? r : call(l->c, MPROC__MW_LOCK_ACQUIRE, w);
+}
+
+int mproc_mlock_release(struct mproc_mlock *l)
+{
+	if (!l)
+		return -EINVAL;
+	return (int)simple(l->c, l->id, MPROC__MW_LOCK_RELEASE, NULL, NULL, 0, false);
+}

@@ -1,0 +1,194 @@
+/*
+ * manager_internal.h - the manager's internals: SHA-256/HMAC, the wire format, and the
+ * server's state machine (kept apart from sockets so the fuzz target can drive it).
+ *
+ * Wire format, version 1. Every frame is a 12-byte header and a body:
+ *	u64 body length (little-endian) | u8 version (1) | u8 op | u16 flags (0)
+ * The length is checked against the limit (256 bytes for the whole frame before
+ * authentication, max_frame after) before anything is allocated; any violation closes the
+ * connection (no resynchronisation). Integers are little-endian; a string is u32 length + bytes
+ * (no NUL, 1..MPROC_MANAGER_NAME_MAX); a trailing payload is "the rest of the body".
+ *
+ * Handshake (mutual, both directions prove the key; domain-separated so a reply cannot be
+ * reflected):
+ *	S->C CHALLENGE  ns[32]
+ *	C->S RESPONSE   HMAC(key, "mproc-manager-1 client" | ns)[32] | nc[32]
+ *	S->C WELCOME    HMAC(key, "mproc-manager-1 server" | nc | ns)[32] | u64 max_frame
+ *	     or FAILURE (empty), then the server closes.
+ * Requests (C->S) then get exactly one REPLY (S->C): i32 status (0 or -errno) | payload.
+ */
+#ifndef MPROC_MANAGER_INTERNAL_H
+#define MPROC_MANAGER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+#include "mproc/error.h"
+#include "mproc/manager.h"
+
+/* --- sha256.c --- */
+#define MPROC__SHA256_LEN 32
+struct mproc__sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	uint8_t buf[64];
+	size_t used;
+};
+struct mproc__iov {
+	const void *base;
+	size_t len;
+};
+void mproc__sha256_init(struct mproc__sha256 *s);
+void mproc__sha256_update(struct mproc__sha256 *s, const void *data, size_t n);
+void mproc__sha256_final(struct mproc__sha256 *s, uint8_t out[MPROC__SHA256_LEN]);
+void mproc__sha256(const void *data, size_t n, uint8_t out[MPROC__SHA256_LEN]);
+void mproc__hmac_sha256(const void *key, size_t keylen, const struct mproc__iov *parts,
+			size_t nparts, uint8_t out[MPROC__SHA256_LEN]);
+bool mproc__ct_equal(const void *a, const void *b, size_t n);
+
+/* --- manager_wire.c --- */
+#define MPROC__MW_VERSION 1
+#define MPROC__MW_HDR 12
+#define MPROC__MW_PREAUTH_MAX 256       /* whole frame, header included */
+#define MPROC__MW_NONCE 32
+#define MPROC__MW_HANDSHAKE_S 5
+
+enum mproc__mw_op {
+	MPROC__MW_CHALLENGE = 1,
+	MPROC__MW_RESPONSE = 2,
+	MPROC__MW_WELCOME = 3,
+	MPROC__MW_FAILURE = 4,
+
+	MPROC__MW_OPEN = 16,            /* u8 kind, u64 param, str name -> u32 id */
+	MPROC__MW_DICT_SET,             /* u32 id, str key, rest */
+	MPROC__MW_DICT_GET,             /* u32 id, str key -> rest */
+	MPROC__MW_DICT_DEL,             /* u32 id, str key */
+	MPROC__MW_DICT_LEN,             /* u32 id -> u64 */
+	MPROC__MW_LIST_APPEND,          /* u32 id, rest */
+	MPROC__MW_LIST_GET,             /* u32 id, i64 index -> rest */
+	MPROC__MW_LIST_LEN,             /* u32 id -> u64 */
+	MPROC__MW_VALUE_GET,            /* u32 id -> i64 (status 0) */
+	MPROC__MW_VALUE_SET,            /* u32 id, i64 */
+	MPROC__MW_VALUE_ADD,            /* u32 id, i64 delta -> i64 */
+	MPROC__MW_VALUE_SET_BYTES,      /* u32 id, rest */
+	MPROC__MW_VALUE_GET_BYTES,      /* u32 id -> rest */
+	MPROC__MW_QUEUE_PUT,            /* u32 id, i64 timeout_ns (-1 forever), rest */
+	MPROC__MW_QUEUE_GET,            /* u32 id, i64 timeout_ns -> rest */
+	MPROC__MW_QUEUE_LEN,            /* u32 id -> u64 */
+	MPROC__MW_LOCK_ACQUIRE,         /* u32 id, i64 timeout_ns */
+	MPROC__MW_LOCK_RELEASE,         /* u32 id */
+	MPROC__MW_PING,                 /* - */
+	MPROC__MW_OP_LAST = MPROC__MW_PING,
+
+	MPROC__MW_REPLY = 64,           /* i32 status, payload */
+};
+
+enum mproc__mw_kind {
+	MPROC__MW_KIND_DICT = 1,
+	MPROC__MW_KIND_LIST,
+	MPROC__MW_KIND_VALUE,
+	MPROC__MW_KIND_QUEUE,
+	MPROC__MW_KIND_LOCK,
+};
+
+struct mproc__mw_hdr {
+	uint64_t len;
+	uint8_t op;
+};
+
+/* Parse a header; 0, -EBADMSG (version, flags, unknown op) or -EMSGSIZE (len > limit). */
+int mproc__mw_hdr_parse(const uint8_t *p, uint64_t limit, struct mproc__mw_hdr *h);
+void mproc__mw_hdr_put(uint8_t *p, uint64_t len, uint8_t op);
+
+/* A bounds-checked reader over a body: every get fails (returns false) once past the end. */
+struct mproc__mw_rd {
+	const uint8_t *p;
+	size_t len, off;
+};
+bool mproc__mw_get_u8(struct mproc__mw_rd *r, uint8_t *v);
+bool mproc__mw_get_u32(struct mproc__mw_rd *r, uint32_t *v);
+bool mproc__mw_get_u64(struct mproc__mw_rd *r, uint64_t *v);
+bool mproc__mw_get_i64(struct mproc__mw_rd *r, int64_t *v);
+bool mproc__mw_get_bytes(struct mproc__mw_rd *r, size_t n, const uint8_t **v);
+/* A string: 1..MPROC_MANAGER_NAME_MAX bytes, no NUL. */
+bool mproc__mw_get_str(struct mproc__mw_rd *r, const uint8_t **v, uint32_t *n);
+void mproc__mw_get_rest(struct mproc__mw_rd *r, const uint8_t **v, size_t *n);
+bool mproc__mw_done(const struct mproc__mw_rd *r);
+
+/* A growable output buffer (the connection's pending output, the client's request). */
+struct mproc__mw_buf {
+	uint8_t *p;
+	size_t len, cap, off;   /* off: bytes already written to the socket */
+};
+int mproc__mw_reserve(struct mproc__mw_buf *b, size_t more);
+int mproc__mw_put(struct mproc__mw_buf *b, const void *v, size_t n);
+void mproc__mw_put_u32(uint8_t *p, uint32_t v);
+void mproc__mw_put_u64(uint8_t *p, uint64_t v);
+uint32_t mproc__mw_u32(const uint8_t *p);
+uint64_t mproc__mw_u64(const uint8_t *p);
+void mproc__mw_buf_free(struct mproc__mw_buf *b);
+
+/* The two MACs of the handshake. */
+void mproc__mw_mac_client(const void *key, size_t keylen, const uint8_t ns[MPROC__MW_NONCE],
+			  uint8_t out[MPROC__SHA256_LEN]);
+void mproc__mw_mac_server(const void *key, size_t keylen, const uint8_t nc[MPROC__MW_NONCE],
+			  const uint8_t ns[MPROC__MW_NONCE], uint8_t out[MPROC__SHA256_LEN]);
+/* getrandom(2) that fills all of buf; 0 or -errno. */
+int mproc__random(void *buf, size_t n);
+
+/* --- manager_server.c --- */
+struct mproc__mgr;              /* objects + connections, no sockets */
+struct mproc__mgr_conn;
+
+struct mproc__mgr_config {
+	const void *key;
+	size_t keylen;
+	size_t max_frame;
+	bool log_errors;        /* one stderr line per refused connection (the command only:
+				 * the library never prints) */
+};
+
+int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg);
+void mproc__mgr_free(struct mproc__mgr *s);
+/* A connection on fd (-1 for the fuzz target); queues the CHALLENGE in its output. */
+int mproc__mgr_conn_new(struct mproc__mgr *s, int fd, int64_t now_ns,
+			struct mproc__mgr_conn **out);
+void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c);
+/* Feed received bytes; returns how many were consumed (fewer while a request is parked), or
+ * -EBADMSG / -EMSGSIZE / -EACCES when the connection must be closed (after its output is
+ * flushed). */
+ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *p,
+			     size_t n, int64_t now_ns);
+/* For the fuzz target: skip the handshake. */
+void mproc__mgr_conn_set_authed(struct mproc__mgr_conn *c);
+/* Pending output of a connection (the fuzz target discards it). */
+struct mproc__mw_buf *mproc__mgr_conn_out(struct mproc__mgr_conn *c);
+
+/*
+ * mproc__mgr_serve - the server loop on a listening socket until death_fd reaches EOF/HUP (-1:
+ * none) or SIGTERM arrives (the caller blocks it; the loop reads it with a signalfd). Returns 0
+ * or -errno of epoll/signalfd setup.
+ */
+int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg);
+
+/* --- manager.c --- */
+struct mproc__mgr_addr {
+	bool tcp;
+	char path[108];         /* unix */
+	char host[64];          /* tcp */
+	uint16_t port;
+};
+/* Parse "unix:PATH" / "tcp:HOST:PORT" (HOST: IPv4 or IPv6 literal, or "localhost"). */
+int mproc__mgr_addr_parse(const char *s, struct mproc__mgr_addr *a);
+/* Create, bind and listen; fills a->port for port 0. Replaces a stale Unix socket file. */
+int mproc__mgr_listen(struct mproc__mgr_addr *a);
+/* An unconnected stream socket for a's family and its sockaddr; fd or -errno. */
+struct sockaddr_storage;
+int mproc__mgr_socket(const struct mproc__mgr_addr *a, struct sockaddr_storage *ss,
+		      socklen_t *sl);
+int mproc__mgr_addr_format(const struct mproc__mgr_addr *a, char *buf, size_t size);
+
+#endif /* MPROC_MANAGER_INTERNAL_H */

@@ -1,0 +1,1251 @@
+/*
+ * manager_server.c - the manager server: objects, the per-connection request state machine
+ * (socket-free, so tests/fuzz/fuzz_manager.c drives it directly), and a single-threaded epoll
+ * loop around it.
+ *
+ * Blocking requests (queue get/put, lock acquire) never block the loop: the request is parked on
+ * its object's wait list with its deadline, the connection stops being read (replies stay in
+ * order), and whoever changes the object (a put, a get, a release, a closed connection) serves
+ * the first parked request. Pre-authentication connections are capped (the oldest is dropped to
+ * admit a new one) and each has 5 s to authenticate, so idle or hostile connections cost a
+ * bounded amount of memory and never delay authenticated clients.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+#include "manager_internal.h"
+
+#define MGR_MAX_OBJS 65536
+#define MGR_PREAUTH_MAX 64
+#define MGR_READ_BUF 65536
+
+struct blob {
+	uint8_t *p;
+	size_t len;
+};
+
+struct qitem {
+	struct qitem *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct dict_ent {
+	struct dict_ent *next;
+	uint64_t hash;
+	struct blob val;
+	uint32_t klen;
+	uint8_t key[];
+};
+
+struct waitq {
+	struct mproc__mgr_conn *head, *tail;
+};
+
+struct obj {
+	uint8_t kind;
+	uint32_t namelen;
+	uint8_t *name;
+	union {
+		struct {
+			struct dict_ent **b;
+			size_t nb, n;
+		} dict;
+		struct {
+			struct blob *items;
+			size_t n, cap;
+		} list;
+		struct {
+			bool is_bytes;
+			int64_t i;
+			struct blob b;
+		} value;
+		struct {
+			struct qitem *head, *tail;
+			size_t n, max;
+		} queue;
+		struct {
+			struct mproc__mgr_conn *owner;
+			bool owner_died;
+		} lock;
+	} u;
+	struct waitq waiters;   /* parked connections (queue, lock) */
+};
+
+enum conn_state { CONN_PREAUTH, CONN_AUTH };
+
+struct mproc__mgr_conn {
+	int fd;
+	enum conn_state state;
+	int64_t deadline;                       /* handshake */
+	uint8_t nonce[MPROC__MW_NONCE];
+
+	uint8_t hdr[MPROC__MW_HDR];
+	size_t hdr_got;
+	bool have_hdr;
+	struct mproc__mw_hdr h;
+	uint8_t *body;
+	size_t body_got;
+
+	struct mproc__mw_buf out;
+	struct mproc__mw_buf in;                /* input received while parked */
+
+	/* A parked request. */
+	bool parked;
+	struct obj *wobj;
+	uint8_t wop;
+	int64_t wdeadline;
+	struct qitem *witem;                    /* a queue put's item */
+	struct mproc__mgr_conn *wnext, *wprev;
+
+	struct mproc__mgr_conn *next, *prev;    /* all connections */
+	struct mproc__mgr_conn *pnext, *pprev;  /* pre-auth connections, oldest first */
+	struct mproc__mgr_conn *woken_next;
+	bool woken, dead;
+	uint32_t ev_mask;
+};
+
+struct mproc__mgr {
+	uint8_t key[MPROC_MANAGER_KEY_MAX];
+	size_t keylen;
+	size_t max_frame;
+	bool log_errors;
+	struct obj **objs;
+	size_t nobjs, capobjs;
+	struct mproc__mgr_conn *conns;
+	struct mproc__mgr_conn *pre_head, *pre_tail;
+	size_t npre;
+	struct mproc__mgr_conn *woken;
+};
+
+/* ---- objects ---- */
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (n--)
+		h = (h ^ *p++) * 0x100000001b3ull;
+	return h;
+}
+
+static void obj_free(struct obj *o)
+{
+	size_t i;
+
+	if (!o)
+		return;
+	switch (o->kind) {
+	case MPROC__MW_KIND_DICT:
+		for (i = 0; i < o->u.dict.nb; i++) {
+			struct dict_ent *e = o->u.dict.b[i], *next;
+
+			for (; e; e = next) {
+				next = e->next;
+				free(e->val.p);
+				free(e);
+			}
+		}
+		free(o->u.dict.b);
+		break;
+	case MPROC__MW_KIND_LIST:
+		for (i = 0; i < o->u.list.n; i++)
+			free(o->u.list.items[i].p);
+		free(o->u.list.items);
+		break;
+	case MPROC__MW_KIND_VALUE:
+		free(o->u.value.b.p);
+		break;
+	case MPROC__MW_KIND_QUEUE: {
+		struct qitem *q = o->u.queue.head, *next;
+
+		for (; q; q = next) {
+			next = q->next;
+			free(q);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	free(o->name);
+	free(o);
+}
+
+static int blob_set(struct blob *b, const uint8_t *p, size_t n)
+{
+	uint8_t *c = malloc(n ? n : 1);
+
+	if (!c)
+		return -ENOMEM;
+	if (n)
+		memcpy(c, p, n);
+	free(b->p);
+	b->p = c;
+	b->len = n;
+	return 0;
+}
+
+static struct dict_ent **dict_find(struct obj *o, const uint8_t *k, uint32_t kn, uint64_t h)
+{
+	struct dict_ent **pe;
+
+	if (!o->u.dict.nb)
+		return NULL;
+	for (pe = &o->u.dict.b[h & (o->u.dict.nb - 1)]; *pe; pe = &(*pe)->next)
+		if ((*pe)->hash == h && (*pe)->klen == kn && memcmp((*pe)->key, k, kn) == 0)
+			return pe;
+	return NULL;
+}
+
+static int dict_grow(struct obj *o)
+{
+	size_t nb = o->u.dict.nb ? o->u.dict.nb * 2 : 16, i;
+	struct dict_ent **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (i = 0; i < o->u.dict.nb; i++) {
+		struct dict_ent *e = o->u.dict.b[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	}
+	free(o->u.dict.b);
+	o->u.dict.b = b;
+	o->u.dict.nb = nb;
+	return 0;
+}
+
+static int dict_set(struct obj *o, const uint8_t *k, uint32_t kn, const uint8_t *v, size_t vn)
+{
+	uint64_t h = fnv1a(k, kn);
+	struct dict_ent **pe = dict_find(o, k, kn, h), *e;
+	int r;
+
+	if (pe)
+		return blob_set(&(*pe)->val, v, vn);
+	if (o->u.dict.n >= o->u.dict.nb) {
+		r = dict_grow(o);
+		if (r < 0)
+			return r;
+	}
+	e = calloc(1, sizeof(*e) + kn);
+	if (!e)
+		return -ENOMEM;
+	r = blob_set(&e->val, v, vn);
+	if (r < 0) {
+		free(e);
+		return r;
+	}
+	e->hash = h;
+	e->klen = kn;
+	memcpy(e->key, k, kn);
+	e->next = o->u.dict.b[h & (o->u.dict.nb - 1)];
+	o->u.dict.b[h & (o->u.dict.nb - 1)] = e;
+	o->u.dict.n++;
+	return 0;
+}
+
+/* ---- connections: output ---- */
+
+static int reply_begin(struct mproc__mgr_conn *c, size_t *start)
+{
+	int r = mproc__mw_reserve(&c->out, MPROC__MW_HDR + 4);
+
+	if (r < 0)
+		return r;
+	*start = c->out.len;
+	c->out.len += MPROC__MW_HDR + 4;
+	return 0;
+}
+
+static void reply_end(struct mproc__mgr_conn *c, size_t start, int status)
+{
+	if (status < 0)
+		c->out.len = start + MPROC__MW_HDR + 4;
+	mproc__mw_hdr_put(c->out.p + start, c->out.len - start - MPROC__MW_HDR, MPROC__MW_REPLY);
+	mproc__mw_put_u32(c->out.p + start + MPROC__MW_HDR, (uint32_t)status);
+}
+
+/* A reply with an optional payload. -ENOMEM closes the connection. */
+static int reply(struct mproc__mgr_conn *c, int status, const void *p, size_t n)
+{
+	size_t start;
+	int r = reply_begin(c, &start);
+
+	if (r < 0)
+		return r;
+	if (status >= 0 && n) {
+		r = mproc__mw_put(&c->out, p, n);
+		if (r < 0) {
+			c->out.len = start;
+			return r;
+		}
+	}
+	reply_end(c, start, status);
+	return 0;
+}
+
+static int reply_u64(struct mproc__mgr_conn *c, uint64_t v)
+{
+	uint8_t b[8];
+
+	mproc__mw_put_u64(b, v);
+	return reply(c, 0, b, sizeof(b));
+}
+
+static int send_frame(struct mproc__mgr_conn *c, uint8_t op, const void *p, size_t n)
+{
+	uint8_t h[MPROC__MW_HDR];
+	int r;
+
+	mproc__mw_hdr_put(h, n, op);
+	r = mproc__mw_put(&c->out, h, sizeof(h));
+	if (r < 0)
+		return r;
+	return mproc__mw_put(&c->out, p, n);
+}
+
+/* ---- parking ---- */
+
+static void wake(struct mproc__mgr *s, struct mproc__mgr_conn *c)
+{
+	if (c->woken)
+		return;
+	c->woken = true;
+	c->woken_next = s->woken;
+	s->woken = c;
+}
+
+static void park(struct mproc__mgr_conn *c, struct obj *o, uint8_t op, int64_t deadline)
+{
+	c->parked = true;
+	c->wobj = o;
+	c->wop = op;
+	c->wdeadline = deadline;
+	c->wnext = NULL;
+	c->wprev = o->waiters.tail;
+	if (o->waiters.tail)
+		o->waiters.tail->wnext = c;
+	else
+		o->waiters.head = c;
+	o->waiters.tail = c;
+}
+
+static void unpark(struct mproc__mgr *s, struct mproc__mgr_conn *c)
+{
+	struct obj *o = c->wobj;
+
+	if (!c->parked)
+		return;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		o->waiters.head = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	else
+		o->waiters.tail = c->wprev;
+	c->wnext = c->wprev = NULL;
+	c->parked = false;
+	c->wobj = NULL;
+	free(c->witem);
+	c->witem = NULL;
+	wake(s, c);
+}
+
+static void queue_push(struct obj *o, struct qitem *q)
+{
+	q->next = NULL;
+	if (o->u.queue.tail)
+		o->u.queue.tail->next = q;
+	else
+		o->u.queue.head = q;
+	o->u.queue.tail = q;
+	o->u.queue.n++;
+}
+
+/* After a change to a queue: serve parked getters while items exist, parked putters while
+ * there is room. A reply that fails for lack of memory kills only that connection. */
+static void queue_serve(struct mproc__mgr *s, struct obj *o)
+{
+	struct mproc__mgr_conn *w;
+
+	while ((w = o->waiters.head)) {
+		if (w->wop == MPROC__MW_QUEUE_GET && o->u.queue.n) {
+			struct qitem *q = o->u.queue.head;
+
+			o->u.queue.head = q->next;
+			if (!q->next)
+				o->u.queue.tail = NULL;
+			o->u.queue.n--;
+			if (reply(w, 0, q->data, q->len) < 0)
+				w->dead = true;
+			free(q);
+		} else if (w->wop == MPROC__MW_QUEUE_PUT &&
+			   (!o->u.queue.max || o->u.queue.n < o->u.queue.max)) {
+			queue_push(o, w->witem);
+			w->witem = NULL;
+			if (reply(w, 0, NULL, 0) < 0)
+				w->dead = true;
+		} else {
+			break;
+		}
+		unpark(s, w);
+	}
+}
+
+/* Hand a free lock to the first parked acquirer. */
+static void lock_serve(struct mproc__mgr *s, struct obj *o)
+{
+	struct mproc__mgr_conn *w = o->waiters.head;
+	int status;
+
+	if (o->u.lock.owner || !w)
+		return;
+	status = o->u.lock.owner_died ? -EOWNERDEAD : 0;
+	o->u.lock.owner_died = false;
+	o->u.lock.owner = w;
+	if (reply(w, status, NULL, 0) < 0)
+		w->dead = true;
+	unpark(s, w);
+}
+
+/* ---- requests ---- */
+
+static struct obj *obj_get(struct mproc__mgr *s, uint32_t id, uint8_t kind)
+{
+	if (id == 0 || id > s->nobjs || s->objs[id - 1]->kind != kind)
+		return NULL;
+	return s->objs[id - 1];
+}
+
+static int op_open(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct mproc__mw_rd *rd)
+{
+	uint8_t kind;
+	uint64_t param;
+	const uint8_t *name;
+	uint32_t nlen;
+	struct obj *o, **objs;
+	size_t i;
+	uint8_t idb[4];
+
+	if (!mproc__mw_get_u8(rd, &kind) || !mproc__mw_get_u64(rd, &param) ||
+	    !mproc__mw_get_str(rd, &name, &nlen) || !mproc__mw_done(rd))
+		return -EBADMSG;
+	if (kind < MPROC__MW_KIND_DICT || kind > MPROC__MW_KIND_LOCK)
+		return reply(c, -EINVAL, NULL, 0);
+	for (i = 0; i < s->nobjs; i++) {
+		o = s->objs[i];
+		if (o->namelen == nlen && memcmp(o->name, name, nlen) == 0) {
+			if (o->kind != kind)
+				return reply(c, -EINVAL, NULL, 0);
+			mproc__mw_put_u32(idb, (uint32_t)(i + 1));
+			return reply(c, 0, idb, sizeof(idb));
+		}
+	}
+	if (s->nobjs >= MGR_MAX_OBJS)
+		return reply(c, -ENOSPC, NULL, 0);
+	if (s->nobjs == s->capobjs) {
+		size_t cap = s->capobjs ? s->capobjs * 2 : 16;
+
+		objs = realloc(s->objs, cap * sizeof(*objs));
+		if (!objs)
+			return reply(c, -ENOMEM, NULL, 0);
+		s->objs = objs;
+		s->capobjs = cap;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return reply(c, -ENOMEM, NULL, 0);
+	o->name = malloc(nlen);
+	if (!o->name) {
+		free(o);
+		return reply(c, -ENOMEM, NULL, 0);
+	}
+	memcpy(o->name, name, nlen);
+	o->namelen = nlen;
+	o->kind = kind;
+	if (kind == MPROC__MW_KIND_QUEUE)
+		o->u.queue.max = param > SIZE_MAX ? SIZE_MAX : (size_t)param;
+	s->objs[s->nobjs++] = o;
+	mproc__mw_put_u32(idb, (uint32_t)s->nobjs);
+	return reply(c, 0, idb, sizeof(idb));
+}
+
+static int deadline_from(int64_t timeout_ns, int64_t now_ns, int64_t *out)
+{
+	if (timeout_ns < -1)
+		return -EINVAL;
+	if (timeout_ns == -1 || timeout_ns > MPROC__NO_DEADLINE - now_ns)
+		*out = MPROC__NO_DEADLINE;
+	else
+		*out = now_ns + timeout_ns;
+	return 0;
+}
+
+static int op_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t op,
+		      const uint8_t *body, size_t len, int64_t now_ns)
+{
+	struct mproc__mw_rd rd = { body, len, 0 };
+	uint32_t id, kn;
+	const uint8_t *k, *v;
+	size_t vn;
+	int64_t x, t, deadline;
+	struct obj *o;
+	struct dict_ent **pe, *e;
+	int r;
+
+	if (op == MPROC__MW_OPEN)
+		return op_open(s, c, &rd);
+	if (op == MPROC__MW_PING)
+		return mproc__mw_done(&rd) ? reply(c, 0, NULL, 0) : -EBADMSG;
+	if (!mproc__mw_get_u32(&rd, &id))
+		return -EBADMSG;
+
+	switch (op) {
+	case MPROC__MW_DICT_SET:
+	case MPROC__MW_DICT_GET:
+	case MPROC__MW_DICT_DEL:
+		if (!mproc__mw_get_str(&rd, &k, &kn))
+			return -EBADMSG;
+		if (op == MPROC__MW_DICT_SET)
+			mproc__mw_get_rest(&rd, &v, &vn);
+		if (!mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_DICT);
+		if (!o)
+			return reply(c, -EINVAL, NULL, 0);
+		if (op == MPROC__MW_DICT_SET)
+			return reply(c, dict_set(o, k, kn, v, vn), NULL, 0);
+		pe = dict_find(o, k, kn, fnv1a(k, kn));
+		if (!pe)
+			return reply(c, -ENOENT, NULL, 0);
+		if (op == MPROC__MW_DICT_GET)
+			return reply(c, 0, (*pe)->val.p, (*pe)->val.len);
+		e = *pe;
+		*pe = e->next;
+		free(e->val.p);
+		free(e);
+		o->u.dict.n--;
+		return reply(c, 0, NULL, 0);
+
+	case MPROC__MW_DICT_LEN:
+	case MPROC__MW_LIST_LEN:
+	case MPROC__MW_QUEUE_LEN:
+		if (!mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, op == MPROC__MW_DICT_LEN ? MPROC__MW_KIND_DICT :
+				   op == MPROC__MW_LIST_LEN ? MPROC__MW_KIND_LIST :
+							      MPROC__MW_KIND_QUEUE);
+		if (!o)
+			return reply(c, -EINVAL, NULL, 0);
+		return reply_u64(c, op == MPROC__MW_DICT_LEN ? o->u.dict.n :
+				    op == MPROC__MW_LIST_LEN ? o->u.list.n : o->u.queue.n);
+
+	case MPROC__MW_LIST_APPEND:
+		mproc__mw_get_rest(&rd, &v, &vn);
+		o = obj_get(s, id, MPROC__MW_KIND_LIST);
+		if (!o)
+			return reply(c, -EINVAL, NULL, 0);
+		if (o->u.list.n == o->u.list.cap) {
+			size_t cap = o->u.list.cap ? o->u.list.cap * 2 : 16;
+			struct blob *items = realloc(o->u.list.items, cap * sizeof(*items));
+
+			if (!items)
+				return reply(c, -ENOMEM, NULL, 0);
+			o->u.list.items = items;
+			o->u.list.cap = cap;
+		}
+		o->u.list.items[o->u.list.n] = (struct blob){ NULL, 0 };
+		r = blob_set(&o->u.list.items[o->u.list.n], v, vn);
+		if (r == 0)
+			o->u.list.n++;
+		return reply(c, r, NULL, 0);
+
+	case MPROC__MW_LIST_GET:
+		if (!mproc__mw_get_i64(&rd, &x) || !mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_LIST);
+		if (!o)
+			return reply(c, -EINVAL, NULL, 0);
+		if (x < 0)
+			x += (int64_t)o->u.list.n;
+		if (x < 0 || (uint64_t)x >= o->u.list.n)
+			return reply(c, -ERANGE, NULL, 0);
+		return reply(c, 0, o->u.list.items[x].p, o->u.list.items[x].len);
+
+	case MPROC__MW_VALUE_GET:
+	case MPROC__MW_VALUE_GET_BYTES:
+		if (!mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_VALUE);
+		if (!o || o->u.value.is_bytes != (op == MPROC__MW_VALUE_GET_BYTES))
+			return reply(c, -EINVAL, NULL, 0);
+		if (op == MPROC__MW_VALUE_GET_BYTES)
+			return reply(c, 0, o->u.value.b.p, o->u.value.b.len);
+		return reply_u64(c, (uint64_t)o->u.value.i);
+
+	case MPROC__MW_VALUE_SET:
+	case MPROC__MW_VALUE_ADD:
+		if (!mproc__mw_get_i64(&rd, &x) || !mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_VALUE);
+		if (!o || (op == MPROC__MW_VALUE_ADD && o->u.value.is_bytes))
+			return reply(c, -EINVAL, NULL, 0);
+		if (op == MPROC__MW_VALUE_SET) {
+			free(o->u.value.b.p);
+			o->u.value.b = (struct blob){ NULL, 0 };
+			o->u.value.is_bytes = false;
+			o->u.value.i = x;
+			return reply(c, 0, NULL, 0);
+		}
+		if (__builtin_add_overflow(o->u.value.i, x, &t))
+			return reply(c, -ERANGE, NULL, 0);
+		o->u.value.i = t;
+		return reply_u64(c, (uint64_t)t);
+
+	case MPROC__MW_VALUE_SET_BYTES:
+		mproc__mw_get_rest(&rd, &v, &vn);
+		o = obj_get(s, id, MPROC__MW_KIND_VALUE);
+		if (!o)
+			return reply(c, -EINVAL, NULL, 0);
+		r = blob_set(&o->u.value.b, v, vn);
+		if (r == 0)
+			o->u.value.is_bytes = true;
+		return reply(c, r, NULL, 0);
+
+	case MPROC__MW_QUEUE_PUT:
+	case MPROC__MW_QUEUE_GET: {
+		struct qitem *q;
+
+		if (!mproc__mw_get_i64(&rd, &t))
+			return -EBADMSG;
+		if (op == MPROC__MW_QUEUE_PUT)
+			mproc__mw_get_rest(&rd, &v, &vn);
+		if (!mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_QUEUE);
+		if (!o || deadline_from(t, now_ns, &deadline) < 0)
+			return reply(c, -EINVAL, NULL, 0);
+		if (op == MPROC__MW_QUEUE_GET) {
+			if (o->u.queue.n) {
+				q = o->u.queue.head;
+				o->u.queue.head = q->next;
+				if (!q->next)
+					o->u.queue.tail = NULL;
+				o->u.queue.n--;
+				r = reply(c, 0, q->data, q->len);
+				free(q);
+				queue_serve(s, o);      /* room for a parked putter */
+				return r;
+			}
+			if (t == 0)
+				return reply(c, -EAGAIN, NULL, 0);
+			park(c, o, op, deadline);
+			return 0;
+		}
+		if (o->u.queue.max && o->u.queue.n >= o->u.queue.max && t == 0)
+			return reply(c, -EAGAIN, NULL, 0);
+		q = malloc(sizeof(*q) + vn);
+		if (!q)
+			return reply(c, -ENOMEM, NULL, 0);
+		q->len = vn;
+		if (vn)
+			memcpy(q->data, v, vn);
+		if (o->u.queue.max && o->u.queue.n >= o->u.queue.max) {
+			park(c, o, op, deadline);
+			c->witem = q;
+			return 0;
+		}
+		queue_push(o, q);
+		r = reply(c, 0, NULL, 0);
+		queue_serve(s, o);              /* an item for a parked getter */
+		return r;
+	}
+
+	case MPROC__MW_LOCK_ACQUIRE:
+		if (!mproc__mw_get_i64(&rd, &t) || !mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_LOCK);
+		if (!o || deadline_from(t, now_ns, &deadline) < 0)
+			return reply(c, -EINVAL, NULL, 0);
+		if (o->u.lock.owner == c)
+			return reply(c, -EDEADLK, NULL, 0);
+		if (!o->u.lock.owner && !o->waiters.head) {
+			r = o->u.lock.owner_died ? -EOWNERDEAD : 0;
+			o->u.lock.owner_died = false;
+			o->u.lock.owner = c;
+			return reply(c, r, NULL, 0);
+		}
+		if (t == 0)
+			return reply(c, -EAGAIN, NULL, 0);
+		park(c, o, op, deadline);
+		return 0;
+
+	case MPROC__MW_LOCK_RELEASE:
+		if (!mproc__mw_done(&rd))
+			return -EBADMSG;
+		o = obj_get(s, id, MPROC__MW_KIND_LOCK);
+		if (!o)
+			return reply(c, -EINVAL, NULL, 0);
+		if (o->u.lock.owner != c)
+			return reply(c, -EPERM, NULL, 0);
+		o->u.lock.owner = NULL;
+		r = reply(c, 0, NULL, 0);
+		lock_serve(s, o);
+		return r;
+
+	default:
+		return -EBADMSG;
+	}
+}
+
+static void pre_unlink(struct mproc__mgr *s, struct mproc__mgr_conn *c)
+{
+	if (c->state != CONN_PREAUTH)
+		return;
+	if (c->pprev)
+		c->pprev->pnext = c->pnext;
+	else
+		s->pre_head = c->pnext;
+	if (c->pnext)
+		c->pnext->pprev = c->pprev;
+	else
+		s->pre_tail = c->pprev;
+	c->pnext = c->pprev = NULL;
+	s->npre--;
+}
+
+static int handshake(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *body,
+		     size_t len)
+{
+	uint8_t mac[MPROC__SHA256_LEN], welcome[MPROC__SHA256_LEN + 8];
+	int r;
+
+	if (len != MPROC__SHA256_LEN + MPROC__MW_NONCE)
+		return -EBADMSG;
+	mproc__mw_mac_client(s->key, s->keylen, c->nonce, mac);
+	if (!mproc__ct_equal(mac, body, sizeof(mac))) {
+		r = send_frame(c, MPROC__MW_FAILURE, NULL, 0);
+		return r < 0 ? r : -EACCES;
+	}
+	mproc__mw_mac_server(s->key, s->keylen, body + MPROC__SHA256_LEN, c->nonce, welcome);
+	mproc__mw_put_u64(welcome + MPROC__SHA256_LEN, s->max_frame);
+	r = send_frame(c, MPROC__MW_WELCOME, welcome, sizeof(welcome));
+	if (r < 0)
+		return r;
+	pre_unlink(s, c);
+	c->state = CONN_AUTH;
+	return 0;
+}
+
+static int dispatch(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *body,
+		    size_t len, int64_t now_ns)
+{
+	if (c->state == CONN_PREAUTH)
+		return handshake(s, c, body, len);
+	return op_request(s, c, c->h.op, body, len, now_ns);
+}
+
+ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *p,
+			     size_t n, int64_t now_ns)
+{
+	size_t used = 0, take;
+	int r;
+
+	while (used < n && !c->parked) {
+		if (!c->have_hdr) {
+			take = MPROC__MW_HDR - c->hdr_got;
+			if (take > n - used)
+				take = n - used;
+			memcpy(c->hdr + c->hdr_got, p + used, take);
+			c->hdr_got += take;
+			used += take;
+			if (c->hdr_got < MPROC__MW_HDR)
+				break;
+			c->hdr_got = 0;
+			r = mproc__mw_hdr_parse(c->hdr, c->state == CONN_PREAUTH ?
+						MPROC__MW_PREAUTH_MAX : s->max_frame, &c->h);
+			if (r < 0)
+				return r;
+			if (c->state == CONN_PREAUTH ? c->h.op != MPROC__MW_RESPONSE :
+			    c->h.op < MPROC__MW_OPEN || c->h.op > MPROC__MW_OP_LAST)
+				return -EBADMSG;
+			if (c->h.len == 0 || n - used >= c->h.len) {
+				/* The whole body is here: no copy. */
+				r = dispatch(s, c, p + used, (size_t)c->h.len, now_ns);
+				used += (size_t)c->h.len;
+				if (r < 0)
+					return r;
+				continue;
+			}
+			/* Bounded by the limit checked above. */
+			c->body = malloc((size_t)c->h.len);
+			if (!c->body)
+				return -ENOMEM;
+			c->body_got = 0;
+			c->have_hdr = true;
+			continue;
+		}
+		take = (size_t)c->h.len - c->body_got;
+		if (take > n - used)
+			take = n - used;
+		memcpy(c->body + c->body_got, p + used, take);
+		c->body_got += take;
+		used += take;
+		if (c->body_got < c->h.len)
+			break;
+		r = dispatch(s, c, c->body, (size_t)c->h.len, now_ns);
+		free(c->body);
+		c->body = NULL;
+		c->have_hdr = false;
+		if (r < 0)
+			return r;
+	}
+	return (ssize_t)used;
+}
+
+int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg)
+{
+	struct mproc__mgr *s;
+
+	if (cfg->keylen > MPROC_MANAGER_KEY_MAX)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	memcpy(s->key, cfg->key, cfg->keylen);
+	s->keylen = cfg->keylen;
+	s->max_frame = cfg->max_frame ? cfg->max_frame : MPROC_MANAGER_MAX_FRAME_DEFAULT;
+	s->log_errors = cfg->log_errors;
+	*out = s;
+	return 0;
+}
+
+int mproc__mgr_conn_new(struct mproc__mgr *s, int fd, int64_t now_ns,
+			struct mproc__mgr_conn **out)
+{
+	struct mproc__mgr_conn *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	r = mproc__random(c->nonce, sizeof(c->nonce));
+	if (r == 0)
+		r = send_frame(c, MPROC__MW_CHALLENGE, c->nonce, sizeof(c->nonce));
+	if (r < 0) {
+		mproc__mw_buf_free(&c->out);
+		free(c);
+		return r;
+	}
+	c->state = CONN_PREAUTH;
+	c->deadline = now_ns + MPROC__MW_HANDSHAKE_S * MPROC__NSEC_PER_SEC;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	c->pprev = s->pre_tail;
+	if (s->pre_tail)
+		s->pre_tail->pnext = c;
+	else
+		s->pre_head = c;
+	s->pre_tail = c;
+	s->npre++;
+	*out = c;
+	return 0;
+}
+
+void mproc__mgr_conn_set_authed(struct mproc__mgr_conn *c)
+{
+	/* Only for the fuzz target, on a connection that is not in a server loop. */
+	c->state = CONN_AUTH;
+}
+
+struct mproc__mw_buf *mproc__mgr_conn_out(struct mproc__mgr_conn *c)
+{
+	return &c->out;
+}
+
+void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
+{
+	struct mproc__mgr_conn **pw;
+	size_t i;
+
+	if (!c)
+		return;
+	pre_unlink(s, c);
+	if (c->parked) {
+		unpark(s, c);
+	}
+	/* Locks it holds pass to the next waiter, marked "owner died". */
+	for (i = 0; i < s->nobjs; i++) {
+		struct obj *o = s->objs[i];
+
+		if (o->kind == MPROC__MW_KIND_LOCK && o->u.lock.owner == c) {
+			o->u.lock.owner = NULL;
+			o->u.lock.owner_died = true;
+			lock_serve(s, o);
+		}
+	}
+	for (pw = &s->woken; *pw; pw = &(*pw)->woken_next) {
+		if (*pw == c) {
+			*pw = c->woken_next;
+			break;
+		}
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (s->conns == c)
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	mproc__close(c->fd);
+	free(c->body);
+	mproc__mw_buf_free(&c->out);
+	mproc__mw_buf_free(&c->in);
+	free(c);
+}
+
+void mproc__mgr_free(struct mproc__mgr *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	while (s->conns)
+		mproc__mgr_conn_free(s, s->conns);
+	for (i = 0; i < s->nobjs; i++)
+		obj_free(s->objs[i]);
+	free(s->objs);
+	memset(s->key, 0, sizeof(s->key));
+	free(s);
+}
+
+/* Time out parked requests. */
+static void expire_parked(struct mproc__mgr *s, int64_t now_ns)
+{
+	struct mproc__mgr_conn *c;
+
+	for (c = s->conns; c; c = c->next) {
+		if (c->parked && c->wdeadline <= now_ns) {
+			if (reply(c, -ETIMEDOUT, NULL, 0) < 0)
+				c->dead = true;
+			unpark(s, c);
+		}
+	}
+}
+
+/* ---- the loop ---- */
+
+static char listen_tag, death_tag, signal_tag;
+
+struct loop {
+	struct mproc__mgr *s;
+	int ep;
+	bool unix_peer;
+	uint8_t *buf;
+};
+
+static void conn_close(struct loop *l, struct mproc__mgr_conn *c)
+{
+	/* The fd leaves the epoll set when closed (no dup exists). */
+	mproc__mgr_conn_free(l->s, c);
+}
+
+static void conn_update(struct loop *l, struct mproc__mgr_conn *c)
+{
+	uint32_t ev = 0;
+	struct epoll_event e;
+
+	if (c->out.len > c->out.off)
+		ev |= EPOLLOUT;
+	else if (!c->parked)
+		ev |= EPOLLIN;
+	if (ev == c->ev_mask)
+		return;
+	e.events = ev;
+	e.data.ptr = c;
+	if (epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->ev_mask = ev;
+	else
+		c->dead = true;
+}
+
+/* Write what is pending; returns false if the connection failed. */
+static bool conn_flush(struct mproc__mgr_conn *c)
+{
+	ssize_t n;
+
+	while (c->out.len > c->out.off) {
+		n = send(c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN;
+		}
+		c->out.off += (size_t)n;
+	}
+	c->out.len = c->out.off = 0;
+	return true;
+}
+
+static void conn_fail(struct loop *l, struct mproc__mgr_conn *c, int err)
+{
+	/* Best effort: a FAILURE frame or the last replies, then close. */
+	conn_flush(c);
+	if (l->s->log_errors)
+		fprintf(stderr, "mproc-manager: closed connection %d: %s (%s)\n", c->fd,
+			mproc_strerror(err), mproc_errname(err));
+	c->dead = true;
+}
+
+/* Feed input; the unconsumed rest (the connection parked) is kept in c->in. */
+static void conn_input(struct loop *l, struct mproc__mgr_conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t used = mproc__mgr_conn_feed(l->s, c, p, n, mproc__now_ns());
+
+	if (used < 0) {
+		conn_fail(l, c, (int)used);
+		return;
+	}
+	if ((size_t)used < n && mproc__mw_put(&c->in, p + used, n - (size_t)used) < 0)
+		c->dead = true;
+}
+
+static void conn_readable(struct loop *l, struct mproc__mgr_conn *c)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->fd, l->buf, MGR_READ_BUF, 0);
+		if (n > 0)
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		c->dead = true;                 /* EOF or error */
+		return;
+	}
+	conn_input(l, c, l->buf, (size_t)n);
+}
+
+/* A connection unparked: feed what it sent meanwhile. */
+static void conn_resume(struct loop *l, struct mproc__mgr_conn *c)
+{
+	struct mproc__mw_buf in = c->in;
+
+	if (c->dead || c->parked || in.len == 0)
+		return;
+	memset(&c->in, 0, sizeof(c->in));
+	conn_input(l, c, in.p + in.off, in.len - in.off);
+	mproc__mw_buf_free(&in);
+}
+
+static void do_accept(struct loop *l, int lfd)
+{
+	struct mproc__mgr_conn *c;
+	struct epoll_event e;
+	struct ucred cred;
+	socklen_t cl;
+	int fd, i, one = 1;
+
+	for (i = 0; i < 64; i++) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if ((errno == EMFILE || errno == ENFILE) && l->s->pre_head) {
+				/* Drop the oldest unauthenticated connection; the sweep closes
+				 * it (it may still be in this round's event list). */
+				c = l->s->pre_head;
+				pre_unlink(l->s, c);
+				c->state = CONN_AUTH;
+				c->dead = true;
+			}
+			return;
+		}
+		if (l->unix_peer) {
+			/* Same-user peers only (the directory is 0700 too). */
+			cl = sizeof(cred);
+			if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
+			    cred.uid != geteuid()) {
+				mproc__close(fd);
+				continue;
+			}
+		} else {
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		/* The oldest unauthenticated connection makes room for the new one. */
+		while (l->s->npre >= MGR_PREAUTH_MAX) {
+			struct mproc__mgr_conn *old = l->s->pre_head;
+
+			pre_unlink(l->s, old);
+			old->state = CONN_AUTH;         /* off the pre-auth list */
+			old->dead = true;
+		}
+		if (mproc__mgr_conn_new(l->s, fd, mproc__now_ns(), &c) < 0) {
+			mproc__close(fd);
+			return;
+		}
+		e.events = EPOLLOUT;
+		e.data.ptr = c;
+		c->ev_mask = EPOLLOUT;
+		if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &e) < 0) {
+			conn_close(l, c);
+			continue;
+		}
+		if (!conn_flush(c))
+			c->dead = true;
+	}
+}
+
+static int next_timeout_ms(struct mproc__mgr *s)
+{
+	int64_t d = MPROC__NO_DEADLINE;
+	struct mproc__mgr_conn *c;
+
+	if (s->pre_head)
+		d = s->pre_head->deadline;
+	for (c = s->conns; c; c = c->next)
+		if (c->parked && c->wdeadline < d)
+			d = c->wdeadline;
+	return mproc__poll_ms(d);
+}
+
+/* Close dead connections, flush and resume woken ones, fix epoll interest. */
+static void sweep(struct loop *l, int64_t now_ns)
+{
+	struct mproc__mgr_conn *c, *next;
+	bool again;
+
+	expire_parked(l->s, now_ns);
+	while (l->s->pre_head && l->s->pre_head->deadline <= now_ns) {
+		c = l->s->pre_head;
+		pre_unlink(l->s, c);
+		c->state = CONN_AUTH;
+		c->dead = true;
+	}
+	/* Closing a connection can hand a lock to another one (waking it), wherever it sits
+	 * in the list: repeat until nothing more was woken by a close. */
+	do {
+		again = false;
+		while ((c = l->s->woken)) {
+			l->s->woken = c->woken_next;
+			c->woken = false;
+			conn_resume(l, c);
+		}
+		for (c = l->s->conns; c; c = next) {
+			next = c->next;
+			if (!c->dead && !conn_flush(c))
+				c->dead = true;
+			if (c->dead) {
+				conn_close(l, c);
+				again = true;
+			}
+		}
+	} while (again && l->s->woken);
+	for (c = l->s->conns; c; c = c->next)
+		conn_update(l, c);
+}
+
+int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg)
+{
+	struct loop l = { .ep = -1 };
+	struct epoll_event e, evs[64];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	sigset_t set;
+	int sfd = -1, n, i, r;
+
+	r = mproc__mgr_new(&l.s, cfg);
+	if (r < 0)
+		return r;
+	l.buf = malloc(MGR_READ_BUF);
+	if (!l.buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (getsockname(listen_fd, (struct sockaddr *)&ss, &sl) < 0) {
+		r = -errno;
+		goto out;
+	}
+	l.unix_peer = ss.ss_family == AF_UNIX;
+	r = mproc__set_nonblock(listen_fd, true);
+	if (r < 0)
+		goto out;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	l.ep = epoll_create1(EPOLL_CLOEXEC);
+	if (sfd < 0 || l.ep < 0) {
+		r = -errno;
+		goto out;
+	}
+	e.events = EPOLLIN;
+	e.data.ptr = &listen_tag;
+	if (epoll_ctl(l.ep, EPOLL_CTL_ADD, listen_fd, &e) < 0)
+		goto out_errno;
+	e.data.ptr = &signal_tag;
+	if (epoll_ctl(l.ep, EPOLL_CTL_ADD, sfd, &e) < 0)
+		goto out_errno;
+	if (death_fd >= 0) {
+		e.data.ptr = &death_tag;
+		if (epoll_ctl(l.ep, EPOLL_CTL_ADD, death_fd, &e) < 0)
+			goto out_errno;
+	}
+
+	for (;;) {
+		n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto out_errno;
+		}
+		for (i = 0; i < n; i++) {
+			void *tag = evs[i].data.ptr;
+			struct mproc__mgr_conn *c = tag;
+
+			if (tag == &death_tag || tag == &signal_tag) {
+				r = 0;
+				goto out;
+			}
+			if (tag == &listen_tag) {
+				do_accept(&l, listen_fd);
+				continue;
+			}
+			if (c->dead)
+				continue;
+			if (evs[i].events & EPOLLOUT && !conn_flush(c))
+				c->dead = true;
+			if (evs[i].events & EPOLLIN)
+				conn_readable(&l, c);
+			else if (evs[i].events & (EPOLLHUP | EPOLLERR))
+				c->dead = true;
+		}
+		sweep(&l, mproc__now_ns());
+	}
+out_errno:
+	r = -errno;
+out:
+	mproc__close(sfd);
+	mproc__close(l.ep);
+	free(l.buf);
+	mproc__mgr_free(l.s);
+	return r;
+}

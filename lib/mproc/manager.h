@@ -1,0 +1,185 @@
+/*
+ * mproc/manager.h - a server process that owns shared objects and serves proxies (Python's
+ * multiprocessing.Manager / BaseManager).
+ *
+ * A manager is a separate process that holds dicts (string keys, byte values), lists (of byte
+ * strings), values (an int64 or a byte string), queues (of byte strings) and locks, each known
+ * by a name. Clients connect to it by address with the shared key and call proxies; every call
+ * is one request and one reply on the client's socket. Objects live until the server exits.
+ *
+ * Lifecycle. mproc_manager_start() forks the server (call it before starting threads) and
+ * returns once it listens; mproc_manager_address() and mproc_manager_key() give what a client
+ * needs. mproc_manager_stop() ends the server, reaps it and removes its socket. The server also
+ * exits on its own when its owner process exits (a parent-death pipe reaching EOF, backed by
+ * PR_SET_PDEATHSIG); it ignores SIGINT so that Ctrl-C in a terminal reaches the clients first.
+ * The `mproc-manager` command runs a server standalone.
+ *
+ * Transport and security. Local servers listen on a Unix socket inside a private mkdtemp
+ * directory (mode 0700, never the abstract namespace) and accept only peers of the same uid;
+ * "tcp:HOST:PORT" listens on TCP (default host 127.0.0.1), only with a key. Both sides prove
+ * knowledge of the key with a mutual HMAC-SHA256 challenge within 5 s; frames before
+ * authentication are at most 256 bytes, after it at most max_frame bytes (checked before any
+ * allocation). The wire format is versioned, binary and carries data only, never code. HMAC
+ * authenticates the peer, it does not encrypt: use a tunnel or TLS between hosts. Processes of
+ * the same user are trusted (they can read the key from memory anyway).
+ *
+ * Errors. A server-side error reaches the caller as its own -errno (-ENOENT for a missing key,
+ * -EINVAL for a wrong object kind, ...). A server that dies makes every call fail with -EPIPE
+ * (EOF or reset) or -ETIMEDOUT (a silent peer, after call_timeout_s). After a transport error or
+ * a timeout a client is broken: every later call returns -EPIPE; connect again.
+ *
+ * Threads and fork. A client serves one call at a time: use one client per thread, or lock
+ * around it. After fork() a child must not use its parent's client (the two would interleave
+ * frames on one socket): connect again in the child. A child that inherits a client's socket
+ * also keeps that connection open after the parent disconnects, so locks the parent holds are
+ * released only when both have closed it: fork before connecting where that matters. Proxies
+ * belong to their client. The server's death signal follows the thread that called
+ * mproc_manager_start() (PR_SET_PDEATHSIG semantics): start it from a thread that outlives
+ * its use, normally the main thread.
+ */
+#ifndef MPROC_MANAGER_H
+#define MPROC_MANAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPROC_MANAGER_KEY_MIN 32                /* bytes; shorter keys are refused */
+#define MPROC_MANAGER_KEY_MAX 1024
+#define MPROC_MANAGER_NAME_MAX 1024              /* object names and dict keys, in bytes */
+#define MPROC_MANAGER_ADDRESS_MAX 256
+#define MPROC_MANAGER_MAX_FRAME_DEFAULT (64u << 20)
+
+struct mproc_manager;           /* the owner's handle on a server process */
+struct mproc_mclient;           /* a connection to a server */
+struct mproc_dict;              /* proxies: a name on the server and the client that reaches it */
+struct mproc_list;
+struct mproc_mvalue;
+struct mproc_mqueue;
+struct mproc_mlock;
+
+struct mproc_manager_opts {
+	/* "unix:PATH" or "tcp:HOST:PORT" (PORT 0: an ephemeral port; read it back with
+	 * mproc_manager_address()). NULL: a socket in a new private directory. */
+	const char *address;
+	/* The shared key (MPROC_MANAGER_KEY_MIN..MAX bytes), copied. NULL: 32 random bytes
+	 * from getrandom(2). */
+	const void *key;
+	size_t keylen;
+	size_t max_frame;       /* largest request or reply after authentication; 0: 64 MiB */
+};
+
+/*
+ * mproc_manager_start - fork a server process listening on o->address (see opts).
+ * Returns 0, -EINVAL (bad address, key length, max_frame < 4096), -EADDRINUSE (a live server
+ * already there), -ENAMETOOLONG (Unix path too long), or -errno of socket/bind/fork.
+ * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
+ * multi-threaded process.
+ */
+int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_opts *o);
+
+/*
+ * mproc_manager_stop - end the server (EOF on its death pipe, then SIGKILL after 1 s), reap it,
+ * remove its socket file and private directory, and free m. NULL is a no-op. Returns 0, or the
+ * negative signal number / positive exit status if the server had died abnormally.
+ */
+int mproc_manager_stop(struct mproc_manager *m);
+
+/* The address clients connect to ("unix:/tmp/mproc-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
+const char *mproc_manager_address(const struct mproc_manager *m);
+/* The key (pass it to other processes over a pipe or inheritance, never argv or env). */
+const void *mproc_manager_key(const struct mproc_manager *m, size_t *keylen);
+pid_t mproc_manager_pid(const struct mproc_manager *m);
+
+struct mproc_mclient_opts {
+	double connect_timeout_s;       /* connect + handshake; 0: 5 s */
+	double call_timeout_s;          /* a reply later than this breaks the client; 0: 10 s */
+};
+
+/*
+ * mproc_manager_connect - connect to a server and run the mutual handshake.
+ * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length),
+ * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the handshake),
+ * -EBADMSG (not an mproc manager, or another version), -ENOMEM.
+ */
+int mproc_manager_connect(struct mproc_mclient **out, const char *address, const void *key,
+			  size_t keylen);
+int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, const void *key,
+			       size_t keylen, const struct mproc_mclient_opts *o);
+/* Close the connection and free c; proxies made from c must be closed first. NULL is a no-op. */
+void mproc_manager_disconnect(struct mproc_mclient *c);
+/* A round trip that does nothing (health check). 0 or -errno. */
+int mproc_manager_ping(struct mproc_mclient *c);
+
+/*
+ * Proxies. mproc_<kind>_open finds the object of that name on the server, or creates it; the
+ * name is 1..MPROC_MANAGER_NAME_MAX bytes without NUL. -EINVAL if the name exists with another
+ * kind, -ENOSPC when the server holds too many objects. _close frees the proxy only (the object
+ * stays on the server); NULL is a no-op.
+ *
+ * Every call below returns 0 (or a size/count >= 0), or: -EPIPE (server gone or client broken),
+ * -ETIMEDOUT (no reply in time; the client is then broken), -EMSGSIZE (request or reply over
+ * the frame limit), -ENOMEM, or the server's own error as documented per call.
+ */
+int mproc_dict_open(struct mproc_dict **out, struct mproc_mclient *c, const char *name);
+void mproc_dict_close(struct mproc_dict *d);
+/* Insert or replace key (a NUL-terminated string of 1..NAME_MAX bytes). */
+int mproc_dict_set(struct mproc_dict *d, const char *key, const void *val, size_t len);
+/* Copy the value into buf (up to cap bytes) and return its full length; a length > cap means
+ * buf holds a prefix. -ENOENT if the key is missing. */
+ssize_t mproc_dict_get(struct mproc_dict *d, const char *key, void *buf, size_t cap);
+/* -ENOENT if missing. */
+int mproc_dict_del(struct mproc_dict *d, const char *key);
+ssize_t mproc_dict_len(struct mproc_dict *d);
+
+int mproc_list_open(struct mproc_list **out, struct mproc_mclient *c, const char *name);
+void mproc_list_close(struct mproc_list *l);
+int mproc_list_append(struct mproc_list *l, const void *val, size_t len);
+/* Item index (negative counts from the end, as in Python); -ERANGE out of range. Returns the
+ * item's length as dict_get. */
+ssize_t mproc_list_get(struct mproc_list *l, int64_t index, void *buf, size_t cap);
+ssize_t mproc_list_len(struct mproc_list *l);
+
+/* A value holds an int64 (initially 0) or a byte string. */
+int mproc_mvalue_open(struct mproc_mvalue **out, struct mproc_mclient *c, const char *name);
+void mproc_mvalue_close(struct mproc_mvalue *v);
+int mproc_mvalue_set(struct mproc_mvalue *v, int64_t x);
+/* -EINVAL if the value holds bytes. */
+int mproc_mvalue_get(struct mproc_mvalue *v, int64_t *x);
+/* Atomically add delta and store the result in *result (NULL-able); -EINVAL if it holds bytes,
+ * -ERANGE on overflow (the value is unchanged). */
+int mproc_mvalue_add(struct mproc_mvalue *v, int64_t delta, int64_t *result);
+int mproc_mvalue_set_bytes(struct mproc_mvalue *v, const void *val, size_t len);
+/* As dict_get; -EINVAL if the value holds an int. */
+ssize_t mproc_mvalue_get_bytes(struct mproc_mvalue *v, void *buf, size_t cap);
+
+/* A FIFO of byte strings; maxsize 0 means unbounded (maxsize is fixed by the first open). */
+int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const char *name,
+		      size_t maxsize);
+void mproc_mqueue_close(struct mproc_mqueue *q);
+/* timeout_s: 0 = do not wait (-EAGAIN when full), MPROC_FOREVER, or seconds (-ETIMEDOUT). The
+ * server parks the request; it keeps serving others meanwhile. */
+int mproc_mqueue_put(struct mproc_mqueue *q, const void *val, size_t len, double timeout_s);
+/* As dict_get; -EAGAIN when empty with timeout 0, -ETIMEDOUT after the timeout. */
+ssize_t mproc_mqueue_get(struct mproc_mqueue *q, void *buf, size_t cap, double timeout_s);
+ssize_t mproc_mqueue_len(struct mproc_mqueue *q);
+
+/* A lock owned by a client connection. A connection that closes while holding it releases it
+ * and the next acquire returns -EOWNERDEAD (the lock is then held: the state it guards is
+ * suspect). */
+int mproc_mlock_open(struct mproc_mlock **out, struct mproc_mclient *c, const char *name);
+void mproc_mlock_close(struct mproc_mlock *l);
+/* 0, -EAGAIN (timeout 0, held), -ETIMEDOUT, -EOWNERDEAD, -EDEADLK (this client holds it). */
+int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s);
+/* 0, or -EPERM if this client does not hold it. */
+int mproc_mlock_release(struct mproc_mlock *l);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPROC_MANAGER_H */

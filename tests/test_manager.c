@@ -1,0 +1,1009 @@
+/*
+ * test_manager.c - the manager server and its proxies: semantics (dict, list, value, queue,
+ * lock from several processes, Unix and TCP), authentication both ways, bounded frames before
+ * and after authentication, malformed frames, idle connections, a killed server, restart,
+ * owner death, the mproc-manager command, and the SHA-256 / HMAC test vectors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "manager_internal.h"
+#include "mproc/manager.h"
+#include "tap.h"
+
+/* ---- helpers ---- */
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+static struct mproc_manager *start(const char *address)
+{
+	struct mproc_manager *m = NULL;
+	struct mproc_manager_opts o = { .address = address };
+
+	ASSERT_OK(mproc_manager_start(&m, &o));
+	return m;
+}
+
+static struct mproc_mclient *connect_to(struct mproc_manager *m)
+{
+	struct mproc_mclient *c = NULL;
+	size_t kl;
+	const void *k = mproc_manager_key(m, &kl);
+
+	ASSERT_OK(mproc_manager_connect(&c, mproc_manager_address(m), k, kl));
+	return c;
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* A blocking raw socket to the server. */
+static int raw_connect(const char *address)
+{
+	struct mproc__mgr_addr a;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd;
+
+	ASSERT_OK(mproc__mgr_addr_parse(address, &a));
+	fd = mproc__mgr_socket(&a, &ss, &sl);
+	ASSERT_OK(fd);
+	ASSERT_OK(connect(fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : -errno);
+	return fd;
+}
+
+/* Read one frame (header + up to cap bytes of body); the op or -errno. */
+static int raw_read(int fd, uint8_t *body, size_t cap, size_t *len)
+{
+	int64_t deadline = mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC;
+	uint8_t h[MPROC__MW_HDR];
+	struct mproc__mw_hdr hd;
+	ssize_t n;
+	int r;
+
+	n = mproc__read_all(fd, h, sizeof(h), deadline);
+	if (n < 0)
+		return (int)n;
+	if (n < (ssize_t)sizeof(h))
+		return -EPIPE;
+	r = mproc__mw_hdr_parse(h, cap + MPROC__MW_HDR, &hd);
+	if (r < 0)
+		return r;
+	n = mproc__read_all(fd, body, (size_t)hd.len, deadline);
+	if (n < (ssize_t)hd.len)
+		return -EPIPE;
+	*len = (size_t)hd.len;
+	return hd.op;
+}
+
+static void raw_send(int fd, uint8_t op, const void *body, size_t n)
+{
+	uint8_t h[MPROC__MW_HDR];
+
+	mproc__mw_hdr_put(h, n, op);
+	ASSERT_EQ(mproc__write_all(fd, h, sizeof(h), MPROC__NO_DEADLINE), sizeof(h));
+	if (n)
+		ASSERT_EQ(mproc__write_all(fd, body, n, MPROC__NO_DEADLINE), n);
+}
+
+/* Authenticate a raw connection. */
+static void raw_auth(int fd, struct mproc_manager *m)
+{
+	uint8_t body[256], resp[64];
+	size_t len, kl;
+	const void *k = mproc_manager_key(m, &kl);
+
+	ASSERT_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+	ASSERT_EQ(len, 32);
+	mproc__mw_mac_client(k, kl, body, resp);
+	memset(resp + 32, 7, 32);
+	raw_send(fd, MPROC__MW_RESPONSE, resp, sizeof(resp));
+	ASSERT_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_WELCOME);
+}
+
+/* Does the server close fd within s seconds (EOF or reset, after draining replies)? */
+static bool raw_closed_within(int fd, double s)
+{
+	int64_t deadline = mproc__now_ns() + (int64_t)(s * 1e9);
+	char buf[4096];
+	ssize_t n;
+
+	for (;;) {
+		if (mproc__poll1(fd, POLLIN, deadline) < 0)
+			return false;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return true;
+	}
+}
+
+static void check_serving(struct mproc_manager *m)
+{
+	struct mproc_mclient *c = connect_to(m);
+
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_manager_disconnect(c);
+}
+
+/* ---- SHA-256 / HMAC vectors (FIPS 180-2, RFC 4231) ---- */
+
+static void t_sha256(void *arg)
+{
+	static const struct {
+		const char *msg, *want;
+	} v[] = {
+		{ "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		  "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" },
+	};
+	struct mproc__sha256 s;
+	uint8_t d[32], a[1001];
+	char h[65];
+	size_t i;
+
+	for (i = 0; i < MPROC__ARRAY_SIZE(v); i++) {
+		mproc__sha256(v[i].msg, strlen(v[i].msg), d);
+		hex(d, 32, h);
+		CHECK_STR_EQ(h, v[i].want);
+	}
+	/* One million 'a', fed in uneven pieces. */
+	memset(a, 'a', sizeof(a));
+	mproc__sha256_init(&s);
+	for (i = 0; i < 1000; i++)
+		mproc__sha256_update(&s, a, i % 2 ? 999 : 1001);
+	mproc__sha256_final(&s, d);
+	hex(d, 32, h);
+	CHECK_STR_EQ(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+static void t_hmac(void *arg)
+{
+	uint8_t k1[20], k6[131], d[32];
+	char h[65];
+	struct mproc__iov m1[] = { { "Hi ", 3 }, { "There", 5 } };
+	struct mproc__iov m2[] = { { "what do ya want for nothing?", 28 } };
+	static const char m6s[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+	struct mproc__iov m6[] = { { m6s, sizeof(m6s) - 1 } };
+
+	memset(k1, 0x0b, sizeof(k1));
+	mproc__hmac_sha256(k1, sizeof(k1), m1, 2, d);
+	hex(d, 32, h);
+	CHECK_STR_EQ(h, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	mproc__hmac_sha256("Jefe", 4, m2, 1, d);
+	hex(d, 32, h);
+	CHECK_STR_EQ(h, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	memset(k6, 0xaa, sizeof(k6));
+	mproc__hmac_sha256(k6, sizeof(k6), m6, 1, d);
+	hex(d, 32, h);
+	CHECK_STR_EQ(h, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	CHECK(mproc__ct_equal("abc", "abc", 3));
+	CHECK(!mproc__ct_equal("abc", "abd", 3));
+}
+
+/* ---- semantics ---- */
+
+static void semantics(struct mproc_manager *m)
+{
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_dict *d = NULL, *d2 = NULL;
+	struct mproc_list *l = NULL;
+	struct mproc_mvalue *v = NULL;
+	struct mproc_mqueue *q = NULL;
+	struct mproc_mlock *lk = NULL;
+	struct mproc_list *wrong = NULL;
+	char buf[64];
+	int64_t x;
+	double t0;
+
+	CHECK_OK(mproc_manager_ping(c));
+	/* dict */
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	CHECK_EQ(mproc_dict_len(d), 0);
+	CHECK_OK(mproc_dict_set(d, "k", "hello", 5));
+	CHECK_OK(mproc_dict_set(d, "empty", "", 0));
+	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 5);
+	CHECK_MEM_EQ(buf, "hello", 5);
+	CHECK_EQ(mproc_dict_get(d, "k", buf, 2), 5);   /* prefix + full length */
+	CHECK_EQ(mproc_dict_get(d, "empty", NULL, 0), 0);
+	CHECK_OK(mproc_dict_set(d, "k", "bye", 3));
+	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 3);
+	CHECK_EQ(mproc_dict_len(d), 2);
+	CHECK_ERR(mproc_dict_get(d, "nope", buf, sizeof(buf)), -ENOENT);
+	CHECK_OK(mproc_dict_del(d, "k"));
+	CHECK_ERR(mproc_dict_del(d, "k"), -ENOENT);
+	CHECK_EQ(mproc_dict_len(d), 1);
+	CHECK_ERR(mproc_dict_set(d, "", "x", 1), -EINVAL);
+	CHECK_ERR(mproc_dict_set(d, NULL, "x", 1), -EINVAL);
+	/* Same name, same object. */
+	ASSERT_OK(mproc_dict_open(&d2, c, "d"));
+	CHECK_EQ(mproc_dict_len(d2), 1);
+	/* Same name, other kind. */
+	CHECK_ERR(mproc_list_open(&wrong, c, "d"), -EINVAL);
+	CHECK_ERR(mproc_dict_open(&d2, c, ""), -EINVAL);
+	/* list */
+	ASSERT_OK(mproc_list_open(&l, c, "l"));
+	CHECK_OK(mproc_list_append(l, "a", 1));
+	CHECK_OK(mproc_list_append(l, "bb", 2));
+	CHECK_EQ(mproc_list_len(l), 2);
+	CHECK_EQ(mproc_list_get(l, 1, buf, sizeof(buf)), 2);
+	CHECK_EQ(mproc_list_get(l, -2, buf, sizeof(buf)), 1);
+	CHECK_EQ(buf[0], 'a');
+	CHECK_ERR(mproc_list_get(l, 2, buf, sizeof(buf)), -ERANGE);
+	CHECK_ERR(mproc_list_get(l, -3, buf, sizeof(buf)), -ERANGE);
+	/* value */
+	ASSERT_OK(mproc_mvalue_open(&v, c, "v"));
+	CHECK_OK(mproc_mvalue_get(v, &x));
+	CHECK_EQ(x, 0);
+	CHECK_OK(mproc_mvalue_set(v, INT64_MAX - 1));
+	CHECK_OK(mproc_mvalue_add(v, 1, &x));
+	CHECK_EQ(x, INT64_MAX);
+	CHECK_ERR(mproc_mvalue_add(v, 1, &x), -ERANGE);
+	CHECK_OK(mproc_mvalue_set_bytes(v, "xyz", 3));
+	CHECK_ERR(mproc_mvalue_get(v, &x), -EINVAL);
+	CHECK_EQ(mproc_mvalue_get_bytes(v, buf, sizeof(buf)), 3);
+	CHECK_OK(mproc_mvalue_set(v, -5));
+	CHECK_ERR(mproc_mvalue_get_bytes(v, buf, sizeof(buf)), -EINVAL);
+	CHECK_OK(mproc_mvalue_get(v, &x));
+	CHECK_EQ(x, -5);
+	/* queue */
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 2));
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), 0), -EAGAIN);
+	t0 = tap_now();
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), 0.2), -ETIMEDOUT);
+	CHECK_CMP(tap_now() - t0, >=, 0.2);
+	CHECK_CMP(tap_now() - t0, <, 0.2 + 1.0 * tap_timeout_mult());
+	CHECK_OK(mproc_mqueue_put(q, "1", 1, 0));
+	CHECK_OK(mproc_mqueue_put(q, "2", 1, MPROC_FOREVER));
+	CHECK_ERR(mproc_mqueue_put(q, "3", 1, 0), -EAGAIN);
+	CHECK_ERR(mproc_mqueue_put(q, "3", 1, 0.05), -ETIMEDOUT);
+	CHECK_ERR(mproc_mqueue_put(q, "3", 1, -2.0), -EINVAL);
+	CHECK_EQ(mproc_mqueue_len(q), 2);
+	CHECK_EQ(mproc_mqueue_get(q, buf, sizeof(buf), 0), 1);
+	CHECK_EQ(buf[0], '1');
+	CHECK_EQ(mproc_mqueue_get(q, buf, sizeof(buf), 1.0), 1);
+	CHECK_EQ(buf[0], '2');
+	/* lock */
+	ASSERT_OK(mproc_mlock_open(&lk, c, "lk"));
+	CHECK_ERR(mproc_mlock_release(lk), -EPERM);
+	CHECK_OK(mproc_mlock_acquire(lk, 0));
+	CHECK_ERR(mproc_mlock_acquire(lk, 0), -EDEADLK);
+	CHECK_OK(mproc_mlock_release(lk));
+	/* The client is still healthy after all those server-side errors. */
+	CHECK_OK(mproc_manager_ping(c));
+
+	mproc_dict_close(d);
+	mproc_dict_close(d2);
+	mproc_list_close(l);
+	mproc_mvalue_close(v);
+	mproc_mqueue_close(q);
+	mproc_mlock_close(lk);
+	mproc_manager_disconnect(c);
+}
+
+static void t_semantics(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	char path[128];
+	struct stat st;
+
+	semantics(m);
+	snprintf(path, sizeof(path), "%s", mproc_manager_address(m));
+	CHECK_EQ(mproc_manager_stop(m), 0);
+	if (strncmp(path, "unix:", 5) == 0)
+		CHECK_ERR(stat(path + 5, &st) == 0 ? 0 : -errno, -ENOENT);
+}
+
+/* 4 processes hammer the same objects. */
+#define NPROC 4
+#define NITER 200
+
+static void t_four_procs(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c;
+	struct mproc_mvalue *v = NULL, *v2 = NULL;
+	struct mproc_list *l = NULL;
+	struct mproc_dict *d = NULL;
+	struct mproc_mqueue *q = NULL;
+	pid_t pids[NPROC];
+	int i, status, got = 0;
+	int64_t x;
+	char buf[16];
+
+	for (i = 0; i < NPROC; i++) {
+		pids[i] = fork();
+		ASSERT(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct mproc_mclient *cc;
+			struct mproc_mvalue *cv, *cv2;
+			struct mproc_list *cl;
+			struct mproc_dict *cd;
+			struct mproc_mqueue *cq;
+			struct mproc_mlock *ck;
+			size_t kl;
+			const void *k = mproc_manager_key(m, &kl);
+			char key[16];
+			int j, bad = 0;
+
+			if (mproc_manager_connect(&cc, mproc_manager_address(m), k, kl) < 0)
+				_exit(10);
+			if (mproc_mvalue_open(&cv, cc, "counter") < 0 ||
+			    mproc_mvalue_open(&cv2, cc, "locked") < 0 ||
+			    mproc_list_open(&cl, cc, "list") < 0 || mproc_dict_open(&cd, cc, "dict") < 0 ||
+			    mproc_mqueue_open(&cq, cc, "q", 0) < 0 || mproc_mlock_open(&ck, cc, "lock") < 0)
+				_exit(11);
+			for (j = 0; j < NITER; j++) {
+				int64_t y;
+
+				bad |= mproc_mvalue_add(cv, 1, NULL) < 0;
+				bad |= mproc_list_append(cl, &i, sizeof(i)) < 0;
+				snprintf(key, sizeof(key), "%d-%d", i, j);
+				bad |= mproc_dict_set(cd, key, &j, sizeof(j)) < 0;
+				bad |= mproc_mqueue_put(cq, &i, sizeof(i), MPROC_FOREVER) < 0;
+				/* read-modify-write under the manager's lock */
+				bad |= mproc_mlock_acquire(ck, MPROC_FOREVER) < 0;
+				bad |= mproc_mvalue_get(cv2, &y) < 0;
+				bad |= mproc_mvalue_set(cv2, y + 1) < 0;
+				bad |= mproc_mlock_release(ck) < 0;
+			}
+			_exit(bad ? 12 : 0);
+		}
+	}
+	c = connect_to(m);
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	/* Drain the queue while the children fill it (blocking gets, parked on the server). */
+	for (got = 0; got < NPROC * NITER; got++)
+		if (mproc_mqueue_get(q, buf, sizeof(buf), 10.0) != sizeof(int))
+			break;
+	CHECK_EQ(got, NPROC * NITER);
+	for (i = 0; i < NPROC; i++) {
+		CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	ASSERT_OK(mproc_mvalue_open(&v, c, "counter"));
+	ASSERT_OK(mproc_mvalue_open(&v2, c, "locked"));
+	ASSERT_OK(mproc_list_open(&l, c, "list"));
+	ASSERT_OK(mproc_dict_open(&d, c, "dict"));
+	CHECK_OK(mproc_mvalue_get(v, &x));
+	CHECK_EQ(x, NPROC * NITER);
+	CHECK_OK(mproc_mvalue_get(v2, &x));
+	CHECK_EQ(x, NPROC * NITER);
+	CHECK_EQ(mproc_list_len(l), NPROC * NITER);
+	CHECK_EQ(mproc_dict_len(d), NPROC * NITER);
+	CHECK_EQ(mproc_mqueue_len(q), 0);
+	mproc_mvalue_close(v);
+	mproc_mvalue_close(v2);
+	mproc_list_close(l);
+	mproc_dict_close(d);
+	mproc_mqueue_close(q);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* A parked get does not block other clients; a put from another process wakes it. */
+static void t_parked(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	struct mproc_mclient *c, *c2;
+	struct mproc_mqueue *q = NULL, *q2 = NULL;
+	struct mproc_mlock *l1 = NULL, *l2 = NULL;
+	char buf[8];
+	pid_t pid;
+	int status;
+
+	/* Fork before connecting: a child that inherits a client's socket keeps that
+	 * connection open after the parent closes it. */
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		struct mproc_mclient *cc;
+		struct mproc_mqueue *cq;
+		struct mproc_mlock *cl;
+		size_t kl;
+		const void *k = mproc_manager_key(m, &kl);
+		int r;
+
+		if (mproc_manager_connect(&cc, mproc_manager_address(m), k, kl) < 0 ||
+		    mproc_mqueue_open(&cq, cc, "q", 0) < 0 || mproc_mlock_open(&cl, cc, "lock") < 0)
+			_exit(10);
+		if (mproc_mqueue_get(cq, buf, sizeof(buf), MPROC_FOREVER) != 2 || memcmp(buf, "hi", 2))
+			_exit(11);
+		/* The parent holds the lock and dies (disconnects) while holding it. */
+		r = mproc_mlock_acquire(cl, 10.0);
+		_exit(r == -EOWNERDEAD ? 0 : 12);
+	}
+	c = connect_to(m);
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	ASSERT_OK(mproc_mlock_open(&l1, c, "lock"));
+	CHECK_OK(mproc_mlock_acquire(l1, MPROC_FOREVER));
+	c2 = connect_to(m);
+	usleep(100 * 1000);
+	CHECK_OK(mproc_manager_ping(c2));       /* served while the child's get is parked */
+	ASSERT_OK(mproc_mqueue_open(&q2, c2, "q", 0));
+	CHECK_OK(mproc_mqueue_put(q2, "hi", 2, 0));
+	ASSERT_OK(mproc_mlock_open(&l2, c2, "lock"));
+	CHECK_ERR(mproc_mlock_acquire(l2, 0.05), -ETIMEDOUT);
+	usleep(100 * 1000);
+	/* Closing c (the holder) hands the lock to the child as "owner died". */
+	mproc_mqueue_close(q);
+	mproc_mlock_close(l1);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The child died holding it: the next acquirer learns that too. */
+	CHECK_ERR(mproc_mlock_acquire(l2, 5.0), -EOWNERDEAD);
+	CHECK_OK(mproc_mlock_release(l2));
+	CHECK_OK(mproc_mlock_acquire(l2, 0));
+	mproc_mqueue_close(q2);
+	mproc_mlock_close(l2);
+	mproc_manager_disconnect(c2);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* ---- authentication ---- */
+
+static void t_wrong_key(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = NULL;
+	uint8_t key[32];
+	size_t kl;
+	const uint8_t *k = mproc_manager_key(m, &kl);
+
+	memcpy(key, k, 32);
+	key[31] ^= 1;
+	CHECK_ERR(mproc_manager_connect(&c, mproc_manager_address(m), key, sizeof(key)), -EACCES);
+	CHECK_ERR(mproc_manager_connect(&c, mproc_manager_address(m), key, 31), -EINVAL);
+	check_serving(m);       /* the server keeps serving others */
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* A server that does not know the key cannot pass itself off as the manager. */
+static void t_fake_server(void *arg)
+{
+	char dir[] = "/tmp/mproc-test-XXXXXX", addr[128];
+	struct mproc__mgr_addr a;
+	struct mproc_mclient *c = NULL;
+	uint8_t key[32] = { 1 }, body[256], ns[32] = { 2 }, welcome[40] = { 3 };
+	size_t len;
+	pid_t pid;
+	int lfd, status;
+
+	ASSERT(mkdtemp(dir));
+	snprintf(addr, sizeof(addr), "unix:%s/s", dir);
+	ASSERT_OK(mproc__mgr_addr_parse(addr, &a));
+	lfd = mproc__mgr_listen(&a);
+	ASSERT_OK(lfd);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd < 0)
+			_exit(1);
+		raw_send(fd, MPROC__MW_CHALLENGE, ns, sizeof(ns));
+		if (raw_read(fd, body, sizeof(body), &len) != MPROC__MW_RESPONSE)
+			_exit(2);
+		raw_send(fd, MPROC__MW_WELCOME, welcome, sizeof(welcome));
+		raw_closed_within(fd, 5);
+		_exit(0);
+	}
+	CHECK_ERR(mproc_manager_connect(&c, addr, key, sizeof(key)), -EACCES);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mproc__close(lfd);
+	unlink(a.path);
+	rmdir(dir);
+}
+
+/* Length prefixes of 0x7fffffff and 2^63 before authentication: disconnected, no allocation. */
+static void t_huge_prefix(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	static const uint64_t lens[] = { 0x7fffffffu, UINT64_C(1) << 63, UINT64_MAX, 245 };
+	long before, after;
+	uint8_t body[64], h[MPROC__MW_HDR];
+	size_t i, len;
+	int fd;
+
+	check_serving(m);
+	before = rss_kib(mproc_manager_pid(m));
+	ASSERT(before > 0);
+	for (i = 0; i < MPROC__ARRAY_SIZE(lens); i++) {
+		fd = raw_connect(mproc_manager_address(m));
+		CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+		mproc__mw_hdr_put(h, lens[i], MPROC__MW_RESPONSE);
+		CHECK_EQ(mproc__write_all(fd, h, sizeof(h), MPROC__NO_DEADLINE), sizeof(h));
+		CHECK(raw_closed_within(fd, 2.0 * tap_timeout_mult()));
+		mproc__close(fd);
+	}
+	after = rss_kib(mproc_manager_pid(m));
+	tap_diag("server VmRSS %ld -> %ld KiB", before, after);
+	CHECK_CMP(after - before, <, 1024);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* 200 idle unauthenticated connections do not delay an authenticated client. */
+static void t_idle_preauth(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c;
+	struct mproc_dict *d = NULL;
+	int fds[200], i;
+	double t0, dt;
+	char buf[8];
+
+	for (i = 0; i < 200; i++)
+		fds[i] = raw_connect(mproc_manager_address(m));
+	t0 = tap_now();
+	c = connect_to(m);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	for (i = 0; i < 100; i++) {
+		CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+		CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 1);
+	}
+	dt = tap_now() - t0;
+	tap_diag("connect + 200 calls beside 200 idle connections: %.3f s", dt);
+	/* Behaviour, not speed: "not delayed" means far from the 5 s handshake deadline. */
+	CHECK_CMP(dt, <, 2.0 * tap_timeout_mult());
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	for (i = 0; i < 200; i++)
+		mproc__close(fds[i]);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* A client that never authenticates is dropped after the 5 s handshake deadline. */
+static void t_handshake_deadline(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	uint8_t body[64];
+	size_t len;
+	double t0 = tap_now(), dt;
+	int fd = raw_connect(mproc_manager_address(m));
+
+	CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+	CHECK(raw_closed_within(fd, 5.0 + 2.0 * tap_timeout_mult()));
+	dt = tap_now() - t0;
+	tap_diag("unauthenticated connection closed after %.2f s", dt);
+	CHECK_CMP(dt, >=, 4.9);
+	mproc__close(fd);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* ---- malformed frames after authentication ---- */
+
+static void t_malformed(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	uint8_t f[64], body[64];
+	size_t len;
+	int fd, i;
+
+	for (i = 0; i < 9; i++) {
+		size_t n = 0;
+
+		fd = raw_connect(mproc_manager_address(m));
+		raw_auth(fd, m);
+		switch (i) {
+		case 0: /* wrong version */
+			mproc__mw_hdr_put(f, 0, MPROC__MW_PING);
+			f[8] = 2;
+			n = MPROC__MW_HDR;
+			break;
+		case 1: /* unknown op */
+			mproc__mw_hdr_put(f, 0, 99);
+			n = MPROC__MW_HDR;
+			break;
+		case 2: /* a pre-auth op after auth */
+			mproc__mw_hdr_put(f, 0, MPROC__MW_RESPONSE);
+			n = MPROC__MW_HDR;
+			break;
+		case 3: /* oversized: over the 64 MiB default */
+			mproc__mw_hdr_put(f, UINT64_C(1) << 40, MPROC__MW_DICT_SET);
+			n = MPROC__MW_HDR;
+			break;
+		case 4: /* string length past the body */
+			mproc__mw_hdr_put(f, 12, MPROC__MW_DICT_GET);
+			mproc__mw_put_u32(f + 12, 1);
+			mproc__mw_put_u32(f + 16, 1000);
+			memcpy(f + 20, "abcd", 4);
+			n = 24;
+			break;
+		case 5: /* trailing bytes */
+			mproc__mw_hdr_put(f, 5, MPROC__MW_DICT_LEN);
+			memset(f + 12, 0, 5);
+			n = 17;
+			break;
+		case 6: /* body too short for its fields */
+			mproc__mw_hdr_put(f, 2, MPROC__MW_VALUE_SET);
+			n = 14;
+			break;
+		case 7: /* nonzero flags */
+			mproc__mw_hdr_put(f, 0, MPROC__MW_PING);
+			f[10] = 1;
+			n = MPROC__MW_HDR;
+			break;
+		case 8: /* truncated: the peer stops mid-frame */
+			mproc__mw_hdr_put(f, 100, MPROC__MW_LIST_APPEND);
+			n = 20;
+			break;
+		}
+		CHECK_EQ(mproc__write_all(fd, f, n, MPROC__NO_DEADLINE), n);
+		if (i == 8)
+			shutdown(fd, SHUT_WR);
+		if (!raw_closed_within(fd, 2.0 * tap_timeout_mult()))
+			tap_fail_at(__FILE__, __LINE__, "malformed frame %d: not closed", i);
+		mproc__close(fd);
+	}
+	/* A well-formed request on a raw connection works (the test's framing is right). */
+	fd = raw_connect(mproc_manager_address(m));
+	raw_auth(fd, m);
+	raw_send(fd, MPROC__MW_PING, NULL, 0);
+	CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_REPLY);
+	CHECK_EQ(len, 4);
+	CHECK_EQ(mproc__mw_u32(body), 0);
+	mproc__close(fd);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* ---- death and restart ---- */
+
+static void t_server_killed(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_dict *d = NULL;
+	char buf[8];
+	double t0;
+
+	pid_t waiter;
+	int status;
+
+	/* A child parked in a blocking get must learn of the death too. */
+	waiter = fork();
+	ASSERT(waiter >= 0);
+	if (waiter == 0) {
+		struct mproc_mclient *cc;
+		struct mproc_mqueue *cq;
+		size_t kl;
+		const void *k = mproc_manager_key(m, &kl);
+
+		if (mproc_manager_connect(&cc, mproc_manager_address(m), k, kl) < 0 ||
+		    mproc_mqueue_open(&cq, cc, "q", 0) < 0)
+			_exit(10);
+		_exit(mproc_mqueue_get(cq, buf, sizeof(buf), MPROC_FOREVER) == -EPIPE ? 0 : 11);
+	}
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	usleep(100 * 1000);
+	kill(mproc_manager_pid(m), SIGINT);     /* ignored */
+	usleep(50 * 1000);
+	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 1);
+	kill(mproc_manager_pid(m), SIGKILL);
+	t0 = tap_now();
+	CHECK_ERR(mproc_dict_get(d, "k", buf, sizeof(buf)), -EPIPE);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_ERR(mproc_dict_set(d, "k", "v", 1), -EPIPE);
+	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
+	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
+}
+
+static void t_restart(void *arg)
+{
+	char dir[] = "/tmp/mproc-test-XXXXXX", addr[128];
+	struct mproc_manager *m1, *m2;
+	struct mproc_mclient *c;
+	struct mproc_manager_opts o = { 0 };
+
+	if (strcmp(arg, "unix") == 0) {
+		ASSERT(mkdtemp(dir));
+		snprintf(addr, sizeof(addr), "unix:%s/mgr.sock", dir);
+		m1 = start(addr);
+	} else {
+		m1 = start("tcp:127.0.0.1:0");
+		snprintf(addr, sizeof(addr), "%s", mproc_manager_address(m1));
+	}
+	check_serving(m1);
+	c = connect_to(m1);
+	kill(mproc_manager_pid(m1), SIGKILL);
+	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
+	mproc_manager_disconnect(c);
+	/* The dead server's socket file is still there (unix): it is stale and replaced. */
+	usleep(20 * 1000);
+	o.address = addr;
+	ASSERT_OK(mproc_manager_start(&m2, &o));
+	check_serving(m2);
+	/* A live server is never replaced. */
+	{
+		struct mproc_manager *m3 = NULL;
+
+		CHECK_ERR(mproc_manager_start(&m3, &o), -EADDRINUSE);
+	}
+	CHECK_EQ(mproc_manager_stop(m2), 0);
+	CHECK_EQ(mproc_manager_stop(m1), -SIGKILL);
+	if (strcmp(arg, "unix") == 0)
+		CHECK_OK(rmdir(dir) == 0 ? 0 : -errno);
+}
+
+/* The server exits when its owner exits. */
+static void t_owner_death(void *arg)
+{
+	int p[2], status;
+	pid_t owner, server = 0;
+	double t0;
+
+	ASSERT_OK(pipe2(p, O_CLOEXEC) == 0 ? 0 : -errno);
+	owner = fork();
+	ASSERT(owner >= 0);
+	if (owner == 0) {
+		struct mproc_manager *m;
+
+		if (mproc_manager_start(&m, NULL) < 0)
+			_exit(1);
+		server = mproc_manager_pid(m);
+		if (write(p[1], &server, sizeof(server)) != sizeof(server))
+			_exit(2);
+		_exit(0);       /* no stop: the server must notice on its own */
+	}
+	mproc__close(p[1]);
+	CHECK_EQ(read(p[0], &server, sizeof(server)), sizeof(server));
+	mproc__close(p[0]);
+	CHECK_EQ(waitpid(owner, &status, 0), owner);
+	/* We are a subreaper: the orphaned server is our child now. */
+	t0 = tap_now();
+	while (waitpid(server, &status, WNOHANG) == 0 && tap_now() - t0 < 5)
+		usleep(10 * 1000);
+	CHECK_CMP(tap_now() - t0, <, 2.0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* ---- bad input ---- */
+
+static void t_bad_input(void *arg)
+{
+	struct mproc_manager *m = NULL;
+	struct mproc_mclient *c = NULL;
+	struct mproc_manager_opts o = { 0 };
+	uint8_t key[32] = { 0 };
+	char longname[MPROC_MANAGER_NAME_MAX + 2];
+	struct mproc_dict *d = NULL;
+
+	CHECK_ERR(mproc_manager_start(NULL, NULL), -EINVAL);
+	o.address = "udp:1.2.3.4:5";
+	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
+	o.address = "tcp:127.0.0.1:99999";
+	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
+	o.address = "tcp:not-an-ip:80";
+	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
+	o.address = "unix:";
+	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
+	o.address = NULL;
+	o.key = key;
+	o.keylen = 16;
+	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
+	o.keylen = 32;
+	o.max_frame = 100;
+	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
+	CHECK_ERR(mproc_manager_connect(&c, "unix:/nonexistent/x", key, 32), -ENOENT);
+	CHECK_ERR(mproc_manager_connect(&c, "bogus", key, 32), -EINVAL);
+	CHECK_ERR(mproc_manager_connect(&c, "unix:/x", NULL, 32), -EINVAL);
+	CHECK_EQ(mproc_manager_stop(NULL), 0);
+	mproc_manager_disconnect(NULL);
+
+	m = start(NULL);
+	c = connect_to(m);
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	CHECK_ERR(mproc_dict_open(&d, c, longname), -EINVAL);
+	CHECK_ERR(mproc_dict_open(NULL, c, "d"), -EINVAL);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	CHECK_ERR(mproc_dict_set(d, longname, "x", 1), -EINVAL);
+	CHECK_ERR(mproc_dict_set(d, "k", NULL, 1), -EINVAL);
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* A frame over the limit the server announced is refused locally, the client stays usable. */
+static void t_max_frame(void *arg)
+{
+	struct mproc_manager *m = NULL;
+	struct mproc_manager_opts o = { .max_frame = 8192 };
+	struct mproc_mclient *c;
+	struct mproc_dict *d = NULL;
+	char *big = calloc(1, 10000), buf[8];
+
+	ASSERT(big);
+	ASSERT_OK(mproc_manager_start(&m, &o));
+	c = connect_to(m);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	CHECK_ERR(mproc_dict_set(d, "k", big, 10000), -EMSGSIZE);
+	CHECK_OK(mproc_dict_set(d, "k", big, 8000));
+	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 8000);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	free(big);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* ---- the mproc-manager command ---- */
+
+static char cmd_path[PATH_MAX];
+
+static int run_cmd(const char *const argv[], const char *key_env)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		dup2(nul, 2);
+		dup2(nul, 1);
+		if (key_env)
+			setenv("MPROC_KEY_FILE", key_env, 1);
+		else
+			unsetenv("MPROC_KEY_FILE");
+		execv(cmd_path, (char *const *)argv);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void t_command(void *arg)
+{
+	char dir[] = "/tmp/mproc-test-XXXXXX", kf[128], kf_open[128], sock[128], addr[160];
+	uint8_t key[40];
+	struct mproc_mclient *c = NULL;
+	struct stat st;
+	int fd, status, i;
+	pid_t pid;
+
+	if (access(cmd_path, X_OK) != 0)
+		tap_skip("mproc-manager not built at %s", cmd_path);
+	ASSERT(mkdtemp(dir));
+	snprintf(kf, sizeof(kf), "%s/key", dir);
+	snprintf(kf_open, sizeof(kf_open), "%s/key-open", dir);
+	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(addr, sizeof(addr), "unix:%s", sock);
+	ASSERT_OK(mproc__random(key, sizeof(key)));
+	for (i = 0; i < 40; i++)
+		key[i] = (uint8_t)('a' + key[i] % 26);  /* printable, no newline */
+	fd = open(kf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ASSERT_OK(fd);
+	CHECK_EQ(write(fd, key, sizeof(key)), sizeof(key));
+	close(fd);
+	fd = open(kf_open, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ASSERT_OK(fd);
+	CHECK_EQ(write(fd, key, sizeof(key)), sizeof(key));
+	fchmod(fd, 0644);
+	close(fd);
+
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--help", NULL }, NULL), 0);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--bogus", NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key=abc",
+						NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", "tcp:nowhere", "--key-file",
+						kf, NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key-file",
+						kf_open, NULL }, NULL), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, NULL },
+			 kf_open), 2);
+	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key-file",
+						kf, "--max-frame", "12", NULL }, NULL), 2);
+
+	/* A real run: MPROC_KEY_FILE, connect, SIGTERM, clean exit, socket removed. */
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		const char *const argv[] = { "mproc-manager", "--listen", addr, NULL };
+		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		dup2(nul, 1);
+		setenv("MPROC_KEY_FILE", kf, 1);
+		execv(cmd_path, (char *const *)argv);
+		_exit(127);
+	}
+	for (i = 0; i < 500 && mproc_manager_connect(&c, addr, key, sizeof(key)) < 0; i++)
+		usleep(10 * 1000);
+	ASSERT(c);
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_manager_disconnect(c);
+	kill(pid, SIGTERM);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_ERR(stat(sock, &st) == 0 ? 0 : -errno, -ENOENT);
+	unlink(kf);
+	unlink(kf_open);
+	rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tap_opts slow = { .timeout_s = 120 };
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0) {
+		exe[n] = '\0';
+		*strrchr(exe, '/') = '\0';
+		snprintf(cmd_path, sizeof(cmd_path), "%.*s/../lib/mproc-manager",
+			 (int)(sizeof(cmd_path) - 32), exe);
+	}
+	tap_add("manager/sha256/fips180_vectors", t_sha256, NULL);
+	tap_add("manager/hmac/rfc4231_vectors", t_hmac, NULL);
+	tap_add("manager/unix/semantics", t_semantics, NULL);
+	tap_add("manager/tcp/semantics", t_semantics, "tcp:127.0.0.1:0");
+	tap_add_opts("manager/unix/four_procs", t_four_procs, NULL, &slow);
+	tap_add_opts("manager/tcp/four_procs", t_four_procs, "tcp:127.0.0.1:0", &slow);
+	tap_add("manager/unix/parked_queue_and_owner_died_lock", t_parked, NULL);
+	tap_add("manager/unix/wrong_key", t_wrong_key, NULL);
+	tap_add("manager/tcp/wrong_key", t_wrong_key, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/fake_server_refused", t_fake_server, NULL);
+	tap_add("manager/unix/huge_prefix_preauth", t_huge_prefix, NULL);
+	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
+	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
+	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
+	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
+	tap_add("manager/unix/malformed_frames", t_malformed, NULL);
+	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/server_killed", t_server_killed, NULL);
+	tap_add("manager/tcp/server_killed", t_server_killed, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/restart_same_address", t_restart, "unix");
+	tap_add("manager/tcp/restart_same_address", t_restart, "tcp");
+	tap_add("manager/unix/owner_death", t_owner_death, NULL);
+	tap_add("manager/api/bad_input", t_bad_input, NULL);
+	tap_add("manager/unix/max_frame", t_max_frame, NULL);
+	tap_add("manager/command/flags_and_run", t_command, NULL);
+	return tap_run(argc, argv);
+}
