@@ -50,6 +50,7 @@
 #define RING_MAX_BYTES ((size_t)1 << 30)
 #define RING_REC_HDR 8u
 #define RING_SLICE_NS (100 * INT64_C(1000000))
+#define RING_WANT_SLICE_NS (10 * INT64_C(1000000))
 #define RING_SPIN_MIN_NS 1000
 #define RING_SPIN_MAX_NS 100000
 #define RING_SPIN_START_NS 20000
@@ -69,6 +70,7 @@ struct ring_shared {
 	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t prod_waiters;
+	_Atomic uint32_t prod_want;     /* free bytes that sleeping producers want (max) */
 	_Alignas(MPROC__CACHELINE) unsigned char data[];
 };
 
@@ -154,14 +156,16 @@ static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
 
 /*
  * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
- * sleep on the low half of *state while it equals seen. Returns 0 (re-check) or -ETIMEDOUT.
+ * sleep on the low half of *state (futex) until it changes. Returns 0 (re-check) or
+ * -ETIMEDOUT.
  * Deadline 0 is the front end's first try: no wait at all.
  */
 static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
 		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
-		     uint32_t seen, int64_t deadline)
+		     int64_t deadline, int64_t slice_ns)
 {
 	int64_t start, now, until, budget;
+	uint32_t seen;
 	int rr = 0;
 
 	if (deadline <= 0)
@@ -196,13 +200,18 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	now = mproc__now_ns();
 	if (now >= deadline)
 		return -ETIMEDOUT;
-	until = deadline - now > RING_SLICE_NS ? now + RING_SLICE_NS : deadline;
+	until = deadline - now > slice_ns ? now + slice_ns : deadline;
 	/* Raise the flag, then re-check (seq_cst on both): a waker either sees the flag or we
 	 * see its new state. The waker clears the flag as it wakes everybody, so a burst of
 	 * puts costs one FUTEX_WAKE per sleep, not one per put while the sleeper is still
 	 * on its way back to a CPU. */
+	/* The futex word is read only here, on the way to sleep: a consumer that spins never
+	 * touches the producers' line, so the producer's store to it needs no line transfer
+	 * on the critical path. Read after the flag, before the final check: a put that lands
+	 * after the read changes the word (futex returns at once) or sees the flag. */
 	atomic_store(waiters, 1);
-	if (CNT(atomic_load(state)) == seen && atomic_load(spin_on) == spin_seen)
+	seen = CNT(atomic_load(state));
+	if (atomic_load(spin_on) == spin_seen)
 		rr = mproc__futex_wait(futex_word(state), seen, until);
 	if (rr == -ETIMEDOUT && until == deadline)
 		return -ETIMEDOUT;
@@ -271,8 +280,15 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		    (!r->maxsize || (uint32_t)(CNT(prod) - CNT(cons)) < r->maxsize))
 			break;
 		mproc__qunlock(&s->plock);
-		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, CNT(cons),
-			       deadline);
+		/* Sleep until a quarter of the ring is free, not one record: a full ring would
+		 * otherwise cost one wake-up (a context switch) per record. Consumers honour it;
+		 * a consumer that stops early leaves us asleep for one short slice at most. */
+		uint32_t want = need > r->cap / 4 ? need : r->cap / 4;
+		uint32_t w = atomic_load(&s->prod_want);
+		while (w < want && !atomic_compare_exchange_weak(&s->prod_want, &w, want))
+			;
+		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, deadline,
+			       RING_WANT_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
@@ -295,7 +311,7 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
 	uint64_t cons, h;
-	uint32_t need, prod_seen;
+	uint32_t need;
 	int rc;
 
 	for (;;) {
@@ -307,11 +323,9 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
 		if (HSEQ(h) == CNT(cons) + 1)
 			break;
-		/* Read the futex word before unlocking; ring_wait re-checks both. */
-		prod_seen = CNT(atomic_load(&s->prod));
 		mproc__qunlock(&s->clock);
-		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, prod_seen,
-			       deadline);
+		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, deadline,
+			       RING_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
@@ -324,8 +338,19 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
 			      memory_order_release);
 	mproc__qunlock(&s->clock);      /* orders the store before the waiter check (put) */
-	if (atomic_load(&s->prod_waiters) && atomic_exchange(&s->prod_waiters, 0))
-		mproc__futex_wake(futex_word(&s->cons), INT_MAX);
+	if (atomic_load(&s->prod_waiters)) {
+		uint64_t prod = atomic_load(&s->prod);
+		uint32_t used = POS(prod) - (POS(cons) + need);
+
+		/* Wake when the sleepers' wish is met, the ring is empty, or a count limit is
+		 * what they wait for. */
+		if (r->maxsize || (int32_t)used <= 0 || r->cap - used >= atomic_load(&s->prod_want)) {
+			if (atomic_exchange(&s->prod_waiters, 0)) {
+				atomic_store(&s->prod_want, 0);
+				mproc__futex_wake(futex_word(&s->cons), INT_MAX);
+			}
+		}
+	}
 	return (ssize_t)HLEN(h);
 }
 
