@@ -6,10 +6,11 @@ PROFILE  ?= quick
 ONLY     ?=
 OUT      ?=
 RUN      ?= results/latest
+FUZZ_SECONDS ?= 60
 MESONFLAGS ?=
 PYTHON   ?= $(shell if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi)
 
-.PHONY: all deps deps-bench build test test-all bench plots compare clean
+.PHONY: all deps deps-bench build test test-all bench plots compare clean fuzz
 
 all: build
 
@@ -44,6 +45,10 @@ plots:
 compare:
 	$(PYTHON) plots/compare.py $(A) $(B) $(if $(C),$(C)) $(if $(OUT),--out '$(OUT)')
 
+# Fuzz every target for FUZZ_SECONDS each (libFuzzer with clang, else a built-in mutator).
+fuzz: deps
+	sh tools/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) build-asan build-valgrind
+	rm -rf $(BUILD) build-asan build-valgrind build-fuzz-libfuzzer build-fuzz-mutate tests/fuzz/work
 	@$(PYTHON) bench/mproc-bench --clean-stale 2>/dev/null || true

@@ -3,7 +3,7 @@
  *
  *   queue/<backend>/bytes:<N>/producers:<P>/consumers:<C>
  *	P producer processes put N-byte items into one queue, C consumer processes get them.
- *	One benchmark iteration is one round of M items (M*N about 16 MiB, 256 <= M <= 65536):
+ *	One benchmark iteration is one round of M items (M*N about 8 MiB, 256 <= M <= 32768):
  *	the parent opens the round (futex), producers put M/P items each, then the parent puts
  *	C empty items that end the round for the consumers (the queue is FIFO, so they come
  *	after every real item), and the round's wall time is the iteration's manual time.
@@ -22,6 +22,7 @@
  *	ring_futex sleeps at once (MPROC_QUEUE_NOSPIN).
  *
  * A back end the machine lacks (or a size over its kernel limit) skips with the reason.
+ * `bench_queue --clean-stale` removes SysV queues left by dead mproc processes and exits.
  * Children die with the harness (bench_fork); a child that dies ends the benchmark with an
  * error after at most WAIT_LIMIT_S, never a hang.
  */
@@ -296,19 +297,22 @@ static void bm_throughput(struct gbench_state *st, void *arg)
 		if (r < 0) {
 			char msg[200];
 
-			snprintf(msg, sizeof(msg), "%s cannot carry %zu-byte items here: %s",
-				 backend_label(tc->backend), bytes, mproc_strerror(r));
+			snprintf(msg, sizeof(msg), "%s cannot carry %zu-byte items here: %s%s",
+				 backend_label(tc->backend), bytes, mproc_strerror(r),
+				 r == -EMSGSIZE ? (tc->backend == MPROC_QUEUE_MQ
+				   ? " (over fs.mqueue.msgsize_max, raising it needs CAP_SYS_RESOURCE)"
+				   : " (over kernel.msgmax)") : "");
 			gbench_skip_with_error(st, msg);
 			goto out_ctl;
 		}
 	}
-	msgs = (uint32_t)((size_t)16 << 20) / (uint32_t)bytes;
+	msgs = (uint32_t)(((size_t)8 << 20) / bytes);
 	if (gbench_current_profile() == GBENCH_SMOKE)
 		msgs /= 16;
 	if (msgs < 256)
 		msgs = 256;
-	if (msgs > 65536)
-		msgs = 65536;
+	if (msgs > 32768)
+		msgs = 32768;
 	c->per_prod = (msgs + (uint32_t)np - 1) / (uint32_t)np;
 	c->bytes = bytes;
 	bench_gate_init(&c->gate);
@@ -622,5 +626,17 @@ static void register_all(void)
 
 int main(int argc, char **argv)
 {
+	/* bench_queue --clean-stale: remove SysV queues of dead mproc processes (the one kind of
+	 * queue object a crash can leave behind); for mproc-bench --clean-stale. */
+	if (argc == 2 && strcmp(argv[1], "--clean-stale") == 0) {
+		int n = mproc_queue_clean_stale();
+
+		if (n < 0) {
+			fprintf(stderr, "bench_queue: --clean-stale: %s\n", mproc_strerror(n));
+			return 1;
+		}
+		printf("removed %d stale SysV message queue(s)\n", n);
+		return 0;
+	}
 	return bench_main(argc, argv, register_all);
 }

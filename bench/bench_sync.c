@@ -76,7 +76,7 @@ static int pp_init(struct pp *p)
 
 		switch (p->prim) {
 		case PRIM_LOCK:
-			/* Both batons start held, by the harness; any process may release a Lock. */
+			/* Both batons start held by the harness; any process may release a Lock. */
 			r = mproc_lock_init_at(mem, 64, &p->l[i]);
 			if (r == 0)
 				r = mproc_lock_acquire(p->l[i], 0);
@@ -184,11 +184,10 @@ static int bar_peer(void *arg)
 {
 	struct bar_arg *ba = arg;
 
+	/* The harness ends with stop + abort: a peer in a wait, or arriving later, gets -EPIPE. */
 	for (;;) {
 		if (mproc_barrier_wait(ba->b, MPROC_FOREVER) < 0)
-			return 1;
-		if (__atomic_load_n(&ba->sh->stop, __ATOMIC_ACQUIRE))
-			return 0;
+			return __atomic_load_n(&ba->sh->stop, __ATOMIC_ACQUIRE) ? 0 : 1;
 	}
 }
 
@@ -218,6 +217,7 @@ static void bm_barrier(struct gbench_state *st, void *arg)
 		pid[started] = bench_fork(npu > 0 ? pus[(started + 1) % npu] : -1, bar_peer, &ba);
 		if (pid[started] < 0) {
 			gbench_skip_with_error(st, "fork failed");
+			__atomic_store_n(&ba.sh->stop, 1, __ATOMIC_RELEASE);
 			mproc_barrier_abort(ba.b);
 			goto out_reap;
 		}
@@ -239,8 +239,7 @@ static void bm_barrier(struct gbench_state *st, void *arg)
 		gbench_set_iteration_time(st, (double)(t1 - t0) / 1e9);
 	}
 	__atomic_store_n(&ba.sh->stop, 1, __ATOMIC_RELEASE);
-	if (mproc_barrier_wait(ba.b, 10.0) < 0)
-		mproc_barrier_abort(ba.b);
+	mproc_barrier_abort(ba.b);
 	sched_setaffinity(0, sizeof(saved), &saved);
 out_reap:
 	for (int i = 0; i < started; i++)

@@ -291,13 +291,18 @@ def build_report(run):
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
     all_unstable = []
-    for name, h in run.harnesses.items():
+    per_harness = []          # (harness, unstable, figures)
+    order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]
+    order += [n for n in run.harnesses if n not in order]
+    for name in order:
+        h = run.harnesses[name]
         fn = SECTIONS.get(name, generic_section)
         out += ["## %s" % name, ""]
         if h.figures:
             lines, unstable = fn(run, h)
             out += lines
             all_unstable += unstable
+            per_harness.append((name, len(unstable), len(h.figures)))
         else:
             out.append("No figures.")
         if h.skipped:
@@ -306,9 +311,12 @@ def build_report(run):
         out.append("")
     if all_unstable:
         out += ["## Unstable figures", "",
-                "CV over repetitions above %d %%: re-run with `PROFILE=full` on a quiet machine "
-                "before trusting them." % (UNSTABLE_CV * 100), ""]
-        out += ["- `%s`" % n for n in all_unstable] + [""]
+                "%d figures vary by more than %d %% (CV) over their repetitions (%s): re-run "
+                "with `PROFILE=full` on a quiet machine before trusting them." % (
+                    len(all_unstable), UNSTABLE_CV * 100,
+                    ", ".join("%s %d/%d" % t for t in per_harness if t[1])), "",
+                "<details><summary>the list</summary>", ""]
+        out += ["- `%s`" % n for n in all_unstable] + ["", "</details>", ""]
     out += ["## Plots", ""] + section_plots(run) + [""]
     out += ["## Files", "",
             "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "

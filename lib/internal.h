@@ -89,4 +89,8 @@ int mproc__parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* Not async-signal-safe (snprintf). */
 int mproc__unique_name(char *buf, size_t size);
 
+/* log.c: the name this process logs under (set by process.c in each child it starts). */
+#define MPROC__LOG_NAME_MAX 64
+void mproc__log_set_name(const char *name);
+
 #endif /* MPROC_INTERNAL_H */

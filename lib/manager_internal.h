@@ -147,6 +147,8 @@ struct mproc__mgr_config {
 	const void *key;
 	size_t keylen;
 	size_t max_frame;
+	bool log_errors;        /* one stderr line per refused connection (the command only:
+				 * the library never prints) */
 };
 
 int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg);

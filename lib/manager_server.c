@@ -118,6 +118,7 @@ struct mproc__mgr {
 	uint8_t key[MPROC_MANAGER_KEY_MAX];
 	size_t keylen;
 	size_t max_frame;
+	bool log_errors;
 	struct obj **objs;
 	size_t nobjs, capobjs;
 	struct mproc__mgr_conn *conns;
@@ -830,6 +831,7 @@ int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg)
 	memcpy(s->key, cfg->key, cfg->keylen);
 	s->keylen = cfg->keylen;
 	s->max_frame = cfg->max_frame ? cfg->max_frame : MPROC_MANAGER_MAX_FRAME_DEFAULT;
+	s->log_errors = cfg->log_errors;
 	*out = s;
 	return 0;
 }
@@ -1006,7 +1008,9 @@ static void conn_fail(struct loop *l, struct mproc__mgr_conn *c, int err)
 {
 	/* Best effort: a FAILURE frame or the last replies, then close. */
 	conn_flush(c);
-	(void)err;
+	if (l->s->log_errors)
+		fprintf(stderr, "mproc-manager: closed connection %d: %s (%s)\n", c->fd,
+			mproc_strerror(err), mproc_errname(err));
 	c->dead = true;
 }
 

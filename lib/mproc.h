@@ -16,6 +16,8 @@
 #include <mproc/error.h>
 #include <mproc/version.h>
 /* [process] */
+#include <mproc/log.h>
+#include <mproc/process.h>
 
 /* [conn] */
 #include <mproc/conn.h>

@@ -2,27 +2,37 @@
  * queue_ring.c - the ring back end: a bounded ring of variable-size records in anonymous
  * MAP_SHARED memory (inherited across fork, no /dev/shm needed).
  *
- * Records are [u32 len][u32 0][payload, padded to 8 bytes]; the payload may wrap around the
- * end of the storage (two copies). Producers serialize on one robust lock, consumers on
+ * Records are [u32 len][u32 seq][payload, padded to 8 bytes]; the payload may wrap around
+ * the end of the storage (two copies). Producers serialize on one robust lock, consumers on
  * another (mproc__qlock: one atomic to take, one to release, a dead owner is detected), so
  * one producer and one consumer never contend on a lock.
  *
- * Robustness. Each side publishes its progress with ONE 64-bit atomic store that packs the
- * item count (low half, also the futex word) with the byte position (high half): producers
- * {puts, wpos}, consumers {gets, rpos}. Positions run modulo 2^32 (storage is at most 1 GiB,
- * so differences stay exact). A producer killed while copying has published nothing, so the
- * next producer (which sees -EOWNERDEAD) simply writes over the partial record: no torn record
- * can ever be seen. A consumer killed while copying has not advanced, so the next consumer
- * reads the same record again. Nothing needs repair, so -EOWNERDEAD is just cleared.
+ * Publishing. A producer copies the payload, then stores the 8-byte header with release
+ * order: seq = item number + 1 (never 0, so zeroed storage is never a record; a stale header
+ * from an earlier lap carries an older number). A consumer knows which item number it expects
+ * at its read position, so it finds a record ready by reading the header alone: the record
+ * and its readiness share a cache line, and the hot path of a consumer never reads the
+ * producers' state (one cache-line transfer per small item, not two). The producer then also
+ * publishes {puts, wpos} (below) for qsize, for its peers and as the consumers' futex word.
+ *
+ * Robustness. Each side keeps its progress in ONE 64-bit word that packs the item count (low
+ * half, also the futex word) with the byte position (high half): producers {puts, wpos},
+ * consumers {gets, rpos}. Positions run modulo 2^32 (storage is at most 1 GiB). A producer
+ * killed before its header store has published nothing: the next producer (-EOWNERDEAD)
+ * writes over the partial record, no torn record can be seen. One killed between the header
+ * store and the {puts, wpos} store has committed the record (consumers may already have it):
+ * the next producer finds a header with the expected number at wpos and advances past it
+ * first. A consumer killed while copying has not advanced, so the next consumer reads the same
+ * record again.
  *
  * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
- * when it did not; per process), then sleeps on the other side's futex word after raising a
- * "sleeping" flag; the other side wakes (everybody) only when it finds the flag set, and
- * clears it (store/re-check against store/check, both ordered, so no wake-up is lost). MPROC_QUEUE_SPIN never sleeps (it calls
- * sched_yield() every 128 spins, so a peer on the same CPU gets to run);
- * MPROC_QUEUE_NOSPIN sleeps at once. Each side caches the other side's state under its lock
- * and reloads it only when the cache says full/empty, so the hot path touches one remote
- * cache line per item at most.
+ * when it did not; per process), consumers on the header they expect, producers on the
+ * consumers' word, then sleeps on the other side's futex word after raising a "sleeping"
+ * flag; the other side wakes (everybody) only when it finds the flag set, and clears it
+ * (store/re-check against store/check, both ordered, so no wake-up is lost).
+ * MPROC_QUEUE_SPIN never sleeps (it calls sched_yield() every 128 spins, so a peer on the
+ * same CPU gets to run); MPROC_QUEUE_NOSPIN sleeps at once. Producers cache the consumers'
+ * word under their lock and reload it only when the cache says full.
  */
 #include <errno.h>
 #include <limits.h>
@@ -55,7 +65,6 @@ struct ring_shared {
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t prod;     /* {puts, wpos} */
 	/* Consumer side. */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t clock;
-	uint64_t prod_cache;            /* consumers' last view of prod */
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t cons;     /* {gets, rpos} */
 	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
@@ -133,24 +142,36 @@ static void ring_fini(struct mproc_queue *q, bool creator)
 	q->be = NULL;
 }
 
+/* The 8-byte header at pos (never wraps: positions and storage are multiples of 8). */
+static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
+{
+	return (_Atomic uint64_t *)(void *)(r->sh->data + (pos & r->mask));
+}
+
+#define HDR(len, seq) (((uint64_t)(seq) << 32) | (uint32_t)(len))
+#define HLEN(h) ((uint32_t)(h))
+#define HSEQ(h) ((uint32_t)((h) >> 32))
+
 /*
- * Wait until the low half of *state is no longer seen: spin (adaptive), then sleep.
- * Returns 0 (re-check) or -ETIMEDOUT.
+ * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
+ * sleep on the low half of *state while it equals seen. Returns 0 (re-check) or -ETIMEDOUT.
+ * Deadline 0 is the front end's first try: no wait at all.
  */
-static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *state,
-		     _Atomic uint32_t *waiters, uint32_t seen, int64_t deadline)
+static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
+		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
+		     uint32_t seen, int64_t deadline)
 {
 	int64_t start, now, until, budget;
 	int rr = 0;
 
 	if (deadline <= 0)
-		return -ETIMEDOUT;      /* a first try: the front end comes back with a deadline */
+		return -ETIMEDOUT;
 	if (!(q->flags & MPROC_QUEUE_NOSPIN)) {
 		budget = (q->flags & MPROC_QUEUE_SPIN) ? INT64_MAX : atomic_load_explicit(
 			&r->spin_ns, memory_order_relaxed);
 		start = mproc__now_ns();
 		for (unsigned i = 1;; i++) {
-			if (CNT(atomic_load_explicit(state, memory_order_acquire)) != seen) {
+			if (atomic_load_explicit(spin_on, memory_order_acquire) != spin_seen) {
 				if (budget < RING_SPIN_MAX_NS)
 					atomic_store_explicit(&r->spin_ns, budget + budget / 4 + 100,
 							      memory_order_relaxed);
@@ -181,7 +202,7 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *st
 	 * puts costs one FUTEX_WAKE per sleep, not one per put while the sleeper is still
 	 * on its way back to a CPU. */
 	atomic_store(waiters, 1);
-	if (CNT(atomic_load(state)) == seen)
+	if (CNT(atomic_load(state)) == seen && atomic_load(spin_on) == spin_seen)
 		rr = mproc__futex_wait(futex_word(state), seen, until);
 	if (rr == -ETIMEDOUT && until == deadline)
 		return -ETIMEDOUT;
@@ -219,38 +240,50 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
 	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
-	uint32_t hdr[2] = { (uint32_t)len, 0 };
-	uint64_t prod, cons;
+	uint64_t prod, cons, h;
 	int rc;
 
 	for (;;) {
 		rc = mproc__qlock(&s->plock, deadline);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
-		/* After -EOWNERDEAD nothing to repair: see the file comment. */
 		prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
+		if (rc == -EOWNERDEAD) {
+			/* The dead producer may have committed its record (header stored) without
+			 * advancing {puts, wpos}: advance past it. */
+			h = atomic_load_explicit(hdr_at(r, POS(prod)), memory_order_acquire);
+			if (HSEQ(h) == CNT(prod) + 1) {
+				prod = PACK(CNT(prod) + 1, POS(prod) + RING_REC_HDR +
+					    ((HLEN(h) + 7) & ~7u));
+				atomic_store_explicit(&s->prod, prod, memory_order_release);
+			}
+		}
 		cons = s->cons_cache;
 		if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
 		    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize)) {
 			cons = atomic_load_explicit(&s->cons, memory_order_acquire);
 			s->cons_cache = cons;
 		}
-		if ((uint32_t)(POS(prod) - POS(cons)) + need <= r->cap &&
+		/* A consumer may be one item ahead of prod for a moment (it took a committed
+		 * record before its producer advanced prod): count that as used, not free. */
+		if ((int32_t)(POS(prod) - POS(cons)) >= 0 &&
+		    (uint32_t)(POS(prod) - POS(cons)) + need <= r->cap &&
 		    (!r->maxsize || (uint32_t)(CNT(prod) - CNT(cons)) < r->maxsize))
 			break;
 		mproc__qunlock(&s->plock);
-		rc = ring_wait(q, r, &s->cons, &s->prod_waiters, CNT(cons), deadline);
+		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, CNT(cons),
+			       deadline);
 		if (rc < 0)
 			return rc;
 	}
-	copy_in(r, POS(prod), hdr, sizeof(hdr));
 	copy_in(r, POS(prod) + RING_REC_HDR, buf, len);
-	/* The release store publishes the record's bytes with the count: consumers that see the
-	 * new count see the whole record. The unlock's atomic exchange (a full barrier on x86
-	 * and ARMv8) then orders that store before our load of cons_waiters, the other half of
-	 * the waiter's "raise count, re-check" (no lost wake-up) without a second fence. */
+	/* Commit: the release store makes the payload visible with the header. */
+	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
 	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
 			      memory_order_release);
+	/* The unlock's atomic exchange (a full barrier on x86 and ARMv8) orders the stores above
+	 * before our load of cons_waiters: the other half of the sleeper's "raise flag,
+	 * re-check", without a second fence. */
 	mproc__qunlock(&s->plock);
 	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
 		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
@@ -261,40 +294,39 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
-	uint64_t prod, cons;
-	uint32_t hdr[2], need;
+	uint64_t cons, h;
+	uint32_t need, prod_seen;
 	int rc;
 
 	for (;;) {
 		rc = mproc__qlock(&s->clock, deadline);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
+		/* After -EOWNERDEAD nothing to repair: the dead consumer had not advanced. */
 		cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
-		prod = s->prod_cache;
-		if (CNT(prod) == CNT(cons)) {
-			prod = atomic_load_explicit(&s->prod, memory_order_acquire);
-			s->prod_cache = prod;
-		}
-		if (CNT(prod) != CNT(cons))
+		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
+		if (HSEQ(h) == CNT(cons) + 1)
 			break;
+		/* Read the futex word before unlocking; ring_wait re-checks both. */
+		prod_seen = CNT(atomic_load(&s->prod));
 		mproc__qunlock(&s->clock);
-		rc = ring_wait(q, r, &s->prod, &s->cons_waiters, CNT(prod), deadline);
+		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, prod_seen,
+			       deadline);
 		if (rc < 0)
 			return rc;
 	}
-	copy_out(r, POS(cons), hdr, sizeof(hdr));
-	if (hdr[0] > cap) {
+	if (HLEN(h) > cap) {
 		mproc__qunlock(&s->clock);
 		return -EMSGSIZE;       /* the item stays */
 	}
-	copy_out(r, POS(cons) + RING_REC_HDR, buf, hdr[0]);
-	need = RING_REC_HDR + ((hdr[0] + 7) & ~7u);
+	copy_out(r, POS(cons) + RING_REC_HDR, buf, HLEN(h));
+	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
 	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
 			      memory_order_release);
 	mproc__qunlock(&s->clock);      /* orders the store before the waiter check (put) */
 	if (atomic_load(&s->prod_waiters) && atomic_exchange(&s->prod_waiters, 0))
 		mproc__futex_wake(futex_word(&s->cons), INT_MAX);
-	return (ssize_t)hdr[0];
+	return (ssize_t)HLEN(h);
 }
 
 static ssize_t ring_qsize(struct mproc_queue *q)
@@ -303,7 +335,9 @@ static ssize_t ring_qsize(struct mproc_queue *q)
 	uint64_t cons = atomic_load(&r->sh->cons);
 	uint64_t prod = atomic_load(&r->sh->prod);
 
-	return (ssize_t)(uint32_t)(CNT(prod) - CNT(cons));
+	int32_t n = (int32_t)(CNT(prod) - CNT(cons));
+
+	return n > 0 ? n : 0;   /* a consumer can be one committed item ahead for a moment */
 }
 
 const struct mproc__queue_ops mproc__queue_ring_ops = {

@@ -4,9 +4,12 @@
  * The creator makes the queue with msgget(key, IPC_CREAT|IPC_EXCL|0600) and removes it with
  * IPC_RMID in mproc_queue_free() and on every failure path of mproc_queue_new(). A creator
  * that is SIGKILLed leaves its queue behind (SysV objects have no name to unlink early and no
- * owner-death cleanup). So that such leftovers can be found, keys are MPROC_SYSV_KEY_PREFIX in
- * the high 16 bits ("mp") and random low bits: `ipcs -q` or /proc/sysvipc/msg lists them, and
- * a cleaner removes those whose creator (cuid matches, lspid/lrpid gone) no longer runs.
+ * owner-death cleanup). So that such leftovers can be found and removed, keys carry the
+ * prefix 0x6d70 ("mp") in their high 16 bits (random low bits), and each queue holds one
+ * marker message of type SYSV_MARK_TYPE with the creator's pid, which gets never receives
+ * (they ask for type SYSV_DATA_TYPE only). mproc_queue_clean_stale() walks
+ * /proc/sysvipc/msg, takes the marker of each "mp" queue of our uid, and removes the queue if
+ * its creator is gone (else puts the marker back). `ipcs -q` shows them as 0x6d70xxxx.
  *
  * SysV has no timed msgsnd/msgrcv and no fd to poll, so calls use IPC_NOWAIT and wait on the
  * shared futex sequence words of the front end (put_seq / get_seq) in slices of 20 ms, which
@@ -20,6 +23,8 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/random.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "queue_internal.h"
@@ -27,6 +32,13 @@
 #define MPROC_SYSV_KEY_PREFIX 0x6d700000u   /* "mp" */
 #define SYSV_SLICE_NS (20 * INT64_C(1000000))
 #define SYSV_STACK_BUF 8192
+#define SYSV_DATA_TYPE 1
+#define SYSV_MARK_TYPE 2
+
+struct sysv_mark {
+	long mtype;
+	int32_t pid;
+};
 
 struct sysvb {
 	int id;
@@ -77,12 +89,17 @@ static int sysv_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	}
 	if (b->id < 0)
 		return -errno;
-	/* Room for at least one largest message (msg_qbytes defaults to msgmnb = 16 KiB). */
-	if (msgctl(b->id, IPC_STAT, &ds) == 0 && ds.msg_qbytes < q->max_msg) {
-		ds.msg_qbytes = q->max_msg;
+	/* Room for the marker and at least one largest message (msg_qbytes defaults to msgmnb,
+	 * 16 KiB; raising it above that needs CAP_SYS_RESOURCE). */
+	if (msgctl(b->id, IPC_STAT, &ds) == 0 &&
+	    ds.msg_qbytes < q->max_msg + sizeof(int32_t)) {
+		ds.msg_qbytes = q->max_msg + sizeof(int32_t);
 		if (msgctl(b->id, IPC_SET, &ds) < 0)
 			return -EMSGSIZE;
 	}
+	struct sysv_mark mark = { .mtype = SYSV_MARK_TYPE, .pid = (int32_t)getpid() };
+	if (msgsnd(b->id, &mark, sizeof(mark.pid), IPC_NOWAIT) < 0)
+		return -errno;
 	return 0;
 }
 
@@ -116,7 +133,7 @@ static int sysv_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 			return -ENOMEM;
 		}
 	}
-	m->mtype = 1;
+	m->mtype = SYSV_DATA_TYPE;
 	memcpy(m->mtext, buf, len);
 	for (;;) {
 		seen = atomic_load(&q->sh->get_seq);
@@ -162,7 +179,7 @@ static ssize_t sysv_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	for (;;) {
 		seen = atomic_load(&q->sh->put_seq);
 		/* Without MSG_NOERROR a message over room fails with E2BIG and stays queued. */
-		n = msgrcv(b->id, m, room, 0, IPC_NOWAIT);
+		n = msgrcv(b->id, m, room, SYSV_DATA_TYPE, IPC_NOWAIT);
 		if (n >= 0) {
 			memcpy(buf, m->mtext, (size_t)n);
 			break;
@@ -199,7 +216,46 @@ static ssize_t sysv_qsize(struct mproc_queue *q)
 
 	if (msgctl(b->id, IPC_STAT, &ds) < 0)
 		return -errno;
-	return (ssize_t)ds.msg_qnum;
+	return ds.msg_qnum > 0 ? (ssize_t)ds.msg_qnum - 1 : 0;    /* less the marker */
+}
+
+int mproc_queue_clean_stale(void)
+{
+	FILE *f = fopen("/proc/sysvipc/msg", "re");
+	char line[512];
+	int removed = 0;
+
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	if (!fgets(line, sizeof(line), f)) {     /* header */
+		fclose(f);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		long long key;
+		int id, perms, lspid, lrpid;
+		unsigned long cbytes, qnum;
+		unsigned uid, gid, cuid;
+		struct sysv_mark mark;
+		ssize_t n;
+
+		if (sscanf(line, "%lld %d %o %lu %lu %d %d %u %u %u", &key, &id, &perms, &cbytes,
+			   &qnum, &lspid, &lrpid, &uid, &gid, &cuid) != 10)
+			continue;
+		if (((uint32_t)key & 0xffff0000u) != MPROC_SYSV_KEY_PREFIX || cuid != geteuid())
+			continue;
+		n = msgrcv(id, &mark, sizeof(mark.pid), SYSV_MARK_TYPE, IPC_NOWAIT);
+		if (n != (ssize_t)sizeof(mark.pid))
+			continue;       /* no marker: not ours, or another cleaner holds it */
+		if (mark.pid > 0 && (kill((pid_t)mark.pid, 0) == 0 || errno == EPERM)) {
+			msgsnd(id, &mark, sizeof(mark.pid), IPC_NOWAIT);       /* alive: put back */
+			continue;
+		}
+		if (msgctl(id, IPC_RMID, NULL) == 0)
+			removed++;
+	}
+	fclose(f);
+	return removed;
 }
 
 const struct mproc__queue_ops mproc__queue_sysv_ops = {

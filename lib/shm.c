@@ -119,7 +119,9 @@ static int create_named(struct mproc_shm *s, size_t size, const struct mproc_shm
 		fd = shm_open(s->name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			break;
-		r = -errno;
+		/* With O_CREAT, ENOENT can only mean that /dev/shm itself is missing (AWS Lambda):
+		 * say "not supported here" rather than "no such name". */
+		r = errno == ENOENT ? -ENOSYS : -errno;
 		/* A generated name met a leftover of a dead run with a recycled pid: pick again. */
 		if (r != -EEXIST || o->name || tries >= 8)
 			return r;

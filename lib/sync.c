@@ -591,6 +591,12 @@ int mproc_sem_value(const struct mproc_sem *s)
 
 /* ---- Condition ------------------------------------------------------------------------ */
 
+/* Whether the calling thread holds the lock word (a Condition needs its caller to). */
+static bool held_by_me(uint32_t *w)
+{
+	return (__atomic_load_n(w, __ATOMIC_RELAXED) & LW_TID_MASK) == self_tid();
+}
+
 static int cond_wait_deadline(struct mproc_cond *c, struct mproc_lock *l, int64_t deadline)
 {
 	int r, r2;
@@ -614,7 +620,7 @@ int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s
 	r = mproc__deadline(timeout_s, &deadline);
 	if (r < 0)
 		return r;
-	if (!__atomic_load_n(&l->word, __ATOMIC_RELAXED))
+	if (!held_by_me(&l->word))
 		return -EPERM;
 	if (timeout_s == 0)
 		deadline = 0;
@@ -632,7 +638,7 @@ int mproc_cond_wait_for(struct mproc_cond *c, struct mproc_lock *l, int (*pred)(
 	r = mproc__deadline(timeout_s, &deadline);
 	if (r < 0)
 		return r;
-	if (!__atomic_load_n(&l->word, __ATOMIC_RELAXED))
+	if (!held_by_me(&l->word))
 		return -EPERM;
 	while (!pred(arg)) {
 		if (deadline != MPROC__NO_DEADLINE && mproc__now_ns() >= deadline)
@@ -652,7 +658,7 @@ int mproc_cond_notify(struct mproc_cond *c, struct mproc_lock *l, int n)
 
 	if (!c || !l || n < 0)
 		return -EINVAL;
-	if (!__atomic_load_n(&l->word, __ATOMIC_RELAXED))
+	if (!held_by_me(&l->word))
 		return -EPERM;
 	/* Waiters that timed out since the last notify confirmed in `woken` without being
 	 * picked: forget them. */

@@ -60,6 +60,8 @@ def draw_gnuplot(spec, table, tsv_path, outbase, cap):
         "ytitle=%s" % _gp_str(spec.get("ylabel", "")),
         "caption=%s" % _gp_str(cap),
         "logy=%d" % (1 if spec.get("logy") else 0),
+        "logx=%d" % (1 if spec.get("logx") else 0),
+        "xtitle=%s" % _gp_str(spec.get("xlabel", "")),
     ])
     r = subprocess.run(["gnuplot", "-e", expr, script], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
@@ -72,7 +74,54 @@ def draw_gnuplot(spec, table, tsv_path, outbase, cap):
     return [outbase + ".png", outbase + ".svg"]
 
 
+def _finish_matplotlib(plt, fig, ax, spec, outbase, cap):
+    if spec.get("logy"):
+        ax.set_yscale("log")
+    ax.set_ylabel(spec.get("ylabel", ""))
+    ax.set_title(spec.get("title", spec["id"]))
+    fig.text(0.01, 0.01, cap, fontsize=7, ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    out = []
+    for ext in ("png", "svg"):
+        fig.savefig(outbase + "." + ext)
+        out.append(outbase + "." + ext)
+    plt.close(fig)
+    return out
+
+
+def _binary(x):
+    """64 -> '64', 4096 -> '4Ki', 1048576 -> '1Mi' (gnuplot's %b%B)."""
+    for div, suf in ((1 << 30, "Gi"), (1 << 20, "Mi"), (1 << 10, "Ki")):
+        if x >= div:
+            return "%g%s" % (x / div, suf)
+    return "%g" % x
+
+
+def draw_lines_matplotlib(plt, spec, table, outbase, cap):
+    fig, ax = plt.subplots(figsize=(9.6, 5.6), dpi=100)
+    xs = [float(g) for g in table.groups]
+    for s in table.series:
+        pts = [(x, table.cell(g, s)[0]) for x, g in zip(xs, table.groups)]
+        pts = [(x, v) for x, v in pts if math.isfinite(v) and v > 0]
+        if not pts:
+            continue
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4,
+                linewidth=2, color=registry.color(s),
+                linestyle="--" if s.startswith("python:") else "-", label=registry.label(s))
+    if spec.get("logx"):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs)
+        ax.set_xticklabels([_binary(x) for x in xs])
+        ax.minorticks_off()
+    ax.set_xlabel(spec.get("xlabel", ""))
+    ax.grid(which="major", alpha=0.4)
+    ax.legend(loc="best", fontsize=8)
+    return _finish_matplotlib(plt, fig, ax, spec, outbase, cap)
+
+
 def draw_matplotlib(plt, spec, table, outbase, cap):
+    if spec["kind"] == "lines":
+        return draw_lines_matplotlib(plt, spec, table, outbase, cap)
     n = len(table.series)
     bw = 0.8 / max(n, 1)
     fig, ax = plt.subplots(figsize=(9.6, 5.6), dpi=100)
@@ -93,20 +142,9 @@ def draw_matplotlib(plt, spec, table, outbase, cap):
                     capsize=3, linewidth=1)
     ax.set_xticks(xs)
     ax.set_xticklabels(table.groups, rotation=15, ha="right")
-    if spec.get("logy"):
-        ax.set_yscale("log")
-    ax.set_ylabel(spec.get("ylabel", ""))
-    ax.set_title(spec.get("title", spec["id"]))
     ax.grid(axis="y", which="major", alpha=0.4)
     ax.legend(loc="upper left")
-    fig.text(0.01, 0.01, cap, fontsize=7, ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    out = []
-    for ext in ("png", "svg"):
-        fig.savefig(outbase + "." + ext)
-        out.append(outbase + "." + ext)
-    plt.close(fig)
-    return out
+    return _finish_matplotlib(plt, fig, ax, spec, outbase, cap)
 
 
 def load_matplotlib():

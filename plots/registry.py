@@ -6,15 +6,18 @@ tsv.py turns each entry into plots/data/<id>.tsv, plot.py draws it with gnuplot
 
 Entry fields:
   id       file stem of the plot ("baseline_latency")
-  harness  the harness whose JSON it reads (the plot is skipped when that file is absent)
-  kind     "grouped_bars": one bar group per `group`, one bar per `series`, log y if logy
-  pattern  regex (fullmatch) over stripped benchmark names with named groups `group` and
-           `series`; names under "python/" (CPython comparators) match the same pattern with
-           the prefix removed and become series "python:<series>"
-  value    fields to try in order for the bar height (counters, or real_time in ns)
-  whisker  field for the upper whisker (None: no whisker)
-  scale    divide values by this for the axis (1e3: ns -> us)
-  ylabel, title
+  harness  the harness (or list of harnesses) whose JSON may hold its names; the plot is
+           made when any of them is in the run (names are then taken from every file)
+  kind     "grouped_bars": one bar group per `group`, one bar per `series`;
+           "lines": x from the named group `x` (a number), one line per `series`
+  pattern  regex (fullmatch) over stripped benchmark names with named groups `series` and
+           `group` (grouped_bars) or `x` (lines); names under "python/" (CPython
+           comparators) match the same pattern with the prefix removed and become series
+           "python:<series>"
+  value    fields to try in order for the bar height / y (counters, or real_time in ns)
+  whisker  field for the upper whisker (None: no whisker; grouped_bars only)
+  scale    divide values by this for the axis (1e3: ns -> us, 1e6: B/s -> MB/s)
+  logx, logy, xlabel, ylabel, title
 """
 
 PLOTS = [
@@ -30,7 +33,47 @@ PLOTS = [
         "ylabel": "round trip (ns, log scale)",
         "title": "Baseline round trips: p50, whisker to p99",
     },
-    # [spawn] [pipe] [queue] [latency] [shm] [manager] [pool]: add entries here.
+    {
+        "id": "latency_rtt",
+        "harness": ["latency", "queue"],
+        "kind": "grouped_bars",
+        "pattern": r"latency/(?P<group>[^/]+)/placement:(?P<series>same_core|cross_core)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1.0,
+        "logy": True,
+        "ylabel": "round trip (ns, log scale)",
+        "title": "Round trip between two processes: p50, whisker to p99",
+    },
+    {
+        "id": "pipe_throughput",
+        "harness": "pipe",
+        "kind": "lines",
+        "pattern": r"pipe/(?P<series>[^/]+)/bytes:(?P<x>\d+)/placement:cross_core",
+        "value": ["bytes_per_second"],
+        "whisker": None,
+        "scale": 1e6,
+        "logx": True,
+        "logy": True,
+        "xlabel": "message size (bytes)",
+        "ylabel": "one-way throughput (MB/s, cross core)",
+        "title": "Pipe and connection throughput by message size",
+    },
+    {
+        "id": "queue_throughput",
+        "harness": "queue",
+        "kind": "lines",
+        "pattern": r"queue/(?P<series>[^/]+)/bytes:(?P<x>\d+)/producers:1/consumers:1",
+        "value": ["msgs_per_second"],
+        "whisker": None,
+        "scale": 1.0,
+        "logx": True,
+        "logy": True,
+        "xlabel": "item size (bytes)",
+        "ylabel": "items per second (1 producer, 1 consumer)",
+        "title": "Queue throughput by back end and item size",
+    },
+    # [spawn] [shm] [manager] [pool]: add entries here.
 ]
 
 # One colour per method/series across every plot (gnuplot and matplotlib alike). Colour-blind
@@ -56,6 +99,14 @@ PALETTE = {
     "none": "#999999",
     "unix": "#0072B2",
     "tcp": "#D55E00",
+    "raw_pipe": "#999999",
+    "conn_pipe": "#0072B2",
+    "conn_stream": "#009E73",
+    "conn_seqpacket": "#56B4E9",
+    "pipe_queue": "#0072B2",
+    "ring_spin": "#E69F00",
+    "ring_futex": "#D55E00",
+    "mq": "#CC79A7",
 }
 _FALLBACK = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
              "#882255", "#AA4499"]
@@ -77,5 +128,10 @@ def label(series):
 
 
 def plots_for(harnesses):
-    """Registry entries whose harness is among `harnesses` (names of JSON files in a run)."""
-    return [p for p in PLOTS if p["harness"] in harnesses]
+    """Registry entries with a harness among `harnesses` (names of JSON files in a run)."""
+    out = []
+    for p in PLOTS:
+        hs = [p["harness"]] if isinstance(p["harness"], str) else p["harness"]
+        if any(h in harnesses for h in hs):
+            out.append(p)
+    return out

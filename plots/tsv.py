@@ -4,8 +4,9 @@ one per registry entry (plots/registry.py) whose harness is in the run.
 
     python3 plots/tsv.py RUN_DIR        # writes the files, prints one line per file
 
-TSV layout (grouped_bars): a '#' comment block (title, ylabel, series, and last the column
-header "#<TAB>group<TAB><s1><TAB><s1>_hi<TAB><s2>..."), then one row per group; missing cells are
+TSV layout (grouped_bars and lines): a '#' comment block (title, ylabel, series, and last the column
+header "#<TAB>group<TAB><s1><TAB><s1>_hi<TAB><s2>..."), then one row per group (lines: per x,
+in numeric order); missing cells are
 NaN. Values are already divided by the entry's scale. Stdlib only.
 """
 
@@ -57,7 +58,9 @@ def build_table(run, spec):
         m = rx.fullmatch(name)
         if not m:
             continue
-        group, series = m.group("group"), prefix + m.group("series")
+        gi = rx.groupindex
+        group = m.group("group") if "group" in gi else m.group("x")
+        series = prefix + m.group("series")
         field, v = _field(fig, spec["value"])
         if field is None:
             continue
@@ -73,6 +76,8 @@ def build_table(run, spec):
             t.series.append(series)
         t.cells[(group, series)] = (v / scale, hi / scale)
         t.value_field[series] = field
+    if spec["kind"] == "lines":
+        t.groups.sort(key=float)
     return t
 
 

@@ -192,6 +192,33 @@ class Steps(TmpCase):
         rows = [l.split() for l in open(done[0][2]) if not l.startswith("#")]
         self.assertEqual(rows, [["pipe_rtt", "1900", "2500"]])
 
+    def test_lines_kind(self):
+        run_dir = os.path.join(self.tmp, "r")
+        os.mkdir(run_dir)
+        with open(os.path.join(run_dir, "context.json"), "w") as f:
+            json.dump({"complete": True}, f)
+        rows = []
+        for tr, sizes in (("raw_pipe", (65536, 64, 4096)), ("conn_pipe", (64, 4096))):
+            for b in sizes:
+                n = "pipe/%s/bytes:%d/placement:cross_core/manual_time" % (tr, b)
+                rows.append({"name": n, "run_name": n, "run_type": "iteration",
+                             "repetitions": 1, "repetition_index": 0, "iterations": 5,
+                             "real_time": 1.0, "cpu_time": 1.0, "time_unit": "us",
+                             "bytes_per_second": b * 1000.0})
+        with open(os.path.join(run_dir, "pipe.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": rows}, f)
+        done = {d[0]["id"]: d for d in tsv.write_run(gbjson.load_run(run_dir))}
+        self.assertEqual(list(done), ["pipe_throughput"])
+        data = [l.split() for l in open(done["pipe_throughput"][2]) if not l.startswith("#")]
+        self.assertEqual(data, [["64", "0.064", "0.064", "0.064", "0.064"],
+                                ["4096", "4.096", "4.096", "4.096", "4.096"],
+                                ["65536", "65.536", "65.536", "NaN", "NaN"]])
+        r = self.plot(run_dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        if shutil.which("gnuplot"):
+            self.assertTrue(os.path.isfile(os.path.join(run_dir, "plots",
+                                                        "pipe_throughput.gnuplot.svg")))
+
     def test_palette_is_fixed(self):
         self.assertEqual(registry.color("same_core"), registry.color("python:same_core"))
         self.assertEqual(registry.color("something_new"), registry.color("something_new"))

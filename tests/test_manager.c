@@ -587,6 +587,25 @@ static void t_idle_preauth(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* A client that never authenticates is dropped after the 5 s handshake deadline. */
+static void t_handshake_deadline(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	uint8_t body[64];
+	size_t len;
+	double t0 = tap_now(), dt;
+	int fd = raw_connect(mproc_manager_address(m));
+
+	CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+	CHECK(raw_closed_within(fd, 5.0 + 2.0 * tap_timeout_mult()));
+	dt = tap_now() - t0;
+	tap_diag("unauthenticated connection closed after %.2f s", dt);
+	CHECK_CMP(dt, >=, 4.9);
+	mproc__close(fd);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* ---- malformed frames after authentication ---- */
 
 static void t_malformed(void *arg)
@@ -674,8 +693,26 @@ static void t_server_killed(void *arg)
 	char buf[8];
 	double t0;
 
+	pid_t waiter;
+	int status;
+
+	/* A child parked in a blocking get must learn of the death too. */
+	waiter = fork();
+	ASSERT(waiter >= 0);
+	if (waiter == 0) {
+		struct mproc_mclient *cc;
+		struct mproc_mqueue *cq;
+		size_t kl;
+		const void *k = mproc_manager_key(m, &kl);
+
+		if (mproc_manager_connect(&cc, mproc_manager_address(m), k, kl) < 0 ||
+		    mproc_mqueue_open(&cq, cc, "q", 0) < 0)
+			_exit(10);
+		_exit(mproc_mqueue_get(cq, buf, sizeof(buf), MPROC_FOREVER) == -EPIPE ? 0 : 11);
+	}
 	ASSERT_OK(mproc_dict_open(&d, c, "d"));
 	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	usleep(100 * 1000);
 	kill(mproc_manager_pid(m), SIGINT);     /* ignored */
 	usleep(50 * 1000);
 	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 1);
@@ -685,6 +722,9 @@ static void t_server_killed(void *arg)
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	CHECK_ERR(mproc_dict_set(d, "k", "v", 1), -EPIPE);
 	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
+	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	mproc_dict_close(d);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
@@ -954,6 +994,7 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
 	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
 	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
+	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
 	tap_add("manager/unix/malformed_frames", t_malformed, NULL);
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);

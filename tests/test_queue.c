@@ -733,6 +733,34 @@ static void t_qlock_owner_dies(void *arg)
 	munmap((void *)lock, 4096);
 }
 
+/* A SysV queue whose creator died without freeing it is found and removed; a live one is
+ * left alone. */
+static void t_sysv_clean_stale(void *arg)
+{
+	struct mproc_queue *live = mkq(arg, 0, 0, 0);
+	char b[64];
+	pid_t pid;
+	int st;
+
+	CHECK_OK(mproc_queue_put(live, "keep", 4, 0));
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		struct mproc_queue *q;
+		struct mproc_queue_opts o = { .backend = MPROC_QUEUE_SYSV };
+		_exit(mproc_queue_new(&q, &o) == 0 ? 0 : 3);   /* "crash": never freed */
+	}
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_EQ(mproc_queue_clean_stale(), 1);
+	CHECK_EQ(mproc_queue_clean_stale(), 0);
+	/* The live queue still works, its marker back in place. */
+	CHECK_EQ(mproc_queue_qsize(live), 1);
+	CHECK_EQ(mproc_queue_get(live, b, sizeof(b), 0), 4);
+	CHECK_EQ(mproc_queue_qsize(live), 0);
+	mproc_queue_free(live);
+}
+
 struct tcase {
 	const char *name;
 	tap_fn *fn;
@@ -767,5 +795,6 @@ int main(int argc, char **argv)
 	}
 	tap_add("queue/ring/spin_nospin_modes", t_ring_modes, (void *)(intptr_t)MPROC_QUEUE_RING);
 	tap_add("queue/ring/lock_owner_dies", t_qlock_owner_dies, NULL);
+	tap_add("queue/sysv/clean_stale", t_sysv_clean_stale, (void *)(intptr_t)MPROC_QUEUE_SYSV);
 	return tap_run(argc, argv);
 }

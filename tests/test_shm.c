@@ -103,8 +103,10 @@ static void t_bad_input(void *arg)
 	CHECK_ERR(mproc_shm_new(&s, MPROC_SHM_SIZE_MAX + 1, &o), -EMSGSIZE);
 	CHECK_ERR(mproc_shm_new(&s, SIZE_MAX, NULL), -EMSGSIZE);
 	CHECK_ERR(mproc_shm_new(&s, 4096, &(struct mproc_shm_opts){ .kind = 7 }), -EINVAL);
-	CHECK_ERR(mproc_shm_new(&s, 4096, &(struct mproc_shm_opts){ .kind = MPROC_SHM_ANON,
-								      .name = "/mproc-x" }), -EINVAL);
+	o.name = "/mproc-x";
+	o.kind = MPROC_SHM_ANON;
+	CHECK_ERR(mproc_shm_new(&s, 4096, &o), -EINVAL);        /* a name for an anonymous one */
+	o.kind = MPROC_SHM_NAMED;
 	/* A NUL inside the name, a name without '/', with another '/', empty, too long. */
 	o.name = "/mproc-a\0b";
 	o.name_len = 10;
@@ -311,6 +313,53 @@ static void t_full_devshm(void *arg)
 	if (st == 77 || st == 78 || st == 79)
 		tap_skip("cannot unshare/mount here (step %d): no private /dev/shm", st - 77);
 	CHECK_EQ(st, 0);        /* 128 + SIGBUS would mean the reservation failed */
+}
+
+/* No /dev/shm (AWS Lambda) or a read-only one: named regions fail with a clear code, memfd
+ * and anonymous regions still work. */
+static int child_no_devshm(void *arg)
+{
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
+	struct mproc_shm *s;
+	int r;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		return 77;
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 78;
+	/* Read-only /dev/shm. */
+	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_RDONLY, "size=1m") < 0)
+		return 79;
+	r = mproc_shm_new(&s, 4096, &o);
+	if (r != -EROFS && r != -EACCES)
+		return 10;
+	/* No /dev/shm at all: an empty /dev. */
+	if (mount("tmpfs", "/dev", "tmpfs", 0, "size=1m") < 0)
+		return 79;
+	r = mproc_shm_new(&s, 4096, &o);
+	if (r != -ENOSYS)
+		return 11;
+	o.kind = MPROC_SHM_MEMFD;
+	if (mproc_shm_new(&s, 1 << 20, &o) < 0)
+		return 12;
+	memset(mproc_shm_addr(s), 7, 1 << 20);
+	mproc_shm_free(s);
+	if (mproc_shm_new(&s, 1 << 20, NULL) < 0)
+		return 13;
+	mproc_shm_free(s);
+	return 0;
+}
+
+static void t_no_devshm(void *arg)
+{
+	int st;
+
+	if (geteuid() != 0)
+		tap_skip("needs root to hide /dev/shm in a private mount namespace");
+	st = reap(spawn(child_no_devshm, NULL));
+	if (st == 77 || st == 78 || st == 79)
+		tap_skip("cannot unshare/mount here (step %d)", st - 77);
+	CHECK_EQ(st, 0);
 }
 
 /* ---- Value and Array ------------------------------------------------------------------ */
@@ -579,6 +628,7 @@ int main(int argc, char **argv)
 	tap_add("shm/named/attach_checks", t_named_attach_checks, NULL);
 	tap_add("shm/memfd/sealed_attach_fd", t_memfd, NULL);
 	tap_add("shm/named/full_devshm_enospc", t_full_devshm, NULL);
+	tap_add("shm/named/no_devshm", t_no_devshm, NULL);
 	tap_add("shm/value/every_type_cross_process", t_value_every_type, NULL);
 	tap_add("shm/array/zeroed", t_array_zeroed, NULL);
 	tap_add("shm/value/atomics", t_atomics, NULL);

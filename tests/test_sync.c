@@ -2,6 +2,7 @@
  * BoundedSemaphore, Condition, Event and Barrier (reliability.md T21-T23). */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -837,6 +838,231 @@ static void t_eintr_storm(void *arg)
 	mproc_lock_free(l);
 }
 
+/* ---- stress: no lost wake-ups --------------------------------------------------------- */
+
+struct sem_mutex_arg {
+	struct mproc_sem *s;
+	int64_t *counter;
+};
+
+static int child_sem_mutex(void *p)
+{
+	struct sem_mutex_arg *a = p;
+
+	for (int i = 0; i < 5000; i++) {
+		int r = mproc_sem_acquire(a->s, 10.0);
+
+		if (r < 0)
+			return code(r);
+		*(volatile int64_t *)a->counter = *(volatile int64_t *)a->counter + 1;
+		r = mproc_sem_release(a->s);
+		if (r < 0)
+			return code(r);
+	}
+	return 0;
+}
+
+/* A BoundedSemaphore(1) used as a mutex by 4 processes: exact count, value back to 1. */
+static void t_sem_contended(void *arg)
+{
+	struct sem_mutex_arg a;
+	pid_t p[4];
+
+	ASSERT_OK(mproc_sem_new(&a.s, 1, 1));
+	a.counter = shared(64);
+	for (int i = 0; i < 4; i++)
+		p[i] = spawn(child_sem_mutex, &a);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(reap(p[i]), 0);
+	CHECK_EQ(*a.counter, 20000);
+	CHECK_EQ(mproc_sem_value(a.s), 1);
+	munmap(a.counter, 64);
+	mproc_sem_free(a.s);
+}
+
+struct pc_arg {
+	struct mproc_lock *l;
+	struct mproc_cond *c;
+	int *items, *consumed, *done;
+};
+
+static int pred_items_or_done(void *p)
+{
+	struct pc_arg *a = p;
+
+	return *a->items > 0 || *a->done;
+}
+
+/* Consumers wait with short timeouts, so timed-out and notified waits interleave. */
+static int child_consumer(void *p)
+{
+	struct pc_arg *a = p;
+
+	mproc_lock_acquire(a->l, MPROC_FOREVER);
+	for (;;) {
+		int r = mproc_cond_wait_for(a->c, a->l, pred_items_or_done, a, 0.02);
+
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r < 0)
+			break;
+		if (*a->items > 0) {
+			(*a->items)--;
+			(*a->consumed)++;
+			continue;
+		}
+		if (*a->done)
+			break;
+	}
+	mproc_lock_release(a->l);
+	return 0;
+}
+
+static void t_cond_producer_consumer(void *arg)
+{
+	struct pc_arg a;
+	int *mem = shared(4096);
+	pid_t p[4];
+
+	a.items = mem;
+	a.consumed = mem + 16;
+	a.done = mem + 32;
+	ASSERT_OK(mproc_lock_new(&a.l));
+	ASSERT_OK(mproc_cond_new(&a.c));
+	for (int i = 0; i < 4; i++)
+		p[i] = spawn(child_consumer, &a);
+	for (int i = 0; i < 3000; i++) {
+		mproc_lock_acquire(a.l, MPROC_FOREVER);
+		(*a.items)++;
+		CHECK_OK(mproc_cond_notify(a.c, a.l, 1));
+		mproc_lock_release(a.l);
+	}
+	/* Every item is taken without any further notify. */
+	for (int i = 0; i < 500; i++) {
+		int left;
+
+		mproc_lock_acquire(a.l, MPROC_FOREVER);
+		left = *a.items;
+		mproc_lock_release(a.l);
+		if (left == 0)
+			break;
+		sleep_ms(10);
+	}
+	mproc_lock_acquire(a.l, MPROC_FOREVER);
+	*a.done = 1;
+	mproc_cond_notify_all(a.c, a.l);
+	mproc_lock_release(a.l);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(reap(p[i]), 0);
+	CHECK_EQ(*a.items, 0);
+	CHECK_EQ(*a.consumed, 3000);
+	munmap(mem, 4096);
+	mproc_cond_free(a.c);
+	mproc_lock_free(a.l);
+}
+
+struct overfull_arg {
+	struct mproc_barrier *b;
+	int *idx_count;         /* [2], then the stop flag at [16] */
+};
+
+static int child_barrier_overfull(void *p)
+{
+	struct overfull_arg *a = p;
+
+	while (!__atomic_load_n(&a->idx_count[16], __ATOMIC_SEQ_CST)) {
+		int idx = mproc_barrier_wait(a->b, 10.0);
+
+		if (idx == -EPIPE)
+			return 0;       /* aborted at the end: the last odd waiter */
+		if (idx < 0 || idx > 1)
+			return idx < 0 ? code(idx) : 200;
+		__atomic_fetch_add(&a->idx_count[idx], 1, __ATOMIC_SEQ_CST);
+	}
+	return 0;
+}
+
+/* More processes than parties: passes overtake slow waiters; each pass still hands out 0
+ * and 1 exactly once. */
+static void t_barrier_overfull(void *arg)
+{
+	struct overfull_arg a;
+	pid_t p[4];
+
+	a.idx_count = shared(4096);
+	ASSERT_OK(mproc_barrier_new(&a.b, 2));
+	for (int i = 0; i < 4; i++)
+		p[i] = spawn(child_barrier_overfull, &a);
+	for (int i = 0; i < 1000 && __atomic_load_n(&a.idx_count[1], __ATOMIC_SEQ_CST) < 1000; i++)
+		sleep_ms(10);
+	__atomic_store_n(&a.idx_count[16], 1, __ATOMIC_SEQ_CST);
+	sleep_ms(50);
+	CHECK_OK(mproc_barrier_abort(a.b));     /* frees a process left without a partner */
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(reap(p[i]), 0);
+	CHECK_CMP(a.idx_count[0], >=, 1000);
+	CHECK_EQ(a.idx_count[0], a.idx_count[1]);
+	munmap(a.idx_count, 4096);
+	mproc_barrier_free(a.b);
+}
+
+static void *thread_release_rlock(void *p)
+{
+	return (void *)(intptr_t)mproc_rlock_release(p);
+}
+
+/* Ownership is per thread: another thread of the owner's process may not release. */
+static void t_rlock_other_thread(void *arg)
+{
+	struct mproc_rlock *rl;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_OK(mproc_rlock_new(&rl));
+	ASSERT_OK(mproc_rlock_acquire(rl, 0));
+	ASSERT_EQ(pthread_create(&th, NULL, thread_release_rlock, rl), 0);
+	pthread_join(th, &ret);
+	CHECK_EQ((intptr_t)ret, -EPERM);
+	CHECK_OK(mproc_rlock_release(rl));
+	mproc_rlock_free(rl);
+}
+
+/* Every type places itself in caller memory, and _at refuses the wrong type. */
+static void t_init_at_all(void *arg)
+{
+	_Alignas(64) unsigned char mem[6][MPROC_SYNC_SIZE];
+	struct mproc_lock *l;
+	struct mproc_rlock *rl;
+	struct mproc_sem *s;
+	struct mproc_cond *c;
+	struct mproc_event *e;
+	struct mproc_barrier *b;
+
+	CHECK_OK(mproc_lock_init_at(mem[0], MPROC_SYNC_SIZE, &l));
+	CHECK_OK(mproc_rlock_init_at(mem[1], MPROC_SYNC_SIZE, &rl));
+	CHECK_OK(mproc_sem_init_at(mem[2], MPROC_SYNC_SIZE, 3, 5, &s));
+	CHECK_OK(mproc_cond_init_at(mem[3], MPROC_SYNC_SIZE, &c));
+	CHECK_OK(mproc_event_init_at(mem[4], MPROC_SYNC_SIZE, &e));
+	CHECK_OK(mproc_barrier_init_at(mem[5], MPROC_SYNC_SIZE, 4, &b));
+	CHECK_OK(mproc_rlock_at(mem[1], &rl));
+	CHECK_OK(mproc_sem_at(mem[2], &s));
+	CHECK_EQ(mproc_sem_value(s), 3);
+	CHECK_OK(mproc_cond_at(mem[3], &c));
+	CHECK_OK(mproc_event_at(mem[4], &e));
+	CHECK_OK(mproc_barrier_at(mem[5], &b));
+	CHECK_EQ(mproc_barrier_parties(b), 4);
+	CHECK_ERR(mproc_rlock_at(mem[0], &rl), -EINVAL);
+	CHECK_ERR(mproc_sem_at(mem[3], &s), -EINVAL);
+	CHECK_ERR(mproc_cond_at(mem[4], &c), -EINVAL);
+	CHECK_ERR(mproc_event_at(mem[5], &e), -EINVAL);
+	CHECK_ERR(mproc_barrier_at(mem[0], &b), -EINVAL);
+	CHECK_ERR(mproc_sem_init_at(mem[2], MPROC_SYNC_SIZE, 6, 5, &s), -EINVAL);
+	CHECK_ERR(mproc_barrier_init_at(mem[5], MPROC_SYNC_SIZE, 0, &b), -EINVAL);
+	CHECK_ERR(mproc_cond_new(NULL), -EINVAL);
+	CHECK_ERR(mproc_event_new(NULL), -EINVAL);
+	CHECK_ERR(mproc_barrier_new(NULL, 2), -EINVAL);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_opts slow = { .timeout_s = 120 };
@@ -862,5 +1088,10 @@ int main(int argc, char **argv)
 	tap_add("sync/barrier/abort_reset", t_barrier_abort_reset, NULL);
 	tap_add("sync/barrier/timeout", t_barrier_timeout, NULL);
 	tap_add("sync/eintr_storm/timeouts", t_eintr_storm, NULL);
+	tap_add_opts("sync/sem/contended_4x5000", t_sem_contended, NULL, &slow);
+	tap_add_opts("sync/cond/producer_consumer", t_cond_producer_consumer, NULL, &slow);
+	tap_add_opts("sync/barrier/more_procs_than_parties", t_barrier_overfull, NULL, &slow);
+	tap_add("sync/rlock/other_thread", t_rlock_other_thread, NULL);
+	tap_add("sync/init_at/every_type", t_init_at_all, NULL);
 	return tap_run(argc, argv);
 }

@@ -30,7 +30,12 @@
  *
  * Threads and fork. A client serves one call at a time: use one client per thread, or lock
  * around it. After fork() a child must not use its parent's client (the two would interleave
- * frames on one socket): connect again in the child. Proxies belong to their client.
+ * frames on one socket): connect again in the child. A child that inherits a client's socket
+ * also keeps that connection open after the parent disconnects, so locks the parent holds are
+ * released only when both have closed it: fork before connecting where that matters. Proxies
+ * belong to their client. The server's death signal follows the thread that called
+ * mproc_manager_start() (PR_SET_PDEATHSIG semantics): start it from a thread that outlives
+ * its use, normally the main thread.
  */
 #ifndef MPROC_MANAGER_H
 #define MPROC_MANAGER_H

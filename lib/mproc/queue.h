@@ -8,7 +8,8 @@
  *                     (no /dev/shm needed); futex waits after a short adaptive spin
  *                     (MPROC_QUEUE_SPIN: spin only; MPROC_QUEUE_NOSPIN: futex at once).
  *   MPROC_QUEUE_MQ    a POSIX message queue, unlinked right after it is opened.
- *   MPROC_QUEUE_SYSV  a SysV message queue (IPC_RMID by the creator in mproc_queue_free()).
+ *   MPROC_QUEUE_SYSV  a SysV message queue (IPC_RMID by the creator in mproc_queue_free(); one
+ *                     left by a creator that crashed is removed by mproc_queue_clean_stale()).
  *
  * Lifecycle: mproc_queue_new() in the parent, fork(), then every process uses the same handle;
  * each process calls mproc_queue_free() on its copy (only the creator's call destroys the
@@ -151,6 +152,15 @@ int mproc_queue_backend_from_name(const char *name, enum mproc_queue_backend *ou
  * -errno creation would fail with; *reason (NULL-able) receives a static sentence.
  */
 int mproc_queue_backend_available(enum mproc_queue_backend b, const char **reason);
+
+/*
+ * mproc_queue_clean_stale - remove SysV message queues that mproc processes created and did
+ * not free because they died (SIGKILL, crash): keys 0x6d70xxxx owned by this user whose
+ * creator pid no longer exists. POSIX mq names are unlinked at creation and ring/pipe queues
+ * vanish with their last process, so only SysV can leave anything behind.
+ * Returns the number removed, or -errno (reading /proc/sysvipc/msg). Not async-signal-safe.
+ */
+int mproc_queue_clean_stale(void);
 
 #ifdef __cplusplus
 }

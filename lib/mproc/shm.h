@@ -75,7 +75,9 @@ struct mproc_shm;
  * Returns 0, or -EINVAL (out NULL, size 0, unknown kind, bad name, name given for a kind
  * other than NAMED), -EMSGSIZE (size > MPROC_SHM_SIZE_MAX), -EEXIST (the name exists),
  * -ENOSPC (the filesystem cannot hold size bytes; nothing is left behind), -ENOMEM, -EMFILE,
- * -EACCES, -ENOSYS (no memfd or no /dev/shm). May be called in a forked child.
+ * -ENOSYS (no memfd support, or no /dev/shm for a named region), -EROFS or -EACCES (/dev/shm
+ * read-only or not ours). Anonymous and memfd regions never touch /dev/shm: use them where it
+ * is missing or small. May be called in a forked child.
  */
 int mproc_shm_new(struct mproc_shm **out, size_t size, const struct mproc_shm_opts *o);
 

@@ -33,9 +33,10 @@
  * (set_robust_list) would notice the death at once, but a thread has only one robust list
  * and glibc already owns it for robust pthread mutexes; sharing it would mean writing into
  * glibc's private list layout. The liveness check costs nothing on the fast path and at most
- * 160 ms of detection delay (and a few wake-ups a second per blocked waiter). Limits: all processes must share one pid namespace, and a dead
- * holder whose thread id was already reused by a new thread looks alive (the waiter then waits
- * until that thread also exits, or times out).
+ * 160 ms of detection delay (and a few wake-ups a second per blocked waiter). Limits: all
+ * processes must share one pid namespace, and a dead holder whose thread id was already
+ * reused by a new thread looks alive (the waiter then waits until that thread also exits, or
+ * times out).
  *
  * The thread id is cached per thread; the cache is reset in the child by a pthread_atfork
  * handler, so children made by fork() (or by anything that runs the atfork handlers) are
@@ -145,7 +146,8 @@ void mproc_cond_free(struct mproc_cond *c);
 /*
  * mproc_cond_wait - release l, sleep until notified or timeout_s passes, take l again (without
  * a timeout, as Python does). Returns 0 when notified, -ETIMEDOUT, -EOWNERDEAD if retaking l
- * found its holder dead (l is held), -EPERM if l was not held (nothing happens), -EINVAL.
+ * found its holder dead (l is held), -EPERM if the calling thread does not hold l (nothing
+ * happens), -EINVAL.
  */
 int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s);
 /*
@@ -156,7 +158,8 @@ int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s
 int mproc_cond_wait_for(struct mproc_cond *c, struct mproc_lock *l, int (*pred)(void *arg),
 			void *arg, double timeout_s);
 /* Wake up to n waiters (n >= 0; 0 does nothing). Returns how many were woken (>= 0),
- * -EPERM if l is not held, -EINVAL. mproc_cond_notify_all wakes every waiter. */
+ * -EPERM if the calling thread does not hold l, -EINVAL. mproc_cond_notify_all wakes every
+ * waiter. */
 int mproc_cond_notify(struct mproc_cond *c, struct mproc_lock *l, int n);
 int mproc_cond_notify_all(struct mproc_cond *c, struct mproc_lock *l);
 

@@ -1,0 +1,458 @@
+/*
+ * bench_manager.c - what a call through a manager proxy costs, next to the raw socket round
+ * trip it is built on.
+ *
+ * Names:
+ *   manager/<op>/transport:<unix|tcp>    op: connect, dict_set, dict_get, list_append,
+ *        value_get, queue_put_get (two calls), lock_acquire_release (two calls)
+ *   manager/raw_rtt/transport:<unix|tcp> the yardstick: a request of dict_get's size (33 B)
+ *        and a reply of its size (80 B) over one connected socket, plain blocking write/read,
+ *        echoed by a forked process
+ *   manager/throughput/clients:<N>       N client processes doing dict_get over Unix sockets
+ *        for a fixed count each; counter ops_per_second
+ * Counters: p50_ns, p99_ns, p999_ns over individual calls (one CLOCK_MONOTONIC sample per
+ * iteration), plus samples; the benchmark time is the manual time of each call.
+ *
+ * Placement: the server (or the raw echo process) and the client are pinned to one PU
+ * (same_core, which every machine has; the label names it), and raw_rtt uses the same
+ * placement, so "dict_get / raw_rtt" is the manager's own overhead. On the shared 2-core
+ * development box cross_core pinning made both 5-6x slower (each wakeup waits for the other,
+ * busy core), so same_core is also the steadier figure; compare it with
+ * baseline/pipe_rtt/placement:same_core.
+ * Every reply is checked (length and contents) in every profile.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include "bench_util.h"
+#include "internal.h"
+#include "mproc/error.h"
+#include "mproc/manager.h"
+
+#define VAL_BYTES 64
+#define RAW_REQ 33      /* 12-byte header + u32 id + u32 len + "k" ... dict_get's request */
+#define RAW_REP 80      /* 12-byte header + i32 status + 64-byte value: dict_get's reply */
+
+enum op {
+	OP_CONNECT,
+	OP_DICT_SET,
+	OP_DICT_GET,
+	OP_LIST_APPEND,
+	OP_VALUE_GET,
+	OP_QUEUE_PUT_GET,
+	OP_LOCK_ACQUIRE_RELEASE,
+	OP_RAW_RTT,
+	OP_COUNT
+};
+
+static const char *const op_names[OP_COUNT] = {
+	"connect", "dict_set", "dict_get", "list_append", "value_get", "queue_put_get",
+	"lock_acquire_release", "raw_rtt",
+};
+
+struct mcase {
+	enum op op;
+	bool tcp;
+	int clients;
+};
+
+static enum mproc_topo_placement g_place = MPROC_TOPO_SAME_CORE;
+
+static void fill(uint8_t *v, uint64_t seed)
+{
+	for (int i = 0; i < VAL_BYTES; i++)
+		v[i] = (uint8_t)(seed * 131 + (uint64_t)i * 7);
+}
+
+/* ---- raw round trip ---- */
+
+static int raw_echo(void *arg)
+{
+	int *fds = arg, fd = fds[1];
+	uint8_t req[RAW_REQ], rep[RAW_REP];
+
+	mproc__close(fds[0]);   /* else our copy keeps the client's end open: no EOF, no exit */
+
+	for (;;) {
+		ssize_t n = mproc__read_all(fd, req, sizeof(req), MPROC__NO_DEADLINE);
+
+		if (n == 0)
+			return 0;
+		if (n != (ssize_t)sizeof(req))
+			return 1;
+		memset(rep, 0, sizeof(rep));
+		memcpy(rep, req, 8);    /* the sequence number comes back */
+		if (mproc__write_all(fd, rep, sizeof(rep), MPROC__NO_DEADLINE) != sizeof(rep))
+			return 1;
+	}
+}
+
+/* A connected pair: socketpair for Unix, a loopback TCP connection for TCP. */
+static int raw_pair(bool tcp, int fds[2])
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	int lfd, one = 1;
+
+	if (!tcp)
+		return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &al) < 0)
+		goto fail;
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fds[0] < 0 || connect(fds[0], (struct sockaddr *)&a, sizeof(a)) < 0)
+		goto fail;
+	fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fds[1] < 0)
+		goto fail;
+	setsockopt(fds[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fds[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	mproc__close(lfd);
+	return 0;
+fail:
+	mproc__close(lfd);
+	return -errno;
+}
+
+static void bm_raw(struct gbench_state *st, const struct mcase *c, int pa, int pb)
+{
+	struct bench_samples s = { 0 };
+	uint8_t req[RAW_REQ] = { 0 }, rep[RAW_REP];
+	const char *err = NULL;
+	int fds[2] = { -1, -1 };
+	uint64_t seq = 0;
+	pid_t pid;
+
+	if (raw_pair(c->tcp, fds) < 0 || bench_samples_init(&s, (size_t)1 << 20) < 0) {
+		gbench_skip_with_error(st, "socket setup failed");
+		goto out;
+	}
+	pid = bench_fork(pb, raw_echo, fds);
+	mproc__closep(&fds[1]);
+	if (pid < 0) {
+		gbench_skip_with_error(st, "fork failed");
+		goto out;
+	}
+	mproc_topo_pin(0, pa);
+	for (int i = -100; !err; i++) {
+		int64_t t0;
+
+		if (i >= 0 && !gbench_keep_running(st))
+			break;
+		seq++;
+		memcpy(req, &seq, 8);
+		t0 = bench_now_ns();
+		if (mproc__write_all(fds[0], req, sizeof(req), MPROC__NO_DEADLINE) != sizeof(req) ||
+		    mproc__read_all(fds[0], rep, sizeof(rep), MPROC__NO_DEADLINE) != sizeof(rep) ||
+		    memcmp(rep, &seq, 8) != 0) {
+			err = "raw echo lost or corrupt";
+			break;
+		}
+		if (i >= 0) {
+			int64_t dt = bench_now_ns() - t0;
+
+			bench_samples_add(&s, dt);
+			gbench_set_iteration_time(st, (double)dt / 1e9);
+		}
+	}
+	mproc__closep(&fds[0]);
+	if (bench_reap(pid, err != NULL) != 0 && !err)
+		err = "echo process failed";
+	if (err)
+		gbench_skip_with_error(st, err);
+	else
+		bench_samples_report(st, &s);
+out:
+	mproc__close(fds[0]);
+	mproc__close(fds[1]);
+	bench_samples_free(&s);
+	mproc_topo_unpin(bench_topo(), 0);
+}
+
+/* ---- proxy calls ---- */
+
+struct objs {
+	struct mproc_dict *d;
+	struct mproc_list *l;
+	struct mproc_mvalue *v;
+	struct mproc_mqueue *q;
+	struct mproc_mlock *lk;
+};
+
+static int objs_open(struct mproc_mclient *cl, struct objs *o)
+{
+	uint8_t val[VAL_BYTES];
+	int r;
+
+	fill(val, 1);
+	if ((r = mproc_dict_open(&o->d, cl, "d")) < 0 || (r = mproc_list_open(&o->l, cl, "l")) < 0 ||
+	    (r = mproc_mvalue_open(&o->v, cl, "v")) < 0 ||
+	    (r = mproc_mqueue_open(&o->q, cl, "q", 0)) < 0 ||
+	    (r = mproc_mlock_open(&o->lk, cl, "lk")) < 0)
+		return r;
+	if ((r = mproc_dict_set(o->d, "k", val, sizeof(val))) < 0)
+		return r;
+	return mproc_mvalue_set(o->v, 42);
+}
+
+static void objs_close(struct objs *o)
+{
+	mproc_dict_close(o->d);
+	mproc_list_close(o->l);
+	mproc_mvalue_close(o->v);
+	mproc_mqueue_close(o->q);
+	mproc_mlock_close(o->lk);
+}
+
+/* One call (or pair of calls) of op; 0 or a message. */
+static const char *one_op(enum op op, struct objs *o, const char *addr, const void *key,
+			  size_t kl, uint64_t seq)
+{
+	uint8_t val[VAL_BYTES], got[VAL_BYTES];
+	struct mproc_mclient *c;
+	int64_t x;
+
+	switch (op) {
+	case OP_CONNECT:
+		if (mproc_manager_connect(&c, addr, key, kl) < 0)
+			return "connect failed";
+		mproc_manager_disconnect(c);
+		return NULL;
+	case OP_DICT_SET:
+		fill(val, 1);
+		return mproc_dict_set(o->d, "k", val, sizeof(val)) < 0 ? "dict_set failed" : NULL;
+	case OP_DICT_GET:
+		fill(val, 1);
+		if (mproc_dict_get(o->d, "k", got, sizeof(got)) != sizeof(got) ||
+		    memcmp(got, val, sizeof(val)) != 0)
+			return "dict_get lost or corrupt";
+		return NULL;
+	case OP_LIST_APPEND:
+		fill(val, seq);
+		return mproc_list_append(o->l, val, sizeof(val)) < 0 ? "list_append failed" : NULL;
+	case OP_VALUE_GET:
+		if (mproc_mvalue_get(o->v, &x) < 0 || x != 42)
+			return "value_get lost or corrupt";
+		return NULL;
+	case OP_QUEUE_PUT_GET:
+		fill(val, seq);
+		if (mproc_mqueue_put(o->q, val, sizeof(val), 0) < 0 ||
+		    mproc_mqueue_get(o->q, got, sizeof(got), 0) != sizeof(got) ||
+		    memcmp(got, val, sizeof(val)) != 0)
+			return "queue put/get lost or corrupt";
+		return NULL;
+	case OP_LOCK_ACQUIRE_RELEASE:
+		if (mproc_mlock_acquire(o->lk, MPROC_FOREVER) < 0 || mproc_mlock_release(o->lk) < 0)
+			return "lock acquire/release failed";
+		return NULL;
+	default:
+		return "unknown op";
+	}
+}
+
+static void bm_op(struct gbench_state *st, const struct mcase *c, int pa, int pb)
+{
+	struct mproc_manager_opts mo = { .address = c->tcp ? "tcp:127.0.0.1:0" : NULL };
+	struct mproc_manager *m = NULL;
+	struct mproc_mclient *cl = NULL;
+	struct bench_samples s = { 0 };
+	struct objs o = { 0 };
+	const char *err = NULL;
+	const void *key;
+	size_t kl;
+	uint64_t seq = 0;
+	int r;
+
+	r = mproc_manager_start(&m, &mo);
+	if (r < 0 || bench_samples_init(&s, (size_t)1 << 20) < 0) {
+		gbench_skip_with_error(st, r < 0 ? mproc_strerror(r) : "out of memory");
+		goto out;
+	}
+	mproc_topo_pin(mproc_manager_pid(m), pb);
+	mproc_topo_pin(0, pa);
+	key = mproc_manager_key(m, &kl);
+	r = mproc_manager_connect(&cl, mproc_manager_address(m), key, kl);
+	if (r == 0)
+		r = objs_open(cl, &o);
+	if (r < 0) {
+		gbench_skip_with_error(st, mproc_strerror(r));
+		goto out;
+	}
+	for (int i = -100; !err; i++) {
+		int64_t t0;
+
+		if (i >= 0 && !gbench_keep_running(st))
+			break;
+		t0 = bench_now_ns();
+		err = one_op(c->op, &o, mproc_manager_address(m), key, kl, ++seq);
+		if (i >= 0 && !err) {
+			int64_t dt = bench_now_ns() - t0;
+
+			bench_samples_add(&s, dt);
+			gbench_set_iteration_time(st, (double)dt / 1e9);
+		}
+	}
+	if (err)
+		gbench_skip_with_error(st, err);
+	else
+		bench_samples_report(st, &s);
+out:
+	objs_close(&o);
+	mproc_manager_disconnect(cl);
+	mproc_manager_stop(m);
+	bench_samples_free(&s);
+	mproc_topo_unpin(bench_topo(), 0);
+}
+
+/* ---- throughput ---- */
+
+#define TP_OPS 2000     /* dict_get calls per client per iteration */
+
+struct tp_shared {
+	struct bench_gate gate;
+	uint32_t failures;
+};
+
+struct tp_arg {
+	struct tp_shared *sh;
+	const char *addr;
+	const void *key;
+	size_t kl;
+	int parties;
+};
+
+static int tp_client(void *p)
+{
+	struct tp_arg *a = p;
+	struct mproc_mclient *c = NULL;
+	struct objs o = { 0 };
+	int bad = 0;
+
+	if (mproc_manager_connect(&c, a->addr, a->key, a->kl) < 0 || objs_open(c, &o) < 0)
+		bad = 1;
+	bench_gate_wait(&a->sh->gate, (uint32_t)a->parties);
+	for (int i = 0; i < TP_OPS && !bad; i++)
+		bad = one_op(OP_DICT_GET, &o, NULL, NULL, 0, 0) != NULL;
+	objs_close(&o);
+	mproc_manager_disconnect(c);
+	if (bad)
+		__atomic_fetch_add(&a->sh->failures, 1, __ATOMIC_RELAXED);
+	return bad;
+}
+
+static void bm_throughput(struct gbench_state *st, const struct mcase *c)
+{
+	struct mproc_manager *m = NULL;
+	struct tp_shared *sh = bench_shared_alloc(sizeof(*sh));
+	struct tp_arg a;
+	const char *err = NULL;
+	pid_t pids[64];
+	double ops = 0;
+	int r, n = c->clients;
+
+	r = mproc_manager_start(&m, NULL);
+	if (r < 0 || !sh) {
+		gbench_skip_with_error(st, r < 0 ? mproc_strerror(r) : "out of memory");
+		goto out;
+	}
+	a = (struct tp_arg){ sh, mproc_manager_address(m), NULL, 0, n + 1 };
+	a.key = mproc_manager_key(m, &a.kl);
+	while (!err && gbench_keep_running(st)) {
+		int64_t t0;
+		int started = 0;
+
+		bench_gate_init(&sh->gate);
+		for (int i = 0; i < n; i++) {
+			pids[i] = bench_fork(-1, tp_client, &a);
+			if (pids[i] < 0)
+				break;
+			started++;
+		}
+		if (started < n) {
+			err = "fork failed";
+			/* Let the started ones through the gate, then reap them. */
+			a.parties = started + 1;
+		}
+		bench_gate_wait(&sh->gate, (uint32_t)(started + 1));
+		t0 = bench_now_ns();
+		for (int i = 0; i < started; i++)
+			if (bench_reap(pids[i], false) != 0 && !err)
+				err = "client failed";
+		gbench_set_iteration_time(st, (double)(bench_now_ns() - t0) / 1e9);
+		ops += (double)n * TP_OPS;
+	}
+	if (err)
+		gbench_skip_with_error(st, err);
+	else
+		gbench_counter(st, "ops_per_second", ops, GBENCH_RATE);
+out:
+	mproc_manager_stop(m);
+	if (sh)
+		bench_shared_free(sh, sizeof(*sh));
+}
+
+static void bm_manager(struct gbench_state *st, void *arg)
+{
+	const struct mcase *c = arg;
+	int pa = -1, pb = -1;
+
+	if (c->clients) {
+		bm_throughput(st, c);
+		return;
+	}
+	if (bench_pair(g_place, &pa, &pb) < 0)
+		pa = pb = -1;
+	gbench_set_label(st, mproc_topo_placement_name(g_place));
+	if (c->op == OP_RAW_RTT)
+		bm_raw(st, c, pa, pb);
+	else
+		bm_op(st, c, pa, pb);
+}
+
+static struct mcase cases[OP_COUNT * 2 + 8];
+
+static void register_all(void)
+{
+	static const int clients_quick[] = { 1, 2, 4, 8 };
+	enum gbench_profile prof = gbench_current_profile();
+	size_t n = 0, nclients = prof == GBENCH_SMOKE ? 2 : MPROC__ARRAY_SIZE(clients_quick);
+
+	for (int t = 0; t < 2; t++) {
+		for (int op = 0; op < OP_COUNT; op++) {
+			char name[96];
+			struct gbench *g;
+
+			cases[n] = (struct mcase){ op, t == 1, 0 };
+			snprintf(name, sizeof(name), "manager/%s/transport:%s", op_names[op],
+				 t ? "tcp" : "unix");
+			g = gbench_register(name, bm_manager, &cases[n++]);
+			gbench_use_manual_time(g);
+			gbench_time_unit(g, GBENCH_NS);
+		}
+	}
+	for (size_t i = 0; i < nclients; i++) {
+		struct gbench *g;
+
+		cases[n] = (struct mcase){ OP_DICT_GET, false, clients_quick[i] };
+		g = gbench_register("manager/throughput", bm_manager, &cases[n++]);
+		GBENCH_ARGS(g, clients_quick[i]);
+		GBENCH_ARG_NAMES(g, "clients");
+		gbench_use_manual_time(g);
+		gbench_time_unit(g, GBENCH_US);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	return bench_main(argc, argv, register_all);
+}

@@ -1,0 +1,324 @@
+/*
+ * bench_spawn.c - harness "spawn": what starting a process costs, per start method.
+ *
+ *   spawn/<method>/rss_mib:<N>            start -> reaped, exit status known (N MiB of touched
+ *                                         parent memory: 0 and 64 in quick, + 512 in full)
+ *   spawn/fork/rss_mib:0/threads:<T>      the same for fork with T threads in the parent (1, 8)
+ *   spawn/fork_cow/mib:<N>                the child's first write to N MiB of inherited memory
+ *                                         (one byte per page: the copy-on-write faults alone)
+ *   spawn_start/<method>/rss_mib:<N>      start -> the child runs its first instruction of user
+ *                                         code: fork/thread report a CLOCK_MONOTONIC stamp
+ *                                         through shared memory; the exec-based methods are
+ *                                         timed until start returns, which is when the new image
+ *                                         has answered that it is entering the entry function.
+ *
+ * Counters: p50_ns, p99_ns (and p999_ns) from one sample per iteration; manual time.
+ * Each child returns a known code that the parent checks: a method that loses statuses fails.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "mproc.h"
+
+#define CHILD_CODE 42
+
+static int child_noop(void *arg)
+{
+	return CHILD_CODE;
+}
+
+/* fork/thread: stamp the moment user code runs into the slot the parent gave. */
+static int child_stamp(void *arg)
+{
+	atomic_store((_Atomic int64_t *)arg, bench_now_ns());
+	return CHILD_CODE;
+}
+
+struct cow_arg {
+	char *mem;
+	size_t bytes;
+	_Atomic int64_t *out_ns;
+};
+
+static int child_cow(void *arg)
+{
+	struct cow_arg *c = arg;
+	long page = sysconf(_SC_PAGESIZE);
+	int64_t t0 = bench_now_ns();
+
+	for (size_t i = 0; i < c->bytes; i += (size_t)page)
+		c->mem[i] = (char)(i + 1);
+	atomic_store(c->out_ns, bench_now_ns() - t0);
+	return CHILD_CODE;
+}
+
+MPROC_ENTRY("bench-spawn-noop", child_noop)
+
+/* Parent RSS ballast: N MiB, every page touched, kept across instances of the same size. */
+static struct {
+	char *p;
+	size_t bytes;
+} ballast;
+
+static int ballast_set(size_t mib)
+{
+	size_t bytes = mib << 20;
+
+	if (ballast.bytes == bytes)
+		return 0;
+	if (ballast.p)
+		munmap(ballast.p, ballast.bytes);
+	ballast.p = NULL;
+	ballast.bytes = 0;
+	if (!bytes)
+		return 0;
+	ballast.p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (ballast.p == MAP_FAILED) {
+		ballast.p = NULL;
+		return -errno;
+	}
+	memset(ballast.p, 0x5a, bytes);
+	ballast.bytes = bytes;
+	return 0;
+}
+
+/* Helper threads for the threads:<T> sweep: they sleep on a condition variable. */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static bool idle_stop;
+
+static void *idle_thread(void *a)
+{
+	pthread_mutex_lock(&idle_lock);
+	while (!idle_stop)
+		pthread_cond_wait(&idle_cond, &idle_lock);
+	pthread_mutex_unlock(&idle_lock);
+	return NULL;
+}
+
+static const enum mproc_start_method all_methods[] = {
+	MPROC_START_FORK, MPROC_START_VFORK, MPROC_START_POSIX_SPAWN, MPROC_START_SPAWN,
+	MPROC_START_FORKSERVER, MPROC_START_THREAD,
+};
+
+static bool is_exec(enum mproc_start_method m)
+{
+	return m != MPROC_START_FORK && m != MPROC_START_THREAD;
+}
+
+/* One start -> reap (or start only). Returns the ns to report, or -errno. */
+static int64_t one_run(enum mproc_start_method m, bool start_only, _Atomic int64_t *slot)
+{
+	struct mproc_process_opts o = { .method = m };
+	struct mproc_process *p;
+	mproc_process_fn *fn = start_only && !is_exec(m) ? child_stamp : child_noop;
+	int64_t t0, t1;
+	int r, code = -1;
+
+	r = mproc_process_new(&p, fn, (void *)slot, &o);
+	if (r < 0)
+		return r;
+	atomic_store(slot, 0);
+	t0 = bench_now_ns();
+	r = mproc_process_start(p);
+	t1 = bench_now_ns();
+	if (r == 0)
+		r = mproc_process_join(p, MPROC_FOREVER);
+	if (!start_only)
+		t1 = bench_now_ns();
+	else if (!is_exec(m))
+		t1 = atomic_load(slot);
+	if (r == 0)
+		r = mproc_process_exitcode(p, &code);
+	if (r == 0 && code != CHILD_CODE)
+		r = -EBADMSG;
+	mproc_process_free(p);
+	return r < 0 ? r : t1 - t0;
+}
+
+struct family {
+	enum mproc_start_method method;
+	bool start_only;
+	bool threads_arg;       /* second argument: threads in the parent */
+};
+
+static void report_error(struct gbench_state *st, const char *what, int64_t r)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, mproc_strerror((int)r));
+	gbench_skip_with_error(st, msg);
+}
+
+static void bm_spawn(struct gbench_state *st, void *arg)
+{
+	const struct family *f = arg;
+	size_t mib = (size_t)gbench_arg(st, 0);
+	int threads = f->threads_arg ? (int)gbench_arg(st, 1) : 1;
+	_Atomic int64_t *slot = bench_shared_alloc(64);
+	pthread_t tids[64];
+	struct bench_samples s;
+	int nthr = 0;
+	int64_t ns;
+	int r;
+
+	if (!slot || bench_samples_init(&s, 1 << 16) < 0) {
+		gbench_skip_with_error(st, "out of memory");
+		goto out;
+	}
+	r = ballast_set(mib);
+	if (r < 0) {
+		report_error(st, "ballast", r);
+		goto out_samples;
+	}
+	idle_stop = false;
+	for (; nthr < threads - 1 && nthr < 64; nthr++)
+		pthread_create(&tids[nthr], NULL, idle_thread, NULL);
+	/* Warm up: page in the code paths (and a lazily started forkserver). */
+	ns = one_run(f->method, f->start_only, slot);
+	if (ns < 0) {
+		report_error(st, mproc_start_method_name(f->method), ns);
+		goto out_threads;
+	}
+	while (gbench_keep_running(st)) {
+		ns = one_run(f->method, f->start_only, slot);
+		if (ns < 0) {
+			report_error(st, mproc_start_method_name(f->method), ns);
+			break;
+		}
+		gbench_set_iteration_time(st, (double)ns * 1e-9);
+		bench_samples_add(&s, ns);
+	}
+	bench_samples_report(st, &s);
+out_threads:
+	pthread_mutex_lock(&idle_lock);
+	idle_stop = true;
+	pthread_cond_broadcast(&idle_cond);
+	pthread_mutex_unlock(&idle_lock);
+	for (int i = 0; i < nthr; i++)
+		pthread_join(tids[i], NULL);
+out_samples:
+	bench_samples_free(&s);
+out:
+	if (slot)
+		bench_shared_free(slot, 64);
+}
+
+static void bm_cow(struct gbench_state *st, void *arg)
+{
+	size_t mib = (size_t)gbench_arg(st, 0);
+	struct mproc_process_opts o = { .method = MPROC_START_FORK };
+	_Atomic int64_t *slot = bench_shared_alloc(64);
+	struct bench_samples s;
+	struct cow_arg c;
+	int r;
+
+	if (!slot || bench_samples_init(&s, 1 << 14) < 0) {
+		gbench_skip_with_error(st, "out of memory");
+		goto out;
+	}
+	r = ballast_set(mib);
+	if (r < 0) {
+		report_error(st, "ballast", r);
+		goto out_samples;
+	}
+	c = (struct cow_arg){ .mem = ballast.p, .bytes = ballast.bytes, .out_ns = slot };
+	while (gbench_keep_running(st)) {
+		struct mproc_process *p;
+		int code = -1;
+
+		atomic_store(slot, -1);
+		r = mproc_process_new(&p, child_cow, &c, &o);
+		if (r == 0) {
+			r = mproc_process_start(p);
+			if (r == 0)
+				r = mproc_process_join(p, MPROC_FOREVER);
+			if (r == 0)
+				r = mproc_process_exitcode(p, &code);
+			mproc_process_free(p);
+		}
+		if (r == 0 && (code != CHILD_CODE || atomic_load(slot) < 0))
+			r = -EBADMSG;
+		if (r < 0) {
+			report_error(st, "fork_cow", r);
+			break;
+		}
+		gbench_set_iteration_time(st, (double)atomic_load(slot) * 1e-9);
+		bench_samples_add(&s, atomic_load(slot));
+	}
+	bench_samples_report(st, &s);
+out_samples:
+	bench_samples_free(&s);
+out:
+	if (slot)
+		bench_shared_free(slot, 64);
+}
+
+static struct family fam_reap[MPROC_START__COUNT], fam_start[MPROC_START__COUNT];
+
+static void register_all(void)
+{
+	enum gbench_profile prof = gbench_current_profile();
+	int64_t rss[3] = { 0, 64, 512 };
+	int64_t cow[3] = { 1, 64, 512 };
+	size_t nrss = prof == GBENCH_FULL ? 3 : prof == GBENCH_QUICK ? 2 : 1;
+	char name[64];
+
+	/* Ordered by RSS so the ballast is built once per size. */
+	for (size_t i = 0; i < nrss; i++) {
+		for (size_t k = 0; k < sizeof(all_methods) / sizeof(all_methods[0]); k++) {
+			enum mproc_start_method m = all_methods[k];
+			struct gbench *b;
+
+			fam_reap[m] = (struct family){ .method = m };
+			snprintf(name, sizeof(name), "spawn/%s", mproc_start_method_name(m));
+			b = gbench_register(name, bm_spawn, &fam_reap[m]);
+			GBENCH_ARGS(b, rss[i]);
+			GBENCH_ARG_NAMES(b, "rss_mib");
+			gbench_use_manual_time(b);
+
+			fam_start[m] = (struct family){ .method = m, .start_only = true };
+			snprintf(name, sizeof(name), "spawn_start/%s", mproc_start_method_name(m));
+			b = gbench_register(name, bm_spawn, &fam_start[m]);
+			GBENCH_ARGS(b, rss[i]);
+			GBENCH_ARG_NAMES(b, "rss_mib");
+			gbench_use_manual_time(b);
+		}
+		if (i == 0) {
+			static struct family thr = { .method = MPROC_START_FORK, .threads_arg = true };
+			static const int64_t tcount[2] = { 1, 8 };
+
+			for (int t = 0; t < 2; t++) {
+				struct gbench *b = gbench_register("spawn/fork", bm_spawn, &thr);
+
+				GBENCH_ARGS(b, 0, tcount[t]);
+				GBENCH_ARG_NAMES(b, "rss_mib", "threads");
+				gbench_use_manual_time(b);
+			}
+		}
+	}
+	for (size_t i = 0; i < nrss; i++) {
+		struct gbench *b = gbench_register("spawn/fork_cow", bm_cow, NULL);
+
+		GBENCH_ARGS(b, cow[i]);
+		GBENCH_ARG_NAMES(b, "mib");
+		gbench_use_manual_time(b);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	/* First: in a child image this runs the entry and exits. Then the forkserver, while the
+	 * harness is still small and single-threaded. */
+	mproc_main_hook(argc, argv);
+	mproc_forkserver_start();
+	return bench_main(argc, argv, register_all);
+}

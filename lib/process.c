@@ -1,0 +1,1066 @@
+/*
+ * process.c - start methods and the process lifecycle (mproc/process.h).
+ *
+ * fork: fork() with every signal blocked around it, so a signal sent right after start is held
+ * (a blocked signal is never discarded, even if the parent ignores it) until the child has reset
+ * its handlers to the defaults and unblocked: terminate right after start always kills.
+ * vfork/spawn: clone(CLONE_VM|CLONE_VFORK) on a small stack, child exec's the image with the
+ * request in a memfd (musl posix_spawn.c: block signals, reset handlers in the child, errno back;
+ * under CLONE_VFORK the parent sleeps until exec or exit, so the child's errno is passed through
+ * the shared memory itself). posix_spawn: glibc's, with SETSIGDEF/SETSIGMASK.
+ * Every exec'd image answers over a status pipe once it found its entry: start returns then.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "mproc/error.h"
+#include "mproc/log.h"
+#include "process_int.h"
+
+extern char **environ;
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* ---- registry, daemon list, atfork ------------------------------------------------------- */
+
+#define ENTRY_MAX 256
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char name[MPROC_ENTRY_NAME_MAX + 1];
+	mproc_process_fn *fn;
+} reg[ENTRY_MAX];
+static int reg_n;
+
+/* Recursive: at_exit holds it while the joins it makes unlink the daemons they end. */
+static pthread_mutex_t daemon_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static struct mproc_process *daemons;
+static bool am_daemon;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void)
+{
+	/* Taking the locks here makes fork wait until no other thread holds them, so the child
+	 * never inherits a held library lock. */
+	mproc__fs_lock();
+	pthread_mutex_lock(&daemon_lock);
+	pthread_mutex_lock(&reg_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&daemon_lock);
+	mproc__fs_unlock();
+}
+
+static void atfork_child(void)
+{
+	pthread_mutex_unlock(&reg_lock);
+	/* The parent's daemons are not this process's children. */
+	daemons = NULL;
+	pthread_mutex_unlock(&daemon_lock);
+	mproc__fs_atfork_child();
+	mproc__fs_unlock();
+}
+
+static void at_exit(void)
+{
+	struct mproc_process *p;
+
+	/* Daemons die with a normally exiting parent: SIGTERM, 1 s grace, SIGKILL, reaped. */
+	pthread_mutex_lock(&daemon_lock);
+	for (p = daemons; p; p = p->next_daemon) {
+		if (p->state != P_RUNNING)
+			continue;
+		mproc_process_terminate(p);
+		if (mproc_process_join(p, 1.0) == -ETIMEDOUT) {
+			mproc_process_kill(p);
+			mproc_process_join(p, MPROC_FOREVER);
+		}
+	}
+	daemons = NULL;
+	pthread_mutex_unlock(&daemon_lock);
+	mproc_forkserver_stop();
+}
+
+static void init(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	atexit(at_exit);
+}
+
+static void init_once_now(void)
+{
+	pthread_once(&init_once, init);
+}
+
+int mproc_entry_register(const char *name, mproc_process_fn *fn)
+{
+	size_t n;
+	int r = 0;
+
+	if (!name || !fn || !name[0])
+		return -EINVAL;
+	n = strlen(name);
+	if (n > MPROC_ENTRY_NAME_MAX)
+		return -EMSGSIZE;
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < reg_n; i++) {
+		if (strcmp(reg[i].name, name) == 0) {
+			r = reg[i].fn == fn ? 0 : -EEXIST;
+			goto out;
+		}
+	}
+	if (reg_n == ENTRY_MAX) {
+		r = -ENOSPC;
+		goto out;
+	}
+	memcpy(reg[reg_n].name, name, n + 1);
+	reg[reg_n].fn = fn;
+	reg_n++;
+out:
+	pthread_mutex_unlock(&reg_lock);
+	return r;
+}
+
+mproc_process_fn *mproc__entry_find(const char *name)
+{
+	mproc_process_fn *fn = NULL;
+
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < reg_n; i++) {
+		if (strcmp(reg[i].name, name) == 0) {
+			fn = reg[i].fn;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return fn;
+}
+
+static const char *entry_name_of(mproc_process_fn *fn)
+{
+	const char *name = NULL;
+
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < reg_n; i++) {
+		if (reg[i].fn == fn) {
+			name = reg[i].name;     /* entries are never removed */
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return name;
+}
+
+bool mproc__is_daemon(void)
+{
+	return am_daemon;
+}
+
+/* ---- names -------------------------------------------------------------------------------- */
+
+static const char *const method_names[MPROC_START__COUNT] = {
+	[MPROC_START_FORK] = "fork",
+	[MPROC_START_VFORK] = "vfork",
+	[MPROC_START_POSIX_SPAWN] = "posix_spawn",
+	[MPROC_START_SPAWN] = "spawn",
+	[MPROC_START_FORKSERVER] = "forkserver",
+	[MPROC_START_THREAD] = "thread",
+};
+
+const char *mproc_start_method_name(enum mproc_start_method m)
+{
+	if ((unsigned)m >= MPROC_START__COUNT)
+		return "?";
+	return method_names[m];
+}
+
+int mproc_start_method_from_name(const char *name, enum mproc_start_method *m)
+{
+	if (!name || !m)
+		return -EINVAL;
+	for (unsigned i = 0; i < MPROC_START__COUNT; i++) {
+		if (strcmp(name, method_names[i]) == 0) {
+			*m = (enum mproc_start_method)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static bool is_exec_method(enum mproc_start_method m)
+{
+	return m == MPROC_START_VFORK || m == MPROC_START_POSIX_SPAWN || m == MPROC_START_SPAWN ||
+	       m == MPROC_START_FORKSERVER;
+}
+
+/* ---- request format ----------------------------------------------------------------------- */
+
+int mproc__req_parse(const void *buf, size_t len, struct mproc__req *out)
+{
+	struct mproc__req_hdr h;
+	const char *p = buf;
+	size_t need;
+
+	if (!buf || len < sizeof(h))
+		return -EBADMSG;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != MPROC__REQ_MAGIC || h.version != MPROC__REQ_VERSION ||
+	    (h.flags & ~MPROC__REQ_FLAGS_ALL))
+		return -EBADMSG;
+	if (h.entry_len > MPROC_ENTRY_NAME_MAX || h.name_len > MPROC_PROCESS_NAME_MAX ||
+	    h.arg_len > MPROC_PROCESS_ARG_MAX)
+		return -EMSGSIZE;
+	need = sizeof(h) + (size_t)h.entry_len + h.name_len + h.arg_len;
+	if (need != len || h.ppid < 0)
+		return -EBADMSG;
+	if (h.entry_len == 0 && !(h.flags & MPROC__REQ_FORKSERVER))
+		return -EBADMSG;
+	p += sizeof(h);
+	if (memchr(p, '\0', h.entry_len) || memchr(p + h.entry_len, '\0', h.name_len))
+		return -EBADMSG;
+	out->flags = h.flags;
+	out->ppid = h.ppid;
+	memcpy(out->entry, p, h.entry_len);
+	out->entry[h.entry_len] = '\0';
+	p += h.entry_len;
+	memcpy(out->name, p, h.name_len);
+	out->name[h.name_len] = '\0';
+	p += h.name_len;
+	out->arg = h.arg_len ? p : NULL;
+	out->arg_len = h.arg_len;
+	return 0;
+}
+
+int mproc__req_build(void **buf, size_t *len, unsigned flags, pid_t ppid, const char *entry,
+		     const char *name, const void *arg, size_t arg_len)
+{
+	struct mproc__req_hdr h = {
+		.magic = MPROC__REQ_MAGIC,
+		.version = MPROC__REQ_VERSION,
+		.flags = (uint16_t)flags,
+		.ppid = ppid,
+	};
+	size_t el = entry ? strlen(entry) : 0, nl = name ? strlen(name) : 0;
+	char *b, *p;
+
+	if (el > MPROC_ENTRY_NAME_MAX || nl > MPROC_PROCESS_NAME_MAX ||
+	    arg_len > MPROC_PROCESS_ARG_MAX)
+		return -EMSGSIZE;
+	h.entry_len = (uint32_t)el;
+	h.name_len = (uint32_t)nl;
+	h.arg_len = (uint32_t)arg_len;
+	b = malloc(sizeof(h) + el + nl + arg_len + 1);
+	if (!b)
+		return -ENOMEM;
+	p = b;
+	memcpy(p, &h, sizeof(h));
+	p += sizeof(h);
+	if (el)
+		memcpy(p, entry, el);
+	p += el;
+	if (nl)
+		memcpy(p, name, nl);
+	p += nl;
+	if (arg_len)
+		memcpy(p, arg, arg_len);
+	*buf = b;
+	*len = sizeof(h) + el + nl + arg_len;
+	return 0;
+}
+
+int mproc__memfd_of(const void *buf, size_t len)
+{
+	int fd = memfd_create("mproc-req", MFD_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -errno;
+	r = mproc__write_all(fd, buf, len, MPROC__NO_DEADLINE);
+	if (r < 0) {
+		mproc__close(fd);
+		return (int)r;
+	}
+	return fd;
+}
+
+/* ---- child side --------------------------------------------------------------------------- */
+
+void mproc__signals_default(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int s = 1; s < _NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		sigaction(s, &sa, NULL);        /* EINVAL for libc-reserved ones: fine */
+	}
+}
+
+void mproc__child_setup(const char *name, bool daemon, pid_t ppid)
+{
+	char comm[16];
+	size_t n;
+
+	mproc__signals_default();
+	/* Die with the parent. PDEATHSIG is armed after fork, so the parent may already be gone:
+	 * the getppid() re-check closes that race. */
+	if (ppid > 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != ppid)
+			_exit(128 + SIGKILL);
+	}
+	if (name && name[0]) {
+		n = strlen(name);
+		if (n > sizeof(comm) - 1)
+			n = sizeof(comm) - 1;   /* PR_SET_NAME keeps 15 bytes; the API keeps it all */
+		memcpy(comm, name, n);
+		comm[n] = '\0';
+		prctl(PR_SET_NAME, comm);
+		mproc__log_set_name(name);
+	}
+	am_daemon = daemon;
+}
+
+int mproc__decode_status(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return -WTERMSIG(status);
+	return -EINVAL;
+}
+
+int mproc__pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	return fd < 0 ? -errno : fd;
+#else
+	return -ENOSYS;
+#endif
+}
+
+/* ---- exec of a child image ---------------------------------------------------------------- */
+
+struct exec_args {
+	const char *exe;
+	char *const *argv;
+	int keep[3];
+	bool closefds;
+	volatile int err;
+};
+
+/* Runs on its own small stack sharing our memory (CLONE_VM): like a signal handler, only
+ * syscalls. Not instrumented: ASan would see a foreign stack. */
+__attribute__((no_sanitize_address, no_sanitize("undefined")))
+static int exec_child_fn(void *a)
+{
+	struct exec_args *c = a;
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (int s = 1; s < _NSIG; s++) {
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &sa, NULL);
+	}
+	if (c->closefds)
+		syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+	for (int i = 0; i < 3; i++) {
+		if (c->keep[i] >= 0 && fcntl(c->keep[i], F_SETFD, 0) < 0) {
+			c->err = errno;
+			_exit(127);
+		}
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(c->exe, c->argv, environ);
+	c->err = errno;
+	_exit(127);
+}
+
+int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *argv0, int reqfd,
+		      int statusfd, int extrafd, bool closefds, pid_t *pid_out)
+{
+	char arg1[64];
+	char *argv[] = { (char *)argv0, arg1, NULL };
+	sigset_t all, old;
+	pid_t pid;
+	int r;
+
+	snprintf(arg1, sizeof(arg1), "--mproc-child=%d:%d:%d", reqfd, statusfd, extrafd);
+	if (how == MPROC_START_POSIX_SPAWN) {
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t at;
+		sigset_t none;
+
+		posix_spawn_file_actions_init(&fa);
+		posix_spawnattr_init(&at);
+		/* dup2 onto itself clears FD_CLOEXEC (glibc >= 2.29). */
+		r = posix_spawn_file_actions_adddup2(&fa, reqfd, reqfd);
+		if (!r)
+			r = posix_spawn_file_actions_adddup2(&fa, statusfd, statusfd);
+		if (!r && extrafd >= 0)
+			r = posix_spawn_file_actions_adddup2(&fa, extrafd, extrafd);
+		sigemptyset(&none);
+		sigfillset(&all);
+		if (!r)
+			r = posix_spawnattr_setsigmask(&at, &none);
+		if (!r)
+			r = posix_spawnattr_setsigdefault(&at, &all);
+		if (!r)
+			r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+						     POSIX_SPAWN_SETSIGDEF);
+		if (!r)
+			r = posix_spawn(&pid, exe, &fa, &at, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
+		if (r)
+			return -r;      /* glibc reaped the failed child already */
+		*pid_out = pid;
+		return 0;
+	}
+
+	{
+		struct exec_args c = {
+			.exe = exe,
+			.argv = argv,
+			.keep = { reqfd, statusfd, extrafd },
+			.closefds = closefds,
+			.err = 0,
+		};
+		_Alignas(16) char stack[16384];
+		int e;
+
+		/* Block everything so no handler of ours runs on the child's stack, in our memory;
+		 * the child resets the handlers before it unblocks. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		pid = clone(exec_child_fn, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD,
+			    &c);
+		e = errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0)
+			return -e;
+		if (c.err) {
+			/* exec failed: the child has _exit(127)ed; reap it so no zombie stays. */
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			return -c.err;
+		}
+		*pid_out = pid;
+		return 0;
+	}
+}
+
+/* In the child image. */
+static _Noreturn void run_child_image(int reqfd, int statusfd, int extrafd)
+{
+	struct mproc__req req;
+	struct stat stt;
+	mproc_process_fn *fn;
+	int32_t answer;
+	char *buf;
+	ssize_t n;
+	int r;
+
+	if (fstat(reqfd, &stt) < 0 || stt.st_size < 0 || (size_t)stt.st_size > MPROC__REQ_MAX)
+		_exit(127);
+	buf = malloc((size_t)stt.st_size + 1);
+	if (!buf)
+		_exit(127);
+	n = pread(reqfd, buf, (size_t)stt.st_size, 0);
+	mproc__close(reqfd);
+	if (n != stt.st_size || mproc__req_parse(buf, (size_t)n, &req) < 0)
+		_exit(127);
+	mproc__set_cloexec(statusfd, true);
+	if (req.flags & MPROC__REQ_FORKSERVER)
+		mproc__fs_server_main(statusfd, extrafd, &req);
+	mproc__close(extrafd);
+	fn = mproc__entry_find(req.entry);
+	if (!fn) {
+		answer = -ESRCH;
+		mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
+		_exit(127);
+	}
+	mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, req.ppid);
+	answer = 0;
+	mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
+	/* statusfd stays open (close-on-exec): without pidfds the parent's sentinel is its EOF. */
+	r = fn((void *)req.arg);
+	exit(r & 0xff);
+}
+
+void mproc_main_hook(int argc, char **argv)
+{
+	int a, b, c;
+	char tail;
+
+	if (argc < 2 || !argv || !argv[1] || strncmp(argv[1], "--mproc-child=", 14) != 0)
+		return;
+	if (sscanf(argv[1] + 14, "%d:%d:%d%c", &a, &b, &c, &tail) != 3 || a < 0 || b < 0)
+		_exit(127);
+	run_child_image(a, b, c);
+}
+
+/* ---- the object --------------------------------------------------------------------------- */
+
+struct mproc__thr {
+	mproc_process_fn *fn;
+	void *arg;
+	int ret;
+	int wfd;                /* closed when the thread ends: the sentinel reads EOF */
+	pthread_t tid;
+};
+
+int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *arg,
+		      const struct mproc_process_opts *opts)
+{
+	struct mproc_process_opts def = { 0 };
+	struct mproc_process *p = NULL;
+	const char *entry = NULL;
+	char namebuf[32];
+	const char *name;
+
+	if (!out || !fn)
+		return -EINVAL;
+	if (!opts)
+		opts = &def;
+	if ((unsigned)opts->method >= MPROC_START__COUNT)
+		return -EINVAL;
+	if (opts->name && !opts->name[0])
+		return -EINVAL;
+	if (opts->name && strlen(opts->name) > MPROC_PROCESS_NAME_MAX)
+		return -EMSGSIZE;
+	if (is_exec_method(opts->method)) {
+		if (opts->arg_len > MPROC_PROCESS_ARG_MAX)
+			return -EMSGSIZE;
+		if (opts->arg_len && !arg)
+			return -EINVAL;
+		if (opts->entry) {
+			if (!opts->entry[0])
+				return -EINVAL;
+			if (strlen(opts->entry) > MPROC_ENTRY_NAME_MAX)
+				return -EMSGSIZE;
+			if (mproc__entry_find(opts->entry) != fn)
+				return -ESRCH;
+			entry = opts->entry;
+		} else {
+			entry = entry_name_of(fn);
+			if (!entry)
+				return -ESRCH;
+		}
+	}
+	init_once_now();
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->method = opts->method;
+	p->fn = fn;
+	p->arg = arg;
+	p->daemon = opts->daemon;
+	p->pidfd = -1;
+	p->sentinel = -1;
+	p->state = P_NEW;
+	snprintf(namebuf, sizeof(namebuf), "mproc-%s", method_names[opts->method]);
+	name = opts->name ? opts->name : namebuf;
+	p->name = strdup(name);
+	if (!p->name)
+		goto out_nomem;
+	if (entry) {
+		p->entry = strdup(entry);
+		p->exe = strdup(opts->exe ? opts->exe : "/proc/self/exe");
+		if (!p->entry || !p->exe)
+			goto out_nomem;
+		if (opts->arg_len) {
+			p->argbuf = malloc(opts->arg_len);
+			if (!p->argbuf)
+				goto out_nomem;
+			memcpy(p->argbuf, arg, opts->arg_len);
+			p->arg_len = opts->arg_len;
+		}
+	}
+	*out = p;
+	return 0;
+out_nomem:
+	mproc_process_free(p);
+	return -ENOMEM;
+}
+
+static void fork_warn_threads(void)
+{
+	char buf[512], *s;
+	long threads = 0;
+	ssize_t n;
+	int fd;
+
+	/* Only when someone listens: reading /proc costs more than a warning is worth. */
+	if (!mproc_log_enabled(MPROC_LOG_WARNING))
+		return;
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	mproc__close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	s = strrchr(buf, ')');
+	/* After "(comm)": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime cutime cstime priority nice num_threads (the 18th field). */
+	for (int i = 0; s && i < 18; i++)
+		s = strchr(s + 1, ' ');
+	if (s)
+		threads = strtol(s + 1, NULL, 10);
+	if (threads > 1)
+		mproc_log(MPROC_LOG_WARNING,
+			  "fork with %ld threads: the child gets only the calling one, and locks "
+			  "other threads held stay held in it", threads);
+}
+
+static int start_fork(struct mproc_process *p)
+{
+	static int no_pidfd;    /* set once pidfd_open said ENOSYS: use a pipe sentinel */
+	int sp[2] = { -1, -1 };
+	sigset_t all, old, none;
+	pid_t pid, me = getpid();
+	int r;
+
+	fork_warn_threads();
+	if (no_pidfd && pipe2(sp, O_CLOEXEC) < 0)
+		return -errno;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid == 0) {
+		/* The child holds the write end until it exits: EOF is the parent's sentinel. */
+		mproc__close(sp[0]);
+		mproc__child_setup(p->name, p->daemon, me);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(p->fn(p->arg) & 0xff);
+	}
+	r = pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	mproc__close(sp[1]);
+	if (r < 0) {
+		mproc__close(sp[0]);
+		return r;
+	}
+	p->pid = pid;
+	p->ppid = me;
+	if (sp[0] >= 0) {
+		p->sentinel = sp[0];
+		return 0;
+	}
+	p->pidfd = mproc__pidfd_open(pid);
+	if (p->pidfd == -ENOSYS)
+		no_pidfd = 1;   /* this child is waited for by polling waitpid */
+	if (p->pidfd < 0)
+		p->pidfd = -1;
+	p->sentinel = p->pidfd;
+	return 0;
+}
+
+static int start_exec(struct mproc_process *p)
+{
+	int st[2] = { -1, -1 };
+	int reqfd = -1, r;
+	void *req = NULL;
+	size_t len;
+	int32_t answer;
+	ssize_t n;
+	pid_t pid = 0, me = getpid();
+
+	r = mproc__req_build(&req, &len, p->daemon ? MPROC__REQ_DAEMON : 0, me, p->entry, p->name,
+			     p->argbuf, p->arg_len);
+	if (r < 0)
+		return r;
+	reqfd = mproc__memfd_of(req, len);
+	free(req);
+	if (reqfd < 0)
+		return reqfd;
+	if (pipe2(st, O_CLOEXEC) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	r = mproc__exec_child(p->method == MPROC_START_POSIX_SPAWN ? MPROC_START_POSIX_SPAWN :
+			      MPROC_START_VFORK, p->exe, p->name, reqfd, st[1], -1,
+			      p->method == MPROC_START_SPAWN, &pid);
+	mproc__closep(&reqfd);
+	mproc__closep(&st[1]);
+	if (r < 0)
+		goto out_close;
+	p->pid = pid;
+	p->ppid = me;
+	p->pidfd = mproc__pidfd_open(pid);
+	/* The handshake: the image found its entry (0), or not (-ESRCH), or died (EOF). */
+	n = mproc__read_all(st[0], &answer, sizeof(answer), MPROC__NO_DEADLINE);
+	if (n != (ssize_t)sizeof(answer) || answer < 0) {
+		r = n < 0 ? (int)n : n != (ssize_t)sizeof(answer) ? -ECHILD : answer;
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		mproc__closep(&p->pidfd);
+		p->pid = 0;
+		goto out_close;
+	}
+	if (p->pidfd >= 0) {
+		mproc__closep(&st[0]);
+		p->sentinel = p->pidfd;
+	} else {
+		p->sentinel = st[0];    /* EOF when the child (which holds the write end) exits */
+	}
+	return 0;
+out_close:
+	mproc__close(reqfd);
+	mproc__close(st[0]);
+	mproc__close(st[1]);
+	return r;
+}
+
+static void *thread_main(void *a)
+{
+	struct mproc__thr *t = a;
+
+	t->ret = t->fn(t->arg);
+	mproc__closep(&t->wfd);
+	return NULL;
+}
+
+static int start_thread(struct mproc_process *p)
+{
+	struct mproc__thr *t;
+	int fds[2];
+	int r;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		r = -errno;
+		free(t);
+		return r;
+	}
+	t->fn = p->fn;
+	t->arg = p->arg;
+	t->wfd = fds[1];
+	r = -pthread_create(&t->tid, NULL, thread_main, t);
+	if (r < 0) {
+		mproc__close(fds[0]);
+		mproc__close(fds[1]);
+		free(t);
+		return r;
+	}
+	p->thr = t;
+	p->sentinel = fds[0];
+	p->pid = 0;
+	p->ppid = getpid();
+	return 0;
+}
+
+int mproc_process_start(struct mproc_process *p)
+{
+	int r;
+
+	if (!p || p->state != P_NEW)
+		return -EINVAL;
+	if (am_daemon && p->method != MPROC_START_THREAD)
+		return -EPERM;
+	switch (p->method) {
+	case MPROC_START_FORK:
+		r = start_fork(p);
+		break;
+	case MPROC_START_VFORK:
+	case MPROC_START_POSIX_SPAWN:
+	case MPROC_START_SPAWN:
+		r = start_exec(p);
+		break;
+	case MPROC_START_FORKSERVER:
+		r = mproc__fs_start_process(p);
+		break;
+	case MPROC_START_THREAD:
+		r = start_thread(p);
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	p->state = P_RUNNING;
+	if (p->daemon && p->method != MPROC_START_THREAD) {
+		pthread_mutex_lock(&daemon_lock);
+		p->next_daemon = daemons;
+		daemons = p;
+		pthread_mutex_unlock(&daemon_lock);
+	}
+	return 0;
+}
+
+#ifndef PIDFD_GET_INFO
+/* Linux 6.15: the exit status survives reaping by someone else (SIGCHLD=SIG_IGN). */
+struct mproc__pidfd_info {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+#define MPROC__PIDFD_INFO_EXIT (1ULL << 3)
+#define MPROC__PIDFD_GET_INFO _IOWR(0xFF, 11, struct mproc__pidfd_info)
+#endif
+
+static void reap(struct mproc_process *p)
+{
+	int status;
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(p->pid, &status, 0);
+		if (r == p->pid) {
+			p->exitcode = mproc__decode_status(status);
+			p->status_lost = false;
+			return;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		break;
+	}
+	/* ECHILD: the host ignores SIGCHLD, so the kernel reaped it. Ask the pidfd. */
+	p->status_lost = true;
+#ifndef PIDFD_GET_INFO
+	if (p->pidfd >= 0) {
+		struct mproc__pidfd_info info;
+
+		memset(&info, 0, sizeof(info));
+		info.mask = MPROC__PIDFD_INFO_EXIT;
+		if (ioctl(p->pidfd, MPROC__PIDFD_GET_INFO, &info) == 0 &&
+		    (info.mask & MPROC__PIDFD_INFO_EXIT)) {
+			p->exitcode = mproc__decode_status(info.exit_code);
+			p->status_lost = false;
+		}
+	}
+#endif
+}
+
+static void ended(struct mproc_process *p)
+{
+	p->state = P_ENDED;
+	if (p->daemon) {
+		struct mproc_process **pp;
+
+		pthread_mutex_lock(&daemon_lock);
+		for (pp = &daemons; *pp; pp = &(*pp)->next_daemon) {
+			if (*pp == p) {
+				*pp = p->next_daemon;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&daemon_lock);
+	}
+}
+
+static int wait_ended(struct mproc_process *p, int64_t deadline)
+{
+	int r;
+
+	if (p->method == MPROC_START_THREAD) {
+		r = mproc__poll1(p->sentinel, POLLIN, deadline);
+		if (r < 0)
+			return r;
+		pthread_join(p->thr->tid, NULL);
+		p->exitcode = p->thr->ret;
+		free(p->thr);
+		p->thr = NULL;
+		return 0;
+	}
+	if (p->method == MPROC_START_FORKSERVER)
+		return mproc__fs_wait(p, deadline);
+	if (p->sentinel >= 0) {
+		r = mproc__poll1(p->sentinel, POLLIN, deadline);
+		if (r < 0)
+			return r;
+		reap(p);
+		return 0;
+	}
+	/* No sentinel (no pidfds): poll waitpid with a short sleep. */
+	for (;;) {
+		int status;
+		pid_t w = waitpid(p->pid, &status, WNOHANG);
+
+		if (w == p->pid) {
+			p->exitcode = mproc__decode_status(status);
+			return 0;
+		}
+		if (w < 0 && errno != EINTR) {
+			p->status_lost = true;
+			return 0;
+		}
+		if (deadline != MPROC__NO_DEADLINE && mproc__now_ns() >= deadline)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+}
+
+int mproc_process_join(struct mproc_process *p, double timeout_s)
+{
+	int64_t deadline;
+	int r;
+
+	if (!p)
+		return -EINVAL;
+	r = mproc__deadline(timeout_s, &deadline);
+	if (r < 0)
+		return r;
+	if (p->state == P_ENDED)
+		return 0;
+	if (p->state != P_RUNNING)
+		return -EINVAL;
+	r = wait_ended(p, deadline);
+	if (r < 0)
+		return r;
+	ended(p);
+	return 0;
+}
+
+bool mproc_process_is_alive(struct mproc_process *p)
+{
+	if (!p || p->state != P_RUNNING)
+		return false;
+	return mproc_process_join(p, 0) == -ETIMEDOUT;
+}
+
+static int send_signal(struct mproc_process *p, int sig)
+{
+	if (!p || p->state == P_NEW || p->state == P_CLOSED)
+		return -EINVAL;
+	if (p->method == MPROC_START_THREAD)
+		return -ENOTSUP;
+	if (p->state == P_ENDED)
+		return 0;
+#ifdef SYS_pidfd_send_signal
+	if (p->pidfd >= 0) {
+		if (syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0 || errno == ESRCH)
+			return 0;
+		return -errno;
+	}
+#endif
+	/* Without a pidfd the pid is still ours: it is not reaped until join, so not reused. */
+	if (kill(p->pid, sig) == 0 || errno == ESRCH)
+		return 0;
+	return -errno;
+}
+
+int mproc_process_terminate(struct mproc_process *p)
+{
+	return send_signal(p, SIGTERM);
+}
+
+int mproc_process_kill(struct mproc_process *p)
+{
+	return send_signal(p, SIGKILL);
+}
+
+int mproc_process_exitcode(struct mproc_process *p, int *code)
+{
+	if (!p || !code || p->state == P_NEW || p->state == P_CLOSED)
+		return -EINVAL;
+	if (p->state == P_RUNNING && mproc_process_join(p, 0) == -ETIMEDOUT)
+		return -EAGAIN;
+	if (p->status_lost)
+		return -ECHILD;
+	*code = p->exitcode;
+	return 0;
+}
+
+pid_t mproc_process_pid(const struct mproc_process *p)
+{
+	return p ? p->pid : 0;
+}
+
+pid_t mproc_process_ppid(const struct mproc_process *p)
+{
+	return p ? p->ppid : 0;
+}
+
+const char *mproc_process_name(const struct mproc_process *p)
+{
+	return p ? p->name : NULL;
+}
+
+enum mproc_start_method mproc_process_method(const struct mproc_process *p)
+{
+	return p ? p->method : MPROC_START__COUNT;
+}
+
+int mproc_process_sentinel(const struct mproc_process *p)
+{
+	if (!p || p->state == P_NEW || p->state == P_CLOSED || p->sentinel < 0)
+		return -EINVAL;
+	return p->sentinel;
+}
+
+static void release(struct mproc_process *p)
+{
+	if (p->sentinel != p->pidfd)
+		mproc__close(p->sentinel);
+	mproc__closep(&p->pidfd);
+	p->sentinel = -1;
+}
+
+int mproc_process_close(struct mproc_process *p)
+{
+	if (!p || p->state == P_NEW)
+		return -EINVAL;
+	if (p->state == P_CLOSED)
+		return 0;
+	if (p->state == P_RUNNING && mproc_process_join(p, 0) == -ETIMEDOUT)
+		return -EBUSY;
+	release(p);
+	p->state = P_CLOSED;
+	return 0;
+}
+
+void mproc_process_free(struct mproc_process *p)
+{
+	if (!p)
+		return;
+	if (p->state == P_RUNNING) {
+		if (p->thr) {
+			/* A running thread keeps its block; it is detached and freed by nobody
+			 * (a documented, bounded leak: do join first). */
+			pthread_detach(p->thr->tid);
+		}
+		p->daemon = true;       /* unlink from the daemon list */
+		ended(p);
+	}
+	release(p);
+	free(p->name);
+	free(p->entry);
+	free(p->argbuf);
+	free(p->exe);
+	free(p);
+}

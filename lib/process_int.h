@@ -1,0 +1,108 @@
+/*
+ * process_int.h - what process.c and forkserver.c share: the process object, the request
+ * format that carries an entry, a name and argument bytes to a child image or to the
+ * forkserver, and its parser (kept separate so a fuzz target can call it).
+ */
+#ifndef MPROC_PROCESS_INT_H
+#define MPROC_PROCESS_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "mproc/process.h"
+
+enum mproc__proc_state { P_NEW, P_RUNNING, P_ENDED, P_CLOSED };
+
+struct mproc__thr;
+
+struct mproc_process {
+	enum mproc_start_method method;
+	enum mproc__proc_state state;
+	mproc_process_fn *fn;
+	void *arg;
+	char *name;
+	char *entry;            /* exec methods */
+	void *argbuf;           /* exec methods: arg_len bytes */
+	size_t arg_len;
+	char *exe;
+	bool daemon;
+	pid_t pid, ppid;
+	int pidfd;              /* -1 if none */
+	int sentinel;           /* the fd poll waits on (may equal pidfd) */
+	bool status_lost;
+	int exitcode;
+	struct mproc__thr *thr; /* thread method */
+	struct mproc_process *next_daemon;
+};
+
+/* Request: header + entry + name + arg bytes, all lengths checked against the limits. */
+#define MPROC__REQ_MAGIC 0x7172706du  /* "mprq" */
+#define MPROC__REQ_VERSION 1
+enum {
+	MPROC__REQ_DAEMON = 1 << 0,
+	MPROC__REQ_FORKSERVER = 1 << 1,  /* the image becomes the forkserver */
+	MPROC__REQ_FLAGS_ALL = (1 << 2) - 1,
+};
+struct mproc__req_hdr {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t flags;
+	int32_t ppid;
+	uint32_t entry_len;
+	uint32_t name_len;
+	uint32_t arg_len;
+};
+#define MPROC__REQ_MAX (sizeof(struct mproc__req_hdr) + MPROC_ENTRY_NAME_MAX + \
+			MPROC_PROCESS_NAME_MAX + MPROC_PROCESS_ARG_MAX)
+
+struct mproc__req {
+	unsigned flags;
+	pid_t ppid;
+	char entry[MPROC_ENTRY_NAME_MAX + 1];
+	char name[MPROC_PROCESS_NAME_MAX + 1];
+	const void *arg;        /* points into the parsed buffer; NULL if arg_len is 0 */
+	size_t arg_len;
+};
+
+/*
+ * mproc__req_parse - validate and decode a request of exactly len bytes. Returns 0, -EBADMSG
+ * (short, bad magic/version/flags, lengths that do not add up to len, a NUL inside a string,
+ * empty entry without MPROC__REQ_FORKSERVER), -EMSGSIZE (a length over its limit).
+ * Pure function: no allocation, no syscalls; safe on any input.
+ */
+int mproc__req_parse(const void *buf, size_t len, struct mproc__req *out);
+/* Build one into a malloc'd buffer. Returns 0, -ENOMEM, -EMSGSIZE. */
+int mproc__req_build(void **buf, size_t *len, unsigned flags, pid_t ppid, const char *entry,
+		     const char *name, const void *arg, size_t arg_len);
+
+/* Registry lookup (locks the registry). NULL if unknown. */
+mproc_process_fn *mproc__entry_find(const char *name);
+/* Child-side setup shared by all process methods: default signal handlers, PDEATHSIG with the
+ * getppid re-check against ppid (ppid 0: skip), name, daemon flag. Leaves the mask alone.
+ * Async-signal-safe. */
+void mproc__child_setup(const char *name, bool daemon, pid_t ppid);
+/* Default handlers for every signal. Async-signal-safe. */
+void mproc__signals_default(void);
+/* Whether this process is a daemon (may not start processes). */
+bool mproc__is_daemon(void);
+/* Decode a wait status into an exit code (code or -signal). */
+int mproc__decode_status(int status);
+/* pidfd_open, or -errno. */
+int mproc__pidfd_open(pid_t pid);
+
+/* Exec a child image of exe with the request in reqfd and statusfd (and extrafd, or -1)
+ * inherited; closefds: close every other fd beyond stdio. how is VFORK or POSIX_SPAWN. */
+int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *argv0, int reqfd,
+		      int statusfd, int extrafd, bool closefds, pid_t *pid);
+/* Make a sealed-size memfd holding buf (O_CLOEXEC). Returns the fd or -errno. */
+int mproc__memfd_of(const void *buf, size_t len);
+
+/* forkserver.c */
+int mproc__fs_start_process(struct mproc_process *p);
+int mproc__fs_wait(struct mproc_process *p, int64_t deadline_ns);
+_Noreturn void mproc__fs_server_main(int control, int listenfd, const struct mproc__req *req);
+void mproc__fs_atfork_child(void);
+void mproc__fs_lock(void);
+void mproc__fs_unlock(void);
+
+#endif /* MPROC_PROCESS_INT_H */
