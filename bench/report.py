@@ -282,6 +282,33 @@ def section_plots(run):
     return lines
 
 
+def section_recommendation(run):
+    """The pool sizes for this machine (bench/recommend.py via mproc-recommend --write)."""
+    import json as _json
+    path = os.path.join(run.path, "recommendation.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            rec = _json.load(f)
+    except (OSError, ValueError):
+        return []
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import recommend
+    out = ["## Recommendation: how many workers here", "",
+           "From this run's pool curves (`mproc-recommend %s` prints it again; "
+           "`recommendation.json` holds the evidence):" % md_escape(run.path), "", "```"]
+    out += recommend.render_text(rec).splitlines()
+    out += ["```", ""]
+    cpu = rec.get("cpu")
+    if cpu and cpu.get("curve"):
+        out += ["CPU-bound curve (%s ms tasks):" % cpu.get("task_ms"), ""]
+        rows = []
+        for w, tps, sp, eff in cpu["curve"]:
+            rows.append(["%d" % w, fmt_num(tps), "%.2f" % sp if sp is not None else "—",
+                         "%.2f" % eff if eff is not None else "—"])
+        out += table(["workers", "tasks/s", "speedup", "efficiency"], rows) + [""]
+    return out
+
+
 def build_report(run):
     c = run.context
     title = "# mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?"))
@@ -290,6 +317,7 @@ def build_report(run):
     out += ["## Machine", ""] + section_machine(run) + [""]
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
+    out += section_recommendation(run)
     all_unstable = []
     per_harness = []          # (harness, unstable, figures)
     order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]

@@ -24,11 +24,18 @@
  * copied twice. Reads never go past the end of the current frame except into this buffer.
  */
 #define CONN_RA_SIZE 4096
+/* The blocking pipe receive reads header, body and read-ahead in one readv(2) (conn_recv_pipe):
+ * up to this much lands in the caller's buffer, and whatever of it belongs to later frames
+ * is moved into the read-ahead, which is sized for that. */
+#define CONN_FAST_BODY (64 * 1024)
+#define CONN_RA_CAP (MPROC__CONN_HDR_SIZE + CONN_FAST_BODY + CONN_RA_SIZE)
 /* fds received with the current frame's header and not yet handed out (stream sockets). */
 #define CONN_PEND_FDS MPROC_CONN_MAX_FDS
 /* SOCK_SEQPACKET: a frame is sent as packets of at most this many bytes (header included),
  * since one packet must fit the socket's send buffer (about 208 KiB by default). */
 #define CONN_SEQ_CHUNK (64 * 1024)
+
+#define CONN_PIPE_BYTES_DEFAULT (256 * 1024)
 
 /* The page shared by every process that holds the endpoint: its send lock. */
 struct conn_shared {
@@ -46,7 +53,7 @@ struct mproc_conn {
 	size_t ra_off, ra_len;          /* read-ahead window [ra_off, ra_len) */
 	size_t npend;                   /* fds in pend[] */
 	int pend[CONN_PEND_FDS];
-	unsigned char ra[CONN_RA_SIZE];
+	unsigned char ra[CONN_RA_CAP];
 };
 
 /* ---- frame header ------------------------------------------------------------------------ */
@@ -431,7 +438,7 @@ static ssize_t conn_ra_fill(struct mproc_conn *c, size_t want, int64_t deadline)
 				return conn_break(c);
 			}
 		} else {
-			n = read(c->rfd, c->ra + c->ra_len, CONN_RA_SIZE - c->ra_len);
+			n = read(c->rfd, c->ra + c->ra_len, CONN_RA_CAP - c->ra_len);
 		}
 		if (n > 0) {
 			c->ra_len += (size_t)n;
@@ -644,6 +651,76 @@ static ssize_t conn_take_seq(struct mproc_conn *c, const struct mproc__conn_hdr 
 	return (ssize_t)h->len;
 }
 
+/*
+ * The blocking receive on a pipe with an empty read-ahead, in one readv(2): the header into the
+ * read-ahead, the body straight into the caller's buffer, and what follows into the read-ahead
+ * after it. This saves the second read that a header-first receive needs for a large message
+ * (a raw pipe reader makes one). Bytes that turn out to belong to later frames, or a frame
+ * that does not fit (-EMSGSIZE), are put back into the read-ahead in stream order.
+ * Returns the length, MPROC_EOF, -errno, or CONN_SLOW: go on with the general path.
+ */
+#define CONN_SLOW (-EINPROGRESS)
+static ssize_t conn_recv_pipe(struct mproc_conn *c, char *buf, size_t size)
+{
+	size_t first = size < CONN_FAST_BODY ? size : CONN_FAST_BODY;
+	struct iovec iov[3] = {
+		{ c->ra, MPROC__CONN_HDR_SIZE },
+		{ buf, first },
+		{ c->ra + MPROC__CONN_HDR_SIZE + first, CONN_RA_SIZE },
+	};
+	struct mproc__conn_hdr h;
+	size_t got, tail, extra;
+	ssize_t n;
+	int r;
+
+	c->ra_off = c->ra_len = 0;
+	do
+		n = readv(c->rfd, iov, first ? 3 : 2);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN ? CONN_SLOW : -errno;
+	if (n == 0)
+		return MPROC_EOF;
+	if ((size_t)n < MPROC__CONN_HDR_SIZE) {
+		c->ra_len = (size_t)n;          /* a partial header: the slow path goes on */
+		return CONN_SLOW;
+	}
+	got = (size_t)n - MPROC__CONN_HDR_SIZE;
+	tail = got > first ? got - first : 0;   /* bytes in the read-ahead after buf's part */
+	got -= tail;                            /* bytes in buf */
+	r = mproc__conn_parse_header(c->ra, MPROC__CONN_HDR_SIZE, c->max, &h);
+	if (r == 0 && (h.len > size || h.nfds))
+		r = -EMSGSIZE;
+	if (r == -EBADMSG)
+		return conn_break(c);
+	if (r < 0) {
+		/* Keep everything: header, buf's part, tail, in that order. */
+		memmove(c->ra + MPROC__CONN_HDR_SIZE + got, c->ra + MPROC__CONN_HDR_SIZE + first, tail);
+		memcpy(c->ra + MPROC__CONN_HDR_SIZE, buf, got);
+		c->ra_len = MPROC__CONN_HDR_SIZE + got + tail;
+		return r;
+	}
+	if (got >= h.len) {
+		/* The frame is whole; buf[h.len, got) and the tail are the next frames. */
+		extra = got - h.len;
+		memmove(c->ra + extra, c->ra + MPROC__CONN_HDR_SIZE + first, tail);
+		memcpy(c->ra, buf + h.len, extra);
+		c->ra_len = extra + tail;
+		return (ssize_t)h.len;
+	}
+	/* got < h.len <= size. When buf's part was capped (first < size), the tail starts with
+	 * more of this body, then maybe later frames. */
+	extra = h.len - got < tail ? h.len - got : tail;
+	memcpy(buf + got, c->ra + MPROC__CONN_HDR_SIZE + first, extra);
+	got += extra;
+	memmove(c->ra, c->ra + MPROC__CONN_HDR_SIZE + first + extra, tail - extra);
+	c->ra_len = tail - extra;
+	if (got == h.len)
+		return (ssize_t)h.len;
+	r = conn_read_exact(c, buf + got, h.len - got, MPROC__NO_DEADLINE);
+	return r < 0 ? r : (ssize_t)h.len;
+}
+
 static ssize_t conn_recv_common(struct mproc_conn *c, void *buf, size_t size, void **out,
 				int *fds, size_t *nfds, double timeout_s)
 {
@@ -662,6 +739,12 @@ static ssize_t conn_recv_common(struct mproc_conn *c, void *buf, size_t size, vo
 		return -EBADF;
 	if (nfds)
 		*nfds = 0;
+	if (c->transport == MPROC_CONN_PIPE && !out && deadline == MPROC__NO_DEADLINE &&
+	    c->ra_len == c->ra_off && !c->broken) {
+		n = conn_recv_pipe(c, buf, size);
+		if (n != CONN_SLOW)
+			return n;
+	}
 	r = conn_next_header(c, deadline, &h);
 	if (r < 0)
 		return r;
@@ -883,6 +966,14 @@ int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
 		if (!o->simplex && pipe2(p2, O_CLOEXEC) < 0) {
 			r = -errno;
 			goto out_close;
+		}
+		/* Best effort: F_SETPIPE_SZ fails past the user's pipe page budget. */
+		size_t want = o->pipe_bytes ? o->pipe_bytes : CONN_PIPE_BYTES_DEFAULT;
+
+		if (want <= INT_MAX) {
+			fcntl(p1[1], F_SETPIPE_SZ, (int)want);
+			if (p2[1] >= 0)
+				fcntl(p2[1], F_SETPIPE_SZ, (int)want);
 		}
 		/* p1 carries b -> a (a reads first, as Python's Pipe(False) returns r, w);
 		 * p2 carries a -> b. */

@@ -59,19 +59,21 @@ int mproc__mgr_addr_parse(const char *s, struct mproc__mgr_addr *a)
 	if (strncmp(s, "tcp:", 4) != 0)
 		return -EINVAL;
 	host = s + 4;
+	/* "tcp:PORT" and "tcp::PORT" mean the loopback address: listening on every interface
+	 * has to be asked for ("tcp:0.0.0.0:PORT"). */
 	colon = strrchr(host, ':');
-	if (!colon || mproc__parse_u64(colon + 1, 65535, &port) < 0)
+	if (mproc__parse_u64(colon ? colon + 1 : host, 65535, &port) < 0)
 		return -EINVAL;
-	hl = (size_t)(colon - host);
+	hl = colon ? (size_t)(colon - host) : 0;
 	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
 		host++;
 		hl -= 2;
 	}
-	if (hl == 0 || hl >= sizeof(a->host))
+	if (hl >= sizeof(a->host))
 		return -EINVAL;
 	memcpy(a->host, host, hl);
 	a->host[hl] = '\0';
-	if (strcmp(a->host, "localhost") == 0)
+	if (hl == 0 || strcmp(a->host, "localhost") == 0)
 		strcpy(a->host, "127.0.0.1");
 	if (inet_pton(AF_INET, a->host, &a4) != 1 && inet_pton(AF_INET6, a->host, &a6) != 1)
 		return -EINVAL;

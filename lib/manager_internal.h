@@ -129,6 +129,8 @@ void mproc__mw_put_u32(uint8_t *p, uint32_t v);
 void mproc__mw_put_u64(uint8_t *p, uint64_t v);
 uint32_t mproc__mw_u32(const uint8_t *p);
 uint64_t mproc__mw_u64(const uint8_t *p);
+/* Drop the written bytes [0, off) (only between frames: offsets into the buffer move). */
+void mproc__mw_compact(struct mproc__mw_buf *b);
 void mproc__mw_buf_free(struct mproc__mw_buf *b);
 
 /* The two MACs of the handshake. */

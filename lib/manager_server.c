@@ -996,7 +996,11 @@ static bool conn_flush(struct mproc__mgr_conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN;
+			if (errno != EAGAIN)
+				return false;
+			/* A slow reader: reclaim the written part (no reply is being built now). */
+			mproc__mw_compact(&c->out);
+			return true;
 		}
 		c->out.off += (size_t)n;
 	}

@@ -138,15 +138,10 @@ int mproc__mw_reserve(struct mproc__mw_buf *b, size_t more)
 	size_t cap;
 	uint8_t *p;
 
+	/* Never moves the bytes (b->off stays): a reply in progress keeps its offset into the
+	 * buffer. The writer reclaims written bytes itself (mproc__mw_compact). */
 	if (more <= b->cap - b->len)
 		return 0;
-	if (b->off) {           /* reclaim what was already written */
-		memmove(b->p, b->p + b->off, b->len - b->off);
-		b->len -= b->off;
-		b->off = 0;
-		if (more <= b->cap - b->len)
-			return 0;
-	}
 	if (more > SIZE_MAX / 2 - b->len)
 		return -ENOMEM;
 	cap = b->cap ? b->cap : 256;
@@ -170,6 +165,15 @@ int mproc__mw_put(struct mproc__mw_buf *b, const void *v, size_t n)
 		memcpy(b->p + b->len, v, n);
 	b->len += n;
 	return 0;
+}
+
+void mproc__mw_compact(struct mproc__mw_buf *b)
+{
+	if (!b->off)
+		return;
+	memmove(b->p, b->p + b->off, b->len - b->off);
+	b->len -= b->off;
+	b->off = 0;
 }
 
 void mproc__mw_buf_free(struct mproc__mw_buf *b)

@@ -368,14 +368,26 @@ int mproc_shm_fd(const struct mproc_shm *s)
 struct mproc_array {
 	enum mproc_type type;
 	size_t len, esize;
-	void *map;
-	size_t map_len;
+	struct mproc_shm *shm;  /* the region holding header, Lock and data */
 	struct mproc_lock *lock;
 	void *data;
 };
 
-/* The mapping: [64 bytes: the Lock, or unused][data, 64-byte aligned]. */
-#define DATA_OFFSET 64
+/*
+ * The region: [header, 64 bytes][the Lock, or unused, 64 bytes][data, 64-byte aligned]. The
+ * header lets a process that attaches by name or fd learn the type and length, and refuses
+ * regions that hold no Array.
+ */
+struct array_hdr {
+	uint32_t magic;
+	uint32_t type;
+	uint32_t flags;
+	uint32_t pad;
+	uint64_t len;
+};
+#define ARRAY_MAGIC 0x6d706172u         /* "mpar" */
+#define LOCK_OFFSET 64
+#define DATA_OFFSET 128
 
 size_t mproc_type_size(enum mproc_type t)
 {
@@ -399,11 +411,13 @@ size_t mproc_type_size(enum mproc_type t)
 	return 0;
 }
 
-int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags)
+int mproc_array_new_in(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags,
+		       const struct mproc_shm_opts *o)
 {
 	struct mproc_array *a;
+	struct array_hdr *h;
 	size_t esize = mproc_type_size(t);
-	void *p;
+	char *base;
 	int r;
 
 	if (!out || esize == 0 || len == 0 || (flags & ~MPROC_SHM_LOCK))
@@ -416,33 +430,110 @@ int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len, uns
 	a->type = t;
 	a->len = len;
 	a->esize = esize;
-	a->map_len = DATA_OFFSET + len * esize;
-	p = mmap(NULL, a->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		r = -errno;
+	r = mproc_shm_new(&a->shm, DATA_OFFSET + len * esize, o);
+	if (r < 0)
 		goto out_free;
-	}
-	a->map = p;
-	a->data = (char *)p + DATA_OFFSET;
+	base = mproc_shm_addr(a->shm);
+	a->data = base + DATA_OFFSET;
 	if (flags & MPROC_SHM_LOCK) {
-		r = mproc_lock_init_at(p, DATA_OFFSET, &a->lock);
+		r = mproc_lock_init_at(base + LOCK_OFFSET, DATA_OFFSET - LOCK_OFFSET, &a->lock);
 		if (r < 0)
-			goto out_unmap;
+			goto out_shm;
 	}
+	h = (struct array_hdr *)(void *)base;
+	h->type = (uint32_t)t;
+	h->flags = flags;
+	h->len = len;
+	/* Last: an attacher that sees the magic sees the rest. */
+	__atomic_store_n(&h->magic, ARRAY_MAGIC, __ATOMIC_RELEASE);
 	*out = a;
 	return 0;
-out_unmap:
-	munmap(p, a->map_len);
+out_shm:
+	mproc_shm_free(a->shm);
 out_free:
 	free(a);
 	return r;
+}
+
+int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags)
+{
+	return mproc_array_new_in(out, t, len, flags, NULL);
+}
+
+/* Wrap an attached region after checking its header; takes shm (freed on failure). */
+static int array_from_shm(struct mproc_array **out, struct mproc_shm *shm)
+{
+	const struct array_hdr *h = mproc_shm_addr(shm);
+	size_t size = mproc_shm_size(shm), esize;
+	struct mproc_array *a;
+	int r = -EINVAL;
+
+	if (size < DATA_OFFSET || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != ARRAY_MAGIC)
+		goto out_shm;
+	esize = mproc_type_size((enum mproc_type)h->type);
+	if (esize == 0 || h->len == 0 || h->len > (size - DATA_OFFSET) / esize ||
+	    (h->flags & ~MPROC_SHM_LOCK))
+		goto out_shm;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		r = -ENOMEM;
+		goto out_shm;
+	}
+	a->type = (enum mproc_type)h->type;
+	a->len = (size_t)h->len;
+	a->esize = esize;
+	a->shm = shm;
+	a->data = (char *)mproc_shm_addr(shm) + DATA_OFFSET;
+	if (h->flags & MPROC_SHM_LOCK) {
+		r = mproc_lock_at((char *)mproc_shm_addr(shm) + LOCK_OFFSET, &a->lock);
+		if (r < 0) {
+			free(a);
+			goto out_shm;
+		}
+	}
+	*out = a;
+	return 0;
+out_shm:
+	mproc_shm_free(shm);
+	return r;
+}
+
+int mproc_array_attach(struct mproc_array **out, const struct mproc_shm_opts *o)
+{
+	struct mproc_shm *shm;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = mproc_shm_attach(&shm, 0, o);
+	if (r < 0)
+		return r;
+	return array_from_shm(out, shm);
+}
+
+int mproc_array_attach_fd(struct mproc_array **out, int fd)
+{
+	struct mproc_shm *shm;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = mproc_shm_attach_fd(&shm, fd, 0);
+	if (r < 0)
+		return r;
+	return array_from_shm(out, shm);
+}
+
+const struct mproc_shm *mproc_array_shm(const struct mproc_array *a)
+{
+	return a ? a->shm : NULL;
 }
 
 void mproc_array_free(struct mproc_array *a)
 {
 	if (!a)
 		return;
-	munmap(a->map, a->map_len);
+	mproc_shm_free(a->shm);
 	free(a);
 }
 
@@ -628,6 +719,59 @@ int mproc_value_new(struct mproc_value **out, enum mproc_type t, unsigned flags)
 		return r;
 	*out = (struct mproc_value *)(void *)a;
 	return 0;
+}
+
+int mproc_value_new_in(struct mproc_value **out, enum mproc_type t, unsigned flags,
+		       const struct mproc_shm_opts *o)
+{
+	struct mproc_array *a;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = mproc_array_new_in(&a, t, 1, flags, o);
+	if (r < 0)
+		return r;
+	*out = (struct mproc_value *)(void *)a;
+	return 0;
+}
+
+/* An attached Array of length other than 1 is not a Value. */
+static int value_from_array(struct mproc_value **out, struct mproc_array *a)
+{
+	if (a->len != 1) {
+		mproc_array_free(a);
+		return -EINVAL;
+	}
+	*out = (struct mproc_value *)(void *)a;
+	return 0;
+}
+
+int mproc_value_attach(struct mproc_value **out, const struct mproc_shm_opts *o)
+{
+	struct mproc_array *a;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = mproc_array_attach(&a, o);
+	return r < 0 ? r : value_from_array(out, a);
+}
+
+int mproc_value_attach_fd(struct mproc_value **out, int fd)
+{
+	struct mproc_array *a;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	r = mproc_array_attach_fd(&a, fd);
+	return r < 0 ? r : value_from_array(out, a);
+}
+
+const struct mproc_shm *mproc_value_shm(const struct mproc_value *v)
+{
+	return mproc_array_shm(AS_CARRAY(v));
 }
 
 void mproc_value_free(struct mproc_value *v)

@@ -28,10 +28,14 @@ import statistics
 __all__ = ["GBJsonError", "Stats", "Figure", "HarnessResult", "Run", "strip_suffixes",
            "load_file", "load_harness", "load_run", "is_run_dir", "TIME_FIELDS"]
 
-# Suffixes Google Benchmark appends to a family name (benchmark_register.cc, 1.7.1 / 1.8.x).
-_SUFFIX = re.compile(r"/(?:manual_time|real_time|process_time"
-                     r"|min_time:[^/]*|min_warmup_time:[^/]*|iterations:\d+"
-                     r"|repeats:\d+|threads:\d+)$")
+# Suffixes Google Benchmark appends to a family name, in the reverse of the order it appends
+# them (BenchmarkName::str, 1.7.1 / 1.8.x: args, min_time, min_warmup_time, iterations,
+# repeats, process_time, manual_time|real_time, threads). Each is stripped at most once, in
+# this order, so an argument of our own named like a suffix ("spawn/fork/threads:8/manual_time")
+# survives: only what follows the time type can be Google Benchmark's threads count.
+_SUFFIXES = [re.compile(r"/" + p + r"$") for p in (
+    r"threads:\d+", r"(?:manual_time|real_time)", r"process_time", r"repeats:\d+",
+    r"iterations:\d+", r"min_warmup_time:[^/]*", r"min_time:[^/]*")]
 # Aggregate names: "<name>_mean", "_median", "_stddev", "_cv" and custom ones ("_p99").
 _AGG = re.compile(r"_(mean|median|stddev|cv|[A-Za-z0-9]+)$")
 
@@ -55,10 +59,8 @@ class GBJsonError(Exception):
 
 def strip_suffixes(name):
     """'baseline/x/placement:same_core/min_time:0.010/manual_time' -> 'baseline/x/placement:same_core'."""
-    prev = None
-    while prev != name:
-        prev = name
-        name = _SUFFIX.sub("", name)
+    for rx in _SUFFIXES:
+        name = rx.sub("", name, count=1)
     return name
 
 

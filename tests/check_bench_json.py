@@ -25,21 +25,12 @@ unreadable file. Standard library only (json accepts Google Benchmark's bare NaN
 import argparse
 import json
 import math
+import os
 import re
 import sys
 
-# Google Benchmark appends these after the arguments, in this order (benchmark_register.cc,
-# 1.7.1 and 1.8.x): min_time, min_warmup_time, iterations, repeats, manual_time|real_time,
-# threads. Reading the name from its end in that order keeps a harness's own argument of the
-# same name ("/threads:8/manual_time": the 8 is the harness's, only manual_time is stripped).
-SUFFIXES = [
-    ("threads", re.compile(r"threads:(\d+)")),
-    ("time", re.compile(r"manual_time|real_time")),
-    ("repeats", re.compile(r"repeats:\d+")),
-    ("iterations", re.compile(r"iterations:\d+")),
-    ("min_warmup_time", re.compile(r"min_warmup_time:[^/]+")),
-    ("min_time", re.compile(r"min_time:[^/]+")),
-]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plots"))
+from gbjson import strip_suffixes  # noqa: E402  (the one implementation of the naming rule)
 AGGREGATE = re.compile(r"_(mean|median|stddev|cv|[A-Za-z0-9]+)$")
 P_COUNTERS = ("p50_ns", "p99_ns", "p999_ns")
 
@@ -49,25 +40,7 @@ def base_name(entry):
     name = entry.get("run_name") or entry.get("name", "")
     if "run_name" not in entry and entry.get("run_type") == "aggregate":
         name = AGGREGATE.sub("", name)
-    parts = name.split("/")
-    state = 0
-    while len(parts) > 1:
-        for i in range(state, len(SUFFIXES)):
-            kind, rx = SUFFIXES[i]
-            m = rx.fullmatch(parts[-1])
-            if not m:
-                continue
-            # GB writes /threads:N only for Threads(N); the entry's "threads" field says N.
-            # A last "/threads:N" that disagrees with it, or with one thread, is an argument.
-            if kind == "threads" and (int(m.group(1)) != entry.get("threads", 1)
-                                      or int(m.group(1)) <= 1):
-                continue
-            parts.pop()
-            state = i + 1
-            break
-        else:
-            break
-    return "/".join(parts)
+    return strip_suffixes(name)
 
 
 def is_number(v):

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -69,6 +70,27 @@ double tap_timeout_mult(void)
 	double v = m ? strtod(m, NULL) : 1.0;
 
 	return v >= 1.0 ? v : 1.0;
+}
+
+bool tap_dev_shm_usable(void)
+{
+	char name[64];
+	int fd;
+
+	snprintf(name, sizeof(name), "/mproc-%d-tapprobe", (int)getpid());
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	close(fd);
+	shm_unlink(name);
+	return true;
+}
+
+void tap_require_dev_shm(void)
+{
+	if (!tap_dev_shm_usable())
+		tap_skip("no writable /dev/shm here (%s): named shared memory is unavailable",
+			 getenv("MPROC_TEST_NO_DEVSHM") ? "tests/no_devshm.sh" : "this machine");
 }
 
 const char *tap_case_name(void)

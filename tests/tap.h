@@ -61,6 +61,10 @@ int tap_fail_count(void);
 const char *tap_case_name(void);
 double tap_now(void);                   /* CLOCK_MONOTONIC seconds */
 double tap_timeout_mult(void);          /* TAP_TIMEOUT_MULT (valgrind, sanitizers) */
+/* Whether named POSIX shared memory works here (a writable /dev/shm); tests of named objects
+ * skip with the reason when it does not (tests/no_devshm.sh runs suites that way). */
+bool tap_dev_shm_usable(void);
+void tap_require_dev_shm(void);         /* tap_skip() unless tap_dev_shm_usable() */
 
 /* Leak snapshot, also usable inside a case around a sub-step. */
 struct tap_snapshot;

@@ -60,6 +60,8 @@ def dead_pid():
 class TmpCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="mproc-driver-test.")
+        # addCleanup, not tearDown: it also runs when setUp skips or fails half-way.
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         self.build = os.path.join(self.tmp, "build")
         os.makedirs(os.path.join(self.build, "bench"))
         self.shm = os.path.join(self.tmp, "shm")
@@ -72,9 +74,6 @@ class TmpCase(unittest.TestCase):
         for k in list(self.env):
             if k.startswith("FAKE_MODE"):
                 del self.env[k]
-
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def fake(self, *names):
         for n in names:
@@ -103,6 +102,9 @@ class Reader(unittest.TestCase):
         self.assertEqual(s("BM/1/iterations:10/repeats:2/real_time/threads:2"), "BM/1")
         self.assertEqual(s("baseline/syscall"), "baseline/syscall")
         self.assertEqual(s("x/process_time/real_time"), "x")
+        # Our own argument named like a suffix, before the time type, is kept.
+        self.assertEqual(s("spawn/fork/rss_mib:0/threads:8/manual_time"),
+                         "spawn/fork/rss_mib:0/threads:8")
 
     def test_baseline_fixture(self):
         run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
@@ -411,6 +413,22 @@ class Driver(TmpCase):
         self.assertIn("FAILED", r.stdout)
         text = open(os.path.join(self.tmp, "run", "report.md")).read()
         self.assertIn("Failed harnesses", text)
+
+    def test_harness_timeout(self):
+        self.fake("slow", "next")
+        env = dict(self.env, FAKE_MODE_SLOW="sleep")
+        t0 = time.monotonic()
+        r = self.driver("--no-plots", "--harness-timeout", "4", "--out",
+                        os.path.join(self.tmp, "run"), env=env)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        ctx = self.load_ctx(os.path.join(self.tmp, "run"))
+        self.assertEqual(ctx["harnesses"]["failed"], [{"name": "slow", "reason":
+                                                       "timed out after 4 s",
+                                                       "partial_json": False}], r.stdout)
+        self.assertEqual(ctx["harnesses"]["ok"], ["next"])
+        for pid in (int(x) for x in open(env["FAKE_PIDFILE"]).read().split()):
+            self.assertFalse(alive(pid))
 
     def test_orphans_are_reaped(self):
         self.fake("orph")

@@ -587,6 +587,57 @@ static void t_idle_preauth(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* A client that pipelines requests and reads late: partial writes, output buffered in order. */
+static void t_slow_reader(void *arg)
+{
+	enum { N = 300, BIG = 60000 };
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_dict *d = NULL;
+	uint8_t *val = malloc(BIG), *body = malloc(BIG + 64), req[32];
+	size_t len, rl;
+	pid_t pid;
+	int fd, i, status, good = 0;
+
+	ASSERT(val && body);
+	for (i = 0; i < BIG; i++)
+		val[i] = (uint8_t)(i * 7);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));         /* the first object: id 1 */
+	ASSERT_OK(mproc_dict_set(d, "big", val, BIG));
+	fd = raw_connect(mproc_manager_address(m));
+	raw_auth(fd, m);
+	rl = MPROC__MW_HDR + 4 + 4 + 3;
+	mproc__mw_hdr_put(req, rl - MPROC__MW_HDR, MPROC__MW_DICT_GET);
+	mproc__mw_put_u32(req + 12, 1);
+	mproc__mw_put_u32(req + 16, 3);
+	memcpy(req + 20, "big", 3);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		for (i = 0; i < N; i++)
+			if (mproc__write_all(fd, req, rl, MPROC__NO_DEADLINE) != (ssize_t)rl)
+				_exit(1);
+		_exit(0);
+	}
+	usleep(200 * 1000);     /* let the server's output back up */
+	for (i = 0; i < N; i++) {
+		if (raw_read(fd, body, BIG + 64, &len) != MPROC__MW_REPLY || len != BIG + 4 ||
+		    mproc__mw_u32(body) != 0 || memcmp(body + 4, val, BIG) != 0)
+			break;
+		good++;
+	}
+	CHECK_EQ(good, N);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mproc__close(fd);
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	free(val);
+	free(body);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* A client that never authenticates is dropped after the 5 s handshake deadline. */
 static void t_handshake_deadline(void *arg)
 {
@@ -810,6 +861,19 @@ static void t_bad_input(void *arg)
 	char longname[MPROC_MANAGER_NAME_MAX + 2];
 	struct mproc_dict *d = NULL;
 
+	struct mproc__mgr_addr a;
+
+	CHECK_OK(mproc__mgr_addr_parse("tcp:4242", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_EQ(a.port, 4242);
+	CHECK_OK(mproc__mgr_addr_parse("tcp::0", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_OK(mproc__mgr_addr_parse("tcp:[::1]:5", &a));
+	CHECK_STR_EQ(a.host, "::1");
+	CHECK_OK(mproc__mgr_addr_parse("tcp:localhost:7", &a));
+	CHECK_STR_EQ(a.host, "127.0.0.1");
+	CHECK_ERR(mproc__mgr_addr_parse("tcp:1.2.3.4:", &a), -EINVAL);
+	CHECK_ERR(mproc__mgr_addr_parse("tcp:1.2.3.4:-1", &a), -EINVAL);
 	CHECK_ERR(mproc_manager_start(NULL, NULL), -EINVAL);
 	o.address = "udp:1.2.3.4:5";
 	CHECK_ERR(mproc_manager_start(&m, &o), -EINVAL);
@@ -995,6 +1059,8 @@ int main(int argc, char **argv)
 	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
 	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
 	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
+	tap_add("manager/unix/slow_reader_pipelined", t_slow_reader, NULL);
+	tap_add("manager/tcp/slow_reader_pipelined", t_slow_reader, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/malformed_frames", t_malformed, NULL);
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);

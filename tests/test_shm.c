@@ -71,6 +71,15 @@ static void t_kinds_fork(void *arg)
 		unsigned char *p;
 		size_t zero = 0;
 
+		if (kinds[k] == MPROC_SHM_NAMED && !tap_dev_shm_usable()) {
+			/* Without /dev/shm a named region fails at creation, clearly. */
+			int r = mproc_shm_new(&s, 8192, &o);
+
+			CHECK(r < 0);
+			tap_diag("named region without /dev/shm: %s", mproc_strerror(r));
+			continue;
+		}
+
 		ASSERT_OK(mproc_shm_new(&s, 8192, &o));
 		CHECK_EQ(mproc_shm_kind(s), kinds[k]);
 		CHECK_EQ(mproc_shm_size(s), 8192);
@@ -158,6 +167,7 @@ static int child_free_inherited(void *p)
 
 static void t_named(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s, *s2;
 	char prefix[64], name[300];
@@ -201,6 +211,7 @@ static void t_named(void *arg)
 
 static void t_named_given_name_free_unlinks(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s;
 	char name[64];
@@ -218,6 +229,7 @@ static void t_named_given_name_free_unlinks(void *arg)
 /* An object with group/other bits, or of size 0, is refused at attach. */
 static void t_named_attach_checks(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s;
 	char name[64];
@@ -281,7 +293,7 @@ static int child_full_devshm(void *arg)
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return 77;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return 78;
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777") < 0)
 		return 79;
@@ -325,7 +337,7 @@ static int child_no_devshm(void *arg)
 
 	if (unshare(CLONE_NEWNS) < 0)
 		return 77;
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0)
 		return 78;
 	/* Read-only /dev/shm. */
 	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_RDONLY, "size=1m") < 0)
@@ -619,6 +631,95 @@ static void t_value_lock_owner_dead(void *arg)
 	mproc_value_free(v);
 }
 
+/* A Value in a named region, reached by a process that inherited nothing but the name (as a
+ * spawned child would), and an Array in a memfd reached through the fd. */
+struct attach_arg {
+	char name[300];
+	int fd;
+};
+
+static int child_value_by_name(void *p)
+{
+	struct attach_arg *a = p;
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED, .name = a->name };
+	struct mproc_value *v;
+	int r = mproc_value_attach(&v, &o);
+
+	if (r < 0)
+		return code(r);
+	if (mproc_value_type(v) != MPROC_INT64 || !mproc_value_lock(v))
+		return 90;
+	for (int i = 0; i < 1000; i++) {
+		r = mproc_lock_acquire(mproc_value_lock(v), MPROC_FOREVER);
+		if (r < 0)
+			return code(r);
+		*(volatile int64_t *)mproc_value_ptr(v) += 1;
+		mproc_lock_release(mproc_value_lock(v));
+	}
+	mproc_value_free(v);            /* an attacher: never unlinks */
+	return 0;
+}
+
+static int child_array_by_fd(void *p)
+{
+	struct attach_arg *a = p;
+	struct mproc_array *arr;
+	int r = mproc_array_attach_fd(&arr, a->fd);
+
+	if (r < 0)
+		return code(r);
+	if (mproc_array_len(arr) != 10 || mproc_array_type(arr) != MPROC_UINT16 ||
+	    mproc_array_lock(arr))
+		return 91;
+	for (size_t i = 0; i < 10; i++)
+		mproc_array_store(arr, i, (int64_t)(i * 1000));
+	mproc_array_free(arr);
+	return 0;
+}
+
+static void t_value_in_regions(void *arg)
+{
+	tap_require_dev_shm();
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
+	struct attach_arg a = { .fd = -1 };
+	struct mproc_value *v, *v2;
+	struct mproc_array *arr;
+	struct mproc_shm *plain;
+	pid_t p[4];
+	int64_t x;
+
+	ASSERT_OK(mproc_value_new_in(&v, MPROC_INT64, MPROC_SHM_LOCK, &o));
+	snprintf(a.name, sizeof(a.name), "%s", mproc_shm_name(mproc_value_shm(v)));
+	for (int i = 0; i < 4; i++)
+		p[i] = spawn(child_value_by_name, &a);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(reap(p[i]), 0);
+	CHECK_OK(mproc_value_load(v, &x));
+	CHECK_EQ(x, 4000);
+	CHECK(shm_name_exists(a.name));
+
+	/* A region that holds no Array, and an Array that is not a Value. */
+	o.name = a.name;
+	ASSERT_OK(mproc_shm_new(&plain, 4096, &(struct mproc_shm_opts){ .kind = MPROC_SHM_MEMFD }));
+	CHECK_ERR(mproc_array_attach_fd(&arr, mproc_shm_fd(plain)), -EINVAL);
+	mproc_shm_free(plain);
+	mproc_value_free(v);
+	CHECK(!shm_name_exists(a.name));                /* the creator's free unlinked it */
+	CHECK_ERR(mproc_value_attach(&v2, &o), -ENOENT);
+
+	o.kind = MPROC_SHM_MEMFD;
+	o.name = NULL;
+	ASSERT_OK(mproc_array_new_in(&arr, MPROC_UINT16, 10, 0, &o));
+	a.fd = mproc_shm_fd(mproc_array_shm(arr));
+	CHECK_ERR(mproc_value_attach_fd(&v2, a.fd), -EINVAL);   /* length 10: not a Value */
+	CHECK_EQ(reap(spawn(child_array_by_fd, &a)), 0);
+	for (size_t i = 0; i < 10; i++) {
+		CHECK_OK(mproc_array_load(arr, i, &x));
+		CHECK_EQ(x, (int64_t)(i * 1000));
+	}
+	mproc_array_free(arr);
+}
+
 int main(int argc, char **argv)
 {
 	tap_add("shm/region/kinds_fork", t_kinds_fork, NULL);
@@ -636,5 +737,6 @@ int main(int argc, char **argv)
 	tap_add("shm/value/counter_lock_8x10000", t_value_counter_lock, NULL);
 	tap_add("shm/value/counter_atomic_8x10000", t_value_counter_atomic, NULL);
 	tap_add("shm/value/lock_owner_dead", t_value_lock_owner_dead, NULL);
+	tap_add("shm/value/in_named_and_memfd_regions", t_value_in_regions, NULL);
 	return tap_run(argc, argv);
 }

@@ -350,6 +350,7 @@ static void t_lock_owner_dead_blocked(void *arg)
 /* A Lock placed in a named region, reached through a second mapping at another address. */
 static void t_lock_in_named_region(void *arg)
 {
+	tap_require_dev_shm();
 	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
 	struct mproc_shm *s1, *s2;
 	struct mproc_lock *l1, *l2;
@@ -1063,6 +1064,57 @@ static void t_init_at_all(void *arg)
 	CHECK_ERR(mproc_barrier_new(NULL, 2), -EINVAL);
 }
 
+static int child_hold_then_release(void *p)
+{
+	struct lock_arg *a = p;
+	int r = mproc_lock_acquire(a->l, MPROC_FOREVER);
+
+	if (r < 0)
+		return code(r);
+	mproc_event_set(a->ev);
+	sleep_ms(400);          /* several liveness checks of the waiter pass meanwhile */
+	return code(mproc_lock_release(a->l));
+}
+
+/* A live holder that is merely slow is never mistaken for a dead one. */
+static void t_lock_slow_holder_not_dead(void *arg)
+{
+	struct lock_arg a = { 0 };
+	pid_t p;
+
+	ASSERT_OK(mproc_lock_new(&a.l));
+	ASSERT_OK(mproc_event_new(&a.ev));
+	p = spawn(child_hold_then_release, &a);
+	ASSERT_OK(mproc_event_wait(a.ev, 5.0));
+	CHECK_ERR(mproc_lock_acquire(a.l, 0.1), -ETIMEDOUT);
+	CHECK_OK(mproc_lock_acquire(a.l, 5.0));
+	CHECK_OK(mproc_lock_release(a.l));
+	CHECK_EQ(reap(p), 0);
+	mproc_event_free(a.ev);
+	mproc_lock_free(a.l);
+}
+
+static void *thread_take_and_exit(void *p)
+{
+	return (void *)(intptr_t)mproc_lock_acquire(p, 0);
+}
+
+/* A thread that exits holding a Lock is a dead holder too (its tid is gone). */
+static void t_lock_thread_exit_holding(void *arg)
+{
+	struct mproc_lock *l;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_OK(mproc_lock_new(&l));
+	ASSERT_EQ(pthread_create(&th, NULL, thread_take_and_exit, l), 0);
+	pthread_join(th, &ret);
+	ASSERT_EQ((intptr_t)ret, 0);
+	CHECK_ERR(mproc_lock_acquire(l, 1.0), -EOWNERDEAD);
+	CHECK_OK(mproc_lock_release(l));
+	mproc_lock_free(l);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_opts slow = { .timeout_s = 120 };
@@ -1093,5 +1145,7 @@ int main(int argc, char **argv)
 	tap_add_opts("sync/barrier/more_procs_than_parties", t_barrier_overfull, NULL, &slow);
 	tap_add("sync/rlock/other_thread", t_rlock_other_thread, NULL);
 	tap_add("sync/init_at/every_type", t_init_at_all, NULL);
+	tap_add("sync/lock/slow_holder_not_dead", t_lock_slow_holder_not_dead, NULL);
+	tap_add("sync/lock/thread_exit_holding", t_lock_thread_exit_holding, NULL);
 	return tap_run(argc, argv);
 }

@@ -70,6 +70,11 @@ struct mproc_conn_opts {
 	 * trip where syscalls are dear). Sockets never need it (MSG_NOSIGNAL). If the promise is
 	 * broken, a send to a closed pipe raises SIGPIPE. -EPIPE is returned either way. */
 	bool sigpipe_ignored;
+	/* Pipe transport: capacity asked of the kernel for each pipe (F_SETPIPE_SZ), 0 = 256 KiB.
+	 * Best effort: the kernel's limits (fs.pipe-max-size, pipe-user-pages-soft) may keep the
+	 * default 64 KiB, and that is not an error. A larger pipe lets a 64 KiB message and its
+	 * 8-byte header go in one write instead of two rounds of wake-ups. */
+	size_t pipe_bytes;
 };
 
 /*
@@ -106,8 +111,9 @@ ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
  *
  * Returns the message length (0 for an empty message), MPROC_EOF (peer closed at a frame
  * boundary), -EMSGSIZE (the message is longer than size, or carries fds: it stays queued),
- * -ETIMEDOUT (nothing arrived in time; if the time ran out in the middle of a frame the
- * endpoint is broken), -EBADMSG (malformed or torn frame, EOF inside a frame), -EINVAL (NULL
+ * -ETIMEDOUT (nothing arrived in time; a partial header, or a partial frame of up to 4 KiB on
+ * a pipe or stream transport, stays queued; if the time ran out in the middle of a larger frame
+ * the endpoint is broken), -EBADMSG (malformed or torn frame, EOF inside a frame), -EINVAL (NULL
  * c, NULL buf with size > 0, size > SSIZE_MAX, bad timeout), -EBADF (write end of a simplex
  * pair). Safe in a forked child.
  */

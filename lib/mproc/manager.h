@@ -63,7 +63,8 @@ struct mproc_mqueue;
 struct mproc_mlock;
 
 struct mproc_manager_opts {
-	/* "unix:PATH" or "tcp:HOST:PORT" (PORT 0: an ephemeral port; read it back with
+	/* "unix:PATH" or "tcp:HOST:PORT" (HOST: an IPv4 or [IPv6] literal or localhost;
+	 * "tcp:PORT" means 127.0.0.1; PORT 0: an ephemeral port, read it back with
 	 * mproc_manager_address()). NULL: a socket in a new private directory. */
 	const char *address;
 	/* The shared key (MPROC_MANAGER_KEY_MIN..MAX bytes), copied. NULL: 32 random bytes

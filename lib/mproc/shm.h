@@ -28,8 +28,12 @@
  * unlinks (only the creating process, by pid, does). Not thread-safe per handle for _free;
  * the memory itself is for the caller to synchronize (see <mproc/sync.h>).
  *
- * Value and Array: typed, zero-initialized shared memory (anonymous MAP_SHARED, inherited by
- * fork) with an optional process-shared Lock placed before the data. The atomic accessors
+ * Value and Array: typed, zero-initialized shared memory with an optional process-shared Lock
+ * placed before the data. By default the memory is anonymous MAP_SHARED, inherited by fork;
+ * mproc_array_new_in()/mproc_value_new_in() put it in a memfd or named region instead, which
+ * processes started without fork (spawn, forkserver) reach with mproc_array_attach() (by name)
+ * or mproc_array_attach_fd() (an fd passed over a connection); the region records the type,
+ * length and lock, so the attacher needs only the name or fd. The atomic accessors
  * work on integer types (int8..uint64, char) for load, store, add and cas (as int64_t; the
  * value is converted to the element type, wrapping as C does for unsigned types), and on
  * float/double for load/store through the _f64 calls. They are lock-free and never take the
@@ -152,6 +156,19 @@ struct mproc_value;
  * size over MPROC_SHM_SIZE_MAX), -ENOMEM.
  */
 int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags);
+/*
+ * mproc_array_new_in - the same in a region of kind o->kind (NULL: anonymous); errors of
+ * mproc_array_new and of mproc_shm_new. mproc_array_shm() gives the region (its name or fd).
+ * mproc_array_attach / _attach_fd - an Array another process made in a named / memfd region.
+ *	Returns 0, the errors of mproc_shm_attach / _attach_fd, or -EINVAL when the region holds
+ *	no Array (or a damaged header).
+ * mproc_array_free - unmap; the creating process also unlinks a named region. NULL: no-op.
+ */
+int mproc_array_new_in(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags,
+		       const struct mproc_shm_opts *o);
+int mproc_array_attach(struct mproc_array **out, const struct mproc_shm_opts *o);
+int mproc_array_attach_fd(struct mproc_array **out, int fd);
+const struct mproc_shm *mproc_array_shm(const struct mproc_array *a);
 void mproc_array_free(struct mproc_array *a);
 /* The elements (aligned to 64 bytes), their count, type; the Lock or NULL without one. */
 void *mproc_array_data(const struct mproc_array *a);
@@ -173,6 +190,12 @@ int mproc_array_store_f64(struct mproc_array *a, size_t i, double v);
 
 /* A Value is an Array of one element; the same rules and errors. */
 int mproc_value_new(struct mproc_value **out, enum mproc_type t, unsigned flags);
+int mproc_value_new_in(struct mproc_value **out, enum mproc_type t, unsigned flags,
+		       const struct mproc_shm_opts *o);
+/* As the Array calls; -EINVAL also when the Array found there has a length other than 1. */
+int mproc_value_attach(struct mproc_value **out, const struct mproc_shm_opts *o);
+int mproc_value_attach_fd(struct mproc_value **out, int fd);
+const struct mproc_shm *mproc_value_shm(const struct mproc_value *v);
 void mproc_value_free(struct mproc_value *v);
 void *mproc_value_ptr(const struct mproc_value *v);
 enum mproc_type mproc_value_type(const struct mproc_value *v);

@@ -184,6 +184,8 @@ int mproc_event_wait(struct mproc_event *e, double timeout_s);
  * the current pass: every process waiting gets -EPIPE, the one whose timeout ran out gets
  * -ETIMEDOUT, and later waits get -EPIPE at once until mproc_barrier_reset().
  * A waiter that oversleeps by more than 64 further passes may misreport its pass's outcome.
+ * A party killed while it waits still counts as arrived in that pass (as in Python); a pass
+ * that waits for a party that died never completes: use timeouts, or abort from a supervisor.
  */
 int mproc_barrier_new(struct mproc_barrier **out, unsigned parties);
 int mproc_barrier_init_at(void *mem, size_t size, unsigned parties, struct mproc_barrier **out);

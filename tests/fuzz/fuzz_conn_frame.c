@@ -3,7 +3,8 @@
  *
  * Each input is parsed as a header against several maxima (the parser must never accept a
  * length over the maximum, and must agree with the byte layout in conn_frame.h), then fed as
- * raw bytes through a pipe pair and a stream socket pair and received with mproc_conn_recv and
+ * raw bytes through a pipe pair (polling and blocking receives: two code paths) and a stream
+ * socket pair and received with mproc_conn_recv and
  * mproc_conn_recv_alloc until EOF or an error: no crash, no allocation over the 1 MiB maximum
  * (run libFuzzer with -malloc_limit_mb=64), no hang (the writer is closed first).
  *
@@ -49,7 +50,7 @@ static void check_header(const uint8_t *data, size_t size)
 	}
 }
 
-static void drive(enum mproc_conn_transport t, const uint8_t *data, size_t size)
+static void drive(enum mproc_conn_transport t, double timeout, const uint8_t *data, size_t size)
 {
 	struct mproc_conn_opts o = { .transport = t, .simplex = true, .max_msg = (size_t)1 << 20 };
 	struct mproc_conn *r, *w;
@@ -68,12 +69,12 @@ static void drive(enum mproc_conn_transport t, const uint8_t *data, size_t size)
 		if (i % 2) {
 			void *p = NULL;
 
-			n = mproc_conn_recv_alloc(r, &p, 0);
+			n = mproc_conn_recv_alloc(r, &p, timeout);
 			if (n >= 0 && !p)
 				abort();
 			free(p);
 		} else {
-			n = mproc_conn_recv(r, buf, sizeof(buf), 0);
+			n = mproc_conn_recv(r, buf, sizeof(buf), timeout);
 			if (n == -EMSGSIZE) {
 				void *p = NULL;
 
@@ -92,7 +93,9 @@ static void drive(enum mproc_conn_transport t, const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_header(data, size);
-	drive(MPROC_CONN_PIPE, data, size);
-	drive(MPROC_CONN_STREAM, data, size);
+	/* The writer is closed before reading, so blocking receives never wait. */
+	drive(MPROC_CONN_PIPE, 0, data, size);
+	drive(MPROC_CONN_PIPE, MPROC_FOREVER, data, size);
+	drive(MPROC_CONN_STREAM, 0, data, size);
 	return 0;
 }
