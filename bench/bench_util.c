@@ -276,11 +276,14 @@ int bench_reap(pid_t pid, bool kill_first)
 		kill(pid, SIGKILL);
 	while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
 		;
-	if (r < 0)
+	if (r < 0 && errno != ECHILD)
 		return -errno;
+	/* Reaped now, or (ECHILD) by someone else before: either way no longer ours to kill. */
 	block_term(&old);
 	children_del(pid);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (r < 0)
+		return -ECHILD;
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return -WTERMSIG(status);
@@ -294,9 +297,18 @@ static void on_term(int sig)
 
 	for (size_t i = 0; i < BENCH_MAX_CHILDREN; i++) {
 		pid_t pid = (pid_t)g_children[i];
+		siginfo_t si;
 
-		if (pid > 0)
-			kill(pid, SIGKILL);
+		if (pid <= 0)
+			continue;
+		/* Only a pid that is still our child (running or a zombie) cannot have been
+		 * recycled for another process: one that a harness reaped with plain waitpid()
+		 * is skipped, never killed. */
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) {
+			g_children[i] = 0;
+			continue;
+		}
+		kill(pid, SIGKILL);
 	}
 	for (size_t i = 0; i < BENCH_MAX_CHILDREN; i++) {
 		pid_t pid = (pid_t)g_children[i];

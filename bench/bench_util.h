@@ -55,13 +55,19 @@ int bench_budget(void);
 /*
  * bench_fork - fork a child that pins itself to `pu` (-1: no pinning), dies with the harness
  * (PR_SET_PDEATHSIG SIGKILL + getppid re-check), runs fn(arg) and _exits with its return value.
- * Returns the pid or -errno. bench_reap() waits for it (SIGKILL first if kill is true) and
- * returns its exit status (or -signal).
+ * Returns the pid or -errno (-EINVAL without fn). The child _exits 127 if the harness died
+ * before PR_SET_PDEATHSIG took hold, 126 if it could not pin itself. bench_reap() waits for it
+ * (SIGKILL first if kill is true) and returns its exit status (>= 0), -signal if a signal
+ * ended it, or -EINVAL (pid <= 0) / -ECHILD (not our child); -signal and -errno share one
+ * range, so test for 0. Children not yet reaped are SIGKILLed and reaped by bench_main's
+ * SIGTERM/SIGINT handler.
  */
 pid_t bench_fork(int pu, int (*fn)(void *arg), void *arg);
 int bench_reap(pid_t pid, bool kill_first);
 
-/* A start gate in shared memory (futex): N parties arrive, all leave together. */
+/* A start gate in shared memory (futex): N parties arrive, all leave together. Reusable
+ * round after round by the same N parties (the last to arrive opens the next generation);
+ * bench_gate_init() once, before the children are forked. */
 struct bench_gate {
 	uint32_t arrived;
 	uint32_t open;
