@@ -70,7 +70,8 @@ class TmpCase(unittest.TestCase):
         os.mkdir(self.mq)
         self.results = os.path.join(self.tmp, "results")
         self.env = dict(os.environ, MPROC_SHM_DIR=self.shm, MPROC_MQUEUE_DIR=self.mq,
-                        FAKE_PIDFILE=os.path.join(self.tmp, "pids"))
+                        FAKE_PIDFILE=os.path.join(self.tmp, "pids"),
+                        MPROC_BENCH_PYTHON="0")   # fake harnesses only, no CPython run
         for k in list(self.env):
             if k.startswith("FAKE_MODE"):
                 del self.env[k]
