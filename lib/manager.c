@@ -200,16 +200,18 @@ static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_r
 	int r;
 
 	prctl(PR_SET_NAME, "mproc-manager", 0, 0, 0);
-	/* The death signal is for an owner killed outright; the re-check closes the race where
-	 * it died before prctl. */
+	/* Block SIGTERM before arming the death signal: an owner that exits right after start
+	 * would otherwise kill the server with it before the serve loop owns the signal (the
+	 * loop sees the owner go through the death pipe and exits cleanly). The re-check closes
+	 * the race where the owner died before prctl. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() != owner)
 		_exit(0);
 	close_others(lfd, death_rd);
 	signal(SIGINT, SIG_IGN);        /* Ctrl-C is for the clients */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
 	r = mproc__mgr_serve(lfd, death_rd, &cfg);
 	if (!m->addr.tcp)
 		unlink(m->addr.path);
