@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "internal.h"
 #include "mproc/conn.h"
 
@@ -166,6 +167,38 @@ static inline uint64_t bench_fast_sum(const void *p, size_t n)
 	for (; i < n; i++)
 		s1 = (s1 ^ b[i]) * 0x100000001b3ull;
 	return s0 ^ (s1 + (s0 >> 31));
+}
+
+/*
+ * bench_link_pingpong - the timed 8-byte round trip over a link whose far end echoes: 100
+ * warm-up round trips (page faults, first wake-ups), then one sample and one manual-time
+ * iteration per round trip, each reply checked against its sequence number. Returns NULL, or
+ * what went wrong (for gbench_skip_with_error). Shared by bench_latency and bench_placement.
+ */
+static inline const char *bench_link_pingpong(struct gbench_state *st, struct bench_link *link,
+					      struct bench_samples *s)
+{
+	uint64_t seq = 0, v;
+
+	for (int i = 0; i < 100; i++, seq++) {
+		v = 0;
+		if (bench_link_send(link, true, &seq, sizeof(seq)) < 0 ||
+		    bench_link_recv(link, false, &v, sizeof(v)) != sizeof(v) || v != seq)
+			return "echo failed during warm-up";
+	}
+	while (gbench_keep_running(st)) {
+		int64_t t0 = bench_now_ns(), dt;
+
+		v = 0;
+		if (bench_link_send(link, true, &seq, sizeof(seq)) < 0 ||
+		    bench_link_recv(link, false, &v, sizeof(v)) != sizeof(v) || v != seq)
+			return "reply lost or corrupt";
+		dt = bench_now_ns() - t0;
+		seq++;
+		bench_samples_add(s, dt);
+		gbench_set_iteration_time(st, (double)dt / 1e9);
+	}
+	return NULL;
 }
 
 #endif /* MPROC_BENCH_CONN_H */

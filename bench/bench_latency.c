@@ -48,7 +48,6 @@ static void bm_latency(struct gbench_state *st, void *arg)
 	struct bench_samples s = { 0 };
 	struct bench_link link;
 	const char *err = NULL;
-	uint64_t seq = 0;
 	pid_t pid = -1;
 	int pa, pb, r;
 
@@ -73,28 +72,7 @@ static void bm_latency(struct gbench_state *st, void *arg)
 		goto out;
 	}
 	mproc_topo_pin(0, pa);
-	/* Warm up: the first round trips pay for page faults and wakeup paths. */
-	for (int i = 0; i < 100 && !err; i++, seq++) {
-		uint64_t v = 0;
-
-		if (bench_link_send(&link, true, &seq, sizeof(seq)) < 0 ||
-		    bench_link_recv(&link, false, &v, sizeof(v)) != sizeof(v) || v != seq)
-			err = "echo failed during warm-up";
-	}
-	while (!err && gbench_keep_running(st)) {
-		uint64_t v = 0;
-		int64_t t0 = bench_now_ns(), dt;
-
-		if (bench_link_send(&link, true, &seq, sizeof(seq)) < 0 ||
-		    bench_link_recv(&link, false, &v, sizeof(v)) != sizeof(v) || v != seq) {
-			err = "reply lost or corrupt";
-			break;
-		}
-		dt = bench_now_ns() - t0;
-		seq++;
-		bench_samples_add(&s, dt);
-		gbench_set_iteration_time(st, (double)dt / 1e9);
-	}
+	err = bench_link_pingpong(st, &link, &s);
 out:
 	bench_link_close(&link);
 	if (pid > 0 && bench_reap(pid, err != NULL) != 0 && !err)
