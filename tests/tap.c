@@ -165,6 +165,32 @@ _Noreturn void tap_abort_case(void)
 	_exit(1);
 }
 
+pid_t tap_fork(int (*fn)(void *arg), void *arg)
+{
+	pid_t p;
+
+	fflush(stdout);
+	p = fork();
+	if (p < 0) {
+		tap_fail_at(__FILE__, __LINE__, "fork: %s", strerror(errno));
+		tap_abort_case();
+	}
+	if (p == 0)
+		_exit(fn(arg) & 0xff);
+	return p;
+}
+
+int tap_reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 /* ---- leak snapshots ---- */
 
 #define SNAP_MAX 1024

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "mproc/error.h"
 
@@ -65,6 +66,11 @@ double tap_timeout_mult(void);          /* TAP_TIMEOUT_MULT (valgrind, sanitizer
  * skip with the reason when it does not (tests/no_devshm.sh runs suites that way). */
 bool tap_dev_shm_usable(void);
 void tap_require_dev_shm(void);         /* tap_skip() unless tap_dev_shm_usable() */
+
+/* Fork a child that runs fn(arg) and _exits with its result (0..255); ends the case if fork
+ * fails. tap_reap() waits for it (EINTR retried): its exit status, 128 + signal, or -1. */
+pid_t tap_fork(int (*fn)(void *arg), void *arg);
+int tap_reap(pid_t pid);
 
 /* Leak snapshot, also usable inside a case around a sub-step. */
 struct tap_snapshot;

@@ -17,27 +17,6 @@
 #include "mproc.h"
 #include "tap.h"
 
-static pid_t spawn(int (*fn)(void *), void *arg)
-{
-	pid_t p = fork();
-
-	ASSERT(p >= 0);
-	if (p == 0)
-		_exit(fn(arg) & 0xff);
-	return p;
-}
-
-static int reap(pid_t p)
-{
-	int st;
-
-	while (waitpid(p, &st, 0) < 0) {
-		if (errno != EINTR)
-			return -1;
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static int code(int r)
 {
 	return r < 0 ? -r : 0;
@@ -89,7 +68,7 @@ static void t_kinds_fork(void *arg)
 		for (size_t i = 0; i < 8192; i++)
 			zero += p[i] == 0;
 		CHECK_EQ(zero, 8192);
-		CHECK_EQ(reap(spawn(child_write_region, p)), 0);
+		CHECK_EQ(tap_reap(tap_fork(child_write_region, p)), 0);
 		CHECK_EQ(p[0], 0xab);
 		CHECK_EQ(p[4095], 0xab);
 		CHECK_EQ(p[4096], 0);
@@ -183,10 +162,10 @@ static void t_named(void *arg)
 	CHECK_EQ(st.st_uid, geteuid());
 	CHECK_EQ(st.st_blocks * 512 >= 4096, 1);        /* reserved, not sparse */
 
-	CHECK_EQ(reap(spawn(child_attach_write, name)), 0);
+	CHECK_EQ(tap_reap(tap_fork(child_attach_write, name)), 0);
 	CHECK_STR_EQ(mproc_shm_addr(s), "from the child");
 	CHECK(shm_name_exists(name));
-	CHECK_EQ(reap(spawn(child_free_inherited, s)), 0);
+	CHECK_EQ(tap_reap(tap_fork(child_free_inherited, s)), 0);
 	CHECK(shm_name_exists(name));
 
 	/* Attach with an expected size: larger than the object is refused. */
@@ -321,7 +300,7 @@ static void t_full_devshm(void *arg)
 
 	if (geteuid() != 0)
 		tap_skip("needs root to mount a small tmpfs on /dev/shm in a private namespace");
-	st = reap(spawn(child_full_devshm, NULL));
+	st = tap_reap(tap_fork(child_full_devshm, NULL));
 	if (st == 77 || st == 78 || st == 79)
 		tap_skip("cannot unshare/mount here (step %d): no private /dev/shm", st - 77);
 	CHECK_EQ(st, 0);        /* 128 + SIGBUS would mean the reservation failed */
@@ -368,7 +347,7 @@ static void t_no_devshm(void *arg)
 
 	if (geteuid() != 0)
 		tap_skip("needs root to hide /dev/shm in a private mount namespace");
-	st = reap(spawn(child_no_devshm, NULL));
+	st = tap_reap(tap_fork(child_no_devshm, NULL));
 	if (st == 77 || st == 78 || st == 79)
 		tap_skip("cannot unshare/mount here (step %d)", st - 77);
 	CHECK_EQ(st, 0);
@@ -444,7 +423,7 @@ static void t_value_every_type(void *arg)
 		ASSERT_OK(mproc_array_new(&ta.a, ta.t, 37, 0));
 		CHECK_EQ(mproc_value_type(ta.v), ta.t);
 		CHECK_EQ(mproc_value_lock(ta.v) != NULL, k % 2);
-		CHECK_EQ(reap(spawn(child_store_typed, &ta)), 0);
+		CHECK_EQ(tap_reap(tap_fork(child_store_typed, &ta)), 0);
 		CHECK(check_typed(mproc_value_ptr(ta.v), ta.t));
 		for (size_t i = 0; i < 37; i++)
 			ok += check_typed((char *)mproc_array_data(ta.a) + i * es, ta.t);
@@ -582,9 +561,9 @@ static void counter(bool atomic)
 
 	ASSERT_OK(mproc_value_new(&c.v, MPROC_INT64, MPROC_SHM_LOCK));
 	for (int i = 0; i < 8; i++)
-		p[i] = spawn(child_count, &c);
+		p[i] = tap_fork(child_count, &c);
 	for (int i = 0; i < 8; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_OK(mproc_value_load(c.v, &x));
 	CHECK_EQ(x, 80000);
 	mproc_value_free(c.v);
@@ -618,7 +597,7 @@ static void t_value_lock_owner_dead(void *arg)
 	pid_t p;
 
 	ASSERT_OK(mproc_value_new(&v, MPROC_INT32, MPROC_SHM_LOCK));
-	p = spawn(child_hold_value_lock, v);
+	p = tap_fork(child_hold_value_lock, v);
 	for (int i = 0; i < 500 && x == 0; i++) {
 		usleep(10000);
 		mproc_value_load(v, &x);
@@ -627,7 +606,7 @@ static void t_value_lock_owner_dead(void *arg)
 	kill(p, SIGKILL);
 	CHECK_ERR(mproc_lock_acquire(mproc_value_lock(v), 1.0), -EOWNERDEAD);
 	CHECK_OK(mproc_lock_release(mproc_value_lock(v)));
-	CHECK_EQ(reap(p), 128 + SIGKILL);
+	CHECK_EQ(tap_reap(p), 128 + SIGKILL);
 	mproc_value_free(v);
 }
 
@@ -691,9 +670,9 @@ static void t_value_in_regions(void *arg)
 	ASSERT_OK(mproc_value_new_in(&v, MPROC_INT64, MPROC_SHM_LOCK, &o));
 	snprintf(a.name, sizeof(a.name), "%s", mproc_shm_name(mproc_value_shm(v)));
 	for (int i = 0; i < 4; i++)
-		p[i] = spawn(child_value_by_name, &a);
+		p[i] = tap_fork(child_value_by_name, &a);
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_OK(mproc_value_load(v, &x));
 	CHECK_EQ(x, 4000);
 	CHECK(shm_name_exists(a.name));
@@ -712,7 +691,7 @@ static void t_value_in_regions(void *arg)
 	ASSERT_OK(mproc_array_new_in(&arr, MPROC_UINT16, 10, 0, &o));
 	a.fd = mproc_shm_fd(mproc_array_shm(arr));
 	CHECK_ERR(mproc_value_attach_fd(&v2, a.fd), -EINVAL);   /* length 10: not a Value */
-	CHECK_EQ(reap(spawn(child_array_by_fd, &a)), 0);
+	CHECK_EQ(tap_reap(tap_fork(child_array_by_fd, &a)), 0);
 	for (size_t i = 0; i < 10; i++) {
 		CHECK_OK(mproc_array_load(arr, i, &x));
 		CHECK_EQ(x, (int64_t)(i * 1000));

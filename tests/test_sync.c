@@ -26,29 +26,6 @@ static void *shared(size_t n)
 	return p;
 }
 
-/* Fork a child that runs fn(arg) and _exits with its result (0..255). */
-static pid_t spawn(int (*fn)(void *), void *arg)
-{
-	pid_t p = fork();
-
-	ASSERT(p >= 0);
-	if (p == 0)
-		_exit(fn(arg) & 0xff);
-	return p;
-}
-
-/* Exit status, or 128 + signal. */
-static int reap(pid_t p)
-{
-	int st;
-
-	while (waitpid(p, &st, 0) < 0) {
-		if (errno != EINTR)
-			return -1;
-	}
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* A code as a child's exit status: 0 for 0, else the errno (positive). */
 static int code(int r)
 {
@@ -191,11 +168,11 @@ static void t_lock_cross_process(void *arg)
 	ASSERT_OK(mproc_lock_new(&a.l));
 	a.counter = shared(64);
 	ASSERT_OK(mproc_lock_acquire(a.l, MPROC_FOREVER));
-	p = spawn(child_wait_lock, &a);
+	p = tap_fork(child_wait_lock, &a);
 	sleep_ms(50);
 	CHECK_EQ(*a.counter, 0);            /* the child waits */
 	CHECK_OK(mproc_lock_release(a.l));
-	CHECK_EQ(reap(p), 0);
+	CHECK_EQ(tap_reap(p), 0);
 	CHECK_EQ(*a.counter, 1);
 	CHECK_EQ(mproc_lock_locked(a.l), 0);
 	munmap(a.counter, 64);
@@ -229,9 +206,9 @@ static void t_lock_counter(void *arg)
 	ASSERT_OK(mproc_lock_new(&a.l));
 	a.counter = shared(64);
 	for (int i = 0; i < 8; i++)
-		p[i] = spawn(child_increment, &a);
+		p[i] = tap_fork(child_increment, &a);
 	for (int i = 0; i < 8; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_EQ(*a.counter, 80000);
 	munmap(a.counter, 64);
 	mproc_lock_free(a.l);
@@ -265,12 +242,12 @@ static void owner_dead(bool reap_first, bool rlock)
 	else
 		ASSERT_OK(mproc_lock_new(&a.l));
 	ASSERT_OK(mproc_event_new(&a.ev));
-	p = spawn(child_hold_lock, &a);
+	p = tap_fork(child_hold_lock, &a);
 	ASSERT_OK(mproc_event_wait(a.ev, 5.0));
 	CHECK_ERR(rlock ? mproc_rlock_acquire(a.rl, 0) : mproc_lock_acquire(a.l, 0), -EAGAIN);
 	kill(p, SIGKILL);
 	if (reap_first)
-		CHECK_EQ(reap(p), 128 + SIGKILL);
+		CHECK_EQ(tap_reap(p), 128 + SIGKILL);
 	t0 = tap_now();
 	if (rlock) {
 		CHECK_ERR(mproc_rlock_acquire(a.rl, 1.0), -EOWNERDEAD);
@@ -289,7 +266,7 @@ static void owner_dead(bool reap_first, bool rlock)
 	}
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	if (!reap_first)
-		CHECK_EQ(reap(p), 128 + SIGKILL);
+		CHECK_EQ(tap_reap(p), 128 + SIGKILL);
 	mproc_event_free(a.ev);
 	mproc_lock_free(a.l);
 	mproc_rlock_free(a.rl);
@@ -333,16 +310,16 @@ static void t_lock_owner_dead_blocked(void *arg)
 
 	ASSERT_OK(mproc_lock_new(&a.l));
 	ASSERT_OK(mproc_event_new(&a.ev));
-	holder = spawn(child_hold_lock, &a);
+	holder = tap_fork(child_hold_lock, &a);
 	ASSERT_OK(mproc_event_wait(a.ev, 5.0));
 	k.victim = holder;
-	killer = spawn(child_killer, &k);
+	killer = tap_fork(child_killer, &k);
 	t0 = tap_now();
 	CHECK_ERR(mproc_lock_acquire(a.l, MPROC_FOREVER), -EOWNERDEAD);
 	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	CHECK_OK(mproc_lock_release(a.l));
-	CHECK_EQ(reap(killer), 0);
-	CHECK_EQ(reap(holder), 128 + SIGKILL);
+	CHECK_EQ(tap_reap(killer), 0);
+	CHECK_EQ(tap_reap(holder), 128 + SIGKILL);
 	mproc_event_free(a.ev);
 	mproc_lock_free(a.l);
 }
@@ -392,14 +369,14 @@ static void t_rlock_semantics(void *arg)
 	for (int i = 0; i < 3; i++)
 		CHECK_OK(mproc_rlock_acquire(a.rl, 0));
 	CHECK_EQ(mproc_rlock_is_owned(a.rl), 1);
-	CHECK_EQ(reap(spawn(child_rlock_foreign, &a)), EAGAIN);
+	CHECK_EQ(tap_reap(tap_fork(child_rlock_foreign, &a)), EAGAIN);
 	CHECK_OK(mproc_rlock_release(a.rl));
 	CHECK_OK(mproc_rlock_release(a.rl));
 	CHECK_EQ(mproc_rlock_is_owned(a.rl), 1);
 	CHECK_OK(mproc_rlock_release(a.rl));
 	CHECK_EQ(mproc_rlock_is_owned(a.rl), 0);
 	CHECK_ERR(mproc_rlock_release(a.rl), -EPERM);
-	CHECK_EQ(reap(spawn(child_rlock_foreign, &a)), 0);   /* free: the child takes it */
+	CHECK_EQ(tap_reap(tap_fork(child_rlock_foreign, &a)), 0);   /* free: the child takes it */
 	CHECK_ERR(mproc_rlock_acquire(NULL, 0), -EINVAL);
 	CHECK_ERR(mproc_rlock_acquire(a.rl, -0.5), -EINVAL);
 	mproc_rlock_free(a.rl);
@@ -465,9 +442,9 @@ static void t_sem_timeout_and_wake(void *arg)
 	t0 = tap_now();
 	CHECK_ERR(mproc_sem_acquire(s, 0.2), -ETIMEDOUT);
 	CHECK_ELAPSED(t0, 0.2);
-	p = spawn(child_sem_release_later, s);
+	p = tap_fork(child_sem_release_later, s);
 	CHECK_OK(mproc_sem_acquire(s, 5.0));
-	CHECK_EQ(reap(p), 0);
+	CHECK_EQ(tap_reap(p), 0);
 	CHECK_EQ(mproc_sem_value(s), 0);
 	mproc_sem_free(s);
 }
@@ -531,7 +508,7 @@ static void t_cond_notify(void *arg)
 	ASSERT_OK(mproc_lock_new(&a.l));
 	ASSERT_OK(mproc_cond_new(&a.c));
 	for (int i = 0; i < 4; i++)
-		p[i] = spawn(child_cond_wait, &a);
+		p[i] = tap_fork(child_cond_wait, &a);
 	wait_ready(&a, 4);
 
 	mproc_lock_acquire(a.l, MPROC_FOREVER);
@@ -551,20 +528,20 @@ static void t_cond_notify(void *arg)
 	CHECK_EQ(mproc_cond_notify_all(a.c, a.l), 0);   /* nobody left */
 	mproc_lock_release(a.l);
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_EQ(*a.woken, 4);
 
 	/* notify_all wakes every waiter of a new round. */
 	*a.ready = 0;
 	*a.woken = 0;
 	for (int i = 0; i < 4; i++)
-		p[i] = spawn(child_cond_wait, &a);
+		p[i] = tap_fork(child_cond_wait, &a);
 	wait_ready(&a, 4);
 	mproc_lock_acquire(a.l, MPROC_FOREVER);
 	CHECK_EQ(mproc_cond_notify_all(a.c, a.l), 4);
 	mproc_lock_release(a.l);
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_EQ(*a.woken, 4);
 
 	CHECK_ERR(mproc_cond_notify(a.c, a.l, 1), -EPERM);      /* lock not held */
@@ -614,12 +591,12 @@ static void t_cond_wait_for(void *arg)
 	CHECK_ELAPSED(t0, 0.2);
 	mproc_lock_release(a.l);
 
-	p = spawn(child_set_flag, &a);
+	p = tap_fork(child_set_flag, &a);
 	mproc_lock_acquire(a.l, MPROC_FOREVER);
 	CHECK_OK(mproc_cond_wait_for(a.c, a.l, pred_flag, a.flag, 5.0));
 	CHECK_EQ(*a.flag, 1);
 	mproc_lock_release(a.l);
-	CHECK_EQ(reap(p), 0);
+	CHECK_EQ(tap_reap(p), 0);
 	munmap(mem, 4096);
 	mproc_cond_free(a.c);
 	mproc_lock_free(a.l);
@@ -645,12 +622,12 @@ static void t_event(void *arg)
 	CHECK_ERR(mproc_event_wait(e, 0.2), -ETIMEDOUT);
 	CHECK_ELAPSED(t0, 0.2);
 	for (int i = 0; i < 3; i++)
-		p[i] = spawn(child_event_wait, e);
+		p[i] = tap_fork(child_event_wait, e);
 	sleep_ms(50);
 	CHECK_OK(mproc_event_set(e));
 	CHECK_EQ(mproc_event_is_set(e), 1);
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_OK(mproc_event_wait(e, 0));
 	CHECK_OK(mproc_event_wait(e, MPROC_FOREVER));
 	CHECK_OK(mproc_event_clear(e));
@@ -697,9 +674,9 @@ static void t_barrier_passes(void *arg)
 	ASSERT_OK(mproc_barrier_new(&a.b, 5));
 	CHECK_EQ(mproc_barrier_parties(a.b), 5);
 	for (int i = 0; i < 5; i++)
-		p[i] = spawn(child_barrier_passes, &a);
+		p[i] = tap_fork(child_barrier_passes, &a);
 	for (int i = 0; i < 5; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	for (int pass = 0; pass < PASSES && !tap_failed(); pass++) {
 		for (int i = 0; i < 5; i++)
 			CHECK_EQ(a.seen[pass][i], 1);
@@ -732,11 +709,11 @@ static void t_barrier_abort_reset(void *arg)
 
 	ASSERT_OK(mproc_barrier_new(&b, 3));
 	for (int i = 0; i < 2; i++)
-		p[i] = spawn(child_barrier_once, b);
+		p[i] = tap_fork(child_barrier_once, b);
 	wait_n_waiting(b, 2);
 	CHECK_OK(mproc_barrier_abort(b));
 	for (int i = 0; i < 2; i++)
-		CHECK_EQ(reap(p[i]), EPIPE);
+		CHECK_EQ(tap_reap(p[i]), EPIPE);
 	CHECK_EQ(mproc_barrier_broken(b), 1);
 	CHECK_ERR(mproc_barrier_wait(b, 1.0), -EPIPE);  /* broken until reset */
 	CHECK_OK(mproc_barrier_reset(b));
@@ -744,9 +721,9 @@ static void t_barrier_abort_reset(void *arg)
 
 	/* Usable again: three parties pass with indexes 0, 1, 2. */
 	for (int i = 0; i < 3; i++)
-		p[i] = spawn(child_barrier_once, b);
+		p[i] = tap_fork(child_barrier_once, b);
 	for (int i = 0; i < 3; i++) {
-		int st = reap(p[i]);
+		int st = tap_reap(p[i]);
 
 		CHECK(st >= 100 && st < 103);
 		if (st >= 100 && st < 103)
@@ -756,10 +733,10 @@ static void t_barrier_abort_reset(void *arg)
 		CHECK_EQ(seen[i], 1);
 
 	/* reset while a process waits breaks that pass for it, and leaves the barrier usable. */
-	p[0] = spawn(child_barrier_once, b);
+	p[0] = tap_fork(child_barrier_once, b);
 	wait_n_waiting(b, 1);
 	CHECK_OK(mproc_barrier_reset(b));
-	CHECK_EQ(reap(p[0]), EPIPE);
+	CHECK_EQ(tap_reap(p[0]), EPIPE);
 	CHECK_EQ(mproc_barrier_broken(b), 0);
 	CHECK_EQ(mproc_barrier_n_waiting(b), 0);
 	mproc_barrier_free(b);
@@ -772,12 +749,12 @@ static void t_barrier_timeout(void *arg)
 	pid_t p;
 
 	ASSERT_OK(mproc_barrier_new(&b, 3));
-	p = spawn(child_barrier_once, b);
+	p = tap_fork(child_barrier_once, b);
 	wait_n_waiting(b, 1);
 	t0 = tap_now();
 	CHECK_ERR(mproc_barrier_wait(b, 0.2), -ETIMEDOUT);
 	CHECK_ELAPSED(t0, 0.2);
-	CHECK_EQ(reap(p), EPIPE);               /* the other waiter sees it broken */
+	CHECK_EQ(tap_reap(p), EPIPE);               /* the other waiter sees it broken */
 	CHECK_EQ(mproc_barrier_broken(b), 1);
 	CHECK_ERR(mproc_barrier_wait(b, 0), -EPIPE);
 	CHECK_OK(mproc_barrier_reset(b));
@@ -872,9 +849,9 @@ static void t_sem_contended(void *arg)
 	ASSERT_OK(mproc_sem_new(&a.s, 1, 1));
 	a.counter = shared(64);
 	for (int i = 0; i < 4; i++)
-		p[i] = spawn(child_sem_mutex, &a);
+		p[i] = tap_fork(child_sem_mutex, &a);
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_EQ(*a.counter, 20000);
 	CHECK_EQ(mproc_sem_value(a.s), 1);
 	munmap(a.counter, 64);
@@ -931,7 +908,7 @@ static void t_cond_producer_consumer(void *arg)
 	ASSERT_OK(mproc_lock_new(&a.l));
 	ASSERT_OK(mproc_cond_new(&a.c));
 	for (int i = 0; i < 4; i++)
-		p[i] = spawn(child_consumer, &a);
+		p[i] = tap_fork(child_consumer, &a);
 	for (int i = 0; i < 3000; i++) {
 		mproc_lock_acquire(a.l, MPROC_FOREVER);
 		(*a.items)++;
@@ -954,7 +931,7 @@ static void t_cond_producer_consumer(void *arg)
 	mproc_cond_notify_all(a.c, a.l);
 	mproc_lock_release(a.l);
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_EQ(*a.items, 0);
 	CHECK_EQ(*a.consumed, 3000);
 	munmap(mem, 4096);
@@ -993,14 +970,14 @@ static void t_barrier_overfull(void *arg)
 	a.idx_count = shared(4096);
 	ASSERT_OK(mproc_barrier_new(&a.b, 2));
 	for (int i = 0; i < 4; i++)
-		p[i] = spawn(child_barrier_overfull, &a);
+		p[i] = tap_fork(child_barrier_overfull, &a);
 	for (int i = 0; i < 1000 && __atomic_load_n(&a.idx_count[1], __ATOMIC_SEQ_CST) < 1000; i++)
 		sleep_ms(10);
 	__atomic_store_n(&a.idx_count[16], 1, __ATOMIC_SEQ_CST);
 	sleep_ms(50);
 	CHECK_OK(mproc_barrier_abort(a.b));     /* frees a process left without a partner */
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(reap(p[i]), 0);
+		CHECK_EQ(tap_reap(p[i]), 0);
 	CHECK_CMP(a.idx_count[0], >=, 1000);
 	CHECK_EQ(a.idx_count[0], a.idx_count[1]);
 	munmap(a.idx_count, 4096);
@@ -1084,12 +1061,12 @@ static void t_lock_slow_holder_not_dead(void *arg)
 
 	ASSERT_OK(mproc_lock_new(&a.l));
 	ASSERT_OK(mproc_event_new(&a.ev));
-	p = spawn(child_hold_then_release, &a);
+	p = tap_fork(child_hold_then_release, &a);
 	ASSERT_OK(mproc_event_wait(a.ev, 5.0));
 	CHECK_ERR(mproc_lock_acquire(a.l, 0.1), -ETIMEDOUT);
 	CHECK_OK(mproc_lock_acquire(a.l, 5.0));
 	CHECK_OK(mproc_lock_release(a.l));
-	CHECK_EQ(reap(p), 0);
+	CHECK_EQ(tap_reap(p), 0);
 	mproc_event_free(a.ev);
 	mproc_lock_free(a.l);
 }
