@@ -49,6 +49,7 @@ compare:
 fuzz: deps
 	sh tools/fuzz.sh $(FUZZ_SECONDS)
 
+# Leftovers of dead runs first (it needs the built bench_queue for SysV queues), then builds.
 clean:
+	@$(PYTHON) bench/mproc-bench --build $(BUILD) --clean-stale 2>/dev/null || true
 	rm -rf $(BUILD) build-asan build-valgrind build-fuzz-libfuzzer build-fuzz-mutate tests/fuzz/work
-	@$(PYTHON) bench/mproc-bench --clean-stale 2>/dev/null || true
