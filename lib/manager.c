@@ -208,11 +208,13 @@ static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_r
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-	if (getppid() != owner)
-		_exit(0);
-	close_others(lfd, death_rd);
-	signal(SIGINT, SIG_IGN);        /* Ctrl-C is for the clients */
-	r = mproc__mgr_serve(lfd, death_rd, &cfg);
+	if (getppid() == owner) {
+		close_others(lfd, death_rd);
+		signal(SIGINT, SIG_IGN);        /* Ctrl-C is for the clients */
+		r = mproc__mgr_serve(lfd, death_rd, &cfg);
+	} else {
+		r = 0;  /* the owner is already gone: clean up below, serve nobody */
+	}
 	if (!m->addr.tcp)
 		unlink(m->addr.path);
 	if (m->dir[0])

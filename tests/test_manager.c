@@ -821,8 +821,12 @@ static void t_restart(void *arg)
 /* The server exits when its owner exits. */
 static void t_owner_death(void *arg)
 {
+	struct {
+		pid_t server;
+		char address[256];
+	} msg = { 0 };
 	int p[2], status;
-	pid_t owner, server = 0;
+	pid_t owner;
 	double t0;
 
 	ASSERT_OK(pipe2(p, O_CLOEXEC) == 0 ? 0 : -errno);
@@ -833,21 +837,33 @@ static void t_owner_death(void *arg)
 
 		if (mproc_manager_start(&m, NULL) < 0)
 			_exit(1);
-		server = mproc_manager_pid(m);
-		if (write(p[1], &server, sizeof(server)) != sizeof(server))
+		msg.server = mproc_manager_pid(m);
+		snprintf(msg.address, sizeof(msg.address), "%s", mproc_manager_address(m));
+		if (write(p[1], &msg, sizeof(msg)) != sizeof(msg))
 			_exit(2);
 		_exit(0);       /* no stop: the server must notice on its own */
 	}
 	mproc__close(p[1]);
-	CHECK_EQ(read(p[0], &server, sizeof(server)), sizeof(server));
+	CHECK_EQ(read(p[0], &msg, sizeof(msg)), sizeof(msg));
 	mproc__close(p[0]);
 	CHECK_EQ(waitpid(owner, &status, 0), owner);
 	/* We are a subreaper: the orphaned server is our child now. */
 	t0 = tap_now();
-	while (waitpid(server, &status, WNOHANG) == 0 && tap_now() - t0 < 5)
+	while (waitpid(msg.server, &status, WNOHANG) == 0 && tap_now() - t0 < 5)
 		usleep(10 * 1000);
 	CHECK_CMP(tap_now() - t0, <, 2.0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Nothing left behind: the socket and its private directory are gone, whichever way the
+	 * server learnt of its owner's death (even before it began to serve). */
+	if (strncmp(msg.address, "unix:", 5) == 0) {
+		char *slash = strrchr(msg.address, '/');
+
+		CHECK(access(msg.address + 5, F_OK) < 0 && errno == ENOENT);
+		if (slash) {
+			*slash = '\0';
+			CHECK(access(msg.address + 5, F_OK) < 0 && errno == ENOENT);
+		}
+	}
 }
 
 /* ---- bad input ---- */
