@@ -169,6 +169,24 @@ static inline uint64_t bench_fast_sum(const void *p, size_t n)
 	return s0 ^ (s1 + (s0 >> 31));
 }
 
+/* The far end of bench_link_pingpong (a bench_fork child, arg = the link): echo 8-byte
+ * messages from b back to a until EOF. Exits 0 at EOF, 1 on a short or failed transfer. */
+static inline int bench_link_echo(void *p)
+{
+	struct bench_link *l = p;
+	uint64_t v;
+
+	bench_link_close_a(l);
+	for (;;) {
+		ssize_t n = bench_link_recv(l, true, &v, sizeof(v));
+
+		if (n == MPROC_EOF)
+			return 0;
+		if (n != (ssize_t)sizeof(v) || bench_link_send(l, false, &v, sizeof(v)) < 0)
+			return 1;
+	}
+}
+
 /*
  * bench_link_pingpong - the timed 8-byte round trip over a link whose far end echoes: 100
  * warm-up round trips (page faults, first wake-ups), then one sample and one manual-time

@@ -26,22 +26,6 @@ struct lat_case {
 	enum mproc_topo_placement place;
 };
 
-static int echo(void *p)
-{
-	struct bench_link *l = p;
-	uint64_t v;
-
-	bench_link_close_a(l);
-	for (;;) {
-		ssize_t n = bench_link_recv(l, true, &v, sizeof(v));
-
-		if (n == MPROC_EOF)
-			return 0;
-		if (n != (ssize_t)sizeof(v) || bench_link_send(l, false, &v, sizeof(v)) < 0)
-			return 1;
-	}
-}
-
 static void bm_latency(struct gbench_state *st, void *arg)
 {
 	const struct lat_case *c = arg;
@@ -65,7 +49,7 @@ static void bm_latency(struct gbench_state *st, void *arg)
 		gbench_skip_with_error(st, mproc_strerror(r));
 		return;
 	}
-	pid = bench_fork(pb, echo, &link);
+	pid = bench_fork(pb, bench_link_echo, &link);
 	bench_link_close_b(&link);
 	if (pid < 0) {
 		err = "fork failed";

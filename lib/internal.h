@@ -79,6 +79,10 @@ void mproc__sigpipe_unblock(bool was_pending);
 int mproc__set_nonblock(int fd, bool on);
 int mproc__set_cloexec(int fd, bool on);
 
+/* The first integer in a /proc (or /sys) file, or dflt if it cannot be read. Not
+ * async-signal-safe (stdio). */
+long mproc__read_proc_long(const char *path, long dflt);
+
 /* Parse a non-negative decimal integer at most max; returns 0 or -EINVAL. */
 int mproc__parse_u64(const char *s, uint64_t max, uint64_t *out);
 

@@ -852,6 +852,25 @@ static int wait_ready(struct mproc_pool *p)
 	return 0;
 }
 
+/* Release what the pool object owns (the workers are gone by now). Safe on a half-built pool:
+ * mproc_pool_new's failure path and mproc_pool_free share it. */
+static void pool_release(struct mproc_pool *p)
+{
+	mproc__close(p->efd);
+	if (p->hdr)
+		munmap(p->hdr, p->map_len);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p->cbq);
+	free(p->tref);
+	free(p->used);
+	free(p->w);
+	free(p->wargs);
+	free(p->harvested);
+	free(p->want);
+	free(p);
+}
+
 int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 {
 	struct mproc_pool *p = NULL;
@@ -952,18 +971,7 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 fail:
 	if (p->w)
 		kill_all_workers(p);
-	mproc__close(p->efd);
-	if (p->hdr)
-		munmap(p->hdr, p->map_len);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
-	free(p->tref);
-	free(p->used);
-	free(p->w);
-	free(p->wargs);
-	free(p->harvested);
-	free(p->want);
-	free(p);
+	pool_release(p);
 	return r;
 }
 
@@ -1107,18 +1115,7 @@ void mproc_pool_free(struct mproc_pool *p)
 		j->pool = NULL;
 		j->prev = j->next = NULL;
 	}
-	mproc__close(p->efd);
-	munmap(p->hdr, p->map_len);
-	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->mu);
-	free(p->cbq);
-	free(p->tref);
-	free(p->used);
-	free(p->w);
-	free(p->wargs);
-	free(p->harvested);
-	free(p->want);
-	free(p);
+	pool_release(p);
 }
 
 /* ---------------------------------------------------------------- owner: submission */

@@ -24,25 +24,12 @@ struct mqb {
 	mqd_t mq;
 };
 
-static long read_proc_long(const char *path, long dflt)
-{
-	FILE *f = fopen(path, "re");
-	long v;
-
-	if (!f)
-		return dflt;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = dflt;
-	fclose(f);
-	return v;
-}
-
 static int mq_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 {
 	char name[MPROC__NAME_MAX];
 	struct mq_attr attr = { 0 };
-	long sys_msgsize = read_proc_long("/proc/sys/fs/mqueue/msgsize_max", 8192);
-	long sys_maxmsg = read_proc_long("/proc/sys/fs/mqueue/msg_max", 10);
+	long sys_msgsize = mproc__read_proc_long("/proc/sys/fs/mqueue/msgsize_max", 8192);
+	long sys_maxmsg = mproc__read_proc_long("/proc/sys/fs/mqueue/msg_max", 10);
 	struct mqb *m;
 	int r, tries;
 

@@ -49,22 +49,9 @@ struct sysv_msg {
 	char mtext[];
 };
 
-static long read_proc_long(const char *path, long dflt)
-{
-	FILE *f = fopen(path, "re");
-	long v;
-
-	if (!f)
-		return dflt;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = dflt;
-	fclose(f);
-	return v;
-}
-
 static int sysv_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 {
-	long sys_msgmax = read_proc_long("/proc/sys/kernel/msgmax", 8192);
+	long sys_msgmax = mproc__read_proc_long("/proc/sys/kernel/msgmax", 8192);
 	struct sysvb *b;
 	struct msqid_ds ds;
 	uint32_t rnd;

@@ -260,6 +260,19 @@ int mproc__set_cloexec(int fd, bool on)
 	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
 }
 
+long mproc__read_proc_long(const char *path, long dflt)
+{
+	FILE *f = fopen(path, "re");
+	long v;
+
+	if (!f)
+		return dflt;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = dflt;
+	fclose(f);
+	return v;
+}
+
 int mproc__parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
