@@ -24,13 +24,15 @@
 
 /* Shared by every process using the queue. Each futex word on its own cache line. */
 struct mproc__qshared {
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t count;    /* items (pipe, sysv) */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t count;    /* items (pipe) */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t put_seq;  /* bumped after each put */
 	_Atomic uint32_t getters;                             /* flag: someone sleeps on put_seq */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t get_seq;  /* bumped after each get */
 	_Atomic uint32_t putters;                             /* flag: someone sleeps on get_seq */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t unfinished; /* JoinableQueue */
 	_Atomic uint32_t joiners;
+	/* sysv with maxsize: a robust lock word (mproc__qlock) held across "count, then send" */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t put_lock;
 };
 
 struct mproc_queue;
