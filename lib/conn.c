@@ -36,8 +36,6 @@
  * since one packet must fit the socket's send buffer (about 208 KiB by default). */
 #define CONN_SEQ_CHUNK (64 * 1024)
 
-#define CONN_PIPE_BYTES_DEFAULT (256 * 1024)
-
 /* The page shared by every process that holds the endpoint: its send lock. */
 struct conn_shared {
 	pthread_mutex_t send_lock;      /* robust, process-shared: whole frames, never interleaved */
@@ -726,10 +724,16 @@ static ssize_t conn_take_seq(struct mproc_conn *c, const struct mproc__conn_hdr 
 
 /*
  * The blocking receive on a pipe with an empty read-ahead, in one readv(2): the header into the
- * read-ahead, the body straight into the caller's buffer, and what follows into the read-ahead
- * after it. This saves the second read that a header-first receive needs for a large message
- * (a raw pipe reader makes one). Bytes that turn out to belong to later frames, or a frame
- * that does not fit (-EMSGSIZE), are put back into the read-ahead in stream order.
+ * read-ahead, the body straight into the caller's buffer, and, for a buffer smaller than the
+ * read-ahead, what follows into the read-ahead after it. This saves the second read that a
+ * header-first receive needs for a large message (a raw pipe reader makes one). Bytes that
+ * turn out to belong to later frames, or a frame that does not fit (-EMSGSIZE), are put back
+ * into the read-ahead in stream order.
+ * A buffer of CONN_RA_SIZE or more reads no tail: its own room already gathers the small frames
+ * that follow a small one, and for a frame that fills it the tail would only take the start of
+ * the next frame, which then costs two copies (into the read-ahead, then out of it) and sends
+ * the next receive down the general path: 64 KiB messages took 1.00 read per message plus
+ * those copies on a third of them, and now take exactly one readv (strace -c, 6000 messages).
  * Returns the length, MPROC_EOF, -errno, or CONN_SLOW: go on with the general path.
  */
 #define CONN_SLOW (-EINPROGRESS)
@@ -748,7 +752,7 @@ static ssize_t conn_recv_pipe(struct mproc_conn *c, char *buf, size_t size)
 
 	c->ra_off = c->ra_len = 0;
 	do
-		n = readv(c->rfd, iov, first ? 3 : 2);
+		n = readv(c->rfd, iov, !first ? 2 : first < CONN_RA_SIZE ? 3 : 2);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return errno == EAGAIN ? CONN_SLOW : -errno;
@@ -1041,7 +1045,7 @@ int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
 			goto out_close;
 		}
 		/* Best effort: F_SETPIPE_SZ fails past the user's pipe page budget. */
-		size_t want = o->pipe_bytes ? o->pipe_bytes : CONN_PIPE_BYTES_DEFAULT;
+		size_t want = o->pipe_bytes ? o->pipe_bytes : MPROC_CONN_PIPE_BYTES_DEFAULT;
 
 		if (want <= INT_MAX) {
 			fcntl(p1[1], F_SETPIPE_SZ, (int)want);

@@ -60,6 +60,8 @@ enum mproc_conn_transport {
 /* Default and largest frame maximum. */
 #define MPROC_CONN_MAX_DEFAULT ((size_t)64 << 20)
 #define MPROC_CONN_MAX_LIMIT ((size_t)0xffffffffu)
+/* Pipe transport: the capacity asked for each pipe when opts.pipe_bytes is 0. */
+#define MPROC_CONN_PIPE_BYTES_DEFAULT ((size_t)256 << 10)
 /* Most fds one message can carry (the kernel's SCM_MAX_FD). */
 #define MPROC_CONN_MAX_FDS 253
 
@@ -73,7 +75,8 @@ struct mproc_conn_opts {
 	 * trip where syscalls are dear). Sockets never need it (MSG_NOSIGNAL). If the promise is
 	 * broken, a send to a closed pipe raises SIGPIPE. -EPIPE is returned either way. */
 	bool sigpipe_ignored;
-	/* Pipe transport: capacity asked of the kernel for each pipe (F_SETPIPE_SZ), 0 = 256 KiB.
+	/* Pipe transport: capacity asked of the kernel for each pipe (F_SETPIPE_SZ), 0 =
+	 * MPROC_CONN_PIPE_BYTES_DEFAULT (256 KiB).
 	 * Best effort: the kernel's limits (fs.pipe-max-size, pipe-user-pages-soft) may keep the
 	 * default 64 KiB, and that is not an error. A larger pipe lets a 64 KiB message and its
 	 * 8-byte header go in one write instead of two rounds of wake-ups. */
