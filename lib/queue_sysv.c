@@ -26,6 +26,7 @@
  * microseconds), qsize reads one low and one put beyond maxsize may pass.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,32 @@ static int sysv_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	struct sysv_mark mark = { .mtype = SYSV_MARK_TYPE, .pid = (int32_t)getpid() };
 	if (msgsnd(b->id, &mark, sizeof(mark.pid), IPC_NOWAIT) < 0)
 		return -errno;
+	return 0;
+}
+
+static int sysv_export(struct mproc_queue *q, struct mproc__queue_wire *w)
+{
+	struct sysvb *b = q->be;
+
+	w->sysv_id = b->id;
+	return 0;
+}
+
+static int sysv_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
+{
+	struct sysvb *b;
+	struct msqid_ds ds;
+
+	if (w->sysv_id < 0)
+		return -EINVAL;
+	/* The id must still name a queue (IPC_STAT also checks that we may read it). */
+	if (msgctl(w->sysv_id, IPC_STAT, &ds) < 0)
+		return errno == EINVAL || errno == EIDRM ? -ESRCH : -errno;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->id = w->sysv_id;
+	q->be = b;
 	return 0;
 }
 
@@ -275,6 +302,8 @@ const struct mproc__queue_ops mproc__queue_sysv_ops = {
 	.name = "sysv",
 	.init = sysv_init,
 	.fini = sysv_fini,
+	.export_ = sysv_export,
+	.attach = sysv_attach,
 	.put = sysv_put,
 	.get = sysv_get,
 	.qsize = sysv_qsize,
