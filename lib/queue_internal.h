@@ -4,8 +4,8 @@
  *
  * The front end checks arguments, turns timeouts into deadlines, keeps the JoinableQueue
  * counters and the "closed" flag, then calls the back end through its ops table. Every back
- * end gets a small shared control block (struct mproc__qshared, anonymous MAP_SHARED, so it is
- * inherited across fork) with an item count and two futex sequence words it may use for
+ * end gets a small shared control block (struct mproc__qshared, MAP_SHARED on a memfd, so it
+ * is inherited across fork and can be mapped again after exec) with an item count and two futex sequence words it may use for
  * maxsize and for waking waiters.
  */
 #ifndef MPROC_QUEUE_INTERNAL_H

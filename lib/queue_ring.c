@@ -1,6 +1,7 @@
 /*
- * queue_ring.c - the ring back end: a bounded ring of variable-size records in anonymous
- * MAP_SHARED memory (inherited across fork, no /dev/shm needed).
+ * queue_ring.c - the ring back end: a bounded ring of variable-size records in MAP_SHARED
+ * memory of a memfd (inherited across fork, mapped again by mproc_queue_attach after exec, no
+ * /dev/shm needed).
  *
  * Records are [u32 len][u32 seq][payload, padded to 8 bytes]; the payload may wrap around
  * the end of the storage (two copies). Producers serialize on one robust lock, consumers on

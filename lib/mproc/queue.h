@@ -4,7 +4,7 @@
  *
  *   MPROC_QUEUE_PIPE  Python's design: one pipe, a process-shared robust lock for writers and
  *                     one for readers; records framed (header + payload + trailer).
- *   MPROC_QUEUE_RING  a bounded ring of variable-size records in anonymous MAP_SHARED memory
+ *   MPROC_QUEUE_RING  a bounded ring of variable-size records in MAP_SHARED memory of a memfd
  *                     (no /dev/shm needed); futex waits after a short adaptive spin
  *                     (MPROC_QUEUE_SPIN: spin only; MPROC_QUEUE_NOSPIN: futex at once).
  *   MPROC_QUEUE_MQ    a POSIX message queue, unlinked right after it is opened.
