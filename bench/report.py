@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """report - write RUN_DIR/report.md for one run: status (incomplete/failed harnesses), the
-machine, the usable CPU budget with provenance, capabilities, one section per harness, links
-to every plot, and the skipped benchmarks with their reasons.
+machine, the usable CPU budget with provenance, capabilities, the headline table (each
+primitive: mproc, CPython, their ratio, each as a multiple of the machine's baseline), one
+section per harness, links to every plot, and the skipped benchmarks with their reasons; then
+RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
 
     python3 bench/report.py RUN_DIR [--stdout]
 
@@ -322,6 +324,185 @@ def spawn_section(run, h):
     return lines, unstable
 
 
+# ------------------------------------------------------------------------------------------
+# [compare] headline table (mproc vs CPython vs the machine) and index.html
+
+# (what, mproc name, CPython name (None: the mproc name under python/), fields tried in order,
+#  reference name for the baseline ratio or None). "{W}" in a name is the worker count: the
+#  usable budget when both sides have it, else the largest count both have.
+HEADLINE = [
+    ("start a process: fork (start -> reaped)", "spawn/fork/rss_mib:0", None,
+     ["p50_ns", "real_time"], "baseline/fork_exit"),
+    ("start a process: spawn", "spawn/spawn/rss_mib:0", None,
+     ["p50_ns", "real_time"], "baseline/fork_exit"),
+    ("start a process: forkserver", "spawn/forkserver/rss_mib:0", None,
+     ["p50_ns", "real_time"], "baseline/fork_exit"),
+    ("Pipe() round trip, cross core", "latency/conn_pipe/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/pipe_rtt/placement:cross_core"),
+    ("Pipe() throughput, 1 MiB messages", "pipe/conn_pipe/bytes:1048576/placement:cross_core",
+     None, ["bytes_per_second"], "baseline/memcpy/bytes:1048576"),
+    ("Queue round trip, cross core", "latency/pipe_queue/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/pipe_rtt/placement:cross_core"),
+    ("Queue throughput, 64 B items, 1 producer 1 consumer",
+     "queue/pipe/bytes:64/producers:1/consumers:1", None, ["msgs_per_second"], None),
+    ("Lock handoff, cross core", "latency/lock_handoff/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/futex_rtt/placement:cross_core"),
+    ("Semaphore handoff, cross core", "latency/semaphore/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/futex_rtt/placement:cross_core"),
+    ("Event set -> wake, cross core", "latency/event/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/futex_rtt/placement:cross_core"),
+    ("Value with lock, 2 processes", "shm/value/lock/procs:2", None,
+     ["updates_per_second"], None),
+    ("shared_memory create, 1 MiB", "shm/create/named/bytes:1048576", None,
+     ["p50_ns", "real_time"], None),
+    ("Manager dict get, Unix socket", "manager/dict_get/transport:unix", None,
+     ["p50_ns", "real_time"], "manager/raw_rtt/transport:unix"),
+    ("Manager dict get, TCP", "manager/dict_get/transport:tcp", None,
+     ["p50_ns", "real_time"], "manager/raw_rtt/transport:tcp"),
+    ("Pool apply_async, cost per task", "pool_overhead/apply_async/chunksize:1", None,
+     ["ns_per_task"], "baseline/pipe_rtt/placement:cross_core"),
+    ("Pool map, chunksize 1000, cost per task", "pool_overhead/map/chunksize:1000", None,
+     ["ns_per_task"], None),
+    ("Pool CPU-bound speedup, {W} workers", "pool/cpu/workers:{W}/task_ms:20", None,
+     ["speedup"], None),
+    ("Pool: error after a worker is SIGKILLed", "pool/failure/running",
+     "python/pool/failure/pool_sigkill", ["p50_ns", "real_time"], None),
+]
+# Fields where a larger figure is better (rates, speedup); the others are times.
+HIGHER_IS_BETTER = {"bytes_per_second", "msgs_per_second", "updates_per_second",
+                    "tasks_per_second", "ops_per_second", "speedup"}
+
+
+def _is_time(field):
+    return field is not None and (field.endswith("_ns") or field.startswith("ns_")
+                                  or field in ("real_time", "cpu_time"))
+
+
+def _comparable(f1, f2):
+    """Two fields whose ratio means something: the same one, or two times in ns."""
+    return f1 is not None and f2 is not None and (f1 == f2 or (_is_time(f1) and _is_time(f2)))
+
+
+def _headline_pick(fig, fields):
+    """(field, Stats) of the first field with a finite median, or (None, None)."""
+    if fig is None:
+        return None, None
+    for f in fields:
+        s = fig.value(f)
+        if s is not None and s.n > 0 and math.isfinite(s.median):
+            return f, s
+    return None, None
+
+
+def _headline_fmt(field, stats, fig=None):
+    """A figure with its unit, ' (unstable)' when its CV exceeds UNSTABLE_CV; CPython's
+    bounded hang as 'hang (> T s)'."""
+    if fig is not None and fig.median("hang", 0) and fig.median("hang", 0) > 0:
+        return "hang (> %s s)" % ("%g" % fig.median("bound_s") if math.isfinite(
+            fig.median("bound_s")) else "?")
+    if stats is None:
+        return "—"
+    if _is_time(field):
+        txt = fmt_ns(stats.median)
+    elif field == "bytes_per_second":
+        txt = fmt_num(stats.median, "B/s")
+    elif field.endswith("_per_second"):
+        txt = fmt_num(stats.median, "/s")
+    else:
+        txt = "%.3g" % stats.median
+    _, flag = fmt_cv(stats)
+    return txt + (" (unstable)" if flag else "")
+
+
+def _headline_workers(run, template, pyname):
+    """The worker count for a '{W}' name: the budget when both sides have it, else the largest
+    count both have (else the largest mproc has)."""
+    rx = re.compile(re.escape(template).replace(re.escape("{W}"), r"(\d+)"))
+    figs = run.figures
+    mine = {int(m.group(1)) for n in figs for m in [rx.fullmatch(n)] if m}
+    theirs = {int(m.group(1)) for n in figs if n.startswith("python/")
+              for m in [rx.fullmatch(n[len("python/"):])] if m}
+    both = mine & theirs
+    budget = (run.context.get("budget") or {}).get("usable")
+    if isinstance(budget, int) and budget in both:
+        return budget
+    if both:
+        return max(both)
+    return max(mine) if mine else None
+
+
+def headline_rows(run):
+    """[(what, mproc cell, CPython cell, ratio cell, mproc/baseline, CPython/baseline,
+    baseline name)] for the HEADLINE entries with an mproc or CPython figure in the run."""
+    figs = run.figures
+    rows = []
+    for what, name, pyname, fields, ref in HEADLINE:
+        if "{W}" in name:
+            w = _headline_workers(run, name, pyname)
+            if w is None:
+                continue
+            name, what = name.replace("{W}", str(w)), what.replace("{W}", str(w))
+        pyname = pyname or "python/" + name
+        mf, ms = _headline_pick(figs.get(name), fields)
+        pf, ps = _headline_pick(figs.get(pyname), fields)
+        pfig = figs.get(pyname)
+        if ms is None and ps is None:
+            continue
+        ratio = "—"
+        hung = pfig is not None and pfig.median("hang", 0) > 0
+        if hung and ms is not None:
+            ratio = "CPython hangs"
+        elif (ms is not None and ps is not None and _comparable(mf, pf) and ms.median > 0
+              and ps.median > 0):
+            r = ms.median / ps.median if mf in HIGHER_IS_BETTER else ps.median / ms.median
+            ratio = "%.3gx %s" % (r if r >= 1 else 1 / r, "faster" if r >= 1 else "slower")
+        bm, bp = "—", "—"
+        rf, rs = _headline_pick(figs.get(ref), fields + ["p50_ns", "real_time"]) \
+            if ref else (None, None)
+        if rs is not None and rs.median > 0:
+            if ms is not None and _comparable(mf, rf):
+                bm = "%.3gx" % (ms.median / rs.median)
+            if ps is not None and _comparable(pf, rf) and not hung:
+                bp = "%.3gx" % (ps.median / rs.median)
+        rows.append(("%s (`%s`)" % (what, name), _headline_fmt(mf, ms),
+                     _headline_fmt(pf, ps, pfig), ratio, bm, bp,
+                     "`%s`" % ref if ref and rs is not None else "—"))
+    return rows
+
+
+def section_headline(run):
+    """The headline table: each primitive's mproc figure, CPython's, their ratio, and each as
+    a multiple of the machine's own limit measured in the same run."""
+    rows = headline_rows(run)
+    if not rows:
+        return ["## Headline: mproc vs CPython", "",
+                "No headline figures in this run (neither the harnesses nor the CPython "
+                "comparators that measure them ran).", ""]
+    has_py = "python" in run.harnesses
+    out = ["## Headline: mproc vs CPython", "",
+           "Medians over repetitions, measured on this machine in this run (times: p50 of "
+           "individual operations where the harness samples them). *ratio*: how much faster "
+           "mproc is than CPython's `multiprocessing` for the same operation. *× baseline*: "
+           "the figure as a multiple of the machine's own limit (the reference named in the "
+           "last column; for throughput, a fraction of it). (unstable): CV over repetitions "
+           "above %d %%." % (UNSTABLE_CV * 100), ""]
+    if not has_py:
+        out += ["The CPython comparators did not run in this run (`ONLY=` without `python`, "
+                "or `MPROC_BENCH_PYTHON=0`): the CPython column is empty.", ""]
+    out += table(["primitive", "mproc", "CPython", "ratio", "mproc × baseline",
+                  "CPython × baseline", "baseline"], rows)
+    return out + [""]
+
+
+def write_index(run):
+    """RUN/index.html: report.md rendered, and every plot (PNG linked to SVG). Static."""
+    sys.path.insert(0, os.path.join(HERE, "..", "plots"))
+    import htmlindex
+    c = run.context
+    return htmlindex.write_index(run.path, "report.md", "mproc run: %s, %s" % (
+        c.get("host", "?"), c.get("started_utc", "?")))
+
+
 # harness name -> function(run, HarnessResult) -> (markdown lines, [unstable names])
 SECTIONS = {
     "baseline": baseline_section,
@@ -387,6 +568,7 @@ def build_report(run):
     out += ["## Machine", ""] + section_machine(run) + [""]
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
+    out += section_headline(run)
     out += section_recommendation(run)
     all_unstable = []
     per_harness = []          # (harness, unstable, figures)
@@ -446,6 +628,12 @@ def main(argv=None):
         print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
         return 1
     print("report: %s" % path)
+    try:
+        print("report: %s" % write_index(run))
+    except OSError as e:
+        print("report: cannot write %s: %s" % (os.path.join(run.path, "index.html"), e),
+              file=sys.stderr)
+        return 1
     return 0
 
 
