@@ -428,7 +428,7 @@ def _headline_workers(run, template, pyname):
         return budget
     if both:
         return max(both)
-    return max(mine) if mine else None
+    return max(mine or theirs) if mine or theirs else None
 
 
 def headline_rows(run):

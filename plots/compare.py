@@ -20,7 +20,7 @@ Writes into OUT (default: a new results/compare/<UTC stamp>-<hostA>-vs-<hostB>/)
 
 The figure compared per name is the first of p50_ns, a rate counter (msgs/bytes/tasks/
 updates/ops per second, speedup), ns_per_task, real_time that every run having the name has.
-A ratio is X/A of that figure; "faster"/"slower" reads it in the figure's direction. A
+Every name of A that another run also has gets a row; a ratio is X/A of that figure; "faster"/"slower" reads it in the figure's direction. A
 figure whose CV over its repetitions exceeds 5 % is marked unstable.
 
 Exit: 0 written; 2 bad input (not a run, corrupt JSON, non-empty OUT without --force), one
@@ -158,7 +158,9 @@ class Row:
 
 
 def build_rows(runs):
-    """(rows for names every run has, {name: [labels having it]} for the others)."""
+    """(rows, partial). rows: one per name that A and at least one other run have (the runs
+    without it get no value and no ratio); partial: {name: [labels having it]} for the names
+    that are not in every run."""
     order, where, harness = [], {}, {}
     for ri in runs:
         for name, fig in ri.figures.items():
@@ -169,21 +171,25 @@ def build_rows(runs):
             where[name].append(ri.label)
     rows, partial = [], {}
     labels = [ri.label for ri in runs]
+    a = runs[0].label
     for name in order:
         if where[name] != labels:
             partial[name] = where[name]
+        if a not in where[name] or len(where[name]) < 2:
             continue
-        figs = [ri.figures[name] for ri in runs]
+        have = [ri for ri in runs if ri.label in where[name]]
         row = Row(name, harness[name])
-        row.field = pick_field(figs)
+        row.field = pick_field([ri.figures[name] for ri in have])
         if row.field is not None:
-            for ri, fig in zip(runs, figs):
+            for ri in have:
+                fig = ri.figures[name]
                 row.values[ri.label] = fig.median(row.field)
                 row.unstable[ri.label] = unstable(fig, row.field)
-            a = row.values[runs[0].label]
-            for ri in runs[1:]:
+            va = row.values[a]
+            for ri in have[1:]:
                 v = row.values[ri.label]
-                row.ratios[ri.label] = v / a if a and math.isfinite(a) and a > 0 else math.nan
+                row.ratios[ri.label] = v / va if va and math.isfinite(va) and va > 0 \
+                    else math.nan
         rows.append(row)
     return rows, partial
 
@@ -260,7 +266,7 @@ def section_summary(runs, rows):
             sp = x if HIGHER_BETTER[r.field] else 1.0 / x
             per.setdefault(r.harness, {}).setdefault(l, []).append(sp)
     if not per:
-        return ["No benchmark name has a figure in every run."]
+        return ["No benchmark name of A has a figure in another run."]
     out = ["Geometric mean, per harness file, of each run's speed relative to A over the names "
            "both have (> 1: faster than A). A summary only: read the table for each figure.", ""]
     trs = []
@@ -275,7 +281,8 @@ def section_summary(runs, rows):
 
 def section_table(runs, rows):
     labels = [ri.label for ri in runs]
-    out = ["Median over repetitions of the compared figure; ⚠ marks a figure whose CV exceeds "
+    out = ["Every name of A that another run also has. "
+           "Median over repetitions of the compared figure; ⚠ marks a figure whose CV exceeds "
            "%d %% (unstable: re-run with `PROFILE=full` on a quiet machine)." % (UNSTABLE_CV * 100),
            ""]
     by_h = {}
@@ -290,9 +297,10 @@ def section_table(runs, rows):
                 continue
             cells = ["`%s`" % r.name, r.field]
             for l in labels:
-                cells.append(fmt_value(r.values[l], r.field) + (" ⚠" if r.unstable[l] else ""))
+                cells.append(fmt_value(r.values.get(l), r.field) +
+                             (" ⚠" if r.unstable.get(l) else ""))
             for l in labels[1:]:
-                cells.append(fmt_ratio(r.ratios[l], HIGHER_BETTER[r.field]))
+                cells.append(fmt_ratio(r.ratios.get(l), HIGHER_BETTER[r.field]))
             trs.append(cells)
         out += md_table(["benchmark", "figure"] + labels +
                         ["%s/%s" % (l, labels[0]) for l in labels[1:]], trs) + [""]
@@ -631,7 +639,8 @@ def main(argv=None):
     except OSError as e:
         print("compare: cannot write %s: %s" % (out, e), file=sys.stderr)
         return 1
-    print("compare: %d names in every run, %d in some only" % (len(rows), len(partial)))
+    print("compare: %d names compared with A, %d not in every run"
+          % (len([r for r in rows if r.field]), len(partial)))
     print("compare: %s" % path)
     print("compare: %s" % idx)
     return rc

@@ -43,10 +43,8 @@ do for [fmt in "png svg"] {
 		set terminal svg size 960,560 dynamic font "sans,10" noenhanced
 	}
 	set output outbase . "." . fmt
-	plot datafile using (xpos(1)):(column(2)):(bw):xtic(1) \
-		with boxes lc rgb word(colors, 1) fs solid (ispy(1) ? 0.35 : 0.9) border -1 \
-		title word(titles, 1), \
-	     for [i=2:nseries] datafile using (xpos(i)):(column(2*i)):(bw) \
+	plot datafile using (column(0)):(NaN):xtic(1) with points ps 0 notitle, \
+	     for [i=1:nseries] datafile using (xpos(i)):(column(2*i)):(bw) \
 		with boxes lc rgb word(colors, i) fs solid (ispy(i) ? 0.35 : 0.9) border -1 \
 		title word(titles, i), \
 	     for [i=1:nseries] datafile \
