@@ -25,6 +25,9 @@ if [ "$what" = bench ]; then
 	have gnuplot || optional="$optional gnuplot-nox"
 	"$py" -c 'import matplotlib' >/dev/null 2>&1 || optional="$optional python3-matplotlib"
 	have hwloc-calc || optional="$optional hwloc-nox"
+	# `make compare` runs Google Benchmark's compare.py (U-test) when it is there; it needs scipy.
+	[ -f /usr/share/benchmark/compare.py ] || optional="$optional libbenchmark-tools"
+	"$py" -c 'import scipy.stats' >/dev/null 2>&1 || optional="$optional python3-scipy"
 fi
 
 [ -z "$missing" ] && [ -z "$optional" ] && exit 0
