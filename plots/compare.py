@@ -126,9 +126,11 @@ def load_runs(paths):
             run = gbjson.load_run(p)
         except gbjson.GBJsonError as e:
             raise BadInput(str(e)) from None
-        if run.load_errors:
-            fn, msg = sorted(run.load_errors.items())[0]
-            raise BadInput(msg)
+        # A file that is not JSON is an error; valid JSON of another kind (a later version's
+        # own file, say) is left out and listed.
+        for fn, msg in sorted(run.load_errors.items()):
+            if "not Google Benchmark JSON" not in msg:
+                raise BadInput(msg)
         runs.append(RunInfo(chr(ord("A") + i), run))
     return runs
 
@@ -321,6 +323,9 @@ def section_partial(runs, partial):
 def section_skipped(runs):
     out = []
     for ri in runs:
+        for fn, msg in sorted(ri.run.load_errors.items()):
+            out.append("- %s `%s` left out: %s" % (ri.label, fn, msg))
+    for ri in runs:
         for n, why in ri.run.skipped.items():
             out.append("- %s `%s`: %s" % (ri.label, n, why))
     return out
@@ -493,8 +498,7 @@ def draw_plots(runs, out_dir, want_gp, want_mpl, log):
     for l in lines:
         log("compare: plots: " + l)
     failed = 0
-    cap = " | ".join("%s %s" % (ri.title, "" if ri.run.complete else "(INCOMPLETE)")
-                     for ri in runs)
+    cap = " | ".join(ri.title + ("" if ri.run.complete else " (INCOMPLETE)") for ri in runs)
     pdir = os.path.join(out_dir, "plots")
     for spec in registry.plots_for(harnesses):
         tables = union_tables(runs, spec)
@@ -580,7 +584,7 @@ def build_markdown(runs, rows, partial, plot_lines, gb_lines):
     out += ["## Names in some runs only", ""] + section_partial(runs, partial) + [""]
     sk = section_skipped(runs)
     if sk:
-        out += ["## Skipped benchmarks", ""] + sk + [""]
+        out += ["## Skipped benchmarks and files left out", ""] + sk + [""]
     out += ["## Google Benchmark U-test", ""] + gb_lines + [""]
     out += ["## Plots", ""] + ["- " + l for l in plot_lines]
     if plot_lines:

@@ -291,6 +291,12 @@ class BadInput(TmpCase):
             f.write('{"benchmarks": [')
         r = self.compare(os.path.join(DATA, "run_baseline"), run, "--out", self.out())
         self.one_line_exit_2(r, "baseline.json: not valid JSON")
+        # Valid JSON that is not Google Benchmark's is left out and listed, not an error.
+        with open(os.path.join(run, "baseline.json"), "w") as f:
+            f.write('{"tools": []}')
+        r = self.compare(os.path.join(DATA, "run_baseline"), run, "--out", self.out("o2"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("B `baseline.json` left out: ", self.read(self.out("o2"), "compare.md"))
         with open(os.path.join(run, "context.json"), "w") as f:
             f.write("[1, 2")
         self.one_line_exit_2(self.compare(os.path.join(DATA, "run_baseline"), run),
