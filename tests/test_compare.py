@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import compare  # noqa: E402
 import gbjson  # noqa: E402
 import htmlindex  # noqa: E402
+import registry  # noqa: E402
 import report  # noqa: E402
 import tsv  # noqa: E402
 
@@ -430,6 +431,14 @@ class Plots(unittest.TestCase):
         self.assertEqual(t.series, ["python:fork"])
         self.assertIsNone(done["baseline_latency"][1])
         self.assertEqual(done["pool_cpu_speedup"][0].series, ["python:cpu"])
+
+    def test_c_and_python_on_the_same_axes(self):
+        """mproc's series first, CPython's twins after them, in the twin's colour."""
+        run = gbjson.load_run(os.path.join(DATA, "run_bigbox"))
+        t = tsv.build_table(run, [s for s in registry.PLOTS if s["id"] == "spawn_rss"][0])
+        self.assertEqual(t.series, ["fork", "spawn", "python:fork"])
+        self.assertEqual(registry.color("python:fork"), registry.color("fork"))
+        self.assertEqual(t.groups, ["0"])
 
 
 # ------------------------------------------------------------------------------------------
