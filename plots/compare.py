@@ -365,7 +365,12 @@ def run_gbcompare(runs, out_dir):
                 continue
             fa, fx = a.run.harnesses[h].path, x.run.harnesses[h].path
             name = "%s.%s-vs-%s.txt" % (h, a.label, x.label)
-            argv = [python, tool, "--no-color", "-a", "benchmarks", fa, fx]
+            # -a (aggregates only) where both have repetitions; with one repetition there are
+            # no aggregates and -a would print nothing but the overall geomean.
+            reps = min(max([f.repetitions for f in ri.run.harnesses[h].figures.values()] or [0])
+                       for ri in (a, x))
+            argv = [python, tool, "--no-color"] + (["-a"] if reps >= 2 else []) + \
+                ["benchmarks", fa, fx]
             try:
                 r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    universal_newlines=True, timeout=GBCOMPARE_TIMEOUT_S)
