@@ -47,7 +47,8 @@ plots:
 compare:
 	@if [ -z '$(A)' ] || [ -z '$(B)' ]; then \
 		echo "make compare: need A=run_dir B=run_dir [C=run_dir] [OUT=dir] [FORCE=1]" >&2; exit 2; fi
-	$(PYTHON) plots/compare.py '$(A)' '$(B)' $(if $(C),'$(C)') $(if $(OUT),--out '$(OUT)') $(if $(FORCE),--force)
+	$(PYTHON) plots/compare.py '$(A)' '$(B)' $(if $(C),'$(C)') $(if $(OUT),--out '$(OUT)') \
+		$(if $(FORCE),--force)
 
 # Fuzz every target for FUZZ_SECONDS each (libFuzzer with clang, else a built-in mutator).
 fuzz: deps

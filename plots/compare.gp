@@ -57,7 +57,8 @@ do for [fmt in "png svg"] {
 		if (kind eq "lines") {
 			set xlabel xtitle noenhanced
 			set grid xtics ytics
-			if (logx) { set logscale x 2; set format x "%.0b%B" } else { unset logscale x; set format x "% g" }
+			if (logx) { set logscale x 2; set format x "%.0b%B" }
+			if (!logx) { unset logscale x; set format x "% g" }
 			set xrange [xmin:xmax]
 			set offsets graph 0.02, graph 0.02, 0, 0
 			plot for [i=1:nseries] f using 1:(column(2*i)) \

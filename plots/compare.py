@@ -20,8 +20,9 @@ Writes into OUT (default: a new results/compare/<UTC stamp>-<hostA>-vs-<hostB>/)
 
 The figure compared per name is the first of p50_ns, a rate counter (msgs/bytes/tasks/
 updates/ops per second, speedup), ns_per_task, real_time that every run having the name has.
-Every name of A that another run also has gets a row; a ratio is X/A of that figure; "faster"/"slower" reads it in the figure's direction. A
-figure whose CV over its repetitions exceeds 5 % is marked unstable.
+Every name of A that another run also has gets a row; a ratio is X/A of that figure;
+"faster"/"slower" reads it in the figure's direction. A figure whose CV over its repetitions
+exceeds 5 % is marked unstable.
 
 Exit: 0 written; 2 bad input (not a run, corrupt JSON, non-empty OUT without --force), one
 line; 1 a drawing or a write failed (the rest is still written). Stdlib + matplotlib
@@ -96,7 +97,8 @@ def md(s):
 
 
 def md_table(header, rows):
-    out = ["| " + " | ".join(md(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out = ["| " + " | ".join(md(h) for h in header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
     return out
 
