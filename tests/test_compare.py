@@ -10,6 +10,7 @@ Everything is written under a temporary directory."""
 import contextlib
 import fnmatch
 import io
+import math
 import html.parser
 import os
 import shutil
@@ -433,6 +434,26 @@ class Plots(unittest.TestCase):
         self.assertEqual(t.series, ["python:fork"])
         self.assertIsNone(done["baseline_latency"][1])
         self.assertEqual(done["pool_cpu_speedup"][0].series, ["python:cpu"])
+
+    def test_pick_largest_task_size(self):
+        """pool_cpu_speedup keeps, per series, only the longest tasks the run has."""
+        def e(name, sp):
+            return {"name": name, "run_name": name, "run_type": "iteration", "real_time": 1.0,
+                    "time_unit": "ns", "speedup": sp}
+        doc = {"benchmarks": [e("pool/cpu/workers:1/task_ms:1", 1.0),
+                              e("pool/cpu/workers:2/task_ms:1", 1.5),
+                              e("pool/cpu/workers:4/task_ms:1", 1.7),
+                              e("pool/cpu/workers:1/task_ms:20", 1.0),
+                              e("pool/cpu/workers:2/task_ms:20", 1.9),
+                              e("python/pool/cpu/workers:1/task_ms:1", 1.0),
+                              e("python/pool/cpu/workers:4/task_ms:1", 1.2)]}
+        run = gbjson.Run(self.id())
+        run.harnesses["pool"] = gbjson.summarize(doc, "pool")
+        t = tsv.build_table(run, [s for s in registry.PLOTS if s["id"] == "pool_cpu_speedup"][0])
+        self.assertEqual(t.groups, ["1", "2", "4"])
+        self.assertEqual(t.cell("2", "cpu")[0], 1.9)
+        self.assertTrue(math.isnan(t.cell("4", "cpu")[0]))       # only at 1 ms: left out
+        self.assertEqual(t.cell("4", "python:cpu")[0], 1.2)
 
     def test_c_and_python_on_the_same_axes(self):
         """mproc's series first, CPython's twins after them, in the twin's colour."""
