@@ -599,8 +599,16 @@ def build_markdown(runs, rows, partial, plot_lines, gb_lines):
     return out
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line and exit 2, as the other mproc commands do."""
+
+    def error(self, message):
+        print("compare: %s (see --help)" % message, file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(prog="compare.py",
         description="Compare two or more mproc runs: ratios per benchmark name, side-by-side "
                     "plots, Google Benchmark's U-test where installed, index.html.")
     ap.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is A, "
