@@ -89,7 +89,7 @@ STRESS_S = {"smoke": 1, "quick": 1, "full": 2}
 # A tool is killed after this long; the whole step gives up at TOTAL_S.
 TOOL_TIMEOUT_S = {"smoke": 5.0, "quick": 10.0, "full": 20.0}
 TOTAL_S = {"smoke": 12.0, "quick": 20.0, "full": 45.0}
-VERSION_TIMEOUT_S = 2.0
+VERSION_TIMEOUT_S = 5.0
 GRACE_S = 0.5
 
 
