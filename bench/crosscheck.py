@@ -180,8 +180,9 @@ def run_tool(argv, timeout, cpu=None, env=None, cwd=None):
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, start_new_session=True,
                                  preexec_fn=_preexec(cpu), env=env, cwd=cwd)
-        except OSError as e:
-            return ToolRun("cannot start", None, "cannot start: %s" % (e.strerror or e), 0.0)
+        except (OSError, subprocess.SubprocessError) as e:   # the latter: preexec failed
+            return ToolRun("cannot start", None, "cannot start: %s"
+                           % (getattr(e, "strerror", None) or e), 0.0)
         STATE.current = p
         timed_out = False
         try:
