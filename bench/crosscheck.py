@@ -169,6 +169,20 @@ class ToolRun:
         self.elapsed = elapsed
 
 
+def _exited(p, timeout):
+    """Wait up to timeout for p to exit, without reaping it (WNOWAIT): True once it has."""
+    end = time.monotonic() + max(timeout, 0.0)
+    while True:
+        try:
+            if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.01)
+
+
 def run_tool(argv, timeout, cpu=None, env=None, cwd=None):
     """Run argv in its own process group, stdout+stderr to a temporary file (a grandchild that
     keeps a pipe open cannot hang us); kill the group at the timeout. Never raises."""
@@ -186,16 +200,12 @@ def run_tool(argv, timeout, cpu=None, env=None, cwd=None):
         STATE.current = p
         timed_out = False
         try:
-            try:
-                p.wait(timeout=max(timeout, 0.01))
-            except subprocess.TimeoutExpired:
+            if not _exited(p, timeout):
                 timed_out = True
                 _killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(timeout=GRACE_S)
-                except subprocess.TimeoutExpired:
-                    pass
-            # The leader is gone (or stuck); its group may not be.
+                _exited(p, GRACE_S)
+            # The leader is gone (or stuck); its group may not be. Not reaped yet, so its pid
+            # (the group's id) cannot have been reused.
             _killpg(p.pid, signal.SIGKILL)
             rc = p.wait()
         finally:
