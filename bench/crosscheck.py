@@ -272,8 +272,12 @@ def perf_candidates():
     return seen
 
 
-def version_of(argv):
-    r = run_tool(argv, VERSION_TIMEOUT_S)
+def version_of(argv, budget=None):
+    """The first line of `tool --version` (or --help), within the step's budget."""
+    timeout = VERSION_TIMEOUT_S if budget is None else min(VERSION_TIMEOUT_S, budget.left())
+    if timeout <= 0:
+        return None
+    r = run_tool(argv, timeout)
     if r.status != "ok":
         return None
     for line in r.out.splitlines():
@@ -282,13 +286,13 @@ def version_of(argv):
     return None
 
 
-def find_perf(log):
+def find_perf(log, budget=None):
     """(path, version) of the first perf that runs here; (None, why) otherwise."""
     cands = perf_candidates()
     if not cands:
         return None, "not installed"
     for c in cands:
-        v = version_of([c, "--version"])
+        v = version_of([c, "--version"], budget)
         if v:
             return c, v
         log("  %s --version failed: not usable for this kernel" % c)
@@ -497,7 +501,7 @@ def check_perf(c):
         rec["status"] = "no mproc figure"
         rec["detail"] = "the run has no same-core pipe round trip (latency or baseline harness)"
         return rec
-    perf, why = find_perf(c.log)
+    perf, why = find_perf(c.log, c.budget)
     if not perf:
         rec["status"], rec["detail"] = "not installed", why
         return rec
@@ -533,7 +537,7 @@ def check_hackbench(c):
     if not tool:
         rec["status"], rec["detail"] = "not installed", "not installed (Debian: rt-tests)"
         return rec
-    rec["version"] = version_of([tool, "--help"])
+    rec["version"] = version_of([tool, "--help"], c.budget)
     loops = clamp(c.target_s * 1e9 / (ours[0][1] * fan * fan), 2000, 1000000)
     fig = _run_and_parse(c, rec, [tool, "-p", "-s", "64", "-g", "1", "-f", str(fan), "-l",
                                   str(loops)], parse_hackbench)
@@ -548,7 +552,7 @@ def _stress_ng(c, rec, args, parser, cpu=None):
     if not tool:
         rec["status"], rec["detail"] = "not installed", "not installed (Debian: stress-ng)"
         return None
-    rec["version"] = version_of([tool, "--version"])
+    rec["version"] = version_of([tool, "--version"], c.budget)
     return _run_and_parse(c, rec, [tool] + args + ["-t", str(STRESS_S[c.profile]), "--metrics"],
                           parser, cpu=cpu)
 
@@ -613,7 +617,7 @@ def check_lscpu(c):
     if not tool:
         rec["status"], rec["detail"] = "not installed", "not installed (Debian: util-linux)"
         return rec
-    rec["version"] = version_of([tool, "--version"])
+    rec["version"] = version_of([tool, "--version"], c.budget)
     fig = _run_and_parse(c, rec, [tool, "-p=CPU,CORE,SOCKET,NODE"], parse_lscpu)
     if fig:
         fig["unit"] = "count"
@@ -632,7 +636,7 @@ def check_hwloc_calc(c):
     if not tool:
         rec["status"], rec["detail"] = "not installed", "not installed (Debian: hwloc-nox)"
         return rec
-    rec["version"] = version_of([tool, "--version"])
+    rec["version"] = version_of([tool, "--version"], c.budget)
     fig = {"unit": "count"}
     for obj, key in (("pu", "pus"), ("core", "cores"), ("package", "packages")):
         v = _run_and_parse(c, rec, [tool, "--whole-system", "--number-of", obj, "machine:0"],
@@ -673,6 +677,13 @@ def check_nproc(c):
 
 CHECKS = (check_lscpu, check_hwloc_calc, check_nproc, check_perf, check_hackbench,
           check_switch, check_fork)
+# (id, tool) of each check, for the records written without running it.
+CHECK_NAMES = {check_lscpu: ("lscpu", "lscpu"), check_hwloc_calc: ("hwloc_calc", "hwloc-calc"),
+               check_nproc: ("nproc", "nproc"),
+               check_perf: ("perf_sched_pipe", "perf bench sched pipe"),
+               check_hackbench: ("hackbench", "hackbench"),
+               check_switch: ("stress_ng_switch", "stress-ng --switch"),
+               check_fork: ("stress_ng_fork", "stress-ng --fork")}
 
 
 # ------------------------------------------------------------------------------------------
@@ -723,11 +734,15 @@ def crosscheck(run_dir, profile="quick", timeout=None, total=None, log=None):
         for fn in CHECKS:
             if STATE.signum:
                 break
+            cid, tool = CHECK_NAMES.get(fn, (fn.__name__, fn.__name__))
             try:
-                rec = fn(c)
+                if budget.left() <= 0:
+                    rec = _record(cid, tool, status="skipped",
+                                  detail="the cross-check time budget is spent")
+                else:
+                    rec = fn(c)
             except Exception as e:  # one broken check must not lose the others
-                rec = _record(fn.__name__[len("check_"):], fn.__name__, status="failed",
-                              detail="internal error: %s" % e)
+                rec = _record(cid, tool, status="failed", detail="internal error: %s" % e)
             doc["checks"].append(rec)
             log("%s: %s" % (PROG, summary_line(rec)))
     doc["interrupted"] = bool(STATE.signum)

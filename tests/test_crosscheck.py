@@ -341,6 +341,19 @@ class Checks(Base):
         for cid in ("hackbench", "stress_ng_switch", "stress_ng_fork"):
             self.assertEqual(self.check(doc, cid)["status"], "skipped", cid)
 
+    def test_a_broken_check_does_not_lose_the_others(self):
+        self.tools("nproc")
+        c = crosscheck
+        self.addCleanup(setattr, c, "CHECKS", c.CHECKS)
+
+        def check_broken(ctx):
+            raise ValueError("boom")
+        c.CHECKS = (check_broken, c.check_nproc)
+        doc, _ = self.run_checks(self.make_run())
+        self.assertEqual([(x["id"], x["status"]) for x in doc["checks"]],
+                         [("check_broken", "failed"), ("nproc", "ok")])
+        self.assertIn("internal error: boom", doc["checks"][0]["detail"])
+
     def test_perf_that_does_not_run_is_not_installed(self):
         # Ubuntu's /usr/bin/perf wrapper without linux-tools-<kernel>: exits 2.
         path = os.path.join(self.bin, "perf")
