@@ -51,22 +51,30 @@ if [ "$what" = bench ]; then
 	have stress-ng || xtools="$xtools stress-ng"
 fi
 
-# Best effort, one package at a time, after everything else; never fails.
+# Best effort, after everything else, each apt-get bounded in time (a machine that cannot reach
+# its package registry must not stall `make bench`); never fails.
 install_xtools() {
 	[ -n "$xtools" ] || return 0
 	if [ "$(id -u)" != 0 ] || ! have apt-get || [ "${MPROC_NO_APT:-}" = 1 ]; then
 		echo "deps: cross-check tools not installed (no root apt-get):$xtools; the run says so"
 		return 0
 	fi
-	if apt_install $xtools; then
+	t=""
+	have timeout && t="timeout 90"
+	if DEBIAN_FRONTEND=noninteractive $t apt-get install -y -q --no-install-recommends \
+		$xtools >>/tmp/mproc-apt.log 2>&1; then
 		echo "deps: installed cross-check tools:$xtools"
 		return 0
 	fi
-	# One of them may not exist here (linux-tools-<kernel>): the others one by one.
+	if ! DEBIAN_FRONTEND=noninteractive $t apt-get update -q >>/tmp/mproc-apt.log 2>&1; then
+		echo "deps: cross-check tools not installed (apt-get update failed):$xtools"
+		return 0
+	fi
+	# One of them may not exist here (linux-tools-<kernel>): one by one.
 	got="" failed=""
 	for p in $xtools; do
-		if DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$p" \
-			>>/tmp/mproc-apt.log 2>&1; then got="$got $p"; else failed="$failed $p"; fi
+		if DEBIAN_FRONTEND=noninteractive $t apt-get install -y -q --no-install-recommends \
+			"$p" >>/tmp/mproc-apt.log 2>&1; then got="$got $p"; else failed="$failed $p"; fi
 	done
 	[ -n "$got" ] && echo "deps: installed cross-check tools:$got"
 	[ -n "$failed" ] && echo "deps: could not install cross-check tools:$failed (optional)"
