@@ -6,6 +6,8 @@ section per harness, links to every plot, and the skipped benchmarks with their 
 RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
 
     python3 bench/report.py RUN_DIR [--stdout]
+    python3 bench/report.py --reference-index results/reference [--stdout]
+        (writes results/reference/README.md: the reference machines and headline figures)
 
 Per-harness sections come from SECTIONS (harness name -> function(run, harness) -> lines);
 a harness without an entry gets the generic table (median time, counters, CV). The headline of
@@ -560,6 +562,237 @@ def section_recommendation(run):
     return out
 
 
+# ------------------------------------------------------------------------------------------
+# [cross] cross-checks with independent tools (crosscheck.json, bench/crosscheck.py)
+
+def _fmt_cc(v, unit):
+    if unit == "count":
+        return "%s" % v if v is not None else "—"
+    return fmt_ns(v)
+
+
+def section_crosschecks(run):
+    """## Cross-checks: every tool figure beside ours, ratio tool/mproc, >2x flagged."""
+    import json as _json
+    out = ["## Cross-checks", ""]
+    path = os.path.join(run.path, "crosscheck.json")
+    cc_ctx = run.context.get("crosscheck") if isinstance(run.context.get("crosscheck"), dict) \
+        else {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = _json.load(f)
+    except FileNotFoundError:
+        if cc_ctx.get("status") == "disabled":
+            return out + ["Not run (%s)." % cc_ctx.get("detail", "disabled"), ""]
+        return out + ["Not run (no crosscheck.json: `python3 bench/crosscheck.py %s` runs "
+                      "them)." % md_escape(run.path), ""]
+    except (OSError, ValueError) as e:
+        return out + ["`crosscheck.json` unreadable: %s" % md_escape(e), ""]
+    checks = doc.get("checks") if isinstance(doc, dict) else None
+    if not isinstance(checks, list):
+        return out + ["`crosscheck.json` holds no checks.", ""]
+    thr = doc.get("threshold") or 2.0
+    out += ["Independent tools measured the same things on this machine in this run "
+            "(`bench/crosscheck.py` documents each pairing and unit conversion). Ratio = tool / "
+            "mproc; outside %.3g–%gx it is **flagged**: one of the two does not measure what we "
+            "think, or the machine was busy (1-minute load average %s before, %s after). "
+            "Counts must be equal." % (1.0 / thr, thr, doc.get("loadavg_before", "?"),
+                                        doc.get("loadavg_after", "?")), ""]
+    if doc.get("interrupted"):
+        out += ["**Interrupted**: the checks below are what finished.", ""]
+    rows, notes, flagged = [], [], []
+    for c in checks:
+        if not isinstance(c, dict):
+            continue
+        tool = c.get("tool", "?")
+        if c.get("status") != "ok":
+            notes.append("- `%s`: %s%s" % (tool, c.get("status", "?"),
+                                          ": " + c["detail"] if c.get("detail") and
+                                          c.get("detail") != c.get("status") else ""))
+            continue
+        fig = c.get("tool_figure") or {}
+        for x in c.get("comparisons") or []:
+            unit = x.get("unit", "ns")
+            tv = x.get("tool_value", fig.get("value"))
+            ratio = x.get("ratio")
+            verdict = ("**DIFFERS**" if x.get("flag") else "equal") if unit == "count" else \
+                ("**DISAGREE**" if x.get("flag") else "agrees")
+            if x.get("flag"):
+                flagged.append("`%s` %s vs `%s` %s" % (tool, _fmt_cc(tv, unit), x.get("ours"),
+                                                       _fmt_cc(x.get("ours_value"), unit)))
+            rows.append(("`%s`" % tool, x.get("what", ""), _fmt_cc(tv, unit),
+                         "`%s` %s" % (x.get("ours", "?"), _fmt_cc(x.get("ours_value"), unit)),
+                         "%.2fx" % ratio if isinstance(ratio, (int, float)) and unit != "count"
+                         else "—", verdict))
+    if rows:
+        out += table(["tool", "measures", "tool figure", "mproc figure", "ratio", ""], rows)
+    if flagged:
+        out += ["", "Flagged (more than %gx apart, or counts that differ):" % thr, ""]
+        out += ["- " + f for f in flagged]
+    if notes:
+        out += ["", "Not compared:", ""] + notes
+    out.append("")
+    return out
+
+
+# [cross] results/reference/README.md: the machines and their headline figures, generated
+# from the runs present (bench/report.py --reference-index results/reference).
+
+# (label, benchmark name, field, kind): kind "ns" is a time, "rate" a per-second figure.
+REFERENCE_HEADLINES = [
+    ("syscall (getppid) p50", "baseline/syscall", "p50_ns", "ns"),
+    ("pipe round trip, same core p50", "baseline/pipe_rtt/placement:same_core", "p50_ns", "ns"),
+    ("pipe round trip, cross core p50", "baseline/pipe_rtt/placement:cross_core", "p50_ns",
+     "ns"),
+    ("futex round trip, cross core p50", "baseline/futex_rtt/placement:cross_core", "p50_ns",
+     "ns"),
+    ("fork + exit + reap p50", "baseline/fork_exit", "p50_ns", "ns"),
+    ("mproc_conn pipe round trip, cross core p50", "latency/conn_pipe/placement:cross_core",
+     "p50_ns", "ns"),
+    ("ring queue 64 B items/s (1x1)", "queue/ring/bytes:64/producers:1/consumers:1",
+     "msgs_per_second", "rate"),
+    ("pipe queue 64 B items/s (1x1)", "queue/pipe/bytes:64/producers:1/consumers:1",
+     "msgs_per_second", "rate"),
+    ("CPython Queue 64 B items/s (1x1)", "python/queue/pipe/bytes:64/producers:1/consumers:1",
+     "msgs_per_second", "rate"),
+    ("start -> reap, fork, 0 MiB p50", "spawn/fork/rss_mib:0", "p50_ns", "ns"),
+    ("start -> reap, forkserver, 0 MiB p50", "spawn/forkserver/rss_mib:0", "p50_ns", "ns"),
+    ("CPython forkserver start, 0 MiB p50", "python/spawn/forkserver/rss_mib:0", "p50_ns",
+     "ns"),
+]
+
+
+def _reference_runs(root):
+    """[(machine, run dir or None, Run or error text)]: each <machine>/ is a run directory, or
+    holds run directories (the newest, by name, is the reference)."""
+    out = []
+    for m in sorted(os.listdir(root)):
+        d = os.path.join(root, m)
+        if m.startswith(".") or not os.path.isdir(d):
+            continue
+        path = d if gbjson.is_run_dir(d) else None
+        if path is None:
+            subs = sorted(x for x in os.listdir(d) if gbjson.is_run_dir(os.path.join(d, x)))
+            path = os.path.join(d, subs[-1]) if subs else None
+        if path is None:
+            out.append((m, None, "no run directory (no context.json)"))
+            continue
+        try:
+            out.append((m, path, gbjson.load_run(path)))
+        except gbjson.GBJsonError as e:
+            out.append((m, path, str(e)))
+    return out
+
+
+def _headline_cell(run, name, field, kind):
+    fig = run.figures.get(name)
+    if fig is None:
+        return "—"
+    v = fig.median(field, None)
+    if v is None:
+        v = fig.median("real_time", None) if kind == "ns" else None
+    return fmt_ns(v) if kind == "ns" else fmt_num(v, "/s")
+
+
+def _crosscheck_summary(path):
+    import json as _json
+    try:
+        with open(os.path.join(path, "crosscheck.json"), encoding="utf-8") as f:
+            doc = _json.load(f)
+        checks = [c for c in doc.get("checks", []) if isinstance(c, dict)]
+    except (OSError, ValueError, AttributeError):
+        return "—"
+    ok = [c for c in checks if c.get("status") == "ok"]
+    bad = [c.get("tool", "?") for c in ok if c.get("flag")]
+    return "%d compared, %d flagged%s" % (len(ok), len(bad),
+                                         " (%s)" % ", ".join(bad) if bad else "")
+
+
+def build_reference_index(root):
+    runs = _reference_runs(root)
+    out = ["# Reference results", "",
+           "<!-- Generated by `python3 bench/report.py --reference-index results/reference` from "
+           "the runs below: edit the generator, not this file. -->", "",
+           "Full runs (`make bench PROFILE=full`) on known machines, kept so that a run "
+           "anywhere has something to be compared with: `make compare "
+           "A=results/reference/<machine> B=results/latest`. Each `<machine>/` is a run "
+           "directory as [results/README.md](../README.md) describes it (or holds one; the "
+           "newest is used); its `report.md` is the summary and `plots/` its plots.", "",
+           "To publish one: run `make bench PROFILE=full OUT=results/reference/<machine>` on "
+           "the machine (or copy its run directory there), draw the plots locally with "
+           "`make plots RUN=results/reference/<machine>`, then regenerate this file with "
+           "`python3 bench/report.py --reference-index results/reference`.", ""]
+    good = [(m, p, r) for m, p, r in runs if isinstance(r, gbjson.Run)]
+    if not runs:
+        return "\n".join(out + ["No reference runs yet.", ""])
+    out += ["## Machines", ""]
+    rows = []
+    for m, p, r in runs:
+        if not isinstance(r, gbjson.Run):
+            rows.append((m, "unreadable: %s" % r, "", "", "", "", "", ""))
+            continue
+        c, t = r.context, r.topology or {}
+        counts = _get(t, "counts", default={}) or {}
+        b = c.get("budget") or _get(t, "budget", default={}) or {}
+        rel = os.path.relpath(p, root)
+        rows.append(("[%s](%s/report.md)" % (m, rel), c.get("cpu_model", "?"),
+                     "%s / %s / %s" % (counts.get("packages", "?"), counts.get("cores", "?"),
+                                       counts.get("pus", "?")),
+                     "%s (%s)" % (b.get("usable", "?"), b.get("bound_by", "?")),
+                     c.get("kernel", "?"), c.get("profile", "?"),
+                     (c.get("started_utc") or "?")[:10],
+                     ("complete" if c.get("complete") else "**incomplete**")
+                     + (", %s" % c.get("status") if c.get("status") not in (None, "ok") else "")))
+    out += table(["machine", "CPU", "packages / cores / PUs", "usable CPUs (bound by)",
+                  "kernel", "profile", "date", "run"], rows)
+    if good:
+        out += ["", "## Headline figures", "",
+                "Medians over repetitions (p50 of the individual samples where the harness "
+                "records them); — where the run has no such figure.", ""]
+        hrows = []
+        for label, name, field, kind in REFERENCE_HEADLINES:
+            hrows.append(["%s (`%s`)" % (label, name)] +
+                         [_headline_cell(r, name, field, kind) for _, _, r in good])
+        rec_row = ["recommended CPU-bound pool workers"]
+        cc_row = ["cross-checks (independent tools)"]
+        import json as _json
+        for _, p, _r in good:
+            try:
+                with open(os.path.join(p, "recommendation.json"), encoding="utf-8") as f:
+                    rec_row.append(str(_json.load(f)["cpu"]["recommended_workers"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                rec_row.append("—")
+            cc_row.append(_crosscheck_summary(p))
+        out += table(["figure"] + [m for m, _, _ in good], hrows + [rec_row, cc_row])
+    out.append("")
+    return "\n".join(out)
+
+
+def reference_index_main(argv):
+    ap = argparse.ArgumentParser(prog="report.py --reference-index",
+                                 description="Write DIR/README.md listing the reference runs.")
+    ap.add_argument("dir", help="the reference tree, e.g. results/reference")
+    ap.add_argument("--stdout", action="store_true", help="print instead of writing README.md")
+    a = ap.parse_args(argv)
+    if not os.path.isdir(a.dir):
+        print("report: --reference-index %s: not a directory" % a.dir, file=sys.stderr)
+        return 2
+    text = build_reference_index(a.dir)
+    if a.stdout:
+        sys.stdout.write(text)
+        return 0
+    path = os.path.join(a.dir, "README.md")
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
+        return 1
+    print("report: %s" % path)
+    return 0
+
+
 def build_report(run):
     c = run.context
     title = "# mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?"))
@@ -597,6 +830,7 @@ def build_report(run):
                     ", ".join("%s %d/%d" % t for t in per_harness if t[1])), "",
                 "<details><summary>the list</summary>", ""]
         out += ["- `%s`" % n for n in all_unstable] + ["", "</details>", ""]
+    out += section_crosschecks(run)
     out += ["## Plots", ""] + section_plots(run) + [""]
     out += ["## Files", "",
             "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "
@@ -606,6 +840,9 @@ def build_report(run):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--reference-index"]:
+        return reference_index_main(argv[1:])
     ap = argparse.ArgumentParser(description="Write report.md for one mproc run.")
     ap.add_argument("run", help="run directory")
     ap.add_argument("--stdout", action="store_true", help="print instead of writing report.md")
