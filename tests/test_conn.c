@@ -784,10 +784,10 @@ static void t_send_timeout(void *arg)
 	}
 	CHECK_ERR(n, -ETIMEDOUT);
 	CHECK_CMP(dt, >=, 0.1);
-	CHECK_CMP(dt, <=, 0.1 + 0.1 * tap_timeout_mult());
+	CHECK_CMP(dt, <=, 0.1 + 1.0 * tap_timeout_mult());	/* returns, not a hang */
 	t0 = tap_now();
 	CHECK_ERR(mproc_conn_send_timeout(a, msg, sizeof(msg), 0), -ETIMEDOUT);
-	CHECK_CMP(tap_now() - t0, <, 0.1 * tap_timeout_mult());
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	CHECK_ERR(mproc_conn_send_timeout(a, msg, sizeof(msg), -2.0), -EINVAL);
 	tap_diag("%zu frames of %zu B fit before the timeout", sent, sizeof(msg));
 	/* Every frame that was sent arrives whole, and nothing of the ones that timed out. */
@@ -838,7 +838,7 @@ static void t_send_timeout_torn(void *arg)
 	dt = tap_now() - t0;
 	CHECK_ERR(n, -ETIMEDOUT);
 	CHECK_CMP(dt, >=, 0.1);
-	CHECK_CMP(dt, <=, 0.1 + 0.1 * tap_timeout_mult());
+	CHECK_CMP(dt, <=, 0.1 + 1.0 * tap_timeout_mult());	/* returns, not a hang */
 	CHECK_ERR(mproc_conn_send(a, "y", 1), -EPIPE);
 	CHECK_ERR(mproc_conn_send_timeout(a, "y", 1, 0), -EPIPE);
 	CHECK_ERR(mproc_conn_write(a, "y", 1), -EPIPE);
