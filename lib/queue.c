@@ -367,39 +367,6 @@ void mproc__qnotify_get(struct mproc_queue *q)
 		mproc__futex_wake((uint32_t *)&q->sh->get_seq, INT_MAX);
 }
 
-int mproc__qslot_take(struct mproc_queue *q, int64_t deadline)
-{
-	uint32_t c, seen;
-	int r;
-
-	if (!q->maxsize) {
-		atomic_fetch_add(&q->sh->count, 1);
-		return 0;
-	}
-	for (;;) {
-		seen = atomic_load(&q->sh->get_seq);
-		c = atomic_load(&q->sh->count);
-		while (c < q->maxsize) {
-			if (atomic_compare_exchange_weak(&q->sh->count, &c, c + 1))
-				return 0;
-		}
-		r = mproc__qwait_get(q, seen, deadline, 100 * 1000000);
-		if (r < 0)
-			return r;
-	}
-}
-
-void mproc__qslot_release(struct mproc_queue *q)
-{
-	atomic_fetch_sub(&q->sh->count, 1);
-	mproc__qnotify_get(q);
-}
-
-void mproc__qslot_consumed(struct mproc_queue *q)
-{
-	atomic_fetch_sub(&q->sh->count, 1);
-}
-
 const char *mproc_queue_backend_name(enum mproc_queue_backend b)
 {
 	if ((unsigned)b >= MPROC_QUEUE_BACKEND_COUNT)

@@ -5,8 +5,8 @@
  * The front end checks arguments, turns timeouts into deadlines, keeps the JoinableQueue
  * counters and the "closed" flag, then calls the back end through its ops table. Every back
  * end gets a small shared control block (struct mproc__qshared, MAP_SHARED on a memfd, so it
- * is inherited across fork and can be mapped again after exec) with an item count and two futex sequence words it may use for
- * maxsize and for waking waiters.
+ * is inherited across fork and can be mapped again after exec) with two futex sequence words it
+ * may use for waking waiters.
  */
 #ifndef MPROC_QUEUE_INTERNAL_H
 #define MPROC_QUEUE_INTERNAL_H
@@ -24,7 +24,6 @@
 
 /* Shared by every process using the queue. Each futex word on its own cache line. */
 struct mproc__qshared {
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t count;    /* items (pipe) */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t put_seq;  /* bumped after each put */
 	_Atomic uint32_t getters;                             /* flag: someone sleeps on put_seq */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t get_seq;  /* bumped after each get */
@@ -143,15 +142,6 @@ static inline void mproc__cpu_relax(void)
 #define MPROC__QLOCK_SLICE_NS (50 * INT64_C(1000000))
 int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline);
 void mproc__qunlock(_Atomic uint32_t *lock);
-
-/*
- * Count-limited slots (maxsize) on sh->count: take one before sending, give it back if the
- * send fails; mproc__qslot_consumed() after a get. With maxsize 0 only the count is kept.
- * take returns 0 or -ETIMEDOUT/-errno.
- */
-int mproc__qslot_take(struct mproc_queue *q, int64_t deadline);
-void mproc__qslot_release(struct mproc_queue *q);
-void mproc__qslot_consumed(struct mproc_queue *q);
 
 /* Wait for the next put (sleeping on put_seq, which the caller read as seen before it
  * found the queue empty). Returns 0 (re-check), -ETIMEDOUT. Slice-bounded so a wake-up

@@ -5,21 +5,32 @@
  * A record is [u32 magic][u32 len][u64 seq] payload [u64 seq ^ TRAILER]. Both ends of the
  * pipe are non-blocking; waits go through poll with CLOCK_MONOTONIC deadlines.
  *
- * A writer killed mid-record. The writer sets wr_inrec before its first byte and clears it
- * after its last, both under the writer lock (robust). A torn record is recognised when
- * wr_inrec is set while nobody holds the writer lock (or its holder died: EOWNERDEAD): a
- * live writer never unlocks with wr_inrec set. Whoever then holds the writer lock knows that
- * no more bytes of the torn record will come; if the pipe is empty at that moment, every byte
- * of the torn record is already in the hands of the reader that holds the reader lock (or
- * there were none), so that reader drops its partial record and the stream is in step again.
- * Writers that find wr_inrec set wait until a reader has done so (or repair it themselves
- * when they can take the reader lock and the pipe is empty). The trailer's sequence number
- * is a second guard: a record whose trailer does not match is never returned.
+ * The count (qsize, maxsize) is not a counter beside the pipe that a killed process could
+ * leave wrong: it is derived from two sequence words, each stored with its "mid-record" flag
+ * in one atomic store. wstate = records written << 1 | a writer is (or died) mid-record;
+ * rstate = (seq of the last record read + 1) << 1 | a reader is (or died) mid-record. A
+ * record carries its seq; the writer commits seq + 1 with the flag cleared after its last
+ * byte, the reader commits seq + 1 with its flag cleared after the trailer. Items queued =
+ * written - read; a writer checks maxsize holding the writer lock, so no slot is taken
+ * before the write that a writer killed in between could leak.
+ *
+ * A writer killed mid-record. A live writer never unlocks with its flag set, so a flag seen
+ * while nobody holds the writer lock (or its holder died: EOWNERDEAD) was left by a dead
+ * writer, and no more bytes of its record will come. Its record may be torn, or written whole
+ * but not committed (killed after the last byte), and then perhaps already read (the reader
+ * committed its seq + 1). Whoever holds both locks and finds the pipe empty knows that every
+ * byte written has been read, so the queue is empty: it sets both sequence words to the
+ * larger of the two, flags cleared (resync_if_empty). A reader that holds part of a torn
+ * record (the pipe empty, the writer dead) drops it first. Writers that find the flag set
+ * wait until a reader has done so (or do it themselves when they can take the reader lock).
+ * The trailer's sequence number is a second guard: a record whose trailer does not match is
+ * never returned. The same resync also repairs a reader killed after its last read but
+ * before its commit (seen as a count above zero with the pipe empty).
  *
  * A reader killed mid-record leaves the rest of a record in the pipe with no way to find the
- * next boundary: the queue is then marked broken and every later put/get returns -EBADMSG.
- * A header read for a get whose buffer is too small is kept in shared memory (-EMSGSIZE) and
- * the next get continues with it.
+ * next boundary: unless the pipe is empty (the dead reader had read it all), the queue is
+ * then marked broken and every later put/get returns -EBADMSG. A header read for a get whose
+ * buffer is too small is kept in shared memory (-EMSGSIZE) and the next get continues with it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,14 +56,18 @@ struct rec_hdr {
 	uint64_t seq;
 };
 
+/* A sequence word: seq << 1 | mid-record flag (see the top of the file). */
+#define ST(seq, busy) (((uint64_t)(seq) << 1) | (uint64_t)(busy))
+#define ST_SEQ(st) ((st) >> 1)
+#define ST_BUSY(st) ((st) & 1u)
+
 struct pipe_shared {
 	pthread_mutex_t wlock;
 	pthread_mutex_t rlock;
-	uint64_t wseq;                  /* under wlock */
-	_Atomic uint32_t wr_inrec;      /* a writer is, or died, mid-record */
+	_Atomic uint64_t wstate;        /* stored under wlock (and by resync_if_empty) */
+	_Atomic uint64_t rstate;        /* stored under rlock */
 	_Atomic uint32_t broken;
-	uint32_t rd_inrec;              /* under rlock */
-	uint32_t pend_valid;            /* under rlock: pend holds a header already read */
+	_Atomic uint32_t pend_valid;    /* under rlock: pend holds a header already read */
 	struct rec_hdr pend;
 };
 
@@ -147,37 +162,94 @@ static int pipe_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
 	return 0;
 }
 
-static int pipe_avail(struct pipeb *p)
+/* Nothing in the pipe (false if that cannot be told). */
+static bool pipe_empty(struct pipeb *p)
 {
-	int n = 0;
+	int n = -1;
 
-	if (ioctl(p->rfd, FIONREAD, &n) < 0)
-		return 0;
-	return n;
+	return ioctl(p->rfd, FIONREAD, &n) == 0 && n == 0;
 }
 
-/* Holding the writer lock, with wr_inrec set by a dead writer: if no reader is mid-record and
- * the pipe is empty, the torn record left nothing behind; clear it. Returns true if cleared. */
-static bool writer_try_repair(struct mproc_queue *q, struct pipeb *p)
+/*
+ * Holding both locks (each taken normally or over from a dead holder, so nobody alive is
+ * mid-record but perhaps the caller, about to drop a torn record): if the pipe is empty and no
+ * header waits in pend, every record written has been read, by a live reader or a dead one;
+ * the queue is empty, and the sequence words are made to say so. Returns true if done.
+ */
+static bool resync_if_empty(struct mproc_queue *q, struct pipeb *p)
 {
 	struct pipe_shared *s = p->sh;
+	uint64_t w, r;
+
+	if (s->pend_valid || !pipe_empty(p))
+		return false;
+	w = ST_SEQ(atomic_load(&s->wstate));
+	r = ST_SEQ(atomic_load(&s->rstate));
+	if (r > w)
+		w = r;          /* a dead writer's record, read whole: seqs keep increasing */
+	atomic_store(&s->wstate, ST(w, 0));
+	atomic_store(&s->rstate, ST(w, 0));
+	mproc__qnotify_get(q);  /* writers may wait for room or for this repair */
+	return true;
+}
+
+/* Holding the reader lock taken over from a dead holder: if it died mid-record, with the rest
+ * of the record perhaps still in the pipe, the stream may be out of step (broken). */
+static void reader_dead(struct mproc_queue *q, struct pipeb *p, bool have_wlock)
+{
+	struct pipe_shared *s = p->sh;
+	uint64_t rs = atomic_load(&s->rstate);
 	bool done = false;
+	int r;
+
+	if (!ST_BUSY(rs))
+		return;
+	if (s->pend_valid) {
+		/* Killed between keeping a header in pend and clearing its flag, or between
+		 * setting it and starting on the body: nothing of the body was read. */
+		atomic_store(&s->rstate, ST(ST_SEQ(rs), 0));
+		return;
+	}
+	if (have_wlock) {
+		done = resync_if_empty(q, p);
+	} else {
+		r = pthread_mutex_trylock(&s->wlock);
+		if (r == 0 || r == EOWNERDEAD) {
+			if (r == EOWNERDEAD)
+				pthread_mutex_consistent(&s->wlock);
+			done = resync_if_empty(q, p);
+			pthread_mutex_unlock(&s->wlock);
+		}
+	}
+	if (!done)
+		atomic_store(&s->broken, 1);
+}
+
+/* Holding the writer lock, with the writer flag set by a dead writer or the queue full by the
+ * count: take the reader lock if nobody alive holds it and resync when the pipe is empty. */
+static void writer_try_resync(struct mproc_queue *q, struct pipeb *p)
+{
+	struct pipe_shared *s = p->sh;
 	int r = pthread_mutex_trylock(&s->rlock);
 
 	if (r != 0 && r != EOWNERDEAD)
-		return false;
+		return;         /* a live reader: it resyncs when it finds the pipe empty */
 	if (r == EOWNERDEAD) {
 		pthread_mutex_consistent(&s->rlock);
-		if (s->rd_inrec)
-			atomic_store(&s->broken, 1);
+		reader_dead(q, p, true);
 	}
-	if (!atomic_load(&s->broken) && !s->rd_inrec && !s->pend_valid && pipe_avail(p) == 0) {
-		atomic_store(&s->wr_inrec, 0);
-		mproc__qslot_release(q);    /* the dead writer's item will never arrive */
-		done = true;
-	}
+	if (!atomic_load(&s->broken))
+		(void)resync_if_empty(q, p);
 	pthread_mutex_unlock(&s->rlock);
-	return done;
+}
+
+/* Items written and not yet read, with the writer lock held (so the writer flag is ours). */
+static uint64_t pipe_count_locked(struct pipe_shared *s)
+{
+	uint64_t r = ST_SEQ(atomic_load(&s->rstate));
+	uint64_t w = ST_SEQ(atomic_load(&s->wstate));
+
+	return w > r ? w - r : 0;
 }
 
 static int pipe_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
@@ -185,39 +257,45 @@ static int pipe_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	struct pipeb *p = q->be;
 	struct pipe_shared *s = p->sh;
 	struct rec_hdr h = { .magic = PIPE_MAGIC, .len = (uint32_t)len };
-	uint64_t trailer;
+	uint64_t trailer, ws;
+	uint32_t seen;
 	struct iovec iov[3];
 	size_t total = sizeof(h) + len + sizeof(trailer), done = 0;
 	int64_t dl = deadline;
 	ssize_t n;
 	int r;
 
-	r = mproc__qslot_take(q, deadline);
-	if (r < 0)
-		return r;
 	for (;;) {
+		seen = atomic_load(&q->sh->get_seq);
 		r = mproc__robust_lock(&s->wlock, deadline);
 		if (r < 0 && r != -EOWNERDEAD)
-			goto out_slot;
+			return r;
 		if (atomic_load(&s->broken)) {
 			r = -EBADMSG;
 			goto out_unlock;
 		}
-		if (!atomic_load(&s->wr_inrec) || writer_try_repair(q, p))
+		ws = atomic_load(&s->wstate);
+		if (ST_BUSY(ws) || (q->maxsize && pipe_count_locked(s) >= q->maxsize)) {
+			writer_try_resync(q, p);
+			if (atomic_load(&s->broken)) {
+				r = -EBADMSG;
+				goto out_unlock;
+			}
+			ws = atomic_load(&s->wstate);
+		}
+		if (!ST_BUSY(ws) && (!q->maxsize || pipe_count_locked(s) < q->maxsize))
 			break;
 		pthread_mutex_unlock(&s->wlock);
-		if (mproc__now_ns() >= deadline) {
-			r = -ETIMEDOUT;
-			goto out_slot;
-		}
-		/* Wait for a reader to drop the torn record. */
-		r = mproc__qwait_get(q, atomic_load(&q->sh->get_seq), deadline, PIPE_SLICE_NS);
+		if (mproc__now_ns() >= deadline)
+			return -ETIMEDOUT;
+		/* Wait for a get (room), or for a reader to drop a torn record. */
+		r = mproc__qwait_get(q, seen, deadline, PIPE_SLICE_NS);
 		if (r < 0)
-			goto out_slot;
+			return r;
 	}
-	h.seq = s->wseq;
+	h.seq = ST_SEQ(ws);
 	trailer = h.seq ^ PIPE_TRAILER;
-	atomic_store(&s->wr_inrec, 1);
+	atomic_store(&s->wstate, ST(h.seq, 1));
 	while (done < total) {
 		size_t skip = done;
 		int cnt = 0;
@@ -257,53 +335,51 @@ static int pipe_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		break;
 	}
 	if (done == total) {
-		s->wseq++;
-		atomic_store(&s->wr_inrec, 0);
+		atomic_store(&s->wstate, ST(h.seq + 1, 0));     /* the commit */
 		r = 0;
 	} else if (done == 0) {
-		atomic_store(&s->wr_inrec, 0);
+		atomic_store(&s->wstate, ST(h.seq, 0));
 	} else {
 		/* A write error mid-record (cannot happen while we hold the read end): leave
-		 * wr_inrec set so readers treat the record as torn. */
+		 * the flag set so readers treat the record as torn. */
 		(void)0;
 	}
 out_unlock:
 	pthread_mutex_unlock(&s->wlock);
-	if (r == 0) {
+	if (r == 0)
 		mproc__qnotify_put(q);
-		return 0;
-	}
-out_slot:
-	if (done == 0)
-		mproc__qslot_release(q);
 	return r;
 }
 
 enum { RD_TORN = 1 };
 
-/* Holding the reader lock and mid-record (or idle with nothing in the pipe): is the record
- * being waited for torn? Returns true if a dead writer left it (wr_inrec cleared then). */
-static bool reader_sees_torn(struct mproc_queue *q, struct pipeb *p)
+/*
+ * Holding the reader lock, after a slice with nothing to read: mid-record (started), is the
+ * record torn (its writer dead, the pipe empty)? Idle, did a dead writer or reader leave the
+ * sequence words unequal with the pipe empty? Either way resync (the caller drops its part of
+ * a torn record). Returns true if it did.
+ */
+static bool reader_check_dead(struct mproc_queue *q, struct pipeb *p, bool started)
 {
 	struct pipe_shared *s = p->sh;
-	bool torn = false;
+	uint64_t ws = atomic_load(&s->wstate);
+	bool done = false;
 	int r;
 
-	if (!atomic_load(&s->wr_inrec))
+	if (!ST_BUSY(ws) && (started || ST_SEQ(ws) == ST_SEQ(atomic_load(&s->rstate))))
 		return false;
 	r = pthread_mutex_trylock(&s->wlock);
 	if (r != 0 && r != EOWNERDEAD)
 		return false;           /* a live writer: it will go on */
 	if (r == EOWNERDEAD)
 		pthread_mutex_consistent(&s->wlock);
-	/* We hold the writer lock: nobody can add bytes. A live writer never leaves wr_inrec
-	 * set when it unlocks, so the one that set it is dead. */
-	if (atomic_load(&s->wr_inrec) && pipe_avail(p) == 0) {
-		atomic_store(&s->wr_inrec, 0);
-		torn = true;
-	}
+	/* We hold the writer lock: nobody can add bytes. A live writer never leaves its flag
+	 * set when it unlocks, so the one that set it is dead. A record we are in the middle
+	 * of with the pipe empty is torn only if that writer was writing it. */
+	if (!started || ST_BUSY(atomic_load(&s->wstate)))
+		done = resync_if_empty(q, p);
 	pthread_mutex_unlock(&s->wlock);
-	return torn;
+	return done;
 }
 
 /*
@@ -341,8 +417,8 @@ static int read_part(struct mproc_queue *q, struct pipeb *p, void *dst, size_t n
 		}
 		r = mproc__poll1(p->rfd, POLLIN, until);
 		if (r == -ETIMEDOUT) {
-			if (reader_sees_torn(q, p))
-				return started ? RD_TORN : (mproc__qslot_release(q), -EAGAIN);
+			if (reader_check_dead(q, p, started) && started)
+				return RD_TORN;
 			continue;
 		}
 		if (r < 0)
@@ -356,35 +432,33 @@ static ssize_t pipe_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	struct pipeb *p = q->be;
 	struct pipe_shared *s = p->sh;
 	struct rec_hdr h;
-	uint64_t trailer;
+	uint64_t trailer, rseq;
 	ssize_t ret;
 	int r;
 
 	r = mproc__robust_lock(&s->rlock, deadline);
-	if (r == -EOWNERDEAD) {
-		if (s->rd_inrec)
-			atomic_store(&s->broken, 1);
-	} else if (r < 0) {
+	if (r == -EOWNERDEAD)
+		reader_dead(q, p, false);
+	else if (r < 0)
 		return r;
-	}
 	for (;;) {
 		if (atomic_load(&s->broken)) {
 			ret = -EBADMSG;
 			goto out_unlock;
 		}
+		rseq = ST_SEQ(atomic_load(&s->rstate));
 		if (s->pend_valid) {
 			h = s->pend;
+			atomic_store(&s->rstate, ST(rseq, 1));  /* before pend is given up */
 		} else {
 			r = read_part(q, p, &h, sizeof(h), false, deadline);
-			if (r == -EAGAIN)
-				continue;       /* a dead writer's empty record dropped */
 			if (r == RD_TORN)
-				goto torn;
+				continue;       /* a dead writer's partial header, dropped */
 			if (r < 0) {
 				ret = r;
 				goto out_unlock;
 			}
-			s->rd_inrec = 1;
+			atomic_store(&s->rstate, ST(rseq, 1));
 			if (h.magic != PIPE_MAGIC) {
 				atomic_store(&s->broken, 1);
 				continue;
@@ -393,17 +467,16 @@ static ssize_t pipe_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 		if (h.len > cap) {
 			s->pend = h;
 			s->pend_valid = 1;
-			s->rd_inrec = 0;
+			atomic_store(&s->rstate, ST(rseq, 0));
 			ret = -EMSGSIZE;
 			goto out_unlock;
 		}
 		s->pend_valid = 0;
-		s->rd_inrec = 1;
 		r = read_part(q, p, buf, h.len, true, deadline);
 		if (r == 0)
 			r = read_part(q, p, &trailer, sizeof(trailer), true, deadline);
 		if (r == RD_TORN)
-			goto torn;
+			continue;       /* its writer died mid-record: the part we read is dropped */
 		if (r < 0) {
 			atomic_store(&s->broken, 1);
 			ret = r;
@@ -414,26 +487,27 @@ static ssize_t pipe_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 			atomic_store(&s->broken, 1);
 			continue;
 		}
-		s->rd_inrec = 0;
+		atomic_store(&s->rstate, ST(h.seq + 1, 0));     /* the commit */
 		ret = h.len;
 		break;
-torn:
-		/* The writer died mid-record; its partial bytes are all consumed. */
-		s->rd_inrec = 0;
-		mproc__qslot_release(q);
 	}
 out_unlock:
 	pthread_mutex_unlock(&s->rlock);
-	if (ret >= 0) {
-		mproc__qslot_consumed(q);
+	if (ret >= 0)
 		mproc__qnotify_get(q);
-	}
 	return ret;
 }
 
+/* Written - read, counting a record being written (or left by a dead writer until resync).
+ * rstate first: it never passes wstate's seq + flag, and both only grow but in a resync. */
 static ssize_t pipe_qsize(struct mproc_queue *q)
 {
-	return (ssize_t)atomic_load(&q->sh->count);
+	struct pipeb *p = q->be;
+	uint64_t r = ST_SEQ(atomic_load(&p->sh->rstate));
+	uint64_t ws = atomic_load(&p->sh->wstate);
+	uint64_t w = ST_SEQ(ws) + ST_BUSY(ws);
+
+	return w > r ? (ssize_t)(w - r) : 0;
 }
 
 const struct mproc__queue_ops mproc__queue_pipe_ops = {

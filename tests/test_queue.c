@@ -607,10 +607,8 @@ static void t_kill_keeps_maxsize(void *arg)
 	char b[64];
 	uint64_t v = 0;
 	unsigned seed = (unsigned)getpid();
+	int broken = 0;
 
-	if (BK(arg) == MPROC_QUEUE_PIPE)
-		tap_skip("pipe: a writer killed mid-record can release its slot twice (count "
-			 "underflow, issue 5); not fixed yet");
 	q = mkq(arg, MAXSIZE, 64, 0);
 	for (int round = 0; round < ROUNDS && !tap_failed(); round++) {
 		ssize_t n, qs;
@@ -644,11 +642,20 @@ static void t_kill_keeps_maxsize(void *arg)
 		qs = mproc_queue_qsize(q);
 		while ((n = mproc_queue_get(q, b, sizeof(b), 0.15)) >= 0)
 			d++;
-		if (n == -EBADMSG && BK(arg) == MPROC_QUEUE_PIPE)
-			break;
+		if (n == -EBADMSG && BK(arg) == MPROC_QUEUE_PIPE) {
+			/* Documented; go on with a new queue so that every round checks. */
+			broken++;
+			mproc_queue_free(q);
+			q = mkq(arg, MAXSIZE, 64, 0);
+			continue;
+		}
 		CHECK_ERR(n, -ETIMEDOUT);
+		/* pipe: a record torn by a dead writer or read by a dead reader may count until
+		 * the drain's resync */
 		if (BK(arg) != MPROC_QUEUE_PIPE)
-			CHECK_EQ(qs, d);        /* pipe: a torn record may count until dropped */
+			CHECK_EQ(qs, d);
+		else
+			CHECK(qs >= d && qs <= d + 2);
 		CHECK_CMP(d, <=, MAXSIZE);
 		for (int i = 0; i < MAXSIZE; i++) {
 			r = mproc_queue_put(q, &v, sizeof(v), 0.2);
@@ -664,6 +671,9 @@ static void t_kill_keeps_maxsize(void *arg)
 		for (int i = 0; i < MAXSIZE; i++)
 			CHECK_EQ(mproc_queue_get(q, b, sizeof(b), 1.0), (ssize_t)sizeof(v));
 	}
+	if (broken)
+		tap_diag("pipe: %d of %d rounds broken by a reader killed mid-record", broken,
+			 ROUNDS);
 	mproc_queue_free(q);
 }
 
