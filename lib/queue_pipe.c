@@ -226,12 +226,17 @@ static void reader_dead(struct mproc_queue *q, struct pipeb *p, bool have_wlock)
 }
 
 /* Holding the writer lock, with the writer flag set by a dead writer or the queue full by the
- * count: take the reader lock if nobody alive holds it and resync when the pipe is empty. */
+ * count: if the pipe is empty, take the reader lock if nobody alive holds it and resync. A
+ * reader that died mid-record with the pipe not empty is then not seen here but by the next
+ * get, which marks the queue broken. */
 static void writer_try_resync(struct mproc_queue *q, struct pipeb *p)
 {
 	struct pipe_shared *s = p->sh;
-	int r = pthread_mutex_trylock(&s->rlock);
+	int r;
 
+	if (!pipe_empty(p))
+		return;         /* the common "full": leave the readers' lock alone */
+	r = pthread_mutex_trylock(&s->rlock);
 	if (r != 0 && r != EOWNERDEAD)
 		return;         /* a live reader: it resyncs when it finds the pipe empty */
 	if (r == EOWNERDEAD) {

@@ -147,7 +147,9 @@ int mproc_queue_export(struct mproc_queue *q, struct mproc_queue_desc *d);
  */
 int mproc_queue_attach(struct mproc_queue **out, const struct mproc_queue_desc *d);
 
-/* Items in the queue now (exact when no put or get is in progress). -errno on error. */
+/* Items in the queue now (exact when no put or get is in progress; pipe: a process killed
+ * inside put or get can leave it one too high each, until a get or put finds the pipe empty
+ * and resyncs). -errno on error. */
 ssize_t mproc_queue_qsize(struct mproc_queue *q);
 bool mproc_queue_empty(struct mproc_queue *q);
 /* Full: qsize == maxsize (always false without maxsize). */
