@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -68,6 +69,35 @@ static ssize_t square(const void *task, size_t len, void *result, size_t result_
 	x *= x;
 	memcpy(result, &x, 8);
 	return 8;
+}
+
+/* Exec-based start methods find functions by name; arg and initargs travel as bytes. */
+MPROC_POOL_TASK("test-square", square)
+
+static ssize_t add_arg(const void *task, size_t len, void *result, size_t result_max, void *arg)
+{
+	int64_t x, k;
+
+	if (len != 8 || !arg)
+		return -EBADMSG;
+	memcpy(&x, task, 8);
+	memcpy(&k, arg, 8);
+	x += k;
+	memcpy(result, &x, 8);
+	return 8;
+}
+MPROC_POOL_TASK("test-add-arg", add_arg)
+
+static int check_initargs(void *initargs)
+{
+	return initargs && memcmp(initargs, "hello", 6) == 0 ? 0 : 1;
+}
+MPROC_POOL_INIT("test-check-initargs", check_initargs)
+
+static ssize_t unregistered(const void *task, size_t len, void *result, size_t result_max,
+			    void *arg)
+{
+	return 0;
 }
 
 static void kill_hook(int point, const void *task, size_t len)
@@ -130,7 +160,7 @@ static void t_bad_args(void *arg)
 	o.flags = 1u << 30;
 	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
 	o.flags = 0;
-	o.method = MPROC_START_SPAWN;
+	o.method = MPROC_START_THREAD;
 	CHECK_ERR(mproc_pool_new(&p, &o), -ENOTSUP);
 	o.method = (enum mproc_start_method)99;
 	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
@@ -812,8 +842,181 @@ static void t_owner_sigint(void *arg)
 	}
 }
 
+/* ------------------------------------------------------------------ exec-based start methods */
+
+static const enum mproc_start_method exec_methods[] = {
+	MPROC_START_VFORK, MPROC_START_POSIX_SPAWN, MPROC_START_SPAWN, MPROC_START_FORKSERVER,
+};
+
+static struct mproc_pool *mkpool_method(intptr_t m, int workers)
+{
+	struct mproc_pool_opts o = { .workers = workers, .method = (enum mproc_start_method)m,
+				     .fn = square, .task_max = 16, .result_max = 8 };
+	struct mproc_pool *p = NULL;
+
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	return p;
+}
+
+static void exec_done(intptr_t m)
+{
+	if (m == MPROC_START_FORKSERVER)
+		mproc_forkserver_stop();
+}
+
+/* map through workers of a fresh image: fn, arg and initargs found by name / as bytes. */
+static void t_exec_map(void *arg)
+{
+	intptr_t m = (intptr_t)arg;
+	enum { N = 200 };
+	int64_t k = 1000, x[N], y[N];
+	ssize_t st[N];
+	struct mproc_pool_opts o = { .workers = 2, .method = (enum mproc_start_method)m,
+				     .fn = add_arg, .arg = &k, .arg_len = sizeof(k),
+				     .initializer = check_initargs, .initargs = "hello",
+				     .initargs_len = 6, .task_max = 8, .result_max = 8 };
+	struct mproc_pool_batch b = { .tasks = x, .task_len = 8, .results = y, .result_stride = 8,
+				      .status = st, .n = N, .chunksize = 7 };
+	struct mproc_pool *p = NULL;
+	pid_t pids[2];
+	int i;
+
+	for (i = 0; i < N; i++)
+		x[i] = i;
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	ASSERT_EQ(mproc_pool_worker_pids(p, pids, 2), 2);
+	CHECK_OK(mproc_pool_map(p, &b, 20.0));
+	for (i = 0; i < N; i++) {
+		CHECK_EQ(st[i], 8);
+		CHECK_EQ(y[i], (int64_t)i + 1000);
+		if (tap_failed())
+			break;
+	}
+	CHECK_OK(mproc_pool_close(p));
+	CHECK_OK(mproc_pool_join(p, 10.0));
+	mproc_pool_free(p);
+
+	/* The initializer sees the bytes it was given: different bytes fail the start. */
+	o.initargs = "hellO";
+	p = NULL;
+	CHECK_ERR(mproc_pool_new(&p, &o), -ECHILD);
+	CHECK(p == NULL);
+	exec_done(m);
+}
+
+/* A worker killed while it runs a task: that task fails with -ECHILD within 1 s, the others
+ * complete, a replacement (a new pid, started the same way) takes over. */
+static void t_exec_kill(void *arg)
+{
+	intptr_t m = (intptr_t)arg;
+	struct mproc_pool *p = mkpool_method(m, 2);
+	struct mproc_result *r, *rs[20];
+	pid_t before[2], after[2];
+	int64_t x = -2, y;
+	double t0;
+	int k, tries;
+
+	ASSERT_EQ(mproc_pool_worker_pids(p, before, 2), 2);
+	ASSERT_OK(mproc_pool_submit(p, &x, 8, &r));
+	usleep(100000);
+	for (k = 0; k < 20; k++) {
+		x = k;
+		ASSERT_OK(mproc_pool_submit(p, &x, 8, &rs[k]));
+	}
+	for (k = 0; k < 20; k++) {
+		CHECK_EQ(mproc_result_get(rs[k], &y, 8, 10.0), 8);
+		CHECK_EQ(y, (int64_t)k * k);
+		mproc_result_free(rs[k]);
+	}
+	/* One worker holds the 10 s task, the other did the rest: kill both. */
+	t0 = tap_now();
+	kill(before[0], SIGKILL);
+	kill(before[1], SIGKILL);
+	CHECK_ERR(mproc_result_get(r, &y, 8, 5.0), -ECHILD);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
+	mproc_result_free(r);
+	x = 9;
+	CHECK_EQ(mproc_pool_apply(p, &x, 8, &y, 8, 10.0), 8);
+	CHECK_EQ(y, 81);
+	for (tries = 0; tries < 500; tries++) {
+		if (mproc_pool_worker_pids(p, after, 2) == 2 && after[0] != before[0] &&
+		    after[0] != before[1] && after[1] != before[0] && after[1] != before[1])
+			break;
+		usleep(10000);
+	}
+	CHECK_EQ(mproc_pool_worker_pids(p, after, 2), 2);
+	for (k = 0; k < 2; k++)
+		CHECK(after[k] != before[0] && after[k] != before[1]);
+	/* A task that kills its own worker, after the replacement: the same again. */
+	x = -3;
+	CHECK_ERR(mproc_pool_apply(p, &x, 8, &y, 8, 5.0), -ECHILD);
+	x = 5;
+	CHECK_EQ(mproc_pool_apply(p, &x, 8, &y, 8, 10.0), 8);
+	CHECK_EQ(y, 25);
+	CHECK_OK(mproc_pool_close(p));
+	CHECK_OK(mproc_pool_join(p, 10.0));
+	mproc_pool_free(p);
+	exec_done(m);
+}
+
+/* terminate with many long tasks pending returns within 1 s; nothing is left behind. */
+static void t_exec_terminate(void *arg)
+{
+	intptr_t m = (intptr_t)arg;
+	enum { N = 1000 };
+	struct mproc_pool *p = mkpool_method(m, 2);
+	struct mproc_result **rs = calloc(N, sizeof(*rs));
+	int64_t x = -2, y;
+	double t0;
+	int k;
+
+	ASSERT(rs != NULL);
+	for (k = 0; k < N; k++)
+		ASSERT_OK(mproc_pool_apply_async(p, &x, 8, NULL, &rs[k]));
+	usleep(100000);
+	t0 = tap_now();
+	CHECK_OK(mproc_pool_terminate(p));
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
+	for (k = 0; k < N; k++) {
+		CHECK_ERR(mproc_result_get(rs[k], &y, 8, 0), -ECANCELED);
+		mproc_result_free(rs[k]);
+	}
+	mproc_pool_free(p);
+	free(rs);
+	exec_done(m);
+}
+
+/* What an exec-based pool refuses: unnamed functions, too many argument bytes. */
+static void t_exec_bad_args(void *arg)
+{
+	struct mproc_pool_opts o = { .workers = 1, .method = MPROC_START_SPAWN, .fn = unregistered };
+	struct mproc_pool *p = NULL;
+	static char big[MPROC_POOL_ARG_MAX + 1];
+
+	CHECK_ERR(mproc_pool_new(&p, &o), -ESRCH);
+	o.fn = square;
+	o.initializer = (mproc_pool_init_fn *)(void (*)(void))unregistered;
+	CHECK_ERR(mproc_pool_new(&p, &o), -ESRCH);
+	o.initializer = NULL;
+	o.arg = big;
+	o.arg_len = sizeof(big);
+	CHECK_ERR(mproc_pool_new(&p, &o), -EMSGSIZE);
+	o.arg = NULL;
+	o.arg_len = 8;
+	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
+	CHECK(p == NULL);
+	CHECK_ERR(mproc_pool_register_task("test-square", add_arg), -EEXIST);
+	CHECK_OK(mproc_pool_register_task("test-square", square));
+	CHECK_ERR(mproc_pool_register_task("", square), -EINVAL);
+	CHECK_ERR(mproc_pool_register_task("x", NULL), -EINVAL);
+}
+
 int main(int argc, char **argv)
 {
+	static char names[4][3][64];
+	size_t i;
+
+	mproc_main_hook(argc, argv);    /* worker images of the exec-based methods */
 	tap_add("pool/unit/bad_args", t_bad_args, NULL);
 	tap_add("pool/unit/apply", t_apply, NULL);
 	tap_add("pool/unit/apply_async", t_apply_async, NULL);
@@ -835,5 +1038,17 @@ int main(int argc, char **argv)
 	tap_add("pool/fault/init_failure", t_init_failure, NULL);
 	tap_add("pool/fault/sigint_ignored", t_sigint_ignored, NULL);
 	tap_add("pool/fault/owner_sigint", t_owner_sigint, NULL);
+	tap_add("pool/unit/exec_bad_args", t_exec_bad_args, NULL);
+	for (i = 0; i < MPROC__ARRAY_SIZE(exec_methods); i++) {
+		const char *mn = mproc_start_method_name(exec_methods[i]);
+		void *a = (void *)(intptr_t)exec_methods[i];
+
+		snprintf(names[i][0], sizeof(names[i][0]), "pool/unit/%s/map", mn);
+		snprintf(names[i][1], sizeof(names[i][1]), "pool/fault/%s/kill", mn);
+		snprintf(names[i][2], sizeof(names[i][2]), "pool/fault/%s/terminate", mn);
+		tap_add(names[i][0], t_exec_map, a);
+		tap_add(names[i][1], t_exec_kill, a);
+		tap_add(names[i][2], t_exec_terminate, a);
+	}
 	return tap_run(argc, argv);
 }
