@@ -65,6 +65,12 @@ class CoresMinusOne(unittest.TestCase):
         rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
         self.assertEqual(rec["cores_minus_one"]["verdict"], "right")
 
+    def test_one_core_has_no_verdict(self):
+        rec = R.recommend(cpu_curve({1: 50, 2: 49}), {"usable": 1, "usable_cores": 1})
+        self.assertEqual(rec["cores_minus_one"]["workers"], 0)
+        self.assertIn("not applicable", rec["cores_minus_one"]["verdict"])
+        self.assertIn("not applicable", R.render_text(rec))
+
 
 class IoAndChunks(unittest.TestCase):
     def test_io_sizes_bounded_by_measured_efficiency(self):
@@ -95,6 +101,7 @@ class IoAndChunks(unittest.TestCase):
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.path.join(HERE, "..", "bench", "mproc-recommend")
 FIXTURE = os.path.join(HERE, "data", "recommend_run")
+TASKSET0 = os.path.join(HERE, "data", "recommend_run_taskset0")
 
 
 class Cli(unittest.TestCase):
@@ -134,6 +141,19 @@ class Cli(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
         finally:
             shutil.rmtree(d)
+
+    def test_taskset_one_cpu_run(self):
+        # A real smoke run under `taskset -c 0`: budget 1 bound by affinity -> 1 worker, and
+        # no verdict on "cores - 1" (it would be 0 workers).
+        import json
+        r = self.run_cli("--json", TASKSET0)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = json.loads(r.stdout)
+        self.assertEqual(rec["budget"]["usable"], 1)
+        self.assertEqual(rec["budget"]["bound_by"], "affinity")
+        self.assertEqual(rec["cpu"]["recommended_workers"], 1)
+        self.assertIn("not applicable", rec["cores_minus_one"]["verdict"])
+        self.assertTrue(any(w.startswith("pool/io: no measured point") for w in rec["warnings"]))
 
     def test_not_a_run_is_exit_2(self):
         r = self.run_cli(HERE)
