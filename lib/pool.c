@@ -96,7 +96,18 @@ struct mproc_result {
 	uint64_t ticket;                /* J_SINGLE */
 	mproc_result_cb *cb, *ecb;
 	void *cb_arg;
+	/* A lazy imap (batch.buffersize > 0): items are published as the caller consumes, at
+	 * most window submitted and not yet yielded; each published item borrows one of window
+	 * result slots (slotof[idx]; NO_SLOT for none) and gives it back when yielded. */
+	bool lazy;
+	size_t window, next_sub, nfree;
+	uint32_t *slotof, *freeslots;
+	const char *ltasks;
+	size_t ltask_len, lstride;
+	uint32_t lchunk;
 };
+
+#define NO_SLOT UINT32_MAX
 
 struct mproc_imap {
 	struct mproc_result *job;
@@ -724,6 +735,8 @@ static void job_unref(struct mproc_result *j)
 		free(j->st);
 	free(j->done);
 	free(j->order);
+	free(j->slotof);
+	free(j->freeslots);
 	free(j);
 }
 
@@ -814,7 +827,8 @@ static void job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx
 	if (status >= 0 && (size_t)status > j->rstride)
 		status = -EMSGSIZE;
 	if (status > 0 && j->res)
-		memcpy(j->res + idx * j->rstride, src, (size_t)status);
+		memcpy(j->res + (j->slotof ? j->slotof[idx] : idx) * j->rstride, src,
+		       (size_t)status);
 	j->st[idx] = status;
 	if (j->done)
 		j->done[idx] = 1;
@@ -1412,8 +1426,12 @@ int mproc_pool_join(struct mproc_pool *p, double timeout_s)
 	return 0;
 }
 
+static void lazy_fail_rest(struct mproc_pool *p, struct mproc_result *j, int err);
+
 int mproc_pool_terminate(struct mproc_pool *p)
 {
+	struct mproc_result *j, *next;
+
 	if (!p)
 		return -EINVAL;
 	pthread_mutex_lock(&p->mu);
@@ -1426,6 +1444,10 @@ int mproc_pool_terminate(struct mproc_pool *p)
 	__atomic_store_n(&p->hdr->stop, 1, __ATOMIC_SEQ_CST);
 	kill_all_workers(p);
 	fail_all(p, K_CANCELED);
+	for (j = p->jobs; j; j = next) {
+		next = j->next;
+		lazy_fail_rest(p, j, -ECANCELED);
+	}
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	run_callbacks(p);
@@ -1916,6 +1938,85 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
 	return r;
 }
 
+/* A lazy imap's items not yet published fail with err (the pool stopped, or the iterator is
+ * freed); drops the pool's reference if that completes the job. Locked. */
+static void lazy_fail_rest(struct mproc_pool *p, struct mproc_result *j, int err)
+{
+	if (!j->lazy || j->next_sub >= j->n)
+		return;
+	for (; j->next_sub < j->n; j->next_sub++)
+		job_deliver(p, j, j->next_sub, err, NULL);
+	if (j->pending == 0)
+		job_unref(j);   /* the pool's reference */
+}
+
+/* Publish a lazy imap's items until window of them are submitted and not yet yielded. Waits
+ * while the table is full. Locked. */
+static void lazy_feed(struct mproc_pool *p, struct mproc_result *j)
+{
+	bool any = false;
+
+	while (j->lazy && j->next_sub < j->n && j->next_sub - j->next_pos < j->window) {
+		size_t i = j->next_sub;
+		int err = p->terminated ? -ECANCELED : (p->stopping || p->broken) ? -EPIPE : 0;
+
+		if (!err && p->tail - p->head >= p->nslots) {
+			if (any)
+				wake_workers(p, INT_MAX);
+			any = false;
+			err = wait_space(p, true);
+			if (!err && (p->stopping || p->terminated))
+				err = p->terminated ? -ECANCELED : -EPIPE;
+			if (!err)
+				continue;       /* state may have changed while we waited */
+		}
+		if (err) {
+			lazy_fail_rest(p, j, err);
+			break;
+		}
+		j->slotof[i] = j->freeslots[--j->nfree];
+		j->next_sub++;
+		publish(p, j, i, j->ltasks + i * j->lstride, j->ltask_len, j->lchunk);
+		any = true;
+	}
+	if (any)
+		wake_workers(p, INT_MAX);
+}
+
+static int imap_lazy(struct mproc_pool *p, const struct mproc_pool_batch *b,
+		     struct mproc_result *j)
+{
+	size_t w = b->buffersize < b->n ? b->buffersize : b->n, k;
+
+	j->lazy = true;
+	j->window = w;
+	j->ltasks = b->tasks;
+	j->ltask_len = b->task_len;
+	j->lstride = b->task_stride ? b->task_stride : b->task_len;
+	j->lchunk = b->chunksize ? (uint32_t)b->chunksize : 1;
+	j->res = malloc(w * j->rstride);
+	j->res_owned = true;
+	j->slotof = malloc(b->n * sizeof(*j->slotof));
+	j->freeslots = malloc(w * sizeof(*j->freeslots));
+	if (!j->res || !j->slotof || !j->freeslots)
+		return -ENOMEM;
+	for (k = 0; k < b->n; k++)
+		j->slotof[k] = NO_SLOT;
+	for (k = 0; k < w; k++)
+		j->freeslots[k] = (uint32_t)(w - 1 - k);
+	j->nfree = w;
+	pthread_mutex_lock(&p->mu);
+	if (p->closed) {
+		pthread_mutex_unlock(&p->mu);
+		return -EPIPE;
+	}
+	job_link(p, j);
+	j->refs++;              /* the pool's, until every item is delivered */
+	lazy_feed(p, j);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
 static int imap_common(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		       struct mproc_imap **out, int kind)
 {
@@ -1930,7 +2031,11 @@ static int imap_common(struct mproc_pool *p, const struct mproc_pool_batch *b,
 	it = calloc(1, sizeof(*it));
 	if (!it)
 		return -ENOMEM;
-	j = job_new(p, kind, b->n, p->o.result_max, NULL, NULL, true);
+	if (b->buffersize > MPROC_POOL_QUEUE_MAX) {
+		free(it);
+		return -EINVAL;
+	}
+	j = job_new(p, kind, b->n, p->o.result_max, NULL, NULL, !b->buffersize);
 	if (!j) {
 		free(it);
 		return -ENOMEM;
@@ -1940,7 +2045,12 @@ static int imap_common(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		*out = it;
 		return 0;
 	}
-	r = batch_submit(p, j, b, make_plain, b, NULL);
+	if (b->buffersize) {
+		j->rstride = p->o.result_max;
+		r = imap_lazy(p, b, j);
+	} else {
+		r = batch_submit(p, j, b, make_plain, b, NULL);
+	}
 	if (r < 0) {
 		job_unref(j);
 		free(it);
@@ -1984,6 +2094,8 @@ ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size, size_t
 		job_unlock(j, p);
 		return MPROC_EOF;
 	}
+	if (j->pool)
+		lazy_feed(p, j);
 	for (;;) {
 		if (j->kind == J_IMAPU ? j->norder > j->next_pos : j->done[j->next_pos])
 			break;
@@ -2004,19 +2116,35 @@ ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size, size_t
 			job_unlock(j, p);
 			return -EMSGSIZE;
 		}
-		memcpy(result, j->res + idx * j->rstride, (size_t)st);
+		memcpy(result, j->res + (j->slotof ? j->slotof[idx] : idx) * j->rstride,
+		       (size_t)st);
+	}
+	if (j->slotof && j->slotof[idx] != NO_SLOT) {
+		j->freeslots[j->nfree++] = j->slotof[idx];
+		j->slotof[idx] = NO_SLOT;
 	}
 	j->next_pos++;
 	if (index)
 		*index = idx;
+	if (j->pool)
+		lazy_feed(p, j);        /* keep the window full while the caller works */
 	job_unlock(j, p);
 	return st;
 }
 
 void mproc_imap_free(struct mproc_imap *it)
 {
+	struct mproc_pool *p;
+
 	if (!it)
 		return;
+	p = it->job->pool;
+	if (p) {
+		/* Nobody will consume the rest: it is never submitted. */
+		pthread_mutex_lock(&p->mu);
+		lazy_fail_rest(p, it->job, -ECANCELED);
+		pthread_mutex_unlock(&p->mu);
+	}
 	mproc_result_free(it->job);
 	free(it);
 }

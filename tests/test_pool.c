@@ -310,19 +310,21 @@ static void t_starmap(void *arg)
 static void t_imap(void *arg)
 {
 	static const size_t chunks[] = { 1, 20, 1000 };
+	static const size_t bufs[] = { 0, 1, 7, 1000 };        /* eager, then lazy */
 	enum { N = 250 };
 	struct mproc_pool *p = mkpool(3, 0);
 	int64_t in[N];
-	size_t c, i;
+	size_t c, i, bi;
 	int unord;
 
 	for (i = 0; i < N; i++)
 		in[i] = (int64_t)i * 3 + 1;
 	in[11] = -1;
 	for (unord = 0; unord < 2; unord++) {
-		for (c = 0; c < MPROC__ARRAY_SIZE(chunks); c++) {
+		for (c = 0; c < MPROC__ARRAY_SIZE(chunks) * MPROC__ARRAY_SIZE(bufs); c++) {
 			struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N,
-						      .chunksize = chunks[c] };
+						      .chunksize = chunks[c % 3],
+						      .buffersize = bufs[c / 3] };
 			struct mproc_imap *it = NULL;
 			uint8_t seen[N] = { 0 };
 			size_t idx, count = 0;
@@ -352,8 +354,8 @@ static void t_imap(void *arg)
 		}
 	}
 	/* Empty input: the iterator ends at once. */
-	{
-		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = 0 };
+	for (bi = 0; bi < 2; bi++) {
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = 0, .buffersize = bi };
 		struct mproc_imap *it = NULL;
 		int64_t y;
 
@@ -361,7 +363,159 @@ static void t_imap(void *arg)
 		CHECK_ERR(mproc_imap_next(it, &y, 8, NULL, 1.0), MPROC_EOF);
 		mproc_imap_free(it);
 	}
+	{
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N,
+					      .buffersize = MPROC_POOL_QUEUE_MAX + 1 };
+		struct mproc_imap *it = NULL;
+
+		CHECK_ERR(mproc_pool_imap(p, &b, &it), -EINVAL);
+	}
 	mproc_pool_free(p);
+}
+
+/* Lazy imap: a task counter in shared memory shows what was submitted. */
+static ssize_t count_task(const void *task, size_t len, void *result, size_t result_max,
+			  void *arg)
+{
+	int64_t x;
+
+	__atomic_fetch_add((uint64_t *)arg, 1, __ATOMIC_SEQ_CST);
+	memcpy(&x, task, 8);
+	if (x == -2) {
+		struct timespec ts = { 10, 0 };
+
+		nanosleep(&ts, NULL);
+	}
+	x += 1;
+	memcpy(result, &x, 8);
+	return 8;
+}
+
+static uint64_t count_settle(uint64_t *ctr, uint64_t want)
+{
+	double t0 = tap_now();
+
+	while (__atomic_load_n(ctr, __ATOMIC_SEQ_CST) < want && tap_now() - t0 < 5.0)
+		usleep(1000);
+	usleep(100000);         /* and nothing more comes */
+	return __atomic_load_n(ctr, __ATOMIC_SEQ_CST);
+}
+
+static struct mproc_pool *mkcount(uint64_t **ctr)
+{
+	struct mproc_pool_opts o = { .workers = 2, .fn = count_task, .task_max = 8,
+				     .result_max = 8 };
+	struct mproc_pool *p = NULL;
+
+	*ctr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT(*ctr != MAP_FAILED);
+	o.arg = *ctr;
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	return p;
+}
+
+/* At most buffersize tasks are submitted ahead of the consumer: the pool runs 5, waits for the
+ * caller, runs one more per item read, and the whole batch by the end. */
+static void t_imap_lazy_bound(void *arg)
+{
+	enum { N = 100, B = 5 };
+	int unord = (int)(intptr_t)arg;
+	uint64_t *ctr;
+	struct mproc_pool *p = mkcount(&ctr);
+	int64_t in[N], y;
+	struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N, .buffersize = B };
+	struct mproc_imap *it = NULL;
+	size_t i, idx, count = 0;
+	uint8_t seen[N] = { 0 };
+	ssize_t st;
+
+	for (i = 0; i < N; i++)
+		in[i] = (int64_t)i * 10;
+	ASSERT_OK(unord ? mproc_pool_imap_unordered(p, &b, &it) : mproc_pool_imap(p, &b, &it));
+	CHECK_EQ(count_settle(ctr, B), (uint64_t)B);
+	CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	CHECK_EQ(y, in[idx] + 1);
+	seen[idx] = 1;
+	count++;
+	CHECK_EQ(count_settle(ctr, B + 1), (uint64_t)B + 1);
+	while ((st = mproc_imap_next(it, &y, 8, &idx, 10.0)) != MPROC_EOF) {
+		ASSERT(idx < N && count < N);
+		CHECK_EQ(st, 8);
+		CHECK_EQ(y, in[idx] + 1);
+		if (!unord)
+			CHECK_EQ(idx, count);
+		CHECK(!seen[idx]);
+		seen[idx] = 1;
+		count++;
+	}
+	CHECK_EQ(count, N);
+	CHECK_EQ(__atomic_load_n(ctr, __ATOMIC_SEQ_CST), (uint64_t)N);
+	mproc_imap_free(it);
+	mproc_pool_free(p);
+	munmap(ctr, 4096);
+}
+
+/* Freeing a lazy iterator early: its unsubmitted tasks never run, nothing leaks, the pool
+ * goes on. Terminate fails the rest with -ECANCELED; join after close with -EPIPE. */
+static void t_imap_lazy_end(void *arg)
+{
+	enum { N = 50, B = 3 };
+	uint64_t *ctr;
+	struct mproc_pool *p = mkcount(&ctr);
+	int64_t in[N], y;
+	struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N, .buffersize = B };
+	struct mproc_imap *it = NULL;
+	size_t i, idx;
+	ssize_t st;
+	int k;
+
+	for (i = 0; i < N; i++)
+		in[i] = (int64_t)i;
+	ASSERT_OK(mproc_pool_imap(p, &b, &it));
+	CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	mproc_imap_free(it);
+	CHECK_CMP(count_settle(ctr, B + 1), <=, (uint64_t)B + 1);
+	CHECK_EQ(mproc_pool_apply(p, &in[7], 8, &y, 8, 10.0), 8);
+	CHECK_EQ(y, 8);
+
+	/* close: the iterator keeps feeding; join: the rest fails with -EPIPE. */
+	ASSERT_OK(mproc_pool_imap_unordered(p, &b, &it));
+	CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	CHECK_OK(mproc_pool_close(p));
+	for (k = 0; k < 5; k++)
+		CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	CHECK_OK(mproc_pool_join(p, 10.0));
+	for (k = 0; k < B && (st = mproc_imap_next(it, &y, 8, &idx, 10.0)) == 8; k++)
+		;                       /* what was submitted before join completed */
+	for (k = 0; (st = mproc_imap_next(it, &y, 8, &idx, 10.0)) != MPROC_EOF && k < N; k++)
+		CHECK_ERR(st, -EPIPE);
+	CHECK(k > 0);
+	mproc_imap_free(it);
+	mproc_pool_free(p);
+
+	/* terminate with a lazy iterator in flight (a task that sleeps 10 s holds it). */
+	p = mkcount(&ctr);
+	in[0] = -2;
+	ASSERT_OK(mproc_pool_imap(p, &b, &it));
+	usleep(50000);
+	CHECK_OK(mproc_pool_terminate(p));
+	{
+		int ok = 0;
+
+		/* Item 0 was running, 1 and 2 may have completed, the rest was never submitted. */
+		for (k = 0; (st = mproc_imap_next(it, &y, 8, &idx, 1.0)) != MPROC_EOF && k <= N;
+		     k++) {
+			if (st == 8 && idx > 0 && idx < B)
+				ok++;
+			else
+				CHECK_ERR(st, -ECANCELED);
+		}
+		CHECK_EQ(k, N);
+		CHECK_CMP(ok, <, B);
+	}
+	mproc_imap_free(it);
+	mproc_pool_free(p);
+	munmap(ctr, 4096);
 }
 
 static void t_get_timeout(void *arg)
@@ -1023,6 +1177,9 @@ int main(int argc, char **argv)
 	tap_add("pool/unit/map", t_map, NULL);
 	tap_add("pool/unit/starmap", t_starmap, NULL);
 	tap_add("pool/unit/imap", t_imap, NULL);
+	tap_add("pool/unit/imap_lazy_bound", t_imap_lazy_bound, (void *)0);
+	tap_add("pool/unit/imap_unordered_lazy_bound", t_imap_lazy_bound, (void *)1);
+	tap_add("pool/unit/imap_lazy_end", t_imap_lazy_end, NULL);
 	tap_add("pool/unit/get_timeout", t_get_timeout, NULL);
 	tap_add("pool/unit/callbacks", t_callbacks, NULL);
 	tap_add("pool/unit/maxtasksperchild", t_maxtasks, NULL);

@@ -237,6 +237,7 @@ struct mproc_pool_batch {
 	ssize_t *status;
 	size_t n;
 	size_t chunksize;
+	size_t buffersize;      /* imap only: see mproc_pool_imap (0 = submit all at once) */
 };
 
 /*
@@ -257,12 +258,20 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
 
 /*
  * mproc_pool_imap / _imap_unordered - start the batch (b->results and b->status are ignored)
- * and return an iterator. Returns once every task is in the table (waiting while it is full);
- * results are kept in the iterator until read. mproc_imap_next copies the next result (in input order for imap, in
- * completion order for imap_unordered) and sets *index (optional) to its input index.
+ * and return an iterator. mproc_imap_next copies the next result (in input order for imap,
+ * in completion order for imap_unordered) and sets *index (optional) to its input index.
  * Returns the result length or the task's -errno (the iteration goes on past it), MPROC_EOF
  * after the last, -ETIMEDOUT, -EMSGSIZE (size too small; the item stays next).
- * mproc_imap_free - free; unfinished tasks still run, their results are dropped.
+ * Eager (b->buffersize == 0): returns once every task is in the table (waiting while it is
+ * full); results are kept in the iterator until read (n results of memory).
+ * Lazy (b->buffersize = B > 0, concurrent.futures' map(buffersize=) of Python 3.14): tasks
+ * are submitted as the caller consumes, at most B submitted and not yet returned by _next,
+ * and the iterator holds B results, whatever n is. b->tasks must then stay valid until the
+ * iterator ends or is freed. A lazy iterator made before mproc_pool_close keeps submitting its
+ * batch until join; after join its unsubmitted items fail with -EPIPE, after terminate with
+ * -ECANCELED. -EINVAL if B > MPROC_POOL_QUEUE_MAX.
+ * mproc_imap_free - free; unfinished tasks still run, their results are dropped; tasks of a
+ * lazy iterator not yet submitted never are.
  */
 int mproc_pool_imap(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		    struct mproc_imap **out);
