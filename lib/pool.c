@@ -99,6 +99,7 @@ struct mproc_result {
 	/* A lazy imap (batch.buffersize > 0): items are published as the caller consumes, at
 	 * most window submitted and not yet yielded; each published item borrows one of window
 	 * result slots (slotof[idx]; NO_SLOT for none) and gives it back when yielded. */
+	ssize_t *user_st;               /* map_async: the caller's status array (not ours) */
 	bool lazy;
 	size_t window, next_sub, nfree;
 	uint32_t *slotof, *freeslots;
@@ -837,7 +838,16 @@ static void job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx
 	j->ndone++;
 	if (j->ndone == j->n || j->kind == J_IMAP || j->kind == J_IMAPU)
 		p->wake = true;
-	if (j->kind == J_SINGLE && (j->cb || j->ecb))
+	if (j->kind == J_MAP && j->ndone == j->n) {
+		/* A map's own status: 0, or the first failed task's error by index. */
+		size_t i;
+
+		j->st1 = 0;
+		for (i = 0; i < j->n && j->st1 == 0; i++)
+			if (j->st[i] < 0)
+				j->st1 = j->st[i];
+	}
+	if ((j->kind == J_SINGLE || (j->kind == J_MAP && j->ndone == j->n)) && (j->cb || j->ecb))
 		cbq_push(p, j);
 }
 
@@ -1732,6 +1742,21 @@ void mproc_result_free(struct mproc_result *r)
 	p = r->pool;
 	if (p)
 		pthread_mutex_lock(&p->mu);
+	if (r->user_st && r->ndone < r->n) {
+		/* map_async freed early: tasks still running write into private buffers now. */
+		ssize_t *own = calloc(r->n, sizeof(*own));
+
+		r->res = NULL;
+		r->rstride = SIZE_MAX;
+		if (own) {
+			memcpy(own, r->st, r->n * sizeof(*own));
+			r->st = own;
+		} else {                /* cannot detach: wait for the tasks instead */
+			job_wait_locked(r, MPROC__NO_DEADLINE);
+		}
+	}
+	if (r->user_st)
+		job_forget_st(r, r->user_st);
 	job_unref(r);
 	if (p)
 		pthread_mutex_unlock(&p->mu);
@@ -1885,6 +1910,45 @@ int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, doubl
 	if (r < 0)
 		return r;
 	return map_common(p, b, timeout_s, make_plain, b);
+}
+
+int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
+			 const struct mproc_apply_opts *opts, struct mproc_result **out)
+{
+	struct mproc_result *j;
+	size_t rstride;
+	int r = batch_check(p, b, true);
+
+	if (r < 0)
+		return r;
+	if (!out)
+		return -EINVAL;
+	rstride = b->result_stride ? b->result_stride : p->o.result_max;
+	j = job_new(p, J_MAP, b->n, rstride, b->results, b->status, false);
+	if (!j)
+		return -ENOMEM;
+	j->user_st = b->status;
+	if (opts) {
+		j->cb = opts->callback;
+		j->ecb = opts->error_callback;
+		j->cb_arg = opts->cb_arg;
+	}
+	if (b->n == 0) {
+		j->st1 = 0;             /* done at once; the callback runs here */
+		if (j->cb)
+			j->cb(j, 0, j->cb_arg);
+		*out = j;
+		return 0;
+	}
+	r = batch_submit(p, j, b, make_plain, b, NULL);
+	if (r < 0) {
+		job_forget_st(j, b->status);
+		job_unref(j);
+		return r;
+	}
+	run_callbacks(p);       /* a submission that failed midway completed the job here */
+	*out = j;
+	return 0;
 }
 
 struct star_ctx {

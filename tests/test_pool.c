@@ -591,6 +591,97 @@ static void t_callbacks(void *arg)
 	mproc_pool_free(p);
 }
 
+static atomic_int map_cb_calls;
+static atomic_long map_cb_status;
+
+static void on_map_done(struct mproc_result *r, ssize_t status, void *arg)
+{
+	atomic_fetch_add(&map_cb_calls, 1);
+	atomic_store(&map_cb_status, (long)status);
+}
+
+/* map_async: results equal to serial, the handle's status is map's, the callback runs once
+ * when all are done; an early free leaves the caller's arrays alone. */
+static void t_map_async(void *arg)
+{
+	static const size_t chunks[] = { 1, 20, 1000 };
+	enum { N = 300 };
+	struct mproc_pool *p = mkpool(3, 0);
+	static int64_t in[N], out[N];
+	static ssize_t st[N];
+	struct mproc_apply_opts ao = { on_map_done, on_map_done, NULL };
+	struct mproc_result *r;
+	size_t c, i;
+
+	for (i = 0; i < N; i++)
+		in[i] = (int64_t)i + 1;
+	in[6] = -1;
+	for (c = 0; c < MPROC__ARRAY_SIZE(chunks); c++) {
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .results = out,
+					      .result_stride = 8, .status = st, .n = N,
+					      .chunksize = chunks[c] };
+
+		memset(out, 0, sizeof(out));
+		atomic_store(&map_cb_calls, 0);
+		ASSERT_OK(mproc_pool_map_async(p, &b, &ao, &r));
+		CHECK_OK(mproc_result_wait(r, 10.0));
+		CHECK(mproc_result_ready(r));
+		/* in[6] == -1 fails with -EDOM: the map's status is that error. */
+		CHECK_ERR(mproc_result_get(r, NULL, 0, 0), -EDOM);
+		CHECK(!mproc_result_successful(r));
+		for (i = 0; i < N; i++) {
+			if (i == 6) {
+				CHECK_ERR(st[i], -EDOM);
+				continue;
+			}
+			CHECK_EQ(st[i], 8);
+			CHECK_EQ(out[i], in[i] * in[i]);
+		}
+		mproc_result_free(r);
+		for (i = 0; i < 100 && atomic_load(&map_cb_calls) == 0; i++)
+			usleep(10000);
+		CHECK_EQ(atomic_load(&map_cb_calls), 1);
+		CHECK_EQ(atomic_load(&map_cb_status), -EDOM);
+	}
+	/* All good: status 0, successful. Empty: ready at once. */
+	{
+		struct mproc_pool_batch b = { .tasks = &in[7], .task_len = 8, .results = out,
+					      .result_stride = 8, .n = 100 };
+
+		ASSERT_OK(mproc_pool_map_async(p, &b, NULL, &r));
+		CHECK_EQ(mproc_result_get(r, NULL, 0, 10.0), 0);
+		CHECK(mproc_result_successful(r));
+		CHECK_EQ(out[99], in[106] * in[106]);
+		mproc_result_free(r);
+		b.n = 0;
+		ASSERT_OK(mproc_pool_map_async(p, &b, NULL, &r));
+		CHECK(mproc_result_ready(r));
+		CHECK_EQ(mproc_result_get(r, NULL, 0, 0), 0);
+		mproc_result_free(r);
+		CHECK_ERR(mproc_pool_map_async(p, &b, NULL, NULL), -EINVAL);
+	}
+	/* Freed while a task still runs (-2: 10 s): nothing writes to our arrays after. */
+	{
+		int64_t lin[2] = { -2, 4 };
+		int64_t lout[2] = { 0, 0 };
+		ssize_t lst[2] = { 0, 0 };
+		struct mproc_pool_batch b = { .tasks = lin, .task_len = 8, .results = lout,
+					      .result_stride = 8, .status = lst, .n = 2 };
+
+		ASSERT_OK(mproc_pool_map_async(p, &b, NULL, &r));
+		CHECK_ERR(mproc_result_get(r, NULL, 0, 0.2), -ETIMEDOUT);
+		mproc_result_free(r);
+	}
+	CHECK_OK(mproc_pool_terminate(p));
+	CHECK_OK(mproc_pool_close(p));
+	{
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = 1 };
+
+		CHECK_ERR(mproc_pool_map_async(p, &b, NULL, &r), -EPIPE);
+	}
+	mproc_pool_free(p);
+}
+
 static void t_maxtasks(void *arg)
 {
 	struct mproc_pool_opts o = { .workers = 2, .fn = square, .task_max = 16, .result_max = 8,
@@ -1177,6 +1268,7 @@ int main(int argc, char **argv)
 	tap_add("pool/unit/map", t_map, NULL);
 	tap_add("pool/unit/starmap", t_starmap, NULL);
 	tap_add("pool/unit/imap", t_imap, NULL);
+	tap_add("pool/unit/map_async", t_map_async, NULL);
 	tap_add("pool/unit/imap_lazy_bound", t_imap_lazy_bound, (void *)0);
 	tap_add("pool/unit/imap_unordered_lazy_bound", t_imap_lazy_bound, (void *)1);
 	tap_add("pool/unit/imap_lazy_end", t_imap_lazy_end, NULL);

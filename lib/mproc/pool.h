@@ -248,6 +248,20 @@ struct mproc_pool_batch {
 int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, double timeout_s);
 
 /*
+ * mproc_pool_map_async - map without waiting for the results (Python's map_async): returns
+ * once every task is in the table (waiting while it is full; b->tasks may go then) with a
+ * handle that is ready when every task is done. b->results and b->status must stay valid until
+ * then, or until the handle is freed (tasks still running then write elsewhere). On the handle,
+ * mproc_result_get (result NULL, size 0) returns 0 or the first failed task's error by index,
+ * as mproc_pool_map does, or -ETIMEDOUT; wait, ready and successful work as for one task;
+ * opts' callback (status 0) or error_callback (that error) runs once, when all are done.
+ * Returns 0, -EINVAL (bad batch, NULL out), -EPIPE (closed/broken pool), -ENOMEM.
+ * n == 0 gives a handle that is ready at once.
+ */
+int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
+			 const struct mproc_apply_opts *opts, struct mproc_result **out);
+
+/*
  * mproc_pool_starmap - map where task i is the concatenation of nargs fields: field k is
  * arg_size[k] bytes at args[k] + i * arg_stride[k] (a stride of 0 = arg_size[k]). The fields
  * together must fit task_max. b->tasks, task_len and task_stride are ignored.
