@@ -412,7 +412,9 @@ static void reg_find(const char *name, mproc_task_fn **task, mproc_pool_init_fn 
 }
 
 /* What a worker started by an exec-based method is told (its process argument), then arg_len
- * bytes of arg and initargs_len bytes of initargs. The same image reads it (same layout). */
+ * bytes of arg and, XARG_ALIGN-aligned after them, initargs_len bytes of initargs (the argument
+ * is a malloc'd copy in the worker, so both are max-aligned). The same image reads it. */
+#define XARG_ALIGN(n) (((n) + 15) & ~(size_t)15)
 #define XARG_MAGIC 0x6c6f6f70u  /* "pool" */
 #define SOCK_NAME_MAX 96
 struct exec_arg {
@@ -500,7 +502,7 @@ static int pool_exec_worker(void *arg)
 	    x->hdr_len < sizeof(struct hdr) ||
 	    x->map_len != x->hdr_len + x->nslots * (x->tstride + x->rstride + sizeof(struct slot)))
 		return 4;
-	extra = (const char *)(x + 1);
+	extra = (const char *)x + XARG_ALIGN(sizeof(*x));
 	reg_find(x->fn, &fn, NULL);
 	if (x->has_init)
 		reg_find(x->init, NULL, &init);
@@ -534,7 +536,7 @@ static int pool_exec_worker(void *arg)
 	p->o.result_max = x->result_max;
 	p->o.maxtasksperchild = x->maxtasksperchild;
 	p->o.initializer = init;
-	p->o.initargs = x->initargs_len ? (void *)(extra + x->arg_len) : NULL;
+	p->o.initargs = x->initargs_len ? (void *)(extra + XARG_ALIGN(x->arg_len)) : NULL;
 	signal(SIGINT, SIG_IGN);
 	worker_main(p, x->w);
 }
@@ -607,11 +609,12 @@ static int exec_setup(struct mproc_pool *p, size_t hdr_len)
 	socklen_t salen;
 	int r;
 
-	if (p->o.arg_len + p->o.initargs_len > MPROC_POOL_ARG_MAX)
+	if (p->o.arg_len > MPROC_POOL_ARG_MAX ||
+	    p->o.initargs_len > MPROC_POOL_ARG_MAX - p->o.arg_len)
 		return -EMSGSIZE;
 	if ((p->o.arg_len && !p->o.arg) || (p->o.initargs_len && !p->o.initargs))
 		return -EINVAL;
-	p->xarg_len = sizeof(*x) + p->o.arg_len + p->o.initargs_len;
+	p->xarg_len = XARG_ALIGN(sizeof(*x)) + XARG_ALIGN(p->o.arg_len) + p->o.initargs_len;
 	x = p->xarg = calloc(1, p->xarg_len);
 	if (!x)
 		return -ENOMEM;
@@ -633,9 +636,10 @@ static int exec_setup(struct mproc_pool *p, size_t hdr_len)
 	x->arg_len = p->o.arg_len;
 	x->initargs_len = p->o.initargs_len;
 	if (p->o.arg_len)
-		memcpy((char *)(x + 1), p->o.arg, p->o.arg_len);
+		memcpy((char *)x + XARG_ALIGN(sizeof(*x)), p->o.arg, p->o.arg_len);
 	if (p->o.initargs_len)
-		memcpy((char *)(x + 1) + p->o.arg_len, p->o.initargs, p->o.initargs_len);
+		memcpy((char *)x + XARG_ALIGN(sizeof(*x)) + XARG_ALIGN(p->o.arg_len),
+		       p->o.initargs, p->o.initargs_len);
 	r = mproc__unique_name(name, sizeof(name));
 	if (r < 0)
 		return r;
