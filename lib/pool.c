@@ -14,6 +14,12 @@
  * starts replacements. Only the owner writes kinds other than TAKEN/DONE, and it writes DIED
  * only after the worker is reaped (a dead process writes nothing), CANCELED only by CAS from
  * QUEUED, so the owner and a worker never both finish one slot.
+ *
+ * Workers of the exec-based start methods run a fresh image: the table is then a memfd, and
+ * each new worker (pool_exec_worker, entry "mproc-pool-worker") connects to the pool's abstract
+ * Unix socket, where the owner, right after starting it, hands the memfd and the doorbell to
+ * the peer whose SO_PEERCRED pid is that worker (exec_handshake); fn and the initializer are
+ * found by registered name. From then on the worker runs the same worker_main as a fork child.
  */
 #include <errno.h>
 #include <limits.h>
