@@ -130,7 +130,10 @@ def recommend(figures, budget, unstable=(), physical_cores=None):
     # largest measured N that still ran at >= 90 % of ideal.
     io = curves(figures, "pool/io")
     if io:
-        task_ms = max(io)
+        # The curve with the most worker counts (the bound below is only as fine as its
+        # grid: quick runs measure CPython's 20 ms workload at 1, 8, 32 only), then the longest
+        # task (the least overhead-dominated).
+        task_ms = max(io, key=lambda ms: (len(io[ms]), ms))
         pts = io[task_ms]
         good = [w for w, f in pts if _finite(f.get("efficiency"))
                 and f["efficiency"] >= IO_EFFICIENCY_FLOOR]

@@ -83,6 +83,19 @@ class IoAndChunks(unittest.TestCase):
         self.assertEqual(sizes["0.99"], 32)     # 200 capped by the largest efficient N
         self.assertEqual(rec["io"]["max_efficient_workers"], 32)
 
+    def test_io_uses_the_finest_curve(self):
+        figs = {f"pool/io/workers:{n}/task_ms:10": {"efficiency": e}
+                for n, e in {1: 0.99, 2: 0.99, 4: 0.98, 8: 0.97, 16: 0.95, 32: 0.8}.items()}
+        figs.update({f"pool/io/workers:{n}/task_ms:20": {"efficiency": e}
+                     for n, e in {1: 0.99, 8: 0.97, 32: 0.85}.items()})
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        self.assertEqual(rec["io"]["task_ms"], 10)
+        self.assertEqual(rec["io"]["max_efficient_workers"], 16)
+        del figs["pool/io/workers:16/task_ms:10"], figs["pool/io/workers:2/task_ms:10"]
+        del figs["pool/io/workers:4/task_ms:10"]
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        self.assertEqual(rec["io"]["task_ms"], 20)      # same grid: the longest task
+
     def test_chunksize(self):
         figs = {f"pool_overhead/map/chunksize:{c}": {"ns_per_task": v}
                 for c, v in {1: 50_000, 10: 8_000, 100: 1_500, 1000: 900}.items()}
