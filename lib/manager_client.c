@@ -7,6 +7,12 @@
  * a dead server reaches the caller at once on a local socket. After any transport error, a
  * malformed reply or a timeout the reply stream can no longer be trusted, so the client is
  * marked broken and every later call returns -EPIPE.
+ *
+ * A call costs one send and one recv: the socket is blocking, and the deadline is enforced by
+ * SO_RCVTIMEO/SO_SNDTIMEO (set once to call_timeout_s) instead of a poll before every recv.
+ * A kernel timeout or EINTR wakes the loop, which checks the deadline and waits again for what
+ * is left of it, shortening the socket timeout only when less than a whole one remains (so a
+ * call with the default timeouts never pays for a setsockopt).
  */
 #include <errno.h>
 #include <math.h>
@@ -25,6 +31,7 @@ struct mproc_mclient {
 	int fd;
 	bool broken;
 	int64_t call_timeout_ns;
+	int64_t timeo_ns;               /* SO_RCVTIMEO/SO_SNDTIMEO now on fd; 0: none set */
 	uint64_t max_frame;             /* the server's, announced in WELCOME */
 	struct mproc__mw_buf req;
 	uint8_t *rbuf;                  /* the last reply: header + body */
@@ -49,6 +56,38 @@ static int map_err(int r)
 	return r == -ECONNRESET || r == -ENOTCONN || r == -ESHUTDOWN ? -EPIPE : r;
 }
 
+/* Set the socket's receive and send timeouts (the kernel rounds them up to a jiffy). */
+static int set_timeo(struct mproc_mclient *c, int64_t ns)
+{
+	struct timeval tv;
+
+	if (ns < 1000)
+		ns = 1000;      /* 0 would mean "no timeout" */
+	tv.tv_sec = (time_t)(ns / MPROC__NSEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(ns % MPROC__NSEC_PER_SEC / 1000);
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	c->timeo_ns = ns;
+	return 0;
+}
+
+/*
+ * After a socket timeout or EINTR: -ETIMEDOUT once the deadline has passed, else 0 with the
+ * socket timeout cut to what is left when that is less than the current one.
+ */
+static int rewait(struct mproc_mclient *c, int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline == MPROC__NO_DEADLINE)
+		return 0;
+	left = deadline - mproc__now_ns();
+	if (left <= 0)
+		return -ETIMEDOUT;
+	return left < c->timeo_ns ? set_timeo(c, left) : 0;
+}
+
 /*
  * Read one frame into c->rbuf with the whole-frame limit. Returns the op (> 0) with
  * c->payload/plen set, or -EPIPE (EOF/reset), -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
@@ -63,18 +102,17 @@ static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
 
 	for (;;) {
 		while (have < want) {
-			/* Wait first: the reply is rarely there already, and one poll + one recv
-			 * beats a failed recv + poll + recv. */
-			r = mproc__poll1(c->fd, POLLIN, deadline);
-			if (r < 0)
-				return r;
+			/* A blocking recv: the reply (header and body, usually) in one call. */
 			n = recv(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have, 0);
 			if (n == 0)
 				return -EPIPE;
 			if (n < 0) {
-				if (errno == EINTR || errno == EAGAIN)
-					continue;
-				return map_err(-errno);
+				if (errno != EINTR && errno != EAGAIN)
+					return map_err(-errno);
+				r = rewait(c, deadline);
+				if (r < 0)
+					return r;
+				continue;
 			}
 			have += (size_t)n;
 		}
@@ -102,16 +140,36 @@ static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
 	return h.op;
 }
 
+/* Write a whole frame; a send timeout or EINTR waits again until the deadline. */
+static int write_frame(struct mproc_mclient *c, const uint8_t *p, size_t len, int64_t deadline)
+{
+	ssize_t n;
+	int r;
+
+	while (len) {
+		n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				return map_err(-errno);
+			r = rewait(c, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int send_frame(struct mproc_mclient *c, uint8_t op, const void *p, size_t n,
 		      int64_t deadline)
 {
 	uint8_t buf[MPROC__MW_HDR + 64];
-	ssize_t w;
 
 	mproc__mw_hdr_put(buf, n, op);
 	memcpy(buf + MPROC__MW_HDR, p, n);
-	w = mproc__write_all(c->fd, buf, MPROC__MW_HDR + n, deadline);
-	return w < 0 ? map_err((int)w) : 0;
+	return write_frame(c, buf, MPROC__MW_HDR + n, deadline);
 }
 
 static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, int64_t deadline)
@@ -196,6 +254,10 @@ static int dial(const struct mproc__mgr_addr *a, int64_t deadline)
 		}
 		break;
 	}
+	/* Blocking from now on: every wait is a socket timeout (set_timeo), not a poll. */
+	r = mproc__set_nonblock(fd, false);
+	if (r < 0)
+		goto out;
 	if (a->tcp)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
@@ -208,6 +270,8 @@ static int64_t seconds_ns(double s, double dflt)
 {
 	if (!(s > 0) || isinf(s))
 		s = dflt;
+	if (s > 9.0e9)
+		s = 9.0e9;      /* ~285 years; more would overflow int64 ns */
 	return (int64_t)(s * 1e9);
 }
 
@@ -246,7 +310,12 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 		r = c->fd;
 		goto out_free;
 	}
+	r = set_timeo(c, deadline - mproc__now_ns());
+	if (r < 0)
+		goto out_close;
 	r = handshake(c, key, keylen, deadline);
+	if (r == 0)
+		r = set_timeo(c, c->call_timeout_ns);
 	if (r < 0)
 		goto out_close;
 	*out = c;
@@ -344,7 +413,13 @@ static int call(struct mproc_mclient *c, uint8_t op, int64_t wait_ns)
 		deadline = MPROC__NO_DEADLINE;
 	else
 		deadline = now + c->call_timeout_ns + wait_ns;
-	r = (int)mproc__write_all(c->fd, c->req.p, c->req.len, deadline);
+	if (c->timeo_ns != c->call_timeout_ns) {
+		/* A previous call cut it short near its deadline. */
+		r = set_timeo(c, c->call_timeout_ns);
+		if (r < 0)
+			goto broken;
+	}
+	r = write_frame(c, c->req.p, c->req.len, deadline);
 	if (r < 0)
 		goto broken;
 	r = read_frame(c, c->max_frame, deadline);
