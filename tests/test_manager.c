@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -781,6 +782,225 @@ static void t_server_killed(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
 }
 
+/* Every kind of proxy call learns of a SIGKILLed server within 1 s, each on its own healthy
+ * client (a broken client would answer -EPIPE without asking the server). */
+struct all_proxies {
+	struct mproc_mclient *c;
+	struct mproc_dict *d;
+	struct mproc_list *l;
+	struct mproc_mvalue *v;
+	struct mproc_mqueue *q;
+	struct mproc_mlock *lk;
+};
+
+static const char *const every_call[] = {
+	"ping", "dict_open", "dict_set", "dict_get", "dict_del", "dict_len", "list_append",
+	"list_get", "list_len", "mvalue_set", "mvalue_get", "mvalue_add", "mvalue_set_bytes",
+	"mvalue_get_bytes", "mqueue_put", "mqueue_get", "mqueue_len", "mlock_acquire",
+	"mlock_release",
+};
+
+static long long one_call(struct all_proxies *p, size_t i)
+{
+	struct mproc_dict *d2 = NULL;
+	char buf[8];
+	int64_t x;
+
+	switch (i) {
+	case 0: return mproc_manager_ping(p->c);
+	case 1: return mproc_dict_open(&d2, p->c, "d2");
+	case 2: return mproc_dict_set(p->d, "k", "v", 1);
+	case 3: return mproc_dict_get(p->d, "k", buf, sizeof(buf));
+	case 4: return mproc_dict_del(p->d, "k");
+	case 5: return mproc_dict_len(p->d);
+	case 6: return mproc_list_append(p->l, "x", 1);
+	case 7: return mproc_list_get(p->l, 0, buf, sizeof(buf));
+	case 8: return mproc_list_len(p->l);
+	case 9: return mproc_mvalue_set(p->v, 1);
+	case 10: return mproc_mvalue_get(p->v, &x);
+	case 11: return mproc_mvalue_add(p->v, 1, &x);
+	case 12: return mproc_mvalue_set_bytes(p->v, "b", 1);
+	case 13: return mproc_mvalue_get_bytes(p->v, buf, sizeof(buf));
+	case 14: return mproc_mqueue_put(p->q, "x", 1, MPROC_FOREVER);
+	case 15: return mproc_mqueue_get(p->q, buf, sizeof(buf), MPROC_FOREVER);
+	case 16: return mproc_mqueue_len(p->q);
+	case 17: return mproc_mlock_acquire(p->lk, MPROC_FOREVER);
+	default: return mproc_mlock_release(p->lk);
+	}
+}
+
+static void t_every_call_dead(void *arg)
+{
+	enum { N = MPROC__ARRAY_SIZE(every_call) };
+	struct mproc_manager *m = start(arg);
+	struct all_proxies p[N];
+	size_t i;
+	double t0, dt;
+
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < N; i++) {
+		p[i].c = connect_to(m);
+		ASSERT_OK(mproc_dict_open(&p[i].d, p[i].c, "d"));
+		ASSERT_OK(mproc_list_open(&p[i].l, p[i].c, "l"));
+		ASSERT_OK(mproc_mvalue_open(&p[i].v, p[i].c, "v"));
+		ASSERT_OK(mproc_mqueue_open(&p[i].q, p[i].c, "q", 0));
+		ASSERT_OK(mproc_mlock_open(&p[i].lk, p[i].c, "lk"));
+	}
+	ASSERT_OK(kill(mproc_manager_pid(m), SIGKILL) == 0 ? 0 : -errno);
+	for (i = 0; i < N; i++) {
+		long long r;
+
+		t0 = tap_now();
+		r = one_call(&p[i], i);
+		dt = tap_now() - t0;
+		if (r != -EPIPE || dt >= 1.0)
+			tap_diag("%s: %lld after %.3f s", every_call[i], r, dt);
+		CHECK_EQ(r, -EPIPE);
+		CHECK_CMP(dt, <, 1.0);
+	}
+	for (i = 0; i < N; i++) {
+		mproc_dict_close(p[i].d);
+		mproc_list_close(p[i].l);
+		mproc_mvalue_close(p[i].v);
+		mproc_mqueue_close(p[i].q);
+		mproc_mlock_close(p[i].lk);
+		mproc_manager_disconnect(p[i].c);
+	}
+	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
+}
+
+/* SIGUSR1 every 5 ms (no SA_RESTART), so blocking socket calls keep returning EINTR. */
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static timer_t storm_start(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+	struct itimerspec its = { .it_interval = { 0, 5000000 }, .it_value = { 0, 5000000 } };
+	timer_t t;
+
+	sigemptyset(&sa.sa_mask);
+	ASSERT_OK(sigaction(SIGUSR1, &sa, NULL) == 0 ? 0 : -errno);
+	ASSERT_OK(timer_create(CLOCK_MONOTONIC, &ev, &t) == 0 ? 0 : -errno);
+	ASSERT_OK(timer_settime(t, 0, &its, NULL) == 0 ? 0 : -errno);
+	return t;
+}
+
+static void storm_stop(timer_t t)
+{
+	struct sigaction sa = { .sa_handler = SIG_IGN };
+
+	timer_delete(t);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Is pid stopped (state T in /proc/PID/stat)? */
+static bool is_stopped(pid_t pid)
+{
+	char path[64], buf[256], *rp;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && rp[2] == 'T';
+}
+
+/* A call that waits longer than call_timeout_s; each within [t, t + 100 ms]. */
+static void check_timeout(const char *what, double t0, double t)
+{
+	double dt = tap_now() - t0;
+
+	tap_diag("%s: -ETIMEDOUT after %.3f s (timeout %.1f s)", what, dt, t);
+	CHECK_CMP(dt, >=, t);
+	CHECK_CMP(dt, <, t + 0.1 * tap_timeout_mult());
+}
+
+/*
+ * A server that is alive but silent (SIGSTOPped): calls and handshakes end with -ETIMEDOUT
+ * after call_timeout_s / connect_timeout_s, also under an EINTR storm, and a client that timed
+ * out is broken (-EPIPE). Once it runs again, calls under the storm succeed and the server's
+ * own timeouts (a parked get) hold too.
+ */
+static void t_silent_server(void *arg)
+{
+	const double t = 0.3;
+	struct mproc_mclient_opts co = { .connect_timeout_s = t, .call_timeout_s = t };
+	struct mproc_manager *m = start(arg);
+	const char *addr = mproc_manager_address(m);
+	struct mproc_mclient *c = NULL, *c2 = NULL, *c3 = NULL;
+	struct mproc_dict *d = NULL, *d2 = NULL, *d3 = NULL;
+	struct mproc_mqueue *q = NULL;
+	pid_t srv = mproc_manager_pid(m);
+	const void *k;
+	char buf[8];
+	size_t kl;
+	timer_t storm;
+	double t0;
+	int i, good = 0;
+
+	k = mproc_manager_key(m, &kl);
+	ASSERT_OK(mproc_manager_connect_opts(&c, addr, k, kl, &co));
+	ASSERT_OK(mproc_manager_connect_opts(&c2, addr, k, kl, &co));
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	ASSERT_OK(mproc_dict_open(&d2, c2, "d"));
+	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	ASSERT_OK(kill(srv, SIGSTOP) == 0 ? 0 : -errno);
+	for (i = 0; i < 500 && !is_stopped(srv); i++)
+		usleep(1000);
+	ASSERT(is_stopped(srv));
+
+	t0 = tap_now();
+	CHECK_ERR(mproc_dict_get(d, "k", buf, sizeof(buf)), -ETIMEDOUT);
+	check_timeout("call to a stopped server", t0, t);
+	t0 = tap_now();
+	CHECK_ERR(mproc_manager_ping(c), -EPIPE);       /* broken, and says so at once */
+	CHECK_CMP(tap_now() - t0, <, 0.05 * tap_timeout_mult());
+	t0 = tap_now();
+	CHECK_ERR(mproc_manager_connect_opts(&c3, addr, k, kl, &co), -ETIMEDOUT);
+	check_timeout("handshake with a stopped server", t0, t);
+
+	storm = storm_start();
+	t0 = tap_now();
+	CHECK_ERR(mproc_dict_get(d2, "k", buf, sizeof(buf)), -ETIMEDOUT);
+	check_timeout("call to a stopped server under an EINTR storm", t0, t);
+	ASSERT_OK(kill(srv, SIGCONT) == 0 ? 0 : -errno);
+
+	ASSERT_OK(mproc_manager_connect_opts(&c3, addr, k, kl, &co));
+	ASSERT_OK(mproc_dict_open(&d3, c3, "d"));
+	ASSERT_OK(mproc_mqueue_open(&q, c3, "q", 0));
+	t0 = tap_now();
+	for (i = 0; i < 2000 || tap_now() - t0 < 0.1; i++) {
+		memset(buf, 0, sizeof(buf));
+		good += mproc_dict_get(d3, "k", buf, sizeof(buf)) == 1 && buf[0] == 'v';
+	}
+	CHECK_EQ(good, i);
+	t0 = tap_now();
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), t), -ETIMEDOUT);
+	check_timeout("parked get under an EINTR storm", t0, t);
+	CHECK_OK(mproc_manager_ping(c3));
+	storm_stop(storm);
+	mproc_dict_close(d);
+	mproc_dict_close(d2);
+	mproc_dict_close(d3);
+	mproc_mqueue_close(q);
+	mproc_manager_disconnect(c);
+	mproc_manager_disconnect(c2);
+	mproc_manager_disconnect(c3);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 static void t_restart(void *arg)
 {
 	char dir[] = "/tmp/mproc-test-XXXXXX", addr[128];
@@ -1081,6 +1301,11 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);
 	tap_add("manager/tcp/server_killed", t_server_killed, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/every_call_after_server_killed", t_every_call_dead, NULL);
+	tap_add("manager/tcp/every_call_after_server_killed", t_every_call_dead,
+		"tcp:127.0.0.1:0");
+	tap_add("manager/unix/silent_server_times_out", t_silent_server, NULL);
+	tap_add("manager/tcp/silent_server_times_out", t_silent_server, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/restart_same_address", t_restart, "unix");
 	tap_add("manager/tcp/restart_same_address", t_restart, "tcp");
 	tap_add("manager/unix/owner_death", t_owner_death, NULL);
