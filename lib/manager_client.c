@@ -12,11 +12,14 @@
  * SO_RCVTIMEO/SO_SNDTIMEO (set once to call_timeout_s) instead of a poll before every recv.
  * A kernel timeout or EINTR wakes the loop, which checks the deadline and waits again for what
  * is left of it, shortening the socket timeout only when less than a whole one remains (so a
- * call with the default timeouts never pays for a setsockopt).
+ * call with the default timeouts never pays for a setsockopt). Before that blocking recv, a
+ * call busy-polls for its reply (adaptive, bounded: MPROC__MGR_SPIN_NS) unless
+ * MPROC_MANAGER_NOSPIN.
  */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +35,7 @@ struct mproc_mclient {
 	bool broken;
 	int64_t call_timeout_ns;
 	int64_t timeo_ns;               /* SO_RCVTIMEO/SO_SNDTIMEO now on fd; 0: none set */
+	struct mproc__mgr_spin spin;    /* busy-poll for a reply first (MPROC__MGR_SPIN_NS) */
 	uint64_t max_frame;             /* the server's, announced in WELCOME */
 	struct mproc__mw_buf req;
 	uint8_t *rbuf;                  /* the last reply: header + body */
@@ -88,11 +92,32 @@ static int rewait(struct mproc_mclient *c, int64_t deadline)
 	return left < c->timeo_ns ? set_timeo(c, left) : 0;
 }
 
+/* recv that first polls for a while, yielding between polls (MPROC__MGR_SPIN_NS). */
+static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *spin)
+{
+	int64_t budget = spin ? mproc__mgr_spin_budget(spin) : 0, end;
+	ssize_t n;
+
+	if (budget > 0) {
+		end = mproc__now_ns() + budget;
+		do {
+			n = recv(fd, buf, len, MSG_DONTWAIT);
+			if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+				mproc__mgr_spin_result(spin, true);
+				return n;
+			}
+			sched_yield();
+		} while (mproc__now_ns() < end);
+		mproc__mgr_spin_result(spin, false);
+	}
+	return recv(fd, buf, len, 0);
+}
+
 /*
  * Read one frame into c->rbuf with the whole-frame limit. Returns the op (> 0) with
  * c->payload/plen set, or -EPIPE (EOF/reset), -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
  */
-static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
+static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin)
 {
 	struct mproc__mw_hdr h = { 0 };
 	size_t have = 0, want = MPROC__MW_HDR;
@@ -103,7 +128,8 @@ static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
 	for (;;) {
 		while (have < want) {
 			/* A blocking recv: the reply (header and body, usually) in one call. */
-			n = recv(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have, 0);
+			n = recv_spin(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have,
+				      spin && have == 0 ? &c->spin : NULL);
 			if (n == 0)
 				return -EPIPE;
 			if (n < 0) {
@@ -178,7 +204,7 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	uint8_t ns[MPROC__MW_NONCE];
 	int op, r;
 
-	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline);
+	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline, false);
 	if (op < 0)
 		return op;
 	if (op != MPROC__MW_CHALLENGE || c->plen != MPROC__MW_NONCE)
@@ -191,7 +217,7 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	r = send_frame(c, MPROC__MW_RESPONSE, resp, sizeof(resp), deadline);
 	if (r < 0)
 		return r;
-	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline);
+	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline, false);
 	if (op == -EPIPE)
 		return -EACCES;         /* a server that hangs up on our proof refused it */
 	if (op < 0)
@@ -289,7 +315,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 	if (!o)
 		o = &defaults;
 	if (o->connect_timeout_s < 0 || o->call_timeout_s < 0 || isnan(o->connect_timeout_s) ||
-	    isnan(o->call_timeout_s))
+	    isnan(o->call_timeout_s) || (o->flags & ~MPROC_MANAGER_FLAGS_ALL))
 		return -EINVAL;
 	r = mproc__mgr_addr_parse(address, &a);
 	if (r < 0)
@@ -298,6 +324,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 	if (!c)
 		return -ENOMEM;
 	c->call_timeout_ns = seconds_ns(o->call_timeout_s, 10.0);
+	c->spin.budget_ns = o->flags & MPROC_MANAGER_NOSPIN ? 0 : MPROC__MGR_SPIN_NS;
 	c->rcap = 4096;
 	c->rbuf = malloc(c->rcap);
 	if (!c->rbuf) {
@@ -422,7 +449,8 @@ static int call(struct mproc_mclient *c, uint8_t op, int64_t wait_ns)
 	r = write_frame(c, c->req.p, c->req.len, deadline);
 	if (r < 0)
 		goto broken;
-	r = read_frame(c, c->max_frame, deadline);
+	/* A call that waits on others (queue, lock) sleeps at once. */
+	r = read_frame(c, c->max_frame, deadline, wait_ns == 0);
 	if (r < 0)
 		goto broken;
 	if (r != MPROC__MW_REPLY || c->plen < 4) {

@@ -11,6 +11,7 @@
  * bounded amount of memory and never delay authenticated clients.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1168,6 +1169,29 @@ static void sweep(struct loop *l, int64_t now_ns)
 		conn_update(l, c);
 }
 
+/*
+ * After a round that served something, poll the ready list for a while before sleeping
+ * (MPROC__MGR_SPIN_NS explains why, and why each poll yields). Returns epoll_wait's result:
+ * 0 when nothing came (then the caller sleeps).
+ */
+static int spin_wait(int ep, struct epoll_event *evs, int max, struct mproc__mgr_spin *spin)
+{
+	int64_t budget = mproc__mgr_spin_budget(spin), end;
+	int n;
+
+	if (budget <= 0)
+		return 0;
+	end = mproc__now_ns() + budget;
+	do {
+		n = epoll_wait(ep, evs, max, 0);
+		if (n != 0)
+			break;
+		sched_yield();
+	} while (mproc__now_ns() < end);
+	mproc__mgr_spin_result(spin, n > 0);
+	return n;
+}
+
 int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg)
 {
 	struct loop l = { .ep = -1 };
@@ -1176,6 +1200,8 @@ int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config
 	socklen_t sl = sizeof(ss);
 	sigset_t set;
 	int sfd = -1, n, i, r;
+	struct mproc__mgr_spin spin = { .budget_ns = cfg->spin_ns };
+	bool served = false;
 
 	r = mproc__mgr_new(&l.s, cfg);
 	if (r < 0)
@@ -1215,7 +1241,12 @@ int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config
 	}
 
 	for (;;) {
-		n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
+		n = 0;
+		if (served)
+			n = spin_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), &spin);
+		if (n == 0)
+			n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
+		served = n > 0;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -1169,6 +1169,80 @@ static void t_max_frame(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* CPU time (user + system) a process has used, in seconds, from /proc/PID/stat. */
+static double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime. */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			 &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * The bounded spin: a burst of calls (server and client both spinning), then an idle pause in
+ * which the server sleeps (its CPU time does not grow by more than a few ticks); the same with
+ * MPROC_MANAGER_NOSPIN on both sides, which gives the same results. Unknown flags: -EINVAL.
+ */
+static void t_spin(void *arg)
+{
+	static const unsigned flags[] = { 0, MPROC_MANAGER_NOSPIN };
+	struct mproc_manager_opts mo = { .address = arg };
+	struct mproc_mclient_opts co = { 0 };
+	struct mproc_manager *m = NULL;
+	struct mproc_mclient *c = NULL;
+	struct mproc_dict *d = NULL;
+	const void *k;
+	size_t kl, f;
+	char buf[8];
+	double c0, c1;
+	int i, good;
+
+	mo.flags = 0x80;
+	CHECK_ERR(mproc_manager_start(&m, &mo), -EINVAL);
+	for (f = 0; f < MPROC__ARRAY_SIZE(flags); f++) {
+		mo.flags = co.flags = flags[f];
+		ASSERT_OK(mproc_manager_start(&m, &mo));
+		k = mproc_manager_key(m, &kl);
+		co.flags = 0x80;
+		CHECK_ERR(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co),
+			  -EINVAL);
+		co.flags = flags[f];
+		ASSERT_OK(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co));
+		ASSERT_OK(mproc_dict_open(&d, c, "d"));
+		CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+		for (i = good = 0; i < 3000; i++)
+			good += mproc_dict_get(d, "k", buf, sizeof(buf)) == 1 && buf[0] == 'v';
+		CHECK_EQ(good, 3000);
+		usleep(20 * 1000);      /* past any spin */
+		c0 = cpu_s(mproc_manager_pid(m));
+		usleep(500 * 1000);
+		c1 = cpu_s(mproc_manager_pid(m));
+		tap_diag("flags %#x: idle server used %.2f s of CPU in 0.5 s", flags[f], c1 - c0);
+		CHECK(c0 >= 0 && c1 >= 0);
+		CHECK_CMP(c1 - c0, <, 0.05);
+		mproc_dict_close(d);
+		mproc_manager_disconnect(c);
+		CHECK_EQ(mproc_manager_stop(m), 0);
+	}
+}
+
 /* ---- the mproc-manager command ---- */
 
 static char cmd_path[PATH_MAX];
@@ -1246,7 +1320,7 @@ static void t_command(void *arg)
 	pid = fork();
 	ASSERT(pid >= 0);
 	if (pid == 0) {
-		const char *const argv[] = { "mproc-manager", "--listen", addr, NULL };
+		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin", NULL };
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
 		dup2(nul, 1);
@@ -1311,6 +1385,8 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/owner_death", t_owner_death, NULL);
 	tap_add("manager/api/bad_input", t_bad_input, NULL);
 	tap_add("manager/unix/max_frame", t_max_frame, NULL);
+	tap_add("manager/unix/spin_bounded_and_nospin", t_spin, NULL);
+	tap_add("manager/tcp/spin_bounded_and_nospin", t_spin, "tcp:127.0.0.1:0");
 	tap_add("manager/command/flags_and_run", t_command, NULL);
 	return tap_run(argc, argv);
 }
