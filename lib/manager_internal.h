@@ -5,7 +5,8 @@
  * Wire format, version 1. Every frame is a 12-byte header and a body:
  *	u64 body length (little-endian) | u8 version (1) | u8 op | u16 flags (0)
  * The length is checked against the limit (256 bytes for the whole frame before
- * authentication, max_frame after) before anything is allocated; any violation closes the
+ * authentication, max_frame after) before anything is allocated, and a body that comes in
+ * pieces gets memory as its bytes arrive, never from the claimed length; any violation closes the
  * connection (no resynchronisation). Integers are little-endian; a string is u32 length + bytes
  * (no NUL, 1..MPROC_MANAGER_NAME_MAX); a trailing payload is "the rest of the body".
  *

@@ -28,6 +28,7 @@
 #define MGR_MAX_OBJS 65536
 #define MGR_PREAUTH_MAX 64
 #define MGR_READ_BUF 65536
+#define MGR_BODY_MIN 65536       /* first buffer of a body that came in pieces */
 
 struct blob {
 	uint8_t *p;
@@ -94,8 +95,8 @@ struct mproc__mgr_conn {
 	size_t hdr_got;
 	bool have_hdr;
 	struct mproc__mw_hdr h;
-	uint8_t *body;
-	size_t body_got;
+	uint8_t *body;                          /* a body that came in pieces */
+	size_t body_got, body_cap;
 
 	struct mproc__mw_buf out;
 	struct mproc__mw_buf in;                /* input received while parked */
@@ -794,17 +795,30 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 					return r;
 				continue;
 			}
-			/* Bounded by the limit checked above. */
-			c->body = malloc((size_t)c->h.len);
-			if (!c->body)
-				return -ENOMEM;
-			c->body_got = 0;
+			/* Memory follows the bytes that arrive, never the length claimed: a peer
+			 * that announces max_frame and sends little costs little. */
+			c->body = NULL;
+			c->body_got = c->body_cap = 0;
 			c->have_hdr = true;
 			continue;
 		}
 		take = (size_t)c->h.len - c->body_got;
 		if (take > n - used)
 			take = n - used;
+		if (take > c->body_cap - c->body_got) {
+			size_t cap = c->body_cap ? c->body_cap * 2 : MGR_BODY_MIN;
+			uint8_t *nb;
+
+			if (cap < c->body_got + take)
+				cap = c->body_got + take;
+			if (cap > c->h.len)
+				cap = (size_t)c->h.len;
+			nb = realloc(c->body, cap);
+			if (!nb)
+				return -ENOMEM;
+			c->body = nb;
+			c->body_cap = cap;
+		}
 		memcpy(c->body + c->body_got, p + used, take);
 		c->body_got += take;
 		used += take;
@@ -813,6 +827,7 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 		r = dispatch(s, c, c->body, (size_t)c->h.len, now_ns);
 		free(c->body);
 		c->body = NULL;
+		c->body_got = c->body_cap = 0;
 		c->have_hdr = false;
 		if (r < 0)
 			return r;

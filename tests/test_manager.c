@@ -51,8 +51,10 @@ static struct mproc_mclient *connect_to(struct mproc_manager *m)
 	return c;
 }
 
-static long rss_kib(pid_t pid)
+/* A "Vm...:" line of /proc/PID/status in KiB, or -1. */
+static long status_kib(pid_t pid, const char *field)
 {
+	size_t fl = strlen(field);
 	char path[64], line[256];
 	long kib = -1;
 	FILE *f;
@@ -62,10 +64,16 @@ static long rss_kib(pid_t pid)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':' &&
+		    sscanf(line + fl + 1, "%ld", &kib) == 1)
 			break;
 	fclose(f);
 	return kib;
+}
+
+static long rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS");
 }
 
 /* A blocking raw socket to the server. */
@@ -554,6 +562,36 @@ static void t_huge_prefix(void *arg)
 	after = rss_kib(mproc_manager_pid(m));
 	tap_diag("server VmRSS %ld -> %ld KiB", before, after);
 	CHECK_CMP(after - before, <, 1024);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* After authentication, frames that claim up to max_frame but send a few bytes: the server
+ * reserves memory for the bytes that came, not for the claim (its address space stays put). */
+static void t_claimed_length(void *arg)
+{
+	enum { NCONN = 4 };
+	struct mproc_manager *m = start(arg);
+	uint8_t f[32] = { 0 };
+	long before, after;
+	int fds[NCONN], i;
+
+	check_serving(m);
+	before = status_kib(mproc_manager_pid(m), "VmSize");
+	ASSERT(before > 0);
+	for (i = 0; i < NCONN; i++) {
+		fds[i] = raw_connect(mproc_manager_address(m));
+		raw_auth(fds[i], m);
+		mproc__mw_hdr_put(f, MPROC_MANAGER_MAX_FRAME_DEFAULT - 64, MPROC__MW_DICT_SET);
+		CHECK_EQ(mproc__write_all(fds[i], f, sizeof(f), MPROC__NO_DEADLINE), sizeof(f));
+	}
+	check_serving(m);       /* the server has read those bytes by now */
+	after = status_kib(mproc_manager_pid(m), "VmSize");
+	tap_diag("server VmSize %ld -> %ld KiB with %d frames claiming %u bytes each", before,
+		 after, NCONN, MPROC_MANAGER_MAX_FRAME_DEFAULT - 64);
+	CHECK_CMP(after - before, <, 4096);
+	for (i = 0; i < NCONN; i++)
+		mproc__close(fds[i]);
 	check_serving(m);
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
@@ -1366,6 +1404,8 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/fake_server_refused", t_fake_server, NULL);
 	tap_add("manager/unix/huge_prefix_preauth", t_huge_prefix, NULL);
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/claimed_length_not_allocated", t_claimed_length, NULL);
+	tap_add("manager/tcp/claimed_length_not_allocated", t_claimed_length, "tcp:127.0.0.1:0");
 	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
 	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
 	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
