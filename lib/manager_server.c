@@ -1029,8 +1029,8 @@ static void conn_fail(struct loop *l, struct mproc__mgr_conn *c, int err)
 	/* Best effort: a FAILURE frame or the last replies, then close. */
 	conn_flush(c);
 	if (l->s->log_errors)
-		fprintf(stderr, "mproc-manager: closed connection %d: %s (%s)\n", c->fd,
-			mproc_strerror(err), mproc_errname(err));
+		fprintf(stderr, "mproc-manager: closed connection %d: %s\n", c->fd,
+			mproc_strerror(err));
 	c->dead = true;
 }
 

@@ -126,11 +126,10 @@ static void raw_send(int fd, uint8_t op, const void *body, size_t n)
 }
 
 /* Authenticate a raw connection. */
-static void raw_auth(int fd, struct mproc_manager *m)
+static void raw_auth_key(int fd, const void *k, size_t kl)
 {
 	uint8_t body[256], resp[64];
-	size_t len, kl;
-	const void *k = mproc_manager_key(m, &kl);
+	size_t len;
 
 	ASSERT_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
 	ASSERT_EQ(len, 32);
@@ -138,6 +137,14 @@ static void raw_auth(int fd, struct mproc_manager *m)
 	memset(resp + 32, 7, 32);
 	raw_send(fd, MPROC__MW_RESPONSE, resp, sizeof(resp));
 	ASSERT_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_WELCOME);
+}
+
+static void raw_auth(int fd, struct mproc_manager *m)
+{
+	size_t kl;
+	const void *k = mproc_manager_key(m, &kl);
+
+	raw_auth_key(fd, k, kl);
 }
 
 /* Does the server close fd within s seconds (EOF or reset, after draining replies)? */
@@ -1285,17 +1292,25 @@ static void t_spin(void *arg)
 
 static char cmd_path[PATH_MAX];
 
+/* Run the command; its exit status (128 + signal if killed). A failure (exit 2) must say why
+ * in exactly one line on stderr: checked here. */
 static int run_cmd(const char *const argv[], const char *key_env)
 {
-	int status;
-	pid_t pid = fork();
+	char err[4096];
+	size_t got = 0, lines = 0, i;
+	int status, p[2];
+	ssize_t n;
+	pid_t pid;
 
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
-		dup2(nul, 2);
+		dup2(p[1], 2);
 		dup2(nul, 1);
 		if (key_env)
 			setenv("MPROC_KEY_FILE", key_env, 1);
@@ -1304,14 +1319,28 @@ static int run_cmd(const char *const argv[], const char *key_env)
 		execv(cmd_path, (char *const *)argv);
 		_exit(127);
 	}
+	mproc__close(p[1]);
+	while (got < sizeof(err) && ((n = read(p[0], err + got, sizeof(err) - got)) > 0 ||
+				     (n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	mproc__close(p[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	for (i = 0; i < got; i++)
+		lines += err[i] == '\n';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
+	    (lines != 1 || got == 0 || err[got - 1] != '\n'))
+		tap_fail_at(__FILE__, __LINE__, "%s: exit 2 with %zu lines on stderr: %.*s",
+			    argv[1] ? argv[1] : "(no args)", lines, (int)got, err);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 static void t_command(void *arg)
 {
 	char dir[] = "/tmp/mproc-test-XXXXXX", kf[128], kf_open[128], sock[128], addr[160];
+	char log[160], logbuf[1024];
+	uint8_t frame[MPROC__MW_HDR];
+	ssize_t n;
 	uint8_t key[40];
 	struct mproc_mclient *c = NULL;
 	struct stat st;
@@ -1354,14 +1383,18 @@ static void t_command(void *arg)
 	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key-file",
 						kf, "--max-frame", "12", NULL }, NULL), 2);
 
-	/* A real run: MPROC_KEY_FILE, connect, SIGTERM, clean exit, socket removed. */
+	/* A real run: MPROC_KEY_FILE, connect, a malformed frame (logged with -EBADMSG, the
+	 * server keeps serving), SIGTERM, clean exit, socket removed. */
+	snprintf(log, sizeof(log), "%s/log", dir);
 	pid = fork();
 	ASSERT(pid >= 0);
 	if (pid == 0) {
 		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin", NULL };
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 		dup2(nul, 1);
+		dup2(lfd, 2);
 		setenv("MPROC_KEY_FILE", kf, 1);
 		execv(cmd_path, (char *const *)argv);
 		_exit(127);
@@ -1370,11 +1403,27 @@ static void t_command(void *arg)
 		usleep(10 * 1000);
 	ASSERT(c);
 	CHECK_OK(mproc_manager_ping(c));
+	fd = raw_connect(addr);
+	raw_auth_key(fd, key, sizeof(key));
+	mproc__mw_hdr_put(frame, 0, MPROC__MW_PING);
+	frame[8] = 9;   /* version 9 */
+	CHECK_EQ(mproc__write_all(fd, frame, sizeof(frame), MPROC__NO_DEADLINE), sizeof(frame));
+	CHECK(raw_closed_within(fd, 2.0 * tap_timeout_mult()));
+	mproc__close(fd);
+	CHECK_OK(mproc_manager_ping(c));
 	mproc_manager_disconnect(c);
 	kill(pid, SIGTERM);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK_ERR(stat(sock, &st) == 0 ? 0 : -errno, -ENOENT);
+	fd = open(log, O_RDONLY | O_CLOEXEC);
+	ASSERT_OK(fd);
+	n = read(fd, logbuf, sizeof(logbuf) - 1);
+	mproc__close(fd);
+	logbuf[n > 0 ? n : 0] = '\0';
+	tap_diag("mproc-manager said: %s", logbuf);
+	CHECK(strstr(logbuf, "EBADMSG") != NULL);
+	unlink(log);
 	unlink(kf);
 	unlink(kf_open);
 	rmdir(dir);
