@@ -101,12 +101,14 @@ static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *
 	if (budget > 0) {
 		end = mproc__now_ns() + budget;
 		do {
+			/* Yield first: the reply cannot be there yet, and a server on this CPU
+			 * needs it to run. */
+			sched_yield();
 			n = recv(fd, buf, len, MSG_DONTWAIT);
 			if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
 				mproc__mgr_spin_result(spin, true);
 				return n;
 			}
-			sched_yield();
 		} while (mproc__now_ns() < end);
 		mproc__mgr_spin_result(spin, false);
 	}

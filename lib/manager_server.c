@@ -1198,10 +1198,12 @@ static int spin_wait(int ep, struct epoll_event *evs, int max, struct mproc__mgr
 		return 0;
 	end = mproc__now_ns() + budget;
 	do {
+		/* Yield first: a client needs our reply before it can ask again, and one on
+		 * this CPU needs the CPU for it. */
+		sched_yield();
 		n = epoll_wait(ep, evs, max, 0);
 		if (n != 0)
 			break;
-		sched_yield();
 	} while (mproc__now_ns() < end);
 	mproc__mgr_spin_result(spin, n > 0);
 	return n;
