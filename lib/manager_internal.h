@@ -62,9 +62,12 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
  * something, the client after sending a request (not for calls that wait on others: queue and
  * lock waits). A peer that answers within the budget then finds the other side awake, which
  * saves the wakeup of a sleeping CPU on every call (most of a cross-core round trip, and tens
- * of microseconds on a busy VM). Each poll is followed by sched_yield(), so a peer on the same
+ * of microseconds on a busy VM). Each poll is preceded by sched_yield(), so a peer on the same
  * CPU gets to run at once (a spinner that kept the CPU would delay the very reply it waits
- * for). Bounded: an idle server or client sleeps after at most MPROC__MGR_SPIN_NS.
+ * for; and the first poll, right after a send, would always miss). Measured on the 2-core
+ * development VM: cross_core dict_get 10.7 us with the spin vs 120 us without, same_core
+ * unchanged (17.7 vs 17.4 us). Bounded: an idle server or client sleeps after at most
+ * MPROC__MGR_SPIN_NS.
  *
  * Adaptive: after MPROC__MGR_SPIN_FAILS spins in a row that ran out (a peer that thinks between
  * calls, a remote server, more spinners than CPUs), each side spins only on every
