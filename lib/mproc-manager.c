@@ -141,7 +141,7 @@ int main(int argc, char **argv)
 	cfg.keylen = keylen;
 	cfg.max_frame = (size_t)max_frame;
 	cfg.log_errors = true;
-	r = mproc__mgr_serve(fd, -1, &cfg);
+	r = mproc__mgr_serve(fd, -1, NULL, &cfg);
 	memset(key, 0, sizeof(key));
 	close(fd);
 	if (!a.tcp)

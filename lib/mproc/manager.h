@@ -90,7 +90,7 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
  */
 int mproc_manager_stop(struct mproc_manager *m);
 
-/* The address clients connect to ("unix:/tmp/mproc-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
+/* The address clients connect to ("unix:/tmp/mproc-<pid>-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
 const char *mproc_manager_address(const struct mproc_manager *m);
 /* The key (pass it to other processes over a pipe or inheritance, never argv or env). */
 const void *mproc_manager_key(const struct mproc_manager *m, size_t *keylen);
