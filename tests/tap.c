@@ -340,13 +340,19 @@ struct tap_snapshot *tap_snapshot_take(void)
 	return s;
 }
 
-/* The pid inside "/dev/shm/mproc-<pid>-..." or 0. */
+/* The pid inside "/dev/shm/mproc-<pid>-..." (digits, then '-'), or 0 for a name of another
+ * form (a mkdtemp suffix that starts with a digit is no pid). */
 static pid_t name_pid(const char *path)
 {
 	const char *p = strrchr(path, '/');
+	char *end;
+	long v;
 
 	p = p ? strstr(p, "mproc-") : NULL;
-	return p ? (pid_t)atoi(p + 6) : 0;
+	if (!p || p[6] < '1' || p[6] > '9')
+		return 0;
+	v = strtol(p + 6, &end, 10);
+	return *end == '-' && v > 0 && v <= INT_MAX ? (pid_t)v : 0;
 }
 
 static bool in_dev(const char *path)

@@ -123,7 +123,7 @@ MPROC_ENTRY("fault-exit7", e_exit7)
 static int e_sleep_exit3(void *arg)
 {
 	(void)arg;
-	nap(0.1);
+	nap(0.3);
 	return 3;
 }
 MPROC_ENTRY("fault-sleep-exit3", e_sleep_exit3)
@@ -653,7 +653,12 @@ static void t_emfile_process(void *arg)
 	struct fd_op op = { .name = method_names[m], .make = mk_process, .undo = un_process,
 			    .kind = (int)m };
 
+	/* The forkserver runs already (its own start execs an image, which needs fds of its
+	 * own to load): what the caller needs per start is a connection. */
+	if (m == MPROC_START_FORKSERVER)
+		ASSERT_OK(mproc_forkserver_start());
 	CHECK_CMP(emfile_sweep(&op), >=, 1);
+	mproc_forkserver_stop();
 }
 
 /* ---- RLIMIT_AS: anonymous mappings -> ENOMEM -------------------------------------------- */
@@ -947,6 +952,529 @@ static void t_epipe_manager(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
 }
 
+/* ---- signal storms: EINTR every millisecond ------------------------------------------- */
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+static volatile sig_atomic_t storm_hits;
+static timer_t storm_timer;
+
+static void on_storm(int sig)
+{
+	(void)sig;
+	storm_hits++;
+}
+
+/* SIGUSR2 every millisecond to the calling thread, whose handler has no SA_RESTART: every
+ * blocking system call the library makes in this thread fails with EINTR again and again. */
+static void storm_start(void)
+{
+	struct sigaction sa = { .sa_handler = on_storm };      /* no SA_RESTART */
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGUSR2 };
+	struct itimerspec its = { { 0, 1000000 }, { 0, 1000000 } };
+
+	sev.sigev_notify_thread_id = gettid();
+	sigemptyset(&sa.sa_mask);
+	ASSERT(sigaction(SIGUSR2, &sa, NULL) == 0);
+	ASSERT(timer_create(CLOCK_MONOTONIC, &sev, &storm_timer) == 0);
+	storm_hits = 0;
+	ASSERT(timer_settime(storm_timer, 0, &its, NULL) == 0);
+}
+
+static void storm_stop(void)
+{
+	timer_delete(storm_timer);
+	/* It did storm (else the case tested nothing). */
+	CHECK_CMP(storm_hits, >=, 20);
+}
+
+/* A timed wait that ran out: not early, and not much late. */
+#define CHECK_WAITED(t0, want)                                                         \
+	do {                                                                           \
+		double el_ = tap_now() - (t0);                                         \
+		CHECK_CMP(el_, >=, (want) - 0.002);                                    \
+		CHECK_CMP(el_, <, (want) + 2.0 * tap_timeout_mult());                  \
+	} while (0)
+
+#define STORM_ITEMS 300
+
+struct qctx {
+	struct mproc_queue *q;
+};
+
+static int storm_producer(void *arg)
+{
+	struct qctx *c = arg;
+
+	nap(0.05);
+	for (uint32_t i = 0; i < STORM_ITEMS; i++) {
+		uint32_t item[8] = { i, ~i };
+
+		if (mproc_queue_put(c->q, item, (i % 8 + 1) * 4, MPROC_FOREVER) < 0)
+			return 1;
+		if (i % 16 == 0)
+			nap(0.0005);
+	}
+	return 0;
+}
+
+static int storm_consumer(void *arg)
+{
+	struct qctx *c = arg;
+	size_t cap = mproc_queue_max_msg(c->q);
+	uint32_t *item = malloc(cap);
+
+	if (!item)
+		return 3;
+	nap(0.05);
+	for (uint32_t i = 0; i < STORM_ITEMS; i++) {
+		ssize_t n = mproc_queue_get(c->q, item, cap, MPROC_FOREVER);
+
+		if (n != (ssize_t)((i % 8 + 1) * 4) || item[0] != i)
+			return 1;
+		if (i % 16 == 0)
+			nap(0.0005);
+	}
+	free(item);
+	return 0;
+}
+
+static void t_storm_queue(void *arg)
+{
+	enum mproc_queue_backend b = (enum mproc_queue_backend)(intptr_t)arg;
+	struct mproc_queue_opts o = { .backend = b, .maxsize = 4, .max_msg = 64 };
+	struct qctx c;
+	uint32_t item[16];
+	const char *why = NULL;
+	double t0;
+	pid_t pid;
+
+	if (mproc_queue_backend_available(b, &why) < 0)
+		tap_skip("%s queues are unavailable here: %s", mproc_queue_backend_name(b),
+			 why ? why : "?");
+	ASSERT_OK(mproc_queue_new(&c.q, &o));
+	storm_start();
+	/* get blocks (empty) while a producer trickles items in. */
+	pid = tap_fork(storm_producer, &c);
+	for (uint32_t i = 0; i < STORM_ITEMS; i++) {
+		ssize_t n = mproc_queue_get(c.q, item, sizeof(item), MPROC_FOREVER);
+
+		CHECK_EQ(n, (i % 8 + 1) * 4);
+		CHECK_EQ(item[0], i);
+		if (tap_failed())
+			break;
+	}
+	CHECK_EQ(tap_reap(pid), 0);
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_get(c.q, item, sizeof(item), 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	/* put blocks (full at 4 items) while a consumer drains slowly. */
+	pid = tap_fork(storm_consumer, &c);
+	for (uint32_t i = 0; i < STORM_ITEMS && !tap_failed(); i++) {
+		uint32_t it[8] = { i, ~i };
+
+		CHECK_OK(mproc_queue_put(c.q, it, (i % 8 + 1) * 4, MPROC_FOREVER));
+	}
+	CHECK_EQ(tap_reap(pid), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_OK(mproc_queue_put(c.q, item, 4, 0));
+	t0 = tap_now();
+	CHECK_ERR(mproc_queue_put(c.q, item, 4, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	storm_stop();
+	mproc_queue_free(c.q);
+}
+
+struct cctx {
+	struct mproc_conn *a, *b;
+	size_t big;
+};
+
+static void fill(unsigned char *p, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(seed * 131u + i * 7u);
+}
+
+static size_t storm_len(uint32_t i)
+{
+	return i % 10 == 0 ? (size_t)256 << 10 : (i * 7919u) % 5000;
+}
+
+/* Child: send messages with pauses, then read one big message slowly. */
+static int storm_conn_child(void *arg)
+{
+	struct cctx *c = arg;
+	unsigned char *buf = malloc(c->big), *want = malloc(c->big);
+	ssize_t n;
+
+	if (!buf || !want)
+		return 3;
+	mproc_conn_close(c->a);
+	nap(0.05);
+	for (uint32_t i = 0; i < 100; i++) {
+		fill(buf, storm_len(i), i);
+		if (mproc_conn_send(c->b, buf, storm_len(i)) != (ssize_t)storm_len(i))
+			return 1;
+		if (i % 8 == 0)
+			nap(0.001);
+	}
+	nap(0.05);      /* the parent blocks in its big send meanwhile */
+	n = mproc_conn_recv(c->b, buf, c->big, 30);
+	fill(want, c->big, 99);
+	if (n != (ssize_t)c->big || memcmp(buf, want, c->big) != 0)
+		return 2;
+	return 0;
+}
+
+static void t_storm_conn(void *arg)
+{
+	struct mproc_conn_opts o = { .transport = (enum mproc_conn_transport)(intptr_t)arg };
+	struct cctx c = { .big = 8 << 20 };
+	unsigned char *buf = malloc(c.big), *want = malloc(c.big);
+	double t0;
+	pid_t pid;
+
+	ASSERT(buf && want);
+	ASSERT_OK(mproc_conn_pair(&c.a, &c.b, &o));
+	storm_start();
+	pid = tap_fork(storm_conn_child, &c);
+	mproc_conn_close(c.b);
+	for (uint32_t i = 0; i < 100 && !tap_failed(); i++) {
+		fill(want, storm_len(i), i);
+		CHECK_EQ(mproc_conn_recv(c.a, buf, c.big, MPROC_FOREVER), storm_len(i));
+		CHECK_MEM_EQ(buf, want, storm_len(i));
+	}
+	fill(buf, c.big, 99);
+	CHECK_EQ(mproc_conn_send(c.a, buf, c.big), c.big);
+	CHECK_EQ(tap_reap(pid), 0);
+	t0 = tap_now();
+	CHECK_ERR(mproc_conn_recv(c.a, buf, c.big, 0.2), MPROC_EOF);    /* child gone */
+	CHECK_CMP(tap_now() - t0, <, 2.0 * tap_timeout_mult());
+	mproc_conn_close(c.a);
+	/* A timed receive with nothing coming. */
+	ASSERT_OK(mproc_conn_pair(&c.a, &c.b, &o));
+	t0 = tap_now();
+	CHECK_ERR(mproc_conn_recv(c.a, buf, c.big, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	t0 = tap_now();
+	CHECK_EQ(mproc_conn_poll(c.a, 0.2), 0);
+	CHECK_WAITED(t0, 0.2);
+	storm_stop();
+	mproc_conn_close(c.a);
+	mproc_conn_close(c.b);
+	free(buf);
+	free(want);
+}
+
+/* Sync objects: another process releases/sets/notifies/arrives after 100 ms. */
+struct sctx {
+	struct mproc_lock *l;
+	struct mproc_rlock *rl;
+	struct mproc_sem *s;
+	struct mproc_event *e;
+	struct mproc_cond *c;
+	struct mproc_barrier *b;
+	struct mproc_event *go;
+	double hold;
+};
+
+static int hold_lock(void *arg)
+{
+	struct sctx *x = arg;
+
+	if (mproc_lock_acquire(x->l, 5) < 0 || mproc_event_set(x->go) < 0)
+		return 1;
+	nap(x->hold);
+	return mproc_lock_release(x->l) < 0;
+}
+
+static int hold_rlock(void *arg)
+{
+	struct sctx *x = arg;
+
+	if (mproc_rlock_acquire(x->rl, 5) < 0 || mproc_event_set(x->go) < 0)
+		return 1;
+	nap(x->hold);
+	return mproc_rlock_release(x->rl) < 0;
+}
+
+static int later_sem(void *arg)
+{
+	struct sctx *x = arg;
+
+	nap(0.1);
+	return mproc_sem_release(x->s) < 0;
+}
+
+static int later_event(void *arg)
+{
+	struct sctx *x = arg;
+
+	nap(0.1);
+	return mproc_event_set(x->e) < 0;
+}
+
+static int later_notify(void *arg)
+{
+	struct sctx *x = arg;
+
+	nap(0.1);
+	if (mproc_lock_acquire(x->l, 5) < 0)
+		return 1;
+	if (mproc_cond_notify(x->c, x->l, 1) != 1)
+		return 2;
+	return mproc_lock_release(x->l) < 0;
+}
+
+static int later_barrier(void *arg)
+{
+	struct sctx *x = arg;
+
+	nap(0.1);
+	return mproc_barrier_wait(x->b, 5) < 0;
+}
+
+static void t_storm_sync(void *arg)
+{
+	struct sctx x = { .hold = 0.1 };
+	struct mproc_barrier *alone = NULL;
+	double t0;
+	pid_t pid;
+
+	(void)arg;
+	ASSERT_OK(mproc_lock_new(&x.l));
+	ASSERT_OK(mproc_rlock_new(&x.rl));
+	ASSERT_OK(mproc_sem_new(&x.s, 0, 0));
+	ASSERT_OK(mproc_event_new(&x.e));
+	ASSERT_OK(mproc_event_new(&x.go));
+	ASSERT_OK(mproc_cond_new(&x.c));
+	ASSERT_OK(mproc_barrier_new(&x.b, 2));
+	ASSERT_OK(mproc_barrier_new(&alone, 2));
+	storm_start();
+
+	/* Lock: held elsewhere 100 ms, then 1 s. */
+	pid = tap_fork(hold_lock, &x);
+	CHECK_OK(mproc_event_wait(x.go, MPROC_FOREVER));
+	CHECK_OK(mproc_lock_acquire(x.l, MPROC_FOREVER));
+	CHECK_OK(mproc_lock_release(x.l));
+	CHECK_EQ(tap_reap(pid), 0);
+	CHECK_OK(mproc_event_clear(x.go));
+	x.hold = 1.0;
+	pid = tap_fork(hold_lock, &x);
+	CHECK_OK(mproc_event_wait(x.go, MPROC_FOREVER));
+	t0 = tap_now();
+	CHECK_ERR(mproc_lock_acquire(x.l, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	CHECK_OK(mproc_lock_acquire(x.l, 10));  /* once released */
+	CHECK_OK(mproc_lock_release(x.l));
+	CHECK_EQ(tap_reap(pid), 0);
+
+	/* RLock, the same. */
+	CHECK_OK(mproc_event_clear(x.go));
+	x.hold = 1.0;
+	pid = tap_fork(hold_rlock, &x);
+	CHECK_OK(mproc_event_wait(x.go, MPROC_FOREVER));
+	t0 = tap_now();
+	CHECK_ERR(mproc_rlock_acquire(x.rl, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	CHECK_OK(mproc_rlock_acquire(x.rl, MPROC_FOREVER));
+	CHECK_OK(mproc_rlock_release(x.rl));
+	CHECK_EQ(tap_reap(pid), 0);
+
+	/* Semaphore. */
+	t0 = tap_now();
+	CHECK_ERR(mproc_sem_acquire(x.s, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	pid = tap_fork(later_sem, &x);
+	CHECK_OK(mproc_sem_acquire(x.s, MPROC_FOREVER));
+	CHECK_EQ(tap_reap(pid), 0);
+	CHECK_EQ(mproc_sem_value(x.s), 0);
+
+	/* Event. */
+	t0 = tap_now();
+	CHECK_ERR(mproc_event_wait(x.e, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	pid = tap_fork(later_event, &x);
+	CHECK_OK(mproc_event_wait(x.e, MPROC_FOREVER));
+	CHECK_EQ(tap_reap(pid), 0);
+
+	/* Condition: the notifier needs the lock, which our wait releases. */
+	CHECK_OK(mproc_lock_acquire(x.l, 5));
+	t0 = tap_now();
+	CHECK_ERR(mproc_cond_wait(x.c, x.l, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	CHECK_EQ(mproc_lock_locked(x.l), 1);
+	pid = tap_fork(later_notify, &x);
+	CHECK_OK(mproc_cond_wait(x.c, x.l, MPROC_FOREVER));
+	CHECK_OK(mproc_lock_release(x.l));
+	CHECK_EQ(tap_reap(pid), 0);
+
+	/* Barrier. */
+	pid = tap_fork(later_barrier, &x);
+	CHECK_CMP(mproc_barrier_wait(x.b, MPROC_FOREVER), >=, 0);
+	CHECK_EQ(tap_reap(pid), 0);
+	t0 = tap_now();
+	CHECK_ERR(mproc_barrier_wait(alone, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+
+	storm_stop();
+	mproc_lock_free(x.l);
+	mproc_rlock_free(x.rl);
+	mproc_sem_free(x.s);
+	mproc_event_free(x.e);
+	mproc_event_free(x.go);
+	mproc_cond_free(x.c);
+	mproc_barrier_free(x.b);
+	mproc_barrier_free(alone);
+}
+
+static void t_storm_process(void *arg)
+{
+	enum mproc_start_method m = (enum mproc_start_method)(intptr_t)arg;
+	struct mproc_process_opts o = { .method = m };
+	struct mproc_process *p = NULL;
+	int code = -1;
+	double t0;
+
+	storm_start();
+	ASSERT_OK(mproc_process_new(&p, e_sleep_exit3, NULL, &o));
+	ASSERT_OK(mproc_process_start(p));
+	t0 = tap_now();
+	CHECK_ERR(mproc_process_join(p, 0.05), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.05);
+	CHECK_OK(mproc_process_join(p, MPROC_FOREVER));
+	CHECK_OK(mproc_process_exitcode(p, &code));
+	CHECK_EQ(code, 3);
+	storm_stop();
+	mproc_process_free(p);
+	mproc_forkserver_stop();
+}
+
+static void t_storm_pool(void *arg)
+{
+	struct mproc_pool_opts o = { .workers = 2, .fn = t_square };
+	struct mproc_pool *p = NULL;
+	struct mproc_result *r = NULL;
+	struct mproc_imap *it = NULL;
+	int64_t in[64], out[64], y = 0;
+	ssize_t st[64];
+	struct mproc_pool_batch b = { .tasks = in, .task_len = sizeof(int64_t), .results = out,
+				      .result_stride = sizeof(int64_t), .status = st, .n = 64 };
+	double t0;
+
+	(void)arg;
+	storm_start();
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	in[0] = -300;   /* 300 ms */
+	ASSERT_OK(mproc_pool_submit(p, &in[0], sizeof(in[0]), &r));
+	t0 = tap_now();
+	CHECK_ERR(mproc_result_get(r, &y, sizeof(y), 0.05), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.05);
+	CHECK_EQ(mproc_result_get(r, &y, sizeof(y), MPROC_FOREVER), sizeof(y));
+	CHECK_EQ(y, 90000);
+	mproc_result_free(r);
+	for (int i = 0; i < 64; i++)
+		in[i] = i % 8 == 0 ? -5 : i;
+	CHECK_OK(mproc_pool_map(p, &b, MPROC_FOREVER));
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(out[i], in[i] * in[i]);
+	ASSERT_OK(mproc_pool_imap(p, &b, &it));
+	for (int i = 0; i < 64; i++) {
+		size_t idx = 99;
+
+		CHECK_EQ(mproc_imap_next(it, &y, sizeof(y), &idx, MPROC_FOREVER), sizeof(y));
+		CHECK_EQ(idx, i);
+		CHECK_EQ(y, in[i] * in[i]);
+	}
+	CHECK_ERR(mproc_imap_next(it, &y, sizeof(y), NULL, MPROC_FOREVER), MPROC_EOF);
+	mproc_imap_free(it);
+	CHECK_OK(mproc_pool_close(p));
+	CHECK_OK(mproc_pool_join(p, MPROC_FOREVER));
+	storm_stop();
+	mproc_pool_free(p);
+}
+
+struct mctx {
+	const char *address;
+	const void *key;
+	size_t keylen;
+};
+
+static int later_mqueue_put(void *arg)
+{
+	struct mctx *x = arg;
+	struct mproc_mclient *c = NULL;
+	struct mproc_mqueue *q = NULL;
+	int r = 1;
+
+	if (mproc_manager_connect(&c, x->address, x->key, x->keylen) < 0)
+		return 1;
+	if (mproc_mqueue_open(&q, c, "q", 0) == 0) {
+		nap(0.1);
+		r = mproc_mqueue_put(q, "late", 4, 5) < 0 ? 2 : 0;
+		mproc_mqueue_close(q);
+	}
+	mproc_manager_disconnect(c);
+	return r;
+}
+
+static void t_storm_manager(void *arg)
+{
+	struct mproc_manager *m = NULL;
+	struct mproc_mclient *c = NULL, *c2 = NULL;
+	struct mproc_dict *d = NULL;
+	struct mproc_mqueue *q = NULL;
+	struct mproc_mlock *l = NULL, *l2 = NULL;
+	struct mctx x;
+	char buf[64], key[16];
+	double t0;
+	pid_t pid;
+
+	(void)arg;
+	storm_start();
+	ASSERT_OK(mproc_manager_start(&m, NULL));
+	x.address = mproc_manager_address(m);
+	x.key = mproc_manager_key(m, &x.keylen);
+	ASSERT_OK(mproc_manager_connect(&c, x.address, x.key, x.keylen));
+	ASSERT_OK(mproc_manager_connect(&c2, x.address, x.key, x.keylen));
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	for (int i = 0; i < 200 && !tap_failed(); i++) {
+		snprintf(key, sizeof(key), "k%d", i % 17);
+		CHECK_OK(mproc_dict_set(d, key, &i, sizeof(i)));
+		CHECK_EQ(mproc_dict_get(d, key, buf, sizeof(buf)), sizeof(i));
+		CHECK_MEM_EQ(buf, &i, sizeof(i));
+	}
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	t0 = tap_now();
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	pid = tap_fork(later_mqueue_put, &x);
+	CHECK_EQ(mproc_mqueue_get(q, buf, sizeof(buf), MPROC_FOREVER), 4);
+	CHECK_MEM_EQ(buf, "late", 4);
+	CHECK_EQ(tap_reap(pid), 0);
+	ASSERT_OK(mproc_mlock_open(&l, c, "l"));
+	ASSERT_OK(mproc_mlock_open(&l2, c2, "l"));
+	CHECK_OK(mproc_mlock_acquire(l2, 5));
+	t0 = tap_now();
+	CHECK_ERR(mproc_mlock_acquire(l, 0.2), -ETIMEDOUT);
+	CHECK_WAITED(t0, 0.2);
+	CHECK_OK(mproc_mlock_release(l2));
+	CHECK_OK(mproc_mlock_acquire(l, 5));
+	CHECK_OK(mproc_mlock_release(l));
+	CHECK_OK(mproc_manager_ping(c));
+	storm_stop();
+	mproc_mlock_close(l);
+	mproc_mlock_close(l2);
+	mproc_mqueue_close(q);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	mproc_manager_disconnect(c2);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -976,11 +1504,29 @@ int main(int argc, char **argv)
 	tap_add("fault/emfile/process/fork", t_emfile_process, (void *)(intptr_t)MPROC_START_FORK);
 	tap_add("fault/emfile/process/thread", t_emfile_process,
 		(void *)(intptr_t)MPROC_START_THREAD);
+	tap_add("fault/emfile/process/forkserver", t_emfile_process,
+		(void *)(intptr_t)MPROC_START_FORKSERVER);
 	tap_add("fault/enomem/rlimit_as/anon", t_as_enomem, NULL);
 	tap_add("fault/enospc/tiny_devshm", t_tiny_devshm, NULL);
 	tap_add("fault/epipe/conn/closed_peer", t_epipe_conn, NULL);
 	tap_add("fault/epipe/conn/peer_gone_midway", t_epipe_conn_midway, NULL);
 	tap_add("fault/epipe/queue/closed", t_epipe_queue, NULL);
 	tap_add("fault/epipe/manager/server_killed", t_epipe_manager, NULL);
+	for (int b = 0; b < MPROC_QUEUE_BACKEND_COUNT; b++) {
+		snprintf(name, sizeof(name), "fault/storm/queue/%s",
+			 mproc_queue_backend_name((enum mproc_queue_backend)b));
+		tap_add(name, t_storm_queue, (void *)(intptr_t)b);
+	}
+	tap_add("fault/storm/conn/pipe", t_storm_conn, (void *)(intptr_t)MPROC_CONN_PIPE);
+	tap_add("fault/storm/conn/stream", t_storm_conn, (void *)(intptr_t)MPROC_CONN_STREAM);
+	tap_add("fault/storm/conn/seqpacket", t_storm_conn,
+		(void *)(intptr_t)MPROC_CONN_SEQPACKET);
+	tap_add("fault/storm/sync/all", t_storm_sync, NULL);
+	for (int m = 0; m < MPROC_START__COUNT; m++) {
+		snprintf(name, sizeof(name), "fault/storm/process/%s/join", method_names[m]);
+		tap_add(name, t_storm_process, (void *)(intptr_t)m);
+	}
+	tap_add("fault/storm/pool/get_map_imap", t_storm_pool, NULL);
+	tap_add("fault/storm/manager/calls", t_storm_manager, NULL);
 	return tap_run(argc, argv);
 }
