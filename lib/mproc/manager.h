@@ -8,7 +8,7 @@
  * is one request and one reply on the client's socket. Objects live until the server exits.
  *
  * Lifecycle. mproc_manager_start() forks the server (call it before starting threads) and
- * returns once it listens; mproc_manager_address() and mproc_manager_key() give what a client
+ * returns once it serves; mproc_manager_address() and mproc_manager_key() give what a client
  * needs. mproc_manager_stop() ends the server, reaps it and removes its socket. The server also
  * exits on its own when its owner process exits (a parent-death pipe reaching EOF, backed by
  * PR_SET_PDEATHSIG); it ignores SIGINT so that Ctrl-C in a terminal reaches the clients first.
@@ -76,8 +76,10 @@ struct mproc_manager_opts {
 
 /*
  * mproc_manager_start - fork a server process listening on o->address (see opts).
- * Returns 0, -EINVAL (bad address, key length, max_frame < 4096), -EADDRINUSE (a live server
- * already there), -ENAMETOOLONG (Unix path too long), or -errno of socket/bind/fork.
+ * Returns 0 once the server serves, -EINVAL (bad address, key length, max_frame < 4096),
+ * -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or -errno of
+ * socket/bind/fork or of the server's own setup (-EMFILE for its epoll or signalfd: it has
+ * then exited, been reaped and removed its socket).
  * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
  * multi-threaded process.
  */
