@@ -124,7 +124,8 @@ static int fs_start_locked(void)
 	/* A dead server (killed, crashed): reap it and clear its directory, then start anew. */
 	fs_cleanup_locked(false);
 
-	snprintf(fs.dir, sizeof(fs.dir), "/tmp/mproc-fs-XXXXXX");
+	/* The pid in the name lets cleaners and leak checks tell whose it is. */
+	snprintf(fs.dir, sizeof(fs.dir), "/tmp/mproc-%d-fs-XXXXXX", (int)getpid());
 	if (!mkdtemp(fs.dir)) {         /* mode 0700: only we can reach the socket */
 		r = -errno;
 		fs.dir[0] = '\0';

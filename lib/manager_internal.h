@@ -220,10 +220,12 @@ struct mproc__mw_buf *mproc__mgr_conn_out(struct mproc__mgr_conn *c);
 
 /*
  * mproc__mgr_serve - the server loop on a listening socket until death_fd reaches EOF/HUP (-1:
- * none) or SIGTERM arrives (the caller blocks it; the loop reads it with a signalfd). Returns 0
- * or -errno of epoll/signalfd setup.
+ * none) or SIGTERM arrives (the caller blocks it; the loop reads it with a signalfd). Once set
+ * up it writes an int32 0 to *ready_fd (NULL or -1: none), closes it and sets it to -1; a
+ * setup failure leaves it open for the caller to report. Returns 0 or -errno of setup.
  */
-int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg);
+int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
+		     const struct mproc__mgr_config *cfg);
 
 /* --- manager.c --- */
 struct mproc__mgr_addr {

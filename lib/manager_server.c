@@ -1209,7 +1209,8 @@ static int spin_wait(int ep, struct epoll_event *evs, int max, struct mproc__mgr
 	return n;
 }
 
-int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg)
+int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
+		     const struct mproc__mgr_config *cfg)
 {
 	struct loop l = { .ep = -1 };
 	struct epoll_event e, evs[64];
@@ -1255,6 +1256,12 @@ int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config
 		e.data.ptr = &death_tag;
 		if (epoll_ctl(l.ep, EPOLL_CTL_ADD, death_fd, &e) < 0)
 			goto out_errno;
+	}
+	if (ready_fd && *ready_fd >= 0) {
+		int32_t ok = 0;
+
+		mproc__write_all(*ready_fd, &ok, sizeof(ok), MPROC__NO_DEADLINE);
+		mproc__closep(ready_fd);
 	}
 
 	for (;;) {

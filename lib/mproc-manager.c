@@ -149,7 +149,7 @@ int main(int argc, char **argv)
 	cfg.max_frame = (size_t)max_frame;
 	cfg.log_errors = true;
 	cfg.spin_ns = spin ? MPROC__MGR_SPIN_NS : 0;
-	r = mproc__mgr_serve(fd, -1, &cfg);
+	r = mproc__mgr_serve(fd, -1, NULL, &cfg);
 	memset(key, 0, sizeof(key));
 	close(fd);
 	if (!a.tcp)

@@ -706,8 +706,19 @@ static int start_fork(struct mproc_process *p)
 		return 0;
 	}
 	p->pidfd = mproc__pidfd_open(pid);
-	if (p->pidfd == -ENOSYS)
+	if (p->pidfd == -ENOSYS) {
 		no_pidfd = 1;   /* this child is waited for by polling waitpid */
+	} else if (p->pidfd < 0) {
+		/* EMFILE, ENOMEM: a child without a sentinel could not be polled for; undo. */
+		r = p->pidfd;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		p->pid = 0;
+		p->ppid = 0;
+		p->pidfd = -1;
+		return r;
+	}
 	if (p->pidfd < 0)
 		p->pidfd = -1;
 	p->sentinel = p->pidfd;

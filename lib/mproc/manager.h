@@ -8,7 +8,7 @@
  * is one request and one reply on the client's socket. Objects live until the server exits.
  *
  * Lifecycle. mproc_manager_start() forks the server (call it before starting threads) and
- * returns once it listens; mproc_manager_address() and mproc_manager_key() give what a client
+ * returns once it serves; mproc_manager_address() and mproc_manager_key() give what a client
  * needs. mproc_manager_stop() ends the server, reaps it and removes its socket. The server also
  * exits on its own when its owner process exits (a parent-death pipe reaching EOF, backed by
  * PR_SET_PDEATHSIG); it ignores SIGINT so that Ctrl-C in a terminal reaches the clients first.
@@ -85,9 +85,10 @@ struct mproc_manager_opts {
 
 /*
  * mproc_manager_start - fork a server process listening on o->address (see opts).
- * Returns 0, -EINVAL (bad address, key length, max_frame < 4096, unknown flags), -EADDRINUSE
- * (a live server already there), -ENAMETOOLONG (Unix path too long), or -errno of
- * socket/bind/fork.
+ * Returns 0 once the server serves, -EINVAL (bad address, key length, max_frame < 4096, unknown
+ * flags), -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or
+ * -errno of socket/bind/fork or of the server's own setup (-EMFILE for its epoll or signalfd: it has
+ * then exited, been reaped and removed its socket).
  * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
  * multi-threaded process.
  */
@@ -100,7 +101,7 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
  */
 int mproc_manager_stop(struct mproc_manager *m);
 
-/* The address clients connect to ("unix:/tmp/mproc-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
+/* The address clients connect to ("unix:/tmp/mproc-<pid>-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
 const char *mproc_manager_address(const struct mproc_manager *m);
 /* The key (pass it to other processes over a pipe or inheritance, never argv or env). */
 const void *mproc_manager_key(const struct mproc_manager *m, size_t *keylen);

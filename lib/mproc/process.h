@@ -101,6 +101,8 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
  * Returns 0, -EINVAL (already started, or closed), -EPERM (called in a daemon), -ENOENT /
  * -EACCES / -ENOEXEC... (exec of opts.exe failed; no child is left), -ESRCH (the child image
  * does not know the entry: did it call mproc_main_hook?), -EAGAIN / -ENOMEM (fork limits),
+ * -EMFILE / -ENFILE (no fd for the pipe, memfd or pidfd it needs; a forked child is killed and
+ * reaped then),
  * -ECONNREFUSED / -EPIPE (the forkserver could not be started or reached).
  */
 int mproc_process_start(struct mproc_process *p);
