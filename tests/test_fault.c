@@ -600,8 +600,9 @@ static void t_emfile_queue(void *arg)
 	if (mproc_queue_backend_available(b, &why) < 0)
 		tap_skip("%s queues are unavailable here: %s", op.name, why ? why : "?");
 	need = emfile_sweep(&op);
-	/* pipe: a pipe; mq: a descriptor; ring and sysv take none. */
-	CHECK_EQ(need, b == MPROC_QUEUE_PIPE ? 2 : b == MPROC_QUEUE_MQ ? 1 : 0);
+	/* Every queue keeps its control block in a memfd (so exec'd children can attach it):
+	 * pipe adds its pipe and the lock page's memfd, ring its ring's memfd, mq a descriptor. */
+	CHECK_EQ(need, b == MPROC_QUEUE_PIPE ? 4 : b == MPROC_QUEUE_SYSV ? 1 : 2);
 }
 
 static void t_emfile_shm(void *arg)
