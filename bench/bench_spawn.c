@@ -3,6 +3,11 @@
  *
  *   spawn/<method>/rss_mib:<N>            start -> reaped, exit status known (N MiB of touched
  *                                         parent memory: 0 and 64 in quick, + 512 in full)
+ *   spawn/fork_raw/rss_mib:<N>           the floor under "fork": a bare fork + _exit + waitpid
+ *                                         in this same process (same RSS, same mappings, the
+ *                                         library's atfork handlers registered), which is the
+ *                                         apples-to-apples reference for spawn/fork (the
+ *                                         process of baseline/fork_exit is smaller)
  *   spawn/fork/rss_mib:0/parent_threads:<T>  fork with T threads in the parent (1, 8); not
  *                                         "/threads:<T>", which readers strip as Google
  *                                         Benchmark's own suffix (check_bench_json.py)
@@ -24,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,8 +152,28 @@ static int64_t one_run(enum mproc_start_method m, bool start_only, _Atomic int64
 	return r < 0 ? r : t1 - t0;
 }
 
+/* fork + _exit + waitpid, nothing else: the floor under spawn/fork. */
+static int64_t one_raw_fork(void)
+{
+	int64_t t0 = bench_now_ns();
+	int status;
+	pid_t pid, w;
+
+	pid = fork();
+	if (pid == 0)
+		_exit(CHILD_CODE);
+	if (pid < 0)
+		return -errno;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (w != pid || !WIFEXITED(status) || WEXITSTATUS(status) != CHILD_CODE)
+		return -EBADMSG;
+	return bench_now_ns() - t0;
+}
+
 struct family {
 	enum mproc_start_method method;
+	bool raw_fork;          /* one_raw_fork, not the library */
 	bool start_only;
 	bool threads_arg;       /* second argument: threads in the parent */
 };
@@ -185,13 +211,13 @@ static void bm_spawn(struct gbench_state *st, void *arg)
 	for (; nthr < threads - 1 && nthr < 64; nthr++)
 		pthread_create(&tids[nthr], NULL, idle_thread, NULL);
 	/* Warm up: page in the code paths (and a lazily started forkserver). */
-	ns = one_run(f->method, f->start_only, slot);
+	ns = f->raw_fork ? one_raw_fork() : one_run(f->method, f->start_only, slot);
 	if (ns < 0) {
 		report_error(st, mproc_start_method_name(f->method), ns);
 		goto out_threads;
 	}
 	while (gbench_keep_running(st)) {
-		ns = one_run(f->method, f->start_only, slot);
+		ns = f->raw_fork ? one_raw_fork() : one_run(f->method, f->start_only, slot);
 		if (ns < 0) {
 			report_error(st, mproc_start_method_name(f->method), ns);
 			break;
@@ -265,6 +291,7 @@ out:
 }
 
 static struct family fam_reap[MPROC_START__COUNT], fam_start[MPROC_START__COUNT];
+static struct family fam_raw = { .method = MPROC_START_FORK, .raw_fork = true };
 
 static void register_all(void)
 {
@@ -276,6 +303,11 @@ static void register_all(void)
 
 	/* Ordered by RSS so the ballast is built once per size. */
 	for (size_t i = 0; i < nrss; i++) {
+		struct gbench *raw = gbench_register("spawn/fork_raw", bm_spawn, &fam_raw);
+
+		GBENCH_ARGS(raw, rss[i]);
+		GBENCH_ARG_NAMES(raw, "rss_mib");
+		gbench_use_manual_time(raw);
 		for (size_t k = 0; k < sizeof(all_methods) / sizeof(all_methods[0]); k++) {
 			enum mproc_start_method m = all_methods[k];
 			struct gbench *b;

@@ -44,32 +44,31 @@ struct fs_reply {
 	int32_t value;
 };
 
-static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	pid_t pid;
-	int control;
-	char dir[64];
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-} fs = { .pid = 0, .control = -1 };
+/* On the fork state page (process_int.h): a fork child resets it. */
+static struct mproc__fs_state *const fs = &mproc__fork_state.fs;
+_Static_assert(sizeof(fs->path) == sizeof(((struct sockaddr_un *)0)->sun_path), "sun_path");
+static pthread_mutex_t *const fs_lock = &mproc__fork_state.fs_lock;
 
 void mproc__fs_lock(void)
 {
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 }
 
 void mproc__fs_unlock(void)
 {
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_unlock(fs_lock);
 }
 
 void mproc__fs_atfork_child(void)
 {
 	/* The server belongs to the parent; a forked child starts its own when it needs one.
 	 * Closing our copy of the control socket keeps "parent gone" detectable by the server. */
-	mproc__close(fs.control);
-	fs.control = -1;
-	fs.pid = 0;
-	fs.dir[0] = fs.path[0] = '\0';
+	if (fs->control < 0 && !fs->pid)
+		return;
+	mproc__close(fs->control);
+	fs->control = -1;
+	fs->pid = 0;
+	fs->dir[0] = fs->path[0] = '\0';
 }
 
 static void fs_cleanup_locked(bool graceful)
@@ -77,33 +76,33 @@ static void fs_cleanup_locked(bool graceful)
 	int64_t deadline = mproc__now_ns() + 2 * MPROC__NSEC_PER_SEC;
 	pid_t w;
 
-	if (!fs.pid)
+	if (!fs->pid)
 		return;
-	mproc__closep(&fs.control);     /* the server sees EOF: kills its children and exits */
+	mproc__closep(&fs->control);     /* the server sees EOF: kills its children and exits */
 	for (;;) {
-		w = waitpid(fs.pid, NULL, graceful ? WNOHANG : 0);
-		if (w == fs.pid || (w < 0 && errno != EINTR))
+		w = waitpid(fs->pid, NULL, graceful ? WNOHANG : 0);
+		if (w == fs->pid || (w < 0 && errno != EINTR))
 			break;
 		if (w == 0 && mproc__now_ns() > deadline) {
-			kill(fs.pid, SIGKILL);
+			kill(fs->pid, SIGKILL);
 			graceful = false;
 		} else if (w == 0) {
 			usleep(1000);
 		}
 	}
-	if (fs.path[0])
-		unlink(fs.path);
-	if (fs.dir[0])
-		rmdir(fs.dir);
-	fs.pid = 0;
-	fs.dir[0] = fs.path[0] = '\0';
+	if (fs->path[0])
+		unlink(fs->path);
+	if (fs->dir[0])
+		rmdir(fs->dir);
+	fs->pid = 0;
+	fs->dir[0] = fs->path[0] = '\0';
 }
 
 static bool fs_alive_locked(void)
 {
-	struct pollfd pf = { .fd = fs.control, .events = POLLIN };
+	struct pollfd pf = { .fd = fs->control, .events = POLLIN };
 
-	if (!fs.pid || fs.control < 0)
+	if (!fs->pid || fs->control < 0)
 		return false;
 	/* The server never writes after its hello: readable means EOF, it is gone. */
 	return poll(&pf, 1, 0) == 0;
@@ -124,20 +123,20 @@ static int fs_start_locked(void)
 	/* A dead server (killed, crashed): reap it and clear its directory, then start anew. */
 	fs_cleanup_locked(false);
 
-	snprintf(fs.dir, sizeof(fs.dir), "/tmp/mproc-fs-XXXXXX");
-	if (!mkdtemp(fs.dir)) {         /* mode 0700: only we can reach the socket */
+	snprintf(fs->dir, sizeof(fs->dir), "/tmp/mproc-fs-XXXXXX");
+	if (!mkdtemp(fs->dir)) {         /* mode 0700: only we can reach the socket */
 		r = -errno;
-		fs.dir[0] = '\0';
+		fs->dir[0] = '\0';
 		return r;
 	}
-	snprintf(fs.path, sizeof(fs.path), "%s/sock", fs.dir);
-	memcpy(sa.sun_path, fs.path, strlen(fs.path) + 1);
+	snprintf(fs->path, sizeof(fs->path), "%s/sock", fs->dir);
+	memcpy(sa.sun_path, fs->path, strlen(fs->path) + 1);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0) {
 		r = -errno;
 		goto out_dir;
 	}
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(fs.path, 0600) < 0 ||
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(fs->path, 0600) < 0 ||
 	    listen(lfd, 128) < 0) {
 		r = -errno;
 		goto out_dir;
@@ -146,7 +145,7 @@ static int fs_start_locked(void)
 		r = -errno;
 		goto out_dir;
 	}
-	r = mproc__req_build(&req, &len, MPROC__REQ_FORKSERVER, getpid(), NULL, fs.dir, NULL, 0);
+	r = mproc__req_build(&req, &len, MPROC__REQ_FORKSERVER, getpid(), NULL, fs->dir, NULL, 0);
 	if (r < 0)
 		goto out_dir;
 	reqfd = mproc__memfd_of(req, len);
@@ -172,17 +171,17 @@ static int fs_start_locked(void)
 		r = -ECONNREFUSED;
 		goto out_dir;
 	}
-	fs.pid = pid;
-	fs.control = ctl[0];
+	fs->pid = pid;
+	fs->control = ctl[0];
 	return 0;
 out_dir:
 	mproc__close(lfd);
 	mproc__close(ctl[0]);
 	mproc__close(ctl[1]);
-	if (fs.path[0])
-		unlink(fs.path);
-	rmdir(fs.dir);
-	fs.dir[0] = fs.path[0] = '\0';
+	if (fs->path[0])
+		unlink(fs->path);
+	rmdir(fs->dir);
+	fs->dir[0] = fs->path[0] = '\0';
 	return r;
 }
 
@@ -192,26 +191,26 @@ int mproc_forkserver_start(void)
 
 	if (mproc__is_daemon())
 		return -EPERM;
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 	r = fs_start_locked();
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_unlock(fs_lock);
 	return r;
 }
 
 void mproc_forkserver_stop(void)
 {
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 	fs_cleanup_locked(true);
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_unlock(fs_lock);
 }
 
 pid_t mproc_forkserver_pid(void)
 {
 	pid_t pid;
 
-	pthread_mutex_lock(&fs_lock);
-	pid = fs_alive_locked() ? fs.pid : 0;
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
+	pid = fs_alive_locked() ? fs->pid : 0;
+	pthread_mutex_unlock(fs_lock);
 	return pid;
 }
 
@@ -222,15 +221,15 @@ static int fs_connect(pid_t *server)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, r;
 
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 	r = fs_start_locked();
 	if (r < 0) {
-		pthread_mutex_unlock(&fs_lock);
+		pthread_mutex_unlock(fs_lock);
 		return r;
 	}
-	memcpy(sa.sun_path, fs.path, strlen(fs.path) + 1);
-	*server = fs.pid;
-	pthread_mutex_unlock(&fs_lock);
+	memcpy(sa.sun_path, fs->path, strlen(fs->path) + 1);
+	*server = fs->pid;
+	pthread_mutex_unlock(fs_lock);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

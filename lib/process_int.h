@@ -9,11 +9,37 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "internal.h"
 #include "mproc/process.h"
 
 enum mproc__proc_state { P_NEW, P_RUNNING, P_ENDED, P_CLOSED };
 
 struct mproc__thr;
+struct mproc__fs_state {
+	pid_t pid;
+	int control;
+	char dir[64];
+	char path[108];         /* sizeof(sockaddr_un.sun_path) */
+};
+
+/*
+ * Everything a fork writes, on one page. fork(2) write-protects every private page of the
+ * parent; each page written afterwards by the parent (atfork_parent unlocking) or by the child
+ * (atfork_child, child_setup) costs a page fault, which on a VM costs about as much as tens of
+ * syscalls. Kept together, a fork costs one such fault on each side instead of one per variable.
+ * Aligned so it never straddles two pages.
+ */
+#define MPROC__FORK_STATE_ALIGN 512
+struct mproc__fork_state {
+	pthread_mutex_t fs_lock;        /* the forkserver (forkserver.c) */
+	pthread_mutex_t reg_lock;       /* the entry registry */
+	pthread_mutex_t daemon_lock;    /* recursive: at_exit joins daemons while holding it */
+	struct mproc_process *daemons;
+	bool am_daemon;
+	char log_name[MPROC__LOG_NAME_MAX];     /* log.c */
+	struct mproc__fs_state fs;
+};
+extern struct mproc__fork_state mproc__fork_state;
 
 struct mproc_process {
 	enum mproc_start_method method;
