@@ -1,7 +1,8 @@
 /*
  * forkserver.c - the forkserver start method (mproc/process.h).
  *
- * Design: the server is a fresh image of the program (/proc/self/exe via clone+exec, entered
+ * Design: the server is a fresh image of the program (/proc/self/exe, or the image given to
+ * mproc_set_executable before the server started, via clone+exec, entered
  * through mproc_main_hook), so it is small and single-threaded however late it starts, and it
  * knows the entries the image registers with MPROC_ENTRY. Functions are therefore named by entry,
  * as for spawn, never by address. The parent creates a private directory (mkdtemp, 0700) with
@@ -112,6 +113,7 @@ static int fs_start_locked(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int lfd = -1, ctl[2] = { -1, -1 }, reqfd = -1, r;
+	char *exe = NULL;
 	int32_t hello;
 	void *req = NULL;
 	size_t len;
@@ -154,8 +156,10 @@ static int fs_start_locked(void)
 		r = reqfd;
 		goto out_dir;
 	}
-	r = mproc__exec_child(MPROC_START_VFORK, "/proc/self/exe", "mproc-forkserver", reqfd, ctl[1],
-			      lfd, true, &pid);
+	exe = mproc__exe_dup();
+	r = exe ? mproc__exec_child(MPROC_START_VFORK, exe, "mproc-forkserver", reqfd, ctl[1], lfd,
+				    true, &pid) : -ENOMEM;
+	free(exe);
 	mproc__closep(&reqfd);
 	mproc__closep(&ctl[1]);
 	mproc__closep(&lfd);

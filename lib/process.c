@@ -148,6 +148,48 @@ out:
 	return r;
 }
 
+/* The image the exec-based methods run by default (mproc_set_executable); NULL: our own. Guarded
+ * by reg_lock (reset across fork by the atfork handlers). */
+static char *default_exe;
+
+int mproc_set_executable(const char *path)
+{
+	char *abs = NULL, *old;
+
+	if (path) {
+		if (!path[0])
+			return -EINVAL;
+		if (strnlen(path, PATH_MAX) >= PATH_MAX)
+			return -ENAMETOOLONG;
+		/* Absolute, so a later chdir does not change what runs. */
+		abs = realpath(path, NULL);
+		if (!abs)
+			return errno == ENOMEM ? -ENOMEM : -errno;
+		if (access(abs, X_OK) < 0) {
+			int e = errno;
+
+			free(abs);
+			return -e;
+		}
+	}
+	pthread_mutex_lock(&fst->reg_lock);
+	old = default_exe;
+	default_exe = abs;
+	pthread_mutex_unlock(&fst->reg_lock);
+	free(old);
+	return 0;
+}
+
+char *mproc__exe_dup(void)
+{
+	char *r;
+
+	pthread_mutex_lock(&fst->reg_lock);
+	r = strdup(default_exe ? default_exe : "/proc/self/exe");
+	pthread_mutex_unlock(&fst->reg_lock);
+	return r;
+}
+
 mproc_process_fn *mproc__entry_find(const char *name)
 {
 	mproc_process_fn *fn = NULL;
@@ -628,7 +670,7 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 		goto out_nomem;
 	if (entry) {
 		p->entry = strdup(entry);
-		p->exe = strdup(opts->exe ? opts->exe : "/proc/self/exe");
+		p->exe = opts->exe ? strdup(opts->exe) : mproc__exe_dup();
 		if (!p->entry || !p->exe)
 			goto out_nomem;
 		if (opts->arg_len) {

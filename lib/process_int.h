@@ -104,6 +104,9 @@ int mproc__req_build(void **buf, size_t *len, unsigned flags, pid_t ppid, const 
 /* The argument bytes of a request in a malloc'd (so max-aligned) copy; NULL if none. The
  * process keeps it for its life. Exits 127 when out of memory. */
 void *mproc__req_arg_copy(const struct mproc__req *req);
+/* A malloc'd copy of the image exec methods run by default: mproc_set_executable's, or
+ * "/proc/self/exe". NULL when out of memory. */
+char *mproc__exe_dup(void);
 /* Registry lookup (locks the registry). NULL if unknown. */
 mproc_process_fn *mproc__entry_find(const char *name);
 /* Child-side setup shared by all process methods: default signal handlers (all, or only the
