@@ -351,8 +351,7 @@ static void fs_reply_send(int conn, int kind, int value)
 	mproc__write_all(conn, &rep, sizeof(rep), mproc__now_ns() + MPROC__NSEC_PER_SEC);
 }
 
-/* Read and validate one request; 0 and *req filled, or -errno (the connection is answered). */
-static int fs_read_request(int conn, char *buf, struct mproc__req *req)
+int mproc__fs_read_request(int conn, char *buf, struct mproc__req *req)
 {
 	int64_t deadline = mproc__now_ns() + 2 * MPROC__NSEC_PER_SEC;
 	struct mproc__req_hdr h;
@@ -386,7 +385,7 @@ static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
 	conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (conn < 0)
 		return;
-	r = fs_read_request(conn, buf, &req);
+	r = mproc__fs_read_request(conn, buf, &req);
 	if (r == 0 && (req.flags & MPROC__REQ_FORKSERVER))
 		r = -EBADMSG;
 	fn = r == 0 ? mproc__entry_find(req.entry) : NULL;

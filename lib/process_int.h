@@ -130,6 +130,11 @@ int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *
 int mproc__memfd_of(const void *buf, size_t len);
 
 /* forkserver.c */
+/* The server's read of one request from a client connection (made non-blocking): the header,
+ * its lengths bounded before the rest is read (into buf, MPROC__REQ_MAX bytes), at most 2 s in
+ * all, then mproc__req_parse. Returns 0 and *req filled, -EBADMSG (short, malformed, EOF),
+ * -EMSGSIZE. Exposed for the fuzz target. */
+int mproc__fs_read_request(int conn, char *buf, struct mproc__req *req);
 int mproc__fs_start_process(struct mproc_process *p);
 int mproc__fs_wait(struct mproc_process *p, int64_t deadline_ns);
 _Noreturn void mproc__fs_server_main(int control, int listenfd, const struct mproc__req *req);
