@@ -374,7 +374,8 @@ int mproc__fs_read_request(int conn, char *buf, struct mproc__req *req)
 	return mproc__req_parse(buf, sizeof(h) + rest, req);
 }
 
-static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
+static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf,
+			 const sigset_t *changed)
 {
 	struct mproc__req req;
 	mproc_process_fn *fn;
@@ -405,7 +406,10 @@ static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
 		/* Only stdio survives: not the listening socket, the control socket, other clients'
 		 * connections or pidfds. No PDEATHSIG: a child outlives a crashed server. */
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, true);
+		/* The handlers the server's image set (SIGPIPE ignored, a constructor's): the
+		 * others are SIG_DFL already. A few syscalls, not 64 per child. */
+		mproc__signals_default_in(changed);
+		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, false);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		exit(fn(mproc__req_arg_copy(&req)) & 0xff);
@@ -447,9 +451,11 @@ _Noreturn void mproc__fs_server_main(int control, int lfd, const struct mproc__r
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	int nkids = 0, hello = 0, n, i;
 	bool polling = false;
+	sigset_t changed;
 
 	prctl(PR_SET_NAME, "mproc-forksrv");
 	signal(SIGPIPE, SIG_IGN);
+	mproc__signals_changed(&changed);
 	if (!buf || lfd < 0 ||
 	    (size_t)snprintf(path, sizeof(path), "%s/sock", sreq->name) >= sizeof(path))
 		_exit(1);
@@ -473,7 +479,7 @@ _Noreturn void mproc__fs_server_main(int control, int lfd, const struct mproc__r
 				kids[i] = kids[--nkids];
 		}
 		if (pf[1].revents & POLLIN)
-			fs_serve_one(lfd, kids, &nkids, buf);
+			fs_serve_one(lfd, kids, &nkids, buf, &changed);
 	}
 	/* Parent gone: its children go too (they are its processes, not ours). */
 	for (i = 0; i < nkids; i++)

@@ -7,6 +7,7 @@
 #define MPROC_PROCESS_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -115,6 +116,10 @@ mproc_process_fn *mproc__entry_find(const char *name);
 void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals);
 /* Default handlers for every signal. Async-signal-safe. */
 void mproc__signals_default(void);
+/* The signals whose handler is not SIG_DFL now (64 sigaction calls: once, not per child). */
+void mproc__signals_changed(sigset_t *set);
+/* Default handlers for the signals in set. Async-signal-safe. */
+void mproc__signals_default_in(const sigset_t *set);
 /* Whether this process is a daemon (may not start processes). */
 bool mproc__is_daemon(void);
 /* Decode a wait status into an exit code (code or -signal). */
