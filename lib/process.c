@@ -408,9 +408,12 @@ void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_sign
 {
 	/* The signals that stop a process: reset even in a fork child, so that terminate works
 	 * when the parent ignores SIGTERM, and the child's own children are waitable. */
-	const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD };
+	/* A 64-bit mask, not an array: an array initializer is copied from .rodata, one page
+	 * more to fault in the child. */
+	const uint64_t stop_signals = 1ULL << SIGTERM | 1ULL << SIGINT | 1ULL << SIGHUP |
+				      1ULL << SIGQUIT | 1ULL << SIGCHLD;
 	/* The kernel's struct sigaction for SIG_DFL, no flags, empty mask is all zeros whatever
-	 * the architecture's field order. On the stack, not in .rodata: one page fewer to fault. */
+	 * the architecture's field order. On the stack, not in .rodata, for the same reason. */
 	unsigned long ksa_default[8] = { 0 };
 	char comm[16];
 	size_t n;
@@ -422,8 +425,10 @@ void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_sign
 		mproc__signals_default();
 	} else {
 		/* 5 syscalls, not 64: a fork child keeps its (valid, copied) handlers otherwise. */
-		for (size_t i = 0; i < MPROC__ARRAY_SIZE(stop_signals); i++)
-			syscall(SYS_rt_sigaction, stop_signals[i], ksa_default, NULL, (_NSIG - 1) / 8);
+		for (int sig = 1; sig < 64; sig++) {
+			if (stop_signals & 1ULL << sig)
+				syscall(SYS_rt_sigaction, sig, ksa_default, NULL, (_NSIG - 1) / 8);
+		}
 	}
 	/* Die with the parent. PDEATHSIG is armed after fork, so the parent may already be gone:
 	 * the getppid() re-check closes that race. */
