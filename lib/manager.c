@@ -193,9 +193,14 @@ static void close_others(int k1, int k2)
 }
 
 static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_rd,
-				   pid_t owner, size_t max_frame)
+				   pid_t owner, size_t max_frame, unsigned flags)
 {
-	struct mproc__mgr_config cfg = { m->key, m->keylen, max_frame };
+	struct mproc__mgr_config cfg = {
+		.key = m->key,
+		.keylen = m->keylen,
+		.max_frame = max_frame,
+		.spin_ns = flags & MPROC_MANAGER_NOSPIN ? 0 : MPROC__MGR_SPIN_NS,
+	};
 	sigset_t set;
 	int r;
 
@@ -235,6 +240,8 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 	if (!o)
 		o = &defaults;
 	if (o->key && (o->keylen < MPROC_MANAGER_KEY_MIN || o->keylen > MPROC_MANAGER_KEY_MAX))
+		return -EINVAL;
+	if (o->flags & ~MPROC_MANAGER_FLAGS_ALL)
 		return -EINVAL;
 	max_frame = o->max_frame ? o->max_frame : MPROC_MANAGER_MAX_FRAME_DEFAULT;
 	if (max_frame < 4096)
@@ -290,7 +297,7 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 		goto out_pipe;
 	}
 	if (m->pid == 0)
-		server_child(m, lfd, pfd[0], owner, max_frame);
+		server_child(m, lfd, pfd[0], owner, max_frame, o->flags);
 	mproc__close(pfd[0]);
 	mproc__close(lfd);
 	m->death_fd = pfd[1];

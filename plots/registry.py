@@ -76,6 +76,21 @@ PLOTS = [
     },
     # [spawn] [shm] [manager] [pool]: add entries here.
     {
+        # One group per proxy call, raw_rtt (the bare socket round trip of the same sizes, at
+        # the same placement) beside them as the yardstick; CPython's Manager hatched.
+        "id": "manager_rtt",
+        "harness": "manager",
+        "kind": "grouped_bars",
+        "pattern": r"manager/(?P<group>connect|dict_set|dict_get|list_append|value_get"
+                   r"|queue_put_get|lock_acquire_release|raw_rtt)/transport:(?P<series>unix|tcp)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1e3,
+        "logy": True,
+        "ylabel": "round trip, p50 (us, log scale)",
+        "title": "Manager proxy calls vs the raw socket round trip: p50, whisker to p99",
+    },
+    {
         # Start cost vs parent RSS: one line per start method (CPython's beside), log y.
         "id": "spawn_rss",
         "harness": "spawn",

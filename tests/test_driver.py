@@ -242,6 +242,39 @@ class Steps(TmpCase):
         self.assertIn("## Capabilities", text)
         self.assertIn("Run **complete**", text)
 
+    def test_report_manager_ratios(self):
+        """The manager section quotes the issue's ratios from the figures of the run."""
+        run_dir = self.copy_fixture("run_baseline")
+
+        def gb(path, figs):
+            rows = [{"name": n + "/manual_time", "run_name": n + "/manual_time",
+                     "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
+                     "threads": 1, "iterations": 100, "real_time": p50, "cpu_time": p50,
+                     "time_unit": "ns", "p50_ns": p50, "p99_ns": 2 * p50}
+                    for n, p50 in figs]
+            with open(path, "w") as f:
+                json.dump({"context": {"host_name": "devbox", "num_cpus": 2},
+                           "benchmarks": rows}, f)
+
+        gb(os.path.join(run_dir, "manager.json"), [
+            ("manager/dict_get/transport:unix", 20000.0),
+            ("manager/raw_rtt/transport:unix", 16000.0),
+            ("manager/dict_get/transport:unix/spin:off", 18000.0),
+            ("manager/dict_get/transport:unix/placement:cross_core", 10000.0),
+            ("manager/raw_rtt/transport:unix/placement:cross_core", 100000.0),
+            ("manager/dict_get/transport:unix/placement:cross_core/spin:off", 110000.0)])
+        gb(os.path.join(run_dir, "python.json"), [
+            ("python/manager/dict_get/transport:unix", 120000.0)])
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run_dir]), 0)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("`dict_get` / `raw_rtt` (unix, same_core): 1.25x (target <= 1.5)", text)
+        self.assertIn("`dict_get` / `raw_rtt` (unix, cross_core): 0.10x", text)
+        self.assertIn("`dict_get` spin:off / spin (unix, cross_core): 11.00x", text)
+        self.assertIn("CPython `dict_get` / ours (unix, same_core): 6.00x (target >= 5)", text)
+        self.assertIn("CPython `dict_get` / ours (unix, cross_core): 12.00x", text)
+        self.assertNotIn("(tcp, same_core)", text)      # no tcp figures, no tcp ratios
+
     def test_report_incomplete(self):
         run_dir = self.copy_fixture("run_incomplete")
         with contextlib.redirect_stdout(io.StringIO()):

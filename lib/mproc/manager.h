@@ -54,6 +54,14 @@ extern "C" {
 #define MPROC_MANAGER_ADDRESS_MAX 256
 #define MPROC_MANAGER_MAX_FRAME_DEFAULT (64u << 20)
 
+/* Flags of mproc_manager_opts and mproc_mclient_opts. By default the server busy-polls for up
+ * to 50 us after serving and a client for up to 50 us after sending a request (with
+ * sched_yield() between polls), before sleeping: a loop of calls then never waits for a
+ * sleeping CPU to wake, which is most of a cross-core round trip. NOSPIN sleeps at once (for a
+ * remote server, or where a few idle microseconds of CPU after each call matter more). */
+#define MPROC_MANAGER_NOSPIN 0x1u
+#define MPROC_MANAGER_FLAGS_ALL MPROC_MANAGER_NOSPIN
+
 struct mproc_manager;           /* the owner's handle on a server process */
 struct mproc_mclient;           /* a connection to a server */
 struct mproc_dict;              /* proxies: a name on the server and the client that reaches it */
@@ -72,12 +80,14 @@ struct mproc_manager_opts {
 	const void *key;
 	size_t keylen;
 	size_t max_frame;       /* largest request or reply after authentication; 0: 64 MiB */
+	unsigned flags;         /* MPROC_MANAGER_NOSPIN */
 };
 
 /*
  * mproc_manager_start - fork a server process listening on o->address (see opts).
- * Returns 0, -EINVAL (bad address, key length, max_frame < 4096), -EADDRINUSE (a live server
- * already there), -ENAMETOOLONG (Unix path too long), or -errno of socket/bind/fork.
+ * Returns 0, -EINVAL (bad address, key length, max_frame < 4096, unknown flags), -EADDRINUSE
+ * (a live server already there), -ENAMETOOLONG (Unix path too long), or -errno of
+ * socket/bind/fork.
  * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
  * multi-threaded process.
  */
@@ -99,13 +109,14 @@ pid_t mproc_manager_pid(const struct mproc_manager *m);
 struct mproc_mclient_opts {
 	double connect_timeout_s;       /* connect + handshake; 0: 5 s */
 	double call_timeout_s;          /* a reply later than this breaks the client; 0: 10 s */
+	unsigned flags;                 /* MPROC_MANAGER_NOSPIN */
 };
 
 /*
  * mproc_manager_connect - connect to a server and run the mutual handshake.
- * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length),
- * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the handshake),
- * -EBADMSG (not an mproc manager, or another version), -ENOMEM.
+ * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length, unknown
+ * flags), -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
+ * handshake), -EBADMSG (not an mproc manager, or another version), -ENOMEM.
  */
 int mproc_manager_connect(struct mproc_mclient **out, const char *address, const void *key,
 			  size_t keylen);
