@@ -271,6 +271,13 @@ SPAWN_SEMANTICS = [
                    "the image's registered entries; argument as bytes; status back over a Unix "
                    "socket"),
     ("thread", "a pthread: shares everything (baseline)"),
+    ("fork_raw", "not a method: a bare fork + _exit + waitpid in the same harness process, the "
+                 "floor under `fork`"),
+    ("vfork_self", "`vfork` exec'ing the harness's own C++ image, not the lean C child image "
+                   "(mproc_set_executable) the rows above exec"),
+    ("posix_spawn_self", "`posix_spawn`, the harness's own image"),
+    ("spawn_self", "`spawn`, the harness's own image"),
+    ("forkserver_self", "`forkserver` whose server is the harness's own image"),
 ]
 
 
@@ -306,6 +313,14 @@ def spawn_section(run, h):
     if fork0 and b0:
         ratios.append("`fork` start->reap / `baseline/fork_exit`: %.2fx (target <= 1.1)"
                       % (fork0 / b0))
+    raw0 = cost.get(("spawn", "fork_raw", 0))
+    if fork0 and raw0:
+        ratios.append("`fork` start->reap / `fork_raw` (a bare fork in the same process): %.2fx"
+                      % (fork0 / raw0))
+    for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
+        a, b = cost.get(("spawn", method, 0)), cost.get(("spawn", method + "_self", 0))
+        if a and b:
+            ratios.append("`%s`, harness image / lean image, 0 MiB: %.2fx" % (method, b / a))
     big = max(cols) if cols else 0
     for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
         a, b = cost.get(("spawn", method, 0)), cost.get(("spawn", method, big))
