@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -550,12 +551,25 @@ class Driver(TmpCase):
                   "other-%d" % dead):
             open(os.path.join(self.shm, n), "w").close()
         open(os.path.join(self.mq, "mproc-%d-3-dd" % dead), "w").close()
+        # Socket directories of the manager ($TMPDIR) and forkserver: a dead creator's go, a
+        # live one's, a non-socket's and an unrelated name stay.
+        tmpd = os.path.join(self.tmp, "tmpdir")
+        os.mkdir(tmpd)
+        keep = ["mproc-%d-Ab12Cd" % me, "mproc-%d-fs-Zz9Yy8" % dead, "mproc-%d-xyz" % dead]
+        for n in ["mproc-%d-Ab12Cd" % dead, "mproc-%d-fs-Qq1Ww2" % dead] + keep:
+            os.mkdir(os.path.join(tmpd, n))
+        for n in ("mproc-%d-Ab12Cd" % dead, "mproc-%d-fs-Qq1Ww2" % dead, "mproc-%d-Ab12Cd" % me):
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(os.path.join(tmpd, n, "sock"))
+            s.close()
+        open(os.path.join(tmpd, "mproc-%d-fs-Zz9Yy8" % dead, "data"), "w").close()
         inc = os.path.join(self.results, "host", "20260101T000000Z")
         os.makedirs(inc)
         with open(os.path.join(inc, "context.json"), "w") as f:
             json.dump({"complete": False, "status": "interrupted"}, f)
-        r = self.driver("--clean-stale")
+        r = self.driver("--clean-stale", env=dict(self.env, TMPDIR=tmpd))
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(tmpd)), sorted(keep))
         self.assertEqual(sorted(os.listdir(self.shm)), sorted(["mproc-%d-1-bb" % me,
                                                                "other-%d" % dead]))
         self.assertEqual(os.listdir(self.mq), [])
