@@ -481,6 +481,29 @@ struct exec_args {
 /* Runs on its own small stack sharing our memory (CLONE_VM): like a signal handler, only
  * syscalls. Not instrumented: ASan would see a foreign stack. */
 __attribute__((no_sanitize_address, no_sanitize("undefined")))
+void mproc__death_pipe_arm(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct timespec zero = { 0, 0 };
+
+	if (fd < 0)
+		return;
+	/* Raw syscalls, as in mproc__child_setup: no new libc pages in a fork child. */
+	syscall(SYS_fcntl, fd, F_SETSIG, SIGKILL);
+	syscall(SYS_fcntl, fd, F_SETOWN, (long)syscall(SYS_getpid));
+	syscall(SYS_fcntl, fd, F_SETFL, O_ASYNC);
+	/* The parent may be gone before the request was made: then no signal comes. */
+	if (syscall(SYS_ppoll, &pfd, 1UL, &zero, NULL, 0UL) > 0 && (pfd.revents & POLLHUP))
+		_exit(128 + SIGKILL);
+}
+
+pid_t mproc__pdeathsig_ppid(void)
+{
+	pid_t me = getpid();
+
+	return gettid() == me ? me : 0;
+}
+
 static int exec_child_fn(void *a)
 {
 	struct exec_args *c = a;
@@ -605,7 +628,10 @@ static _Noreturn void run_child_image(int reqfd, int statusfd, int extrafd)
 	mproc__set_cloexec(statusfd, true);
 	if (req.flags & MPROC__REQ_FORKSERVER)
 		mproc__fs_server_main(statusfd, extrafd, &req);
-	mproc__close(extrafd);
+	/* A process image: extrafd is the read end of its parent-death pipe (start_exec), armed
+	 * below, after mproc__child_setup, and kept open (close-on-exec) for the image's life. */
+	if (extrafd >= 0)
+		mproc__set_cloexec(extrafd, true);
 	fn = mproc__entry_find(req.entry);
 	if (!fn) {
 		answer = -ESRCH;
@@ -616,6 +642,7 @@ static _Noreturn void run_child_image(int reqfd, int statusfd, int extrafd)
 	 * before execve, posix_spawn with SETSIGDEF); what is set now the image's own constructors
 	 * set on purpose. 5 syscalls, not 64. */
 	mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, req.ppid, false);
+	mproc__death_pipe_arm(extrafd);
 	answer = 0;
 	mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
 	/* statusfd stays open (close-on-exec): without pidfds the parent's sentinel is its EOF. */
@@ -693,6 +720,7 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 	p->daemon = opts->daemon;
 	p->pidfd = -1;
 	p->sentinel = -1;
+	p->death_wr = -1;
 	p->state = P_NEW;
 	snprintf(namebuf, sizeof(namebuf), "mproc-%s", method_names[opts->method]);
 	name = opts->name ? opts->name : namebuf;
@@ -753,21 +781,29 @@ static void fork_warn_threads(void)
 static int start_fork(struct mproc_process *p)
 {
 	static int no_pidfd;    /* set once pidfd_open said ENOSYS: use a pipe sentinel */
-	int sp[2] = { -1, -1 };
+	int sp[2] = { -1, -1 }, dp[2];
 	sigset_t all, old, none;
-	pid_t pid, me = getpid();
+	pid_t pid, me = getpid(), pdeath = mproc__pdeathsig_ppid();
 	int r;
 
 	fork_warn_threads();
-	if (no_pidfd && pipe2(sp, O_CLOEXEC) < 0)
+	if (pipe2(dp, O_CLOEXEC) < 0)
 		return -errno;
+	if (no_pidfd && pipe2(sp, O_CLOEXEC) < 0) {
+		r = -errno;
+		mproc__close(dp[0]);
+		mproc__close(dp[1]);
+		return r;
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0) {
 		/* The child holds the write end until it exits: EOF is the parent's sentinel. */
 		mproc__close(sp[0]);
-		mproc__child_setup(p->name, p->daemon, me, false);
+		syscall(SYS_close, dp[1]);
+		mproc__child_setup(p->name, p->daemon, pdeath, false);
+		mproc__death_pipe_arm(dp[0]);
 		/* The empty set is all zero bits; pthread_sigmask shares a page with the unlock
 		 * atfork_child just ran, sigemptyset/sigprocmask would fault in another. */
 		memset(&none, 0, sizeof(none));
@@ -777,10 +813,13 @@ static int start_fork(struct mproc_process *p)
 	r = pid < 0 ? -errno : 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	mproc__close(sp[1]);
+	mproc__close(dp[0]);
 	if (r < 0) {
 		mproc__close(sp[0]);
+		mproc__close(dp[1]);
 		return r;
 	}
+	p->death_wr = dp[1];
 	p->pid = pid;
 	p->ppid = me;
 	if (sp[0] >= 0) {
@@ -799,6 +838,7 @@ static int start_fork(struct mproc_process *p)
 		p->pid = 0;
 		p->ppid = 0;
 		p->pidfd = -1;
+		mproc__closep(&p->death_wr);
 		return r;
 	}
 	if (p->pidfd < 0)
@@ -809,7 +849,7 @@ static int start_fork(struct mproc_process *p)
 
 static int start_exec(struct mproc_process *p)
 {
-	int st[2] = { -1, -1 };
+	int st[2] = { -1, -1 }, dp[2] = { -1, -1 };
 	int reqfd = -1, r;
 	void *req = NULL;
 	size_t len;
@@ -817,23 +857,25 @@ static int start_exec(struct mproc_process *p)
 	ssize_t n;
 	pid_t pid = 0, me = getpid();
 
-	r = mproc__req_build(&req, &len, p->daemon ? MPROC__REQ_DAEMON : 0, me, p->entry, p->name,
-			     p->argbuf, p->arg_len);
+	r = mproc__req_build(&req, &len, p->daemon ? MPROC__REQ_DAEMON : 0, mproc__pdeathsig_ppid(),
+			     p->entry, p->name, p->argbuf, p->arg_len);
 	if (r < 0)
 		return r;
 	reqfd = mproc__memfd_of(req, len);
 	free(req);
 	if (reqfd < 0)
 		return reqfd;
-	if (pipe2(st, O_CLOEXEC) < 0) {
+	if (pipe2(st, O_CLOEXEC) < 0 || pipe2(dp, O_CLOEXEC) < 0) {
 		r = -errno;
 		goto out_close;
 	}
+	/* The image gets the read end of its parent-death pipe (mproc__death_pipe_arm). */
 	r = mproc__exec_child(p->method == MPROC_START_POSIX_SPAWN ? MPROC_START_POSIX_SPAWN :
-			      MPROC_START_VFORK, p->exe, p->name, reqfd, st[1], -1,
+			      MPROC_START_VFORK, p->exe, p->name, reqfd, st[1], dp[0],
 			      p->method == MPROC_START_SPAWN, &pid);
 	mproc__closep(&reqfd);
 	mproc__closep(&st[1]);
+	mproc__closep(&dp[0]);
 	if (r < 0)
 		goto out_close;
 	p->pid = pid;
@@ -855,11 +897,14 @@ static int start_exec(struct mproc_process *p)
 	} else {
 		p->sentinel = st[0];    /* EOF when the child (which holds the write end) exits */
 	}
+	p->death_wr = dp[1];
 	return 0;
 out_close:
 	mproc__close(reqfd);
 	mproc__close(st[0]);
 	mproc__close(st[1]);
+	mproc__close(dp[0]);
+	mproc__close(dp[1]);
 	return r;
 }
 
@@ -1152,6 +1197,7 @@ static void release(struct mproc_process *p)
 	if (p->sentinel != p->pidfd)
 		mproc__close(p->sentinel);
 	mproc__closep(&p->pidfd);
+	mproc__closep(&p->death_wr);
 	p->sentinel = -1;
 }
 
@@ -1180,6 +1226,9 @@ void mproc_process_free(struct mproc_process *p)
 		}
 		p->daemon = true;       /* unlink from the daemon list */
 		ended(p);
+		/* Left running, it keeps its parent-death link: closing our end would kill it.
+		 * The fd stays open, as the unreaped child stays a zombie (join first). */
+		p->death_wr = -1;
 	}
 	release(p);
 	free(p->name);

@@ -56,6 +56,7 @@ struct mproc_process {
 	pid_t pid, ppid;
 	int pidfd;              /* -1 if none */
 	int sentinel;           /* the fd poll waits on (may equal pidfd) */
+	int death_wr;           /* write end of the child's parent-death pipe; -1 if none */
 	bool status_lost;
 	int exitcode;
 	struct mproc__thr *thr; /* thread method */
@@ -114,6 +115,17 @@ mproc_process_fn *mproc__entry_find(const char *name);
  * stopping ones: SIGTERM SIGINT SIGHUP SIGQUIT SIGCHLD), PDEATHSIG with the getppid re-check
  * against ppid (ppid 0: skip), name, daemon flag. Leaves the mask alone. Async-signal-safe. */
 void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals);
+/*
+ * The parent-death pipe, child side. fd is the read end of a pipe made for this child alone,
+ * whose only writer is the parent (it closes when the parent dies, however it dies): ask for
+ * SIGKILL when that last writer is gone (O_ASYNC, F_SETSIG, F_SETOWN), then check it is not
+ * gone already (_exit if so). Unlike PR_SET_PDEATHSIG it does not fire when the parent *thread*
+ * that started the child exits. Async-signal-safe; fd < 0: nothing.
+ */
+void mproc__death_pipe_arm(int fd);
+/* The ppid to give mproc__child_setup: PR_SET_PDEATHSIG fires when the *thread* that forked
+ * exits, so it is armed only for children started by the main thread (0 otherwise). */
+pid_t mproc__pdeathsig_ppid(void);
 /* Default handlers for every signal. Async-signal-safe. */
 void mproc__signals_default(void);
 /* The signals whose handler is not SIG_DFL now (64 sigaction calls: once, not per child). */

@@ -523,9 +523,35 @@ static void t_forkserver_killed(void *arg)
 }
 
 /* A parent SIGKILLed (we are the subreaper above it): all its children are gone within 2 s. */
-static void t_parent_killed(void *arg)
+struct starter {
+	enum mproc_start_method m;
+	int wfd;
+};
+
+/* Starts three pausing children and writes their pids (and the forkserver's) to wfd. */
+static void *start_three(void *a)
 {
-	enum mproc_start_method m = M(arg);
+	struct starter *s = a;
+	struct mproc_process *p;
+	pid_t pid;
+
+	for (int i = 0; i < 3; i++) {
+		if (mk(&p, s->m, e_pause, NULL, 0) || mproc_process_start(p))
+			_exit(3);
+		pid = mproc_process_pid(p);
+		write(s->wfd, &pid, sizeof(pid));
+	}
+	pid = mproc_forkserver_pid();
+	if (pid > 0)
+		write(s->wfd, &pid, sizeof(pid));
+	close(s->wfd);
+	return NULL;
+}
+
+/* Children of a SIGKILLed parent exit. from_thread: started by a thread of the parent that
+ * stays alive, so PR_SET_PDEATHSIG is not armed and the parent-death pipe alone must do it. */
+static void parent_killed(enum mproc_start_method m, bool from_thread)
+{
 	pid_t kids[4] = { 0 }, mid, w;
 	int fds[2], n = 0, want = m == MPROC_START_FORKSERVER ? 4 : 3;
 	double t0;
@@ -533,22 +559,16 @@ static void t_parent_killed(void *arg)
 	ASSERT(pipe(fds) == 0);
 	mid = fork();
 	if (mid == 0) {
-		struct mproc_process *p;
-		pid_t pid;
+		struct starter s = { m, fds[1] };
+		pthread_t t;
 
 		close(fds[0]);
-		for (int i = 0; i < 3; i++) {
-			if (mk(&p, m, e_pause, NULL, 0) || mproc_process_start(p))
-				_exit(3);
-			pid = mproc_process_pid(p);
-			write(fds[1], &pid, sizeof(pid));
-		}
-		pid = mproc_forkserver_pid();
-		if (pid > 0)
-			write(fds[1], &pid, sizeof(pid));
-		close(fds[1]);
-		pause();
-		_exit(0);
+		if (!from_thread)
+			start_three(&s);
+		else if (pthread_create(&t, NULL, start_three, &s) != 0)
+			_exit(4);
+		for (;;)
+			pause();
 	}
 	close(fds[1]);
 	/* Read exactly what it sends: its fork children hold the write end too. */
@@ -571,6 +591,48 @@ static void t_parent_killed(void *arg)
 		CHECK(kill(kids[i], 0) < 0);
 	}
 	CHECK_CMP(tap_now() - t0, <, 2.0 * tap_timeout_mult());
+}
+
+static void t_parent_killed(void *arg)
+{
+	parent_killed(M(arg), false);
+}
+
+static void t_parent_killed_thread(void *arg)
+{
+	parent_killed(M(arg), true);
+}
+
+static void *start_and_exit(void *a)
+{
+	struct mproc_process *p = NULL;
+	double s = 0.3;
+
+	if (mk(&p, *(enum mproc_start_method *)a, e_sleep, &s, sizeof(s)) == 0 &&
+	    mproc_process_start(p) < 0) {
+		mproc_process_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+/* A child started by a thread that then exits lives on (PR_SET_PDEATHSIG would kill it: it
+ * fires when the starting *thread* exits) and is joined by another thread with its own code. */
+static void t_starter_thread_exits(void *arg)
+{
+	enum mproc_start_method m = M(arg);
+	struct mproc_process *p;
+	pthread_t t;
+	int code = -1000;
+
+	ASSERT(pthread_create(&t, NULL, start_and_exit, &m) == 0);
+	ASSERT(pthread_join(t, (void **)&p) == 0);
+	ASSERT(p != NULL);
+	CHECK_OK(mproc_process_join(p, 10 * tap_timeout_mult()));
+	CHECK_OK(mproc_process_exitcode(p, &code));
+	CHECK_EQ(code, 0);
+	mproc_process_free(p);
+	mproc_forkserver_stop();
 }
 
 /* mproc_set_executable: bad paths refused; the image set is the one exec methods and the next
@@ -940,6 +1002,8 @@ int main(int argc, char **argv)
 	add_each("daemon_no_children", t_daemon_no_children, false, NULL);
 	add_each("daemon_killed_at_exit", t_daemon_killed_at_exit, false, NULL);
 	add_each("parent_killed", t_parent_killed, false, NULL);
+	add_each("parent_killed_started_by_thread", t_parent_killed_thread, false, NULL);
+	add_each("starter_thread_exits", t_starter_thread_exits, false, NULL);
 	add_each("cycles_fds", t_cycles_fds, true, &(struct tap_opts){ .timeout_s = 280 });
 	add_exec("exec_missing", t_exec_missing, false, false);
 	add_exec("unknown_entry_in_child", t_unknown_in_child, false, true);

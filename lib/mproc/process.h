@@ -32,9 +32,14 @@
  *
  * Children are reaped by waitpid on their own pid only (never waitpid(-1)); if the host set
  * SIGCHLD to SIG_IGN the kernel reaps them and the exit code is unknown (-ECHILD). No SIGCHLD
- * handler is ever installed. Children die with their parent: PR_SET_PDEATHSIG(SIGKILL) (it fires
- * when the *thread* that started them exits, so start children from a long-lived thread) with
- * a getppid() re-check; forkserver children are killed by the server when the parent goes.
+ * handler is ever installed. Children die with their parent, however it dies: each child holds
+ * the read end of a pipe of its own whose only writer is the parent, armed to deliver SIGKILL
+ * when that writer is gone (O_ASYNC + F_SETSIG), with a re-check for a parent already gone;
+ * children started by the main thread also get PR_SET_PDEATHSIG(SIGKILL) with a getppid()
+ * re-check (not others: it fires when the *thread* that started them exits). Forkserver
+ * children are killed by the server when the parent goes. A fork child of the parent that is
+ * not an mproc process (raw fork without exec) inherits the write ends and delays this until
+ * it exits too.
  * Daemon children are terminated and reaped when the parent exits normally (atexit); a daemon
  * may not start processes (-EPERM).
  *
@@ -158,7 +163,8 @@ int mproc_process_sentinel(const struct mproc_process *p);
 int mproc_process_close(struct mproc_process *p);
 
 /* mproc_process_free - free the object. A started, unjoined process is left running (and is
- * reaped by nobody: join first). NULL is a no-op. */
+ * reaped by nobody, and the write end of its parent-death pipe stays open: join first). NULL is
+ * a no-op. */
 void mproc_process_free(struct mproc_process *p);
 
 /* "fork", "vfork", "posix_spawn", "spawn", "forkserver", "thread"; "?" if unknown. */
