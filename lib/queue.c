@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #include "internal.h"
 #include "mproc/queue.h"
 #include "queue_internal.h"
@@ -65,7 +69,18 @@ int mproc__robust_lock(pthread_mutex_t *m, int64_t deadline)
 	} else {
 		ts.tv_sec = deadline / MPROC__NSEC_PER_SEC;
 		ts.tv_nsec = deadline % MPROC__NSEC_PER_SEC;
+#if defined(__SANITIZE_THREAD__)
+		/* ThreadSanitizer (gcc 12's at least) does not intercept pthread_mutex_clocklock:
+		 * without these it reports the unlock as "unlock of an unlocked mutex" and misses
+		 * what the lock orders. Annotated as its timedlock interceptor does (a try lock). */
+		__tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
 		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+		__tsan_mutex_post_lock(m, __tsan_mutex_try_lock |
+				       (r != 0 && r != EOWNERDEAD ? __tsan_mutex_try_lock_failed : 0),
+				       0);
+#else
+		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+#endif
 	}
 	if (r == EOWNERDEAD) {
 		pthread_mutex_consistent(m);

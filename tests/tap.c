@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -470,6 +471,13 @@ static int pidfd_open_(pid_t pid)
 }
 
 /* Runs in the case child. */
+#if defined(__SANITIZE_THREAD__)
+static void *noop_thread(void *arg)
+{
+	return arg;
+}
+#endif
+
 static _Noreturn void run_case_child(struct tap_case *c)
 {
 	struct tap_snapshot *before = NULL, *after;
@@ -481,6 +489,17 @@ static _Noreturn void run_case_child(struct tap_case *c)
 	 * tests running in parallel are then invisible here, so the leak check names only this
 	 * case's own. Without it (not root) the SysV part of the check is off. */
 	sysv_check = unshare(CLONE_NEWIPC) == 0;
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer starts a background thread of its own at a process's first
+	 * pthread_create and keeps it: start it here, before the snapshot, so that the leak check
+	 * counts only the case's threads. */
+	{
+		pthread_t th;
+
+		if (pthread_create(&th, NULL, noop_thread, NULL) == 0)
+			pthread_join(th, NULL);
+	}
+#endif
 	if (!(c->opts.flags & TAP_NO_LEAK_CHECK))
 		before = tap_snapshot_take();
 	c->fn(c->arg);

@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -761,6 +763,90 @@ static void t_sysv_clean_stale(void *arg)
 	mproc_queue_free(live);
 }
 
+/* Threads of one process share a handle ("safe between threads", queue.h): 2 producer and
+ * 2 consumer threads, every item arrives once and intact (the TSan build runs this too). */
+#define TQ_PER_PROD 2000
+struct tq {
+	struct mproc_queue *q;
+	uint32_t prod;
+	_Atomic uint8_t *seen;          /* [prod * TQ_PER_PROD + seq] */
+	_Atomic int bad;
+};
+
+static void *tq_producer(void *arg)
+{
+	struct tq *t = arg;
+	unsigned char buf[256];
+	uint32_t prod = t->prod;
+
+	for (uint32_t i = 0; i < TQ_PER_PROD; i++) {
+		size_t len = make_item(buf, 16 + i % 200, prod, i);
+
+		if (mproc_queue_put(t->q, buf, len, 10.0 * tap_timeout_mult()) < 0) {
+			atomic_fetch_add(&t->bad, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *tq_consumer(void *arg)
+{
+	struct tq *t = arg;
+	unsigned char buf[256];
+	struct item_hdr h;
+	ssize_t n;
+
+	for (;;) {
+		n = mproc_queue_get(t->q, buf, sizeof(buf), 10.0 * tap_timeout_mult());
+		if (n < 0) {
+			atomic_fetch_add(&t->bad, 1);
+			break;
+		}
+		if (!check_item(buf, (size_t)n, &h) || h.prod > 2 || h.seq >= TQ_PER_PROD) {
+			atomic_fetch_add(&t->bad, 1);
+			continue;
+		}
+		if (h.prod == 2)
+			break;          /* the end marker: one per consumer */
+		atomic_fetch_add(&t->seen[h.prod * TQ_PER_PROD + h.seq], 1);
+	}
+	return NULL;
+}
+
+static void t_threads(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 8, 256, 0);
+	static _Atomic uint8_t seen[2 * TQ_PER_PROD];
+	struct tq t[2] = { { .q = q, .prod = 0, .seen = seen }, { .q = q, .prod = 1, .seen = seen } };
+	pthread_t prod[2], cons[2];
+	unsigned char buf[64];
+	int k;
+
+	for (k = 0; k < 2 * TQ_PER_PROD; k++)
+		atomic_store(&seen[k], 0);
+	for (k = 0; k < 2; k++) {
+		ASSERT_EQ(pthread_create(&cons[k], NULL, tq_consumer, &t[0]), 0);
+		ASSERT_EQ(pthread_create(&prod[k], NULL, tq_producer, &t[k]), 0);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(prod[k], NULL);
+	for (k = 0; k < 2; k++)
+		CHECK_OK(mproc_queue_put(q, buf, make_item(buf, 16, 2, 0), 10.0));
+	for (k = 0; k < 2; k++)
+		pthread_join(cons[k], NULL);
+	CHECK_EQ(atomic_load(&t[0].bad) + atomic_load(&t[1].bad), 0);
+	for (k = 0; k < 2 * TQ_PER_PROD; k++) {
+		if (atomic_load(&seen[k]) != 1) {
+			tap_fail_at(__FILE__, __LINE__, "item %d seen %d times", k,
+				    (int)atomic_load(&seen[k]));
+			break;
+		}
+	}
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	mproc_queue_free(q);
+}
+
 struct tcase {
 	const char *name;
 	tap_fn *fn;
@@ -782,6 +868,7 @@ int main(int argc, char **argv)
 		{ "producer_killed", t_producer_killed, 120 },
 		{ "consumer_killed", t_consumer_killed, 0 },
 		{ "joinable", t_joinable, 0 },
+		{ "threads", t_threads, 120 },
 	};
 	char name[128];
 
