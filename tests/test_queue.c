@@ -702,6 +702,22 @@ static void t_ring_modes(void *arg)
 
 /* The ring's own robust lock: a holder SIGKILLed while holding it is detected, and the next
  * locker gets -EOWNERDEAD (and holds the lock) within about one slice, never a hang. */
+/* A child takes the lock and pauses; returns its pid once it holds it. */
+static pid_t qlock_holder(_Atomic uint32_t *lock)
+{
+	pid_t pid = fork();
+
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		mproc__qlock(lock, MPROC__NO_DEADLINE);
+		pause();
+		_exit(0);
+	}
+	while (atomic_load(lock) == 0)
+		usleep(1000);
+	return pid;
+}
+
 static void t_qlock_owner_dies(void *arg)
 {
 	_Atomic uint32_t *lock = shared(4096);
@@ -711,15 +727,7 @@ static void t_qlock_owner_dies(void *arg)
 
 	CHECK_OK(mproc__qlock(lock, MPROC__NO_DEADLINE));
 	mproc__qunlock(lock);
-	pid = fork();
-	ASSERT(pid >= 0);
-	if (pid == 0) {
-		mproc__qlock(lock, MPROC__NO_DEADLINE);
-		pause();
-		_exit(0);
-	}
-	while (atomic_load(lock) == 0)
-		usleep(1000);
+	pid = qlock_holder(lock);
 	/* A live holder: a timed lock times out. */
 	t0 = tap_now();
 	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 100 * 1000000), -ETIMEDOUT);
@@ -731,6 +739,33 @@ static void t_qlock_owner_dies(void *arg)
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	mproc__qunlock(lock);
 	CHECK_OK(mproc__qlock(lock, 0));
+	mproc__qunlock(lock);
+	/* Callers that only poll learn of a dead owner too: timeout 0, and a deadline within one
+	 * wait slice. (The soak found a ring wedged for good: its holder had been killed and
+	 * every consumer called get with a timeout of one slice, which never checked.) */
+	pid = qlock_holder(lock);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_ERR(mproc__qlock(lock, 0), -EOWNERDEAD);
+	mproc__qunlock(lock);
+	/* A holder killed and not yet reaped (a zombie) is dead too: the process that would
+	 * reap it may be the one waiting for the lock. */
+	pid = qlock_holder(lock);
+	kill(pid, SIGKILL);
+	{
+		siginfo_t si;
+
+		CHECK_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	}
+	t0 = tap_now();
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC), -EOWNERDEAD);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	mproc__qunlock(lock);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	pid = qlock_holder(lock);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + MPROC__QLOCK_SLICE_NS / 5), -EOWNERDEAD);
 	mproc__qunlock(lock);
 	munmap((void *)lock, 4096);
 }
