@@ -37,10 +37,12 @@ test-all: deps
 
 # The unit suite under valgrind memcheck (children traced, leaks as errors): slow, minutes.
 valgrind: deps
-	@command -v valgrind >/dev/null || { echo "make valgrind: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
+	@command -v valgrind >/dev/null || \
+		{ echo "make valgrind: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
 	@test -f build-valgrind/build.ninja || meson setup -Dbenchmarks=disabled build-valgrind
 	ninja -C build-valgrind
-	meson test -C build-valgrind --setup valgrind --suite unit --no-suite python --num-processes 2 --print-errorlogs
+	meson test -C build-valgrind --setup valgrind --suite unit --no-suite python \
+		--num-processes 2 --print-errorlogs
 
 # The multi-threaded cases under ThreadSanitizer (the `tsan` suite, tests/meson.build says
 # which cases and why the others are left out).

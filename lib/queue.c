@@ -75,9 +75,9 @@ int mproc__robust_lock(pthread_mutex_t *m, int64_t deadline)
 		 * what the lock orders. Annotated as its timedlock interceptor does (a try lock). */
 		__tsan_mutex_pre_lock(m, __tsan_mutex_try_lock);
 		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-		__tsan_mutex_post_lock(m, __tsan_mutex_try_lock |
-				       (r != 0 && r != EOWNERDEAD ? __tsan_mutex_try_lock_failed : 0),
-				       0);
+		__tsan_mutex_post_lock(m, r != 0 && r != EOWNERDEAD ?
+				       __tsan_mutex_try_lock | __tsan_mutex_try_lock_failed :
+				       __tsan_mutex_try_lock, 0);
 #else
 		r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
 #endif
