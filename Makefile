@@ -39,7 +39,8 @@ test-all: deps
 valgrind: deps
 	@command -v valgrind >/dev/null || \
 		{ echo "make valgrind: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
-	@test -f build-valgrind/build.ninja || meson setup -Dbenchmarks=disabled build-valgrind
+	@test -f build-valgrind/build.ninja || \
+		meson setup -Dbuildtype=debug -Dbenchmarks=disabled build-valgrind
 	ninja -C build-valgrind
 	meson test -C build-valgrind --setup valgrind --suite unit --no-suite python \
 		--num-processes 2 --print-errorlogs
