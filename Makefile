@@ -1,7 +1,7 @@
 # mproc - thin wrapper over meson/ninja and the suite driver. See README.md.
 #   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir]
 #   make test | make test-all (with the slow soak) | make valgrind | make tsan
-#   make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] | make clean
+#   make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] [FORCE=1] | make clean
 BUILD    ?= build
 PROFILE  ?= quick
 ONLY     ?=
@@ -60,8 +60,12 @@ plots:
 	$(PYTHON) plots/plot.py '$(RUN)'
 	$(PYTHON) bench/report.py '$(RUN)'
 
+# Two or more runs side by side (plots/compare.py --help); FORCE=1 writes into a non-empty OUT.
 compare:
-	$(PYTHON) plots/compare.py $(A) $(B) $(if $(C),$(C)) $(if $(OUT),--out '$(OUT)')
+	@if [ -z '$(A)' ] || [ -z '$(B)' ]; then \
+		echo "make compare: need A=run_dir B=run_dir [C=run_dir] [OUT=dir] [FORCE=1]" >&2; exit 2; fi
+	$(PYTHON) plots/compare.py '$(A)' '$(B)' $(if $(C),'$(C)') $(if $(OUT),--out '$(OUT)') \
+		$(if $(FORCE),--force)
 
 # Fuzz every target for FUZZ_SECONDS each (libFuzzer with clang, else a built-in mutator).
 fuzz: deps

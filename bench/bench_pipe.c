@@ -15,6 +15,10 @@
  * answer, so it covers delivery, not only the writes. A corrupt, lost or reordered message
  * ends the benchmark with an error.
  *
+ * raw_pipe and conn_pipe use pipes of the same capacity (MPROC_CONN_PIPE_BYTES_DEFAULT, asked
+ * with F_SETPIPE_SZ on both), so their ratio measures the framing alone. Until issue 5 closed,
+ * raw_pipe ran on the kernel's default 64 KiB pipe.
+ *
  * Profiles: smoke runs 64 B and 64 KiB at one placement; quick every size cross_core (or
  * same_core on one core) plus 64 B, 64 KiB and 1 MiB same_core; full every size at both.
  */

@@ -110,7 +110,13 @@ def recommend(figures, budget, unstable=(), physical_cores=None):
         by_n = {w: f.get("tasks_per_second") for w, f in curves(figures, "pool/cpu").get(
             main["task_ms"], [])} if "pool/cpu" in cpu else {}
         v = by_n.get(rule_n)
-        if _finite(v) and main["best_tasks_per_second"]:
+        if cores <= 1:
+            # One usable core (taskset -c 0, a 1-CPU container): the rule says 0 workers,
+            # which is no pool at all; "right" would be a verdict on a rule that did not apply.
+            rec["cores_minus_one"] = {
+                "workers": 0, "fraction_of_best": None,
+                "verdict": "not applicable: 1 usable core, the rule would give 0 workers"}
+        elif _finite(v) and main["best_tasks_per_second"]:
             frac = v / main["best_tasks_per_second"]
             rec["cores_minus_one"] = {
                 "workers": rule_n, "fraction_of_best": frac,
@@ -124,7 +130,10 @@ def recommend(figures, budget, unstable=(), physical_cores=None):
     # largest measured N that still ran at >= 90 % of ideal.
     io = curves(figures, "pool/io")
     if io:
-        task_ms = max(io)
+        # The curve with the most worker counts (the bound below is only as fine as its
+        # grid: quick runs measure CPython's 20 ms workload at 1, 8, 32 only), then the longest
+        # task (the least overhead-dominated).
+        task_ms = max(io, key=lambda ms: (len(io[ms]), ms))
         pts = io[task_ms]
         good = [w for w, f in pts if _finite(f.get("efficiency"))
                 and f["efficiency"] >= IO_EFFICIENCY_FLOOR]
@@ -133,6 +142,11 @@ def recommend(figures, budget, unstable=(), physical_cores=None):
         for frac in BLOCKING_FRACTIONS:
             ideal = math.ceil(round(usable / (1 - frac), 6))
             sizes[str(frac)] = min(ideal, max_good) if max_good else ideal
+        if max_good is None:
+            rec["warnings"].append(
+                f"pool/io: no measured point reached {IO_EFFICIENCY_FLOOR:.0%} of ideal "
+                f"(best {max((f.get('efficiency') or 0) for _, f in pts):.2f}): the I/O sizes "
+                "are the formula alone, not bounded by evidence")
         rec["io"] = {"task_ms": task_ms, "max_efficient_workers": max_good,
                      "by_blocking_fraction": sizes,
                      "curve": [[w, f.get("tasks_per_second"), f.get("efficiency")]

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """report - write RUN_DIR/report.md for one run: status (incomplete/failed harnesses), the
-machine, the usable CPU budget with provenance, capabilities, one section per harness, links
-to every plot, and the skipped benchmarks with their reasons.
+machine, the usable CPU budget with provenance, capabilities, the headline table (each
+primitive: mproc, CPython, their ratio, each as a multiple of the machine's baseline), one
+section per harness, links to every plot, and the skipped benchmarks with their reasons; then
+RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
 
     python3 bench/report.py RUN_DIR [--stdout]
+    python3 bench/report.py --reference-index results/reference [--stdout]
+        (writes results/reference/README.md: the reference machines and headline figures)
 
 Per-harness sections come from SECTIONS (harness name -> function(run, harness) -> lines);
 a harness without an entry gets the generic table (median time, counters, CV). The headline of
@@ -322,6 +326,185 @@ def spawn_section(run, h):
     return lines, unstable
 
 
+# ------------------------------------------------------------------------------------------
+# [compare] headline table (mproc vs CPython vs the machine) and index.html
+
+# (what, mproc name, CPython name (None: the mproc name under python/), fields tried in order,
+#  reference name for the baseline ratio or None). "{W}" in a name is the worker count: the
+#  usable budget when both sides have it, else the largest count both have.
+HEADLINE = [
+    ("start a process: fork (start -> reaped)", "spawn/fork/rss_mib:0", None,
+     ["p50_ns", "real_time"], "baseline/fork_exit"),
+    ("start a process: spawn", "spawn/spawn/rss_mib:0", None,
+     ["p50_ns", "real_time"], "baseline/fork_exit"),
+    ("start a process: forkserver", "spawn/forkserver/rss_mib:0", None,
+     ["p50_ns", "real_time"], "baseline/fork_exit"),
+    ("Pipe() round trip, cross core", "latency/conn_pipe/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/pipe_rtt/placement:cross_core"),
+    ("Pipe() throughput, 1 MiB messages", "pipe/conn_pipe/bytes:1048576/placement:cross_core",
+     None, ["bytes_per_second"], "baseline/memcpy/bytes:1048576"),
+    ("Queue round trip, cross core", "latency/pipe_queue/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/pipe_rtt/placement:cross_core"),
+    ("Queue throughput, 64 B items, 1 producer 1 consumer",
+     "queue/pipe/bytes:64/producers:1/consumers:1", None, ["msgs_per_second"], None),
+    ("Lock handoff, cross core", "latency/lock_handoff/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/futex_rtt/placement:cross_core"),
+    ("Semaphore handoff, cross core", "latency/semaphore/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/futex_rtt/placement:cross_core"),
+    ("Event set -> wake, cross core", "latency/event/placement:cross_core", None,
+     ["p50_ns", "real_time"], "baseline/futex_rtt/placement:cross_core"),
+    ("Value with lock, 2 processes", "shm/value/lock/procs:2", None,
+     ["updates_per_second"], None),
+    ("shared_memory create, 1 MiB", "shm/create/named/bytes:1048576", None,
+     ["p50_ns", "real_time"], None),
+    ("Manager dict get, Unix socket", "manager/dict_get/transport:unix", None,
+     ["p50_ns", "real_time"], "manager/raw_rtt/transport:unix"),
+    ("Manager dict get, TCP", "manager/dict_get/transport:tcp", None,
+     ["p50_ns", "real_time"], "manager/raw_rtt/transport:tcp"),
+    ("Pool apply_async, cost per task", "pool_overhead/apply_async/chunksize:1", None,
+     ["ns_per_task"], "baseline/pipe_rtt/placement:cross_core"),
+    ("Pool map, chunksize 1000, cost per task", "pool_overhead/map/chunksize:1000", None,
+     ["ns_per_task"], None),
+    ("Pool CPU-bound speedup, {W} workers", "pool/cpu/workers:{W}/task_ms:20", None,
+     ["speedup"], None),
+    ("Pool: error after a worker is SIGKILLed", "pool/failure/running",
+     "python/pool/failure/pool_sigkill", ["p50_ns", "real_time"], None),
+]
+# Fields where a larger figure is better (rates, speedup); the others are times.
+HIGHER_IS_BETTER = {"bytes_per_second", "msgs_per_second", "updates_per_second",
+                    "tasks_per_second", "ops_per_second", "speedup"}
+
+
+def _is_time(field):
+    return field is not None and (field.endswith("_ns") or field.startswith("ns_")
+                                  or field in ("real_time", "cpu_time"))
+
+
+def _comparable(f1, f2):
+    """Two fields whose ratio means something: the same one, or two times in ns."""
+    return f1 is not None and f2 is not None and (f1 == f2 or (_is_time(f1) and _is_time(f2)))
+
+
+def _headline_pick(fig, fields):
+    """(field, Stats) of the first field with a finite median, or (None, None)."""
+    if fig is None:
+        return None, None
+    for f in fields:
+        s = fig.value(f)
+        if s is not None and s.n > 0 and math.isfinite(s.median):
+            return f, s
+    return None, None
+
+
+def _headline_fmt(field, stats, fig=None):
+    """A figure with its unit, ' (unstable)' when its CV exceeds UNSTABLE_CV; CPython's
+    bounded hang as 'hang (> T s)'."""
+    if fig is not None and fig.median("hang", 0) and fig.median("hang", 0) > 0:
+        return "hang (> %s s)" % ("%g" % fig.median("bound_s") if math.isfinite(
+            fig.median("bound_s")) else "?")
+    if stats is None:
+        return "—"
+    if _is_time(field):
+        txt = fmt_ns(stats.median)
+    elif field == "bytes_per_second":
+        txt = fmt_num(stats.median, "B/s")
+    elif field.endswith("_per_second"):
+        txt = fmt_num(stats.median, "/s")
+    else:
+        txt = "%.3g" % stats.median
+    _, flag = fmt_cv(stats)
+    return txt + (" (unstable)" if flag else "")
+
+
+def _headline_workers(run, template, pyname):
+    """The worker count for a '{W}' name: the budget when both sides have it, else the largest
+    count both have (else the largest mproc has)."""
+    rx = re.compile(re.escape(template).replace(re.escape("{W}"), r"(\d+)"))
+    figs = run.figures
+    mine = {int(m.group(1)) for n in figs for m in [rx.fullmatch(n)] if m}
+    theirs = {int(m.group(1)) for n in figs if n.startswith("python/")
+              for m in [rx.fullmatch(n[len("python/"):])] if m}
+    both = mine & theirs
+    budget = (run.context.get("budget") or {}).get("usable")
+    if isinstance(budget, int) and budget in both:
+        return budget
+    if both:
+        return max(both)
+    return max(mine or theirs) if mine or theirs else None
+
+
+def headline_rows(run):
+    """[(what, mproc cell, CPython cell, ratio cell, mproc/baseline, CPython/baseline,
+    baseline name)] for the HEADLINE entries with an mproc or CPython figure in the run."""
+    figs = run.figures
+    rows = []
+    for what, name, pyname, fields, ref in HEADLINE:
+        if "{W}" in name:
+            w = _headline_workers(run, name, pyname)
+            if w is None:
+                continue
+            name, what = name.replace("{W}", str(w)), what.replace("{W}", str(w))
+        pyname = pyname or "python/" + name
+        mf, ms = _headline_pick(figs.get(name), fields)
+        pf, ps = _headline_pick(figs.get(pyname), fields)
+        pfig = figs.get(pyname)
+        if ms is None and ps is None:
+            continue
+        ratio = "—"
+        hung = pfig is not None and pfig.median("hang", 0) > 0
+        if hung and ms is not None:
+            ratio = "CPython hangs"
+        elif (ms is not None and ps is not None and _comparable(mf, pf) and ms.median > 0
+              and ps.median > 0):
+            r = ms.median / ps.median if mf in HIGHER_IS_BETTER else ps.median / ms.median
+            ratio = "%.3gx %s" % (r if r >= 1 else 1 / r, "faster" if r >= 1 else "slower")
+        bm, bp = "—", "—"
+        rf, rs = _headline_pick(figs.get(ref), fields + ["p50_ns", "real_time"]) \
+            if ref else (None, None)
+        if rs is not None and rs.median > 0:
+            if ms is not None and _comparable(mf, rf):
+                bm = "%.3gx" % (ms.median / rs.median)
+            if ps is not None and _comparable(pf, rf) and not hung:
+                bp = "%.3gx" % (ps.median / rs.median)
+        rows.append(("%s (`%s`)" % (what, name), _headline_fmt(mf, ms),
+                     _headline_fmt(pf, ps, pfig), ratio, bm, bp,
+                     "`%s`" % ref if ref and rs is not None else "—"))
+    return rows
+
+
+def section_headline(run):
+    """The headline table: each primitive's mproc figure, CPython's, their ratio, and each as
+    a multiple of the machine's own limit measured in the same run."""
+    rows = headline_rows(run)
+    if not rows:
+        return ["## Headline: mproc vs CPython", "",
+                "No headline figures in this run (neither the harnesses nor the CPython "
+                "comparators that measure them ran).", ""]
+    has_py = "python" in run.harnesses
+    out = ["## Headline: mproc vs CPython", "",
+           "Medians over repetitions, measured on this machine in this run (times: p50 of "
+           "individual operations where the harness samples them). *ratio*: how much faster "
+           "mproc is than CPython's `multiprocessing` for the same operation. *× baseline*: "
+           "the figure as a multiple of the machine's own limit (the reference named in the "
+           "last column; for throughput, a fraction of it). (unstable): CV over repetitions "
+           "above %d %%." % (UNSTABLE_CV * 100), ""]
+    if not has_py:
+        out += ["The CPython comparators did not run in this run (`ONLY=` without `python`, "
+                "or `MPROC_BENCH_PYTHON=0`): the CPython column is empty.", ""]
+    out += table(["primitive", "mproc", "CPython", "ratio", "mproc × baseline",
+                  "CPython × baseline", "baseline"], rows)
+    return out + [""]
+
+
+def write_index(run):
+    """RUN/index.html: report.md rendered, and every plot (PNG linked to SVG). Static."""
+    sys.path.insert(0, os.path.join(HERE, "..", "plots"))
+    import htmlindex
+    c = run.context
+    return htmlindex.write_index(run.path, "report.md", "mproc run: %s, %s" % (
+        c.get("host", "?"), c.get("started_utc", "?")))
+
+
 # harness name -> function(run, HarnessResult) -> (markdown lines, [unstable names])
 SECTIONS = {
     "baseline": baseline_section,
@@ -379,6 +562,237 @@ def section_recommendation(run):
     return out
 
 
+# ------------------------------------------------------------------------------------------
+# [cross] cross-checks with independent tools (crosscheck.json, bench/crosscheck.py)
+
+def _fmt_cc(v, unit):
+    if unit == "count":
+        return "%s" % v if v is not None else "—"
+    return fmt_ns(v)
+
+
+def section_crosschecks(run):
+    """## Cross-checks: every tool figure beside ours, ratio tool/mproc, >2x flagged."""
+    import json as _json
+    out = ["## Cross-checks", ""]
+    path = os.path.join(run.path, "crosscheck.json")
+    cc_ctx = run.context.get("crosscheck") if isinstance(run.context.get("crosscheck"), dict) \
+        else {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = _json.load(f)
+    except FileNotFoundError:
+        if cc_ctx.get("status") == "disabled":
+            return out + ["Not run (%s)." % cc_ctx.get("detail", "disabled"), ""]
+        return out + ["Not run (no crosscheck.json: `python3 bench/crosscheck.py %s` runs "
+                      "them)." % md_escape(run.path), ""]
+    except (OSError, ValueError) as e:
+        return out + ["`crosscheck.json` unreadable: %s" % md_escape(e), ""]
+    checks = doc.get("checks") if isinstance(doc, dict) else None
+    if not isinstance(checks, list):
+        return out + ["`crosscheck.json` holds no checks.", ""]
+    thr = doc.get("threshold") or 2.0
+    out += ["Independent tools measured the same things on this machine in this run "
+            "(`bench/crosscheck.py` documents each pairing and unit conversion). Ratio = tool / "
+            "mproc; outside %.3g–%gx it is **flagged**: one of the two does not measure what we "
+            "think, or the machine was busy (1-minute load average %s before, %s after). "
+            "Counts must be equal." % (1.0 / thr, thr, doc.get("loadavg_before", "?"),
+                                        doc.get("loadavg_after", "?")), ""]
+    if doc.get("interrupted"):
+        out += ["**Interrupted**: the checks below are what finished.", ""]
+    rows, notes, flagged = [], [], []
+    for c in checks:
+        if not isinstance(c, dict):
+            continue
+        tool = c.get("tool", "?")
+        if c.get("status") != "ok":
+            notes.append("- `%s`: %s%s" % (tool, c.get("status", "?"),
+                                          ": " + c["detail"] if c.get("detail") and
+                                          c.get("detail") != c.get("status") else ""))
+            continue
+        fig = c.get("tool_figure") or {}
+        for x in c.get("comparisons") or []:
+            unit = x.get("unit", "ns")
+            tv = x.get("tool_value", fig.get("value"))
+            ratio = x.get("ratio")
+            verdict = ("**DIFFERS**" if x.get("flag") else "equal") if unit == "count" else \
+                ("**DISAGREE**" if x.get("flag") else "agrees")
+            if x.get("flag"):
+                flagged.append("`%s` %s vs `%s` %s" % (tool, _fmt_cc(tv, unit), x.get("ours"),
+                                                       _fmt_cc(x.get("ours_value"), unit)))
+            rows.append(("`%s`" % tool, x.get("what", ""), _fmt_cc(tv, unit),
+                         "`%s` %s" % (x.get("ours", "?"), _fmt_cc(x.get("ours_value"), unit)),
+                         "%.2fx" % ratio if isinstance(ratio, (int, float)) and unit != "count"
+                         else "—", verdict))
+    if rows:
+        out += table(["tool", "measures", "tool figure", "mproc figure", "ratio", ""], rows)
+    if flagged:
+        out += ["", "Flagged (more than %gx apart, or counts that differ):" % thr, ""]
+        out += ["- " + f for f in flagged]
+    if notes:
+        out += ["", "Not compared:", ""] + notes
+    out.append("")
+    return out
+
+
+# [cross] results/reference/README.md: the machines and their headline figures, generated
+# from the runs present (bench/report.py --reference-index results/reference).
+
+# (label, benchmark name, field, kind): kind "ns" is a time, "rate" a per-second figure.
+REFERENCE_HEADLINES = [
+    ("syscall (getppid) p50", "baseline/syscall", "p50_ns", "ns"),
+    ("pipe round trip, same core p50", "baseline/pipe_rtt/placement:same_core", "p50_ns", "ns"),
+    ("pipe round trip, cross core p50", "baseline/pipe_rtt/placement:cross_core", "p50_ns",
+     "ns"),
+    ("futex round trip, cross core p50", "baseline/futex_rtt/placement:cross_core", "p50_ns",
+     "ns"),
+    ("fork + exit + reap p50", "baseline/fork_exit", "p50_ns", "ns"),
+    ("mproc_conn pipe round trip, cross core p50", "latency/conn_pipe/placement:cross_core",
+     "p50_ns", "ns"),
+    ("ring queue 64 B items/s (1x1)", "queue/ring/bytes:64/producers:1/consumers:1",
+     "msgs_per_second", "rate"),
+    ("pipe queue 64 B items/s (1x1)", "queue/pipe/bytes:64/producers:1/consumers:1",
+     "msgs_per_second", "rate"),
+    ("CPython Queue 64 B items/s (1x1)", "python/queue/pipe/bytes:64/producers:1/consumers:1",
+     "msgs_per_second", "rate"),
+    ("start -> reap, fork, 0 MiB p50", "spawn/fork/rss_mib:0", "p50_ns", "ns"),
+    ("start -> reap, forkserver, 0 MiB p50", "spawn/forkserver/rss_mib:0", "p50_ns", "ns"),
+    ("CPython forkserver start, 0 MiB p50", "python/spawn/forkserver/rss_mib:0", "p50_ns",
+     "ns"),
+]
+
+
+def _reference_runs(root):
+    """[(machine, run dir or None, Run or error text)]: each <machine>/ is a run directory, or
+    holds run directories (the newest, by name, is the reference)."""
+    out = []
+    for m in sorted(os.listdir(root)):
+        d = os.path.join(root, m)
+        if m.startswith(".") or not os.path.isdir(d):
+            continue
+        path = d if gbjson.is_run_dir(d) else None
+        if path is None:
+            subs = sorted(x for x in os.listdir(d) if gbjson.is_run_dir(os.path.join(d, x)))
+            path = os.path.join(d, subs[-1]) if subs else None
+        if path is None:
+            out.append((m, None, "no run directory (no context.json)"))
+            continue
+        try:
+            out.append((m, path, gbjson.load_run(path)))
+        except gbjson.GBJsonError as e:
+            out.append((m, path, str(e)))
+    return out
+
+
+def _headline_cell(run, name, field, kind):
+    fig = run.figures.get(name)
+    if fig is None:
+        return "—"
+    v = fig.median(field, None)
+    if v is None:
+        v = fig.median("real_time", None) if kind == "ns" else None
+    return fmt_ns(v) if kind == "ns" else fmt_num(v, "/s")
+
+
+def _crosscheck_summary(path):
+    import json as _json
+    try:
+        with open(os.path.join(path, "crosscheck.json"), encoding="utf-8") as f:
+            doc = _json.load(f)
+        checks = [c for c in doc.get("checks", []) if isinstance(c, dict)]
+    except (OSError, ValueError, AttributeError):
+        return "—"
+    ok = [c for c in checks if c.get("status") == "ok"]
+    bad = [c.get("tool", "?") for c in ok if c.get("flag")]
+    return "%d compared, %d flagged%s" % (len(ok), len(bad),
+                                         " (%s)" % ", ".join(bad) if bad else "")
+
+
+def build_reference_index(root):
+    runs = _reference_runs(root)
+    out = ["# Reference results", "",
+           "<!-- Generated by `python3 bench/report.py --reference-index results/reference` from "
+           "the runs below: edit the generator, not this file. -->", "",
+           "Full runs (`make bench PROFILE=full`) on known machines, kept so that a run "
+           "anywhere has something to be compared with: `make compare "
+           "A=results/reference/<machine> B=results/latest`. Each `<machine>/` is a run "
+           "directory as [results/README.md](../README.md) describes it (or holds one; the "
+           "newest is used); its `report.md` is the summary and `plots/` its plots.", "",
+           "To publish one: run `make bench PROFILE=full OUT=results/reference/<machine>` on "
+           "the machine (or copy its run directory there), draw the plots locally with "
+           "`make plots RUN=results/reference/<machine>`, then regenerate this file with "
+           "`python3 bench/report.py --reference-index results/reference`.", ""]
+    good = [(m, p, r) for m, p, r in runs if isinstance(r, gbjson.Run)]
+    if not runs:
+        return "\n".join(out + ["No reference runs yet.", ""])
+    out += ["## Machines", ""]
+    rows = []
+    for m, p, r in runs:
+        if not isinstance(r, gbjson.Run):
+            rows.append((m, "unreadable: %s" % r, "", "", "", "", "", ""))
+            continue
+        c, t = r.context, r.topology or {}
+        counts = _get(t, "counts", default={}) or {}
+        b = c.get("budget") or _get(t, "budget", default={}) or {}
+        rel = os.path.relpath(p, root)
+        rows.append(("[%s](%s/report.md)" % (m, rel), c.get("cpu_model", "?"),
+                     "%s / %s / %s" % (counts.get("packages", "?"), counts.get("cores", "?"),
+                                       counts.get("pus", "?")),
+                     "%s (%s)" % (b.get("usable", "?"), b.get("bound_by", "?")),
+                     c.get("kernel", "?"), c.get("profile", "?"),
+                     (c.get("started_utc") or "?")[:10],
+                     ("complete" if c.get("complete") else "**incomplete**")
+                     + (", %s" % c.get("status") if c.get("status") not in (None, "ok") else "")))
+    out += table(["machine", "CPU", "packages / cores / PUs", "usable CPUs (bound by)",
+                  "kernel", "profile", "date", "run"], rows)
+    if good:
+        out += ["", "## Headline figures", "",
+                "Medians over repetitions (p50 of the individual samples where the harness "
+                "records them); — where the run has no such figure.", ""]
+        hrows = []
+        for label, name, field, kind in REFERENCE_HEADLINES:
+            hrows.append(["%s (`%s`)" % (label, name)] +
+                         [_headline_cell(r, name, field, kind) for _, _, r in good])
+        rec_row = ["recommended CPU-bound pool workers"]
+        cc_row = ["cross-checks (independent tools)"]
+        import json as _json
+        for _, p, _r in good:
+            try:
+                with open(os.path.join(p, "recommendation.json"), encoding="utf-8") as f:
+                    rec_row.append(str(_json.load(f)["cpu"]["recommended_workers"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                rec_row.append("—")
+            cc_row.append(_crosscheck_summary(p))
+        out += table(["figure"] + [m for m, _, _ in good], hrows + [rec_row, cc_row])
+    out.append("")
+    return "\n".join(out)
+
+
+def reference_index_main(argv):
+    ap = argparse.ArgumentParser(prog="report.py --reference-index",
+                                 description="Write DIR/README.md listing the reference runs.")
+    ap.add_argument("dir", help="the reference tree, e.g. results/reference")
+    ap.add_argument("--stdout", action="store_true", help="print instead of writing README.md")
+    a = ap.parse_args(argv)
+    if not os.path.isdir(a.dir):
+        print("report: --reference-index %s: not a directory" % a.dir, file=sys.stderr)
+        return 2
+    text = build_reference_index(a.dir)
+    if a.stdout:
+        sys.stdout.write(text)
+        return 0
+    path = os.path.join(a.dir, "README.md")
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
+        return 1
+    print("report: %s" % path)
+    return 0
+
+
 def build_report(run):
     c = run.context
     title = "# mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?"))
@@ -387,6 +801,7 @@ def build_report(run):
     out += ["## Machine", ""] + section_machine(run) + [""]
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
+    out += section_headline(run)
     out += section_recommendation(run)
     all_unstable = []
     per_harness = []          # (harness, unstable, figures)
@@ -415,6 +830,7 @@ def build_report(run):
                     ", ".join("%s %d/%d" % t for t in per_harness if t[1])), "",
                 "<details><summary>the list</summary>", ""]
         out += ["- `%s`" % n for n in all_unstable] + ["", "</details>", ""]
+    out += section_crosschecks(run)
     out += ["## Plots", ""] + section_plots(run) + [""]
     out += ["## Files", "",
             "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "
@@ -424,6 +840,9 @@ def build_report(run):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--reference-index"]:
+        return reference_index_main(argv[1:])
     ap = argparse.ArgumentParser(description="Write report.md for one mproc run.")
     ap.add_argument("run", help="run directory")
     ap.add_argument("--stdout", action="store_true", help="print instead of writing report.md")
@@ -446,6 +865,12 @@ def main(argv=None):
         print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
         return 1
     print("report: %s" % path)
+    try:
+        print("report: %s" % write_index(run))
+    except OSError as e:
+        print("report: cannot write %s: %s" % (os.path.join(run.path, "index.html"), e),
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,6 +14,12 @@
  * starts replacements. Only the owner writes kinds other than TAKEN/DONE, and it writes DIED
  * only after the worker is reaped (a dead process writes nothing), CANCELED only by CAS from
  * QUEUED, so the owner and a worker never both finish one slot.
+ *
+ * Workers of the exec-based start methods run a fresh image: the table is then a memfd, and
+ * each new worker (pool_exec_worker, entry "mproc-pool-worker") connects to the pool's abstract
+ * Unix socket, where the owner, right after starting it, hands the memfd and the doorbell to
+ * the peer whose SO_PEERCRED pid is that worker (exec_handshake); fn and the initializer are
+ * found by registered name. From then on the worker runs the same worker_main as a fork child.
  */
 #include <errno.h>
 #include <limits.h>
@@ -22,12 +28,15 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,7 +102,19 @@ struct mproc_result {
 	uint64_t ticket;                /* J_SINGLE */
 	mproc_result_cb *cb, *ecb;
 	void *cb_arg;
+	/* A lazy imap (batch.buffersize > 0): items are published as the caller consumes, at
+	 * most window submitted and not yet yielded; each published item borrows one of window
+	 * result slots (slotof[idx]; NO_SLOT for none) and gives it back when yielded. */
+	ssize_t *user_st;               /* map_async: the caller's status array (not ours) */
+	bool lazy;
+	size_t window, next_sub, nfree;
+	uint32_t *slotof, *freeslots;
+	const char *ltasks;
+	size_t ltask_len, lstride;
+	uint32_t lchunk;
 };
+
+#define NO_SLOT UINT32_MAX
 
 struct mproc_imap {
 	struct mproc_result *job;
@@ -128,6 +149,11 @@ struct mproc_pool {
 	struct worker *w;
 	struct worker_arg *wargs;       /* per worker, read by the forked child */
 	int efd;
+	/* Exec-based methods: the table as a memfd, the socket new workers fetch it from (and
+	 * the doorbell), and what each worker's argument carries (wire, with w set per worker). */
+	int memfd, lfd;
+	struct exec_arg *xarg;
+	size_t xarg_len;
 	pthread_t thr;
 	bool thr_started, handler_stop;
 	bool closed, stopping, terminated, broken;
@@ -306,19 +332,361 @@ static int worker_entry(void *arg)
 	worker_main(a->p, a->w);
 }
 
-/* Start worker w: the one place that starts processes, through the process module (method
- * fork: the child inherits the table mapping and the doorbell). Called unlocked by the handler
- * thread (replacements) or by mproc_pool_new. */
+/* ---------------------------------------------------------------- exec-based workers */
+
+/* Names of task functions and initializers (exec-based methods). Guarded by reg_lock; a fork
+ * child of a multi-threaded owner does not need it (it inherits fn itself). */
+#define POOL_REG_MAX 256
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char name[MPROC_ENTRY_NAME_MAX + 1];
+	mproc_task_fn *task;
+	mproc_pool_init_fn *init;
+} reg[POOL_REG_MAX];
+static int reg_n;
+
+static int reg_add(const char *name, mproc_task_fn *task, mproc_pool_init_fn *init)
+{
+	int r = 0, i;
+
+	if (!name || !name[0] || (!task && !init))
+		return -EINVAL;
+	if (strlen(name) > MPROC_ENTRY_NAME_MAX)
+		return -EMSGSIZE;
+	pthread_mutex_lock(&reg_lock);
+	for (i = 0; i < reg_n; i++) {
+		if (strcmp(reg[i].name, name) == 0) {
+			r = reg[i].task == task && reg[i].init == init ? 0 : -EEXIST;
+			goto out;
+		}
+	}
+	if (reg_n == POOL_REG_MAX) {
+		r = -ENOSPC;
+		goto out;
+	}
+	strcpy(reg[reg_n].name, name);
+	reg[reg_n].task = task;
+	reg[reg_n].init = init;
+	reg_n++;
+out:
+	pthread_mutex_unlock(&reg_lock);
+	return r;
+}
+
+int mproc_pool_register_task(const char *name, mproc_task_fn *fn)
+{
+	return fn ? reg_add(name, fn, NULL) : -EINVAL;
+}
+
+int mproc_pool_register_init(const char *name, mproc_pool_init_fn *fn)
+{
+	return fn ? reg_add(name, NULL, fn) : -EINVAL;
+}
+
+/* The name of task (or init); copies it to out (MPROC_ENTRY_NAME_MAX + 1). -ESRCH if none. */
+static int reg_name_of(mproc_task_fn *task, mproc_pool_init_fn *init, char *out)
+{
+	int r = -ESRCH, i;
+
+	pthread_mutex_lock(&reg_lock);
+	for (i = 0; i < reg_n; i++) {
+		if ((task && reg[i].task == task) || (init && reg[i].init == init)) {
+			strcpy(out, reg[i].name);
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+	return r;
+}
+
+static void reg_find(const char *name, mproc_task_fn **task, mproc_pool_init_fn **init)
+{
+	int i;
+
+	pthread_mutex_lock(&reg_lock);
+	for (i = 0; i < reg_n; i++) {
+		if (strcmp(reg[i].name, name) == 0) {
+			if (task && reg[i].task)
+				*task = reg[i].task;
+			if (init && reg[i].init)
+				*init = reg[i].init;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/* What a worker started by an exec-based method is told (its process argument), then arg_len
+ * bytes of arg and, XARG_ALIGN-aligned after them, initargs_len bytes of initargs (the argument
+ * is a malloc'd copy in the worker, so both are max-aligned). The same image reads it. */
+#define XARG_ALIGN(n) (((n) + 15) & ~(size_t)15)
+#define XARG_MAGIC 0x6c6f6f70u  /* "pool" */
+#define SOCK_NAME_MAX 96
+struct exec_arg {
+	uint32_t magic;
+	int32_t w;
+	uint64_t map_len, hdr_len, nslots, tstride, rstride, task_max, result_max;
+	uint64_t arg_len, initargs_len;
+	uint32_t maxtasksperchild;
+	uint32_t has_init;
+	char sock[SOCK_NAME_MAX];               /* abstract name, without the leading NUL */
+	char fn[MPROC_ENTRY_NAME_MAX + 1];
+	char init[MPROC_ENTRY_NAME_MAX + 1];
+};
+
+static socklen_t sock_addr(const char *name, struct sockaddr_un *sa)
+{
+	size_t n = strlen(name);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path + 1, name, n);      /* abstract: sun_path[0] == '\0' */
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+/* Worker side: connect to the pool's socket and receive the table memfd and the doorbell. */
+static int exec_fetch_fds(const char *name, int fds[2])
+{
+	struct sockaddr_un sa;
+	socklen_t salen = sock_addr(name, &sa);
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	uint32_t hello = 0;
+	struct iovec iov = { &hello, sizeof(hello) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+			    .msg_controllen = sizeof(cb.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int fd, r;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	while ((r = connect(fd, (struct sockaddr *)&sa, salen)) < 0 && errno == EINTR)
+		;
+	if (r < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = mproc__poll1(fd, POLLIN, mproc__now_ns() + 30 * MPROC__NSEC_PER_SEC);
+	if (r < 0)
+		goto out;
+	do
+		n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	r = -EBADMSG;
+	cm = n == (ssize_t)sizeof(hello) ? CMSG_FIRSTHDR(&m) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(2 * sizeof(int))) {
+		memcpy(fds, CMSG_DATA(cm), 2 * sizeof(int));
+		r = 0;
+	}
+out:
+	mproc__close(fd);
+	return r;
+}
+
+/* The process entry of a worker started by an exec-based method, in a fresh image: rebuild
+ * the worker's view of the pool from its argument and the fds fetched over the socket. Exit
+ * codes before ready: 4 bad argument, 5 unknown names, 6 no table. */
+static int pool_exec_worker(void *arg)
+{
+	const struct exec_arg *x = arg;
+	struct mproc_pool *p;
+	mproc_task_fn *fn = NULL;
+	mproc_pool_init_fn *init = NULL;
+	const char *extra;
+	int fds[2] = { -1, -1 };
+	void *map;
+
+	if (!x || x->magic != XARG_MAGIC || x->w < 0 || x->w >= MPROC_POOL_WORKERS_MAX ||
+	    !memchr(x->sock, 0, sizeof(x->sock)) || !memchr(x->fn, 0, sizeof(x->fn)) ||
+	    !memchr(x->init, 0, sizeof(x->init)) || x->nslots == 0 ||
+	    x->hdr_len < sizeof(struct hdr) ||
+	    x->map_len != x->hdr_len + x->nslots * (x->tstride + x->rstride + sizeof(struct slot)))
+		return 4;
+	extra = (const char *)x + XARG_ALIGN(sizeof(*x));
+	reg_find(x->fn, &fn, NULL);
+	if (x->has_init)
+		reg_find(x->init, NULL, &init);
+	if (!fn || (x->has_init && !init))
+		return 5;
+	if (exec_fetch_fds(x->sock, fds) < 0)
+		return 6;
+	map = mmap(NULL, x->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fds[0],
+		   0);
+	mproc__close(fds[0]);
+	if (map == MAP_FAILED)
+		return 6;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return 6;
+	p->hdr = map;
+	p->map_len = x->map_len;
+	p->nslots = x->nslots;
+	p->tstride = x->tstride;
+	p->rstride = x->rstride;
+	p->slots = (struct slot *)((char *)map + x->hdr_len);
+	p->tasks = (char *)(p->slots + p->nslots);
+	p->results = p->tasks + p->nslots * p->tstride;
+	p->efd = fds[1];
+	p->memfd = p->lfd = -1;
+	p->owner = getppid();   /* the owner, or the forkserver (which goes when the owner does) */
+	p->nworkers = x->w + 1;
+	p->o.fn = fn;
+	p->o.arg = x->arg_len ? (void *)extra : NULL;
+	p->o.task_max = x->task_max;
+	p->o.result_max = x->result_max;
+	p->o.maxtasksperchild = x->maxtasksperchild;
+	p->o.initializer = init;
+	p->o.initargs = x->initargs_len ? (void *)(extra + XARG_ALIGN(x->arg_len)) : NULL;
+	signal(SIGINT, SIG_IGN);
+	worker_main(p, x->w);
+}
+MPROC_ENTRY("mproc-pool-worker", pool_exec_worker)
+
+/* Owner side: accept the connection of the worker just started (pid), check who it is, hand
+ * it the table and the doorbell. Gives up when the worker ends first (-ECHILD) or after 30 s. */
+static int exec_handshake(struct mproc_pool *p, struct mproc_process *proc)
+{
+	int64_t deadline = mproc__now_ns() + 30 * MPROC__NSEC_PER_SEC;
+	pid_t pid = mproc_process_pid(proc);
+	int sentinel = mproc_process_sentinel(proc);
+
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = p->lfd, .events = POLLIN },
+					{ .fd = sentinel, .events = POLLIN } };
+		union {
+			char buf[CMSG_SPACE(2 * sizeof(int))];
+			struct cmsghdr align;
+		} cb;
+		uint32_t hello = 1;
+		struct iovec iov = { &hello, sizeof(hello) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				    .msg_controllen = sizeof(cb.buf) };
+		struct cmsghdr *cm;
+		struct ucred cred;
+		socklen_t clen = sizeof(cred);
+		int c, r;
+		ssize_t n;
+
+		r = poll(pf, sentinel >= 0 ? 2 : 1, mproc__poll_ms(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (!(pf[0].revents & POLLIN))
+			return -ECHILD;         /* it ended before it asked */
+		c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;               /* EAGAIN (a peer gave up), EINTR... */
+		/* Only the worker we started gets the table: anyone may connect to an abstract
+		 * name, nobody can fake its peer credentials. */
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.pid != pid ||
+		    cred.uid != getuid()) {
+			mproc__close(c);
+			continue;
+		}
+		memset(cb.buf, 0, sizeof(cb.buf));
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
+		memcpy(CMSG_DATA(cm), (int[2]){ p->memfd, p->efd }, 2 * sizeof(int));
+		do
+			n = sendmsg(c, &m, MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+		r = n < 0 ? -errno : 0;
+		mproc__close(c);
+		return r;
+	}
+}
+
+static int exec_setup(struct mproc_pool *p, size_t hdr_len)
+{
+	char name[MPROC__NAME_MAX];
+	struct exec_arg *x;
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int r;
+
+	if (p->o.arg_len > MPROC_POOL_ARG_MAX ||
+	    p->o.initargs_len > MPROC_POOL_ARG_MAX - p->o.arg_len)
+		return -EMSGSIZE;
+	if ((p->o.arg_len && !p->o.arg) || (p->o.initargs_len && !p->o.initargs))
+		return -EINVAL;
+	p->xarg_len = XARG_ALIGN(sizeof(*x)) + XARG_ALIGN(p->o.arg_len) + p->o.initargs_len;
+	x = p->xarg = calloc(1, p->xarg_len);
+	if (!x)
+		return -ENOMEM;
+	r = reg_name_of(p->o.fn, NULL, x->fn);
+	if (r == 0 && p->o.initializer)
+		r = reg_name_of(NULL, p->o.initializer, x->init);
+	if (r < 0)
+		return r;
+	x->magic = XARG_MAGIC;
+	x->has_init = p->o.initializer != NULL;
+	x->map_len = p->map_len;
+	x->hdr_len = hdr_len;
+	x->nslots = p->nslots;
+	x->tstride = p->tstride;
+	x->rstride = p->rstride;
+	x->task_max = p->o.task_max;
+	x->result_max = p->o.result_max;
+	x->maxtasksperchild = p->o.maxtasksperchild;
+	x->arg_len = p->o.arg_len;
+	x->initargs_len = p->o.initargs_len;
+	if (p->o.arg_len)
+		memcpy((char *)x + XARG_ALIGN(sizeof(*x)), p->o.arg, p->o.arg_len);
+	if (p->o.initargs_len)
+		memcpy((char *)x + XARG_ALIGN(sizeof(*x)) + XARG_ALIGN(p->o.arg_len),
+		       p->o.initargs, p->o.initargs_len);
+	r = mproc__unique_name(name, sizeof(name));
+	if (r < 0)
+		return r;
+	snprintf(x->sock, sizeof(x->sock), "mproc-pool%s", name);
+	p->memfd = memfd_create("mproc-pool", MFD_CLOEXEC);
+	if (p->memfd < 0)
+		return -errno;
+	if (ftruncate(p->memfd, (off_t)p->map_len) < 0)
+		return -errno;
+	p->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (p->lfd < 0)
+		return -errno;
+	salen = sock_addr(x->sock, &sa);
+	if (bind(p->lfd, (struct sockaddr *)&sa, salen) < 0 || listen(p->lfd, 64) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Start worker w: the one place that starts processes, through the process module. Method
+ * fork: the child inherits the table mapping and the doorbell. Exec methods: the child image
+ * runs pool_exec_worker, which fetches them over the socket (exec_handshake). Called unlocked
+ * by the handler thread (replacements) or by mproc_pool_new. */
 static int worker_spawn(struct mproc_pool *p, int w, struct worker *out)
 {
-	struct mproc_process_opts po = { .method = MPROC_START_FORK, .name = "mproc-worker" };
+	struct mproc_process_opts po = { .method = p->o.method, .name = "mproc-worker" };
 	struct mproc_process *proc = NULL;
 	int r;
 
 	__atomic_store_n(&p->hdr->ready[w], 0, __ATOMIC_RELEASE);
-	p->wargs[w].p = p;
-	p->wargs[w].w = w;
-	r = mproc_process_new(&proc, worker_entry, &p->wargs[w], &po);
+	if (p->o.method == MPROC_START_FORK) {
+		p->wargs[w].p = p;
+		p->wargs[w].w = w;
+		r = mproc_process_new(&proc, worker_entry, &p->wargs[w], &po);
+	} else {
+		/* Only the handler thread or mproc_pool_new get here, one at a time: the shared
+		 * template is theirs. process_new copies it. */
+		p->xarg->w = w;
+		po.entry = "mproc-pool-worker";
+		po.arg_len = p->xarg_len;
+		r = mproc_process_new(&proc, pool_exec_worker, p->xarg, &po);
+	}
 	if (r < 0)
 		return r;
 	r = mproc_process_start(proc);
@@ -327,11 +695,14 @@ static int worker_spawn(struct mproc_pool *p, int w, struct worker *out)
 		return r;
 	}
 	out->pidfd = mproc_process_sentinel(proc);
-	if (out->pidfd < 0) {           /* no way to see it die: refuse it */
+	r = out->pidfd < 0 ? -ENOSYS : 0;       /* no way to see it die: refuse it */
+	if (r == 0 && p->o.method != MPROC_START_FORK)
+		r = exec_handshake(p, proc);
+	if (r < 0) {
 		mproc_process_kill(proc);
 		mproc_process_join(proc, MPROC_FOREVER);
 		mproc_process_free(proc);
-		return -ENOSYS;
+		return r;
 	}
 	out->proc = proc;
 	out->pid = mproc_process_pid(proc);
@@ -375,6 +746,8 @@ static void job_unref(struct mproc_result *j)
 		free(j->st);
 	free(j->done);
 	free(j->order);
+	free(j->slotof);
+	free(j->freeslots);
 	free(j);
 }
 
@@ -465,7 +838,8 @@ static void job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx
 	if (status >= 0 && (size_t)status > j->rstride)
 		status = -EMSGSIZE;
 	if (status > 0 && j->res)
-		memcpy(j->res + idx * j->rstride, src, (size_t)status);
+		memcpy(j->res + (j->slotof ? j->slotof[idx] : idx) * j->rstride, src,
+		       (size_t)status);
 	j->st[idx] = status;
 	if (j->done)
 		j->done[idx] = 1;
@@ -474,7 +848,16 @@ static void job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx
 	j->ndone++;
 	if (j->ndone == j->n || j->kind == J_IMAP || j->kind == J_IMAPU)
 		p->wake = true;
-	if (j->kind == J_SINGLE && (j->cb || j->ecb))
+	if (j->kind == J_MAP && j->ndone == j->n) {
+		/* A map's own status: 0, or the first failed task's error by index. */
+		size_t i;
+
+		j->st1 = 0;
+		for (i = 0; i < j->n && j->st1 == 0; i++)
+			if (j->st[i] < 0)
+				j->st1 = j->st[i];
+	}
+	if ((j->kind == J_SINGLE || (j->kind == J_MAP && j->ndone == j->n)) && (j->cb || j->ecb))
 		cbq_push(p, j);
 }
 
@@ -857,6 +1240,9 @@ static int wait_ready(struct mproc_pool *p)
 static void pool_release(struct mproc_pool *p)
 {
 	mproc__close(p->efd);
+	mproc__close(p->memfd);
+	mproc__close(p->lfd);
+	free(p->xarg);
 	if (p->hdr)
 		munmap(p->hdr, p->map_len);
 	pthread_cond_destroy(&p->cv);
@@ -893,8 +1279,8 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 		return -EINVAL;
 	if (opts->method < 0 || opts->method >= MPROC_START__COUNT)
 		return -EINVAL;
-	if (opts->method != MPROC_START_FORK)
-		return -ENOTSUP;        /* exec methods: the table would travel as a memfd (todo) */
+	if (opts->method == MPROC_START_THREAD)
+		return -ENOTSUP;        /* a worker must be a process: killable, with its own pid */
 	if (opts->task_max > MPROC_POOL_ITEM_MAX || opts->result_max > MPROC_POOL_ITEM_MAX ||
 	    opts->queue_max > MPROC_POOL_QUEUE_MAX)
 		return -EINVAL;
@@ -902,7 +1288,7 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 	if (!p)
 		return -ENOMEM;
 	p->o = *opts;
-	p->efd = -1;
+	p->efd = p->memfd = p->lfd = -1;
 	p->nworkers = nw;
 	p->owner = getpid();
 	if (!p->o.task_max)
@@ -927,8 +1313,13 @@ int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	if (p->o.method != MPROC_START_FORK) {
+		r = exec_setup(p, hdr_len);
+		if (r < 0)
+			goto fail;
+	}
 	p->hdr = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE,
-		      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		      MAP_SHARED | (p->memfd < 0 ? MAP_ANONYMOUS : 0) | MAP_NORESERVE, p->memfd, 0);
 	if (p->hdr == MAP_FAILED) {
 		p->hdr = NULL;
 		r = -errno;
@@ -1055,8 +1446,12 @@ int mproc_pool_join(struct mproc_pool *p, double timeout_s)
 	return 0;
 }
 
+static void lazy_fail_rest(struct mproc_pool *p, struct mproc_result *j, int err);
+
 int mproc_pool_terminate(struct mproc_pool *p)
 {
+	struct mproc_result *j, *next;
+
 	if (!p)
 		return -EINVAL;
 	pthread_mutex_lock(&p->mu);
@@ -1069,6 +1464,10 @@ int mproc_pool_terminate(struct mproc_pool *p)
 	__atomic_store_n(&p->hdr->stop, 1, __ATOMIC_SEQ_CST);
 	kill_all_workers(p);
 	fail_all(p, K_CANCELED);
+	for (j = p->jobs; j; j = next) {
+		next = j->next;
+		lazy_fail_rest(p, j, -ECANCELED);
+	}
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	run_callbacks(p);
@@ -1353,6 +1752,21 @@ void mproc_result_free(struct mproc_result *r)
 	p = r->pool;
 	if (p)
 		pthread_mutex_lock(&p->mu);
+	if (r->user_st && r->ndone < r->n) {
+		/* map_async freed early: tasks still running write into private buffers now. */
+		ssize_t *own = calloc(r->n, sizeof(*own));
+
+		r->res = NULL;
+		r->rstride = SIZE_MAX;
+		if (own) {
+			memcpy(own, r->st, r->n * sizeof(*own));
+			r->st = own;
+		} else {                /* cannot detach: wait for the tasks instead */
+			job_wait_locked(r, MPROC__NO_DEADLINE);
+		}
+	}
+	if (r->user_st)
+		job_forget_st(r, r->user_st);
 	job_unref(r);
 	if (p)
 		pthread_mutex_unlock(&p->mu);
@@ -1508,6 +1922,45 @@ int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, doubl
 	return map_common(p, b, timeout_s, make_plain, b);
 }
 
+int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
+			 const struct mproc_apply_opts *opts, struct mproc_result **out)
+{
+	struct mproc_result *j;
+	size_t rstride;
+	int r = batch_check(p, b, true);
+
+	if (r < 0)
+		return r;
+	if (!out)
+		return -EINVAL;
+	rstride = b->result_stride ? b->result_stride : p->o.result_max;
+	j = job_new(p, J_MAP, b->n, rstride, b->results, b->status, false);
+	if (!j)
+		return -ENOMEM;
+	j->user_st = b->status;
+	if (opts) {
+		j->cb = opts->callback;
+		j->ecb = opts->error_callback;
+		j->cb_arg = opts->cb_arg;
+	}
+	if (b->n == 0) {
+		j->st1 = 0;             /* done at once; the callback runs here */
+		if (j->cb)
+			j->cb(j, 0, j->cb_arg);
+		*out = j;
+		return 0;
+	}
+	r = batch_submit(p, j, b, make_plain, b, NULL);
+	if (r < 0) {
+		job_forget_st(j, b->status);
+		job_unref(j);
+		return r;
+	}
+	run_callbacks(p);       /* a submission that failed midway completed the job here */
+	*out = j;
+	return 0;
+}
+
 struct star_ctx {
 	const void *const *args;
 	const size_t *size, *stride;
@@ -1559,6 +2012,85 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
 	return r;
 }
 
+/* A lazy imap's items not yet published fail with err (the pool stopped, or the iterator is
+ * freed); drops the pool's reference if that completes the job. Locked. */
+static void lazy_fail_rest(struct mproc_pool *p, struct mproc_result *j, int err)
+{
+	if (!j->lazy || j->next_sub >= j->n)
+		return;
+	for (; j->next_sub < j->n; j->next_sub++)
+		job_deliver(p, j, j->next_sub, err, NULL);
+	if (j->pending == 0)
+		job_unref(j);   /* the pool's reference */
+}
+
+/* Publish a lazy imap's items until window of them are submitted and not yet yielded. Waits
+ * while the table is full. Locked. */
+static void lazy_feed(struct mproc_pool *p, struct mproc_result *j)
+{
+	bool any = false;
+
+	while (j->lazy && j->next_sub < j->n && j->next_sub - j->next_pos < j->window) {
+		size_t i = j->next_sub;
+		int err = p->terminated ? -ECANCELED : (p->stopping || p->broken) ? -EPIPE : 0;
+
+		if (!err && p->tail - p->head >= p->nslots) {
+			if (any)
+				wake_workers(p, INT_MAX);
+			any = false;
+			err = wait_space(p, true);
+			if (!err && (p->stopping || p->terminated))
+				err = p->terminated ? -ECANCELED : -EPIPE;
+			if (!err)
+				continue;       /* state may have changed while we waited */
+		}
+		if (err) {
+			lazy_fail_rest(p, j, err);
+			break;
+		}
+		j->slotof[i] = j->freeslots[--j->nfree];
+		j->next_sub++;
+		publish(p, j, i, j->ltasks + i * j->lstride, j->ltask_len, j->lchunk);
+		any = true;
+	}
+	if (any)
+		wake_workers(p, INT_MAX);
+}
+
+static int imap_lazy(struct mproc_pool *p, const struct mproc_pool_batch *b,
+		     struct mproc_result *j)
+{
+	size_t w = b->buffersize < b->n ? b->buffersize : b->n, k;
+
+	j->lazy = true;
+	j->window = w;
+	j->ltasks = b->tasks;
+	j->ltask_len = b->task_len;
+	j->lstride = b->task_stride ? b->task_stride : b->task_len;
+	j->lchunk = b->chunksize ? (uint32_t)b->chunksize : 1;
+	j->res = malloc(w * j->rstride);
+	j->res_owned = true;
+	j->slotof = malloc(b->n * sizeof(*j->slotof));
+	j->freeslots = malloc(w * sizeof(*j->freeslots));
+	if (!j->res || !j->slotof || !j->freeslots)
+		return -ENOMEM;
+	for (k = 0; k < b->n; k++)
+		j->slotof[k] = NO_SLOT;
+	for (k = 0; k < w; k++)
+		j->freeslots[k] = (uint32_t)(w - 1 - k);
+	j->nfree = w;
+	pthread_mutex_lock(&p->mu);
+	if (p->closed) {
+		pthread_mutex_unlock(&p->mu);
+		return -EPIPE;
+	}
+	job_link(p, j);
+	j->refs++;              /* the pool's, until every item is delivered */
+	lazy_feed(p, j);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
 static int imap_common(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		       struct mproc_imap **out, int kind)
 {
@@ -1573,7 +2105,11 @@ static int imap_common(struct mproc_pool *p, const struct mproc_pool_batch *b,
 	it = calloc(1, sizeof(*it));
 	if (!it)
 		return -ENOMEM;
-	j = job_new(p, kind, b->n, p->o.result_max, NULL, NULL, true);
+	if (b->buffersize > MPROC_POOL_QUEUE_MAX) {
+		free(it);
+		return -EINVAL;
+	}
+	j = job_new(p, kind, b->n, p->o.result_max, NULL, NULL, !b->buffersize);
 	if (!j) {
 		free(it);
 		return -ENOMEM;
@@ -1583,7 +2119,12 @@ static int imap_common(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		*out = it;
 		return 0;
 	}
-	r = batch_submit(p, j, b, make_plain, b, NULL);
+	if (b->buffersize) {
+		j->rstride = p->o.result_max;
+		r = imap_lazy(p, b, j);
+	} else {
+		r = batch_submit(p, j, b, make_plain, b, NULL);
+	}
 	if (r < 0) {
 		job_unref(j);
 		free(it);
@@ -1627,6 +2168,8 @@ ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size, size_t
 		job_unlock(j, p);
 		return MPROC_EOF;
 	}
+	if (j->pool)
+		lazy_feed(p, j);
 	for (;;) {
 		if (j->kind == J_IMAPU ? j->norder > j->next_pos : j->done[j->next_pos])
 			break;
@@ -1647,19 +2190,35 @@ ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size, size_t
 			job_unlock(j, p);
 			return -EMSGSIZE;
 		}
-		memcpy(result, j->res + idx * j->rstride, (size_t)st);
+		memcpy(result, j->res + (j->slotof ? j->slotof[idx] : idx) * j->rstride,
+		       (size_t)st);
+	}
+	if (j->slotof && j->slotof[idx] != NO_SLOT) {
+		j->freeslots[j->nfree++] = j->slotof[idx];
+		j->slotof[idx] = NO_SLOT;
 	}
 	j->next_pos++;
 	if (index)
 		*index = idx;
+	if (j->pool)
+		lazy_feed(p, j);        /* keep the window full while the caller works */
 	job_unlock(j, p);
 	return st;
 }
 
 void mproc_imap_free(struct mproc_imap *it)
 {
+	struct mproc_pool *p;
+
 	if (!it)
 		return;
+	p = it->job->pool;
+	if (p) {
+		/* Nobody will consume the rest: it is never submitted. */
+		pthread_mutex_lock(&p->mu);
+		lazy_fail_rest(p, it->job, -ECANCELED);
+		pthread_mutex_unlock(&p->mu);
+	}
 	mproc_result_free(it->job);
 	free(it);
 }

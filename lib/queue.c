@@ -9,7 +9,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,17 +32,183 @@ static const struct mproc__queue_ops *const backends[MPROC_QUEUE_BACKEND_COUNT] 
 	[MPROC_QUEUE_SYSV] = &mproc__queue_sysv_ops,
 };
 
-void *mproc__shared_alloc(size_t bytes)
+void *mproc__shared_alloc(size_t bytes, int *fd, bool populate)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	void *p;
+	int e;
 
+	*fd = memfd_create("mproc-queue", MFD_CLOEXEC);
+	if (*fd < 0)
+		return NULL;
+	if (ftruncate(*fd, (off_t)bytes) < 0)
+		goto out_close;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0),
+		 *fd, 0);
+	if (p != MAP_FAILED)
+		return p;
+out_close:
+	e = errno;
+	mproc__closep(fd);
+	errno = e;
+	return NULL;
+}
+
+void *mproc__shared_map(int fd, size_t bytes)
+{
+	struct stat st;
+	void *p;
+
+	/* A smaller file than the descriptor says would SIGBUS on first touch. */
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	if ((uint64_t)st.st_size < bytes) {
+		errno = EBADMSG;
+		return NULL;
+	}
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void mproc__shared_free(void *p, size_t bytes)
+void mproc__shared_free(void *p, size_t bytes, int *fd)
 {
 	if (p)
 		munmap(p, bytes);
+	mproc__closep(fd);
+}
+
+/* ---- attach descriptors -------------------------------------------------------------------- */
+
+_Static_assert(sizeof(struct mproc__queue_wire) <= sizeof(struct mproc_queue_desc),
+	       "struct mproc_queue_desc is too small for the wire form");
+
+int mproc__queue_wire_fd(struct mproc__queue_wire *w, unsigned i, int fd)
+{
+	struct stat st;
+
+	if (i >= MPROC__QUEUE_WIRE_FDS || fstat(fd, &st) < 0)
+		return i >= MPROC__QUEUE_WIRE_FDS ? -EINVAL : -errno;
+	w->fd[i] = fd;
+	w->dev[i] = (uint64_t)st.st_dev;
+	w->ino[i] = (uint64_t)st.st_ino;
+	if (w->nfds < i + 1)
+		w->nfds = i + 1;
+	return 0;
+}
+
+static bool wire_same_file(const struct mproc__queue_wire *w, unsigned i, int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && (uint64_t)st.st_dev == w->dev[i] &&
+	       (uint64_t)st.st_ino == w->ino[i];
+}
+
+int mproc__queue_wire_open(const struct mproc__queue_wire *w, unsigned i, int flags)
+{
+	char path[64];
+	int fd, e;
+
+	if (i >= w->nfds || w->fd[i] < 0)
+		return -EINVAL;
+	/* Inherited under the same number (fork, or an exec that kept it open): share it. */
+	if (wire_same_file(w, i, w->fd[i])) {
+		fd = fcntl(w->fd[i], F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	/* Else open the exporter's file again (a new open file description of the same pipe,
+	 * memfd or message queue); needs ptrace read access to the exporter (same user). */
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)w->pid, (int)w->fd[i]);
+	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		e = errno;
+		return e == ENOENT || e == ESRCH ? -ESRCH : -e;
+	}
+	if (!wire_same_file(w, i, fd)) {
+		mproc__close(fd);       /* the number was reused for another file */
+		return -ESRCH;
+	}
+	return fd;
+}
+
+int mproc_queue_export(struct mproc_queue *q, struct mproc_queue_desc *d)
+{
+	struct mproc__queue_wire w;
+	int r;
+
+	if (!q || !d)
+		return -EINVAL;
+	if (!q->ops->export_)
+		return -EOPNOTSUPP;
+	memset(&w, 0, sizeof(w));
+	for (unsigned i = 0; i < MPROC__QUEUE_WIRE_FDS; i++)
+		w.fd[i] = -1;
+	w.magic = MPROC__QUEUE_WIRE_MAGIC;
+	w.version = MPROC__QUEUE_WIRE_VERSION;
+	w.backend = (uint16_t)q->backend;
+	w.pid = (int32_t)getpid();
+	w.flags = q->flags;
+	w.maxsize = q->maxsize;
+	w.max_msg = q->max_msg;
+	w.sysv_id = -1;
+	r = mproc__queue_wire_fd(&w, 0, q->shfd);
+	if (r < 0)
+		return r;
+	r = q->ops->export_(q, &w);
+	if (r < 0)
+		return r;
+	memset(d, 0, sizeof(*d));
+	memcpy(d->opaque, &w, sizeof(w));
+	return 0;
+}
+
+int mproc_queue_attach(struct mproc_queue **out, const struct mproc_queue_desc *d)
+{
+	struct mproc__queue_wire w;
+	struct mproc_queue *q;
+	int r;
+
+	if (!out || !d)
+		return -EINVAL;
+	*out = NULL;
+	memcpy(&w, d->opaque, sizeof(w));
+	if (w.magic != MPROC__QUEUE_WIRE_MAGIC || w.version != MPROC__QUEUE_WIRE_VERSION ||
+	    w.backend >= MPROC_QUEUE_BACKEND_COUNT || w.nfds < 1 ||
+	    w.nfds > MPROC__QUEUE_WIRE_FDS || (w.flags & ~(unsigned)MPROC_QUEUE_FLAGS_ALL) ||
+	    w.maxsize > UINT32_MAX || w.max_msg > MPROC__QUEUE_MSG_LIMIT || w.pid <= 0)
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->ops = backends[w.backend];
+	q->backend = w.backend;
+	q->flags = w.flags;
+	q->maxsize = (size_t)w.maxsize;
+	q->max_msg = (size_t)w.max_msg;
+	q->creator = -1;
+	r = mproc__queue_wire_open(&w, 0, O_RDWR);
+	if (r < 0)
+		goto out_free;
+	q->shfd = r;
+	q->sh = mproc__shared_map(q->shfd, sizeof(*q->sh));
+	if (!q->sh) {
+		r = -errno;
+		goto out_close;
+	}
+	r = q->ops->attach(q, &w);
+	if (r < 0)
+		goto out_fini;
+	*out = q;
+	return 0;
+out_fini:
+	q->ops->fini(q, false);
+	mproc__shared_free(q->sh, sizeof(*q->sh), &q->shfd);
+	free(q);
+	return r;
+out_close:
+	mproc__closep(&q->shfd);
+out_free:
+	free(q);
+	return r;
 }
 
 int mproc__robust_mutex_init(pthread_mutex_t *m)
@@ -304,7 +473,8 @@ int mproc_queue_new(struct mproc_queue **out, const struct mproc_queue_opts *opt
 	q->maxsize = o->maxsize;
 	q->max_msg = o->max_msg;
 	q->creator = getpid();
-	q->sh = mproc__shared_alloc(sizeof(*q->sh));
+	q->shfd = -1;
+	q->sh = mproc__shared_alloc(sizeof(*q->sh), &q->shfd, false);
 	if (!q->sh) {
 		r = -errno;
 		goto out_free;
@@ -317,7 +487,7 @@ int mproc_queue_new(struct mproc_queue **out, const struct mproc_queue_opts *opt
 
 out_fini:
 	q->ops->fini(q, true);
-	mproc__shared_free(q->sh, sizeof(*q->sh));
+	mproc__shared_free(q->sh, sizeof(*q->sh), &q->shfd);
 out_free:
 	free(q);
 	return r;
@@ -328,7 +498,7 @@ void mproc_queue_free(struct mproc_queue *q)
 	if (!q)
 		return;
 	q->ops->fini(q, q->creator == getpid());
-	mproc__shared_free(q->sh, sizeof(*q->sh));
+	mproc__shared_free(q->sh, sizeof(*q->sh), &q->shfd);
 	free(q);
 }
 

@@ -4,8 +4,8 @@
  *
  * The front end checks arguments, turns timeouts into deadlines, keeps the JoinableQueue
  * counters and the "closed" flag, then calls the back end through its ops table. Every back
- * end gets a small shared control block (struct mproc__qshared, anonymous MAP_SHARED, so it is
- * inherited across fork) with an item count and two futex sequence words it may use for
+ * end gets a small shared control block (struct mproc__qshared, MAP_SHARED on a memfd, so it
+ * is inherited across fork and can be mapped again after exec) with an item count and two futex sequence words it may use for
  * maxsize and for waking waiters.
  */
 #ifndef MPROC_QUEUE_INTERNAL_H
@@ -24,16 +24,50 @@
 
 /* Shared by every process using the queue. Each futex word on its own cache line. */
 struct mproc__qshared {
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t count;    /* items (pipe, sysv) */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t count;    /* items (pipe) */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t put_seq;  /* bumped after each put */
 	_Atomic uint32_t getters;                             /* flag: someone sleeps on put_seq */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t get_seq;  /* bumped after each get */
 	_Atomic uint32_t putters;                             /* flag: someone sleeps on get_seq */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t unfinished; /* JoinableQueue */
 	_Atomic uint32_t joiners;
+	/* sysv with maxsize: a robust lock word (mproc__qlock) held across "count, then send" */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t put_lock;
 };
 
 struct mproc_queue;
+
+/*
+ * The attach descriptor behind struct mproc_queue_desc (queue.h): what an exec'd child needs
+ * to open the same queue. Every shared region is a memfd, so it can be mapped again; fds are
+ * found in the child either inherited under the same number or through /proc/<pid>/fd/<n> of
+ * the exporting process, and are accepted only if st_dev/st_ino match what was exported.
+ * fd[0] is the front end's control block; the back end numbers the rest from 1.
+ */
+#define MPROC__QUEUE_WIRE_MAGIC 0x6d705164u    /* "mpQd" */
+#define MPROC__QUEUE_WIRE_VERSION 1u
+#define MPROC__QUEUE_WIRE_FDS 4
+struct mproc__queue_wire {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t backend;
+	int32_t pid;                    /* the exporting process */
+	uint32_t flags;
+	uint64_t maxsize, max_msg;
+	uint64_t be_bytes;              /* ring: storage bytes */
+	int32_t sysv_id;                /* sysv: the msqid */
+	uint32_t nfds;
+	int32_t fd[MPROC__QUEUE_WIRE_FDS];
+	uint64_t dev[MPROC__QUEUE_WIRE_FDS];
+	uint64_t ino[MPROC__QUEUE_WIRE_FDS];
+};
+
+/* Record fd as w->fd[i] (with its st_dev/st_ino). 0 or -errno. */
+int mproc__queue_wire_fd(struct mproc__queue_wire *w, unsigned i, int fd);
+/* Open w->fd[i] in this process (flags: O_RDONLY/O_WRONLY/O_RDWR, O_NONBLOCK): a new fd
+ * (close-on-exec) or -ESRCH (the exporter is gone or the fd is no longer that file), -EACCES
+ * (no access to the exporter's /proc/<pid>/fd), -errno. */
+int mproc__queue_wire_open(const struct mproc__queue_wire *w, unsigned i, int flags);
 
 struct mproc__queue_ops {
 	const char *name;
@@ -46,6 +80,10 @@ struct mproc__queue_ops {
 	int (*put)(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline);
 	ssize_t (*get)(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline);
 	ssize_t (*qsize)(struct mproc_queue *q);
+	/* Fill w's back end part (fds from 1, be_bytes, sysv_id); attach opens the same queue
+	 * from it in another process (q->be NULL on entry; fini(q, false) cleans up a failure). */
+	int (*export_)(struct mproc_queue *q, struct mproc__queue_wire *w);
+	int (*attach)(struct mproc_queue *q, const struct mproc__queue_wire *w);
 	/* put/get are cheap to try with deadline 0 ("do not wait"): the front end does that
 	 * first and computes a real deadline only when the call has to wait. */
 	bool try_first;
@@ -57,9 +95,10 @@ struct mproc_queue {
 	unsigned flags;
 	size_t maxsize;         /* 0 = none */
 	size_t max_msg;
-	pid_t creator;
+	pid_t creator;          /* -1 for a handle made by mproc_queue_attach */
 	_Atomic bool closed;
 	struct mproc__qshared *sh;
+	int shfd;               /* memfd of sh */
 	void *be;               /* back end state */
 };
 
@@ -68,9 +107,12 @@ extern const struct mproc__queue_ops mproc__queue_ring_ops;
 extern const struct mproc__queue_ops mproc__queue_mq_ops;
 extern const struct mproc__queue_ops mproc__queue_sysv_ops;
 
-/* Anonymous shared memory (zeroed) and its release. NULL + errno on failure. */
-void *mproc__shared_alloc(size_t bytes);
-void mproc__shared_free(void *p, size_t bytes);
+/* Shared memory on a memfd (zeroed; close-on-exec fd in *fd), so that mproc_queue_attach can
+ * map it again in an exec'd child; mproc__shared_map maps an existing one. NULL + errno on
+ * failure. mproc__shared_free unmaps and closes (NULL / -1 are no-ops). */
+void *mproc__shared_alloc(size_t bytes, int *fd, bool populate);
+void *mproc__shared_map(int fd, size_t bytes);
+void mproc__shared_free(void *p, size_t bytes, int *fd);
 
 /* A robust, process-shared mutex. */
 int mproc__robust_mutex_init(pthread_mutex_t *m);

@@ -79,6 +79,30 @@ static void mq_fini(struct mproc_queue *q, bool creator)
 	q->be = NULL;
 }
 
+static int mq_export(struct mproc_queue *q, struct mproc__queue_wire *w)
+{
+	struct mqb *m = q->be;
+
+	return mproc__queue_wire_fd(w, 1, (int)m->mq);
+}
+
+static int mq_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
+{
+	struct mqb *m = calloc(1, sizeof(*m));
+	int fd;
+
+	if (!m)
+		return -ENOMEM;
+	m->mq = (mqd_t)-1;
+	q->be = m;
+	/* On Linux a message queue descriptor is an fd of the mqueue filesystem. */
+	fd = mproc__queue_wire_open(w, 1, O_RDWR | O_NONBLOCK);
+	if (fd < 0)
+		return fd;
+	m->mq = (mqd_t)fd;
+	return 0;
+}
+
 static int mq_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct mqb *m = q->be;
@@ -134,6 +158,8 @@ const struct mproc__queue_ops mproc__queue_mq_ops = {
 	.name = "mq",
 	.init = mq_init,
 	.fini = mq_fini,
+	.export_ = mq_export,
+	.attach = mq_attach,
 	.put = mq_put,
 	.get = mq_get,
 	.qsize = mq_qsize,

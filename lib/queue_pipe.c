@@ -58,6 +58,7 @@ struct pipe_shared {
 
 struct pipeb {
 	struct pipe_shared *sh;
+	int shfd;                       /* memfd of sh */
 	int rfd, wfd;
 };
 
@@ -72,9 +73,9 @@ static int pipe_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	p->rfd = p->wfd = -1;
+	p->rfd = p->wfd = p->shfd = -1;
 	q->be = p;
-	p->sh = mproc__shared_alloc(sizeof(*p->sh));
+	p->sh = mproc__shared_alloc(sizeof(*p->sh), &p->shfd, false);
 	if (!p->sh)
 		return -errno;
 	r = mproc__robust_mutex_init(&p->sh->wlock);
@@ -100,9 +101,50 @@ static void pipe_fini(struct mproc_queue *q, bool creator)
 		return;
 	mproc__closep(&p->rfd);
 	mproc__closep(&p->wfd);
-	mproc__shared_free(p->sh, sizeof(*p->sh));
+	mproc__shared_free(p->sh, sizeof(*p->sh), &p->shfd);
 	free(p);
 	q->be = NULL;
+}
+
+static int pipe_export(struct mproc_queue *q, struct mproc__queue_wire *w)
+{
+	struct pipeb *p = q->be;
+	int r;
+
+	r = mproc__queue_wire_fd(w, 1, p->shfd);
+	if (!r)
+		r = mproc__queue_wire_fd(w, 2, p->rfd);
+	if (!r)
+		r = mproc__queue_wire_fd(w, 3, p->wfd);
+	return r;
+}
+
+static int pipe_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
+{
+	struct pipeb *p = calloc(1, sizeof(*p));
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	p->rfd = p->wfd = p->shfd = -1;
+	q->be = p;
+	r = mproc__queue_wire_open(w, 1, O_RDWR);
+	if (r < 0)
+		return r;
+	p->shfd = r;
+	p->sh = mproc__shared_map(p->shfd, sizeof(*p->sh));
+	if (!p->sh)
+		return -errno;
+	/* Both ends non-blocking, as pipe_init made them (a reopened end has its own flags). */
+	r = mproc__queue_wire_open(w, 2, O_RDONLY | O_NONBLOCK);
+	if (r < 0)
+		return r;
+	p->rfd = r;
+	r = mproc__queue_wire_open(w, 3, O_WRONLY | O_NONBLOCK);
+	if (r < 0)
+		return r;
+	p->wfd = r;
+	return 0;
 }
 
 static int pipe_avail(struct pipeb *p)
@@ -398,6 +440,8 @@ const struct mproc__queue_ops mproc__queue_pipe_ops = {
 	.name = "pipe",
 	.init = pipe_init,
 	.fini = pipe_fini,
+	.export_ = pipe_export,
+	.attach = pipe_attach,
 	.put = pipe_put,
 	.get = pipe_get,
 	.qsize = pipe_qsize,

@@ -1,6 +1,7 @@
 /*
- * queue_ring.c - the ring back end: a bounded ring of variable-size records in anonymous
- * MAP_SHARED memory (inherited across fork, no /dev/shm needed).
+ * queue_ring.c - the ring back end: a bounded ring of variable-size records in MAP_SHARED
+ * memory of a memfd (inherited across fork, mapped again by mproc_queue_attach after exec, no
+ * /dev/shm needed).
  *
  * Records are [u32 len][u32 seq][payload, padded to 8 bytes]; the payload may wrap around
  * the end of the storage (two copies). Producers serialize on one robust lock, consumers on
@@ -35,6 +36,7 @@
  * word under their lock and reload it only when the cache says full.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -76,6 +78,7 @@ struct ring_shared {
 
 struct ring {
 	struct ring_shared *sh;
+	int fd;                         /* memfd of sh */
 	size_t map_bytes;
 	uint32_t cap, mask;
 	uint32_t maxsize;               /* 0 = count unlimited */
@@ -118,11 +121,11 @@ static int ring_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->fd = -1;
 	q->be = r;
 	r->map_bytes = sizeof(struct ring_shared) + want;
-	p = mmap(NULL, r->map_bytes, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (p == MAP_FAILED)
+	p = mproc__shared_alloc(r->map_bytes, &r->fd, true);
+	if (!p)
 		return -errno;
 	r->sh = p;
 	r->cap = (uint32_t)want;
@@ -138,10 +141,45 @@ static void ring_fini(struct mproc_queue *q, bool creator)
 
 	if (!r)
 		return;
-	if (r->sh)
-		munmap(r->sh, r->map_bytes);
+	mproc__shared_free(r->sh, r->map_bytes, &r->fd);
 	free(r);
 	q->be = NULL;
+}
+
+static int ring_export(struct mproc_queue *q, struct mproc__queue_wire *w)
+{
+	struct ring *r = q->be;
+
+	w->be_bytes = r->cap;
+	return mproc__queue_wire_fd(w, 1, r->fd);
+}
+
+static int ring_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
+{
+	struct ring *r;
+	int fd;
+
+	if (w->be_bytes < RING_REC_HDR || w->be_bytes > RING_MAX_BYTES ||
+	    (w->be_bytes & (w->be_bytes - 1)))
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->fd = -1;
+	q->be = r;
+	fd = mproc__queue_wire_open(w, 1, O_RDWR);
+	if (fd < 0)
+		return fd;
+	r->fd = fd;
+	r->map_bytes = sizeof(struct ring_shared) + (size_t)w->be_bytes;
+	r->sh = mproc__shared_map(r->fd, r->map_bytes);
+	if (!r->sh)
+		return -errno;
+	r->cap = (uint32_t)w->be_bytes;
+	r->mask = r->cap - 1;
+	r->maxsize = (uint32_t)q->maxsize;
+	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
+	return 0;
 }
 
 /* The 8-byte header at pos (never wraps: positions and storage are multiples of 8). */
@@ -369,6 +407,8 @@ const struct mproc__queue_ops mproc__queue_ring_ops = {
 	.name = "ring",
 	.init = ring_init,
 	.fini = ring_fini,
+	.export_ = ring_export,
+	.attach = ring_attach,
 	.put = ring_put,
 	.get = ring_get,
 	.qsize = ring_qsize,

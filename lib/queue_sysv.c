@@ -13,10 +13,20 @@
  *
  * SysV has no timed msgsnd/msgrcv and no fd to poll, so calls use IPC_NOWAIT and wait on the
  * shared futex sequence words of the front end (put_seq / get_seq) in slices of 20 ms, which
- * also bounds any wait on a wake-up a killed process never sent. maxsize is enforced by the
- * shared item count; the byte capacity is the queue's msg_qbytes. Messages are atomic.
+ * also bounds any wait on a wake-up a killed process never sent. Messages are atomic.
+ *
+ * maxsize is enforced from the kernel's own count (msg_qnum, less the marker), never from a
+ * counter of ours: a counter kept beside the queue is off by one for good whenever a process
+ * is SIGKILLed between its msgrcv and its decrement (or its increment and its msgsnd), and
+ * SEM_UNDO cannot help because a slot changes hands between processes. Putters serialise
+ * "read msg_qnum, then msgsnd" under a robust lock word in the shared block (mproc__qlock:
+ * a holder killed in between is taken over, and there is nothing to repair since the count
+ * is the kernel's). Getters need no lock: a get only makes room. The byte capacity is the
+ * queue's msg_qbytes. While mproc_queue_clean_stale() holds a live queue's marker (a few
+ * microseconds), qsize reads one low and one put beyond maxsize may pass.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +100,32 @@ static int sysv_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	return 0;
 }
 
+static int sysv_export(struct mproc_queue *q, struct mproc__queue_wire *w)
+{
+	struct sysvb *b = q->be;
+
+	w->sysv_id = b->id;
+	return 0;
+}
+
+static int sysv_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
+{
+	struct sysvb *b;
+	struct msqid_ds ds;
+
+	if (w->sysv_id < 0)
+		return -EINVAL;
+	/* The id must still name a queue (IPC_STAT also checks that we may read it). */
+	if (msgctl(w->sysv_id, IPC_STAT, &ds) < 0)
+		return errno == EINVAL || errno == EIDRM ? -ESRCH : -errno;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->id = w->sysv_id;
+	q->be = b;
+	return 0;
+}
+
 static void sysv_fini(struct mproc_queue *q, bool creator)
 {
 	struct sysvb *b = q->be;
@@ -102,6 +138,44 @@ static void sysv_fini(struct mproc_queue *q, bool creator)
 	q->be = NULL;
 }
 
+/* Items in the queue by the kernel's count, less the marker. */
+static ssize_t sysv_count(struct sysvb *b)
+{
+	struct msqid_ds ds;
+
+	if (msgctl(b->id, IPC_STAT, &ds) < 0)
+		return errno == EIDRM || errno == EINVAL ? -EPIPE : -errno;
+	return ds.msg_qnum > 0 ? (ssize_t)ds.msg_qnum - 1 : 0;
+}
+
+/* One attempt: 0 (sent), -EAGAIN (full by maxsize or by bytes), -errno. */
+static int sysv_try_send(struct mproc_queue *q, struct sysvb *b, struct sysv_msg *m, size_t len,
+			 int64_t deadline)
+{
+	ssize_t n;
+	int r;
+
+	if (q->maxsize) {
+		r = mproc__qlock(&q->sh->put_lock, deadline);
+		if (r == -EOWNERDEAD)
+			r = 0;  /* a putter died holding it: the kernel's count is still right */
+		if (r < 0)
+			return r;
+		n = sysv_count(b);
+		if (n < 0 || (size_t)n >= q->maxsize) {
+			mproc__qunlock(&q->sh->put_lock);
+			return n < 0 ? (int)n : -EAGAIN;
+		}
+	}
+	do
+		r = msgsnd(b->id, m, len, IPC_NOWAIT);
+	while (r < 0 && errno == EINTR);
+	r = r == 0 ? 0 : errno == EIDRM ? -EPIPE : -errno;
+	if (q->maxsize)
+		mproc__qunlock(&q->sh->put_lock);
+	return r;
+}
+
 static int sysv_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct sysvb *b = q->be;
@@ -110,40 +184,26 @@ static int sysv_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	uint32_t seen;
 	int r;
 
-	r = mproc__qslot_take(q, deadline);
-	if (r < 0)
-		return r;
 	if (len > SYSV_STACK_BUF) {
 		m = malloc(sizeof(long) + len);
-		if (!m) {
-			mproc__qslot_release(q);
+		if (!m)
 			return -ENOMEM;
-		}
 	}
 	m->mtype = SYSV_DATA_TYPE;
 	memcpy(m->mtext, buf, len);
 	for (;;) {
 		seen = atomic_load(&q->sh->get_seq);
-		if (msgsnd(b->id, m, len, IPC_NOWAIT) == 0) {
-			r = 0;
+		r = sysv_try_send(q, b, m, len, deadline);
+		if (r != -EAGAIN)
 			break;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN) {
-			r = errno == EIDRM ? -EPIPE : -errno;
-			break;
-		}
 		r = mproc__qwait_get(q, seen, deadline, SYSV_SLICE_NS);
 		if (r < 0)
 			break;
 	}
 	if ((char *)m != stack)
 		free(m);
-	if (r < 0) {
-		mproc__qslot_release(q);
+	if (r < 0)
 		return r;
-	}
 	mproc__qnotify_put(q);
 	return 0;
 }
@@ -189,21 +249,14 @@ static ssize_t sysv_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	}
 	if ((char *)m != stack)
 		free(m);
-	if (n >= 0) {
-		mproc__qslot_consumed(q);
+	if (n >= 0)
 		mproc__qnotify_get(q);
-	}
 	return n;
 }
 
 static ssize_t sysv_qsize(struct mproc_queue *q)
 {
-	struct sysvb *b = q->be;
-	struct msqid_ds ds;
-
-	if (msgctl(b->id, IPC_STAT, &ds) < 0)
-		return -errno;
-	return ds.msg_qnum > 0 ? (ssize_t)ds.msg_qnum - 1 : 0;    /* less the marker */
+	return sysv_count(q->be);
 }
 
 int mproc_queue_clean_stale(void)
@@ -249,6 +302,8 @@ const struct mproc__queue_ops mproc__queue_sysv_ops = {
 	.name = "sysv",
 	.init = sysv_init,
 	.fini = sysv_fini,
+	.export_ = sysv_export,
+	.attach = sysv_attach,
 	.put = sysv_put,
 	.get = sysv_get,
 	.qsize = sysv_qsize,

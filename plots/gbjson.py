@@ -50,7 +50,7 @@ _NOT_COUNTERS = {
 }
 
 # Files in a run dir that are not harness results.
-RUN_META_FILES = {"context.json", "topology.json", "recommendation.json"}
+RUN_META_FILES = {"context.json", "topology.json", "recommendation.json", "crosscheck.json"}
 
 
 class GBJsonError(Exception):

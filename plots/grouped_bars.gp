@@ -6,12 +6,16 @@
 #               ptitle='...'; ytitle='...'; caption='...'; logy=1" plots/grouped_bars.gp
 #
 # Writes outbase.png (pngcairo) and outbase.svg. Column 1 is the group; series i has its
-# value in column 2i and its whisker top in column 2i+1. NaN cells are left out.
+# value in column 2i and its whisker top in column 2i+1. NaN cells are left out. CPython series
+# (pyser='0 1 …') are filled lighter in the same colour as their mproc twin.
 
 if (!exists("logy")) logy = 1
 if (!exists("caption")) caption = ""
 if (!exists("ptitle")) ptitle = ""
 if (!exists("ytitle")) ytitle = ""
+# pyser: one word per series, 1 for a CPython series (drawn lighter), 0 for mproc's.
+if (!exists("pyser")) pyser = ""
+ispy(i) = (word(pyser, i) eq "1")
 
 set datafile separator "\t"
 set datafile missing "NaN"
@@ -39,10 +43,10 @@ do for [fmt in "png svg"] {
 		set terminal svg size 960,560 dynamic font "sans,10" noenhanced
 	}
 	set output outbase . "." . fmt
-	plot datafile using (xpos(1)):(column(2)):(bw):xtic(1) \
-		with boxes lc rgb word(colors, 1) title word(titles, 1), \
-	     for [i=2:nseries] datafile using (xpos(i)):(column(2*i)):(bw) \
-		with boxes lc rgb word(colors, i) title word(titles, i), \
+	plot datafile using (column(0)):(NaN):xtic(1) with points ps 0 notitle, \
+	     for [i=1:nseries] datafile using (xpos(i)):(column(2*i)):(bw) \
+		with boxes lc rgb word(colors, i) fs solid (ispy(i) ? 0.35 : 0.9) border -1 \
+		title word(titles, i), \
 	     for [i=1:nseries] datafile \
 		using (xpos(i)):(column(2*i)):(0):(column(2*i+1) - column(2*i)) \
 		with vectors head size screen 0.006,90 lc rgb "#222222" notitle

@@ -5,7 +5,8 @@
 #               colors='#0072B2 #009E73 #56B4E9'; titles='a b c'; ptitle='...'; \
 #               xtitle='...'; ytitle='...'; caption='...'; logx=1; logy=1" plots/lines.gp
 #
-# Writes outbase.png (pngcairo) and outbase.svg. NaN cells are left out.
+# Writes outbase.png (pngcairo) and outbase.svg. NaN cells are left out. CPython series
+# (pyser='0 1 …') are dashed, in the same colour as their mproc twin.
 
 if (!exists("logx")) logx = 1
 if (!exists("logy")) logy = 1
@@ -13,6 +14,8 @@ if (!exists("caption")) caption = ""
 if (!exists("ptitle")) ptitle = ""
 if (!exists("xtitle")) xtitle = ""
 if (!exists("ytitle")) ytitle = ""
+# pyser: one word per series, 1 for a CPython series (drawn dashed), 0 for mproc's.
+if (!exists("pyser")) pyser = ""
 
 set datafile separator "\t"
 set datafile missing "NaN"
@@ -39,6 +42,7 @@ do for [fmt in "png svg"] {
 	}
 	set output outbase . "." . fmt
 	plot for [i=1:nseries] datafile using 1:(column(2*i)) \
-		with linespoints lw 2 pt 7 ps 0.8 lc rgb word(colors, i) title word(titles, i)
+		with linespoints lw 2 pt 7 ps 0.8 lc rgb word(colors, i) \
+		dt 1+(word(pyser, i) eq "1") title word(titles, i)
 	unset output
 }

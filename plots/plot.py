@@ -55,6 +55,8 @@ def draw_gnuplot(spec, table, tsv_path, outbase, cap):
         "outbase=%s" % _gp_str(outbase),
         "nseries=%d" % len(table.series),
         "colors=%s" % _gp_str(colors),
+        "pyser=%s" % _gp_str(" ".join("1" if s.startswith("python:") else "0"
+                                      for s in table.series)),
         "titles=%s" % _gp_str(titles),
         "ptitle=%s" % _gp_str(spec.get("title", spec["id"])),
         "ytitle=%s" % _gp_str(spec.get("ylabel", "")),
@@ -97,8 +99,8 @@ def _binary(x):
     return "%g" % x
 
 
-def draw_lines_matplotlib(plt, spec, table, outbase, cap):
-    fig, ax = plt.subplots(figsize=(9.6, 5.6), dpi=100)
+def lines_on_ax(ax, spec, table):
+    """One line per series of a "lines" table on a matplotlib Axes (CPython's dashed)."""
     xs = [float(g) for g in table.groups]
     for s in table.series:
         pts = [(x, table.cell(g, s)[0]) for x, g in zip(xs, table.groups)]
@@ -113,18 +115,20 @@ def draw_lines_matplotlib(plt, spec, table, outbase, cap):
         ax.set_xticks(xs)
         ax.set_xticklabels([_binary(x) for x in xs])
         ax.minorticks_off()
+    elif 0 < len(xs) <= 16:
+        ax.set_xticks(xs)
+        ax.set_xticklabels(["%g" % x for x in xs])
     ax.set_xlabel(spec.get("xlabel", ""))
     ax.grid(which="major", alpha=0.4)
-    ax.legend(loc="best", fontsize=8)
-    return _finish_matplotlib(plt, fig, ax, spec, outbase, cap)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
 
 
-def draw_matplotlib(plt, spec, table, outbase, cap):
-    if spec["kind"] == "lines":
-        return draw_lines_matplotlib(plt, spec, table, outbase, cap)
+def bars_on_ax(ax, spec, table):
+    """Grouped bars of a "grouped_bars" table on a matplotlib Axes (CPython's hatched), with
+    the whisker up to the `whisker` field."""
     n = len(table.series)
     bw = 0.8 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(9.6, 5.6), dpi=100)
     xs = list(range(len(table.groups)))
     for i, s in enumerate(table.series):
         pos = [x - 0.4 + (i + 0.5) * bw for x in xs]
@@ -143,7 +147,22 @@ def draw_matplotlib(plt, spec, table, outbase, cap):
     ax.set_xticks(xs)
     ax.set_xticklabels(table.groups, rotation=15, ha="right")
     ax.grid(axis="y", which="major", alpha=0.4)
-    ax.legend(loc="upper left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
+
+
+def draw_on_ax(ax, spec, table):
+    if spec["kind"] == "lines":
+        lines_on_ax(ax, spec, table)
+    else:
+        bars_on_ax(ax, spec, table)
+    if spec.get("logy"):
+        ax.set_yscale("log")
+
+
+def draw_matplotlib(plt, spec, table, outbase, cap):
+    fig, ax = plt.subplots(figsize=(9.6, 5.6), dpi=100)
+    draw_on_ax(ax, spec, table)
     return _finish_matplotlib(plt, fig, ax, spec, outbase, cap)
 
 

@@ -11,7 +11,8 @@ Entry fields:
   kind     "grouped_bars": one bar group per `group`, one bar per `series`;
            "lines": x from the named group `x` (a number), one line per `series`
   pattern  regex (fullmatch) over stripped benchmark names with named groups `series` and
-           `group` (grouped_bars) or `x` (lines); names under "python/" (CPython
+           `group` (grouped_bars) or `x` (lines), and optionally `pick` (a number: each series
+           keeps only its figures with the largest one); names under "python/" (CPython
            comparators) match the same pattern with the prefix removed and become series
            "python:<series>"
   value    fields to try in order for the bar height / y (counters, or real_time in ns)
@@ -90,6 +91,61 @@ PLOTS = [
         "ylabel": "start -> reaped, p50 (us, log scale)",
         "title": "Process start cost vs parent RSS, per start method",
     },
+    {
+        # Shared counter under contention: Value with a lock, atomic, and unsynchronised.
+        "id": "shm_value",
+        "harness": "shm",
+        "kind": "grouped_bars",
+        "pattern": r"shm/value/(?P<series>lock|atomic|none)/(?P<group>procs:\d+)",
+        "value": ["updates_per_second"],
+        "whisker": None,
+        "scale": 1e6,
+        "logy": True,
+        "ylabel": "updates per second (millions, log scale)",
+        "title": "Shared Value: counter updates per second by number of processes",
+    },
+    {
+        # One proxy call round trip per operation, over a Unix socket and over TCP.
+        "id": "manager_ops",
+        "harness": "manager",
+        "kind": "grouped_bars",
+        "pattern": r"manager/(?P<group>[a-z_]+)/transport:(?P<series>unix|tcp)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1e3,
+        "logy": True,
+        "ylabel": "round trip (us, log scale)",
+        "title": "Manager proxy calls: p50, whisker to p99",
+    },
+    {
+        # CPU-bound scaling: speedup over one worker against workers (the longest tasks each
+        # series has: 20 ms in quick/full, 1 ms in smoke).
+        "id": "pool_cpu_speedup",
+        "harness": "pool",
+        "kind": "lines",
+        "pattern": r"pool/(?P<series>cpu|cpu_pinned)/workers:(?P<x>\d+)/task_ms:(?P<pick>\d+)",
+        "value": ["speedup"],
+        "whisker": None,
+        "scale": 1.0,
+        "logx": False,
+        "logy": False,
+        "xlabel": "workers",
+        "ylabel": "speedup over 1 worker (longest CPU tasks in the run)",
+        "title": "Pool: CPU-bound speedup by number of workers",
+    },
+    {
+        # Cost per task of each pool API, per chunksize.
+        "id": "pool_overhead",
+        "harness": "pool",
+        "kind": "grouped_bars",
+        "pattern": r"pool_overhead/(?P<series>[a-z_]+)/(?P<group>chunksize:\d+)",
+        "value": ["ns_per_task"],
+        "whisker": None,
+        "scale": 1e3,
+        "logy": True,
+        "ylabel": "cost per task (us, log scale)",
+        "title": "Pool overhead per task, by API and chunksize",
+    },
 ]
 
 # One colour per method/series across every plot (gnuplot and matplotlib alike). Colour-blind
@@ -123,6 +179,16 @@ PALETTE = {
     "ring_spin": "#E69F00",
     "ring_futex": "#D55E00",
     "mq": "#CC79A7",
+    "cpu": "#0072B2",
+    "cpu_pinned": "#009E73",
+    "map": "#0072B2",
+    "imap": "#56B4E9",
+    "imap_unordered": "#88CCEE",
+    "starmap": "#332288",
+    "apply": "#999933",
+    "apply_async": "#E69F00",
+    "submit": "#D55E00",
+    "executor_map": "#CC79A7",
 }
 _FALLBACK = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
              "#882255", "#AA4499"]
@@ -144,10 +210,13 @@ def label(series):
 
 
 def plots_for(harnesses):
-    """Registry entries with a harness among `harnesses` (names of JSON files in a run)."""
+    """Registry entries with a harness among `harnesses` (names of JSON files in a run), or
+    every entry when the run has the CPython comparators' python.json (empty ones are skipped
+    by the caller)."""
     out = []
     for p in PLOTS:
         hs = [p["harness"]] if isinstance(p["harness"], str) else p["harness"]
-        if any(h in harnesses for h in hs):
+        # The CPython comparators' file holds twins of every harness's names.
+        if "python" in harnesses or any(h in harnesses for h in hs):
             out.append(p)
     return out

@@ -50,17 +50,26 @@ def build_table(run, spec):
     """Table for one registry entry from a loaded gbjson.Run."""
     t = Table(spec)
     rx = re.compile(spec["pattern"])
+    gi = rx.groupindex
     scale = float(spec.get("scale", 1.0)) or 1.0
+    matches = []
     for fig in run.figures.values():
         name, prefix = fig.name, ""
         if name.startswith("python/"):
             name, prefix = name[len("python/"):], "python:"
         m = rx.fullmatch(name)
-        if not m:
+        if m:
+            matches.append((fig, m, prefix + m.group("series")))
+    # A named group `pick` (a size such as task_ms): each series keeps only its figures with the
+    # largest value of it, so one line never mixes sizes and every profile gets the plot.
+    best = {}
+    if "pick" in gi:
+        for _, m, series in matches:
+            best[series] = max(best.get(series, -math.inf), float(m.group("pick")))
+    for fig, m, series in matches:
+        if "pick" in gi and float(m.group("pick")) != best[series]:
             continue
-        gi = rx.groupindex
         group = m.group("group") if "group" in gi else m.group("x")
-        series = prefix + m.group("series")
         field, v = _field(fig, spec["value"])
         if field is None:
             continue
@@ -78,6 +87,8 @@ def build_table(run, spec):
         t.value_field[series] = field
     if spec["kind"] == "lines":
         t.groups.sort(key=float)
+    # mproc's series first, then the CPython twins (python.json sorts before most harnesses).
+    t.series.sort(key=lambda s: s.startswith("python:"))
     return t
 
 

@@ -762,15 +762,112 @@ static void t_lock_owner_dead(void *arg)
 	CHECK_EQ(reap(drain), 0);
 }
 
+/* A timed send to a peer that does not read: frames that cannot go whole do not go at all
+ * (-ETIMEDOUT within its time, nothing partial in the stream), and the endpoint stays usable. */
+static void t_send_timeout(void *arg)
+{
+	struct mproc_conn *a, *b;
+	char msg[1000], got[1000];
+	size_t sent = 0;
+	ssize_t n;
+	double t0, dt;
+
+	pair_or_abort(arg, &a, &b, false);
+	for (;;) {
+		fill(msg, sizeof(msg), (uint32_t)sent);
+		t0 = tap_now();
+		n = mproc_conn_send_timeout(a, msg, sizeof(msg), 0.1);
+		dt = tap_now() - t0;
+		if (n != (ssize_t)sizeof(msg) || sent > 100000)
+			break;
+		sent++;
+	}
+	CHECK_ERR(n, -ETIMEDOUT);
+	CHECK_CMP(dt, >=, 0.1);
+	CHECK_CMP(dt, <=, 0.1 + 1.0 * tap_timeout_mult());	/* returns, not a hang */
+	t0 = tap_now();
+	CHECK_ERR(mproc_conn_send_timeout(a, msg, sizeof(msg), 0), -ETIMEDOUT);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
+	CHECK_ERR(mproc_conn_send_timeout(a, msg, sizeof(msg), -2.0), -EINVAL);
+	tap_diag("%zu frames of %zu B fit before the timeout", sent, sizeof(msg));
+	/* Every frame that was sent arrives whole, and nothing of the ones that timed out. */
+	for (size_t i = 0; i < sent; i++) {
+		fill(msg, sizeof(msg), (uint32_t)i);
+		CHECK_EQ(mproc_conn_recv(b, got, sizeof(got), 1.0), (ssize_t)sizeof(got));
+		CHECK_MEM_EQ(got, msg, sizeof(msg));
+	}
+	CHECK_ERR(mproc_conn_recv(b, got, sizeof(got), 0), -ETIMEDOUT);
+	CHECK_EQ(mproc_conn_send_timeout(a, "again", 5, 1.0), 5);
+	CHECK_EQ(mproc_conn_recv(b, got, sizeof(got), 1.0), 5);
+	CHECK_MEM_EQ(got, "again", 5);
+	mproc_conn_close(a);
+	mproc_conn_close(b);
+}
+
+/* A timed send that runs out of time mid-frame tears it: -ETIMEDOUT, then -EPIPE for every
+ * later send in every process holding the endpoint; the reader gets the frames before it,
+ * then an error for the torn one, never a hang. */
+static void t_send_timeout_torn(void *arg)
+{
+	struct mproc_conn *a, *b;
+	const size_t big = 4u << 20;
+	char *buf = malloc(big);
+	int sync[2];
+	char x = 0;
+	pid_t pid;
+	double t0, dt;
+	ssize_t n;
+
+	ASSERT(buf);
+	pair_or_abort(arg, &a, &b, false);
+	ASSERT(pipe2(sync, O_CLOEXEC) == 0);
+	pid = fork_or_abort();
+	if (pid == 0) {
+		mproc_conn_close(b);
+		close(sync[1]);
+		if (read(sync[0], &x, 1) != 1)
+			_exit(3);
+		_exit(mproc_conn_send(a, "x", 1) == -EPIPE ? 0 : 1);
+	}
+	close(sync[0]);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(mproc_conn_send(a, "before", 6), 6);
+	fill(buf, big, 7);
+	t0 = tap_now();
+	n = mproc_conn_send_timeout(a, buf, big, 0.1);
+	dt = tap_now() - t0;
+	CHECK_ERR(n, -ETIMEDOUT);
+	CHECK_CMP(dt, >=, 0.1);
+	CHECK_CMP(dt, <=, 0.1 + 1.0 * tap_timeout_mult());	/* returns, not a hang */
+	CHECK_ERR(mproc_conn_send(a, "y", 1), -EPIPE);
+	CHECK_ERR(mproc_conn_send_timeout(a, "y", 1, 0), -EPIPE);
+	CHECK_ERR(mproc_conn_write(a, "y", 1), -EPIPE);
+	CHECK_EQ(write(sync[1], &x, 1), 1);
+	CHECK_EQ(reap(pid), 0);
+	close(sync[1]);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(mproc_conn_recv(b, buf, big, 1.0), 6);
+		CHECK_MEM_EQ(buf, "before", 6);
+	}
+	n = mproc_conn_recv(b, buf, big, 0.2);
+	CHECK(n == -ETIMEDOUT || n == -EBADMSG);
+	mproc_conn_close(a);
+	CHECK_ERR(mproc_conn_recv(b, buf, big, 1.0), -EBADMSG);
+	mproc_conn_close(b);
+	free(buf);
+}
+
 static const char *const case_names[] = {
 	"echo", "empty", "small_buffer", "poll", "partial_header", "simplex", "bad_input",
 	"malformed", "closed_peer", "shared_senders", "eintr_storm", "fds", "fds_mismatch",
-	"fds_ctrunc", "writer_killed", "lock_owner_dead", "sigpipe_ignored",
+	"fds_ctrunc", "writer_killed", "lock_owner_dead", "sigpipe_ignored", "send_timeout",
+	"send_timeout_torn",
 };
 static tap_fn *const case_fns[] = {
 	t_echo, t_empty, t_small_buffer, t_poll, t_partial_header, t_simplex, t_bad_input,
 	t_malformed, t_closed_peer, t_shared_senders, t_eintr_storm, t_fds, t_fds_mismatch,
-	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead, t_sigpipe_ignored,
+	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead, t_sigpipe_ignored, t_send_timeout,
+	t_send_timeout_torn,
 };
 
 int main(int argc, char **argv)

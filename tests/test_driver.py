@@ -71,7 +71,8 @@ class TmpCase(unittest.TestCase):
         self.results = os.path.join(self.tmp, "results")
         self.env = dict(os.environ, MPROC_SHM_DIR=self.shm, MPROC_MQUEUE_DIR=self.mq,
                         FAKE_PIDFILE=os.path.join(self.tmp, "pids"),
-                        MPROC_BENCH_PYTHON="0")   # fake harnesses only, no CPython run
+                        MPROC_BENCH_PYTHON="0",   # fake harnesses only, no CPython run
+                        MPROC_CROSSCHECK="0")     # no real tools (test_crosscheck.py fakes them)
         for k in list(self.env):
             if k.startswith("FAKE_MODE"):
                 del self.env[k]

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,6 +70,35 @@ static ssize_t square(const void *task, size_t len, void *result, size_t result_
 	x *= x;
 	memcpy(result, &x, 8);
 	return 8;
+}
+
+/* Exec-based start methods find functions by name; arg and initargs travel as bytes. */
+MPROC_POOL_TASK("test-square", square)
+
+static ssize_t add_arg(const void *task, size_t len, void *result, size_t result_max, void *arg)
+{
+	int64_t x, k;
+
+	if (len != 8 || !arg)
+		return -EBADMSG;
+	memcpy(&x, task, 8);
+	memcpy(&k, arg, 8);
+	x += k;
+	memcpy(result, &x, 8);
+	return 8;
+}
+MPROC_POOL_TASK("test-add-arg", add_arg)
+
+static int check_initargs(void *initargs)
+{
+	return initargs && memcmp(initargs, "hello", 6) == 0 ? 0 : 1;
+}
+MPROC_POOL_INIT("test-check-initargs", check_initargs)
+
+static ssize_t unregistered(const void *task, size_t len, void *result, size_t result_max,
+			    void *arg)
+{
+	return 0;
 }
 
 static void kill_hook(int point, const void *task, size_t len)
@@ -131,7 +161,7 @@ static void t_bad_args(void *arg)
 	o.flags = 1u << 30;
 	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
 	o.flags = 0;
-	o.method = MPROC_START_SPAWN;
+	o.method = MPROC_START_THREAD;
 	CHECK_ERR(mproc_pool_new(&p, &o), -ENOTSUP);
 	o.method = (enum mproc_start_method)99;
 	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
@@ -281,19 +311,21 @@ static void t_starmap(void *arg)
 static void t_imap(void *arg)
 {
 	static const size_t chunks[] = { 1, 20, 1000 };
+	static const size_t bufs[] = { 0, 1, 7, 1000 };        /* eager, then lazy */
 	enum { N = 250 };
 	struct mproc_pool *p = mkpool(3, 0);
 	int64_t in[N];
-	size_t c, i;
+	size_t c, i, bi;
 	int unord;
 
 	for (i = 0; i < N; i++)
 		in[i] = (int64_t)i * 3 + 1;
 	in[11] = -1;
 	for (unord = 0; unord < 2; unord++) {
-		for (c = 0; c < MPROC__ARRAY_SIZE(chunks); c++) {
+		for (c = 0; c < MPROC__ARRAY_SIZE(chunks) * MPROC__ARRAY_SIZE(bufs); c++) {
 			struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N,
-						      .chunksize = chunks[c] };
+						      .chunksize = chunks[c % 3],
+						      .buffersize = bufs[c / 3] };
 			struct mproc_imap *it = NULL;
 			uint8_t seen[N] = { 0 };
 			size_t idx, count = 0;
@@ -323,8 +355,8 @@ static void t_imap(void *arg)
 		}
 	}
 	/* Empty input: the iterator ends at once. */
-	{
-		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = 0 };
+	for (bi = 0; bi < 2; bi++) {
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = 0, .buffersize = bi };
 		struct mproc_imap *it = NULL;
 		int64_t y;
 
@@ -332,7 +364,159 @@ static void t_imap(void *arg)
 		CHECK_ERR(mproc_imap_next(it, &y, 8, NULL, 1.0), MPROC_EOF);
 		mproc_imap_free(it);
 	}
+	{
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N,
+					      .buffersize = MPROC_POOL_QUEUE_MAX + 1 };
+		struct mproc_imap *it = NULL;
+
+		CHECK_ERR(mproc_pool_imap(p, &b, &it), -EINVAL);
+	}
 	mproc_pool_free(p);
+}
+
+/* Lazy imap: a task counter in shared memory shows what was submitted. */
+static ssize_t count_task(const void *task, size_t len, void *result, size_t result_max,
+			  void *arg)
+{
+	int64_t x;
+
+	__atomic_fetch_add((uint64_t *)arg, 1, __ATOMIC_SEQ_CST);
+	memcpy(&x, task, 8);
+	if (x == -2) {
+		struct timespec ts = { 10, 0 };
+
+		nanosleep(&ts, NULL);
+	}
+	x += 1;
+	memcpy(result, &x, 8);
+	return 8;
+}
+
+static uint64_t count_settle(uint64_t *ctr, uint64_t want)
+{
+	double t0 = tap_now();
+
+	while (__atomic_load_n(ctr, __ATOMIC_SEQ_CST) < want && tap_now() - t0 < 5.0)
+		usleep(1000);
+	usleep(100000);         /* and nothing more comes */
+	return __atomic_load_n(ctr, __ATOMIC_SEQ_CST);
+}
+
+static struct mproc_pool *mkcount(uint64_t **ctr)
+{
+	struct mproc_pool_opts o = { .workers = 2, .fn = count_task, .task_max = 8,
+				     .result_max = 8 };
+	struct mproc_pool *p = NULL;
+
+	*ctr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT(*ctr != MAP_FAILED);
+	o.arg = *ctr;
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	return p;
+}
+
+/* At most buffersize tasks are submitted ahead of the consumer: the pool runs 5, waits for the
+ * caller, runs one more per item read, and the whole batch by the end. */
+static void t_imap_lazy_bound(void *arg)
+{
+	enum { N = 100, B = 5 };
+	int unord = (int)(intptr_t)arg;
+	uint64_t *ctr;
+	struct mproc_pool *p = mkcount(&ctr);
+	int64_t in[N], y;
+	struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N, .buffersize = B };
+	struct mproc_imap *it = NULL;
+	size_t i, idx, count = 0;
+	uint8_t seen[N] = { 0 };
+	ssize_t st;
+
+	for (i = 0; i < N; i++)
+		in[i] = (int64_t)i * 10;
+	ASSERT_OK(unord ? mproc_pool_imap_unordered(p, &b, &it) : mproc_pool_imap(p, &b, &it));
+	CHECK_EQ(count_settle(ctr, B), (uint64_t)B);
+	CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	CHECK_EQ(y, in[idx] + 1);
+	seen[idx] = 1;
+	count++;
+	CHECK_EQ(count_settle(ctr, B + 1), (uint64_t)B + 1);
+	while ((st = mproc_imap_next(it, &y, 8, &idx, 10.0)) != MPROC_EOF) {
+		ASSERT(idx < N && count < N);
+		CHECK_EQ(st, 8);
+		CHECK_EQ(y, in[idx] + 1);
+		if (!unord)
+			CHECK_EQ(idx, count);
+		CHECK(!seen[idx]);
+		seen[idx] = 1;
+		count++;
+	}
+	CHECK_EQ(count, N);
+	CHECK_EQ(__atomic_load_n(ctr, __ATOMIC_SEQ_CST), (uint64_t)N);
+	mproc_imap_free(it);
+	mproc_pool_free(p);
+	munmap(ctr, 4096);
+}
+
+/* Freeing a lazy iterator early: its unsubmitted tasks never run, nothing leaks, the pool
+ * goes on. Terminate fails the rest with -ECANCELED; join after close with -EPIPE. */
+static void t_imap_lazy_end(void *arg)
+{
+	enum { N = 50, B = 3 };
+	uint64_t *ctr;
+	struct mproc_pool *p = mkcount(&ctr);
+	int64_t in[N], y;
+	struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = N, .buffersize = B };
+	struct mproc_imap *it = NULL;
+	size_t i, idx;
+	ssize_t st;
+	int k;
+
+	for (i = 0; i < N; i++)
+		in[i] = (int64_t)i;
+	ASSERT_OK(mproc_pool_imap(p, &b, &it));
+	CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	mproc_imap_free(it);
+	CHECK_CMP(count_settle(ctr, B + 1), <=, (uint64_t)B + 1);
+	CHECK_EQ(mproc_pool_apply(p, &in[7], 8, &y, 8, 10.0), 8);
+	CHECK_EQ(y, 8);
+
+	/* close: the iterator keeps feeding; join: the rest fails with -EPIPE. */
+	ASSERT_OK(mproc_pool_imap_unordered(p, &b, &it));
+	CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	CHECK_OK(mproc_pool_close(p));
+	for (k = 0; k < 5; k++)
+		CHECK_EQ(mproc_imap_next(it, &y, 8, &idx, 10.0), 8);
+	CHECK_OK(mproc_pool_join(p, 10.0));
+	for (k = 0; k < B && (st = mproc_imap_next(it, &y, 8, &idx, 10.0)) == 8; k++)
+		;                       /* what was submitted before join completed */
+	for (k = 0; (st = mproc_imap_next(it, &y, 8, &idx, 10.0)) != MPROC_EOF && k < N; k++)
+		CHECK_ERR(st, -EPIPE);
+	CHECK(k > 0);
+	mproc_imap_free(it);
+	mproc_pool_free(p);
+
+	/* terminate with a lazy iterator in flight (a task that sleeps 10 s holds it). */
+	p = mkcount(&ctr);
+	in[0] = -2;
+	ASSERT_OK(mproc_pool_imap(p, &b, &it));
+	usleep(50000);
+	CHECK_OK(mproc_pool_terminate(p));
+	{
+		int ok = 0;
+
+		/* Item 0 was running, 1 and 2 may have completed, the rest was never submitted. */
+		for (k = 0; (st = mproc_imap_next(it, &y, 8, &idx, 1.0)) != MPROC_EOF && k <= N;
+		     k++) {
+			if (st == 8 && idx > 0 && idx < B)
+				ok++;
+			else
+				CHECK_ERR(st, -ECANCELED);
+		}
+		CHECK_EQ(k, N);
+		CHECK_CMP(ok, <, B);
+	}
+	mproc_imap_free(it);
+	mproc_pool_free(p);
+	munmap(ctr, 4096);
 }
 
 static void t_get_timeout(void *arg)
@@ -494,6 +678,97 @@ static void t_threads(void *arg)
 	CHECK_OK(mproc_pool_close(p));
 	CHECK_OK(mproc_pool_join(p, 10.0 * tap_timeout_mult()));
 	CHECK_EQ(atomic_load(&pt_cb), started * PT_TASKS);
+	mproc_pool_free(p);
+}
+
+static atomic_int map_cb_calls;
+static atomic_long map_cb_status;
+
+static void on_map_done(struct mproc_result *r, ssize_t status, void *arg)
+{
+	atomic_fetch_add(&map_cb_calls, 1);
+	atomic_store(&map_cb_status, (long)status);
+}
+
+/* map_async: results equal to serial, the handle's status is map's, the callback runs once
+ * when all are done; an early free leaves the caller's arrays alone. */
+static void t_map_async(void *arg)
+{
+	static const size_t chunks[] = { 1, 20, 1000 };
+	enum { N = 300 };
+	struct mproc_pool *p = mkpool(3, 0);
+	static int64_t in[N], out[N];
+	static ssize_t st[N];
+	struct mproc_apply_opts ao = { on_map_done, on_map_done, NULL };
+	struct mproc_result *r;
+	size_t c, i;
+
+	for (i = 0; i < N; i++)
+		in[i] = (int64_t)i + 1;
+	in[6] = -1;
+	for (c = 0; c < MPROC__ARRAY_SIZE(chunks); c++) {
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .results = out,
+					      .result_stride = 8, .status = st, .n = N,
+					      .chunksize = chunks[c] };
+
+		memset(out, 0, sizeof(out));
+		atomic_store(&map_cb_calls, 0);
+		ASSERT_OK(mproc_pool_map_async(p, &b, &ao, &r));
+		CHECK_OK(mproc_result_wait(r, 10.0));
+		CHECK(mproc_result_ready(r));
+		/* in[6] == -1 fails with -EDOM: the map's status is that error. */
+		CHECK_ERR(mproc_result_get(r, NULL, 0, 0), -EDOM);
+		CHECK(!mproc_result_successful(r));
+		for (i = 0; i < N; i++) {
+			if (i == 6) {
+				CHECK_ERR(st[i], -EDOM);
+				continue;
+			}
+			CHECK_EQ(st[i], 8);
+			CHECK_EQ(out[i], in[i] * in[i]);
+		}
+		mproc_result_free(r);
+		for (i = 0; i < 100 && atomic_load(&map_cb_calls) == 0; i++)
+			usleep(10000);
+		CHECK_EQ(atomic_load(&map_cb_calls), 1);
+		CHECK_EQ(atomic_load(&map_cb_status), -EDOM);
+	}
+	/* All good: status 0, successful. Empty: ready at once. */
+	{
+		struct mproc_pool_batch b = { .tasks = &in[7], .task_len = 8, .results = out,
+					      .result_stride = 8, .n = 100 };
+
+		ASSERT_OK(mproc_pool_map_async(p, &b, NULL, &r));
+		CHECK_EQ(mproc_result_get(r, NULL, 0, 10.0), 0);
+		CHECK(mproc_result_successful(r));
+		CHECK_EQ(out[99], in[106] * in[106]);
+		mproc_result_free(r);
+		b.n = 0;
+		ASSERT_OK(mproc_pool_map_async(p, &b, NULL, &r));
+		CHECK(mproc_result_ready(r));
+		CHECK_EQ(mproc_result_get(r, NULL, 0, 0), 0);
+		mproc_result_free(r);
+		CHECK_ERR(mproc_pool_map_async(p, &b, NULL, NULL), -EINVAL);
+	}
+	/* Freed while a task still runs (-2: 10 s): nothing writes to our arrays after. */
+	{
+		int64_t lin[2] = { -2, 4 };
+		int64_t lout[2] = { 0, 0 };
+		ssize_t lst[2] = { 0, 0 };
+		struct mproc_pool_batch b = { .tasks = lin, .task_len = 8, .results = lout,
+					      .result_stride = 8, .status = lst, .n = 2 };
+
+		ASSERT_OK(mproc_pool_map_async(p, &b, NULL, &r));
+		CHECK_ERR(mproc_result_get(r, NULL, 0, 0.2), -ETIMEDOUT);
+		mproc_result_free(r);
+	}
+	CHECK_OK(mproc_pool_terminate(p));
+	CHECK_OK(mproc_pool_close(p));
+	{
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .n = 1 };
+
+		CHECK_ERR(mproc_pool_map_async(p, &b, NULL, &r), -EPIPE);
+	}
 	mproc_pool_free(p);
 }
 
@@ -902,14 +1177,191 @@ static void t_owner_sigint(void *arg)
 	}
 }
 
+/* ------------------------------------------------------------------ exec-based start methods */
+
+static const enum mproc_start_method exec_methods[] = {
+	MPROC_START_VFORK, MPROC_START_POSIX_SPAWN, MPROC_START_SPAWN, MPROC_START_FORKSERVER,
+};
+
+static struct mproc_pool *mkpool_method(intptr_t m, int workers)
+{
+	struct mproc_pool_opts o = { .workers = workers, .method = (enum mproc_start_method)m,
+				     .fn = square, .task_max = 16, .result_max = 8 };
+	struct mproc_pool *p = NULL;
+
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	return p;
+}
+
+static void exec_done(intptr_t m)
+{
+	if (m == MPROC_START_FORKSERVER)
+		mproc_forkserver_stop();
+}
+
+/* map through workers of a fresh image: fn, arg and initargs found by name / as bytes. */
+static void t_exec_map(void *arg)
+{
+	intptr_t m = (intptr_t)arg;
+	enum { N = 200 };
+	int64_t k = 1000, x[N], y[N];
+	ssize_t st[N];
+	struct mproc_pool_opts o = { .workers = 2, .method = (enum mproc_start_method)m,
+				     .fn = add_arg, .arg = &k, .arg_len = sizeof(k),
+				     .initializer = check_initargs, .initargs = "hello",
+				     .initargs_len = 6, .task_max = 8, .result_max = 8 };
+	struct mproc_pool_batch b = { .tasks = x, .task_len = 8, .results = y, .result_stride = 8,
+				      .status = st, .n = N, .chunksize = 7 };
+	struct mproc_pool *p = NULL;
+	pid_t pids[2];
+	int i;
+
+	for (i = 0; i < N; i++)
+		x[i] = i;
+	ASSERT_OK(mproc_pool_new(&p, &o));
+	ASSERT_EQ(mproc_pool_worker_pids(p, pids, 2), 2);
+	CHECK_OK(mproc_pool_map(p, &b, 20.0));
+	for (i = 0; i < N; i++) {
+		CHECK_EQ(st[i], 8);
+		CHECK_EQ(y[i], (int64_t)i + 1000);
+		if (tap_failed())
+			break;
+	}
+	CHECK_OK(mproc_pool_close(p));
+	CHECK_OK(mproc_pool_join(p, 10.0));
+	mproc_pool_free(p);
+
+	/* The initializer sees the bytes it was given: different bytes fail the start. */
+	o.initargs = "hellO";
+	p = NULL;
+	CHECK_ERR(mproc_pool_new(&p, &o), -ECHILD);
+	CHECK(p == NULL);
+	exec_done(m);
+}
+
+/* A worker killed while it runs a task: that task fails with -ECHILD within 1 s, the others
+ * complete, a replacement (a new pid, started the same way) takes over. */
+static void t_exec_kill(void *arg)
+{
+	intptr_t m = (intptr_t)arg;
+	struct mproc_pool *p = mkpool_method(m, 2);
+	struct mproc_result *r, *rs[20];
+	pid_t before[2], after[2];
+	int64_t x = -2, y;
+	double t0;
+	int k, tries;
+
+	ASSERT_EQ(mproc_pool_worker_pids(p, before, 2), 2);
+	ASSERT_OK(mproc_pool_submit(p, &x, 8, &r));
+	usleep(100000);
+	for (k = 0; k < 20; k++) {
+		x = k;
+		ASSERT_OK(mproc_pool_submit(p, &x, 8, &rs[k]));
+	}
+	for (k = 0; k < 20; k++) {
+		CHECK_EQ(mproc_result_get(rs[k], &y, 8, 10.0), 8);
+		CHECK_EQ(y, (int64_t)k * k);
+		mproc_result_free(rs[k]);
+	}
+	/* One worker holds the 10 s task, the other did the rest: kill both. */
+	t0 = tap_now();
+	kill(before[0], SIGKILL);
+	kill(before[1], SIGKILL);
+	CHECK_ERR(mproc_result_get(r, &y, 8, 5.0), -ECHILD);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
+	mproc_result_free(r);
+	x = 9;
+	CHECK_EQ(mproc_pool_apply(p, &x, 8, &y, 8, 10.0), 8);
+	CHECK_EQ(y, 81);
+	for (tries = 0; tries < 500; tries++) {
+		if (mproc_pool_worker_pids(p, after, 2) == 2 && after[0] != before[0] &&
+		    after[0] != before[1] && after[1] != before[0] && after[1] != before[1])
+			break;
+		usleep(10000);
+	}
+	CHECK_EQ(mproc_pool_worker_pids(p, after, 2), 2);
+	for (k = 0; k < 2; k++)
+		CHECK(after[k] != before[0] && after[k] != before[1]);
+	/* A task that kills its own worker, after the replacement: the same again. */
+	x = -3;
+	CHECK_ERR(mproc_pool_apply(p, &x, 8, &y, 8, 5.0), -ECHILD);
+	x = 5;
+	CHECK_EQ(mproc_pool_apply(p, &x, 8, &y, 8, 10.0), 8);
+	CHECK_EQ(y, 25);
+	CHECK_OK(mproc_pool_close(p));
+	CHECK_OK(mproc_pool_join(p, 10.0));
+	mproc_pool_free(p);
+	exec_done(m);
+}
+
+/* terminate with many long tasks pending returns within 1 s; nothing is left behind. */
+static void t_exec_terminate(void *arg)
+{
+	intptr_t m = (intptr_t)arg;
+	enum { N = 1000 };
+	struct mproc_pool *p = mkpool_method(m, 2);
+	struct mproc_result **rs = calloc(N, sizeof(*rs));
+	int64_t x = -2, y;
+	double t0;
+	int k;
+
+	ASSERT(rs != NULL);
+	for (k = 0; k < N; k++)
+		ASSERT_OK(mproc_pool_apply_async(p, &x, 8, NULL, &rs[k]));
+	usleep(100000);
+	t0 = tap_now();
+	CHECK_OK(mproc_pool_terminate(p));
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
+	for (k = 0; k < N; k++) {
+		CHECK_ERR(mproc_result_get(rs[k], &y, 8, 0), -ECANCELED);
+		mproc_result_free(rs[k]);
+	}
+	mproc_pool_free(p);
+	free(rs);
+	exec_done(m);
+}
+
+/* What an exec-based pool refuses: unnamed functions, too many argument bytes. */
+static void t_exec_bad_args(void *arg)
+{
+	struct mproc_pool_opts o = { .workers = 1, .method = MPROC_START_SPAWN, .fn = unregistered };
+	struct mproc_pool *p = NULL;
+	static char big[MPROC_POOL_ARG_MAX + 1];
+
+	CHECK_ERR(mproc_pool_new(&p, &o), -ESRCH);
+	o.fn = square;
+	o.initializer = (mproc_pool_init_fn *)(void (*)(void))unregistered;
+	CHECK_ERR(mproc_pool_new(&p, &o), -ESRCH);
+	o.initializer = NULL;
+	o.arg = big;
+	o.arg_len = sizeof(big);
+	CHECK_ERR(mproc_pool_new(&p, &o), -EMSGSIZE);
+	o.arg = NULL;
+	o.arg_len = 8;
+	CHECK_ERR(mproc_pool_new(&p, &o), -EINVAL);
+	CHECK(p == NULL);
+	CHECK_ERR(mproc_pool_register_task("test-square", add_arg), -EEXIST);
+	CHECK_OK(mproc_pool_register_task("test-square", square));
+	CHECK_ERR(mproc_pool_register_task("", square), -EINVAL);
+	CHECK_ERR(mproc_pool_register_task("x", NULL), -EINVAL);
+}
+
 int main(int argc, char **argv)
 {
+	static char names[4][3][64];
+	size_t i;
+
+	mproc_main_hook(argc, argv);    /* worker images of the exec-based methods */
 	tap_add("pool/unit/bad_args", t_bad_args, NULL);
 	tap_add("pool/unit/apply", t_apply, NULL);
 	tap_add("pool/unit/apply_async", t_apply_async, NULL);
 	tap_add("pool/unit/map", t_map, NULL);
 	tap_add("pool/unit/starmap", t_starmap, NULL);
 	tap_add("pool/unit/imap", t_imap, NULL);
+	tap_add("pool/unit/map_async", t_map_async, NULL);
+	tap_add("pool/unit/imap_lazy_bound", t_imap_lazy_bound, (void *)0);
+	tap_add("pool/unit/imap_unordered_lazy_bound", t_imap_lazy_bound, (void *)1);
+	tap_add("pool/unit/imap_lazy_end", t_imap_lazy_end, NULL);
 	tap_add("pool/unit/get_timeout", t_get_timeout, NULL);
 	tap_add("pool/unit/callbacks", t_callbacks, NULL);
 	tap_add("pool/unit/maxtasksperchild", t_maxtasks, NULL);
@@ -926,5 +1378,17 @@ int main(int argc, char **argv)
 	tap_add("pool/fault/init_failure", t_init_failure, NULL);
 	tap_add("pool/fault/sigint_ignored", t_sigint_ignored, NULL);
 	tap_add("pool/fault/owner_sigint", t_owner_sigint, NULL);
+	tap_add("pool/unit/exec_bad_args", t_exec_bad_args, NULL);
+	for (i = 0; i < MPROC__ARRAY_SIZE(exec_methods); i++) {
+		const char *mn = mproc_start_method_name(exec_methods[i]);
+		void *a = (void *)(intptr_t)exec_methods[i];
+
+		snprintf(names[i][0], sizeof(names[i][0]), "pool/unit/%s/map", mn);
+		snprintf(names[i][1], sizeof(names[i][1]), "pool/fault/%s/kill", mn);
+		snprintf(names[i][2], sizeof(names[i][2]), "pool/fault/%s/terminate", mn);
+		tap_add(names[i][0], t_exec_map, a);
+		tap_add(names[i][1], t_exec_kill, a);
+		tap_add(names[i][2], t_exec_terminate, a);
+	}
 	return tap_run(argc, argv);
 }

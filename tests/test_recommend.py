@@ -65,6 +65,12 @@ class CoresMinusOne(unittest.TestCase):
         rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
         self.assertEqual(rec["cores_minus_one"]["verdict"], "right")
 
+    def test_one_core_has_no_verdict(self):
+        rec = R.recommend(cpu_curve({1: 50, 2: 49}), {"usable": 1, "usable_cores": 1})
+        self.assertEqual(rec["cores_minus_one"]["workers"], 0)
+        self.assertIn("not applicable", rec["cores_minus_one"]["verdict"])
+        self.assertIn("not applicable", R.render_text(rec))
+
 
 class IoAndChunks(unittest.TestCase):
     def test_io_sizes_bounded_by_measured_efficiency(self):
@@ -76,6 +82,19 @@ class IoAndChunks(unittest.TestCase):
         self.assertEqual(sizes["0.9"], 20)      # ceil(2 / 0.1)
         self.assertEqual(sizes["0.99"], 32)     # 200 capped by the largest efficient N
         self.assertEqual(rec["io"]["max_efficient_workers"], 32)
+
+    def test_io_uses_the_finest_curve(self):
+        figs = {f"pool/io/workers:{n}/task_ms:10": {"efficiency": e}
+                for n, e in {1: 0.99, 2: 0.99, 4: 0.98, 8: 0.97, 16: 0.95, 32: 0.8}.items()}
+        figs.update({f"pool/io/workers:{n}/task_ms:20": {"efficiency": e}
+                     for n, e in {1: 0.99, 8: 0.97, 32: 0.85}.items()})
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        self.assertEqual(rec["io"]["task_ms"], 10)
+        self.assertEqual(rec["io"]["max_efficient_workers"], 16)
+        del figs["pool/io/workers:16/task_ms:10"], figs["pool/io/workers:2/task_ms:10"]
+        del figs["pool/io/workers:4/task_ms:10"]
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        self.assertEqual(rec["io"]["task_ms"], 20)      # same grid: the longest task
 
     def test_chunksize(self):
         figs = {f"pool_overhead/map/chunksize:{c}": {"ns_per_task": v}
@@ -95,6 +114,7 @@ class IoAndChunks(unittest.TestCase):
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLI = os.path.join(HERE, "..", "bench", "mproc-recommend")
 FIXTURE = os.path.join(HERE, "data", "recommend_run")
+TASKSET0 = os.path.join(HERE, "data", "recommend_run_taskset0")
 
 
 class Cli(unittest.TestCase):
@@ -134,6 +154,19 @@ class Cli(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
         finally:
             shutil.rmtree(d)
+
+    def test_taskset_one_cpu_run(self):
+        # A real smoke run under `taskset -c 0`: budget 1 bound by affinity -> 1 worker, and
+        # no verdict on "cores - 1" (it would be 0 workers).
+        import json
+        r = self.run_cli("--json", TASKSET0)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = json.loads(r.stdout)
+        self.assertEqual(rec["budget"]["usable"], 1)
+        self.assertEqual(rec["budget"]["bound_by"], "affinity")
+        self.assertEqual(rec["cpu"]["recommended_workers"], 1)
+        self.assertIn("not applicable", rec["cores_minus_one"]["verdict"])
+        self.assertTrue(any(w.startswith("pool/io: no measured point") for w in rec["warnings"]))
 
     def test_not_a_run_is_exit_2(self):
         r = self.run_cli(HERE)

@@ -27,8 +27,11 @@
  * not use one endpoint concurrently. All fds are close-on-exec.
  *
  * Timeouts are seconds (double): MPROC_FOREVER waits without limit, 0 polls. EINTR is retried
- * against a CLOCK_MONOTONIC deadline. Send has no timeout (like Python's Connection.send):
- * it blocks until the frame is written or the peer is gone.
+ * against a CLOCK_MONOTONIC deadline. mproc_conn_send has no timeout (like Python's
+ * Connection.send): it blocks until the frame is written or the peer is gone.
+ * mproc_conn_send_timeout bounds the wait; a frame that could not be written whole before
+ * the deadline cannot be taken back from a byte stream, so a timeout after part of it went
+ * breaks the endpoint's sending side (see there).
  *
  * Same-user processes are trusted (as in CPython): the frame header is checked, the body is
  * opaque bytes.
@@ -57,6 +60,8 @@ enum mproc_conn_transport {
 /* Default and largest frame maximum. */
 #define MPROC_CONN_MAX_DEFAULT ((size_t)64 << 20)
 #define MPROC_CONN_MAX_LIMIT ((size_t)0xffffffffu)
+/* Pipe transport: the capacity asked for each pipe when opts.pipe_bytes is 0. */
+#define MPROC_CONN_PIPE_BYTES_DEFAULT ((size_t)256 << 10)
 /* Most fds one message can carry (the kernel's SCM_MAX_FD). */
 #define MPROC_CONN_MAX_FDS 253
 
@@ -70,7 +75,8 @@ struct mproc_conn_opts {
 	 * trip where syscalls are dear). Sockets never need it (MSG_NOSIGNAL). If the promise is
 	 * broken, a send to a closed pipe raises SIGPIPE. -EPIPE is returned either way. */
 	bool sigpipe_ignored;
-	/* Pipe transport: capacity asked of the kernel for each pipe (F_SETPIPE_SZ), 0 = 256 KiB.
+	/* Pipe transport: capacity asked of the kernel for each pipe (F_SETPIPE_SZ), 0 =
+	 * MPROC_CONN_PIPE_BYTES_DEFAULT (256 KiB).
 	 * Best effort: the kernel's limits (fs.pipe-max-size, pipe-user-pages-soft) may keep the
 	 * default 64 KiB, and that is not an error. A larger pipe lets a 64 KiB message and its
 	 * 8-byte header go in one write instead of two rounds of wake-ups. */
@@ -99,11 +105,29 @@ void mproc_conn_close(struct mproc_conn *c);
 /*
  * mproc_conn_send - send one framed message of len bytes (0 allowed: an empty message).
  * Returns len, or -EINVAL (NULL c, NULL buf with len > 0), -EMSGSIZE (len over the pair's
- * maximum; nothing sent), -EBADF (the read end of a simplex pair), -EPIPE (peer closed),
+ * maximum; nothing sent), -EBADF (the read end of a simplex pair), -EPIPE (peer closed, or a
+ * timed send tore a frame on this endpoint: mproc_conn_send_timeout),
  * another -errno of write/sendmsg. Blocks until the whole frame is written. Safe in a forked
  * child (no allocation).
  */
 ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
+
+/*
+ * mproc_conn_send_timeout - mproc_conn_send that waits at most timeout_s seconds (0: only if
+ * it can go at once; MPROC_FOREVER: as mproc_conn_send) for the send lock and for room in the
+ * channel. Writes never block past the deadline (MSG_DONTWAIT, pwritev2 RWF_NOWAIT).
+ * Returns len, or -ETIMEDOUT; the other errors as mproc_conn_send, plus -EINVAL for a bad
+ * timeout. On -ETIMEDOUT:
+ *  - if nothing of the frame was written (the usual case when the peer does not read: a frame
+ *    of up to PIPE_BUF bytes, or one seqpacket packet, is written whole or not at all, and a
+ *    larger one whenever the channel has room for all of it) the endpoint is unchanged;
+ *  - if part of it was written, the frame is torn and the endpoint cannot send again: every
+ *    later send and write on it, in every process that holds it, returns -EPIPE. The peer gets
+ *    the frames before it, then -ETIMEDOUT or -EBADMSG for the torn one (MPROC_EOF never).
+ * Safe in a forked child (no allocation).
+ */
+ssize_t mproc_conn_send_timeout(struct mproc_conn *c, const void *buf, size_t len,
+				double timeout_s);
 
 /*
  * mproc_conn_recv - receive one framed message into buf (size bytes).

@@ -45,8 +45,16 @@
  * SIGKILL when the owner dies (PR_SET_PDEATHSIG; mproc_pool_new must be called from a thread
  * that outlives the pool). Across fork(): a pool belongs to the process that made it; a forked
  * child must not use it (only mproc_pool_free is allowed there, and it only unmaps).
- * Start methods: workers are started by the process module; MPROC_START_FORK only for now (the
- * exec-based methods return -ENOTSUP until the table travels to them as a memfd).
+ * Start methods: workers are started by the process module, by any method but MPROC_START_THREAD
+ * (a worker must be killable). With fork they inherit the table mapping, the doorbell, fn and
+ * arg as they are. The exec-based methods (vfork, posix_spawn, spawn, forkserver) start a
+ * fresh image that has none of these: the table is a memfd, and each new worker fetches it and
+ * the doorbell over a Unix socket the pool listens on (an abstract name; the pool hands the
+ * fds only to a peer whose SO_PEERCRED pid is the worker it just started). Function pointers
+ * mean nothing in another image, so fn and the initializer must be registered by name
+ * (MPROC_POOL_TASK / MPROC_POOL_INIT, or mproc_pool_register_*), arg and initargs travel as
+ * opts.arg_len / opts.initargs_len bytes, and the program calls mproc_main_hook(argc, argv)
+ * first in main() (mproc/process.h). The test hook of pool_internal.h reaches fork workers only.
  */
 #ifndef MPROC_POOL_H
 #define MPROC_POOL_H
@@ -92,7 +100,7 @@ enum {
 
 struct mproc_pool_opts {
 	int workers;            /* > 0, <= MPROC_POOL_WORKERS_MAX; 0 only with MPROC_POOL_AUTO_SIZE */
-	enum mproc_start_method method; /* MPROC_START_FORK (the default, 0) */
+	enum mproc_start_method method; /* default MPROC_START_FORK (0); not THREAD */
 	mproc_task_fn *fn;      /* required */
 	void *arg;              /* fn's last argument (inherited by fork) */
 	size_t task_max;        /* bytes per task, 1..MPROC_POOL_ITEM_MAX; 0 = 64 */
@@ -102,15 +110,48 @@ struct mproc_pool_opts {
 	mproc_pool_init_fn *initializer;
 	void *initargs;
 	unsigned flags;         /* MPROC_POOL_* */
+	/* Exec-based methods only (fork passes the pointers as they are): arg and initargs are
+	 * arg_len / initargs_len bytes, copied to each worker, at most MPROC_POOL_ARG_MAX
+	 * together; 0 gives the worker's function NULL. */
+	size_t arg_len;
+	size_t initargs_len;
 };
+
+/* Bytes of arg + initargs that travel to a worker started by an exec-based method. */
+#define MPROC_POOL_ARG_MAX ((size_t)1 << 19)
+
+/*
+ * Names of task functions and initializers, for workers started by an exec-based method (the
+ * pool looks opts.fn / opts.initializer up by pointer, the worker image by name). Register
+ * before mproc_main_hook() runs and before the forkserver starts, or with the constructor
+ * macros below, so that every image of the program knows them.
+ * Returns 0 (also when the same pair is registered again), -EINVAL (NULL or empty), -EMSGSIZE
+ * (name over MPROC_ENTRY_NAME_MAX), -EEXIST (name taken by another function), -ENOSPC
+ * (registry full: 256 names). Not for a forked child of a multi-threaded process.
+ */
+int mproc_pool_register_task(const char *name, mproc_task_fn *fn);
+int mproc_pool_register_init(const char *name, mproc_pool_init_fn *fn);
+#define MPROC_POOL_TASK(name, fn)                                                      \
+	__attribute__((constructor)) static void mproc__pool_task_ctor_##fn(void)     \
+	{                                                                              \
+		mproc_pool_register_task(name, fn);                                    \
+	}
+#define MPROC_POOL_INIT(name, fn)                                                      \
+	__attribute__((constructor)) static void mproc__pool_init_ctor_##fn(void)     \
+	{                                                                              \
+		mproc_pool_register_init(name, fn);                                    \
+	}
 
 /*
  * mproc_pool_new - start a pool: map the task table, start the workers (each runs the
  * initializer and reports ready before this returns) and the handler thread.
  * Returns 0, -EINVAL (NULL out/opts/fn, workers <= 0 without AUTO_SIZE or over the maximum,
- * sizes over the limits, unknown flag bits), -ENOTSUP (a start method other than fork),
- * -ECHILD (a worker died or its initializer failed before it was ready: the workers already
- * started are killed and reaped), -EAGAIN/-ENOMEM (fork, mmap, thread).
+ * sizes over the limits, unknown flag bits), -ENOTSUP (MPROC_START_THREAD), -ESRCH (an exec
+ * method and fn or the initializer is not registered), -EMSGSIZE (arg_len + initargs_len over
+ * MPROC_POOL_ARG_MAX), -ECHILD (a worker died or its initializer failed before it was ready,
+ * or its image did not know the task's name: the workers already started are killed and
+ * reaped), -ETIMEDOUT (a worker was not ready within 30 s), -EAGAIN/-ENOMEM (fork, mmap,
+ * thread), or the process module's start errors.
  */
 int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts);
 
@@ -196,6 +237,7 @@ struct mproc_pool_batch {
 	ssize_t *status;
 	size_t n;
 	size_t chunksize;
+	size_t buffersize;      /* imap only: see mproc_pool_imap (0 = submit all at once) */
 };
 
 /*
@@ -204,6 +246,20 @@ struct mproc_pool_batch {
  * results are dropped), -EINVAL (bad batch), -EPIPE (closed/broken pool). n == 0 returns 0.
  */
 int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, double timeout_s);
+
+/*
+ * mproc_pool_map_async - map without waiting for the results (Python's map_async): returns
+ * once every task is in the table (waiting while it is full; b->tasks may go then) with a
+ * handle that is ready when every task is done. b->results and b->status must stay valid until
+ * then, or until the handle is freed (tasks still running then write elsewhere). On the handle,
+ * mproc_result_get (result NULL, size 0) returns 0 or the first failed task's error by index,
+ * as mproc_pool_map does, or -ETIMEDOUT; wait, ready and successful work as for one task;
+ * opts' callback (status 0) or error_callback (that error) runs once, when all are done.
+ * Returns 0, -EINVAL (bad batch, NULL out), -EPIPE (closed/broken pool), -ENOMEM.
+ * n == 0 gives a handle that is ready at once.
+ */
+int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
+			 const struct mproc_apply_opts *opts, struct mproc_result **out);
 
 /*
  * mproc_pool_starmap - map where task i is the concatenation of nargs fields: field k is
@@ -216,12 +272,20 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
 
 /*
  * mproc_pool_imap / _imap_unordered - start the batch (b->results and b->status are ignored)
- * and return an iterator. Returns once every task is in the table (waiting while it is full);
- * results are kept in the iterator until read. mproc_imap_next copies the next result (in input order for imap, in
- * completion order for imap_unordered) and sets *index (optional) to its input index.
+ * and return an iterator. mproc_imap_next copies the next result (in input order for imap,
+ * in completion order for imap_unordered) and sets *index (optional) to its input index.
  * Returns the result length or the task's -errno (the iteration goes on past it), MPROC_EOF
  * after the last, -ETIMEDOUT, -EMSGSIZE (size too small; the item stays next).
- * mproc_imap_free - free; unfinished tasks still run, their results are dropped.
+ * Eager (b->buffersize == 0): returns once every task is in the table (waiting while it is
+ * full); results are kept in the iterator until read (n results of memory).
+ * Lazy (b->buffersize = B > 0, concurrent.futures' map(buffersize=) of Python 3.14): tasks
+ * are submitted as the caller consumes, at most B submitted and not yet returned by _next,
+ * and the iterator holds B results, whatever n is. b->tasks must then stay valid until the
+ * iterator ends or is freed. A lazy iterator made before mproc_pool_close keeps submitting its
+ * batch until join; after join its unsubmitted items fail with -EPIPE, after terminate with
+ * -ECANCELED. -EINVAL if B > MPROC_POOL_QUEUE_MAX.
+ * mproc_imap_free - free; unfinished tasks still run, their results are dropped; tasks of a
+ * lazy iterator not yet submitted never are.
  */
 int mproc_pool_imap(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		    struct mproc_imap **out);

@@ -4,7 +4,7 @@
  *
  *   MPROC_QUEUE_PIPE  Python's design: one pipe, a process-shared robust lock for writers and
  *                     one for readers; records framed (header + payload + trailer).
- *   MPROC_QUEUE_RING  a bounded ring of variable-size records in anonymous MAP_SHARED memory
+ *   MPROC_QUEUE_RING  a bounded ring of variable-size records in MAP_SHARED memory of a memfd
  *                     (no /dev/shm needed); futex waits after a short adaptive spin
  *                     (MPROC_QUEUE_SPIN: spin only; MPROC_QUEUE_NOSPIN: futex at once).
  *   MPROC_QUEUE_MQ    a POSIX message queue, unlinked right after it is opened.
@@ -13,8 +13,11 @@
  *
  * Lifecycle: mproc_queue_new() in the parent, fork(), then every process uses the same handle;
  * each process calls mproc_queue_free() on its copy (only the creator's call destroys the
- * kernel object; the others unmap and close). The queue is inherited across fork() only:
- * a child made by spawn, forkserver or exec cannot attach to it in this version.
+ * kernel object; the others unmap and close). A child that runs a fresh image (start methods
+ * spawn, vfork, posix_spawn, forkserver) inherits no memory: the parent passes it a
+ * struct mproc_queue_desc from mproc_queue_export() (as the process argument, 256 bytes) and
+ * the child calls mproc_queue_attach() on it (Python pickles a Queue for spawn the same way).
+ * All shared memory of a queue lives in memfds for that reason (no /dev/shm needed).
  *
  * Items are byte strings of 0..max_msg bytes; each get returns one whole item as it was put.
  * Timeouts are double seconds: MPROC_FOREVER blocks, 0 is non-blocking (-EAGAIN when full or
@@ -115,6 +118,34 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
  * -EBADMSG (pipe: queue broken, see put).
  */
 ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s);
+
+/*
+ * An attach descriptor: plain bytes, copy it anywhere (a spawn argument, a pipe, a file). It
+ * names the queue's fds in the exporting process (with their inode numbers), the SysV id and
+ * the limits; it holds no pointer. Valid while the exporting process is alive and holds q.
+ */
+struct mproc_queue_desc {
+	unsigned long long opaque[32];
+};
+
+/*
+ * mproc_queue_export - describe q so another process can attach to it. Returns 0, -EINVAL
+ * (NULL q or d). Allocates nothing; not async-signal-safe (fstat only, but keep it simple).
+ */
+int mproc_queue_export(struct mproc_queue *q, struct mproc_queue_desc *d);
+
+/*
+ * mproc_queue_attach - open the queue that d describes, in this process: typically a child
+ * started by an exec-based method, given d as its argument. Each fd is taken from this
+ * process if it was inherited under the same number (same inode), else opened again through
+ * /proc/<exporter>/fd/<n> (Linux; the exporter must be alive and of the same user, since
+ * that needs ptrace read access to it). The handle is used and freed like any other; its
+ * mproc_queue_free never destroys the queue (the creator's does).
+ * Returns 0, -EINVAL (NULL, or d is not a descriptor of this version), -ESRCH (the exporter
+ * is gone, or no longer holds the queue), -EACCES (its /proc/<pid>/fd is not ours to open),
+ * -ENOMEM, -EMFILE. Nothing is left allocated on failure.
+ */
+int mproc_queue_attach(struct mproc_queue **out, const struct mproc_queue_desc *d);
 
 /* Items in the queue now (exact when no put or get is in progress). -errno on error. */
 ssize_t mproc_queue_qsize(struct mproc_queue *q);

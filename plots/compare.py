@@ -1,0 +1,669 @@
+#!/usr/bin/env python3
+"""compare - put two or more runs side by side (two machines, or before/after a change).
+
+    /usr/bin/python3 plots/compare.py RUN_A RUN_B [RUN_C ...] [--out DIR] [--force]
+    make compare A=RUN_A B=RUN_B [C=RUN_C] [OUT=DIR]
+
+Writes into OUT (default: a new results/compare/<UTC stamp>-<hostA>-vs-<hostB>/):
+  compare.md          the runs, a table of ratios per benchmark name (each run against the
+                      first, A), per-harness geometric means, the names only some runs have,
+                      the benchmarks a run skipped, and the U-test outputs;
+  compare.tsv         the same table, one row per name, for other tools;
+  plots/<id>.{gnuplot,mpl}.{png,svg}
+                      every plot of plots/registry.py with data in some run, one panel per
+                      run, same y range, same colours per method as the single-run plots;
+  gbcompare/<harness>.A-vs-B.txt
+                      Google Benchmark's tools/compare.py (Debian: libbenchmark-tools, which
+                      needs python3-scipy) on each harness file that both runs have, for its
+                      Mann-Whitney U-test; one line saying so when it is not installed;
+  index.html          compare.md and every plot, static (open it in a browser).
+
+The figure compared per name is the first of p50_ns, a rate counter (msgs/bytes/tasks/
+updates/ops per second, speedup), ns_per_task, real_time that every run having the name has.
+Every name of A that another run also has gets a row; a ratio is X/A of that figure;
+"faster"/"slower" reads it in the figure's direction. A figure whose CV over its repetitions
+exceeds 5 % is marked unstable.
+
+Exit: 0 written; 2 bad input (not a run, corrupt JSON, non-empty OUT without --force), one
+line; 1 a drawing or a write failed (the rest is still written). Stdlib + matplotlib
+(optional). Python >= 3.8.
+"""
+
+import argparse
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import gbjson  # noqa: E402
+import htmlindex  # noqa: E402
+import plot  # noqa: E402
+import registry  # noqa: E402
+import tsv  # noqa: E402
+
+UNSTABLE_CV = 0.05
+GBCOMPARE = "/usr/share/benchmark/compare.py"
+GBCOMPARE_TIMEOUT_S = 120
+# (field, True when higher is better), tried in this order for the compared figure.
+FIELDS = [("p50_ns", False), ("msgs_per_second", True), ("bytes_per_second", True),
+          ("tasks_per_second", True), ("updates_per_second", True), ("ops_per_second", True),
+          ("speedup", True), ("ns_per_task", False), ("real_time", False)]
+HIGHER_BETTER = dict(FIELDS)
+
+
+class BadInput(Exception):
+    """One line for the user; exit 2."""
+
+
+# ------------------------------------------------------------------------------------------
+# formatting
+
+def fmt_value(v, field):
+    if v is None or not math.isfinite(v):
+        return "—"
+    if field.endswith("_ns") or field == "real_time":
+        a = abs(v)
+        for div, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+            if a >= div:
+                return "%.3g %s" % (v / div, unit)
+        return "%.3g ns" % v
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return "%.3g%s/s" % (v / div, suf) if field.endswith("_per_second") \
+                else "%.3g%s" % (v / div, suf)
+    return ("%.3g/s" % v) if field.endswith("_per_second") else "%.3g" % v
+
+
+def fmt_ratio(r, higher_better):
+    """'1.52x (slower)' for a ratio X/A of a figure; '—' when unknown."""
+    if r is None or not math.isfinite(r) or r <= 0:
+        return "—"
+    better = (r > 1) == higher_better
+    if abs(r - 1) < 0.02:
+        word = "same"
+    else:
+        word = "faster" if better else "slower"
+    return "%.3gx (%s)" % (r, word)
+
+
+def md(s):
+    return str(s).replace("|", "\\|")
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(md(h) for h in header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# runs
+
+class RunInfo:
+    def __init__(self, label, run):
+        self.label = label
+        self.run = run
+        self.figures = run.figures
+        c = run.context
+        self.host = c.get("host") or "?"
+        self.stamp = os.path.basename(os.path.normpath(os.path.realpath(run.path)))
+
+    @property
+    def title(self):
+        return "%s: %s %s" % (self.label, self.host, self.stamp)
+
+
+def load_runs(paths):
+    """[RunInfo] labelled A, B, C...; BadInput for anything that is not a readable run."""
+    runs = []
+    for i, p in enumerate(paths):
+        try:
+            run = gbjson.load_run(p)
+        except gbjson.GBJsonError as e:
+            raise BadInput(str(e)) from None
+        # A file that is not JSON is an error; valid JSON of another kind (a later version's
+        # own file, say) is left out and listed.
+        for fn, msg in sorted(run.load_errors.items()):
+            if "not Google Benchmark JSON" not in msg:
+                raise BadInput(msg)
+        runs.append(RunInfo(chr(ord("A") + i), run))
+    return runs
+
+
+def pick_field(figs):
+    """The compared field: the first of FIELDS with a finite median in every figure."""
+    for f, _ in FIELDS:
+        if all(fig.value(f) is not None and fig.value(f).n > 0 and math.isfinite(fig.median(f))
+               for fig in figs):
+            return f
+    return None
+
+
+def unstable(fig, field):
+    s = fig.value(field)
+    return s is not None and s.cv is not None and s.cv > UNSTABLE_CV
+
+
+class Row:
+    def __init__(self, name, harness):
+        self.name = name
+        self.harness = harness
+        self.field = None
+        self.values = {}      # label -> median
+        self.unstable = {}    # label -> bool
+        self.ratios = {}      # label -> X/A
+
+
+def build_rows(runs):
+    """(rows, partial). rows: one per name that A and at least one other run have (the runs
+    without it get no value and no ratio); partial: {name: [labels having it]} for the names
+    that are not in every run."""
+    order, where, harness = [], {}, {}
+    for ri in runs:
+        for name, fig in ri.figures.items():
+            if name not in where:
+                order.append(name)
+                where[name] = []
+                harness[name] = fig.harness
+            where[name].append(ri.label)
+    rows, partial = [], {}
+    labels = [ri.label for ri in runs]
+    a = runs[0].label
+    for name in order:
+        if where[name] != labels:
+            partial[name] = where[name]
+        if a not in where[name] or len(where[name]) < 2:
+            continue
+        have = [ri for ri in runs if ri.label in where[name]]
+        row = Row(name, harness[name])
+        row.field = pick_field([ri.figures[name] for ri in have])
+        if row.field is not None:
+            for ri in have:
+                fig = ri.figures[name]
+                row.values[ri.label] = fig.median(row.field)
+                row.unstable[ri.label] = unstable(fig, row.field)
+            va = row.values[a]
+            for ri in have[1:]:
+                v = row.values[ri.label]
+                row.ratios[ri.label] = v / va if va and math.isfinite(va) and va > 0 \
+                    else math.nan
+        rows.append(row)
+    return rows, partial
+
+
+def geomean(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x) and x > 0]
+    if not xs:
+        return None
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)), len(xs)
+
+
+# ------------------------------------------------------------------------------------------
+# outputs
+
+def write_tsv(path, runs, rows):
+    labels = [ri.label for ri in runs]
+    head = ["name", "harness", "field", "better"] + labels + \
+        ["%s/%s" % (l, labels[0]) for l in labels[1:]] + ["unstable_" + l for l in labels]
+    lines = ["\t".join(head)]
+    for r in rows:
+        if r.field is None:
+            continue
+
+        def num(v):
+            return "NaN" if v is None or not math.isfinite(v) else "%.6g" % v
+        cells = [r.name, r.harness, r.field, "higher" if HIGHER_BETTER[r.field] else "lower"]
+        cells += [num(r.values.get(l)) for l in labels]
+        cells += [num(r.ratios.get(l)) for l in labels[1:]]
+        cells += ["1" if r.unstable.get(l) else "0" for l in labels]
+        lines.append("\t".join(cells))
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def section_runs(runs):
+    rows = []
+    for ri in runs:
+        c = ri.run.context
+        b = c.get("budget") or {}
+        status = c.get("status") or ("complete" if ri.run.complete else "incomplete")
+        if not ri.run.complete:
+            status = "**INCOMPLETE** (%s)" % status
+        rows.append((ri.label, "`%s`" % ri.run.path, ri.host, c.get("cpu_model", "?"),
+                     str(b.get("usable", "?")), c.get("profile", "?"),
+                     c.get("started_utc", "?"), status,
+                     ", ".join(ri.run.harnesses) or "none"))
+    out = md_table(["run", "directory", "host", "CPU", "usable CPUs", "profile", "started (UTC)",
+                    "status", "harness files"], rows)
+    for ri in runs:
+        if not ri.run.complete:
+            out += ["", "Run %s is incomplete: names missing from it may simply not have run; "
+                    "compare it as a whole with care." % ri.label]
+    profiles = {ri.run.context.get("profile") for ri in runs}
+    if len(profiles) > 1:
+        out += ["", "The runs used different profiles (%s): repetitions and sizes differ."
+                % ", ".join(sorted(str(p) for p in profiles))]
+    return out
+
+
+def section_summary(runs, rows):
+    labels = [ri.label for ri in runs]
+    if len(runs) < 2:
+        return []
+    per = {}
+    for r in rows:
+        if r.field is None:
+            continue
+        for l in labels[1:]:
+            x = r.ratios.get(l)
+            if x is None or not math.isfinite(x) or x <= 0:
+                continue
+            # Speed of X relative to A: > 1 means X is faster, whatever the field's direction.
+            sp = x if HIGHER_BETTER[r.field] else 1.0 / x
+            per.setdefault(r.harness, {}).setdefault(l, []).append(sp)
+    if not per:
+        return ["No benchmark name of A has a figure in another run."]
+    out = ["Geometric mean, per harness file, of each run's speed relative to A over the names "
+           "both have (> 1: faster than A). A summary only: read the table for each figure.", ""]
+    trs = []
+    for h in sorted(per):
+        cells = [h]
+        for l in labels[1:]:
+            g = geomean(per[h].get(l, []))
+            cells.append("%.3gx (%d names)" % g if g else "—")
+        trs.append(cells)
+    return out + md_table(["harness"] + ["%s vs A" % l for l in labels[1:]], trs)
+
+
+def section_table(runs, rows):
+    labels = [ri.label for ri in runs]
+    out = ["Every name of A that another run also has. "
+           "Median over repetitions of the compared figure; ⚠ marks a figure whose CV exceeds "
+           "%d %% (unstable: re-run with `PROFILE=full` on a quiet machine)." % (UNSTABLE_CV * 100),
+           ""]
+    by_h = {}
+    for r in rows:
+        by_h.setdefault(r.harness, []).append(r)
+    for h, hrows in by_h.items():
+        out += ["### %s" % h, ""]
+        trs = []
+        for r in hrows:
+            if r.field is None:
+                trs.append(["`%s`" % r.name, "no common figure"] + ["—"] * (2 * len(labels) - 1))
+                continue
+            cells = ["`%s`" % r.name, r.field]
+            for l in labels:
+                cells.append(fmt_value(r.values.get(l), r.field) +
+                             (" ⚠" if r.unstable.get(l) else ""))
+            for l in labels[1:]:
+                cells.append(fmt_ratio(r.ratios.get(l), HIGHER_BETTER[r.field]))
+            trs.append(cells)
+        out += md_table(["benchmark", "figure"] + labels +
+                        ["%s/%s" % (l, labels[0]) for l in labels[1:]], trs) + [""]
+    return out
+
+
+def section_partial(runs, partial):
+    if not partial:
+        return ["Every benchmark name is in every run."]
+    labels = [ri.label for ri in runs]
+    out = ["%d names are in some runs only (a harness not run, a benchmark added or removed, "
+           "or one skipped on that machine):" % len(partial), ""]
+    trs = [["`%s`" % n] + ["yes" if l in have else "—" for l in labels]
+           for n, have in partial.items()]
+    return out + md_table(["benchmark"] + labels, trs)
+
+
+def section_skipped(runs):
+    out = []
+    for ri in runs:
+        for fn, msg in sorted(ri.run.load_errors.items()):
+            out.append("- %s `%s` left out: %s" % (ri.label, fn, msg))
+    for ri in runs:
+        for n, why in ri.run.skipped.items():
+            out.append("- %s `%s`: %s" % (ri.label, n, why))
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Google Benchmark's compare.py
+
+def scipy_ok(python):
+    try:
+        r = subprocess.run([python, "-c", "import scipy.stats"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def run_gbcompare(runs, out_dir):
+    """Markdown lines; writes gbcompare/<harness>.A-vs-X.txt for each shared harness file."""
+    tool = os.environ.get("MPROC_GBCOMPARE", GBCOMPARE)
+    python = sys.executable or "python3"
+    if not os.path.isfile(tool):
+        return ["Google Benchmark's compare.py not installed (`%s`, Debian package "
+                "`libbenchmark-tools`) — U-test skipped." % tool]
+    if not scipy_ok(python):
+        return ["Google Benchmark's compare.py needs scipy (Debian package `python3-scipy`), "
+                "not installed for `%s` — U-test skipped." % python]
+    a = runs[0]
+    out = ["Google Benchmark's `compare.py` (`%s`), on each harness file that both runs "
+           "have: time and CPU as relative change (new-old)/old, and the Mann-Whitney U-test "
+           "p-value (meaningful from 9 repetitions: `PROFILE=full`)." % tool, ""]
+    gdir = os.path.join(out_dir, "gbcompare")
+    os.makedirs(gdir, exist_ok=True)
+    for x in runs[1:]:
+        for h in a.run.harnesses:
+            if h not in x.run.harnesses:
+                continue
+            fa, fx = a.run.harnesses[h].path, x.run.harnesses[h].path
+            name = "%s.%s-vs-%s.txt" % (h, a.label, x.label)
+            # -a (aggregates only) where both have repetitions; with one repetition there are
+            # no aggregates and -a would print nothing but the overall geomean.
+            reps = min(max([f.repetitions for f in ri.run.harnesses[h].figures.values()] or [0])
+                       for ri in (a, x))
+            argv = [python, tool, "--no-color"] + (["-a"] if reps >= 2 else []) + \
+                ["benchmarks", fa, fx]
+            try:
+                r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   universal_newlines=True, timeout=GBCOMPARE_TIMEOUT_S)
+                text, status = r.stdout, ("ok" if r.returncode == 0 else
+                                          "failed (exit %d)" % r.returncode)
+            except subprocess.TimeoutExpired as e:
+                text = (e.stdout or "") if isinstance(e.stdout, str) else ""
+                status = "timed out after %d s" % GBCOMPARE_TIMEOUT_S
+            except OSError as e:
+                text, status = "", "could not run: %s" % e
+            with open(os.path.join(gdir, name), "w", encoding="utf-8") as f:
+                f.write("$ %s\n%s" % (" ".join(argv), text))
+            last = ""
+            if status != "ok":
+                lines = [l for l in text.strip().splitlines() if l.strip()]
+                last = ": " + lines[-1][:160] if lines else ""
+            out.append("- `%s` %s vs %s: [%s](gbcompare/%s) — %s%s"
+                       % (h, a.label, x.label, name, name, status, last))
+    if len(out) == 2:
+        out.append("- no harness file is in both runs.")
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# plots
+
+def union_tables(runs, spec):
+    """[tsv.Table per run] with the same groups and series in each (missing cells NaN)."""
+    tables = [tsv.build_table(ri.run, spec) for ri in runs]
+    groups, series = [], []
+    for t in tables:
+        groups += [g for g in t.groups if g not in groups]
+        series += [s for s in t.series if s not in series]
+    if spec["kind"] == "lines":
+        groups.sort(key=float)
+    for t in tables:
+        t.groups, t.series = list(groups), list(series)
+    return tables
+
+
+def y_range(tables, logy):
+    vals = []
+    for t in tables:
+        for v, hi in t.cells.values():
+            vals += [x for x in (v, hi) if math.isfinite(x) and (x > 0 or not logy)]
+    if not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    if logy:
+        return lo / 1.6, hi * 1.6
+    span = (hi - lo) or abs(hi) or 1.0
+    return min(0.0, lo - 0.05 * span), hi + 0.08 * span
+
+
+def draw_gnuplot(spec, runs, tables, tsv_paths, outbase, cap, yr):
+    series = tables[0].series
+    groups = tables[0].groups
+    if spec["kind"] == "lines":
+        xs = [float(g) for g in groups]
+        lo, hi = min(xs), max(xs)
+        xr = (lo, hi) if hi > lo else ((lo / 2, hi * 2) if spec.get("logx") else (lo - 1, hi + 1))
+    else:
+        xr = (0, len(groups))
+    gp = plot._gp_str
+    expr = "; ".join([
+        "datafiles=%s" % gp(" ".join(tsv_paths)),
+        "kind=%s" % gp(spec["kind"]),
+        "outbase=%s" % gp(outbase),
+        "nseries=%d" % len(series),
+        "colors=%s" % gp(" ".join(registry.color(s) for s in series)),
+        "titles=%s" % gp(" ".join(registry.label(s).replace(" ", "_") for s in series)),
+        "pyser=%s" % gp(" ".join("1" if s.startswith("python:") else "0" for s in series)),
+        "ptitle=%s" % gp(spec.get("title", spec["id"])),
+        "ytitle=%s" % gp(spec.get("ylabel", "")),
+        "xtitle=%s" % gp(spec.get("xlabel", "")),
+        "caption=%s" % gp(cap),
+        "logx=%d" % (1 if spec.get("logx") else 0),
+        "logy=%d" % (1 if spec.get("logy") else 0),
+        "ymin=%.6g" % yr[0], "ymax=%.6g" % yr[1],
+        "xmin=%.6g" % xr[0], "xmax=%.6g" % xr[1],
+        "nodata=%s" % gp(" ".join("0" if t.cells else "1" for t in tables)),
+    ] + ["ptitle%d=%s" % (i, gp(ri.title)) for i, ri in enumerate(runs, 1)])
+    r = subprocess.run(["gnuplot", "-e", expr, os.path.join(HERE, "compare.gp")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=120)
+    if r.returncode != 0:
+        last = (r.stdout.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+        raise RuntimeError("gnuplot: %s" % last)
+    for ext in ("png", "svg"):
+        if not os.path.isfile(outbase + "." + ext):
+            raise RuntimeError("gnuplot wrote no %s" % ext)
+    return [outbase + ".png", outbase + ".svg"]
+
+
+def draw_matplotlib(plt, spec, runs, tables, outbase, cap, yr):
+    n = len(runs)
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n + 1.2, 6.0), dpi=100, sharey=True,
+                             squeeze=False)
+    for ax, ri, t in zip(axes[0], runs, tables):
+        plot.draw_on_ax(ax, spec, t)
+        ax.set_title(ri.title, fontsize=9)
+        ax.set_ylim(*yr)
+        if not t.cells:
+            ax.text(0.5, 0.5, "no data in this run", transform=ax.transAxes, ha="center")
+    axes[0][0].set_ylabel(spec.get("ylabel", ""))
+    fig.suptitle(spec.get("title", spec["id"]))
+    fig.text(0.01, 0.01, cap, fontsize=7, ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    out = []
+    for ext in ("png", "svg"):
+        fig.savefig(outbase + "." + ext)
+        out.append(outbase + "." + ext)
+    plt.close(fig)
+    return out
+
+
+def draw_plots(runs, out_dir, want_gp, want_mpl, log):
+    """Draw every registry plot with data in some run. Returns (markdown lines, failures)."""
+    harnesses = set()
+    for ri in runs:
+        harnesses |= set(ri.run.harnesses)
+    have_gp = want_gp and shutil.which("gnuplot") is not None
+    plt = plot.load_matplotlib() if want_mpl else None
+    lines = []
+    if not have_gp:
+        lines.append("gnuplot %s — skipped." % ("not wanted" if not want_gp else "not installed"))
+    if plt is None:
+        lines.append("matplotlib %s — skipped." % ("not wanted" if not want_mpl
+                                                  else "not installed"))
+    for l in lines:
+        log("compare: plots: " + l)
+    failed = 0
+    cap = " | ".join(ri.title + ("" if ri.run.complete else " (INCOMPLETE)") for ri in runs)
+    pdir = os.path.join(out_dir, "plots")
+    for spec in registry.plots_for(harnesses):
+        tables = union_tables(runs, spec)
+        yr = y_range(tables, spec.get("logy"))
+        if yr is None:
+            continue
+        os.makedirs(os.path.join(pdir, "data"), exist_ok=True)
+        paths = []
+        for ri, t in zip(runs, tables):
+            p = os.path.join(pdir, "data", "%s.%s.tsv" % (spec["id"], ri.label))
+            tsv.write_tsv(t, p)
+            paths.append(p)
+        base = os.path.join(pdir, spec["id"])
+        for tool, ok in (("gnuplot", have_gp), ("mpl", plt is not None)):
+            if not ok:
+                continue
+            try:
+                if tool == "gnuplot":
+                    files = draw_gnuplot(spec, runs, tables, paths, base + ".gnuplot", cap, yr)
+                else:
+                    files = draw_matplotlib(plt, spec, runs, tables, base + ".mpl", cap, yr)
+            except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+                for ext in ("png", "svg"):      # no half-drawn plot left behind
+                    try:
+                        os.unlink("%s.%s.%s" % (base, tool, ext))
+                    except OSError:
+                        pass
+                failed += 1
+                msg = "%s (%s) failed: %s" % (spec["id"], tool, e)
+                lines.append(msg)
+                print("compare: plots: " + msg, file=sys.stderr)
+                continue
+            log("compare: plots: %s" % " ".join(os.path.relpath(f, out_dir) for f in files))
+    return lines, failed
+
+
+def plot_links(out_dir):
+    out = []
+    for stem, png, svg in htmlindex.plot_files(out_dir):
+        links = ", ".join("[%s](%s)" % (os.path.basename(p), p) for p in (png, svg) if p)
+        out.append("- **%s**: %s" % (stem, links))
+    pngs = [png for _, png, _ in htmlindex.plot_files(out_dir) if png]
+    if pngs:
+        out += [""] + ["![%s](%s)" % (os.path.basename(p), p) for p in pngs]
+    return out or ["No plot has data in these runs."]
+
+
+# ------------------------------------------------------------------------------------------
+
+def default_out(runs):
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    hosts = "-vs-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", ri.host) for ri in runs)
+    base = os.path.join(ROOT, "results", "compare", "%s-%s" % (stamp, hosts[:80]))
+    out, i = base, 1
+    while os.path.exists(out):
+        i += 1
+        out = "%s.%d" % (base, i)
+    return out
+
+
+def prepare_out(out, runs, force):
+    real = os.path.realpath(out)
+    for ri in runs:
+        if os.path.realpath(ri.run.path) == real:
+            raise BadInput("%s: OUT is one of the runs compared" % out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise BadInput("%s: OUT exists and is not a directory" % out)
+    if os.path.isdir(out) and os.listdir(out) and not force:
+        raise BadInput("%s: OUT is not empty (use --force to write into it)" % out)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise BadInput("%s: cannot create OUT: %s" % (out, e.strerror)) from None
+
+
+def build_markdown(runs, rows, partial, plot_lines, gb_lines):
+    labels = ", ".join(ri.label for ri in runs)
+    out = ["# mproc comparison: %s" % " vs ".join("%s (%s)" % (ri.label, ri.host) for ri in runs),
+           "", "Runs %s; every ratio is the run's figure over A's." % labels, "",
+           "## Runs", ""] + section_runs(runs) + [""]
+    out += ["## Summary", ""] + section_summary(runs, rows) + [""]
+    out += ["## Ratios per benchmark", ""] + section_table(runs, rows)
+    out += ["## Names in some runs only", ""] + section_partial(runs, partial) + [""]
+    sk = section_skipped(runs)
+    if sk:
+        out += ["## Skipped benchmarks and files left out", ""] + sk + [""]
+    out += ["## Google Benchmark U-test", ""] + gb_lines + [""]
+    out += ["## Plots", ""] + ["- " + l for l in plot_lines]
+    if plot_lines:
+        out.append("")
+    return out
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line and exit 2, as the other mproc commands do."""
+
+    def error(self, message):
+        print("compare: %s (see --help)" % message, file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv=None):
+    ap = OneLineParser(prog="compare.py",
+        description="Compare two or more mproc runs: ratios per benchmark name, side-by-side "
+                    "plots, Google Benchmark's U-test where installed, index.html.")
+    ap.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is A, "
+                    "the reference of every ratio")
+    ap.add_argument("--out", help="output directory (default: a new results/compare/<stamp>-…)")
+    ap.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    ap.add_argument("--no-gnuplot", action="store_true", help="do not draw with gnuplot")
+    ap.add_argument("--no-matplotlib", action="store_true", help="do not draw with matplotlib")
+    ap.add_argument("--no-gbcompare", action="store_true",
+                    help="do not run Google Benchmark's compare.py")
+    a = ap.parse_args(argv)
+    if len(a.runs) < 2:
+        print("compare: need at least two run directories (got %d)" % len(a.runs),
+              file=sys.stderr)
+        return 2
+    if len(a.runs) > 26:
+        print("compare: at most 26 runs", file=sys.stderr)
+        return 2
+    try:
+        runs = load_runs(a.runs)
+        out = a.out or default_out(runs)
+        prepare_out(out, runs, a.force)
+    except BadInput as e:
+        print("compare: %s" % e, file=sys.stderr)
+        return 2
+    rc = 0
+    rows, partial = build_rows(runs)
+    try:
+        write_tsv(os.path.join(out, "compare.tsv"), runs, rows)
+        if a.no_gbcompare:
+            gb_lines = ["Not wanted (--no-gbcompare)."]
+        else:
+            gb_lines = run_gbcompare(runs, out)
+        print("compare: U-test: %s" % (gb_lines[0] if len(gb_lines) == 1 else
+                                        "%d outputs in gbcompare/" % (len(gb_lines) - 2)))
+        plot_lines, failed = draw_plots(runs, out, not a.no_gnuplot, not a.no_matplotlib, print)
+        if failed:
+            rc = 1
+        text = "\n".join(build_markdown(runs, rows, partial, plot_lines, gb_lines) +
+                         plot_links(out)) + "\n"
+        path = os.path.join(out, "compare.md")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        idx = htmlindex.write_index(out, "compare.md", "mproc comparison: " +
+                                    " vs ".join(ri.title for ri in runs))
+    except OSError as e:
+        print("compare: cannot write %s: %s" % (out, e), file=sys.stderr)
+        return 1
+    print("compare: %d names compared with A, %d not in every run"
+          % (len([r for r in rows if r.field]), len(partial)))
+    print("compare: %s" % path)
+    print("compare: %s" % idx)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
