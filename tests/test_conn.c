@@ -608,6 +608,7 @@ static void send_raw_fds(int sock, unsigned hdr_nfds, const int *fds, size_t nfd
 	if (nfds) {
 		struct cmsghdr *cm;
 
+		memset(cbuf.buf, 0, sizeof(cbuf.buf));  /* the kernel reads the padding too */
 		m.msg_control = cbuf.buf;
 		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 		cm = CMSG_FIRSTHDR(&m);
