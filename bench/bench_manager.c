@@ -8,17 +8,22 @@
  *   manager/raw_rtt/transport:<unix|tcp> the yardstick: a request of dict_get's size (33 B)
  *        and a reply of its size (80 B) over one connected socket, plain blocking write/read,
  *        echoed by a forked process
+ *   manager/dict_get/transport:unix[/placement:cross_core][/spin:off],
+ *   manager/raw_rtt/transport:unix/placement:cross_core   the placement and spin variants
  *   manager/throughput/clients:<N>       N client processes doing dict_get over Unix sockets
- *        for a fixed count each; counter ops_per_second
+ *        for a fixed count each; counter ops_per_second; manager/throughput/spin:off/clients:<N>
+ *        the same for the largest N without the spin
  * Counters: p50_ns, p99_ns, p999_ns over individual calls (one CLOCK_MONOTONIC sample per
  * iteration), plus samples; the benchmark time is the manual time of each call.
  *
  * Placement: the server (or the raw echo process) and the client are pinned to one PU
  * (same_core, which every machine has; the label names it), and raw_rtt uses the same
- * placement, so "dict_get / raw_rtt" is the manager's own overhead. On the shared 2-core
- * development box cross_core pinning made both 5-6x slower (each wakeup waits for the other,
- * busy core), so same_core is also the steadier figure; compare it with
- * baseline/pipe_rtt/placement:same_core.
+ * placement, so "dict_get / raw_rtt" is the manager's own overhead; compare it with
+ * baseline/pipe_rtt/placement:same_core. dict_get and raw_rtt over Unix sockets also run at
+ * placement:cross_core (named so). There a blocking round trip pays two wakeups of a sleeping
+ * CPU (5-10x the same_core figure on the shared 2-core development box, where the other core
+ * is busy), which the bounded spin of server and client (MPROC__MGR_SPIN_NS) saves; dict_get
+ * also runs at both placements with spin:off (MPROC_MANAGER_NOSPIN), the plain blocking call.
  * Every reply is checked (length and contents) in every profile.
  */
 #include <stdio.h>
@@ -60,9 +65,9 @@ struct mcase {
 	enum op op;
 	bool tcp;
 	int clients;
+	bool cross_core;        /* the .../placement:cross_core variants */
+	bool nospin;            /* the .../spin:off variants (MPROC_MANAGER_NOSPIN both sides) */
 };
-
-static enum mproc_topo_placement g_place = MPROC_TOPO_SAME_CORE;
 
 static void fill(uint8_t *v, uint64_t seed)
 {
@@ -262,7 +267,11 @@ static const char *one_op(enum op op, struct objs *o, const char *addr, const vo
 
 static void bm_op(struct gbench_state *st, const struct mcase *c, int pa, int pb)
 {
-	struct mproc_manager_opts mo = { .address = c->tcp ? "tcp:127.0.0.1:0" : NULL };
+	struct mproc_manager_opts mo = {
+		.address = c->tcp ? "tcp:127.0.0.1:0" : NULL,
+		.flags = c->nospin ? MPROC_MANAGER_NOSPIN : 0,
+	};
+	struct mproc_mclient_opts co = { .flags = mo.flags };
 	struct mproc_manager *m = NULL;
 	struct mproc_mclient *cl = NULL;
 	struct bench_samples s = { 0 };
@@ -281,7 +290,7 @@ static void bm_op(struct gbench_state *st, const struct mcase *c, int pa, int pb
 	mproc_topo_pin(mproc_manager_pid(m), pb);
 	mproc_topo_pin(0, pa);
 	key = mproc_manager_key(m, &kl);
-	r = mproc_manager_connect(&cl, mproc_manager_address(m), key, kl);
+	r = mproc_manager_connect_opts(&cl, mproc_manager_address(m), key, kl, &co);
 	if (r == 0)
 		r = objs_open(cl, &o);
 	if (r < 0) {
@@ -329,16 +338,19 @@ struct tp_arg {
 	const void *key;
 	size_t kl;
 	int parties;
+	unsigned flags;
 };
 
 static int tp_client(void *p)
 {
 	struct tp_arg *a = p;
+	struct mproc_mclient_opts co = { .flags = a->flags };
 	struct mproc_mclient *c = NULL;
 	struct objs o = { 0 };
 	int bad = 0;
 
-	if (mproc_manager_connect(&c, a->addr, a->key, a->kl) < 0 || objs_open(c, &o) < 0)
+	if (mproc_manager_connect_opts(&c, a->addr, a->key, a->kl, &co) < 0 ||
+	    objs_open(c, &o) < 0)
 		bad = 1;
 	bench_gate_wait(&a->sh->gate, (uint32_t)a->parties);
 	for (int i = 0; i < TP_OPS && !bad; i++)
@@ -352,6 +364,7 @@ static int tp_client(void *p)
 
 static void bm_throughput(struct gbench_state *st, const struct mcase *c)
 {
+	struct mproc_manager_opts mo = { .flags = c->nospin ? MPROC_MANAGER_NOSPIN : 0 };
 	struct mproc_manager *m = NULL;
 	struct tp_shared *sh = bench_shared_alloc(sizeof(*sh));
 	struct tp_arg a;
@@ -360,12 +373,12 @@ static void bm_throughput(struct gbench_state *st, const struct mcase *c)
 	double ops = 0;
 	int r, n = c->clients;
 
-	r = mproc_manager_start(&m, NULL);
+	r = mproc_manager_start(&m, &mo);
 	if (r < 0 || !sh) {
 		gbench_skip_with_error(st, r < 0 ? mproc_strerror(r) : "out of memory");
 		goto out;
 	}
-	a = (struct tp_arg){ sh, mproc_manager_address(m), NULL, 0, n + 1 };
+	a = (struct tp_arg){ sh, mproc_manager_address(m), NULL, 0, n + 1, mo.flags };
 	a.key = mproc_manager_key(m, &a.kl);
 	while (!err && gbench_keep_running(st)) {
 		int64_t t0;
@@ -404,22 +417,29 @@ out:
 static void bm_manager(struct gbench_state *st, void *arg)
 {
 	const struct mcase *c = arg;
+	enum mproc_topo_placement place = c->cross_core ? MPROC_TOPO_CROSS_CORE :
+							 MPROC_TOPO_SAME_CORE;
 	int pa = -1, pb = -1;
 
 	if (c->clients) {
 		bm_throughput(st, c);
 		return;
 	}
-	if (bench_pair(g_place, &pa, &pb) < 0)
+	if (bench_pair(place, &pa, &pb) < 0) {
+		if (c->cross_core) {
+			gbench_skip_with_error(st, "no two cores to place the processes on");
+			return;
+		}
 		pa = pb = -1;
-	gbench_set_label(st, mproc_topo_placement_name(g_place));
+	}
+	gbench_set_label(st, mproc_topo_placement_name(place));
 	if (c->op == OP_RAW_RTT)
 		bm_raw(st, c, pa, pb);
 	else
 		bm_op(st, c, pa, pb);
 }
 
-static struct mcase cases[OP_COUNT * 2 + 8];
+static struct mcase cases[OP_COUNT * 2 + 4 + 8 + 1];
 
 static void register_all(void)
 {
@@ -440,12 +460,39 @@ static void register_all(void)
 			gbench_time_unit(g, GBENCH_NS);
 		}
 	}
-	for (size_t i = 0; i < nclients; i++) {
+	/* The target's pair at the other placement (a wakeup on another core costs more than a
+	 * switch on the same one, and the bounded spin saves it), and dict_get without the spin
+	 * at both placements, so the spin's gain and cost read off one run. */
+	static const struct mcase extra[] = {
+		{ OP_DICT_GET, false, 0, true, false },
+		{ OP_RAW_RTT, false, 0, true, false },
+		{ OP_DICT_GET, false, 0, false, true },
+		{ OP_DICT_GET, false, 0, true, true },
+	};
+
+	for (size_t i = 0; i < MPROC__ARRAY_SIZE(extra); i++) {
+		char name[128];
 		struct gbench *g;
 
-		cases[n] = (struct mcase){ OP_DICT_GET, false, clients_quick[i] };
-		g = gbench_register("manager/throughput", bm_manager, &cases[n++]);
-		GBENCH_ARGS(g, clients_quick[i]);
+		cases[n] = extra[i];
+		snprintf(name, sizeof(name), "manager/%s/transport:unix%s%s", op_names[extra[i].op],
+			 extra[i].cross_core ? "/placement:cross_core" : "",
+			 extra[i].nospin ? "/spin:off" : "");
+		g = gbench_register(name, bm_manager, &cases[n++]);
+		gbench_use_manual_time(g);
+		gbench_time_unit(g, GBENCH_NS);
+	}
+	/* Every client count, and the largest without the spin (spinning clients must not starve
+	 * the server of CPU when there are more of them than cores). */
+	for (size_t i = 0; i < nclients + 1; i++) {
+		bool off = i == nclients;
+		int nc = clients_quick[off ? nclients - 1 : i];
+		struct gbench *g;
+
+		cases[n] = (struct mcase){ OP_DICT_GET, false, nc, false, off };
+		g = gbench_register(off ? "manager/throughput/spin:off" : "manager/throughput",
+				    bm_manager, &cases[n++]);
+		GBENCH_ARGS(g, nc);
 		GBENCH_ARG_NAMES(g, "clients");
 		gbench_use_manual_time(g);
 		gbench_time_unit(g, GBENCH_US);

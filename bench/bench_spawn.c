@@ -3,6 +3,17 @@
  *
  *   spawn/<method>/rss_mib:<N>            start -> reaped, exit status known (N MiB of touched
  *                                         parent memory: 0 and 64 in quick, + 512 in full)
+ *   spawn/fork_raw/rss_mib:<N>           the floor under "fork": a bare fork + _exit + waitpid
+ *                                         in this same process (same RSS, same mappings, the
+ *                                         library's atfork handlers registered), which is the
+ *                                         apples-to-apples reference for spawn/fork (the
+ *                                         process of baseline/fork_exit is smaller)
+ *   spawn/<method>_self/rss_mib:<N>       vfork, posix_spawn, spawn, forkserver exec'ing this
+ *                                         harness's own image (/proc/self/exe, a C++ program
+ *                                         with Google Benchmark, hwloc, libstdc++); without the
+ *                                         suffix they exec mproc-spawn-child, a small C image
+ *                                         (mproc_set_executable, as Python's spawn execs the
+ *                                         interpreter, not the application)
  *   spawn/fork/rss_mib:0/parent_threads:<T>  fork with T threads in the parent (1, 8); not
  *                                         "/threads:<T>", which readers strip as Google
  *                                         Benchmark's own suffix (check_bench_json.py)
@@ -24,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,10 +128,34 @@ static bool is_exec(enum mproc_start_method m)
 	return m != MPROC_START_FORK && m != MPROC_START_THREAD;
 }
 
-/* One start -> reap (or start only). Returns the ns to report, or -errno. */
-static int64_t one_run(enum mproc_start_method m, bool start_only, _Atomic int64_t *slot)
+/* The lean child image (spawn_child.c), beside this program; NULL if it is not there. */
+static char lean_image[4096];
+
+static int lean_image_set(void)
 {
-	struct mproc_process_opts o = { .method = m };
+	ssize_t n = readlink("/proc/self/exe", lean_image, sizeof(lean_image) - 1);
+	char *slash;
+	int r;
+
+	if (n <= 0)
+		return -errno;
+	lean_image[n] = '\0';
+	slash = strrchr(lean_image, '/');
+	if (!slash || (size_t)(slash - lean_image) + sizeof("/mproc-spawn-child") > sizeof(lean_image))
+		return -ENAMETOOLONG;
+	strcpy(slash + 1, "mproc-spawn-child");
+	r = mproc_set_executable(lean_image);
+	if (r < 0)
+		lean_image[0] = '\0';
+	return r;
+}
+
+/* One start -> reap (or start only). exe: NULL for the default image (the lean one), or the
+ * image to run. Returns the ns to report, or -errno. */
+static int64_t one_run(enum mproc_start_method m, bool start_only, const char *exe,
+		       _Atomic int64_t *slot)
+{
+	struct mproc_process_opts o = { .method = m, .exe = exe };
 	struct mproc_process *p;
 	mproc_process_fn *fn = start_only && !is_exec(m) ? child_stamp : child_noop;
 	int64_t t0, t1;
@@ -146,8 +182,29 @@ static int64_t one_run(enum mproc_start_method m, bool start_only, _Atomic int64
 	return r < 0 ? r : t1 - t0;
 }
 
+/* fork + _exit + waitpid, nothing else: the floor under spawn/fork. */
+static int64_t one_raw_fork(void)
+{
+	int64_t t0 = bench_now_ns();
+	int status;
+	pid_t pid, w;
+
+	pid = fork();
+	if (pid == 0)
+		_exit(CHILD_CODE);
+	if (pid < 0)
+		return -errno;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (w != pid || !WIFEXITED(status) || WEXITSTATUS(status) != CHILD_CODE)
+		return -EBADMSG;
+	return bench_now_ns() - t0;
+}
+
 struct family {
 	enum mproc_start_method method;
+	bool raw_fork;          /* one_raw_fork, not the library */
+	bool self_image;        /* exec methods: this harness's image, not the lean one */
 	bool start_only;
 	bool threads_arg;       /* second argument: threads in the parent */
 };
@@ -165,6 +222,9 @@ static void bm_spawn(struct gbench_state *st, void *arg)
 	const struct family *f = arg;
 	size_t mib = (size_t)gbench_arg(st, 0);
 	int threads = f->threads_arg ? (int)gbench_arg(st, 1) : 1;
+	/* The forkserver's image is the server's: set process-wide above, not per process. */
+	const char *exe = f->self_image && f->method != MPROC_START_FORKSERVER ? "/proc/self/exe" :
+			  NULL;
 	_Atomic int64_t *slot = bench_shared_alloc(64);
 	pthread_t tids[64];
 	struct bench_samples s;
@@ -184,14 +244,23 @@ static void bm_spawn(struct gbench_state *st, void *arg)
 	idle_stop = false;
 	for (; nthr < threads - 1 && nthr < 64; nthr++)
 		pthread_create(&tids[nthr], NULL, idle_thread, NULL);
+	if (is_exec(f->method) && !f->self_image && !lean_image[0]) {
+		gbench_skip_with_error(st, "mproc-spawn-child not found beside the harness");
+		goto out_threads;
+	}
+	if (f->self_image && f->method == MPROC_START_FORKSERVER) {
+		/* A server of the harness's own image for this benchmark only. */
+		mproc_forkserver_stop();
+		mproc_set_executable(NULL);
+	}
 	/* Warm up: page in the code paths (and a lazily started forkserver). */
-	ns = one_run(f->method, f->start_only, slot);
+	ns = f->raw_fork ? one_raw_fork() : one_run(f->method, f->start_only, exe, slot);
 	if (ns < 0) {
 		report_error(st, mproc_start_method_name(f->method), ns);
 		goto out_threads;
 	}
 	while (gbench_keep_running(st)) {
-		ns = one_run(f->method, f->start_only, slot);
+		ns = f->raw_fork ? one_raw_fork() : one_run(f->method, f->start_only, exe, slot);
 		if (ns < 0) {
 			report_error(st, mproc_start_method_name(f->method), ns);
 			break;
@@ -201,6 +270,12 @@ static void bm_spawn(struct gbench_state *st, void *arg)
 	}
 	bench_samples_report(st, &s);
 out_threads:
+	if (f->self_image && f->method == MPROC_START_FORKSERVER) {
+		mproc_forkserver_stop();
+		if (lean_image[0])
+			mproc_set_executable(lean_image);
+		mproc_forkserver_start();
+	}
 	pthread_mutex_lock(&idle_lock);
 	idle_stop = true;
 	pthread_cond_broadcast(&idle_cond);
@@ -265,6 +340,8 @@ out:
 }
 
 static struct family fam_reap[MPROC_START__COUNT], fam_start[MPROC_START__COUNT];
+static struct family fam_raw = { .method = MPROC_START_FORK, .raw_fork = true };
+static struct family fam_self[MPROC_START__COUNT];
 
 static void register_all(void)
 {
@@ -276,6 +353,11 @@ static void register_all(void)
 
 	/* Ordered by RSS so the ballast is built once per size. */
 	for (size_t i = 0; i < nrss; i++) {
+		struct gbench *raw = gbench_register("spawn/fork_raw", bm_spawn, &fam_raw);
+
+		GBENCH_ARGS(raw, rss[i]);
+		GBENCH_ARG_NAMES(raw, "rss_mib");
+		gbench_use_manual_time(raw);
 		for (size_t k = 0; k < sizeof(all_methods) / sizeof(all_methods[0]); k++) {
 			enum mproc_start_method m = all_methods[k];
 			struct gbench *b;
@@ -286,6 +368,16 @@ static void register_all(void)
 			GBENCH_ARGS(b, rss[i]);
 			GBENCH_ARG_NAMES(b, "rss_mib");
 			gbench_use_manual_time(b);
+
+			if (is_exec(m)) {
+				fam_self[m] = (struct family){ .method = m, .self_image = true };
+				snprintf(name, sizeof(name), "spawn/%s_self",
+					 mproc_start_method_name(m));
+				b = gbench_register(name, bm_spawn, &fam_self[m]);
+				GBENCH_ARGS(b, rss[i]);
+				GBENCH_ARG_NAMES(b, "rss_mib");
+				gbench_use_manual_time(b);
+			}
 
 			fam_start[m] = (struct family){ .method = m, .start_only = true };
 			snprintf(name, sizeof(name), "spawn_start/%s", mproc_start_method_name(m));
@@ -318,9 +410,12 @@ static void register_all(void)
 
 int main(int argc, char **argv)
 {
-	/* First: in a child image this runs the entry and exits. Then the forkserver, while the
-	 * harness is still small and single-threaded. */
+	/* First: in a child image this runs the entry and exits (the _self benchmarks exec this
+	 * image). Then the lean child image, and the forkserver, which runs it. */
 	mproc_main_hook(argc, argv);
+	if (lean_image_set() < 0)
+		fprintf(stderr, "bench_spawn: no mproc-spawn-child beside the harness: the exec "
+			"methods report errors, only their _self variants run\n");
 	mproc_forkserver_start();
 	return bench_main(argc, argv, register_all);
 }

@@ -271,6 +271,13 @@ SPAWN_SEMANTICS = [
                    "the image's registered entries; argument as bytes; status back over a Unix "
                    "socket"),
     ("thread", "a pthread: shares everything (baseline)"),
+    ("fork_raw", "not a method: a bare fork + _exit + waitpid in the same harness process, the "
+                 "floor under `fork`"),
+    ("vfork_self", "`vfork` exec'ing the harness's own C++ image, not the lean C child image "
+                   "(mproc_set_executable) the rows above exec"),
+    ("posix_spawn_self", "`posix_spawn`, the harness's own image"),
+    ("spawn_self", "`spawn`, the harness's own image"),
+    ("forkserver_self", "`forkserver` whose server is the harness's own image"),
 ]
 
 
@@ -306,6 +313,14 @@ def spawn_section(run, h):
     if fork0 and b0:
         ratios.append("`fork` start->reap / `baseline/fork_exit`: %.2fx (target <= 1.1)"
                       % (fork0 / b0))
+    raw0 = cost.get(("spawn", "fork_raw", 0))
+    if fork0 and raw0:
+        ratios.append("`fork` start->reap / `fork_raw` (a bare fork in the same process): %.2fx"
+                      % (fork0 / raw0))
+    for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
+        a, b = cost.get(("spawn", method, 0)), cost.get(("spawn", method + "_self", 0))
+        if a and b:
+            ratios.append("`%s`, harness image / lean image, 0 MiB: %.2fx" % (method, b / a))
     big = max(cols) if cols else 0
     for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
         a, b = cost.get(("spawn", method, 0)), cost.get(("spawn", method, big))
@@ -505,11 +520,45 @@ def write_index(run):
         c.get("host", "?"), c.get("started_utc", "?")))
 
 
+def manager_section(run, h):
+    """Every figure (generic table), then the issue's ratios: a proxy call over the raw socket
+    round trip at the same placement (target <= 1.5), the bounded spin's gain (spin:off over
+    spin), and CPython's Manager dict get over ours (target >= 5)."""
+    lines, unstable = generic_section(run, h)
+    figs = run.figures
+
+    def p50(name):
+        f = figs.get(name)
+        v = f and (f.median("p50_ns", None) or f.median("real_time", None))
+        return v if v and math.isfinite(v) and v > 0 else None
+
+    ratios = []
+    for tr, place in (("unix", ""), ("tcp", ""), ("unix", "/placement:cross_core")):
+        where = "%s, %s" % (tr, place.split(":")[1] if place else "same_core")
+        call = p50("manager/dict_get/transport:%s%s" % (tr, place))
+        raw = p50("manager/raw_rtt/transport:%s%s" % (tr, place))
+        off = p50("manager/dict_get/transport:%s%s/spin:off" % (tr, place))
+        py = p50("python/manager/dict_get/transport:%s" % tr)
+        if call and raw:
+            ratios.append("`dict_get` / `raw_rtt` (%s): %.2fx (target <= 1.5)"
+                          % (where, call / raw))
+        if call and off:
+            ratios.append("`dict_get` spin:off / spin (%s): %.2fx" % (where, off / call))
+        if call and py:
+            ratios.append("CPython `dict_get` / ours (%s): %.2fx (target >= 5)"
+                          % (where, py / call))
+    if ratios:
+        lines += ["", "Ratios of p50 round trips (CPython's Manager runs unpinned):", ""]
+        lines += ["- " + r for r in ratios]
+    return lines, unstable
+
+
 # harness name -> function(run, HarnessResult) -> (markdown lines, [unstable names])
 SECTIONS = {
     "baseline": baseline_section,
     # [spawn] [pipe] [queue] [latency] [shm] [manager] [pool] [python]: add entries here.
     "spawn": spawn_section,
+    "manager": manager_section,
 }
 
 

@@ -211,6 +211,26 @@ static size_t conn_take_rights(struct msghdr *m, int *out, size_t cap, size_t *s
 	return found;
 }
 
+/* A socket whose peer closed with bytes unread reports ECONNRESET once, then EOF: the peer is
+ * gone either way, so receives treat it as EOF (MPROC_EOF at a frame boundary, -EBADMSG inside
+ * one) and sends as -EPIPE (conn.h). */
+static ssize_t reset_is_eof(ssize_t n)
+{
+	return n < 0 && errno == ECONNRESET ? 0 : n;
+}
+
+static ssize_t recvmsg_reset_is_eof(int fd, struct msghdr *m)
+{
+	ssize_t n = recvmsg(fd, m, MSG_CMSG_CLOEXEC);
+
+	if (n < 0 && errno == ECONNRESET) {
+		m->msg_controllen = 0;  /* nothing arrived: no rights to collect */
+		m->msg_flags = 0;
+		n = 0;
+	}
+	return n;
+}
+
 /*
  * One write that must not block past a deadline: sockets send with MSG_DONTWAIT, pipes use
  * pwritev2(RWF_NOWAIT) (no shared O_NONBLOCK flag to flip on a description other processes
@@ -293,7 +313,9 @@ static ssize_t conn_write_iov(struct mproc_conn *c, struct iovec *iov, int cnt, 
 				r = 0;
 				continue;
 			}
-			r = -errno;
+			/* A socket peer that closed with bytes unread resets: it is gone all the
+			 * same (conn.h: -EPIPE). */
+			r = errno == ECONNRESET ? -EPIPE : -errno;
 			break;
 		}
 		nfds = 0;
@@ -359,7 +381,7 @@ static ssize_t conn_write_seq(struct mproc_conn *c, const unsigned char *hdr, co
 			continue;
 		}
 		if (n < 0)
-			return -errno;
+			return errno == ECONNRESET ? -EPIPE : -errno;  /* peer gone, bytes unread */
 		off += part;
 		first = false;
 	}
@@ -499,7 +521,7 @@ static ssize_t conn_ra_fill(struct mproc_conn *c, size_t want, int64_t deadline)
 				.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
 			};
 
-			n = recvmsg(c->rfd, &m, MSG_CMSG_CLOEXEC);
+			n = recvmsg_reset_is_eof(c->rfd, &m);
 			if (n >= 0 && m.msg_controllen > 0) {
 				size_t stored;
 				size_t found = conn_take_rights(&m, c->pend + c->npend,
@@ -512,7 +534,7 @@ static ssize_t conn_ra_fill(struct mproc_conn *c, size_t want, int64_t deadline)
 				return conn_break(c);
 			}
 		} else {
-			n = read(c->rfd, c->ra + c->ra_len, CONN_RA_CAP - c->ra_len);
+			n = reset_is_eof(read(c->rfd, c->ra + c->ra_len, CONN_RA_CAP - c->ra_len));
 		}
 		if (n > 0) {
 			c->ra_len += (size_t)n;
@@ -561,7 +583,7 @@ static int conn_next_header(struct mproc_conn *c, int64_t deadline, struct mproc
 		if (r < 0)
 			return r;
 		/* No control buffer: peeked fds are not installed (the kernel drops the copies). */
-		n = recv(c->rfd, hdr, sizeof(hdr), MSG_PEEK);
+		n = reset_is_eof(recv(c->rfd, hdr, sizeof(hdr), MSG_PEEK));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
@@ -592,7 +614,7 @@ static int conn_read_exact(struct mproc_conn *c, char *buf, size_t len, int64_t 
 		r = conn_wait_readable(c, deadline);
 		if (r < 0)
 			goto torn;
-		n = read(c->rfd, buf + done, len - done);
+		n = reset_is_eof(read(c->rfd, buf + done, len - done));
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
@@ -680,7 +702,7 @@ static ssize_t conn_take_seq(struct mproc_conn *c, const struct mproc__conn_hdr 
 			iov[0] = (struct iovec){ buf + off, h->len - off };
 			m.msg_iovlen = 1;
 		}
-		n = recvmsg(c->rfd, &m, MSG_CMSG_CLOEXEC);
+		n = recvmsg_reset_is_eof(c->rfd, &m);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
@@ -913,7 +935,7 @@ ssize_t mproc_conn_read(struct mproc_conn *c, void *buf, size_t size, double tim
 		r = conn_wait_readable(c, deadline);
 		if (r < 0)
 			return r;
-		n = read(c->rfd, buf, size);
+		n = reset_is_eof(read(c->rfd, buf, size));
 		if (n > 0)
 			return n;
 		if (n == 0)

@@ -1,7 +1,8 @@
 /*
  * forkserver.c - the forkserver start method (mproc/process.h).
  *
- * Design: the server is a fresh image of the program (/proc/self/exe via clone+exec, entered
+ * Design: the server is a fresh image of the program (/proc/self/exe, or the image given to
+ * mproc_set_executable before the server started, via clone+exec, entered
  * through mproc_main_hook), so it is small and single-threaded however late it starts, and it
  * knows the entries the image registers with MPROC_ENTRY. Functions are therefore named by entry,
  * as for spawn, never by address. The parent creates a private directory (mkdtemp, 0700) with
@@ -44,32 +45,31 @@ struct fs_reply {
 	int32_t value;
 };
 
-static pthread_mutex_t fs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-	pid_t pid;
-	int control;
-	char dir[64];
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-} fs = { .pid = 0, .control = -1 };
+/* On the fork state page (process_int.h): a fork child resets it. */
+static struct mproc__fs_state *const fs = &mproc__fork_state.fs;
+_Static_assert(sizeof(fs->path) == sizeof(((struct sockaddr_un *)0)->sun_path), "sun_path");
+static pthread_mutex_t *const fs_lock = &mproc__fork_state.fs_lock;
 
 void mproc__fs_lock(void)
 {
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 }
 
 void mproc__fs_unlock(void)
 {
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_unlock(fs_lock);
 }
 
 void mproc__fs_atfork_child(void)
 {
 	/* The server belongs to the parent; a forked child starts its own when it needs one.
 	 * Closing our copy of the control socket keeps "parent gone" detectable by the server. */
-	mproc__close(fs.control);
-	fs.control = -1;
-	fs.pid = 0;
-	fs.dir[0] = fs.path[0] = '\0';
+	if (fs->control < 0 && !fs->pid)
+		return;
+	mproc__close(fs->control);
+	fs->control = -1;
+	fs->pid = 0;
+	fs->dir[0] = fs->path[0] = '\0';
 }
 
 static void fs_cleanup_locked(bool graceful)
@@ -77,33 +77,33 @@ static void fs_cleanup_locked(bool graceful)
 	int64_t deadline = mproc__now_ns() + 2 * MPROC__NSEC_PER_SEC;
 	pid_t w;
 
-	if (!fs.pid)
+	if (!fs->pid)
 		return;
-	mproc__closep(&fs.control);     /* the server sees EOF: kills its children and exits */
+	mproc__closep(&fs->control);     /* the server sees EOF: kills its children and exits */
 	for (;;) {
-		w = waitpid(fs.pid, NULL, graceful ? WNOHANG : 0);
-		if (w == fs.pid || (w < 0 && errno != EINTR))
+		w = waitpid(fs->pid, NULL, graceful ? WNOHANG : 0);
+		if (w == fs->pid || (w < 0 && errno != EINTR))
 			break;
 		if (w == 0 && mproc__now_ns() > deadline) {
-			kill(fs.pid, SIGKILL);
+			kill(fs->pid, SIGKILL);
 			graceful = false;
 		} else if (w == 0) {
 			usleep(1000);
 		}
 	}
-	if (fs.path[0])
-		unlink(fs.path);
-	if (fs.dir[0])
-		rmdir(fs.dir);
-	fs.pid = 0;
-	fs.dir[0] = fs.path[0] = '\0';
+	if (fs->path[0])
+		unlink(fs->path);
+	if (fs->dir[0])
+		rmdir(fs->dir);
+	fs->pid = 0;
+	fs->dir[0] = fs->path[0] = '\0';
 }
 
 static bool fs_alive_locked(void)
 {
-	struct pollfd pf = { .fd = fs.control, .events = POLLIN };
+	struct pollfd pf = { .fd = fs->control, .events = POLLIN };
 
-	if (!fs.pid || fs.control < 0)
+	if (!fs->pid || fs->control < 0)
 		return false;
 	/* The server never writes after its hello: readable means EOF, it is gone. */
 	return poll(&pf, 1, 0) == 0;
@@ -113,6 +113,7 @@ static int fs_start_locked(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int lfd = -1, ctl[2] = { -1, -1 }, reqfd = -1, r;
+	char *exe = NULL;
 	int32_t hello;
 	void *req = NULL;
 	size_t len;
@@ -124,20 +125,21 @@ static int fs_start_locked(void)
 	/* A dead server (killed, crashed): reap it and clear its directory, then start anew. */
 	fs_cleanup_locked(false);
 
-	snprintf(fs.dir, sizeof(fs.dir), "/tmp/mproc-fs-XXXXXX");
-	if (!mkdtemp(fs.dir)) {         /* mode 0700: only we can reach the socket */
+	/* The pid in the name lets cleaners and leak checks tell whose it is. */
+	snprintf(fs->dir, sizeof(fs->dir), "/tmp/mproc-%d-fs-XXXXXX", (int)getpid());
+	if (!mkdtemp(fs->dir)) {         /* mode 0700: only we can reach the socket */
 		r = -errno;
-		fs.dir[0] = '\0';
+		fs->dir[0] = '\0';
 		return r;
 	}
-	snprintf(fs.path, sizeof(fs.path), "%s/sock", fs.dir);
-	memcpy(sa.sun_path, fs.path, strlen(fs.path) + 1);
+	snprintf(fs->path, sizeof(fs->path), "%s/sock", fs->dir);
+	memcpy(sa.sun_path, fs->path, strlen(fs->path) + 1);
 	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (lfd < 0) {
 		r = -errno;
 		goto out_dir;
 	}
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(fs.path, 0600) < 0 ||
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(fs->path, 0600) < 0 ||
 	    listen(lfd, 128) < 0) {
 		r = -errno;
 		goto out_dir;
@@ -146,7 +148,7 @@ static int fs_start_locked(void)
 		r = -errno;
 		goto out_dir;
 	}
-	r = mproc__req_build(&req, &len, MPROC__REQ_FORKSERVER, getpid(), NULL, fs.dir, NULL, 0);
+	r = mproc__req_build(&req, &len, MPROC__REQ_FORKSERVER, getpid(), NULL, fs->dir, NULL, 0);
 	if (r < 0)
 		goto out_dir;
 	reqfd = mproc__memfd_of(req, len);
@@ -155,8 +157,10 @@ static int fs_start_locked(void)
 		r = reqfd;
 		goto out_dir;
 	}
-	r = mproc__exec_child(MPROC_START_VFORK, "/proc/self/exe", "mproc-forkserver", reqfd, ctl[1],
-			      lfd, true, &pid);
+	exe = mproc__exe_dup();
+	r = exe ? mproc__exec_child(MPROC_START_VFORK, exe, "mproc-forkserver", reqfd, ctl[1], lfd,
+				    true, &pid) : -ENOMEM;
+	free(exe);
 	mproc__closep(&reqfd);
 	mproc__closep(&ctl[1]);
 	mproc__closep(&lfd);
@@ -172,17 +176,17 @@ static int fs_start_locked(void)
 		r = -ECONNREFUSED;
 		goto out_dir;
 	}
-	fs.pid = pid;
-	fs.control = ctl[0];
+	fs->pid = pid;
+	fs->control = ctl[0];
 	return 0;
 out_dir:
 	mproc__close(lfd);
 	mproc__close(ctl[0]);
 	mproc__close(ctl[1]);
-	if (fs.path[0])
-		unlink(fs.path);
-	rmdir(fs.dir);
-	fs.dir[0] = fs.path[0] = '\0';
+	if (fs->path[0])
+		unlink(fs->path);
+	rmdir(fs->dir);
+	fs->dir[0] = fs->path[0] = '\0';
 	return r;
 }
 
@@ -192,26 +196,26 @@ int mproc_forkserver_start(void)
 
 	if (mproc__is_daemon())
 		return -EPERM;
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 	r = fs_start_locked();
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_unlock(fs_lock);
 	return r;
 }
 
 void mproc_forkserver_stop(void)
 {
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 	fs_cleanup_locked(true);
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_unlock(fs_lock);
 }
 
 pid_t mproc_forkserver_pid(void)
 {
 	pid_t pid;
 
-	pthread_mutex_lock(&fs_lock);
-	pid = fs_alive_locked() ? fs.pid : 0;
-	pthread_mutex_unlock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
+	pid = fs_alive_locked() ? fs->pid : 0;
+	pthread_mutex_unlock(fs_lock);
 	return pid;
 }
 
@@ -222,15 +226,15 @@ static int fs_connect(pid_t *server)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd, r;
 
-	pthread_mutex_lock(&fs_lock);
+	pthread_mutex_lock(fs_lock);
 	r = fs_start_locked();
 	if (r < 0) {
-		pthread_mutex_unlock(&fs_lock);
+		pthread_mutex_unlock(fs_lock);
 		return r;
 	}
-	memcpy(sa.sun_path, fs.path, strlen(fs.path) + 1);
-	*server = fs.pid;
-	pthread_mutex_unlock(&fs_lock);
+	memcpy(sa.sun_path, fs->path, strlen(fs->path) + 1);
+	*server = fs->pid;
+	pthread_mutex_unlock(fs_lock);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -348,8 +352,7 @@ static void fs_reply_send(int conn, int kind, int value)
 	mproc__write_all(conn, &rep, sizeof(rep), mproc__now_ns() + MPROC__NSEC_PER_SEC);
 }
 
-/* Read and validate one request; 0 and *req filled, or -errno (the connection is answered). */
-static int fs_read_request(int conn, char *buf, struct mproc__req *req)
+int mproc__fs_read_request(int conn, char *buf, struct mproc__req *req)
 {
 	int64_t deadline = mproc__now_ns() + 2 * MPROC__NSEC_PER_SEC;
 	struct mproc__req_hdr h;
@@ -372,7 +375,8 @@ static int fs_read_request(int conn, char *buf, struct mproc__req *req)
 	return mproc__req_parse(buf, sizeof(h) + rest, req);
 }
 
-static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
+static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf,
+			 const sigset_t *changed)
 {
 	struct mproc__req req;
 	mproc_process_fn *fn;
@@ -383,7 +387,7 @@ static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
 	conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (conn < 0)
 		return;
-	r = fs_read_request(conn, buf, &req);
+	r = mproc__fs_read_request(conn, buf, &req);
 	if (r == 0 && (req.flags & MPROC__REQ_FORKSERVER))
 		r = -EBADMSG;
 	fn = r == 0 ? mproc__entry_find(req.entry) : NULL;
@@ -403,7 +407,10 @@ static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf)
 		/* Only stdio survives: not the listening socket, the control socket, other clients'
 		 * connections or pidfds. No PDEATHSIG: a child outlives a crashed server. */
 		syscall(SYS_close_range, 3U, ~0U, 0U);
-		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, true);
+		/* The handlers the server's image set (SIGPIPE ignored, a constructor's): the
+		 * others are SIG_DFL already. A few syscalls, not 64 per child. */
+		mproc__signals_default_in(changed);
+		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, false);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		exit(fn(mproc__req_arg_copy(&req)) & 0xff);
@@ -445,9 +452,11 @@ _Noreturn void mproc__fs_server_main(int control, int lfd, const struct mproc__r
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
 	int nkids = 0, hello = 0, n, i;
 	bool polling = false;
+	sigset_t changed;
 
 	prctl(PR_SET_NAME, "mproc-forksrv");
 	signal(SIGPIPE, SIG_IGN);
+	mproc__signals_changed(&changed);
 	if (!buf || lfd < 0 ||
 	    (size_t)snprintf(path, sizeof(path), "%s/sock", sreq->name) >= sizeof(path))
 		_exit(1);
@@ -471,7 +480,7 @@ _Noreturn void mproc__fs_server_main(int control, int lfd, const struct mproc__r
 				kids[i] = kids[--nkids];
 		}
 		if (pf[1].revents & POLLIN)
-			fs_serve_one(lfd, kids, &nkids, buf);
+			fs_serve_one(lfd, kids, &nkids, buf, &changed);
 	}
 	/* Parent gone: its children go too (they are its processes, not ours). */
 	for (i = 0; i < nkids; i++)

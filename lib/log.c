@@ -8,19 +8,22 @@
 
 #include "internal.h"
 #include "mproc/log.h"
+#include "process_int.h"
 
 static atomic_int log_level = MPROC_LOG_OFF;
 static atomic_int log_fd = 2;
-/* Written by the library only in a child it just started (single-threaded there). */
-static char log_name[MPROC__LOG_NAME_MAX] = "MainProcess";
+/* Written by the library only in a child it just started (single-threaded there). It lives on
+ * the fork state page (process_int.h), which that child writes anyway. */
+#define log_name (mproc__fork_state.log_name)
 
 void mproc__log_set_name(const char *name)
 {
-	size_t n = strlen(name);
+	size_t n;
 
-	if (n >= sizeof(log_name))
-		n = sizeof(log_name) - 1;
-	memcpy(log_name, name, n);
+	/* A loop, not strlen/memcpy: called in a fork child, where each libc page not yet
+	 * touched there costs a page fault. */
+	for (n = 0; name[n] && n < sizeof(log_name) - 1; n++)
+		log_name[n] = name[n];
 	log_name[n] = '\0';
 }
 

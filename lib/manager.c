@@ -180,22 +180,40 @@ out_errno:
 	return r;
 }
 
-/* Close every fd from 3 up except keep[0..1] (the server child owns nothing else). */
-static void close_others(int k1, int k2)
+/* Close every fd from 3 up except the n (<= 3) in keep (the server child owns nothing else). */
+static void close_others(int *keep, int n)
 {
-	int lo = k1 < k2 ? k1 : k2, hi = k1 < k2 ? k2 : k1;
+	unsigned lo = 3;
 
-	if (lo > 3)
-		close_range(3, (unsigned)lo - 1, 0);
-	if (hi > lo + 1)
-		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-	close_range((unsigned)hi + 1, ~0u, 0);
+	for (int i = 1; i < n; i++)     /* sort: three at most */
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (int i = 0; i < n; i++) {
+		if (keep[i] < 0 || (unsigned)keep[i] < lo)
+			continue;
+		if ((unsigned)keep[i] > lo)
+			close_range(lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	close_range(lo, ~0u, 0);
 }
 
-static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_rd,
-				   pid_t owner, size_t max_frame)
+/* The server: serves until its owner goes. Tells the owner on ready_fd that it serves (0) or
+ * why it cannot (-errno of its setup: epoll, signalfd... under RLIMIT_NOFILE). */
+static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_rd, int ready_fd,
+				   pid_t owner, size_t max_frame, unsigned flags)
 {
-	struct mproc__mgr_config cfg = { m->key, m->keylen, max_frame };
+	struct mproc__mgr_config cfg = {
+		.key = m->key,
+		.keylen = m->keylen,
+		.max_frame = max_frame,
+		.spin_ns = flags & MPROC_MANAGER_NOSPIN ? 0 : MPROC__MGR_SPIN_NS,
+	};
+	int keep[3] = { lfd, death_rd, ready_fd };
 	sigset_t set;
 	int r;
 
@@ -209,9 +227,9 @@ static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_r
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() == owner) {
-		close_others(lfd, death_rd);
+		close_others(keep, 3);
 		signal(SIGINT, SIG_IGN);        /* Ctrl-C is for the clients */
-		r = mproc__mgr_serve(lfd, death_rd, &cfg);
+		r = mproc__mgr_serve(lfd, death_rd, &ready_fd, &cfg);
 	} else {
 		r = 0;  /* the owner is already gone: clean up below, serve nobody */
 	}
@@ -219,6 +237,11 @@ static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_r
 		unlink(m->addr.path);
 	if (m->dir[0])
 		rmdir(m->dir);
+	if (ready_fd >= 0) {            /* setup failed: say why (the owner waits for it) */
+		int32_t v = r < 0 ? r : -ECHILD;
+
+		mproc__write_all(ready_fd, &v, sizeof(v), MPROC__NO_DEADLINE);
+	}
 	_exit(r < 0 ? 1 : 0);
 }
 
@@ -227,7 +250,9 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 	static const struct mproc_manager_opts defaults;
 	struct mproc_manager *m;
 	size_t max_frame;
-	int lfd = -1, pfd[2] = { -1, -1 }, r;
+	int lfd = -1, pfd[2] = { -1, -1 }, rdy[2] = { -1, -1 }, r;
+	int32_t ready = -ECHILD;
+	ssize_t n;
 	pid_t owner = getpid();
 
 	if (!out)
@@ -235,6 +260,8 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 	if (!o)
 		o = &defaults;
 	if (o->key && (o->keylen < MPROC_MANAGER_KEY_MIN || o->keylen > MPROC_MANAGER_KEY_MAX))
+		return -EINVAL;
+	if (o->flags & ~MPROC_MANAGER_FLAGS_ALL)
 		return -EINVAL;
 	max_frame = o->max_frame ? o->max_frame : MPROC_MANAGER_MAX_FRAME_DEFAULT;
 	if (max_frame < 4096)
@@ -264,7 +291,7 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 
 		if (!tmp || !*tmp || strlen(tmp) > 40)
 			tmp = "/tmp";
-		snprintf(m->dir, sizeof(m->dir), "%s/mproc-XXXXXX", tmp);
+		snprintf(m->dir, sizeof(m->dir), "%s/mproc-%d-XXXXXX", tmp, (int)owner);
 		if (!mkdtemp(m->dir)) {
 			r = -errno;
 			m->dir[0] = '\0';
@@ -280,9 +307,9 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 	r = mproc__mgr_addr_format(&m->addr, m->address, sizeof(m->address));
 	if (r < 0)
 		goto out_listen;
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
+	if (pipe2(pfd, O_CLOEXEC) < 0 || pipe2(rdy, O_CLOEXEC) < 0) {
 		r = -errno;
-		goto out_listen;
+		goto out_pipe;
 	}
 	m->pid = fork();
 	if (m->pid < 0) {
@@ -290,7 +317,19 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 		goto out_pipe;
 	}
 	if (m->pid == 0)
-		server_child(m, lfd, pfd[0], owner, max_frame);
+		server_child(m, lfd, pfd[0], rdy[1], owner, max_frame, o->flags);
+	mproc__closep(&rdy[1]);
+	/* Return once it serves, or with the reason it could not (it has cleaned up then). */
+	n = mproc__read_all(rdy[0], &ready, sizeof(ready), MPROC__NO_DEADLINE);
+	if (n != (ssize_t)sizeof(ready) || ready != 0) {
+		r = n < 0 ? (int)n : n != (ssize_t)sizeof(ready) || ready >= 0 ? -ECHILD : ready;
+		kill(m->pid, SIGKILL);
+		while (waitpid(m->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		m->pid = -1;
+		goto out_pipe;
+	}
+	mproc__close(rdy[0]);
 	mproc__close(pfd[0]);
 	mproc__close(lfd);
 	m->death_fd = pfd[1];
@@ -298,6 +337,8 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
 	return 0;
 
 out_pipe:
+	mproc__close(rdy[0]);
+	mproc__close(rdy[1]);
 	mproc__close(pfd[0]);
 	mproc__close(pfd[1]);
 out_listen:

@@ -7,10 +7,19 @@
  * a dead server reaches the caller at once on a local socket. After any transport error, a
  * malformed reply or a timeout the reply stream can no longer be trusted, so the client is
  * marked broken and every later call returns -EPIPE.
+ *
+ * A call costs one send and one recv: the socket is blocking, and the deadline is enforced by
+ * SO_RCVTIMEO/SO_SNDTIMEO (set once to call_timeout_s) instead of a poll before every recv.
+ * A kernel timeout or EINTR wakes the loop, which checks the deadline and waits again for what
+ * is left of it, shortening the socket timeout only when less than a whole one remains (so a
+ * call with the default timeouts never pays for a setsockopt). Before that blocking recv, a
+ * call busy-polls for its reply (adaptive, bounded: MPROC__MGR_SPIN_NS) unless
+ * MPROC_MANAGER_NOSPIN.
  */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +34,8 @@ struct mproc_mclient {
 	int fd;
 	bool broken;
 	int64_t call_timeout_ns;
+	int64_t timeo_ns;               /* SO_RCVTIMEO/SO_SNDTIMEO now on fd; 0: none set */
+	struct mproc__mgr_spin spin;    /* busy-poll for a reply first (MPROC__MGR_SPIN_NS) */
 	uint64_t max_frame;             /* the server's, announced in WELCOME */
 	struct mproc__mw_buf req;
 	uint8_t *rbuf;                  /* the last reply: header + body */
@@ -49,11 +60,66 @@ static int map_err(int r)
 	return r == -ECONNRESET || r == -ENOTCONN || r == -ESHUTDOWN ? -EPIPE : r;
 }
 
+/* Set the socket's receive and send timeouts (the kernel rounds them up to a jiffy). */
+static int set_timeo(struct mproc_mclient *c, int64_t ns)
+{
+	struct timeval tv;
+
+	if (ns < 1000)
+		ns = 1000;      /* 0 would mean "no timeout" */
+	tv.tv_sec = (time_t)(ns / MPROC__NSEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(ns % MPROC__NSEC_PER_SEC / 1000);
+	if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	c->timeo_ns = ns;
+	return 0;
+}
+
+/*
+ * After a socket timeout or EINTR: -ETIMEDOUT once the deadline has passed, else 0 with the
+ * socket timeout cut to what is left when that is less than the current one.
+ */
+static int rewait(struct mproc_mclient *c, int64_t deadline)
+{
+	int64_t left;
+
+	if (deadline == MPROC__NO_DEADLINE)
+		return 0;
+	left = deadline - mproc__now_ns();
+	if (left <= 0)
+		return -ETIMEDOUT;
+	return left < c->timeo_ns ? set_timeo(c, left) : 0;
+}
+
+/* recv that first polls for a while, yielding between polls (MPROC__MGR_SPIN_NS). */
+static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *spin)
+{
+	int64_t budget = spin ? mproc__mgr_spin_budget(spin) : 0, end;
+	ssize_t n;
+
+	if (budget > 0) {
+		end = mproc__now_ns() + budget;
+		do {
+			/* Yield first: the reply cannot be there yet, and a server on this CPU
+			 * needs it to run. */
+			sched_yield();
+			n = recv(fd, buf, len, MSG_DONTWAIT);
+			if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+				mproc__mgr_spin_result(spin, true);
+				return n;
+			}
+		} while (mproc__now_ns() < end);
+		mproc__mgr_spin_result(spin, false);
+	}
+	return recv(fd, buf, len, 0);
+}
+
 /*
  * Read one frame into c->rbuf with the whole-frame limit. Returns the op (> 0) with
  * c->payload/plen set, or -EPIPE (EOF/reset), -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
  */
-static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
+static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin)
 {
 	struct mproc__mw_hdr h = { 0 };
 	size_t have = 0, want = MPROC__MW_HDR;
@@ -63,18 +129,18 @@ static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
 
 	for (;;) {
 		while (have < want) {
-			/* Wait first: the reply is rarely there already, and one poll + one recv
-			 * beats a failed recv + poll + recv. */
-			r = mproc__poll1(c->fd, POLLIN, deadline);
-			if (r < 0)
-				return r;
-			n = recv(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have, 0);
+			/* A blocking recv: the reply (header and body, usually) in one call. */
+			n = recv_spin(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have,
+				      spin && have == 0 ? &c->spin : NULL);
 			if (n == 0)
 				return -EPIPE;
 			if (n < 0) {
-				if (errno == EINTR || errno == EAGAIN)
-					continue;
-				return map_err(-errno);
+				if (errno != EINTR && errno != EAGAIN)
+					return map_err(-errno);
+				r = rewait(c, deadline);
+				if (r < 0)
+					return r;
+				continue;
 			}
 			have += (size_t)n;
 		}
@@ -102,16 +168,36 @@ static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline)
 	return h.op;
 }
 
+/* Write a whole frame; a send timeout or EINTR waits again until the deadline. */
+static int write_frame(struct mproc_mclient *c, const uint8_t *p, size_t len, int64_t deadline)
+{
+	ssize_t n;
+	int r;
+
+	while (len) {
+		n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno != EINTR && errno != EAGAIN)
+				return map_err(-errno);
+			r = rewait(c, deadline);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int send_frame(struct mproc_mclient *c, uint8_t op, const void *p, size_t n,
 		      int64_t deadline)
 {
 	uint8_t buf[MPROC__MW_HDR + 64];
-	ssize_t w;
 
 	mproc__mw_hdr_put(buf, n, op);
 	memcpy(buf + MPROC__MW_HDR, p, n);
-	w = mproc__write_all(c->fd, buf, MPROC__MW_HDR + n, deadline);
-	return w < 0 ? map_err((int)w) : 0;
+	return write_frame(c, buf, MPROC__MW_HDR + n, deadline);
 }
 
 static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, int64_t deadline)
@@ -120,7 +206,7 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	uint8_t ns[MPROC__MW_NONCE];
 	int op, r;
 
-	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline);
+	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline, false);
 	if (op < 0)
 		return op;
 	if (op != MPROC__MW_CHALLENGE || c->plen != MPROC__MW_NONCE)
@@ -133,7 +219,7 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	r = send_frame(c, MPROC__MW_RESPONSE, resp, sizeof(resp), deadline);
 	if (r < 0)
 		return r;
-	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline);
+	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline, false);
 	if (op == -EPIPE)
 		return -EACCES;         /* a server that hangs up on our proof refused it */
 	if (op < 0)
@@ -196,6 +282,10 @@ static int dial(const struct mproc__mgr_addr *a, int64_t deadline)
 		}
 		break;
 	}
+	/* Blocking from now on: every wait is a socket timeout (set_timeo), not a poll. */
+	r = mproc__set_nonblock(fd, false);
+	if (r < 0)
+		goto out;
 	if (a->tcp)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
@@ -208,6 +298,8 @@ static int64_t seconds_ns(double s, double dflt)
 {
 	if (!(s > 0) || isinf(s))
 		s = dflt;
+	if (s > 9.0e9)
+		s = 9.0e9;      /* ~285 years; more would overflow int64 ns */
 	return (int64_t)(s * 1e9);
 }
 
@@ -225,7 +317,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 	if (!o)
 		o = &defaults;
 	if (o->connect_timeout_s < 0 || o->call_timeout_s < 0 || isnan(o->connect_timeout_s) ||
-	    isnan(o->call_timeout_s))
+	    isnan(o->call_timeout_s) || (o->flags & ~MPROC_MANAGER_FLAGS_ALL))
 		return -EINVAL;
 	r = mproc__mgr_addr_parse(address, &a);
 	if (r < 0)
@@ -234,6 +326,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 	if (!c)
 		return -ENOMEM;
 	c->call_timeout_ns = seconds_ns(o->call_timeout_s, 10.0);
+	c->spin.budget_ns = o->flags & MPROC_MANAGER_NOSPIN ? 0 : MPROC__MGR_SPIN_NS;
 	c->rcap = 4096;
 	c->rbuf = malloc(c->rcap);
 	if (!c->rbuf) {
@@ -246,7 +339,12 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 		r = c->fd;
 		goto out_free;
 	}
+	r = set_timeo(c, deadline - mproc__now_ns());
+	if (r < 0)
+		goto out_close;
 	r = handshake(c, key, keylen, deadline);
+	if (r == 0)
+		r = set_timeo(c, c->call_timeout_ns);
 	if (r < 0)
 		goto out_close;
 	*out = c;
@@ -344,10 +442,17 @@ static int call(struct mproc_mclient *c, uint8_t op, int64_t wait_ns)
 		deadline = MPROC__NO_DEADLINE;
 	else
 		deadline = now + c->call_timeout_ns + wait_ns;
-	r = (int)mproc__write_all(c->fd, c->req.p, c->req.len, deadline);
+	if (c->timeo_ns != c->call_timeout_ns) {
+		/* A previous call cut it short near its deadline. */
+		r = set_timeo(c, c->call_timeout_ns);
+		if (r < 0)
+			goto broken;
+	}
+	r = write_frame(c, c->req.p, c->req.len, deadline);
 	if (r < 0)
 		goto broken;
-	r = read_frame(c, c->max_frame, deadline);
+	/* A call that waits on others (queue, lock) sleeps at once. */
+	r = read_frame(c, c->max_frame, deadline, wait_ns == 0);
 	if (r < 0)
 		goto broken;
 	if (r != MPROC__MW_REPLY || c->plen < 4) {

@@ -5,7 +5,8 @@
  * Wire format, version 1. Every frame is a 12-byte header and a body:
  *	u64 body length (little-endian) | u8 version (1) | u8 op | u16 flags (0)
  * The length is checked against the limit (256 bytes for the whole frame before
- * authentication, max_frame after) before anything is allocated; any violation closes the
+ * authentication, max_frame after) before anything is allocated, and a body that comes in
+ * pieces gets memory as its bytes arrive, never from the claimed length; any violation closes the
  * connection (no resynchronisation). Integers are little-endian; a string is u32 length + bytes
  * (no NUL, 1..MPROC_MANAGER_NAME_MAX); a trailing payload is "the rest of the body".
  *
@@ -55,6 +56,53 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
 #define MPROC__MW_PREAUTH_MAX 256       /* whole frame, header included */
 #define MPROC__MW_NONCE 32
 #define MPROC__MW_HANDSHAKE_S 5
+
+/*
+ * Busy-polling before sleeping, on both sides: the server after each round that served
+ * something, the client after sending a request (not for calls that wait on others: queue and
+ * lock waits). A peer that answers within the budget then finds the other side awake, which
+ * saves the wakeup of a sleeping CPU on every call (most of a cross-core round trip, and tens
+ * of microseconds on a busy VM). Each poll is preceded by sched_yield(), so a peer on the same
+ * CPU gets to run at once (a spinner that kept the CPU would delay the very reply it waits
+ * for; and the first poll, right after a send, would always miss). Measured on the 2-core
+ * development VM: cross_core dict_get 10.7 us with the spin vs 120 us without, same_core
+ * unchanged (17.7 vs 17.4 us). Bounded: an idle server or client sleeps after at most
+ * MPROC__MGR_SPIN_NS.
+ *
+ * Adaptive: after MPROC__MGR_SPIN_FAILS spins in a row that ran out (a peer that thinks between
+ * calls, a remote server, more spinners than CPUs), each side spins only on every
+ * MPROC__MGR_SPIN_PROBE-th wait until a spin pays off again. The probe escapes the state where
+ * both sides sleep (each spin fails because the other side sleeps) whenever a wakeup costs less
+ * than the budget, which is the case on an unloaded machine.
+ */
+#define MPROC__MGR_SPIN_NS 50000
+#define MPROC__MGR_SPIN_FAILS 4
+#define MPROC__MGR_SPIN_PROBE 16
+
+struct mproc__mgr_spin {
+	int64_t budget_ns;      /* 0: never spin */
+	unsigned fails;         /* spins in a row that ran out */
+	unsigned waits;         /* waits since spinning was suspended */
+};
+
+/* How long to poll before this wait sleeps (0: sleep at once). */
+static inline int64_t mproc__mgr_spin_budget(struct mproc__mgr_spin *s)
+{
+	if (s->fails < MPROC__MGR_SPIN_FAILS)
+		return s->budget_ns;
+	return ++s->waits % MPROC__MGR_SPIN_PROBE == 0 ? s->budget_ns : 0;
+}
+
+/* After a wait that spun: did the spin see the event? */
+static inline void mproc__mgr_spin_result(struct mproc__mgr_spin *s, bool got)
+{
+	if (got) {
+		s->fails = 0;
+		s->waits = 0;
+	} else if (s->fails < MPROC__MGR_SPIN_FAILS) {
+		s->fails++;
+	}
+}
 
 enum mproc__mw_op {
 	MPROC__MW_CHALLENGE = 1,
@@ -151,6 +199,7 @@ struct mproc__mgr_config {
 	size_t max_frame;
 	bool log_errors;        /* one stderr line per refused connection (the command only:
 				 * the library never prints) */
+	int64_t spin_ns;        /* poll this long after serving before sleeping; 0: never */
 };
 
 int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg);
@@ -171,10 +220,12 @@ struct mproc__mw_buf *mproc__mgr_conn_out(struct mproc__mgr_conn *c);
 
 /*
  * mproc__mgr_serve - the server loop on a listening socket until death_fd reaches EOF/HUP (-1:
- * none) or SIGTERM arrives (the caller blocks it; the loop reads it with a signalfd). Returns 0
- * or -errno of epoll/signalfd setup.
+ * none) or SIGTERM arrives (the caller blocks it; the loop reads it with a signalfd). Once set
+ * up it writes an int32 0 to *ready_fd (NULL or -1: none), closes it and sets it to -1; a
+ * setup failure leaves it open for the caller to report. Returns 0 or -errno of setup.
  */
-int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg);
+int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
+		     const struct mproc__mgr_config *cfg);
 
 /* --- manager.c --- */
 struct mproc__mgr_addr {

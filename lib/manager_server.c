@@ -11,6 +11,7 @@
  * bounded amount of memory and never delay authenticated clients.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #define MGR_MAX_OBJS 65536
 #define MGR_PREAUTH_MAX 64
 #define MGR_READ_BUF 65536
+#define MGR_BODY_MIN 65536       /* first buffer of a body that came in pieces */
 
 struct blob {
 	uint8_t *p;
@@ -93,8 +95,8 @@ struct mproc__mgr_conn {
 	size_t hdr_got;
 	bool have_hdr;
 	struct mproc__mw_hdr h;
-	uint8_t *body;
-	size_t body_got;
+	uint8_t *body;                          /* a body that came in pieces */
+	size_t body_got, body_cap;
 
 	struct mproc__mw_buf out;
 	struct mproc__mw_buf in;                /* input received while parked */
@@ -793,17 +795,30 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 					return r;
 				continue;
 			}
-			/* Bounded by the limit checked above. */
-			c->body = malloc((size_t)c->h.len);
-			if (!c->body)
-				return -ENOMEM;
-			c->body_got = 0;
+			/* Memory follows the bytes that arrive, never the length claimed: a peer
+			 * that announces max_frame and sends little costs little. */
+			c->body = NULL;
+			c->body_got = c->body_cap = 0;
 			c->have_hdr = true;
 			continue;
 		}
 		take = (size_t)c->h.len - c->body_got;
 		if (take > n - used)
 			take = n - used;
+		if (take > c->body_cap - c->body_got) {
+			size_t cap = c->body_cap ? c->body_cap * 2 : MGR_BODY_MIN;
+			uint8_t *nb;
+
+			if (cap < c->body_got + take)
+				cap = c->body_got + take;
+			if (cap > c->h.len)
+				cap = (size_t)c->h.len;
+			nb = realloc(c->body, cap);
+			if (!nb)
+				return -ENOMEM;
+			c->body = nb;
+			c->body_cap = cap;
+		}
 		memcpy(c->body + c->body_got, p + used, take);
 		c->body_got += take;
 		used += take;
@@ -812,6 +827,7 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 		r = dispatch(s, c, c->body, (size_t)c->h.len, now_ns);
 		free(c->body);
 		c->body = NULL;
+		c->body_got = c->body_cap = 0;
 		c->have_hdr = false;
 		if (r < 0)
 			return r;
@@ -1013,8 +1029,8 @@ static void conn_fail(struct loop *l, struct mproc__mgr_conn *c, int err)
 	/* Best effort: a FAILURE frame or the last replies, then close. */
 	conn_flush(c);
 	if (l->s->log_errors)
-		fprintf(stderr, "mproc-manager: closed connection %d: %s (%s)\n", c->fd,
-			mproc_strerror(err), mproc_errname(err));
+		fprintf(stderr, "mproc-manager: closed connection %d: %s\n", c->fd,
+			mproc_strerror(err));
 	c->dead = true;
 }
 
@@ -1168,7 +1184,33 @@ static void sweep(struct loop *l, int64_t now_ns)
 		conn_update(l, c);
 }
 
-int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config *cfg)
+/*
+ * After a round that served something, poll the ready list for a while before sleeping
+ * (MPROC__MGR_SPIN_NS explains why, and why each poll yields). Returns epoll_wait's result:
+ * 0 when nothing came (then the caller sleeps).
+ */
+static int spin_wait(int ep, struct epoll_event *evs, int max, struct mproc__mgr_spin *spin)
+{
+	int64_t budget = mproc__mgr_spin_budget(spin), end;
+	int n;
+
+	if (budget <= 0)
+		return 0;
+	end = mproc__now_ns() + budget;
+	do {
+		/* Yield first: a client needs our reply before it can ask again, and one on
+		 * this CPU needs the CPU for it. */
+		sched_yield();
+		n = epoll_wait(ep, evs, max, 0);
+		if (n != 0)
+			break;
+	} while (mproc__now_ns() < end);
+	mproc__mgr_spin_result(spin, n > 0);
+	return n;
+}
+
+int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
+		     const struct mproc__mgr_config *cfg)
 {
 	struct loop l = { .ep = -1 };
 	struct epoll_event e, evs[64];
@@ -1176,6 +1218,8 @@ int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config
 	socklen_t sl = sizeof(ss);
 	sigset_t set;
 	int sfd = -1, n, i, r;
+	struct mproc__mgr_spin spin = { .budget_ns = cfg->spin_ns };
+	bool served = false;
 
 	r = mproc__mgr_new(&l.s, cfg);
 	if (r < 0)
@@ -1213,9 +1257,20 @@ int mproc__mgr_serve(int listen_fd, int death_fd, const struct mproc__mgr_config
 		if (epoll_ctl(l.ep, EPOLL_CTL_ADD, death_fd, &e) < 0)
 			goto out_errno;
 	}
+	if (ready_fd && *ready_fd >= 0) {
+		int32_t ok = 0;
+
+		mproc__write_all(*ready_fd, &ok, sizeof(ok), MPROC__NO_DEADLINE);
+		mproc__closep(ready_fd);
+	}
 
 	for (;;) {
-		n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
+		n = 0;
+		if (served)
+			n = spin_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), &spin);
+		if (n == 0)
+			n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
+		served = n > 0;
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

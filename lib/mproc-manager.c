@@ -21,12 +21,14 @@
 #include "mproc/error.h"
 
 static const char usage[] =
-	"usage: mproc-manager --listen unix:PATH|tcp:HOST:PORT [--key-file FILE] "
+	"usage: mproc-manager --listen unix:PATH|tcp:HOST:PORT [--key-file FILE] [--no-spin] "
 	"[--max-frame BYTES]\n"
 	"  --listen ADDR      where to listen (TCP: use 127.0.0.1 unless clients are remote)\n"
 	"  --key-file FILE    the shared key (32..1024 bytes), a file mode 0600 or stricter;\n"
 	"                     default: $MPROC_KEY_FILE. Keys are never taken on the command line.\n"
 	"  --max-frame BYTES  largest request after authentication (default 67108864)\n"
+	"  --no-spin          sleep at once after serving (default: poll up to 50 us first,\n"
+	"                     which saves clients in a loop of calls a wakeup each)\n"
 	"  --help             this text\n";
 
 static int bad(const char *msg, const char *arg)
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
 	char addr[MPROC_MANAGER_ADDRESS_MAX];
 	uint64_t max_frame = MPROC_MANAGER_MAX_FRAME_DEFAULT;
 	size_t keylen = 0;
+	bool spin = true;
 	sigset_t set;
 	int i, r, fd;
 
@@ -99,6 +102,10 @@ int main(int argc, char **argv)
 		    strncmp(arg, "--authkey", 9) == 0)
 			return bad("keys on the command line are readable by every user; "
 				   "use --key-file", NULL);
+		if (strcmp(arg, "--no-spin") == 0) {
+			spin = false;
+			continue;
+		}
 		if (strcmp(arg, "--listen") != 0 && strcmp(arg, "--key-file") != 0 &&
 		    strcmp(arg, "--max-frame") != 0)
 			return bad("unknown option (see --help)", arg);
@@ -141,7 +148,8 @@ int main(int argc, char **argv)
 	cfg.keylen = keylen;
 	cfg.max_frame = (size_t)max_frame;
 	cfg.log_errors = true;
-	r = mproc__mgr_serve(fd, -1, &cfg);
+	cfg.spin_ns = spin ? MPROC__MGR_SPIN_NS : 0;
+	r = mproc__mgr_serve(fd, -1, NULL, &cfg);
 	memset(key, 0, sizeof(key));
 	close(fd);
 	if (!a.tcp)

@@ -44,17 +44,23 @@ extern char **environ;
 /* ---- registry, daemon list, atfork ------------------------------------------------------- */
 
 #define ENTRY_MAX 256
-static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+struct mproc__fork_state mproc__fork_state __attribute__((aligned(MPROC__FORK_STATE_ALIGN))) = {
+	.fs_lock = PTHREAD_MUTEX_INITIALIZER,
+	.reg_lock = PTHREAD_MUTEX_INITIALIZER,
+	.daemon_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+	.log_name = "MainProcess",
+	.fs = { .pid = 0, .control = -1 },
+};
+_Static_assert(sizeof(struct mproc__fork_state) <= MPROC__FORK_STATE_ALIGN,
+	       "the fork state must fit in its alignment, so it never straddles two pages");
+static struct mproc__fork_state *const fst = &mproc__fork_state;
+
 static struct {
 	char name[MPROC_ENTRY_NAME_MAX + 1];
 	mproc_process_fn *fn;
 } reg[ENTRY_MAX];
 static int reg_n;
 
-/* Recursive: at_exit holds it while the joins it makes unlink the daemons they end. */
-static pthread_mutex_t daemon_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-static struct mproc_process *daemons;
-static bool am_daemon;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
@@ -62,23 +68,23 @@ static void atfork_prepare(void)
 	/* Taking the locks here makes fork wait until no other thread holds them, so the child
 	 * never inherits a held library lock. */
 	mproc__fs_lock();
-	pthread_mutex_lock(&daemon_lock);
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&fst->daemon_lock);
+	pthread_mutex_lock(&fst->reg_lock);
 }
 
 static void atfork_parent(void)
 {
-	pthread_mutex_unlock(&reg_lock);
-	pthread_mutex_unlock(&daemon_lock);
+	pthread_mutex_unlock(&fst->reg_lock);
+	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_unlock();
 }
 
 static void atfork_child(void)
 {
-	pthread_mutex_unlock(&reg_lock);
-	/* The parent's daemons are not this process's children. */
-	daemons = NULL;
-	pthread_mutex_unlock(&daemon_lock);
+	pthread_mutex_unlock(&fst->reg_lock);
+	/* The parent's fst->daemons are not this process's children. */
+	fst->daemons = NULL;
+	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_atfork_child();
 	mproc__fs_unlock();
 }
@@ -88,8 +94,8 @@ static void at_exit(void)
 	struct mproc_process *p;
 
 	/* Daemons die with a normally exiting parent: SIGTERM, 1 s grace, SIGKILL, reaped. */
-	pthread_mutex_lock(&daemon_lock);
-	for (p = daemons; p; p = p->next_daemon) {
+	pthread_mutex_lock(&fst->daemon_lock);
+	for (p = fst->daemons; p; p = p->next_daemon) {
 		if (p->state != P_RUNNING)
 			continue;
 		mproc_process_terminate(p);
@@ -98,8 +104,8 @@ static void at_exit(void)
 			mproc_process_join(p, MPROC_FOREVER);
 		}
 	}
-	daemons = NULL;
-	pthread_mutex_unlock(&daemon_lock);
+	fst->daemons = NULL;
+	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc_forkserver_stop();
 }
 
@@ -124,7 +130,7 @@ int mproc_entry_register(const char *name, mproc_process_fn *fn)
 	n = strlen(name);
 	if (n > MPROC_ENTRY_NAME_MAX)
 		return -EMSGSIZE;
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&fst->reg_lock);
 	for (int i = 0; i < reg_n; i++) {
 		if (strcmp(reg[i].name, name) == 0) {
 			r = reg[i].fn == fn ? 0 : -EEXIST;
@@ -139,7 +145,49 @@ int mproc_entry_register(const char *name, mproc_process_fn *fn)
 	reg[reg_n].fn = fn;
 	reg_n++;
 out:
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&fst->reg_lock);
+	return r;
+}
+
+/* The image the exec-based methods run by default (mproc_set_executable); NULL: our own. Guarded
+ * by reg_lock (reset across fork by the atfork handlers). */
+static char *default_exe;
+
+int mproc_set_executable(const char *path)
+{
+	char *abs = NULL, *old;
+
+	if (path) {
+		if (!path[0])
+			return -EINVAL;
+		if (strnlen(path, PATH_MAX) >= PATH_MAX)
+			return -ENAMETOOLONG;
+		/* Absolute, so a later chdir does not change what runs. */
+		abs = realpath(path, NULL);
+		if (!abs)
+			return errno == ENOMEM ? -ENOMEM : -errno;
+		if (access(abs, X_OK) < 0) {
+			int e = errno;
+
+			free(abs);
+			return -e;
+		}
+	}
+	pthread_mutex_lock(&fst->reg_lock);
+	old = default_exe;
+	default_exe = abs;
+	pthread_mutex_unlock(&fst->reg_lock);
+	free(old);
+	return 0;
+}
+
+char *mproc__exe_dup(void)
+{
+	char *r;
+
+	pthread_mutex_lock(&fst->reg_lock);
+	r = strdup(default_exe ? default_exe : "/proc/self/exe");
+	pthread_mutex_unlock(&fst->reg_lock);
 	return r;
 }
 
@@ -147,14 +195,14 @@ mproc_process_fn *mproc__entry_find(const char *name)
 {
 	mproc_process_fn *fn = NULL;
 
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&fst->reg_lock);
 	for (int i = 0; i < reg_n; i++) {
 		if (strcmp(reg[i].name, name) == 0) {
 			fn = reg[i].fn;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&fst->reg_lock);
 	return fn;
 }
 
@@ -162,20 +210,20 @@ static const char *entry_name_of(mproc_process_fn *fn)
 {
 	const char *name = NULL;
 
-	pthread_mutex_lock(&reg_lock);
+	pthread_mutex_lock(&fst->reg_lock);
 	for (int i = 0; i < reg_n; i++) {
 		if (reg[i].fn == fn) {
 			name = reg[i].name;     /* entries are never removed */
 			break;
 		}
 	}
-	pthread_mutex_unlock(&reg_lock);
+	pthread_mutex_unlock(&fst->reg_lock);
 	return name;
 }
 
 bool mproc__is_daemon(void)
 {
-	return am_daemon;
+	return fst->am_daemon;
 }
 
 /* ---- names -------------------------------------------------------------------------------- */
@@ -334,42 +382,71 @@ void mproc__signals_default(void)
 	}
 }
 
+void mproc__signals_changed(sigset_t *set)
+{
+	struct sigaction old;
+
+	sigemptyset(set);
+	for (int s = 1; s < _NSIG; s++) {
+		if (s == SIGKILL || s == SIGSTOP)
+			continue;
+		if (sigaction(s, NULL, &old) == 0 && old.sa_handler != SIG_DFL)
+			sigaddset(set, s);
+	}
+}
+
+void mproc__signals_default_in(const sigset_t *set)
+{
+	unsigned long ksa_default[8] = { 0 };   /* see mproc__child_setup */
+
+	for (int s = 1; s < _NSIG; s++) {
+		if (sigismember(set, s) == 1)
+			syscall(SYS_rt_sigaction, s, ksa_default, NULL, (_NSIG - 1) / 8);
+	}
+}
+
 void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals)
 {
 	/* The signals that stop a process: reset even in a fork child, so that terminate works
 	 * when the parent ignores SIGTERM, and the child's own children are waitable. */
-	static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD };
+	/* A 64-bit mask, not an array: an array initializer is copied from .rodata, one page
+	 * more to fault in the child. */
+	const uint64_t stop_signals = 1ULL << SIGTERM | 1ULL << SIGINT | 1ULL << SIGHUP |
+				      1ULL << SIGQUIT | 1ULL << SIGCHLD;
+	/* The kernel's struct sigaction for SIG_DFL, no flags, empty mask is all zeros whatever
+	 * the architecture's field order. On the stack, not in .rodata, for the same reason. */
+	unsigned long ksa_default[8] = { 0 };
 	char comm[16];
 	size_t n;
 
+	/* Raw syscalls through syscall(), not sigaction/prctl/strlen: in a fork child every libc
+	 * page not yet touched there costs a page fault (tens of us on a VM), and syscall() shares
+	 * its page with prctl's. */
 	if (all_signals) {
 		mproc__signals_default();
 	} else {
-		struct sigaction sa;
-
 		/* 5 syscalls, not 64: a fork child keeps its (valid, copied) handlers otherwise. */
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
-		for (size_t i = 0; i < MPROC__ARRAY_SIZE(stop_signals); i++)
-			sigaction(stop_signals[i], &sa, NULL);
+		for (int sig = 1; sig < 64; sig++) {
+			if (stop_signals & 1ULL << sig)
+				syscall(SYS_rt_sigaction, sig, ksa_default, NULL, (_NSIG - 1) / 8);
+		}
 	}
 	/* Die with the parent. PDEATHSIG is armed after fork, so the parent may already be gone:
 	 * the getppid() re-check closes that race. */
 	if (ppid > 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != ppid)
+		syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (syscall(SYS_getppid) != ppid)
 			_exit(128 + SIGKILL);
 	}
 	if (name && name[0]) {
-		n = strlen(name);
-		if (n > sizeof(comm) - 1)
-			n = sizeof(comm) - 1;   /* PR_SET_NAME keeps 15 bytes; the API keeps it all */
-		memcpy(comm, name, n);
+		for (n = 0; name[n] && n < sizeof(comm) - 1; n++)
+			comm[n] = name[n];      /* PR_SET_NAME keeps 15 bytes; the API keeps it all */
 		comm[n] = '\0';
-		prctl(PR_SET_NAME, comm);
+		syscall(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
 		mproc__log_set_name(name);
 	}
-	am_daemon = daemon;
+	if (fst->am_daemon != daemon)
+		fst->am_daemon = daemon;
 }
 
 int mproc__decode_status(int status)
@@ -536,7 +613,10 @@ static _Noreturn void run_child_image(int reqfd, int statusfd, int extrafd)
 		mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
 		_exit(127);
 	}
-	mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, req.ppid, true);
+	/* Not every signal: the exec that made this image reset the handlers (the vfork child
+	 * before execve, posix_spawn with SETSIGDEF); what is set now the image's own constructors
+	 * set on purpose. 5 syscalls, not 64. */
+	mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, req.ppid, false);
 	answer = 0;
 	mproc__write_all(statusfd, &answer, sizeof(answer), MPROC__NO_DEADLINE);
 	/* statusfd stays open (close-on-exec): without pidfds the parent's sentinel is its EOF. */
@@ -622,7 +702,7 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 		goto out_nomem;
 	if (entry) {
 		p->entry = strdup(entry);
-		p->exe = strdup(opts->exe ? opts->exe : "/proc/self/exe");
+		p->exe = opts->exe ? strdup(opts->exe) : mproc__exe_dup();
 		if (!p->entry || !p->exe)
 			goto out_nomem;
 		if (opts->arg_len) {
@@ -709,8 +789,10 @@ static int start_fork(struct mproc_process *p)
 		/* The child holds the write end until it exits: EOF is the parent's sentinel. */
 		mproc__close(sp[0]);
 		mproc__child_setup(p->name, p->daemon, me, false);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* The empty set is all zero bits; pthread_sigmask shares a page with the unlock
+		 * atfork_child just ran, sigemptyset/sigprocmask would fault in another. */
+		memset(&none, 0, sizeof(none));
+		pthread_sigmask(SIG_SETMASK, &none, NULL);
 		_exit(p->fn(p->arg) & 0xff);
 	}
 	r = pid < 0 ? -errno : 0;
@@ -727,6 +809,17 @@ static int start_fork(struct mproc_process *p)
 		return 0;
 	}
 	p->pidfd = mproc__pidfd_open(pid);
+	if (p->pidfd < 0 && p->pidfd != -ENOSYS) {
+		/* EMFILE, ENOMEM: a child without a sentinel could not be polled for; undo. */
+		r = p->pidfd;
+		kill(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		p->pid = 0;
+		p->ppid = 0;
+		p->pidfd = -1;
+		return r;
+	}
 	if (p->pidfd < 0)
 		p->pidfd = -1;  /* this child is waited for by polling waitpid */
 	p->sentinel = p->pidfd;
@@ -835,7 +928,7 @@ int mproc_process_start(struct mproc_process *p)
 
 	if (!p || p->state != P_NEW)
 		return -EINVAL;
-	if (am_daemon && p->method != MPROC_START_THREAD)
+	if (fst->am_daemon && p->method != MPROC_START_THREAD)
 		return -EPERM;
 	switch (p->method) {
 	case MPROC_START_FORK:
@@ -859,10 +952,10 @@ int mproc_process_start(struct mproc_process *p)
 		return r;
 	p->state = P_RUNNING;
 	if (p->daemon && p->method != MPROC_START_THREAD) {
-		pthread_mutex_lock(&daemon_lock);
-		p->next_daemon = daemons;
-		daemons = p;
-		pthread_mutex_unlock(&daemon_lock);
+		pthread_mutex_lock(&fst->daemon_lock);
+		p->next_daemon = fst->daemons;
+		fst->daemons = p;
+		pthread_mutex_unlock(&fst->daemon_lock);
 	}
 	return 0;
 }
@@ -918,14 +1011,14 @@ static void ended(struct mproc_process *p)
 	if (p->daemon) {
 		struct mproc_process **pp;
 
-		pthread_mutex_lock(&daemon_lock);
-		for (pp = &daemons; *pp; pp = &(*pp)->next_daemon) {
+		pthread_mutex_lock(&fst->daemon_lock);
+		for (pp = &fst->daemons; *pp; pp = &(*pp)->next_daemon) {
 			if (*pp == p) {
 				*pp = p->next_daemon;
 				break;
 			}
 		}
-		pthread_mutex_unlock(&daemon_lock);
+		pthread_mutex_unlock(&fst->daemon_lock);
 	}
 }
 
@@ -945,6 +1038,10 @@ static int wait_ended(struct mproc_process *p, int64_t deadline)
 	}
 	if (p->method == MPROC_START_FORKSERVER)
 		return mproc__fs_wait(p, deadline);
+	if (p->sentinel >= 0 && deadline == MPROC__NO_DEADLINE && p->sentinel == p->pidfd) {
+		reap(p);        /* a blocking waitpid: one syscall and one wakeup fewer than poll */
+		return 0;
+	}
 	if (p->sentinel >= 0) {
 		r = mproc__poll1(p->sentinel, POLLIN, deadline);
 		if (r < 0)

@@ -7,13 +7,40 @@
 #define MPROC_PROCESS_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
+#include "internal.h"
 #include "mproc/process.h"
 
 enum mproc__proc_state { P_NEW, P_RUNNING, P_ENDED, P_CLOSED };
 
 struct mproc__thr;
+struct mproc__fs_state {
+	pid_t pid;
+	int control;
+	char dir[64];
+	char path[108];         /* sizeof(sockaddr_un.sun_path) */
+};
+
+/*
+ * Everything a fork writes, on one page. fork(2) write-protects every private page of the
+ * parent; each page written afterwards by the parent (atfork_parent unlocking) or by the child
+ * (atfork_child, child_setup) costs a page fault, which on a VM costs about as much as tens of
+ * syscalls. Kept together, a fork costs one such fault on each side instead of one per variable.
+ * Aligned so it never straddles two pages.
+ */
+#define MPROC__FORK_STATE_ALIGN 512
+struct mproc__fork_state {
+	pthread_mutex_t fs_lock;        /* the forkserver (forkserver.c) */
+	pthread_mutex_t reg_lock;       /* the entry registry */
+	pthread_mutex_t daemon_lock;    /* recursive: at_exit joins daemons while holding it */
+	struct mproc_process *daemons;
+	bool am_daemon;
+	char log_name[MPROC__LOG_NAME_MAX];     /* log.c */
+	struct mproc__fs_state fs;
+};
+extern struct mproc__fork_state mproc__fork_state;
 
 struct mproc_process {
 	enum mproc_start_method method;
@@ -78,6 +105,9 @@ int mproc__req_build(void **buf, size_t *len, unsigned flags, pid_t ppid, const 
 /* The argument bytes of a request in a malloc'd (so max-aligned) copy; NULL if none. The
  * process keeps it for its life. Exits 127 when out of memory. */
 void *mproc__req_arg_copy(const struct mproc__req *req);
+/* A malloc'd copy of the image exec methods run by default: mproc_set_executable's, or
+ * "/proc/self/exe". NULL when out of memory. */
+char *mproc__exe_dup(void);
 /* Registry lookup (locks the registry). NULL if unknown. */
 mproc_process_fn *mproc__entry_find(const char *name);
 /* Child-side setup shared by all process methods: default signal handlers (all, or only the
@@ -86,6 +116,10 @@ mproc_process_fn *mproc__entry_find(const char *name);
 void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals);
 /* Default handlers for every signal. Async-signal-safe. */
 void mproc__signals_default(void);
+/* The signals whose handler is not SIG_DFL now (64 sigaction calls: once, not per child). */
+void mproc__signals_changed(sigset_t *set);
+/* Default handlers for the signals in set. Async-signal-safe. */
+void mproc__signals_default_in(const sigset_t *set);
 /* Whether this process is a daemon (may not start processes). */
 bool mproc__is_daemon(void);
 /* Decode a wait status into an exit code (code or -signal). */
@@ -101,6 +135,11 @@ int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *
 int mproc__memfd_of(const void *buf, size_t len);
 
 /* forkserver.c */
+/* The server's read of one request from a client connection (made non-blocking): the header,
+ * its lengths bounded before the rest is read (into buf, MPROC__REQ_MAX bytes), at most 2 s in
+ * all, then mproc__req_parse. Returns 0 and *req filled, -EBADMSG (short, malformed, EOF),
+ * -EMSGSIZE. Exposed for the fuzz target. */
+int mproc__fs_read_request(int conn, char *buf, struct mproc__req *req);
 int mproc__fs_start_process(struct mproc_process *p);
 int mproc__fs_wait(struct mproc_process *p, int64_t deadline_ns);
 _Noreturn void mproc__fs_server_main(int control, int listenfd, const struct mproc__req *req);

@@ -74,13 +74,16 @@ const struct timespec *mproc__timeout_ts(int64_t deadline_ns, struct timespec *t
 
 int mproc__close(int fd)
 {
-	int saved = errno, r = 0;
+	int saved, r = 0;
 
 	if (fd < 0)
 		return 0;
-	if (close(fd) < 0 && errno != EINTR)
-		r = -errno;
-	errno = saved;
+	saved = errno;
+	if (close(fd) < 0) {
+		if (errno != EINTR)
+			r = -errno;
+		errno = saved;  /* only on failure: a write to errno can cost a page fault */
+	}
 	return r;
 }
 

@@ -76,11 +76,27 @@ PLOTS = [
     },
     # [spawn] [shm] [manager] [pool]: add entries here.
     {
+        # One group per proxy call, raw_rtt (the bare socket round trip of the same sizes, at
+        # the same placement) beside them as the yardstick; CPython's Manager hatched.
+        "id": "manager_rtt",
+        "harness": "manager",
+        "kind": "grouped_bars",
+        "pattern": r"manager/(?P<group>connect|dict_set|dict_get|list_append|value_get"
+                   r"|queue_put_get|lock_acquire_release|raw_rtt)/transport:(?P<series>unix|tcp)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": "p99_ns",
+        "scale": 1e3,
+        "logy": True,
+        "ylabel": "round trip, p50 (us, log scale)",
+        "title": "Manager proxy calls vs the raw socket round trip: p50, whisker to p99",
+    },
+    {
         # Start cost vs parent RSS: one line per start method (CPython's beside), log y.
         "id": "spawn_rss",
         "harness": "spawn",
         "kind": "lines",
-        "pattern": r"spawn/(?P<series>fork|vfork|posix_spawn|spawn|forkserver|thread)"
+        # fork_raw: a bare fork + _exit + waitpid in the same harness process, the floor.
+        "pattern": r"spawn/(?P<series>fork|fork_raw|vfork|posix_spawn|spawn|forkserver|thread)"
                    r"/rss_mib:(?P<x>\d+)",
         "value": ["p50_ns", "real_time"],
         "whisker": None,
@@ -90,6 +106,24 @@ PLOTS = [
         "xlabel": "parent RSS (MiB, touched)",
         "ylabel": "start -> reaped, p50 (us, log scale)",
         "title": "Process start cost vs parent RSS, per start method",
+    },
+    {
+        # The exec-based methods running the lean child image (mproc-spawn-child, set with
+        # mproc_set_executable) beside the same methods exec'ing the C++ harness itself
+        # ("_self"): what the size of the exec'd image costs.
+        "id": "spawn_image",
+        "harness": "spawn",
+        "kind": "lines",
+        "pattern": r"spawn/(?P<series>(?:vfork|posix_spawn|spawn|forkserver)(?:_self)?)"
+                   r"/rss_mib:(?P<x>\d+)",
+        "value": ["p50_ns", "real_time"],
+        "whisker": None,
+        "scale": 1e3,
+        "logx": False,
+        "logy": True,
+        "xlabel": "parent RSS (MiB, touched)",
+        "ylabel": "start -> reaped, p50 (us, log scale)",
+        "title": "Exec-based starts: lean child image vs the harness's own image (_self)",
     },
     {
         # Shared counter under contention: Value with a lock, atomic, and unsynchronised.
@@ -160,6 +194,11 @@ PALETTE = {
     "spawn": "#E69F00",
     "forkserver": "#CC79A7",
     "thread": "#999999",
+    "fork_raw": "#000000",
+    "vfork_self": "#1F4E79",
+    "posix_spawn_self": "#005A3C",
+    "spawn_self": "#8C5A00",
+    "forkserver_self": "#7A3B62",
     "pipe": "#0072B2",
     "socketpair": "#009E73",
     "seqpacket": "#56B4E9",

@@ -308,6 +308,14 @@ static int read_msqids(int *ids, int max)
 	return n;
 }
 
+/* A TMPDIR other than /tmp that the manager would use (manager.c: at most 40 bytes). */
+static bool tmpdir_other(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t && t[0] && strlen(t) <= 40 && strcmp(t, "/tmp") != 0 && strcmp(t, "/tmp/") != 0;
+}
+
 struct tap_snapshot *tap_snapshot_take(void)
 {
 	struct tap_snapshot *s = calloc(1, sizeof(*s));
@@ -321,18 +329,36 @@ struct tap_snapshot *tap_snapshot_take(void)
 	names = s->shm;
 	n = list_dir("/dev/shm", is_mproc_name, names, SNAP_MAX);
 	n += list_dir("/dev/mqueue", is_mproc_name, names + n, SNAP_MAX - n);
+	/* Manager socket dirs (/tmp/mproc-<pid>-XXXXXX) and forkserver dirs
+	 * (/tmp/mproc-<pid>-fs-XXXXXX); the lib ignores TMPDIR longer than 40 bytes, so /tmp and
+	 * a short TMPDIR cover them. */
+	n += list_dir("/tmp", is_mproc_name, names + n, SNAP_MAX - n);
+	if (tmpdir_other())
+		n += list_dir(getenv("TMPDIR"), is_mproc_name, names + n, SNAP_MAX - n);
 	s->nshm = n;
 	s->nmsq = sysv_check ? read_msqids(s->msq, SNAP_MAX) : 0;
 	(void)keep_all;
 	return s;
 }
 
-/* The pid inside "/dev/shm/mproc-<pid>-..." or 0. */
+/* The pid inside "/dev/shm/mproc-<pid>-..." (digits, then '-'), or 0 for a name of another
+ * form (a mkdtemp suffix that starts with a digit is no pid). */
 static pid_t name_pid(const char *path)
 {
-	const char *p = strstr(path, "mproc-");
+	const char *p = strrchr(path, '/');
+	char *end;
+	long v;
 
-	return p ? (pid_t)atoi(p + 6) : 0;
+	p = p ? strstr(p, "mproc-") : NULL;
+	if (!p || p[6] < '1' || p[6] > '9')
+		return 0;
+	v = strtol(p + 6, &end, 10);
+	return *end == '-' && v > 0 && v <= INT_MAX ? (pid_t)v : 0;
+}
+
+static bool in_dev(const char *path)
+{
+	return strncmp(path, "/dev/", 5) == 0;
 }
 
 static bool pid_alive(pid_t pid)
@@ -442,6 +468,10 @@ int tap_snapshot_compare(struct tap_snapshot *b, struct tap_snapshot *a)
 			continue;
 		/* Parallel-safe: another test's live process may own it. Ours, or dead: leak. */
 		owner = name_pid(a->shm[i]);
+		/* A temporary name without a pid (a test's own mkdtemp, another tool's file) may
+		 * be anybody's: only /dev names are all ours. */
+		if (owner == 0 && !in_dev(a->shm[i]))
+			continue;
 		if (owner == getpid() || !pid_alive(owner)) {
 			tap_diag("leak: %s (creator pid %d %s)", a->shm[i], (int)owner,
 				 owner == getpid() ? "is this case" : "is gone");

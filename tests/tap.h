@@ -12,8 +12,9 @@
  * Each case runs in its own forked child (a crash fails one case, not the suite) under
  * PR_SET_CHILD_SUBREAPER, so grandchildren that a case orphans come back to it. Before and
  * after the case body the child records its open fds, threads, children (zombies included),
- * /dev/shm/mproc-... and /dev/mqueue/mproc-... names it or its dead descendants created, and new
- * SysV message queues; any difference fails the case and names what leaked (then the
+ * /dev/shm/mproc-... and /dev/mqueue/mproc-... names, /tmp/mproc-<pid>-... entries (manager and
+ * forkserver directories) it or its dead descendants created, and new SysV message queues; any
+ * difference fails the case and names what leaked (then the
  * leftovers are killed/reaped). The runner (also a subreaper) kills a case that overruns
  * its timeout (default 60 s, x TAP_TIMEOUT_MULT) and reaps anything the case orphaned.
  *

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -241,6 +242,39 @@ class Steps(TmpCase):
         self.assertEqual(text.count("**unstable**"), 1)
         self.assertIn("## Capabilities", text)
         self.assertIn("Run **complete**", text)
+
+    def test_report_manager_ratios(self):
+        """The manager section quotes the issue's ratios from the figures of the run."""
+        run_dir = self.copy_fixture("run_baseline")
+
+        def gb(path, figs):
+            rows = [{"name": n + "/manual_time", "run_name": n + "/manual_time",
+                     "run_type": "iteration", "repetitions": 1, "repetition_index": 0,
+                     "threads": 1, "iterations": 100, "real_time": p50, "cpu_time": p50,
+                     "time_unit": "ns", "p50_ns": p50, "p99_ns": 2 * p50}
+                    for n, p50 in figs]
+            with open(path, "w") as f:
+                json.dump({"context": {"host_name": "devbox", "num_cpus": 2},
+                           "benchmarks": rows}, f)
+
+        gb(os.path.join(run_dir, "manager.json"), [
+            ("manager/dict_get/transport:unix", 20000.0),
+            ("manager/raw_rtt/transport:unix", 16000.0),
+            ("manager/dict_get/transport:unix/spin:off", 18000.0),
+            ("manager/dict_get/transport:unix/placement:cross_core", 10000.0),
+            ("manager/raw_rtt/transport:unix/placement:cross_core", 100000.0),
+            ("manager/dict_get/transport:unix/placement:cross_core/spin:off", 110000.0)])
+        gb(os.path.join(run_dir, "python.json"), [
+            ("python/manager/dict_get/transport:unix", 120000.0)])
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run_dir]), 0)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("`dict_get` / `raw_rtt` (unix, same_core): 1.25x (target <= 1.5)", text)
+        self.assertIn("`dict_get` / `raw_rtt` (unix, cross_core): 0.10x", text)
+        self.assertIn("`dict_get` spin:off / spin (unix, cross_core): 11.00x", text)
+        self.assertIn("CPython `dict_get` / ours (unix, same_core): 6.00x (target >= 5)", text)
+        self.assertIn("CPython `dict_get` / ours (unix, cross_core): 12.00x", text)
+        self.assertNotIn("(tcp, same_core)", text)      # no tcp figures, no tcp ratios
 
     def test_report_incomplete(self):
         run_dir = self.copy_fixture("run_incomplete")
@@ -517,12 +551,25 @@ class Driver(TmpCase):
                   "other-%d" % dead):
             open(os.path.join(self.shm, n), "w").close()
         open(os.path.join(self.mq, "mproc-%d-3-dd" % dead), "w").close()
+        # Socket directories of the manager ($TMPDIR) and forkserver: a dead creator's go, a
+        # live one's, a non-socket's and an unrelated name stay.
+        tmpd = os.path.join(self.tmp, "tmpdir")
+        os.mkdir(tmpd)
+        keep = ["mproc-%d-Ab12Cd" % me, "mproc-%d-fs-Zz9Yy8" % dead, "mproc-%d-xyz" % dead]
+        for n in ["mproc-%d-Ab12Cd" % dead, "mproc-%d-fs-Qq1Ww2" % dead] + keep:
+            os.mkdir(os.path.join(tmpd, n))
+        for n in ("mproc-%d-Ab12Cd" % dead, "mproc-%d-fs-Qq1Ww2" % dead, "mproc-%d-Ab12Cd" % me):
+            s = socket.socket(socket.AF_UNIX)
+            s.bind(os.path.join(tmpd, n, "sock"))
+            s.close()
+        open(os.path.join(tmpd, "mproc-%d-fs-Zz9Yy8" % dead, "data"), "w").close()
         inc = os.path.join(self.results, "host", "20260101T000000Z")
         os.makedirs(inc)
         with open(os.path.join(inc, "context.json"), "w") as f:
             json.dump({"complete": False, "status": "interrupted"}, f)
-        r = self.driver("--clean-stale")
+        r = self.driver("--clean-stale", env=dict(self.env, TMPDIR=tmpd))
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(tmpd)), sorted(keep))
         self.assertEqual(sorted(os.listdir(self.shm)), sorted(["mproc-%d-1-bb" % me,
                                                                "other-%d" % dead]))
         self.assertEqual(os.listdir(self.mq), [])

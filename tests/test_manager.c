@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,8 +51,10 @@ static struct mproc_mclient *connect_to(struct mproc_manager *m)
 	return c;
 }
 
-static long rss_kib(pid_t pid)
+/* A "Vm...:" line of /proc/PID/status in KiB, or -1. */
+static long status_kib(pid_t pid, const char *field)
 {
+	size_t fl = strlen(field);
 	char path[64], line[256];
 	long kib = -1;
 	FILE *f;
@@ -61,10 +64,16 @@ static long rss_kib(pid_t pid)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+		if (strncmp(line, field, fl) == 0 && line[fl] == ':' &&
+		    sscanf(line + fl + 1, "%ld", &kib) == 1)
 			break;
 	fclose(f);
 	return kib;
+}
+
+static long rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS");
 }
 
 /* A blocking raw socket to the server. */
@@ -117,11 +126,10 @@ static void raw_send(int fd, uint8_t op, const void *body, size_t n)
 }
 
 /* Authenticate a raw connection. */
-static void raw_auth(int fd, struct mproc_manager *m)
+static void raw_auth_key(int fd, const void *k, size_t kl)
 {
 	uint8_t body[256], resp[64];
-	size_t len, kl;
-	const void *k = mproc_manager_key(m, &kl);
+	size_t len;
 
 	ASSERT_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
 	ASSERT_EQ(len, 32);
@@ -129,6 +137,14 @@ static void raw_auth(int fd, struct mproc_manager *m)
 	memset(resp + 32, 7, 32);
 	raw_send(fd, MPROC__MW_RESPONSE, resp, sizeof(resp));
 	ASSERT_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_WELCOME);
+}
+
+static void raw_auth(int fd, struct mproc_manager *m)
+{
+	size_t kl;
+	const void *k = mproc_manager_key(m, &kl);
+
+	raw_auth_key(fd, k, kl);
 }
 
 /* Does the server close fd within s seconds (EOF or reset, after draining replies)? */
@@ -557,6 +573,36 @@ static void t_huge_prefix(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* After authentication, frames that claim up to max_frame but send a few bytes: the server
+ * reserves memory for the bytes that came, not for the claim (its address space stays put). */
+static void t_claimed_length(void *arg)
+{
+	enum { NCONN = 4 };
+	struct mproc_manager *m = start(arg);
+	uint8_t f[32] = { 0 };
+	long before, after;
+	int fds[NCONN], i;
+
+	check_serving(m);
+	before = status_kib(mproc_manager_pid(m), "VmSize");
+	ASSERT(before > 0);
+	for (i = 0; i < NCONN; i++) {
+		fds[i] = raw_connect(mproc_manager_address(m));
+		raw_auth(fds[i], m);
+		mproc__mw_hdr_put(f, MPROC_MANAGER_MAX_FRAME_DEFAULT - 64, MPROC__MW_DICT_SET);
+		CHECK_EQ(mproc__write_all(fds[i], f, sizeof(f), MPROC__NO_DEADLINE), sizeof(f));
+	}
+	check_serving(m);       /* the server has read those bytes by now */
+	after = status_kib(mproc_manager_pid(m), "VmSize");
+	tap_diag("server VmSize %ld -> %ld KiB with %d frames claiming %u bytes each", before,
+		 after, NCONN, MPROC_MANAGER_MAX_FRAME_DEFAULT - 64);
+	CHECK_CMP(after - before, <, 4096);
+	for (i = 0; i < NCONN; i++)
+		mproc__close(fds[i]);
+	check_serving(m);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* 200 idle unauthenticated connections do not delay an authenticated client. */
 static void t_idle_preauth(void *arg)
 {
@@ -781,6 +827,225 @@ static void t_server_killed(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
 }
 
+/* Every kind of proxy call learns of a SIGKILLed server within 1 s, each on its own healthy
+ * client (a broken client would answer -EPIPE without asking the server). */
+struct all_proxies {
+	struct mproc_mclient *c;
+	struct mproc_dict *d;
+	struct mproc_list *l;
+	struct mproc_mvalue *v;
+	struct mproc_mqueue *q;
+	struct mproc_mlock *lk;
+};
+
+static const char *const every_call[] = {
+	"ping", "dict_open", "dict_set", "dict_get", "dict_del", "dict_len", "list_append",
+	"list_get", "list_len", "mvalue_set", "mvalue_get", "mvalue_add", "mvalue_set_bytes",
+	"mvalue_get_bytes", "mqueue_put", "mqueue_get", "mqueue_len", "mlock_acquire",
+	"mlock_release",
+};
+
+static long long one_call(struct all_proxies *p, size_t i)
+{
+	struct mproc_dict *d2 = NULL;
+	char buf[8];
+	int64_t x;
+
+	switch (i) {
+	case 0: return mproc_manager_ping(p->c);
+	case 1: return mproc_dict_open(&d2, p->c, "d2");
+	case 2: return mproc_dict_set(p->d, "k", "v", 1);
+	case 3: return mproc_dict_get(p->d, "k", buf, sizeof(buf));
+	case 4: return mproc_dict_del(p->d, "k");
+	case 5: return mproc_dict_len(p->d);
+	case 6: return mproc_list_append(p->l, "x", 1);
+	case 7: return mproc_list_get(p->l, 0, buf, sizeof(buf));
+	case 8: return mproc_list_len(p->l);
+	case 9: return mproc_mvalue_set(p->v, 1);
+	case 10: return mproc_mvalue_get(p->v, &x);
+	case 11: return mproc_mvalue_add(p->v, 1, &x);
+	case 12: return mproc_mvalue_set_bytes(p->v, "b", 1);
+	case 13: return mproc_mvalue_get_bytes(p->v, buf, sizeof(buf));
+	case 14: return mproc_mqueue_put(p->q, "x", 1, MPROC_FOREVER);
+	case 15: return mproc_mqueue_get(p->q, buf, sizeof(buf), MPROC_FOREVER);
+	case 16: return mproc_mqueue_len(p->q);
+	case 17: return mproc_mlock_acquire(p->lk, MPROC_FOREVER);
+	default: return mproc_mlock_release(p->lk);
+	}
+}
+
+static void t_every_call_dead(void *arg)
+{
+	enum { N = MPROC__ARRAY_SIZE(every_call) };
+	struct mproc_manager *m = start(arg);
+	struct all_proxies p[N];
+	size_t i;
+	double t0, dt;
+
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < N; i++) {
+		p[i].c = connect_to(m);
+		ASSERT_OK(mproc_dict_open(&p[i].d, p[i].c, "d"));
+		ASSERT_OK(mproc_list_open(&p[i].l, p[i].c, "l"));
+		ASSERT_OK(mproc_mvalue_open(&p[i].v, p[i].c, "v"));
+		ASSERT_OK(mproc_mqueue_open(&p[i].q, p[i].c, "q", 0));
+		ASSERT_OK(mproc_mlock_open(&p[i].lk, p[i].c, "lk"));
+	}
+	ASSERT_OK(kill(mproc_manager_pid(m), SIGKILL) == 0 ? 0 : -errno);
+	for (i = 0; i < N; i++) {
+		long long r;
+
+		t0 = tap_now();
+		r = one_call(&p[i], i);
+		dt = tap_now() - t0;
+		if (r != -EPIPE || dt >= 1.0)
+			tap_diag("%s: %lld after %.3f s", every_call[i], r, dt);
+		CHECK_EQ(r, -EPIPE);
+		CHECK_CMP(dt, <, 1.0);
+	}
+	for (i = 0; i < N; i++) {
+		mproc_dict_close(p[i].d);
+		mproc_list_close(p[i].l);
+		mproc_mvalue_close(p[i].v);
+		mproc_mqueue_close(p[i].q);
+		mproc_mlock_close(p[i].lk);
+		mproc_manager_disconnect(p[i].c);
+	}
+	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
+}
+
+/* SIGUSR1 every 5 ms (no SA_RESTART), so blocking socket calls keep returning EINTR. */
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+static timer_t storm_start(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+	struct itimerspec its = { .it_interval = { 0, 5000000 }, .it_value = { 0, 5000000 } };
+	timer_t t;
+
+	sigemptyset(&sa.sa_mask);
+	ASSERT_OK(sigaction(SIGUSR1, &sa, NULL) == 0 ? 0 : -errno);
+	ASSERT_OK(timer_create(CLOCK_MONOTONIC, &ev, &t) == 0 ? 0 : -errno);
+	ASSERT_OK(timer_settime(t, 0, &its, NULL) == 0 ? 0 : -errno);
+	return t;
+}
+
+static void storm_stop(timer_t t)
+{
+	struct sigaction sa = { .sa_handler = SIG_IGN };
+
+	timer_delete(t);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Is pid stopped (state T in /proc/PID/stat)? */
+static bool is_stopped(pid_t pid)
+{
+	char path[64], buf[256], *rp;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && rp[2] == 'T';
+}
+
+/* A call that waits longer than call_timeout_s; each within [t, t + 100 ms]. */
+static void check_timeout(const char *what, double t0, double t)
+{
+	double dt = tap_now() - t0;
+
+	tap_diag("%s: -ETIMEDOUT after %.3f s (timeout %.1f s)", what, dt, t);
+	CHECK_CMP(dt, >=, t);
+	CHECK_CMP(dt, <, t + 0.1 * tap_timeout_mult());
+}
+
+/*
+ * A server that is alive but silent (SIGSTOPped): calls and handshakes end with -ETIMEDOUT
+ * after call_timeout_s / connect_timeout_s, also under an EINTR storm, and a client that timed
+ * out is broken (-EPIPE). Once it runs again, calls under the storm succeed and the server's
+ * own timeouts (a parked get) hold too.
+ */
+static void t_silent_server(void *arg)
+{
+	const double t = 0.3;
+	struct mproc_mclient_opts co = { .connect_timeout_s = t, .call_timeout_s = t };
+	struct mproc_manager *m = start(arg);
+	const char *addr = mproc_manager_address(m);
+	struct mproc_mclient *c = NULL, *c2 = NULL, *c3 = NULL;
+	struct mproc_dict *d = NULL, *d2 = NULL, *d3 = NULL;
+	struct mproc_mqueue *q = NULL;
+	pid_t srv = mproc_manager_pid(m);
+	const void *k;
+	char buf[8];
+	size_t kl;
+	timer_t storm;
+	double t0;
+	int i, good = 0;
+
+	k = mproc_manager_key(m, &kl);
+	ASSERT_OK(mproc_manager_connect_opts(&c, addr, k, kl, &co));
+	ASSERT_OK(mproc_manager_connect_opts(&c2, addr, k, kl, &co));
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	ASSERT_OK(mproc_dict_open(&d2, c2, "d"));
+	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	ASSERT_OK(kill(srv, SIGSTOP) == 0 ? 0 : -errno);
+	for (i = 0; i < 500 && !is_stopped(srv); i++)
+		usleep(1000);
+	ASSERT(is_stopped(srv));
+
+	t0 = tap_now();
+	CHECK_ERR(mproc_dict_get(d, "k", buf, sizeof(buf)), -ETIMEDOUT);
+	check_timeout("call to a stopped server", t0, t);
+	t0 = tap_now();
+	CHECK_ERR(mproc_manager_ping(c), -EPIPE);       /* broken, and says so at once */
+	CHECK_CMP(tap_now() - t0, <, 0.1 * tap_timeout_mult());    /* well under t */
+	t0 = tap_now();
+	CHECK_ERR(mproc_manager_connect_opts(&c3, addr, k, kl, &co), -ETIMEDOUT);
+	check_timeout("handshake with a stopped server", t0, t);
+
+	storm = storm_start();
+	t0 = tap_now();
+	CHECK_ERR(mproc_dict_get(d2, "k", buf, sizeof(buf)), -ETIMEDOUT);
+	check_timeout("call to a stopped server under an EINTR storm", t0, t);
+	ASSERT_OK(kill(srv, SIGCONT) == 0 ? 0 : -errno);
+
+	ASSERT_OK(mproc_manager_connect_opts(&c3, addr, k, kl, &co));
+	ASSERT_OK(mproc_dict_open(&d3, c3, "d"));
+	ASSERT_OK(mproc_mqueue_open(&q, c3, "q", 0));
+	t0 = tap_now();
+	for (i = 0; i < 2000 || tap_now() - t0 < 0.1; i++) {
+		memset(buf, 0, sizeof(buf));
+		good += mproc_dict_get(d3, "k", buf, sizeof(buf)) == 1 && buf[0] == 'v';
+	}
+	CHECK_EQ(good, i);
+	t0 = tap_now();
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), t), -ETIMEDOUT);
+	check_timeout("parked get under an EINTR storm", t0, t);
+	CHECK_OK(mproc_manager_ping(c3));
+	storm_stop(storm);
+	mproc_dict_close(d);
+	mproc_dict_close(d2);
+	mproc_dict_close(d3);
+	mproc_mqueue_close(q);
+	mproc_manager_disconnect(c);
+	mproc_manager_disconnect(c2);
+	mproc_manager_disconnect(c3);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 static void t_restart(void *arg)
 {
 	char dir[] = "/tmp/mproc-test-XXXXXX", addr[128];
@@ -949,21 +1214,103 @@ static void t_max_frame(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/* CPU time (user + system) a process has used, in seconds, from /proc/PID/stat. */
+static double cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* After "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime. */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			 &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * The bounded spin: a burst of calls (server and client both spinning), then an idle pause in
+ * which the server sleeps (its CPU time does not grow by more than a few ticks); the same with
+ * MPROC_MANAGER_NOSPIN on both sides, which gives the same results. Unknown flags: -EINVAL.
+ */
+static void t_spin(void *arg)
+{
+	static const unsigned flags[] = { 0, MPROC_MANAGER_NOSPIN };
+	struct mproc_manager_opts mo = { .address = arg };
+	struct mproc_mclient_opts co = { 0 };
+	struct mproc_manager *m = NULL;
+	struct mproc_mclient *c = NULL;
+	struct mproc_dict *d = NULL;
+	const void *k;
+	size_t kl, f;
+	char buf[8];
+	double c0, c1;
+	int i, good;
+
+	mo.flags = 0x80;
+	CHECK_ERR(mproc_manager_start(&m, &mo), -EINVAL);
+	for (f = 0; f < MPROC__ARRAY_SIZE(flags); f++) {
+		mo.flags = co.flags = flags[f];
+		ASSERT_OK(mproc_manager_start(&m, &mo));
+		k = mproc_manager_key(m, &kl);
+		co.flags = 0x80;
+		CHECK_ERR(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co),
+			  -EINVAL);
+		co.flags = flags[f];
+		ASSERT_OK(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co));
+		ASSERT_OK(mproc_dict_open(&d, c, "d"));
+		CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+		for (i = good = 0; i < 3000; i++)
+			good += mproc_dict_get(d, "k", buf, sizeof(buf)) == 1 && buf[0] == 'v';
+		CHECK_EQ(good, 3000);
+		usleep(20 * 1000);      /* past any spin */
+		c0 = cpu_s(mproc_manager_pid(m));
+		usleep(500 * 1000);
+		c1 = cpu_s(mproc_manager_pid(m));
+		tap_diag("flags %#x: idle server used %.2f s of CPU in 0.5 s", flags[f], c1 - c0);
+		CHECK(c0 >= 0 && c1 >= 0);
+		CHECK_CMP(c1 - c0, <, 0.05);
+		mproc_dict_close(d);
+		mproc_manager_disconnect(c);
+		CHECK_EQ(mproc_manager_stop(m), 0);
+	}
+}
+
 /* ---- the mproc-manager command ---- */
 
 static char cmd_path[PATH_MAX];
 
+/* Run the command; its exit status (128 + signal if killed). A failure (exit 2) must say why
+ * in exactly one line on stderr: checked here. */
 static int run_cmd(const char *const argv[], const char *key_env)
 {
-	int status;
-	pid_t pid = fork();
+	char err[4096];
+	size_t got = 0, lines = 0, i;
+	int status, p[2];
+	ssize_t n;
+	pid_t pid;
 
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
-		dup2(nul, 2);
+		dup2(p[1], 2);
 		dup2(nul, 1);
 		if (key_env)
 			setenv("MPROC_KEY_FILE", key_env, 1);
@@ -972,14 +1319,28 @@ static int run_cmd(const char *const argv[], const char *key_env)
 		execv(cmd_path, (char *const *)argv);
 		_exit(127);
 	}
+	mproc__close(p[1]);
+	while (got < sizeof(err) && ((n = read(p[0], err + got, sizeof(err) - got)) > 0 ||
+				     (n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	mproc__close(p[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	for (i = 0; i < got; i++)
+		lines += err[i] == '\n';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
+	    (lines != 1 || got == 0 || err[got - 1] != '\n'))
+		tap_fail_at(__FILE__, __LINE__, "%s: exit 2 with %zu lines on stderr: %.*s",
+			    argv[1] ? argv[1] : "(no args)", lines, (int)got, err);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 static void t_command(void *arg)
 {
 	char dir[] = "/tmp/mproc-test-XXXXXX", kf[128], kf_open[128], sock[128], addr[160];
+	char log[160], logbuf[1024];
+	uint8_t frame[MPROC__MW_HDR];
+	ssize_t n;
 	uint8_t key[40];
 	struct mproc_mclient *c = NULL;
 	struct stat st;
@@ -1022,14 +1383,18 @@ static void t_command(void *arg)
 	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key-file",
 						kf, "--max-frame", "12", NULL }, NULL), 2);
 
-	/* A real run: MPROC_KEY_FILE, connect, SIGTERM, clean exit, socket removed. */
+	/* A real run: MPROC_KEY_FILE, connect, a malformed frame (logged with -EBADMSG, the
+	 * server keeps serving), SIGTERM, clean exit, socket removed. */
+	snprintf(log, sizeof(log), "%s/log", dir);
 	pid = fork();
 	ASSERT(pid >= 0);
 	if (pid == 0) {
-		const char *const argv[] = { "mproc-manager", "--listen", addr, NULL };
+		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin", NULL };
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 		dup2(nul, 1);
+		dup2(lfd, 2);
 		setenv("MPROC_KEY_FILE", kf, 1);
 		execv(cmd_path, (char *const *)argv);
 		_exit(127);
@@ -1038,11 +1403,27 @@ static void t_command(void *arg)
 		usleep(10 * 1000);
 	ASSERT(c);
 	CHECK_OK(mproc_manager_ping(c));
+	fd = raw_connect(addr);
+	raw_auth_key(fd, key, sizeof(key));
+	mproc__mw_hdr_put(frame, 0, MPROC__MW_PING);
+	frame[8] = 9;   /* version 9 */
+	CHECK_EQ(mproc__write_all(fd, frame, sizeof(frame), MPROC__NO_DEADLINE), sizeof(frame));
+	CHECK(raw_closed_within(fd, 2.0 * tap_timeout_mult()));
+	mproc__close(fd);
+	CHECK_OK(mproc_manager_ping(c));
 	mproc_manager_disconnect(c);
 	kill(pid, SIGTERM);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	CHECK_ERR(stat(sock, &st) == 0 ? 0 : -errno, -ENOENT);
+	fd = open(log, O_RDONLY | O_CLOEXEC);
+	ASSERT_OK(fd);
+	n = read(fd, logbuf, sizeof(logbuf) - 1);
+	mproc__close(fd);
+	logbuf[n > 0 ? n : 0] = '\0';
+	tap_diag("mproc-manager said: %s", logbuf);
+	CHECK(strstr(logbuf, "EBADMSG") != NULL);
+	unlink(log);
 	unlink(kf);
 	unlink(kf_open);
 	rmdir(dir);
@@ -1072,6 +1453,8 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/fake_server_refused", t_fake_server, NULL);
 	tap_add("manager/unix/huge_prefix_preauth", t_huge_prefix, NULL);
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/claimed_length_not_allocated", t_claimed_length, NULL);
+	tap_add("manager/tcp/claimed_length_not_allocated", t_claimed_length, "tcp:127.0.0.1:0");
 	tap_add_opts("manager/unix/idle_preauth_200", t_idle_preauth, NULL, &slow);
 	tap_add_opts("manager/tcp/idle_preauth_200", t_idle_preauth, "tcp:127.0.0.1:0", &slow);
 	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
@@ -1081,11 +1464,18 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);
 	tap_add("manager/tcp/server_killed", t_server_killed, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/every_call_after_server_killed", t_every_call_dead, NULL);
+	tap_add("manager/tcp/every_call_after_server_killed", t_every_call_dead,
+		"tcp:127.0.0.1:0");
+	tap_add("manager/unix/silent_server_times_out", t_silent_server, NULL);
+	tap_add("manager/tcp/silent_server_times_out", t_silent_server, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/restart_same_address", t_restart, "unix");
 	tap_add("manager/tcp/restart_same_address", t_restart, "tcp");
 	tap_add("manager/unix/owner_death", t_owner_death, NULL);
 	tap_add("manager/api/bad_input", t_bad_input, NULL);
 	tap_add("manager/unix/max_frame", t_max_frame, NULL);
+	tap_add("manager/unix/spin_bounded_and_nospin", t_spin, NULL);
+	tap_add("manager/tcp/spin_bounded_and_nospin", t_spin, "tcp:127.0.0.1:0");
 	tap_add("manager/command/flags_and_run", t_command, NULL);
 	return tap_run(argc, argv);
 }

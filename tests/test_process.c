@@ -573,6 +573,58 @@ static void t_parent_killed(void *arg)
 	CHECK_CMP(tap_now() - t0, <, 2.0 * tap_timeout_mult());
 }
 
+/* mproc_set_executable: bad paths refused; the image set is the one exec methods and the next
+ * forkserver run (an image that does not answer fails the start); NULL restores our own. */
+static void t_set_executable(void *arg)
+{
+	enum mproc_start_method ms[] = { MPROC_START_VFORK, MPROC_START_POSIX_SPAWN,
+					 MPROC_START_SPAWN, MPROC_START_FORKSERVER };
+	struct mproc_process *p;
+	char self[4096];
+	ssize_t n;
+	int code = -1;
+
+	CHECK_ERR(mproc_set_executable(""), -EINVAL);
+	CHECK_ERR(mproc_set_executable("/nonexistent/mproc-image"), -ENOENT);
+	CHECK_ERR(mproc_set_executable("/etc/passwd"), -EACCES);       /* not executable */
+	mproc_forkserver_stop();
+	/* /bin/true never answers the handshake: every exec method fails to start. */
+	ASSERT(mproc_set_executable("/bin/true") == 0);
+	for (size_t i = 0; i < MPROC__ARRAY_SIZE(ms); i++) {
+		ASSERT(mk(&p, ms[i], e_exit, NULL, 0) == 0);
+		CHECK(mproc_process_start(p) < 0);
+		mproc_process_free(p);
+	}
+	CHECK_ERR(mproc_forkserver_start(), -ECONNREFUSED);
+	/* An explicit opts.exe still wins. */
+	{
+		struct mproc_process_opts o = { .method = MPROC_START_SPAWN, .exe = "/proc/self/exe" };
+
+		ASSERT(mproc_process_new(&p, e_exit, NULL, &o) == 0);
+		CHECK_EQ(mproc_process_start(p), 0);
+		CHECK_EQ(mproc_process_join(p, MPROC_FOREVER), 0);
+		mproc_process_free(p);
+	}
+	/* Our own image by its path, then the default again (NULL). */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ASSERT(n > 0);
+	self[n] = '\0';
+	for (int round = 0; round < 2; round++) {
+		ASSERT(mproc_set_executable(round ? NULL : self) == 0);
+		for (size_t i = 0; i < MPROC__ARRAY_SIZE(ms); i++) {
+			int seven = 7;
+
+			ASSERT(mk(&p, ms[i], e_exit, &seven, sizeof(seven)) == 0);
+			CHECK_EQ(mproc_process_start(p), 0);
+			CHECK_EQ(mproc_process_join(p, MPROC_FOREVER), 0);
+			CHECK_EQ(mproc_process_exitcode(p, &code), 0);
+			CHECK_EQ(code, 7);
+			mproc_process_free(p);
+		}
+		mproc_forkserver_stop();
+	}
+}
+
 static atomic_int stop_helper;
 
 static void *lock_hammer(void *a)
@@ -899,6 +951,7 @@ int main(int argc, char **argv)
 	tap_add("process/fork/lock_held_by_thread", t_fork_lock_held, NULL);
 	tap_add("process/fork/warns_threads", t_fork_warns_threads, NULL);
 	tap_add("process/any/bad_input", t_bad_input, NULL);
+	tap_add("process/any/set_executable", t_set_executable, NULL);
 	tap_add("process/any/request_parser", t_request_parser, NULL);
 	tap_add("process/any/request_parser_random", t_request_parser_random, NULL);
 	tap_add("log/fd/lines_whole", t_log_lines, NULL);

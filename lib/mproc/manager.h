@@ -8,7 +8,7 @@
  * is one request and one reply on the client's socket. Objects live until the server exits.
  *
  * Lifecycle. mproc_manager_start() forks the server (call it before starting threads) and
- * returns once it listens; mproc_manager_address() and mproc_manager_key() give what a client
+ * returns once it serves; mproc_manager_address() and mproc_manager_key() give what a client
  * needs. mproc_manager_stop() ends the server, reaps it and removes its socket. The server also
  * exits on its own when its owner process exits (a parent-death pipe reaching EOF, backed by
  * PR_SET_PDEATHSIG); it ignores SIGINT so that Ctrl-C in a terminal reaches the clients first.
@@ -54,6 +54,14 @@ extern "C" {
 #define MPROC_MANAGER_ADDRESS_MAX 256
 #define MPROC_MANAGER_MAX_FRAME_DEFAULT (64u << 20)
 
+/* Flags of mproc_manager_opts and mproc_mclient_opts. By default the server busy-polls for up
+ * to 50 us after serving and a client for up to 50 us after sending a request (with
+ * sched_yield() between polls), before sleeping: a loop of calls then never waits for a
+ * sleeping CPU to wake, which is most of a cross-core round trip. NOSPIN sleeps at once (for a
+ * remote server, or where a few idle microseconds of CPU after each call matter more). */
+#define MPROC_MANAGER_NOSPIN 0x1u
+#define MPROC_MANAGER_FLAGS_ALL MPROC_MANAGER_NOSPIN
+
 struct mproc_manager;           /* the owner's handle on a server process */
 struct mproc_mclient;           /* a connection to a server */
 struct mproc_dict;              /* proxies: a name on the server and the client that reaches it */
@@ -72,12 +80,15 @@ struct mproc_manager_opts {
 	const void *key;
 	size_t keylen;
 	size_t max_frame;       /* largest request or reply after authentication; 0: 64 MiB */
+	unsigned flags;         /* MPROC_MANAGER_NOSPIN */
 };
 
 /*
  * mproc_manager_start - fork a server process listening on o->address (see opts).
- * Returns 0, -EINVAL (bad address, key length, max_frame < 4096), -EADDRINUSE (a live server
- * already there), -ENAMETOOLONG (Unix path too long), or -errno of socket/bind/fork.
+ * Returns 0 once the server serves, -EINVAL (bad address, key length, max_frame < 4096, unknown
+ * flags), -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or
+ * -errno of socket/bind/fork or of the server's own setup (-EMFILE for its epoll or signalfd: it has
+ * then exited, been reaped and removed its socket).
  * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
  * multi-threaded process.
  */
@@ -90,7 +101,7 @@ int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_o
  */
 int mproc_manager_stop(struct mproc_manager *m);
 
-/* The address clients connect to ("unix:/tmp/mproc-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
+/* The address clients connect to ("unix:/tmp/mproc-<pid>-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
 const char *mproc_manager_address(const struct mproc_manager *m);
 /* The key (pass it to other processes over a pipe or inheritance, never argv or env). */
 const void *mproc_manager_key(const struct mproc_manager *m, size_t *keylen);
@@ -99,13 +110,14 @@ pid_t mproc_manager_pid(const struct mproc_manager *m);
 struct mproc_mclient_opts {
 	double connect_timeout_s;       /* connect + handshake; 0: 5 s */
 	double call_timeout_s;          /* a reply later than this breaks the client; 0: 10 s */
+	unsigned flags;                 /* MPROC_MANAGER_NOSPIN */
 };
 
 /*
  * mproc_manager_connect - connect to a server and run the mutual handshake.
- * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length),
- * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the handshake),
- * -EBADMSG (not an mproc manager, or another version), -ENOMEM.
+ * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length, unknown
+ * flags), -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
+ * handshake), -EBADMSG (not an mproc manager, or another version), -ENOMEM.
  */
 int mproc_manager_connect(struct mproc_mclient **out, const char *address, const void *key,
 			  size_t keylen);

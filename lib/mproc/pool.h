@@ -22,7 +22,9 @@
  * result - the owner reaps it, fails exactly the slots TAKEN by it with -ECHILD, starts a
  * replacement and goes on (the default: only the lost tasks fail). With MPROC_POOL_BREAK_ON_DEATH
  * it does what ProcessPoolExecutor does instead: every pending task fails with -ECHILD and new
- * submissions are refused with -EPIPE ("broken pool").
+ * submissions are refused with -EPIPE ("broken pool"). A pool whose replacement worker cannot
+ * start (fork fails: RLIMIT_NPROC, memory) breaks the same way rather than wait for workers
+ * that may never come.
  *
  * Wake-ups: idle workers spin briefly, then sleep on a futex (a sequence counter the owner
  * bumps and wakes only when someone sleeps); a worker that finishes while the handler thread

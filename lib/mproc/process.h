@@ -7,8 +7,9 @@
  *    every fd, only the calling thread, locks in whatever state other threads left them (the
  *    library's own locks are made safe by pthread_atfork). Start cost grows with parent RSS.
  *  - MPROC_START_VFORK: clone(CLONE_VM|CLONE_VFORK) + execve of the program's own image
- *    (opts.exe, default /proc/self/exe). A fresh image: no memory, no threads, no locks; fds not
- *    marked close-on-exec are inherited. Start cost is independent of parent RSS.
+ *    (opts.exe, else mproc_set_executable's, else /proc/self/exe). A fresh image: no memory,
+ *    no threads, no locks; fds not marked close-on-exec are inherited. Start cost is
+ *    independent of parent RSS.
  *  - MPROC_START_POSIX_SPAWN: the same through posix_spawn(3).
  *  - MPROC_START_SPAWN: as vfork, and the child closes every fd beyond stdio first (Python's
  *    spawn: a fresh image that inherits only stdin/stdout/stderr).
@@ -80,7 +81,8 @@ struct mproc_process_opts {
 	const char *entry;      /* exec methods: registered entry name (NULL: look fn up) */
 	size_t arg_len;         /* exec methods: arg is arg_len bytes, copied at _new; the child
 				 * gets a malloc'd (max-aligned) copy */
-	const char *exe;        /* vfork/posix_spawn/spawn: image to run (NULL: /proc/self/exe) */
+	const char *exe;        /* vfork/posix_spawn/spawn: image to run (NULL: the one set with
+				 * mproc_set_executable, else /proc/self/exe) */
 };
 
 /*
@@ -101,6 +103,8 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
  * Returns 0, -EINVAL (already started, or closed), -EPERM (called in a daemon), -ENOENT /
  * -EACCES / -ENOEXEC... (exec of opts.exe failed; no child is left), -ESRCH (the child image
  * does not know the entry: did it call mproc_main_hook?), -EAGAIN / -ENOMEM (fork limits),
+ * -EMFILE / -ENFILE (no fd for the pipe, memfd or pidfd it needs; a forked child is killed and
+ * reaped then),
  * -ECONNREFUSED / -EPIPE (the forkserver could not be started or reached).
  */
 int mproc_process_start(struct mproc_process *p);
@@ -181,6 +185,19 @@ int mproc_entry_register(const char *name, mproc_process_fn *fn);
  * returns at once.
  */
 void mproc_main_hook(int argc, char **argv);
+
+/*
+ * mproc_set_executable - the image that vfork, posix_spawn and spawn run when opts.exe is NULL,
+ * and that the forkserver runs when it next starts (Python's multiprocessing.set_executable).
+ * Default (and after a NULL path): the program's own image, /proc/self/exe. A small dedicated
+ * image starts faster than a large program: it must link libmproc, register the same entry
+ * names (MPROC_ENTRY) and call mproc_main_hook first in main(). The path is made absolute
+ * (realpath) and copied. A forkserver already running keeps its image until
+ * mproc_forkserver_stop.
+ * Returns 0, -EINVAL (empty path), -ENAMETOOLONG, -ENOENT / -EACCES / -ENOTDIR (not an
+ * executable file), -ENOMEM.
+ */
+int mproc_set_executable(const char *path);
 
 /*
  * mproc_forkserver_start - start the forkserver now (early: before the program grows or starts
