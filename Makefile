@@ -1,7 +1,7 @@
 # mproc - thin wrapper over meson/ninja and the suite driver. See README.md.
 #   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir]
-#   make test | make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] [FORCE=1]
-#   make clean
+#   make test | make test-all (with the slow soak) | make valgrind | make tsan
+#   make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] [FORCE=1] | make clean
 BUILD    ?= build
 PROFILE  ?= quick
 ONLY     ?=
@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 60
 MESONFLAGS ?=
 PYTHON   ?= $(shell if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi)
 
-.PHONY: all deps deps-bench build test test-all bench plots compare clean fuzz
+.PHONY: all deps deps-bench build test test-all valgrind tsan bench plots compare clean fuzz
 
 all: build
 
@@ -35,6 +35,23 @@ test-all: deps
 	@$(MAKE) --no-print-directory build
 	meson test -C $(BUILD) --print-errorlogs
 
+# The unit suite under valgrind memcheck (children traced, leaks as errors): slow, minutes.
+valgrind: deps
+	@command -v valgrind >/dev/null || \
+		{ echo "make valgrind: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
+	@test -f build-valgrind/build.ninja || \
+		meson setup -Dbuildtype=debug -Dbenchmarks=disabled build-valgrind
+	ninja -C build-valgrind
+	meson test -C build-valgrind --setup valgrind --suite unit --no-suite python \
+		--num-processes 2 --print-errorlogs
+
+# The multi-threaded cases under ThreadSanitizer (the `tsan` suite, tests/meson.build says
+# which cases and why the others are left out).
+tsan: deps
+	@test -f build-tsan/build.ninja || meson setup -Db_sanitize=thread -Dbenchmarks=disabled build-tsan
+	ninja -C build-tsan
+	meson test -C build-tsan --suite tsan --print-errorlogs
+
 bench: deps-bench
 	@$(MAKE) --no-print-directory build
 	$(PYTHON) bench/mproc-bench --build $(BUILD) --profile '$(PROFILE)' --only '$(ONLY)' --out '$(OUT)'
@@ -57,4 +74,4 @@ fuzz: deps
 # Leftovers of dead runs first (it needs the built bench_queue for SysV queues), then builds.
 clean:
 	@$(PYTHON) bench/mproc-bench --build $(BUILD) --clean-stale 2>/dev/null || true
-	rm -rf $(BUILD) build-asan build-valgrind build-fuzz-libfuzzer build-fuzz-mutate tests/fuzz/work
+	rm -rf $(BUILD) build-asan build-valgrind build-tsan build-fuzz-libfuzzer build-fuzz-mutate tests/fuzz/work

@@ -172,6 +172,9 @@ static void conn_set_rights(struct msghdr *m, void *cbuf, const int *fds, size_t
 {
 	struct cmsghdr *cm;
 
+	/* Zeroed: the kernel reads the whole CMSG_SPACE, alignment padding included (memcheck:
+	 * "sendmsg(msg.msg_control) points to uninitialised byte(s)"). */
+	memset(cbuf, 0, CMSG_SPACE(nfds * sizeof(int)));
 	m->msg_control = cbuf;
 	m->msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 	cm = CMSG_FIRSTHDR(m);

@@ -83,6 +83,11 @@ int mproc__set_cloexec(int fd, bool on);
  * async-signal-safe (stdio). */
 long mproc__read_proc_long(const char *path, long dflt);
 
+/* Whether the thread (or process) tid still runs: false once it is gone or a zombie (killed,
+ * not yet reaped), so that a waiter need not wait for the reaper. Used to find dead lock
+ * holders (sync.c, queue.c). Not async-signal-safe (snprintf). */
+bool mproc__tid_alive(pid_t tid);
+
 /* Parse a non-negative decimal integer at most max; returns 0 or -EINVAL. */
 int mproc__parse_u64(const char *s, uint64_t max, uint64_t *out);
 

@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -778,12 +779,32 @@ static void fork_warn_threads(void)
 			  "other threads held stay held in it", threads);
 }
 
+/* 1 if pidfd_open works here, 0 if not (Linux < 5.3, a seccomp filter, valgrind 3.19), asked
+ * once by opening a pidfd of ourselves. Callers that need a sentinel must know before fork:
+ * a pipe sentinel has to be made before the child exists. */
+static bool pidfd_works(void)
+{
+	static _Atomic int state;       /* 0 unknown, 1 works, -1 does not */
+	int s = atomic_load_explicit(&state, memory_order_relaxed), fd;
+
+	if (s == 0) {
+		fd = mproc__pidfd_open(getpid());
+		if (fd >= 0)
+			mproc__close(fd);
+		if (fd >= 0 || fd == -ENOSYS || fd == -EPERM) {
+			s = fd >= 0 ? 1 : -1;
+			atomic_store_explicit(&state, s, memory_order_relaxed);
+		}
+	}
+	return s >= 0;  /* unknown (EMFILE...): try the pidfd, as before */
+}
+
 static int start_fork(struct mproc_process *p)
 {
-	static int no_pidfd;    /* set once pidfd_open said ENOSYS: use a pipe sentinel */
 	int sp[2] = { -1, -1 }, dp[2];
 	sigset_t all, old, none;
 	pid_t pid, me = getpid(), pdeath = mproc__pdeathsig_ppid();
+	bool no_pidfd = !pidfd_works();
 	int r;
 
 	fork_warn_threads();
@@ -827,9 +848,7 @@ static int start_fork(struct mproc_process *p)
 		return 0;
 	}
 	p->pidfd = mproc__pidfd_open(pid);
-	if (p->pidfd == -ENOSYS) {
-		no_pidfd = 1;   /* this child is waited for by polling waitpid */
-	} else if (p->pidfd < 0) {
+	if (p->pidfd < 0 && p->pidfd != -ENOSYS) {
 		/* EMFILE, ENOMEM: a child without a sentinel could not be polled for; undo. */
 		r = p->pidfd;
 		kill(pid, SIGKILL);
@@ -842,7 +861,7 @@ static int start_fork(struct mproc_process *p)
 		return r;
 	}
 	if (p->pidfd < 0)
-		p->pidfd = -1;
+		p->pidfd = -1;  /* this child is waited for by polling waitpid */
 	p->sentinel = p->pidfd;
 	return 0;
 }

@@ -135,8 +135,9 @@ static inline void mproc__cpu_relax(void)
  * A light robust lock for the ring's hot path: one 32-bit word in shared memory holding the
  * owner's thread id (bit 31: someone sleeps on it). Uncontended lock and unlock are one atomic
  * each (a glibc robust mutex costs about 4x more). A waiter sleeps in slices of
- * MPROC__QLOCK_SLICE_NS; after each it asks the kernel whether the owner still exists
- * (kill(tid, 0)); if not, it takes the lock over and gets -EOWNERDEAD. A recycled tid can
+ * MPROC__QLOCK_SLICE_NS; after each, and before it gives up at its deadline (timeout 0
+ * included), it asks whether the owner still runs (mproc__tid_alive: gone, or a zombie not
+ * yet reaped, counts as dead); if not, it takes the lock over and gets -EOWNERDEAD. A recycled tid can
  * hide a dead owner until the caller's deadline (-ETIMEDOUT), never beyond it.
  */
 #define MPROC__QLOCK_SLICE_NS (50 * INT64_C(1000000))

@@ -153,41 +153,6 @@ static inline uint32_t self_tid(void)
 	return tls_tid;
 }
 
-/* Whether thread `tid` still runs: kill(tid, 0) finds any task by id; a zombie (killed but
- * not yet reaped) still answers it, so look at its state in /proc too. */
-static bool tid_alive(uint32_t tid)
-{
-	char path[48], buf[256];
-	const char *p;
-	ssize_t n;
-	int fd, saved = errno;
-	bool alive = true;
-
-	if (kill((pid_t)tid, 0) < 0 && errno == ESRCH) {
-		errno = saved;
-		return false;
-	}
-	snprintf(path, sizeof(path), "/proc/%u/stat", tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		alive = errno != ENOENT && errno != ESRCH;
-		errno = saved;
-		return alive;
-	}
-	do {
-		n = read(fd, buf, sizeof(buf) - 1);
-	} while (n < 0 && errno == EINTR);
-	mproc__close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		p = strrchr(buf, ')');          /* the command name may hold spaces and parens */
-		if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
-			alive = false;
-	}
-	errno = saved;
-	return alive;
-}
-
 /* ---- timeouts ------------------------------------------------------------------------- */
 
 static inline bool timeout_valid(double t)
@@ -207,7 +172,7 @@ static int lw_take_if_dead(uint32_t *w, uint32_t v, uint32_t tid)
 {
 	uint32_t owner = v & LW_TID_MASK;
 
-	if (owner == 0 || owner == tid || tid_alive(owner))
+	if (owner == 0 || owner == tid || mproc__tid_alive((pid_t)owner))
 		return 0;
 	/* Only one waiter wins the exchange from this exact value. */
 	if (CAS(w, &v, tid | (v & LW_WAITERS)))

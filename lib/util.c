@@ -263,6 +263,41 @@ int mproc__set_cloexec(int fd, bool on)
 	return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
 }
 
+/* Whether thread `tid` still runs: kill(tid, 0) finds any task by id; a zombie (killed but
+ * not yet reaped) still answers it, so look at its state in /proc too. */
+bool mproc__tid_alive(pid_t tid)
+{
+	char path[48], buf[256];
+	const char *p;
+	ssize_t n;
+	int fd, saved = errno;
+	bool alive = true;
+
+	if (kill(tid, 0) < 0 && errno == ESRCH) {
+		errno = saved;
+		return false;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		alive = errno != ENOENT && errno != ESRCH;
+		errno = saved;
+		return alive;
+	}
+	do {
+		n = read(fd, buf, sizeof(buf) - 1);
+	} while (n < 0 && errno == EINTR);
+	mproc__close(fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		p = strrchr(buf, ')');          /* the command name may hold spaces and parens */
+		if (p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+			alive = false;
+	}
+	errno = saved;
+	return alive;
+}
+
 long mproc__read_proc_long(const char *path, long dflt)
 {
 	FILE *f = fopen(path, "re");

@@ -19,6 +19,8 @@
  * its timeout (default 60 s, x TAP_TIMEOUT_MULT) and reaps anything the case orphaned.
  *
  * Run alone: ./test_x 'queue/ring/...' (an fnmatch pattern) runs the matching cases (fnmatch); --list lists them.
+ * Cases matching a pattern of the environment variable TAP_SKIP (space-separated) are skipped
+ * with TAP_SKIP_REASON: a test setup's exclusions (meson.build, valgrind).
  * A case that lacks a resource calls tap_skip("reason"). If every case skipped, the
  * executable exits 77 (meson: SKIP).
  *

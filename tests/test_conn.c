@@ -341,6 +341,7 @@ static void t_closed_peer(void *arg)
 	CHECK_EQ(mproc_conn_recv(a, buf, sizeof(buf), 1), 4);          /* queued data first */
 	CHECK_ERR(mproc_conn_recv(a, buf, sizeof(buf), 1), MPROC_EOF);
 	CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);                  /* and no SIGPIPE */
+	memset(buf, 'y', sizeof(buf));
 	CHECK_ERR(mproc_conn_send(a, buf, sizeof(buf)), -EPIPE);
 	mproc_conn_close(a);
 
@@ -414,6 +415,7 @@ static void t_shared_senders(void *arg)
 
 				x = x * 1103515245u + 12345u;
 				len = sizeof(h) + (x >> 8) % (s % 10 == 0 ? cap - sizeof(h) : 300);
+				memset(&h, 0, sizeof(h));     /* padding too: it is sent */
 				h.proc = (uint32_t)p;
 				h.seq = s;
 				h.len = (uint32_t)len;
@@ -606,6 +608,7 @@ static void send_raw_fds(int sock, unsigned hdr_nfds, const int *fds, size_t nfd
 	if (nfds) {
 		struct cmsghdr *cm;
 
+		memset(cbuf.buf, 0, sizeof(cbuf.buf));  /* the kernel reads the padding too */
 		m.msg_control = cbuf.buf;
 		m.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 		cm = CMSG_FIRSTHDR(&m);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -588,6 +589,95 @@ static void t_callbacks(void *arg)
 	CHECK(!mproc_result_successful(rs[20]));
 	for (k = 0; k < 21; k++)
 		mproc_result_free(rs[k]);
+	mproc_pool_free(p);
+}
+
+/* Several owner threads use one pool at once ("used from several threads", pool.h): each
+ * submits, applies and maps its own tasks, with callbacks counted, while the handler thread
+ * harvests. Every result is right and every callback runs once (the TSan build runs this). */
+#define PT_THREADS 4
+#define PT_TASKS 200
+static _Atomic int pt_cb;
+
+static void pt_on_done(struct mproc_result *r, ssize_t status, void *arg)
+{
+	atomic_fetch_add(&pt_cb, 1);
+}
+
+struct pt_arg {
+	struct mproc_pool *p;
+	int id;
+	_Atomic int bad;
+};
+
+static void *pt_thread(void *arg)
+{
+	struct pt_arg *a = arg;
+	struct mproc_result *rs[PT_TASKS];
+	int64_t x, y, in[16], out[16];
+	ssize_t st[16];
+	int k;
+
+	for (k = 0; k < PT_TASKS; k++) {
+		struct mproc_apply_opts ao = { pt_on_done, pt_on_done, NULL };
+
+		x = a->id * 1000 + k;
+		if (mproc_pool_apply_async(a->p, &x, 8, &ao, &rs[k]) < 0) {
+			atomic_fetch_add(&a->bad, 1);
+			rs[k] = NULL;
+		}
+	}
+	for (k = 0; k < PT_TASKS; k++) {
+		x = a->id * 1000 + k;
+		if (!rs[k])
+			continue;
+		if (mproc_result_get(rs[k], &y, 8, 10.0 * tap_timeout_mult()) != 8 || y != x * x)
+			atomic_fetch_add(&a->bad, 1);
+		mproc_result_free(rs[k]);
+	}
+	x = a->id + 2;
+	if (mproc_pool_apply(a->p, &x, 8, &y, 8, 10.0 * tap_timeout_mult()) != 8 || y != x * x)
+		atomic_fetch_add(&a->bad, 1);
+	for (k = 0; k < 16; k++)
+		in[k] = a->id * 100 + k;
+	{
+		struct mproc_pool_batch b = { .tasks = in, .task_len = 8, .results = out,
+					      .result_stride = 8, .status = st, .n = 16 };
+
+		if (mproc_pool_map(a->p, &b, 10.0 * tap_timeout_mult()) != 0)
+			atomic_fetch_add(&a->bad, 1);
+		for (k = 0; k < 16; k++) {
+			if (st[k] != 8 || out[k] != in[k] * in[k])
+				atomic_fetch_add(&a->bad, 1);
+		}
+	}
+	return NULL;
+}
+
+static void t_threads(void *arg)
+{
+	struct mproc_pool *p = mkpool(2, 0);
+	struct pt_arg a[PT_THREADS];
+	pthread_t th[PT_THREADS];
+	int k, started = 0;
+
+	atomic_store(&pt_cb, 0);
+	for (k = 0; k < PT_THREADS; k++) {
+		a[k].p = p;
+		a[k].id = k;
+		atomic_store(&a[k].bad, 0);
+		if (pthread_create(&th[k], NULL, pt_thread, &a[k]) != 0)
+			break;
+		started++;
+	}
+	CHECK_EQ(started, PT_THREADS);
+	for (k = 0; k < started; k++) {
+		pthread_join(th[k], NULL);
+		CHECK_EQ(atomic_load(&a[k].bad), 0);
+	}
+	CHECK_OK(mproc_pool_close(p));
+	CHECK_OK(mproc_pool_join(p, 10.0 * tap_timeout_mult()));
+	CHECK_EQ(atomic_load(&pt_cb), started * PT_TASKS);
 	mproc_pool_free(p);
 }
 
@@ -1277,6 +1367,7 @@ int main(int argc, char **argv)
 	tap_add("pool/unit/maxtasksperchild", t_maxtasks, NULL);
 	tap_add("pool/unit/futures", t_futures, NULL);
 	tap_add("pool/unit/burst_wakes_all", t_burst_wakes_all, NULL);
+	tap_add("pool/unit/threads", t_threads, NULL);
 	tap_add("pool/fault/kill_running", t_kill_running, NULL);
 	tap_add("pool/fault/kill_reading", t_kill_reading, NULL);
 	tap_add("pool/fault/kill_writing", t_kill_writing, NULL);

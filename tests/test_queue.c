@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -870,6 +872,22 @@ static void t_ring_modes(void *arg)
 
 /* The ring's own robust lock: a holder SIGKILLed while holding it is detected, and the next
  * locker gets -EOWNERDEAD (and holds the lock) within about one slice, never a hang. */
+/* A child takes the lock and pauses; returns its pid once it holds it. */
+static pid_t qlock_holder(_Atomic uint32_t *lock)
+{
+	pid_t pid = fork();
+
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		mproc__qlock(lock, MPROC__NO_DEADLINE);
+		pause();
+		_exit(0);
+	}
+	while (atomic_load(lock) == 0)
+		usleep(1000);
+	return pid;
+}
+
 static void t_qlock_owner_dies(void *arg)
 {
 	_Atomic uint32_t *lock = shared(4096);
@@ -879,15 +897,7 @@ static void t_qlock_owner_dies(void *arg)
 
 	CHECK_OK(mproc__qlock(lock, MPROC__NO_DEADLINE));
 	mproc__qunlock(lock);
-	pid = fork();
-	ASSERT(pid >= 0);
-	if (pid == 0) {
-		mproc__qlock(lock, MPROC__NO_DEADLINE);
-		pause();
-		_exit(0);
-	}
-	while (atomic_load(lock) == 0)
-		usleep(1000);
+	pid = qlock_holder(lock);
 	/* A live holder: a timed lock times out. */
 	t0 = tap_now();
 	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 100 * 1000000), -ETIMEDOUT);
@@ -899,6 +909,33 @@ static void t_qlock_owner_dies(void *arg)
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	mproc__qunlock(lock);
 	CHECK_OK(mproc__qlock(lock, 0));
+	mproc__qunlock(lock);
+	/* Callers that only poll learn of a dead owner too: timeout 0, and a deadline within one
+	 * wait slice. (The soak found a ring wedged for good: its holder had been killed and
+	 * every consumer called get with a timeout of one slice, which never checked.) */
+	pid = qlock_holder(lock);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_ERR(mproc__qlock(lock, 0), -EOWNERDEAD);
+	mproc__qunlock(lock);
+	/* A holder killed and not yet reaped (a zombie) is dead too: the process that would
+	 * reap it may be the one waiting for the lock. */
+	pid = qlock_holder(lock);
+	kill(pid, SIGKILL);
+	{
+		siginfo_t si;
+
+		CHECK_EQ(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	}
+	t0 = tap_now();
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC), -EOWNERDEAD);
+	CHECK_CMP(tap_now() - t0, <, 1.0);
+	mproc__qunlock(lock);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	pid = qlock_holder(lock);
+	kill(pid, SIGKILL);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + MPROC__QLOCK_SLICE_NS / 5), -EOWNERDEAD);
 	mproc__qunlock(lock);
 	munmap((void *)lock, 4096);
 }
@@ -931,6 +968,90 @@ static void t_sysv_clean_stale(void *arg)
 	mproc_queue_free(live);
 }
 
+/* Threads of one process share a handle ("safe between threads", queue.h): 2 producer and
+ * 2 consumer threads, every item arrives once and intact (the TSan build runs this too). */
+#define TQ_PER_PROD 2000
+struct tq {
+	struct mproc_queue *q;
+	uint32_t prod;
+	_Atomic uint8_t *seen;          /* [prod * TQ_PER_PROD + seq] */
+	_Atomic int bad;
+};
+
+static void *tq_producer(void *arg)
+{
+	struct tq *t = arg;
+	unsigned char buf[256];
+	uint32_t prod = t->prod;
+
+	for (uint32_t i = 0; i < TQ_PER_PROD; i++) {
+		size_t len = make_item(buf, 16 + i % 200, prod, i);
+
+		if (mproc_queue_put(t->q, buf, len, 10.0 * tap_timeout_mult()) < 0) {
+			atomic_fetch_add(&t->bad, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *tq_consumer(void *arg)
+{
+	struct tq *t = arg;
+	unsigned char buf[256];
+	struct item_hdr h;
+	ssize_t n;
+
+	for (;;) {
+		n = mproc_queue_get(t->q, buf, sizeof(buf), 10.0 * tap_timeout_mult());
+		if (n < 0) {
+			atomic_fetch_add(&t->bad, 1);
+			break;
+		}
+		if (!check_item(buf, (size_t)n, &h) || h.prod > 2 || h.seq >= TQ_PER_PROD) {
+			atomic_fetch_add(&t->bad, 1);
+			continue;
+		}
+		if (h.prod == 2)
+			break;          /* the end marker: one per consumer */
+		atomic_fetch_add(&t->seen[h.prod * TQ_PER_PROD + h.seq], 1);
+	}
+	return NULL;
+}
+
+static void t_threads(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 8, 256, 0);
+	static _Atomic uint8_t seen[2 * TQ_PER_PROD];
+	struct tq t[2] = { { .q = q, .prod = 0, .seen = seen }, { .q = q, .prod = 1, .seen = seen } };
+	pthread_t prod[2], cons[2];
+	unsigned char buf[64];
+	int k;
+
+	for (k = 0; k < 2 * TQ_PER_PROD; k++)
+		atomic_store(&seen[k], 0);
+	for (k = 0; k < 2; k++) {
+		ASSERT_EQ(pthread_create(&cons[k], NULL, tq_consumer, &t[0]), 0);
+		ASSERT_EQ(pthread_create(&prod[k], NULL, tq_producer, &t[k]), 0);
+	}
+	for (k = 0; k < 2; k++)
+		pthread_join(prod[k], NULL);
+	for (k = 0; k < 2; k++)
+		CHECK_OK(mproc_queue_put(q, buf, make_item(buf, 16, 2, 0), 10.0));
+	for (k = 0; k < 2; k++)
+		pthread_join(cons[k], NULL);
+	CHECK_EQ(atomic_load(&t[0].bad) + atomic_load(&t[1].bad), 0);
+	for (k = 0; k < 2 * TQ_PER_PROD; k++) {
+		if (atomic_load(&seen[k]) != 1) {
+			tap_fail_at(__FILE__, __LINE__, "item %d seen %d times", k,
+				    (int)atomic_load(&seen[k]));
+			break;
+		}
+	}
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	mproc_queue_free(q);
+}
+
 struct tcase {
 	const char *name;
 	tap_fn *fn;
@@ -954,6 +1075,7 @@ int main(int argc, char **argv)
 		{ "kill_keeps_maxsize", t_kill_keeps_maxsize, 120 },
 		{ "exec_child", t_exec_child, 120 },
 		{ "joinable", t_joinable, 0 },
+		{ "threads", t_threads, 120 },
 	};
 	char name[128];
 

@@ -1092,6 +1092,116 @@ static void t_lock_thread_exit_holding(void *arg)
 	mproc_lock_free(l);
 }
 
+/* Threads of one process (sync.h: "between threads" too): 4 threads wait for an event, bump
+ * plain counters under a lock, a nested rlock and a semaphore of value 1, and meet at a barrier
+ * each round; under
+ * TSan this checks that each primitive's atomics order the data it guards. */
+#define ST_THREADS 4
+#define ST_ROUNDS 50
+#define ST_PER_ROUND 40
+struct st_arg {
+	struct mproc_lock *l;
+	struct mproc_rlock *rl;
+	struct mproc_sem *sem;
+	struct mproc_barrier *b;
+	struct mproc_event *ev;
+	long go;                        /* plain: written before ev is set */
+	long c_lock, c_rlock, c_sem;    /* plain: guarded by l, rl, sem */
+	long after_barrier[ST_ROUNDS];  /* written by the barrier's index 0 each round */
+	_Atomic int bad;
+};
+
+static void *st_thread(void *p)
+{
+	struct st_arg *a = p;
+	int round, k, idx;
+
+	if (mproc_event_wait(a->ev, 10.0 * tap_timeout_mult()) < 0 || a->go != 42) {
+		atomic_fetch_add(&a->bad, 1);
+		mproc_barrier_abort(a->b);
+		return NULL;
+	}
+	for (round = 0; round < ST_ROUNDS; round++) {
+		for (k = 0; k < ST_PER_ROUND; k++) {
+			if (mproc_lock_acquire(a->l, 10.0) < 0) {
+				atomic_fetch_add(&a->bad, 1);
+				return NULL;
+			}
+			a->c_lock++;
+			mproc_lock_release(a->l);
+			if (mproc_rlock_acquire(a->rl, 10.0) < 0 ||
+			    mproc_rlock_acquire(a->rl, 10.0) < 0) {
+				atomic_fetch_add(&a->bad, 1);
+				return NULL;
+			}
+			a->c_rlock++;
+			mproc_rlock_release(a->rl);
+			mproc_rlock_release(a->rl);
+			if (mproc_sem_acquire(a->sem, 10.0) < 0) {
+				atomic_fetch_add(&a->bad, 1);
+				return NULL;
+			}
+			a->c_sem++;
+			mproc_sem_release(a->sem);
+		}
+		idx = mproc_barrier_wait(a->b, 10.0 * tap_timeout_mult());
+		if (idx < 0) {
+			atomic_fetch_add(&a->bad, 1);
+			return NULL;
+		}
+		if (idx == 0) {
+			/* Every thread's increments of this round happened before the barrier. */
+			if (mproc_lock_acquire(a->l, 10.0) == 0) {
+				a->after_barrier[round] = a->c_lock;
+				mproc_lock_release(a->l);
+			}
+		}
+		if (mproc_barrier_wait(a->b, 10.0 * tap_timeout_mult()) < 0) {
+			atomic_fetch_add(&a->bad, 1);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void t_threads_mixed(void *arg)
+{
+	static struct st_arg a;
+	pthread_t th[ST_THREADS];
+	int k, started = 0;
+
+	memset(&a, 0, sizeof(a));
+	ASSERT_OK(mproc_lock_new(&a.l));
+	ASSERT_OK(mproc_rlock_new(&a.rl));
+	ASSERT_OK(mproc_sem_new(&a.sem, 1, 1));
+	ASSERT_OK(mproc_barrier_new(&a.b, ST_THREADS));
+	ASSERT_OK(mproc_event_new(&a.ev));
+	for (k = 0; k < ST_THREADS; k++) {
+		if (pthread_create(&th[k], NULL, st_thread, &a) != 0)
+			break;
+		started++;
+	}
+	usleep(1000);
+	a.go = 42;
+	CHECK_OK(mproc_event_set(a.ev));
+	CHECK_EQ(started, ST_THREADS);
+	if (started < ST_THREADS)
+		mproc_barrier_abort(a.b);
+	for (k = 0; k < started; k++)
+		pthread_join(th[k], NULL);
+	CHECK_EQ(atomic_load(&a.bad), 0);
+	CHECK_EQ(a.c_lock, (long)started * ST_ROUNDS * ST_PER_ROUND);
+	CHECK_EQ(a.c_rlock, (long)started * ST_ROUNDS * ST_PER_ROUND);
+	CHECK_EQ(a.c_sem, (long)started * ST_ROUNDS * ST_PER_ROUND);
+	for (k = 0; k < ST_ROUNDS && started == ST_THREADS; k++)
+		CHECK_EQ(a.after_barrier[k], (long)(k + 1) * ST_THREADS * ST_PER_ROUND);
+	mproc_event_free(a.ev);
+	mproc_barrier_free(a.b);
+	mproc_sem_free(a.sem);
+	mproc_rlock_free(a.rl);
+	mproc_lock_free(a.l);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_opts slow = { .timeout_s = 120 };
@@ -1101,6 +1211,7 @@ int main(int argc, char **argv)
 	tap_add("sync/lock/timeout", t_lock_timeout, NULL);
 	tap_add("sync/lock/cross_process", t_lock_cross_process, NULL);
 	tap_add_opts("sync/lock/counter_8x10000", t_lock_counter, NULL, &slow);
+	tap_add("sync/threads/mixed", t_threads_mixed, NULL);
 	tap_add("sync/lock/owner_dead_zombie", t_lock_owner_dead_zombie, NULL);
 	tap_add("sync/lock/owner_dead_reaped", t_lock_owner_dead_reaped, NULL);
 	tap_add("sync/lock/owner_dead_blocked_waiter", t_lock_owner_dead_blocked, NULL);
