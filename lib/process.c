@@ -14,6 +14,19 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#if defined(__SANITIZE_ADDRESS__)
+#define MPROC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPROC__ASAN 1
+#endif
+#endif
+#ifndef MPROC__ASAN
+#define MPROC__ASAN 0
+#endif
+#if MPROC__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -593,6 +606,11 @@ int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *
 			    &c);
 		e = errno;
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+#if MPROC__ASAN
+		/* The child's frames poisoned ASan's shadow of this array (shared memory: CLONE_VM)
+		 * and it exec'd before unpoisoning them: later frames of ours would trip on it. */
+		ASAN_UNPOISON_MEMORY_REGION(stack, sizeof(stack));
+#endif
 		if (pid < 0)
 			return -e;
 		if (c.err) {
