@@ -8,7 +8,6 @@ set, spawn + latency + python, times halved), run_python (CPython comparators on
 run_incomplete (interrupted), run_nan (NaN p50 in one name, NaN/Infinity p99 in another).
 Everything is written under a temporary directory."""
 import contextlib
-import fnmatch
 import io
 import math
 import html.parser
@@ -35,6 +34,8 @@ import htmlindex  # noqa: E402
 import registry  # noqa: E402
 import report  # noqa: E402
 import tsv  # noqa: E402
+
+import taprun  # tests/taprun.py: unittest cases as TAP
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -465,38 +466,7 @@ class Plots(unittest.TestCase):
 
 # ------------------------------------------------------------------------------------------
 def main():
-    pattern = sys.argv[1] if len(sys.argv) > 1 else "*"
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    cases = []
-
-    def flatten(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                flatten(t)
-            else:
-                cases.append(t)
-    flatten(suite)
-
-    def tap_name(c):
-        return "compare/" + c.id().split(".", 1)[1].replace(".", "/")
-    cases = [c for c in cases if fnmatch.fnmatch(tap_name(c), pattern)]
-    print("TAP version 13\n1..%d" % len(cases), flush=True)
-    failed = 0
-    for i, c in enumerate(cases, 1):
-        r = unittest.TestResult()
-        c.run(r)
-        name = tap_name(c)
-        if r.wasSuccessful() and r.skipped:
-            print("ok %d %s # SKIP %s" % (i, name, r.skipped[0][1]), flush=True)
-        elif r.wasSuccessful():
-            print("ok %d %s" % (i, name), flush=True)
-        else:
-            failed += 1
-            print("not ok %d %s" % (i, name), flush=True)
-            for _, tb in r.failures + r.errors:
-                for line in tb.splitlines():
-                    print("# " + line)
-    return 1 if failed else 0
+    return taprun.main(sys.modules[__name__], "compare", sys.argv[1:])
 
 
 if __name__ == "__main__":

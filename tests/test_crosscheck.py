@@ -5,7 +5,6 @@ reference index (bench/report.py): parsers on the real tools' output captured he
 fixtures, found through MPROC_CROSSCHECK_PATH), missing tools, a >2x disagreement, a hanging
 tool killed at its timeout, signals, and the driver's step. TAP output for meson; a name
 pattern as argv[1] selects cases. Never runs the real tools."""
-import fnmatch
 import json
 import os
 import shutil
@@ -29,6 +28,8 @@ sys.path.insert(0, os.path.join(ROOT, "plots"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import crosscheck  # noqa: E402
 import report  # noqa: E402
+
+import taprun  # tests/taprun.py: unittest cases as TAP
 
 
 def fixture(name):
@@ -565,38 +566,7 @@ class ReferenceIndex(Base):
 
 # ------------------------------------------------------------------------------------------
 def main():
-    pattern = sys.argv[1] if len(sys.argv) > 1 else "*"
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    cases = []
-
-    def flatten(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                flatten(t)
-            else:
-                cases.append(t)
-    flatten(suite)
-
-    def tap_name(c):
-        return "crosscheck/" + c.id().split(".", 1)[1].replace(".", "/")
-    cases = [c for c in cases if fnmatch.fnmatch(tap_name(c), pattern)]
-    print("TAP version 13\n1..%d" % len(cases), flush=True)
-    failed = 0
-    for i, c in enumerate(cases, 1):
-        r = unittest.TestResult()
-        c.run(r)
-        name = tap_name(c)
-        if r.wasSuccessful() and r.skipped:
-            print("ok %d %s # SKIP %s" % (i, name, r.skipped[0][1]), flush=True)
-        elif r.wasSuccessful():
-            print("ok %d %s" % (i, name), flush=True)
-        else:
-            failed += 1
-            print("not ok %d %s" % (i, name), flush=True)
-            for _, tb in r.failures + r.errors:
-                for line in tb.splitlines():
-                    print("# " + line)
-    return 1 if failed else 0
+    return taprun.main(sys.modules[__name__], "crosscheck", sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ temporary build dir). TAP output for meson; a name pattern as argv[1] selects ca
 Never touches the real /dev/shm, /dev/mqueue or results/: the driver is pointed at temporary
 directories (MPROC_SHM_DIR, MPROC_MQUEUE_DIR, --results, --out)."""
 import contextlib
-import fnmatch
 import io
 import json
 import math
@@ -35,6 +34,8 @@ import gbjson  # noqa: E402
 import registry  # noqa: E402
 import report  # noqa: E402
 import tsv  # noqa: E402
+
+import taprun  # tests/taprun.py: unittest cases as TAP
 
 
 def alive(pid):
@@ -653,37 +654,7 @@ class RealRun(TmpCase):
 
 # ------------------------------------------------------------------------------------------
 def main():
-    pattern = sys.argv[1] if len(sys.argv) > 1 else "*"
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    cases = []
-
-    def flatten(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                flatten(t)
-            else:
-                cases.append(t)
-    flatten(suite)
-    def tap_name(c):
-        return "driver/" + c.id().split(".", 1)[1].replace(".", "/")
-    cases = [c for c in cases if fnmatch.fnmatch(tap_name(c), pattern)]
-    print("TAP version 13\n1..%d" % len(cases), flush=True)
-    failed = 0
-    for i, c in enumerate(cases, 1):
-        r = unittest.TestResult()
-        c.run(r)
-        name = tap_name(c)
-        if r.wasSuccessful() and r.skipped:
-            print("ok %d %s # SKIP %s" % (i, name, r.skipped[0][1]), flush=True)
-        elif r.wasSuccessful():
-            print("ok %d %s" % (i, name), flush=True)
-        else:
-            failed += 1
-            print("not ok %d %s" % (i, name), flush=True)
-            for _, tb in r.failures + r.errors:
-                for line in tb.splitlines():
-                    print("# " + line)
-    return 1 if failed else 0
+    return taprun.main(sys.modules[__name__], "driver", sys.argv[1:])
 
 
 if __name__ == "__main__":
