@@ -176,28 +176,5 @@ class Cli(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    cases = []
-
-    def flatten(s):
-        for t in s:
-            if isinstance(t, unittest.TestSuite):
-                flatten(t)
-            else:
-                cases.append(t)
-    flatten(suite)
-    print(f"TAP version 13\n1..{len(cases)}")
-    failed = 0
-    for i, c in enumerate(cases, 1):
-        r = unittest.TestResult()
-        c.run(r)
-        name = c.id().split(".", 1)[1]
-        if r.wasSuccessful():
-            print(f"ok {i} recommend/{name}")
-        else:
-            failed += 1
-            print(f"not ok {i} recommend/{name}")
-            for _, tb in r.failures + r.errors:
-                for line in tb.splitlines():
-                    print("# " + line)
-    sys.exit(1 if failed else 0)
+    import taprun  # tests/taprun.py: unittest cases as TAP
+    sys.exit(taprun.main(sys.modules[__name__], "recommend", sys.argv[1:]))
