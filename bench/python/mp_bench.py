@@ -285,18 +285,51 @@ def _skip(reason):
 # queue: Queue and SimpleQueue throughput, P producers x C consumers
 
 
-def _q_producer(q, size, count, cpu):
+def _q_producer(q, size, count, cpu, start):
     pin(cpu)
     payload = bytes(size)
+    start.wait()
     for _ in range(count):
         q.put(payload)
 
 
-def _q_consumer(q, count, out):
+def _q_consumer(q, count, out, start):
+    start.wait()
     got = 0
     for _ in range(count):
         got += len(q.get())
     out.put(got)
+
+
+def _queue_round(fork, make, size, P, C, total):
+    """One timed round: P producers put total messages of size bytes, C consumers get them.
+
+    Process start is outside the timed region (as in bench_queue.c, whose workers persist
+    across rounds): every worker waits at a barrier, and the clock starts when it opens.
+    """
+    q = make()
+    out = fork.Queue()
+    start = fork.Barrier(P + C + 1)
+    cons = [fork.Process(target=_q_consumer, args=(q, total // C, out, start))
+            for _ in range(C)]
+    prods = [fork.Process(target=_q_producer, args=(q, size, total // P, None, start))
+             for _ in range(P)]
+    for p in cons + prods:
+        p.start()
+    try:
+        start.wait(timeout=60)
+        t = time.perf_counter_ns()
+        got = sum(out.get() for _ in range(C))
+        secs = (time.perf_counter_ns() - t) / NS
+    finally:
+        for p in cons + prods:
+            p.join(timeout=60)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    if got != size * total:
+        raise RuntimeError(f"received {got} bytes, sent {size * total}")
+    return secs
 
 
 def bench_queue(rn):
@@ -311,27 +344,23 @@ def bench_queue(rn):
             for P in counts:
                 for C in counts:
                     name = f"python/queue/{kind}/bytes:{size}/producers:{P}/consumers:{C}"
+                    sized = {}
 
-                    def one_rep(size=size, P=P, C=C, make=make):
-                        total = max(P * C * 4, min(100_000, int(rn.target_s * 150_000)))
-                        total -= total % (P * C)
-                        q = make()
-                        out = fork.Queue()
-                        cons = [fork.Process(target=_q_consumer, args=(q, total // C, out))
-                                for _ in range(C)]
-                        prods = [fork.Process(target=_q_producer,
-                                              args=(q, size, total // P, None))
-                                 for _ in range(P)]
-                        t = time.perf_counter_ns()
-                        for p in cons + prods:
-                            p.start()
-                        got = sum(out.get() for _ in range(C))
-                        secs = (time.perf_counter_ns() - t) / NS
-                        for p in cons + prods:
-                            p.join()
-                        if got != size * total:
-                            raise RuntimeError(f"received {got} bytes, sent {size * total}")
-                        return total, secs, {"bytes_per_second": got / secs,
+                    def one_rep(size=size, P=P, C=C, make=make, sized=sized):
+                        # Like Google Benchmark's iteration calibration: an untimed pilot
+                        # round measures this machine's rate, then every repetition moves
+                        # about target_s worth of messages (64 KiB messages are ~10x slower
+                        # than 64 B ones, so a fixed count would make the full profile last
+                        # tens of minutes).
+                        unit = P * C
+                        if "total" not in sized:
+                            pilot = max(unit * 4, 2000 - 2000 % unit)
+                            secs = _queue_round(fork, make, size, P, C, pilot)
+                            want = int(rn.target_s * pilot / max(secs, 1e-6))
+                            sized["total"] = max(unit * 4, min(100_000, want))
+                        total = sized["total"] - sized["total"] % unit
+                        secs = _queue_round(fork, make, size, P, C, total)
+                        return total, secs, {"bytes_per_second": size * total / secs,
                                              "msgs_per_second": total / secs}
                     rn.run(name, one_rep)
 
