@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -92,24 +91,26 @@ static int rewait(struct mproc_mclient *c, int64_t deadline)
 	return left < c->timeo_ns ? set_timeo(c, left) : 0;
 }
 
-/* recv that first polls for a while, yielding between polls (MPROC__MGR_SPIN_NS). */
+/* recv that first polls for a while (MPROC__MGR_SPIN_NS; mproc__mgr_spin_yield decides which
+ * polls yield the CPU first). */
 static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *spin)
 {
 	int64_t budget = spin ? mproc__mgr_spin_budget(spin) : 0, end;
+	bool busy = false;
 	ssize_t n;
 
 	if (budget > 0) {
 		end = mproc__now_ns() + budget;
-		do {
-			/* Yield first: the reply cannot be there yet, and a server on this CPU
-			 * needs it to run. */
-			sched_yield();
+		for (unsigned i = 0;; i++) {
+			mproc__mgr_spin_yield(i, &busy);
 			n = recv(fd, buf, len, MSG_DONTWAIT);
 			if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
 				mproc__mgr_spin_result(spin, true);
 				return n;
 			}
-		} while (mproc__now_ns() < end);
+			if (mproc__now_ns() >= end)
+				break;
+		}
 		mproc__mgr_spin_result(spin, false);
 	}
 	return recv(fd, buf, len, 0);

@@ -21,6 +21,7 @@
 #ifndef MPROC_MANAGER_INTERNAL_H
 #define MPROC_MANAGER_INTERNAL_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,12 +63,16 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
  * something, the client after sending a request (not for calls that wait on others: queue and
  * lock waits). A peer that answers within the budget then finds the other side awake, which
  * saves the wakeup of a sleeping CPU on every call (most of a cross-core round trip, and tens
- * of microseconds on a busy VM). Each poll is preceded by sched_yield(), so a peer on the same
- * CPU gets to run at once (a spinner that kept the CPU would delay the very reply it waits
- * for; and the first poll, right after a send, would always miss). Measured on the 2-core
- * development VM: cross_core dict_get 10.7 us with the spin vs 120 us without, same_core
- * unchanged (17.7 vs 17.4 us). Bounded: an idle server or client sleeps after at most
+ * of microseconds on a busy VM). Bounded: an idle server or client sleeps after at most
  * MPROC__MGR_SPIN_NS.
+ *
+ * Yielding (mproc__mgr_spin_yield): a peer on the same CPU needs the CPU to answer (a spinner
+ * that kept it would delay the very reply it waits for), so the first poll of a spin yields;
+ * when that sched_yield() took long (another task ran: the peer, or anything else that wants
+ * this CPU) every poll yields, else only every MPROC__MGR_YIELD_EVERY-th one. A yield with
+ * nobody else runnable is a bare syscall (~0.3 us on the development VM, with PTI), which an
+ * unconditional yield added to every poll period, and so to the time a spinner takes to see
+ * a message from a peer on another core.
  *
  * Adaptive: after MPROC__MGR_SPIN_FAILS spins in a row that ran out (a peer that thinks between
  * calls, a remote server, more spinners than CPUs), each side spins only on every
@@ -78,6 +83,8 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
 #define MPROC__MGR_SPIN_NS 50000
 #define MPROC__MGR_SPIN_FAILS 4
 #define MPROC__MGR_SPIN_PROBE 16
+#define MPROC__MGR_YIELD_EVERY 16
+#define MPROC__MGR_YIELD_BUSY_NS 2000   /* a sched_yield() this long let another task run */
 
 struct mproc__mgr_spin {
 	int64_t budget_ns;      /* 0: never spin */
@@ -102,6 +109,21 @@ static inline void mproc__mgr_spin_result(struct mproc__mgr_spin *s, bool got)
 	} else if (s->fails < MPROC__MGR_SPIN_FAILS) {
 		s->fails++;
 	}
+}
+
+/*
+ * Before poll number `poll` (0, 1, ...) of a spin: yield the CPU when someone else may want it
+ * (see above). *busy starts false and carries whether the last yield let another task run.
+ */
+static inline void mproc__mgr_spin_yield(unsigned poll, bool *busy)
+{
+	int64_t t;
+
+	if (!*busy && poll % MPROC__MGR_YIELD_EVERY != 0)
+		return;
+	t = mproc__now_ns();
+	sched_yield();
+	*busy = mproc__now_ns() - t > MPROC__MGR_YIELD_BUSY_NS;
 }
 
 enum mproc__mw_op {

@@ -975,11 +975,16 @@ struct loop {
 	int ep;
 	bool unix_peer;
 	uint8_t *buf;
+	struct mproc__mgr_conn *last;   /* the only connection read in the last round: the spin
+					 * reads it directly (NULL: none, or several) */
+	unsigned polls;                 /* spin polls, over all spins (MPROC__MGR_EPOLL_EVERY) */
 };
 
 static void conn_close(struct loop *l, struct mproc__mgr_conn *c)
 {
 	/* The fd leaves the epoll set when closed (no dup exists). */
+	if (l->last == c)
+		l->last = NULL;
 	mproc__mgr_conn_free(l->s, c);
 }
 
@@ -1047,22 +1052,28 @@ static void conn_input(struct loop *l, struct mproc__mgr_conn *c, const uint8_t 
 		c->dead = true;
 }
 
+/* One recv on a nonblocking connection: false when nothing was there (EAGAIN, EINTR), true
+ * when its bytes were fed or it failed (EOF or an error: marked dead). */
+static bool conn_recv(struct loop *l, struct mproc__mgr_conn *c)
+{
+	ssize_t n = recv(c->fd, l->buf, MGR_READ_BUF, 0);
+
+	if (n > 0) {
+		conn_input(l, c, l->buf, (size_t)n);
+		return true;
+	}
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return false;
+	c->dead = true;                 /* EOF or error */
+	return true;
+}
+
 static void conn_readable(struct loop *l, struct mproc__mgr_conn *c)
 {
-	ssize_t n;
-
-	for (;;) {
-		n = recv(c->fd, l->buf, MGR_READ_BUF, 0);
-		if (n > 0)
-			break;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+	while (!conn_recv(l, c)) {
+		if (errno == EAGAIN)
 			return;
-		c->dead = true;                 /* EOF or error */
-		return;
 	}
-	conn_input(l, c, l->buf, (size_t)n);
 }
 
 /* A connection unparked: feed what it sent meanwhile. */
@@ -1185,27 +1196,48 @@ static void sweep(struct loop *l, int64_t now_ns)
 }
 
 /*
- * After a round that served something, poll the ready list for a while before sleeping
- * (MPROC__MGR_SPIN_NS explains why, and why each poll yields). Returns epoll_wait's result:
- * 0 when nothing came (then the caller sleeps).
+ * After a round that served something, poll for a while before sleeping (MPROC__MGR_SPIN_NS
+ * explains why; mproc__mgr_spin_yield which polls yield the CPU first). When the last round
+ * read a single connection (one client calling in a loop), most polls are a recv on it, which
+ * brings the next request in the same syscall that sees it; every MPROC__MGR_EPOLL_EVERY-th
+ * poll (counted over all spins: a client that always has its next request ready must not
+ * starve the rest) is an epoll_wait(0), so other connections, new ones and the signal and
+ * death fds wait at most that many polls. Returns epoll_wait's result, or 0 with *direct set when the recv
+ * served the connection (fed its bytes, or found it closed); 0 without: nothing came (the
+ * caller sleeps).
  */
-static int spin_wait(int ep, struct epoll_event *evs, int max, struct mproc__mgr_spin *spin)
+#define MPROC__MGR_EPOLL_EVERY 8
+
+static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
+		     struct mproc__mgr_spin *spin, bool *direct)
 {
 	int64_t budget = mproc__mgr_spin_budget(spin), end;
-	int n;
+	struct mproc__mgr_conn *c = l->last;
+	bool busy = false;
+	int n = 0;
 
+	*direct = false;
 	if (budget <= 0)
 		return 0;
+	if (c && (c->dead || c->parked || c->out.len > c->out.off))
+		c = NULL;
 	end = mproc__now_ns() + budget;
-	do {
-		/* Yield first: a client needs our reply before it can ask again, and one on
-		 * this CPU needs the CPU for it. */
-		sched_yield();
-		n = epoll_wait(ep, evs, max, 0);
-		if (n != 0)
+	for (unsigned i = 0;; i++) {
+		mproc__mgr_spin_yield(i, &busy);
+		if (c && ++l->polls % MPROC__MGR_EPOLL_EVERY != 0) {
+			if (conn_recv(l, c)) {
+				*direct = true;
+				break;
+			}
+		} else {
+			n = epoll_wait(l->ep, evs, max, 0);
+			if (n != 0)
+				break;
+		}
+		if (mproc__now_ns() >= end)
 			break;
-	} while (mproc__now_ns() < end);
-	mproc__mgr_spin_result(spin, n > 0);
+	}
+	mproc__mgr_spin_result(spin, n > 0 || *direct);
 	return n;
 }
 
@@ -1219,7 +1251,8 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 	sigset_t set;
 	int sfd = -1, n, i, r;
 	struct mproc__mgr_spin spin = { .budget_ns = cfg->spin_ns };
-	bool served = false;
+	bool served = false, direct;
+	int nread;
 
 	r = mproc__mgr_new(&l.s, cfg);
 	if (r < 0)
@@ -1266,8 +1299,13 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 
 	for (;;) {
 		n = 0;
+		direct = false;
 		if (served)
-			n = spin_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), &spin);
+			n = spin_wait(&l, evs, MPROC__ARRAY_SIZE(evs), &spin, &direct);
+		if (direct) {
+			sweep(&l, mproc__now_ns());
+			continue;
+		}
 		if (n == 0)
 			n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
 		served = n > 0;
@@ -1276,6 +1314,7 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 				continue;
 			goto out_errno;
 		}
+		nread = 0;
 		for (i = 0; i < n; i++) {
 			void *tag = evs[i].data.ptr;
 			struct mproc__mgr_conn *c = tag;
@@ -1292,9 +1331,10 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 				continue;
 			if (evs[i].events & EPOLLOUT && !conn_flush(c))
 				c->dead = true;
-			if (evs[i].events & EPOLLIN)
+			if (evs[i].events & EPOLLIN) {
 				conn_readable(&l, c);
-			else if (evs[i].events & (EPOLLHUP | EPOLLERR))
+				l.last = nread++ ? NULL : c;
+			} else if (evs[i].events & (EPOLLHUP | EPOLLERR))
 				c->dead = true;
 		}
 		sweep(&l, mproc__now_ns());

@@ -8,12 +8,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1288,6 +1291,113 @@ static void t_spin(void *arg)
 	}
 }
 
+/*
+ * A client that always has its next request ready (a tight dict_get loop, pinned to the
+ * server's CPU so the server's spin finds each request on its first poll) must not starve the
+ * rest: while it runs, a new connection is accepted, another client's calls are served (each
+ * within its 2 s call timeout), and stop (the death fd) ends the server without SIGKILL. The
+ * hammer is forked before the server starts, so it holds no copy of the death fd.
+ */
+struct hammer {
+	char addr[MPROC_MANAGER_ADDRESS_MAX];
+	uint8_t key[MPROC_MANAGER_KEY_MAX];
+	size_t kl;
+	_Atomic int go;         /* 1: addr and key are set; -1: give up */
+	_Atomic int stop;
+	_Atomic unsigned long calls;
+};
+
+static int hammer_child(void *arg)
+{
+	struct hammer *h = arg;
+	struct mproc_mclient *c = NULL;
+	struct mproc_dict *d = NULL;
+	int64_t end = mproc__now_ns() + 20 * MPROC__NSEC_PER_SEC;
+	pid_t parent = getppid();
+	char buf[8];
+
+	/* Until the case says go (or died before it could). */
+	while (atomic_load(&h->go) == 0 && getppid() == parent && mproc__now_ns() < end)
+		usleep(1000);
+	if (atomic_load(&h->go) != 1)
+		return 0;
+	if (mproc_manager_connect(&c, h->addr, h->key, h->kl) < 0 ||
+	    mproc_dict_open(&d, c, "d") < 0)
+		return 10;
+	while (!atomic_load(&h->stop) && mproc__now_ns() < end) {
+		ssize_t r = mproc_dict_get(d, "k", buf, sizeof(buf));
+
+		if (r == -EPIPE)
+			break;          /* the server stopped under us: expected at the end */
+		if (r != 1)
+			return 11;
+		atomic_fetch_add(&h->calls, 1);
+	}
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	return 0;
+}
+
+static void t_hammer_fair(void *arg)
+{
+	struct mproc_mclient_opts co = { .call_timeout_s = 2.0, .connect_timeout_s = 2.0 };
+	struct hammer *h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct mproc_manager *m;
+	struct mproc_mclient *c = NULL, *c0;
+	struct mproc_dict *d = NULL;
+	cpu_set_t one;
+	const void *k;
+	int64_t t0;
+	char buf[8];
+	pid_t pid;
+	int i, good, cpu;
+
+	ASSERT(h != MAP_FAILED);
+	pid = tap_fork(hammer_child, h);
+	ASSERT(pid > 0);
+	m = start(arg);
+	k = mproc_manager_key(m, &h->kl);
+	memcpy(h->key, k, h->kl);
+	snprintf(h->addr, sizeof(h->addr), "%s", mproc_manager_address(m));
+	c0 = connect_to(m);
+	ASSERT_OK(mproc_dict_open(&d, c0, "d"));
+	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	mproc_dict_close(d);
+	d = NULL;
+	/* Server and hammer on one CPU; this process anywhere. */
+	cpu = sched_getcpu();
+	CPU_ZERO(&one);
+	CPU_SET(cpu < 0 ? 0 : cpu, &one);
+	if (sched_setaffinity(mproc_manager_pid(m), sizeof(one), &one) < 0 ||
+	    sched_setaffinity(pid, sizeof(one), &one) < 0)
+		tap_diag("cannot pin: %s", strerror(errno));
+	atomic_store(&h->go, 1);
+	t0 = mproc__now_ns();
+	while (atomic_load(&h->calls) < 1000 && mproc__now_ns() - t0 < 5 * MPROC__NSEC_PER_SEC)
+		usleep(1000);
+	CHECK_CMP(atomic_load(&h->calls), >=, 1000UL);
+
+	t0 = mproc__now_ns();
+	CHECK_OK(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, h->kl, &co));
+	if (c && mproc_dict_open(&d, c, "d") == 0) {
+		for (i = good = 0; i < 200; i++)
+			good += mproc_dict_get(d, "k", buf, sizeof(buf)) == 1;
+		CHECK_EQ(good, 200);
+	}
+	tap_diag("connect + 200 calls beside a hammering client: %.3f s, hammer at %lu calls",
+		 (double)(mproc__now_ns() - t0) / 1e9, atomic_load(&h->calls));
+	CHECK(d != NULL);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	mproc_manager_disconnect(c0);
+	/* Stop while it still hammers: the death fd must be seen (else: SIGKILL, -9). */
+	CHECK_EQ(mproc_manager_stop(m), 0);
+	atomic_store(&h->stop, 1);
+	CHECK_EQ(tap_reap(pid), 0);
+	munmap(h, sizeof(*h));
+}
+
 /* ---- the mproc-manager command ---- */
 
 static char cmd_path[PATH_MAX];
@@ -1476,6 +1586,7 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/max_frame", t_max_frame, NULL);
 	tap_add("manager/unix/spin_bounded_and_nospin", t_spin, NULL);
 	tap_add("manager/tcp/spin_bounded_and_nospin", t_spin, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/hammering_client_does_not_starve_others", t_hammer_fair, NULL);
 	tap_add("manager/command/flags_and_run", t_command, NULL);
 	return tap_run(argc, argv);
 }
