@@ -55,8 +55,8 @@ extern "C" {
 #define MPROC_MANAGER_MAX_FRAME_DEFAULT (64u << 20)
 
 /* Flags of mproc_manager_opts and mproc_mclient_opts. By default the server busy-polls for up
- * to 50 us after serving and a client for up to 50 us after sending a request (with
- * sched_yield() between polls), before sleeping: a loop of calls then never waits for a
+ * to 50 us after serving and a client for up to 50 us after sending a request (yielding the
+ * CPU between polls while another task wants it), before sleeping: a loop of calls then never waits for a
  * sleeping CPU to wake, which is most of a cross-core round trip. NOSPIN sleeps at once (for a
  * remote server, or where a few idle microseconds of CPU after each call matter more). */
 #define MPROC_MANAGER_NOSPIN 0x1u
