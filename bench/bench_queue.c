@@ -13,6 +13,17 @@
  *	the benchmark with SkipWithError (a fast queue that corrupts data is not fast).
  *	backend is pipe, ring, mq, sysv, or raw_pipe: a bare pipe (1 producer, 1 consumer,
  *	fixed-size writes and reads), the yardstick for "ring >= 2x raw_pipe at 64 KiB".
+ *	raw_pipe's producer makes one write(2) per item and its consumer one read(2) per item
+ *	(more only for a short transfer), nothing else per item, so it measures the channel:
+ *	until issue 5 closed its producer went through mproc__write_all, six syscalls per item
+ *	(a send(2) failing ENOTSOCK and a four-syscall SIGPIPE guard around the write), and at
+ *	64 B crosscheck.py found 8.8 us per item against 1.7 us for pipe/raw_pipe in bench_pipe.c
+ *	and 1.6 us for hackbench.
+ *	Method, the same for every back end: workers are forked once per benchmark and are not
+ *	pinned (the scheduler places them, as it places hackbench's, which crosscheck.py sets
+ *	beside these figures); the round's clock runs from its futex wake to the last worker's
+ *	report, so a round's fixed cost (a futex wake-up and wait at each end) is spread over
+ *	256 or more, usually thousands of, items, all of which move inside the timed region.
  *	P, C in {1, 2, 4}: smoke 1x1; quick P + C <= max(2, usable budget); full P, C <= usable.
  *	The ring gets max(4 MiB, 16 items) of storage (the library default is max(1 MiB, 4
  *	items)): on a time-shared machine a deeper buffer lets each side run longer per time
@@ -125,6 +136,27 @@ static bool next_round(struct tp_ctl *c, uint32_t *seen)
 	return !atomic_load(&c->stop);
 }
 
+/*
+ * raw_pipe's put: write(2) until the item is out, nothing else. Not mproc__write_all: that
+ * helper serves any fd and pays for it on every call (a send(2) that fails ENOTSOCK, then a
+ * SIGPIPE guard of four syscalls around the write), six syscalls per item where a bare pipe
+ * makes one, which at 64 B was most of what raw_pipe measured. SIGPIPE is ignored in the
+ * producer (tp_child), so a dead consumer is an -EPIPE here, as in bench_pipe.c.
+ */
+static int raw_write(int fd, const void *buf, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		ssize_t k = write(fd, (const char *)buf + done, n - done);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		done += (size_t)k;
+	}
+	return 0;
+}
+
 static int tp_producer(struct tp_worker *w)
 {
 	struct tp_ctl *c = w->ctl;
@@ -148,7 +180,7 @@ static int tp_producer(struct tp_worker *w)
 			buf[0] = hdr;
 			buf[nw - 1] = hdr;
 			if (w->raw)
-				r = (int)mproc__write_all(w->wfd, buf, n, MPROC__NO_DEADLINE);
+				r = raw_write(w->wfd, buf, n);
 			else
 				r = mproc_queue_put(w->q, buf, n, WAIT_LIMIT_S);
 			if (r < 0) {
@@ -218,10 +250,12 @@ static int tp_child(void *arg)
 
 	if (w->raw) {
 		/* Keep only our end of the raw pipe. */
-		if (w->producer)
+		if (w->producer) {
 			mproc__closep(&w->rfd);
-		else
+			signal(SIGPIPE, SIG_IGN);
+		} else {
 			mproc__closep(&w->wfd);
+		}
 	}
 	bench_gate_wait(&w->ctl->gate, 2);
 	return w->producer ? tp_producer(w) : tp_consumer(w);
