@@ -60,13 +60,15 @@ void mproc__fs_unlock(void)
 	pthread_mutex_unlock(fs_lock);
 }
 
-void mproc__fs_atfork_child(void)
+MPROC__FORK_CHILD void mproc__fs_atfork_child(void)
 {
 	/* The server belongs to the parent; a forked child starts its own when it needs one.
-	 * Closing our copy of the control socket keeps "parent gone" detectable by the server. */
+	 * Closing our copy of the control socket keeps "parent gone" detectable by the server.
+	 * An inline close: no libc code in a fork child (MPROC__FORK_CHILD). */
 	if (fs->control < 0 && !fs->pid)
 		return;
-	mproc__close(fs->control);
+	if (fs->control >= 0)
+		mproc__sys5(SYS_close, fs->control, 0, 0, 0, 0);
 	fs->control = -1;
 	fs->pid = 0;
 	fs->dir[0] = fs->path[0] = '\0';
