@@ -753,9 +753,12 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 		}
 	}
 	init_once_now();
-	p = calloc(1, sizeof(*p));
+	/* malloc + memset, not calloc: glibc's calloc skips the thread cache and writes the
+	 * arena, one more page for a forking parent to fault in again after every fork. */
+	p = malloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	memset(p, 0, sizeof(*p));
 	p->method = opts->method;
 	p->fn = fn;
 	p->arg = arg;
