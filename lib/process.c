@@ -39,6 +39,15 @@
 #endif
 #include <pthread.h>
 #include <sched.h>
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define MPROC__HAVE_SINGLE_THREADED 1
+#endif
+#endif
+#ifndef MPROC__HAVE_SINGLE_THREADED
+#define MPROC__HAVE_SINGLE_THREADED 0
+#endif
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -86,10 +95,27 @@ static int reg_n;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* Whether no other thread can exist: glibc's __libc_single_threaded is true until the first
+ * pthread_create and never again after it, so atfork_prepare and atfork_parent of one fork give
+ * the same answer. Unknown (another libc): false. */
+static bool single_threaded(void)
+{
+#if MPROC__HAVE_SINGLE_THREADED
+	return __libc_single_threaded;
+#else
+	return false;
+#endif
+}
+
 static void atfork_prepare(void)
 {
 	/* Taking the locks here makes fork wait until no other thread holds them, so the child
-	 * never inherits a held library lock. */
+	 * never inherits a held library lock. With no other thread nobody can hold them (the
+	 * forking thread does not call fork holding one), and the parent writes nothing here and
+	 * in atfork_parent: the page of the locks, write-protected by every fork, is not faulted
+	 * in again on the parent's side (atfork_child resets the locks either way). */
+	if (single_threaded())
+		return;
 	mproc__fs_lock();
 	pthread_mutex_lock(&fst->daemon_lock);
 	pthread_mutex_lock(&fst->reg_lock);
@@ -97,6 +123,8 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+	if (single_threaded())
+		return;
 	pthread_mutex_unlock(&fst->reg_lock);
 	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_unlock();
@@ -108,14 +136,16 @@ MPROC__FORK_TEXT static void atfork_child(void)
 	fst->daemons = NULL;
 	mproc__fs_atfork_child();
 #if MPROC__TSAN
+	if (single_threaded())
+		return;         /* atfork_prepare took none */
 	pthread_mutex_unlock(&fst->reg_lock);
 	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_unlock();
 #else
-	/* The forking thread took these (atfork_prepare) and is this process's only thread: set
-	 * them back to their initial state with plain stores, as glibc does for its own locks in
-	 * a fork child, rather than run pthread_mutex_unlock, whose libc code the child would
-	 * fault in (TSan, which tracks lock state, gets the unlocks). */
+	/* Free, or taken by the forking thread (atfork_prepare), which is this process's only
+	 * thread: either way, set them back to their initial state with plain stores, as glibc
+	 * does for its own locks in a fork child, rather than run pthread_mutex_unlock, whose
+	 * libc code the child would fault in (TSan, which tracks lock state, gets the unlocks). */
 	fst->reg_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	fst->daemon_lock = (pthread_mutex_t)PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 	fst->fs_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
