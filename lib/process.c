@@ -469,7 +469,8 @@ void mproc__signals_default_in(const sigset_t *set)
 	}
 }
 
-MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals)
+MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t ppid,
+					bool all_signals)
 {
 	/* The signals that stop a process: reset even in a fork child, so that terminate works
 	 * when the parent ignores SIGTERM, and the child's own children are waitable. */
@@ -491,7 +492,8 @@ MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t p
 		/* 5 syscalls, not 64: a fork child keeps its (valid, copied) handlers otherwise. */
 		for (int sig = 1; sig < 64; sig++) {
 			if (stop_signals & 1ULL << sig)
-				mproc__sys5(SYS_rt_sigaction, sig, (long)ksa_default, 0, (_NSIG - 1) / 8, 0);
+				mproc__sys5(SYS_rt_sigaction, sig, (long)ksa_default, 0,
+					    (_NSIG - 1) / 8, 0);
 		}
 	}
 	/* Die with the parent. PDEATHSIG is armed after fork, so the parent may already be gone:
