@@ -24,11 +24,30 @@
 #ifndef MPROC__ASAN
 #define MPROC__ASAN 0
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define MPROC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MPROC__TSAN 1
+#endif
+#endif
+#ifndef MPROC__TSAN
+#define MPROC__TSAN 0
+#endif
 #if MPROC__ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 #include <pthread.h>
 #include <sched.h>
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define MPROC__HAVE_SINGLE_THREADED 1
+#endif
+#endif
+#ifndef MPROC__HAVE_SINGLE_THREADED
+#define MPROC__HAVE_SINGLE_THREADED 0
+#endif
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -76,10 +95,27 @@ static int reg_n;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* Whether no other thread can exist: glibc's __libc_single_threaded is true until the first
+ * pthread_create and never again after it, so atfork_prepare and atfork_parent of one fork give
+ * the same answer. Unknown (another libc): false. */
+static bool single_threaded(void)
+{
+#if MPROC__HAVE_SINGLE_THREADED
+	return __libc_single_threaded;
+#else
+	return false;
+#endif
+}
+
 static void atfork_prepare(void)
 {
 	/* Taking the locks here makes fork wait until no other thread holds them, so the child
-	 * never inherits a held library lock. */
+	 * never inherits a held library lock. With no other thread nobody can hold them (the
+	 * forking thread does not call fork holding one), and the parent writes nothing here and
+	 * in atfork_parent: the page of the locks, write-protected by every fork, is not faulted
+	 * in again on the parent's side (atfork_child resets the locks either way). */
+	if (single_threaded())
+		return;
 	mproc__fs_lock();
 	pthread_mutex_lock(&fst->daemon_lock);
 	pthread_mutex_lock(&fst->reg_lock);
@@ -87,19 +123,33 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+	if (single_threaded())
+		return;
 	pthread_mutex_unlock(&fst->reg_lock);
 	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_unlock();
 }
 
-static void atfork_child(void)
+MPROC__FORK_TEXT static void atfork_child(void)
 {
-	pthread_mutex_unlock(&fst->reg_lock);
 	/* The parent's fst->daemons are not this process's children. */
 	fst->daemons = NULL;
-	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_atfork_child();
+#if MPROC__TSAN
+	if (single_threaded())
+		return;         /* atfork_prepare took none */
+	pthread_mutex_unlock(&fst->reg_lock);
+	pthread_mutex_unlock(&fst->daemon_lock);
 	mproc__fs_unlock();
+#else
+	/* Free, or taken by the forking thread (atfork_prepare), which is this process's only
+	 * thread: either way, set them back to their initial state with plain stores, as glibc
+	 * does for its own locks in a fork child, rather than run pthread_mutex_unlock, whose
+	 * libc code the child would fault in (TSan, which tracks lock state, gets the unlocks). */
+	fst->reg_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	fst->daemon_lock = (pthread_mutex_t)PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+	fst->fs_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+#endif
 }
 
 static void at_exit(void)
@@ -382,6 +432,7 @@ int mproc__memfd_of(const void *buf, size_t len)
 
 /* ---- child side --------------------------------------------------------------------------- */
 
+
 void mproc__signals_default(void)
 {
 	struct sigaction sa;
@@ -418,7 +469,8 @@ void mproc__signals_default_in(const sigset_t *set)
 	}
 }
 
-void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals)
+MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t ppid,
+					bool all_signals)
 {
 	/* The signals that stop a process: reset even in a fork child, so that terminate works
 	 * when the parent ignores SIGTERM, and the child's own children are waitable. */
@@ -432,31 +484,34 @@ void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_sign
 	char comm[16];
 	size_t n;
 
-	/* Raw syscalls through syscall(), not sigaction/prctl/strlen: in a fork child every libc
-	 * page not yet touched there costs a page fault (tens of us on a VM), and syscall() shares
-	 * its page with prctl's. */
+	/* Inline system calls (sys5), not sigaction/prctl/strlen: in a fork child every 64 KiB of
+	 * libc code not yet run there costs a page fault (tens of us on a VM). */
 	if (all_signals) {
 		mproc__signals_default();
 	} else {
 		/* 5 syscalls, not 64: a fork child keeps its (valid, copied) handlers otherwise. */
 		for (int sig = 1; sig < 64; sig++) {
 			if (stop_signals & 1ULL << sig)
-				syscall(SYS_rt_sigaction, sig, ksa_default, NULL, (_NSIG - 1) / 8);
+				mproc__sys5(SYS_rt_sigaction, sig, (long)ksa_default, 0,
+					    (_NSIG - 1) / 8, 0);
 		}
 	}
 	/* Die with the parent. PDEATHSIG is armed after fork, so the parent may already be gone:
 	 * the getppid() re-check closes that race. */
 	if (ppid > 0) {
-		syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (syscall(SYS_getppid) != ppid)
+		mproc__sys5(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (mproc__sys5(SYS_getppid, 0, 0, 0, 0, 0) != ppid)
 			_exit(128 + SIGKILL);
 	}
 	if (name && name[0]) {
 		for (n = 0; name[n] && n < sizeof(comm) - 1; n++)
 			comm[n] = name[n];      /* PR_SET_NAME keeps 15 bytes; the API keeps it all */
 		comm[n] = '\0';
-		syscall(SYS_prctl, PR_SET_NAME, comm, 0, 0, 0);
-		mproc__log_set_name(name);
+		mproc__sys5(SYS_prctl, PR_SET_NAME, (long)comm, 0, 0, 0);
+		/* mproc__log_set_name, inline: a call out of this section would map more code. */
+		for (n = 0; name[n] && n < sizeof(fst->log_name) - 1; n++)
+			fst->log_name[n] = name[n];
+		fst->log_name[n] = '\0';
 	}
 	if (fst->am_daemon != daemon)
 		fst->am_daemon = daemon;
@@ -495,19 +550,19 @@ struct exec_args {
 /* Runs on its own small stack sharing our memory (CLONE_VM): like a signal handler, only
  * syscalls. Not instrumented: ASan would see a foreign stack. */
 __attribute__((no_sanitize_address, no_sanitize("undefined")))
-void mproc__death_pipe_arm(int fd)
+MPROC__FORK_CHILD void mproc__death_pipe_arm(int fd)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	struct timespec zero = { 0, 0 };
 
 	if (fd < 0)
 		return;
-	/* Raw syscalls, as in mproc__child_setup: no new libc pages in a fork child. */
-	syscall(SYS_fcntl, fd, F_SETSIG, SIGKILL);
-	syscall(SYS_fcntl, fd, F_SETOWN, (long)syscall(SYS_getpid));
-	syscall(SYS_fcntl, fd, F_SETFL, O_ASYNC);
+	/* Inline system calls, as in mproc__child_setup: no libc code in a fork child. */
+	mproc__sys5(SYS_fcntl, fd, F_SETSIG, SIGKILL, 0, 0);
+	mproc__sys5(SYS_fcntl, fd, F_SETOWN, mproc__sys5(SYS_getpid, 0, 0, 0, 0, 0), 0, 0);
+	mproc__sys5(SYS_fcntl, fd, F_SETFL, O_ASYNC, 0, 0);
 	/* The parent may be gone before the request was made: then no signal comes. */
-	if (syscall(SYS_ppoll, &pfd, 1UL, &zero, NULL, 0UL) > 0 && (pfd.revents & POLLHUP))
+	if (mproc__sys5(SYS_ppoll, (long)&pfd, 1, (long)&zero, 0, 0) > 0 && (pfd.revents & POLLHUP))
 		_exit(128 + SIGKILL);
 }
 
@@ -730,9 +785,12 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 		}
 	}
 	init_once_now();
-	p = calloc(1, sizeof(*p));
+	/* malloc + memset, not calloc: glibc's calloc skips the thread cache and writes the
+	 * arena, one more page for a forking parent to fault in again after every fork. */
+	p = malloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	memset(p, 0, sizeof(*p));
 	p->method = opts->method;
 	p->fn = fn;
 	p->arg = arg;
@@ -817,11 +875,14 @@ static bool pidfd_works(void)
 	return s >= 0;  /* unknown (EMFILE...): try the pidfd, as before */
 }
 
-static int start_fork(struct mproc_process *p)
+MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 {
 	int sp[2] = { -1, -1 }, dp[2];
-	sigset_t all, old, none;
-	pid_t pid, me = getpid(), pdeath = mproc__pdeathsig_ppid();
+	sigset_t all, old;
+	pid_t pid, me = getpid();
+	/* PR_SET_PDEATHSIG fires when the starting *thread* exits: armed only from the main one
+	 * (mproc__pdeathsig_ppid, with one system call fewer). */
+	pid_t pdeath = gettid() == me ? me : 0;
 	bool no_pidfd = !pidfd_works();
 	int r;
 
@@ -838,16 +899,21 @@ static int start_fork(struct mproc_process *p)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0) {
-		/* The child holds the write end until it exits: EOF is the parent's sentinel. */
-		mproc__close(sp[0]);
-		syscall(SYS_close, dp[1]);
+		/* The empty set is all zero bits, and the kernel's sigset is 64 bits. */
+		const uint64_t none = 0;
+
+		/* Inline system calls only (see sys5): no libc code beyond fork's and _exit's. The
+		 * child holds the write end of sp until it exits: EOF is the parent's sentinel. */
+		if (sp[0] >= 0)
+			mproc__sys5(SYS_close, sp[0], 0, 0, 0, 0);
+		mproc__sys5(SYS_close, dp[1], 0, 0, 0, 0);
 		mproc__child_setup(p->name, p->daemon, pdeath, false);
 		mproc__death_pipe_arm(dp[0]);
-		/* The empty set is all zero bits; pthread_sigmask shares a page with the unlock
-		 * atfork_child just ran, sigemptyset/sigprocmask would fault in another. */
-		memset(&none, 0, sizeof(none));
-		pthread_sigmask(SIG_SETMASK, &none, NULL);
-		_exit(p->fn(p->arg) & 0xff);
+		mproc__sys5(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none), 0);
+		r = p->fn(p->arg) & 0xff;
+		/* _exit, inline (glibc's _exit is exit_group). */
+		for (;;)
+			mproc__sys5(SYS_exit_group, r, 0, 0, 0, 0);
 	}
 	r = pid < 0 ? -errno : 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

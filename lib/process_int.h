@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "mproc/process.h"
@@ -63,6 +64,56 @@ struct mproc_process {
 	struct mproc_process *next_daemon;
 };
 
+/*
+ * A system call made inline, not through libc's syscall(): a fork child maps none of libc's
+ * code (file-backed text is not copied by fork), so the first call into each 64 KiB of libc
+ * text it runs costs a page fault -- syscall() lies in a part of libc that neither fork() nor
+ * _exit() touch. Returns the kernel's result (-errno on error) and never writes errno (the
+ * thread's TLS page would be one more fault). Other architectures use syscall().
+ */
+static inline long mproc__sys5(long nr, long a, long b, long c, long d, long e)
+{
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	long r;
+
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+	return r;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+
+	__asm__ volatile("svc 0"
+			 : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4)
+			 : "memory", "cc");
+	return x0;
+#else
+	long r = syscall(nr, a, b, c, d, e);
+
+	return r < 0 ? -errno : r;
+#endif
+}
+
+/*
+ * The code a fork child runs before the user's function (atfork_child, start_fork's child side,
+ * child setup, the parent-death pipe, the forkserver reset): hidden, so calls between them are
+ * direct and never go through the PLT, and kept together at the head of .text (.text.hot.* is
+ * placed there by the linker from every object), so a fork child maps one 64 KiB window of
+ * libmproc's code, not one per function it runs (a page fault each: fork does not copy the
+ * page table entries of file-backed code).
+ */
+#define MPROC__FORK_TEXT __attribute__((section(".text.hot.mproc_fork")))
+#define MPROC__FORK_CHILD __attribute__((visibility("hidden"))) MPROC__FORK_TEXT
+
 /* Request: header + entry + name + arg bytes, all lengths checked against the limits. */
 #define MPROC__REQ_MAGIC 0x7172706du  /* "mprq" */
 #define MPROC__REQ_VERSION 1
@@ -114,7 +165,8 @@ mproc_process_fn *mproc__entry_find(const char *name);
 /* Child-side setup shared by all process methods: default signal handlers (all, or only the
  * stopping ones: SIGTERM SIGINT SIGHUP SIGQUIT SIGCHLD), PDEATHSIG with the getppid re-check
  * against ppid (ppid 0: skip), name, daemon flag. Leaves the mask alone. Async-signal-safe. */
-void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_signals);
+MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t ppid,
+					bool all_signals);
 /*
  * The parent-death pipe, child side. fd is the read end of a pipe made for this child alone,
  * whose only writer is the parent (it closes when the parent dies, however it dies): ask for
@@ -122,7 +174,7 @@ void mproc__child_setup(const char *name, bool daemon, pid_t ppid, bool all_sign
  * gone already (_exit if so). Unlike PR_SET_PDEATHSIG it does not fire when the parent *thread*
  * that started the child exits. Async-signal-safe; fd < 0: nothing.
  */
-void mproc__death_pipe_arm(int fd);
+MPROC__FORK_CHILD void mproc__death_pipe_arm(int fd);
 /* The ppid to give mproc__child_setup: PR_SET_PDEATHSIG fires when the *thread* that forked
  * exits, so it is armed only for children started by the main thread (0 otherwise). */
 pid_t mproc__pdeathsig_ppid(void);
@@ -155,7 +207,7 @@ int mproc__fs_read_request(int conn, char *buf, struct mproc__req *req);
 int mproc__fs_start_process(struct mproc_process *p);
 int mproc__fs_wait(struct mproc_process *p, int64_t deadline_ns);
 _Noreturn void mproc__fs_server_main(int control, int listenfd, const struct mproc__req *req);
-void mproc__fs_atfork_child(void);
+MPROC__FORK_CHILD void mproc__fs_atfork_child(void);
 void mproc__fs_lock(void);
 void mproc__fs_unlock(void);
 
