@@ -100,6 +100,5 @@ int mproc__unique_name(char *buf, size_t size);
 
 /* log.c: the name this process logs under (set by process.c in each child it starts). */
 #define MPROC__LOG_NAME_MAX 64
-void mproc__log_set_name(const char *name);
 
 #endif /* MPROC_INTERNAL_H */

@@ -16,17 +16,6 @@ static atomic_int log_fd = 2;
  * the fork state page (process_int.h), which that child writes anyway. */
 #define log_name (mproc__fork_state.log_name)
 
-void mproc__log_set_name(const char *name)
-{
-	size_t n;
-
-	/* A loop, not strlen/memcpy: called in a fork child, where each libc page not yet
-	 * touched there costs a page fault. */
-	for (n = 0; name[n] && n < sizeof(log_name) - 1; n++)
-		log_name[n] = name[n];
-	log_name[n] = '\0';
-}
-
 const char *mproc_log_process_name(void)
 {
 	return log_name;

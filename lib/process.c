@@ -508,7 +508,7 @@ MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t p
 			comm[n] = name[n];      /* PR_SET_NAME keeps 15 bytes; the API keeps it all */
 		comm[n] = '\0';
 		mproc__sys5(SYS_prctl, PR_SET_NAME, (long)comm, 0, 0, 0);
-		/* mproc__log_set_name, inline: a call out of this section would map more code. */
+		/* The log name, copied here: a call out of this section would map more code. */
 		for (n = 0; name[n] && n < sizeof(fst->log_name) - 1; n++)
 			fst->log_name[n] = name[n];
 		fst->log_name[n] = '\0';
