@@ -386,17 +386,13 @@ HEADLINE = [
      "python/pool/failure/pool_sigkill", ["p50_ns", "real_time"], None),
 ]
 # What a reader must know to read a headline row right: printed under the table for the rows
-# present. A ratio that goes CPython's way for a reason the design chose says so here.
+# present: a ratio that goes CPython's way for a reason the design chose says so here.
 HEADLINE_NOTES = {
     "shm/create/named/bytes:1048576":
         "shared_memory create: mproc reserves the segment's pages at creation "
         "(posix_fallocate), so a full or tiny /dev/shm (Docker gives 64 MiB) fails there with "
         "-ENOSPC; CPython's SharedMemory only sets the size, so its create is cheaper and a "
         "later write to an unbacked page kills the process with SIGBUS.",
-    "queue/pipe/bytes:64/producers:1/consumers:1":
-        "Queue throughput: CPython's Queue.put hands the item to a feeder thread and returns, "
-        "so the producer pickles while the feeder writes; mproc's pipe queue writes in put "
-        "(the ring back end, `queue/ring/...`, is the fast one).",
 }
 
 # Fields where a larger figure is better (rates, speedup); the others are times.
