@@ -154,19 +154,6 @@ static void conn_unlock(struct mproc_conn *c)
 	pthread_mutex_unlock(&c->sh->send_lock);
 }
 
-static void conn_advance(struct iovec **iov, int *cnt, size_t n)
-{
-	while (*cnt > 0 && n >= (*iov)->iov_len) {
-		n -= (*iov)->iov_len;
-		(*iov)++;
-		(*cnt)--;
-	}
-	if (*cnt > 0) {
-		(*iov)->iov_base = (char *)(*iov)->iov_base + n;
-		(*iov)->iov_len -= n;
-	}
-}
-
 /* Put SCM_RIGHTS for fds into m (cbuf must hold CMSG_SPACE(nfds * sizeof(int))). */
 static void conn_set_rights(struct msghdr *m, void *cbuf, const int *fds, size_t nfds)
 {
@@ -320,7 +307,7 @@ static ssize_t conn_write_iov(struct mproc_conn *c, struct iovec *iov, int cnt, 
 		}
 		nfds = 0;
 		done += (size_t)n;
-		conn_advance(&iov, &cnt, (size_t)n);
+		mproc__iov_advance(&iov, &cnt, (size_t)n);
 	}
 	if (r == -ETIMEDOUT && done > 0)
 		atomic_store(&c->sh->send_broken, 1);

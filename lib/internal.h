@@ -59,6 +59,11 @@ int mproc__poll1(int fd, short events, int64_t deadline_ns);
 ssize_t mproc__write_all(int fd, const void *buf, size_t len, int64_t deadline_ns);
 ssize_t mproc__read_all(int fd, void *buf, size_t len, int64_t deadline_ns);
 
+/* Drop n bytes from the front of an iovec array (and the empty iovecs there): *iov and *cnt
+ * then describe what a short readv/writev left to transfer. */
+struct iovec;
+void mproc__iov_advance(struct iovec **iov, int *cnt, size_t n);
+
 /*
  * Futexes on shared memory (no FUTEX_PRIVATE_FLAG: they work across processes).
  * mproc__futex_wait blocks while *addr == val, until woken or the deadline passes. Returns 0

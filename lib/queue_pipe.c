@@ -389,20 +389,6 @@ static bool reader_check_dead(struct mproc_queue *q, struct pipeb *p, bool start
 	return done;
 }
 
-/* Drop n bytes from the front of the iovecs (and the empty ones there). */
-static void iov_advance(struct iovec **iov, int *cnt, size_t n)
-{
-	while (*cnt > 0 && n >= (*iov)->iov_len) {
-		n -= (*iov)->iov_len;
-		(*iov)++;
-		(*cnt)--;
-	}
-	if (*cnt > 0) {
-		(*iov)->iov_base = (char *)(*iov)->iov_base + n;
-		(*iov)->iov_len -= n;
-	}
-}
-
 /*
  * Fill the iovecs (exact lengths: never past the current record) from the pipe, in one
  * readv(2) when the bytes are there. deadline bounds the wait for the first byte when nothing
@@ -415,11 +401,11 @@ static int read_part(struct mproc_queue *q, struct pipeb *p, struct iovec *iov, 
 	ssize_t k;
 	int r;
 
-	iov_advance(&iov, &cnt, 0);
+	mproc__iov_advance(&iov, &cnt, 0);
 	while (cnt > 0) {
 		k = readv(p->rfd, iov, cnt);
 		if (k > 0) {
-			iov_advance(&iov, &cnt, (size_t)k);
+			mproc__iov_advance(&iov, &cnt, (size_t)k);
 			started = true;
 			continue;
 		}
