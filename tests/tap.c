@@ -234,7 +234,7 @@ static bool keep_all(const char *n)
 	return true;
 }
 
-static int count_entries(const char *path)
+int tap_count_entries(const char *path)
 {
 	DIR *d = opendir(path);
 	struct dirent *e;
@@ -251,7 +251,7 @@ static int count_entries(const char *path)
 
 int tap_count_fds(void)
 {
-	int n = count_entries("/proc/self/fd");
+	int n = tap_count_entries("/proc/self/fd");
 
 	return n < 0 ? n : n - 1;   /* minus the directory's own fd */
 }
@@ -325,7 +325,7 @@ struct tap_snapshot *tap_snapshot_take(void)
 	if (!s)
 		abort();
 	s->nfds = read_fds(s->fds, s->fd_target, SNAP_MAX);
-	s->threads = count_entries("/proc/self/task");
+	s->threads = tap_count_entries("/proc/self/task");
 	names = s->shm;
 	n = list_dir("/dev/shm", is_mproc_name, names, SNAP_MAX);
 	n += list_dir("/dev/mqueue", is_mproc_name, names + n, SNAP_MAX - n);

@@ -54,6 +54,9 @@ void tap_add(const char *name, tap_fn *fn, void *arg);
 void tap_add_opts(const char *name, tap_fn *fn, void *arg, const struct tap_opts *o);
 int tap_run(int argc, char **argv);
 
+/* Entries of a directory, dot files left out; -1 if it cannot be opened. */
+int tap_count_entries(const char *path);
+
 /* In a case. */
 void tap_fail_at(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

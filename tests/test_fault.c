@@ -17,7 +17,6 @@
  *    timeouts are still honoured.
  */
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -736,20 +735,6 @@ static void on_sigbus(int sig)
 	siglongjmp(bus_jmp, 1);
 }
 
-static int count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static void tiny_devshm(void *arg)
 {
 	struct mproc_shm_opts named = { .kind = MPROC_SHM_NAMED };
@@ -775,7 +760,7 @@ static void tiny_devshm(void *arg)
 	guard_begin(&g);
 	CHECK_ERR(mproc_shm_new(&s1, 1 << 20, &named), -ENOSPC);
 	CHECK_ERR(mproc_array_new_in(&a, MPROC_INT32, 1 << 16, MPROC_SHM_LOCK, &named), -ENOSPC);
-	CHECK_EQ(count_dir("/dev/shm"), 0);     /* no name left behind */
+	CHECK_EQ(tap_count_entries("/dev/shm"), 0);     /* no name left behind */
 	guard_end(&g, "named region over a full /dev/shm");
 
 	/* Fill it: the second region does not fit beside the first. */
@@ -793,7 +778,7 @@ static void tiny_devshm(void *arg)
 	else
 		tap_fail_at(__FILE__, __LINE__, "SIGBUS touching a region that was created");
 	mproc_shm_free(s1);
-	CHECK_EQ(count_dir("/dev/shm"), 0);
+	CHECK_EQ(tap_count_entries("/dev/shm"), 0);
 
 	/* Memfd regions and ring queues never use /dev/shm: larger than it, they work. */
 	ASSERT_OK(mproc_shm_new(&s2, 1 << 20, &memfd));
