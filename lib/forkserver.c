@@ -415,7 +415,7 @@ static void fs_serve_one(int lfd, struct fs_child *kids, int *nkids, char *buf,
 		/* The handlers the server's image set (SIGPIPE ignored, a constructor's): the
 		 * others are SIG_DFL already. A few syscalls, not 64 per child. */
 		mproc__signals_default_in(changed);
-		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, false);
+		mproc__child_setup(req.name, req.flags & MPROC__REQ_DAEMON, 0, MPROC__STOP_SIGNALS);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		exit(fn(mproc__req_arg_copy(&req)) & 0xff);

@@ -14,7 +14,8 @@
 #include "internal.h"
 #include "mproc/process.h"
 
-enum mproc__proc_state { P_NEW, P_RUNNING, P_ENDED, P_CLOSED };
+/* P_FOREIGN is 0: what every object inherited by a fork child reads as (process.c, "arena"). */
+enum mproc__proc_state { P_FOREIGN, P_NEW, P_RUNNING, P_ENDED, P_CLOSED };
 
 struct mproc__thr;
 struct mproc__fs_state {
@@ -62,6 +63,8 @@ struct mproc_process {
 	int exitcode;
 	struct mproc__thr *thr; /* thread method */
 	struct mproc_process *next_daemon;
+	struct mproc_process *next_free;        /* the arena's free list */
+	bool in_arena;          /* from the arena, not malloc */
 };
 
 /*
@@ -162,11 +165,19 @@ void *mproc__req_arg_copy(const struct mproc__req *req);
 char *mproc__exe_dup(void);
 /* Registry lookup (locks the registry). NULL if unknown. */
 mproc_process_fn *mproc__entry_find(const char *name);
-/* Child-side setup shared by all process methods: default signal handlers (all, or only the
- * stopping ones: SIGTERM SIGINT SIGHUP SIGQUIT SIGCHLD), PDEATHSIG with the getppid re-check
- * against ppid (ppid 0: skip), name, daemon flag. Leaves the mask alone. Async-signal-safe. */
+/* The signals that stop a process, reset to their default in every child so that terminate
+ * works when the parent ignores SIGTERM, and the child's own children are waitable. A fork
+ * child keeps the (valid, copied) handlers of the others. */
+#define MPROC__STOP_SIGNALS (1ULL << SIGTERM | 1ULL << SIGINT | 1ULL << SIGHUP | \
+			     1ULL << SIGQUIT | 1ULL << SIGCHLD)
+/* Which of MPROC__STOP_SIGNALS have a disposition other than SIG_DFL now (5 sigaction calls). */
+uint64_t mproc__stop_signals_changed(void);
+/* Child-side setup shared by all process methods: default handlers for the signals in reset
+ * (a mask of 1 << signo: MPROC__STOP_SIGNALS, or those of it a fork parent found changed),
+ * PDEATHSIG with the getppid re-check against ppid (ppid 0: skip), name, daemon flag. Leaves
+ * the mask alone. Async-signal-safe. */
 MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t ppid,
-					bool all_signals);
+					uint64_t reset);
 /*
  * The parent-death pipe, child side. fd is the read end of a pipe made for this child alone,
  * whose only writer is the parent (it closes when the parent dies, however it dies): ask for
@@ -178,8 +189,6 @@ MPROC__FORK_CHILD void mproc__death_pipe_arm(int fd);
 /* The ppid to give mproc__child_setup: PR_SET_PDEATHSIG fires when the *thread* that forked
  * exits, so it is armed only for children started by the main thread (0 otherwise). */
 pid_t mproc__pdeathsig_ppid(void);
-/* Default handlers for every signal. Async-signal-safe. */
-void mproc__signals_default(void);
 /* The signals whose handler is not SIG_DFL now (64 sigaction calls: once, not per child). */
 void mproc__signals_changed(sigset_t *set);
 /* Default handlers for the signals in set. Async-signal-safe. */

@@ -128,6 +128,20 @@ static int run_code(enum mproc_start_method m, mproc_process_fn *fn, int arg)
 	return code;
 }
 
+/* Run fn(arg) in a fork child; its exit code, or -1000 if it could not run. */
+static int run_ptr(mproc_process_fn *fn, void *arg)
+{
+	struct mproc_process *p;
+	int code = -1000;
+
+	if (mk(&p, MPROC_START_FORK, fn, arg, 0) < 0)
+		return -2000;
+	if (mproc_process_start(p) == 0 && mproc_process_join(p, 30) == 0)
+		mproc_process_exitcode(p, &code);
+	mproc_process_free(p);
+	return code;
+}
+
 static bool is_thread(enum mproc_start_method m)
 {
 	return m == MPROC_START_THREAD;
@@ -733,6 +747,121 @@ static void t_fork_warns_threads(void *arg)
 	CHECK(strstr(buf, "fork with 2 threads") != NULL);
 }
 
+/* ---- objects inherited by a fork child ------------------------------------------------------ */
+
+struct inherited {
+	struct mproc_process *running, *fresh, *ended;
+};
+
+/* In a fork child, the parent's objects are not the child's: every call says -ECHILD (or the
+ * "no process" value), free leaves them alone, and the child's own objects work. Returns a bit
+ * per failed check, 0 if all hold. */
+static int e_inherited(void *a)
+{
+	struct inherited *in = a;
+	struct mproc_process *obj[3] = { in->running, in->fresh, in->ended }, *mine[3];
+	int bad = 0, code;
+
+	for (int i = 0; i < 3; i++) {
+		struct mproc_process *p = obj[i];
+
+		if (mproc_process_start(p) != -ECHILD)
+			bad |= 1 << 0;
+		if (mproc_process_join(p, 0) != -ECHILD || mproc_process_is_alive(p))
+			bad |= 1 << 1;
+		if (mproc_process_terminate(p) != -ECHILD || mproc_process_kill(p) != -ECHILD)
+			bad |= 1 << 2;
+		if (mproc_process_exitcode(p, &code) != -ECHILD ||
+		    mproc_process_sentinel(p) != -ECHILD || mproc_process_close(p) != -ECHILD)
+			bad |= 1 << 3;
+		if (mproc_process_pid(p) != 0 || mproc_process_name(p) != NULL ||
+		    mproc_process_method(p) != MPROC_START__COUNT)
+			bad |= 1 << 4;
+	}
+	/* The child's own objects: never the inherited memory, and they work. */
+	for (int i = 0; i < 3; i++) {
+		if (mproc_process_new(&mine[i], e_exit, NULL, NULL) < 0) {
+			bad |= 1 << 5;
+			mine[i] = NULL;
+			continue;
+		}
+		for (int j = 0; j < 3; j++) {
+			if (mine[i] == obj[j])
+				bad |= 1 << 6;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		if (mine[i] && (mproc_process_start(mine[i]) < 0 ||
+				mproc_process_join(mine[i], 30) < 0 ||
+				mproc_process_exitcode(mine[i], &code) < 0 || code != 0))
+			bad |= 1 << 7;
+		mproc_process_free(mine[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		mproc_process_free(obj[i]);     /* the parent's: nothing happens */
+	return bad;
+}
+
+/* Objects of every method, inherited by a fork child: foreign there (Python: "can only join a
+ * child process"), untouched in the parent. */
+static void t_inherited_foreign(void *arg)
+{
+	enum mproc_start_method m = M(arg);
+	struct inherited in;
+	int zero = 0, code = -1;
+	double two = 2;
+
+	if (is_thread(m))
+		ASSERT(mk(&in.running, m, e_sleep, &two, 0) == 0);
+	else
+		ASSERT(mk(&in.running, m, e_pause, NULL, 0) == 0);
+	ASSERT(mk(&in.fresh, m, e_exit, &zero, sizeof(zero)) == 0);
+	ASSERT(mk(&in.ended, m, e_exit, &zero, sizeof(zero)) == 0);
+	ASSERT(mproc_process_start(in.running) == 0);
+	ASSERT(mproc_process_start(in.ended) == 0);
+	ASSERT(mproc_process_join(in.ended, 30) == 0);
+	CHECK_EQ(run_ptr(e_inherited, &in), 0);
+	/* The parent's objects are as they were. */
+	CHECK(mproc_process_is_alive(in.running));
+	CHECK_EQ(mproc_process_exitcode(in.ended, &code), 0);
+	CHECK_EQ(code, 0);
+	CHECK_EQ(mproc_process_start(in.fresh), 0);
+	CHECK_EQ(mproc_process_join(in.fresh, 30), 0);
+	if (!is_thread(m))
+		CHECK_EQ(mproc_process_kill(in.running), 0);
+	CHECK_EQ(mproc_process_join(in.running, 30), 0);
+	mproc_process_free(in.running);
+	mproc_process_free(in.fresh);
+	mproc_process_free(in.ended);
+	mproc_forkserver_stop();
+}
+
+/* More objects than one arena chunk holds, alive at once, then freed and made again: all
+ * distinct, all usable. */
+static void t_many_objects(void *arg)
+{
+	enum { N = 3000 };
+	struct mproc_process **p = calloc(N, sizeof(*p));
+	int code = -1;
+
+	ASSERT(p != NULL);
+	for (int round = 0; round < 2 && !tap_failed(); round++) {
+		for (int i = 0; i < N; i++)
+			ASSERT(mproc_process_new(&p[i], e_exit, NULL, NULL) == 0);
+		for (int i = 1; i < N; i++)
+			CHECK(p[i] != p[i - 1]);
+		for (int i = 0; i < N; i += N / 3) {
+			CHECK_EQ(mproc_process_start(p[i]), 0);
+			CHECK_EQ(mproc_process_join(p[i], 30), 0);
+			CHECK_EQ(mproc_process_exitcode(p[i], &code), 0);
+			CHECK_EQ(code, 0);
+		}
+		for (int i = 0; i < N; i++)
+			mproc_process_free(p[i]);
+	}
+	free(p);
+}
+
 /* ---- bad input ---------------------------------------------------------------------------- */
 
 static void t_bad_input(void *arg)
@@ -1014,6 +1143,8 @@ int main(int argc, char **argv)
 	tap_add("process/forkserver/server_killed", t_forkserver_killed, NULL);
 	tap_add("process/fork/lock_held_by_thread", t_fork_lock_held, NULL);
 	tap_add("process/fork/warns_threads", t_fork_warns_threads, NULL);
+	add_each("inherited_foreign_in_fork_child", t_inherited_foreign, true, NULL);
+	tap_add("process/any/many_objects", t_many_objects, NULL);
 	tap_add("process/any/bad_input", t_bad_input, NULL);
 	tap_add("process/any/set_executable", t_set_executable, NULL);
 	tap_add("process/any/request_parser", t_request_parser, NULL);

@@ -2,12 +2,11 @@
  * fork_faults.c - page faults, context switches and time of one fork start->reap, per side
  * (issue 4): a bare fork + _exit + waitpid beside mproc's fork method, as bench_spawn times them
  * (spawn/fork_raw and spawn/fork: new, then start + join timed, then exitcode and free).
- * Not built by meson: a diagnostic, run by hand beside `perf record -e page-faults:u -c 1 -d`
- * (which code touched which page: user-mode faults only) and `strace -f -c` (system calls).
+ * A diagnostic (built by meson, tools/meson.build), run by hand beside
+ * `perf record -e page-faults:u -c 1 -d` (which code touched which page: user-mode faults only)
+ * and `strace -f -c` (system calls).
  *
- *   cc -O2 -D_GNU_SOURCE -Ilib tools/fork_faults.c -o build/fork_faults -Lbuild/lib -lmproc \
- *      -Wl,-rpath,$PWD/build/lib -Wl,-z,now
- *   build/fork_faults raw|mproc [iterations] [rounds]
+ *   build/tools/fork_faults raw|mproc [iterations] [rounds]
  *
  * As in bench_spawn, a forkserver runs (every fork child resets the forkserver state it
  * inherits); MPROC_FORK_FAULTS_NO_FORKSERVER=1 leaves it out.

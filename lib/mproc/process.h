@@ -46,6 +46,13 @@
  * Locking: a process object is used by one thread at a time; different objects are
  * independent. Entry registration and the forkserver are protected by library locks that are
  * reset across fork (pthread_atfork). In a forked child (method fork), the library is usable.
+ *
+ * Objects inherited by a fork child (a child of method fork, or any fork of a process that holds
+ * objects) belong to the parent: there they are foreign. Every call on one returns -ECHILD
+ * (_is_alive false, _pid and _ppid 0, _name NULL, _method MPROC_START__COUNT) and _free does
+ * nothing, so a child can neither wait for, signal nor disturb its siblings (Python: "can only
+ * join a child process"). The child's own new objects work as usual. This relies on
+ * MADV_WIPEONFORK (Linux 4.14): without it a child sees the objects as they were at fork.
  */
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H
