@@ -46,12 +46,13 @@ bool starts_with(const char *s, const char *prefix)
 	return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
 }
 
-// The value of a boolean --benchmark_* flag as Google Benchmark reads it: the bare flag is
-// true, "=false", "=0", "=no", "=f", "=n" (any case) false, anything else true.
+// The value of a boolean --benchmark_* flag as Google Benchmark reads it (IsTruthyFlagValue):
+// the bare flag is true, "=false", "=no", "=off", "=0", "=f", "=n" (any case) false, anything
+// else true.
 bool flag_value(const char *arg, const char *flag)
 {
 	const char *v = arg + std::strlen(flag);
-	static const char *const no[] = { "false", "0", "no", "f", "n" };
+	static const char *const no[] = { "false", "no", "off", "0", "f", "n" };
 
 	if (*v == '\0')
 		return true;
