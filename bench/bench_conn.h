@@ -5,6 +5,9 @@
  * Transports (the second element of every benchmark name):
  *   raw_pipe        pipe2() with plain write(2)/read(2) of fixed-size messages: the floor
  *                   (same pipe capacity as conn_pipe: MPROC_CONN_PIPE_BYTES_DEFAULT)
+ *   framed_pipe     the same pipe, each message one writev(2) of an 8-byte length + the
+ *                   payload, read with one readv(2) of header + payload as conn_pipe reads
+ *                   it: the floor of any length-prefixed framing on a pipe (bench_pipe only)
  *   conn_pipe       mproc_conn over pipes (framed)
  *   conn_stream     mproc_conn over socketpair(SOCK_STREAM)
  *   conn_seqpacket  mproc_conn over socketpair(SOCK_SEQPACKET)
@@ -20,6 +23,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -28,6 +32,7 @@
 
 enum bench_transport {
 	BENCH_RAW_PIPE,
+	BENCH_FRAMED_PIPE,
 	BENCH_CONN_PIPE,
 	BENCH_CONN_STREAM,
 	BENCH_CONN_SEQPACKET,
@@ -36,7 +41,9 @@ enum bench_transport {
 
 static inline const char *bench_transport_name(enum bench_transport t)
 {
-	static const char *const names[] = { "raw_pipe", "conn_pipe", "conn_stream", "conn_seqpacket" };
+	static const char *const names[] = {
+		"raw_pipe", "framed_pipe", "conn_pipe", "conn_stream", "conn_seqpacket",
+	};
 
 	return (unsigned)t < BENCH_NTRANSPORTS ? names[t] : "?";
 }
@@ -48,11 +55,17 @@ static inline void bench_ignore_sigpipe(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Two ends. For raw pipes: fd[0] a->b, fd[1] b->a (duplex only). */
+/* Transports that are bare pipes driven by the harness itself, not an mproc_conn. */
+static inline bool bench_transport_is_raw(enum bench_transport t)
+{
+	return t == BENCH_RAW_PIPE || t == BENCH_FRAMED_PIPE;
+}
+
+/* Two ends. For raw and framed pipes: ab a->b, ba b->a (duplex only). */
 struct bench_link {
 	enum bench_transport t;
 	struct mproc_conn *ca, *cb;     /* conn transports */
-	int ab[2], ba[2];               /* raw pipes: [0] read end, [1] write end */
+	int ab[2], ba[2];               /* raw/framed pipes: [0] read end, [1] write end */
 };
 
 static inline void bench_link_close_a(struct bench_link *l)
@@ -74,7 +87,8 @@ static inline void bench_link_close_b(struct bench_link *l)
 static inline int bench_link_open(struct bench_link *l, enum bench_transport t, bool duplex)
 {
 	static const enum mproc_conn_transport ct[] = {
-		MPROC_CONN_PIPE, MPROC_CONN_PIPE, MPROC_CONN_STREAM, MPROC_CONN_SEQPACKET,
+		MPROC_CONN_PIPE, MPROC_CONN_PIPE, MPROC_CONN_PIPE, MPROC_CONN_STREAM,
+		MPROC_CONN_SEQPACKET,
 	};
 	/* The harnesses ignore SIGPIPE as CPython does (bench_ignore_sigpipe), so the pipe
 	 * transport skips its per-message SIGPIPE guard; raw_pipe has none either. */
@@ -85,7 +99,7 @@ static inline int bench_link_open(struct bench_link *l, enum bench_transport t, 
 	memset(l, 0, sizeof(*l));
 	l->t = t;
 	l->ab[0] = l->ab[1] = l->ba[0] = l->ba[1] = -1;
-	if (t != BENCH_RAW_PIPE) {
+	if (!bench_transport_is_raw(t)) {
 		/* mproc_conn_pair gives (reader, writer) for simplex: a is our sender. */
 		return duplex ? mproc_conn_pair(&l->ca, &l->cb, &o) : mproc_conn_pair(&l->cb, &l->ca, &o);
 	}
@@ -97,8 +111,9 @@ static inline int bench_link_open(struct bench_link *l, enum bench_transport t, 
 		bench_link_close_b(l);
 		return r;
 	}
-	/* The same pipe capacity as conn_pipe (best effort there too), so that raw_pipe and
-	 * conn_pipe differ only by the framing: the capacity alone moves 64 KiB throughput. */
+	/* The same pipe capacity as conn_pipe (best effort there too), so that raw_pipe,
+	 * framed_pipe and conn_pipe differ only by the framing and by conn's own code: the
+	 * capacity alone moves 64 KiB throughput. */
 	fcntl(l->ab[1], F_SETPIPE_SZ, (int)MPROC_CONN_PIPE_BYTES_DEFAULT);
 	if (duplex)
 		fcntl(l->ba[1], F_SETPIPE_SZ, (int)MPROC_CONN_PIPE_BYTES_DEFAULT);
@@ -111,16 +126,39 @@ static inline void bench_link_close(struct bench_link *l)
 	bench_link_close_b(l);
 }
 
+/* framed_pipe: write the iovecs completely (a short writev goes on where it stopped). */
+static inline int bench_framed_write(int fd, struct iovec *iov, int cnt)
+{
+	while (cnt > 0) {
+		ssize_t n = writev(fd, iov, cnt);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		mproc__iov_advance(&iov, &cnt, (size_t)n);
+	}
+	return 0;
+}
+
 /* Send len bytes from side a (from_a) or side b. Returns 0 or -errno. */
 static inline int bench_link_send(struct bench_link *l, bool from_a, const void *buf, size_t len)
 {
-	if (l->t != BENCH_RAW_PIPE) {
+	int fd = from_a ? l->ab[1] : l->ba[1];
+
+	if (!bench_transport_is_raw(l->t)) {
 		ssize_t n = mproc_conn_send(from_a ? l->ca : l->cb, buf, len);
 
 		return n < 0 ? (int)n : 0;
 	}
+	if (l->t == BENCH_FRAMED_PIPE) {
+		uint64_t hdr = len;
+		struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)buf, len } };
+
+		return bench_framed_write(fd, iov, len ? 2 : 1);
+	}
 	for (size_t done = 0; done < len;) {
-		ssize_t n = write(from_a ? l->ab[1] : l->ba[1], (const char *)buf + done, len - done);
+		ssize_t n = write(fd, (const char *)buf + done, len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -131,16 +169,47 @@ static inline int bench_link_send(struct bench_link *l, bool from_a, const void 
 	return 0;
 }
 
-/* Receive one message of at most size bytes on side b (at_b) or a. Raw pipes read exactly
- * size bytes (fixed-size messages). Returns the length, MPROC_EOF or -errno. */
-static inline ssize_t bench_link_recv(struct bench_link *l, bool at_b, void *buf, size_t size)
+/*
+ * framed_pipe: one message of exactly size bytes, header and payload in one readv(2) (more
+ * only when the pipe held less than the whole frame), as conn_pipe's receive does. A header
+ * that does not say size is -EBADMSG. Returns size, MPROC_EOF or -errno.
+ */
+static inline ssize_t bench_framed_read(int fd, void *buf, size_t size)
 {
+	uint64_t hdr = 0;
+	struct iovec v[2] = { { &hdr, sizeof(hdr) }, { buf, size } }, *iov = v;
+	int cnt = size ? 2 : 1;
 	size_t done = 0;
 
-	if (l->t != BENCH_RAW_PIPE)
+	while (cnt > 0) {
+		ssize_t n = readv(fd, iov, cnt);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return done ? -EBADMSG : MPROC_EOF;
+		done += (size_t)n;
+		mproc__iov_advance(&iov, &cnt, (size_t)n);
+	}
+	return hdr == size ? (ssize_t)size : -EBADMSG;
+}
+
+/* Receive one message of at most size bytes on side b (at_b) or a. Raw pipes read exactly
+ * size bytes (fixed-size messages), framed pipes exactly one frame of size bytes. Returns the
+ * length, MPROC_EOF or -errno. */
+static inline ssize_t bench_link_recv(struct bench_link *l, bool at_b, void *buf, size_t size)
+{
+	int fd = at_b ? l->ab[0] : l->ba[0];
+	size_t done = 0;
+
+	if (!bench_transport_is_raw(l->t))
 		return mproc_conn_recv(at_b ? l->cb : l->ca, buf, size, MPROC_FOREVER);
+	if (l->t == BENCH_FRAMED_PIPE)
+		return bench_framed_read(fd, buf, size);
 	while (done < size) {
-		ssize_t n = read(at_b ? l->ab[0] : l->ba[0], (char *)buf + done, size - done);
+		ssize_t n = read(fd, (char *)buf + done, size - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -3,7 +3,8 @@
  *
  * Names: latency/<transport>/placement:<same_core|cross_core>
  *   transport  raw_pipe (two pipes, plain write/read: the floor, as baseline/pipe_rtt),
- *              conn_pipe, conn_stream, conn_seqpacket (a duplex mproc_conn pair)
+ *              conn_pipe, conn_stream, conn_seqpacket (a duplex mproc_conn pair); not
+ *              framed_pipe, a throughput floor of bench_pipe
  *   placement  both processes on one PU, or on two physical cores (registered only where the
  *              machine has two)
  * Counters: p50_ns, p99_ns, p999_ns over individual round trips (one CLOCK_MONOTONIC sample per
@@ -83,6 +84,9 @@ static void register_all(void)
 		for (int t = 0; t < BENCH_NTRANSPORTS; t++) {
 			char name[96];
 			struct gbench *g;
+
+			if (t == BENCH_FRAMED_PIPE)
+				continue;
 
 			cases[n] = (struct lat_case){ t, p };
 			snprintf(name, sizeof(name), "latency/%s/placement:%s",

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <strings.h>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ benchmark::internal::Benchmark *B(gbench *b)
 gbench *G(benchmark::internal::Benchmark *b) { return reinterpret_cast<gbench *>(b); }
 
 enum gbench_profile g_profile = GBENCH_QUICK;
+bool g_interleave = false;
 std::set<std::string> g_context_keys;
 
 struct profile_defaults {
@@ -42,6 +44,23 @@ const profile_defaults k_profiles[] = {
 bool starts_with(const char *s, const char *prefix)
 {
 	return std::strncmp(s, prefix, std::strlen(prefix)) == 0;
+}
+
+// The value of a boolean --benchmark_* flag as Google Benchmark reads it (IsTruthyFlagValue):
+// the bare flag is true, "=false", "=no", "=off", "=0", "=f", "=n" (any case) false, anything
+// else true.
+bool flag_value(const char *arg, const char *flag)
+{
+	const char *v = arg + std::strlen(flag);
+	static const char *const no[] = { "false", "no", "off", "0", "f", "n" };
+
+	if (*v == '\0')
+		return true;
+	v++;  // '='
+	for (const char *n : no)
+		if (strcasecmp(v, n) == 0)
+			return false;
+	return true;
 }
 
 }  // namespace
@@ -155,6 +174,8 @@ void gbench_set_label(gbench_state *st, const char *label) { S(st)->SetLabel(lab
 
 enum gbench_profile gbench_current_profile(void) { return g_profile; }
 
+void gbench_interleave_repetitions(void) { g_interleave = true; }
+
 const char *gbench_profile_name(enum gbench_profile p)
 {
 	return k_profiles[p].name;
@@ -169,8 +190,9 @@ void gbench_add_context(const char *key, const char *value)
 
 int gbench_main(int argc, char **argv, void (*register_all)(void))
 {
+	static const char k_interleave_flag[] = "--benchmark_enable_random_interleaving";
 	const char *prof = std::getenv("MPROC_PROFILE");
-	bool have_min_time = false, have_reps = false;
+	bool have_min_time = false, have_reps = false, interleave = g_interleave;
 	std::vector<char *> args;
 
 	args.push_back(argv[0]);
@@ -190,6 +212,9 @@ int gbench_main(int argc, char **argv, void (*register_all)(void))
 			have_min_time = true;
 		if (starts_with(argv[i], "--benchmark_repetitions"))
 			have_reps = true;
+		if (std::strcmp(argv[i], k_interleave_flag) == 0 ||
+		    starts_with(argv[i], (std::string(k_interleave_flag) + "=").c_str()))
+			interleave = flag_value(argv[i], k_interleave_flag);  // the last one wins
 		args.push_back(argv[i]);
 	}
 	if (prof && *prof) {
@@ -210,12 +235,15 @@ int gbench_main(int argc, char **argv, void (*register_all)(void))
 	// Default flags for the profile go first so that explicit flags (parsed later) win.
 	std::string min_time = std::string("--benchmark_min_time=") + k_profiles[g_profile].min_time;
 	std::string reps = std::string("--benchmark_repetitions=") + k_profiles[g_profile].repetitions;
+	std::string inter = std::string(k_interleave_flag) + "=true";
 	std::vector<char *> full;
 	full.push_back(args[0]);
 	if (!have_min_time)
 		full.push_back(&min_time[0]);
 	if (!have_reps)
 		full.push_back(&reps[0]);
+	if (g_interleave)
+		full.push_back(&inter[0]);
 	for (size_t i = 1; i < args.size(); i++)
 		full.push_back(args[i]);
 	full.push_back(nullptr);
@@ -227,6 +255,7 @@ int gbench_main(int argc, char **argv, void (*register_all)(void))
 		return 2;
 	}
 	gbench_add_context("mproc_profile", k_profiles[g_profile].name);
+	gbench_add_context("mproc_random_interleaving", interleave ? "true" : "false");
 	if (register_all)
 		register_all();
 	benchmark::RunSpecifiedBenchmarks();

@@ -97,6 +97,15 @@ void gbench_set_label(struct gbench_state *st, const char *label);
 enum gbench_profile gbench_current_profile(void);
 const char *gbench_profile_name(enum gbench_profile p);
 void gbench_add_context(const char *key, const char *value);  /* a key given twice is ignored */
+/*
+ * Call before gbench_main(): the harness runs with --benchmark_enable_random_interleaving=true
+ * by default (an explicit flag wins), so the repetitions of all its benchmarks run shuffled in
+ * time rather than back to back, and figures compared by ratio see the same machine load.
+ * Google Benchmark still writes each benchmark's repetitions together, with their aggregates,
+ * once its last repetition has run; a file's benchmark order is then shuffled. The context key
+ * mproc_random_interleaving says "true" or "false".
+ */
+void gbench_interleave_repetitions(void);
 
 /*
  * gbench_main - parse --profile and pass every --benchmark_* flag through to Google Benchmark,

@@ -244,9 +244,10 @@ def baseline_section(run, h):
     return lines, unstable
 
 
-def generic_section(run, h):
+def generic_section(run, h, figures=None):
+    """One row per figure of the harness (or of `figures`, in that order)."""
     rows, unstable = [], []
-    for fig in h.figures.values():
+    for fig in (h.figures.values() if figures is None else figures):
         head = fig.value("real_time")
         cv, flag = fmt_cv(head)
         if flag:
@@ -566,12 +567,72 @@ def manager_section(run, h):
     return lines, unstable
 
 
+# [conn] the transports of bench_pipe in the order of bench_conn.h (floors first).
+PIPE_TRANSPORTS = ["raw_pipe", "framed_pipe", "conn_pipe", "conn_stream", "conn_seqpacket"]
+PIPE_NAME = re.compile(r"pipe/([a-z_]+)/bytes:(\d+)/placement:([a-z_]+)")
+
+
+def _pipe_key(fig):
+    """Sort key of a pipe figure: transport (bench_conn.h order), size, placement; the file's
+    order is shuffled when the repetitions were interleaved."""
+    m = PIPE_NAME.fullmatch(fig.name)
+    if not m:
+        return (len(PIPE_TRANSPORTS) + 1, 0, fig.name)
+    tr = m.group(1)
+    return (PIPE_TRANSPORTS.index(tr) if tr in PIPE_TRANSPORTS else len(PIPE_TRANSPORTS),
+            int(m.group(2)), m.group(3))
+
+
+def pipe_ratios(figs, bytes_=65536):
+    """[(placement, conn/raw, conn/framed, framed/raw)] of median bytes_per_second at one
+    size, per placement where conn_pipe and one of the floors have figures (None: missing)."""
+    def bps(tr, place):
+        f = figs.get("pipe/%s/bytes:%d/placement:%s" % (tr, bytes_, place))
+        v = f.median("bytes_per_second", None) if f is not None else None
+        return v if v and math.isfinite(v) and v > 0 else None
+
+    out = []
+    for place in ("cross_core", "same_core"):
+        raw, framed, conn = (bps(t, place) for t in ("raw_pipe", "framed_pipe", "conn_pipe"))
+        if not (conn and (raw or framed)) and not (raw and framed):
+            continue
+        out.append((place, conn / raw if conn and raw else None,
+                    conn / framed if conn and framed else None,
+                    framed / raw if framed and raw else None))
+    return out
+
+
+def pipe_section(run, h):
+    """Every figure (generic table, in transport/size/placement order), then issue 5's ratio
+    at 64 KiB per placement, conn_pipe / raw_pipe (target >= 0.95), split into its two
+    factors: conn_pipe / framed_pipe (mproc_conn's own cost) and framed_pipe / raw_pipe (the
+    cost of any length-prefixed framing on a pipe)."""
+    lines, unstable = generic_section(run, h, sorted(h.figures.values(), key=_pipe_key))
+    rows = []
+    for place, cr, cf, fr in pipe_ratios(h.figures):
+        rows.append(("`%s`" % place,
+                     "%.3fx (%s)" % (cr, "met" if cr >= 0.95 else "**missed**")
+                     if cr is not None else "—",
+                     "%.3fx" % cf if cf is not None else "—",
+                     "%.3fx" % fr if fr is not None else "—"))
+    if rows:
+        inter = h.context.get("mproc_random_interleaving")
+        lines += ["", "Throughput ratios at 64 KiB, of median `bytes_per_second`; the "
+                  "repetitions ran %s:" % ("randomly interleaved in time" if inter == "true"
+                                          else "back to back"), ""]
+        lines += table(["placement", "conn_pipe / raw_pipe (target >= 0.95)",
+                        "conn_pipe / framed_pipe (mproc_conn's own cost)",
+                        "framed_pipe / raw_pipe (cost of framing)"], rows)
+    return lines, unstable
+
+
 # harness name -> function(run, HarnessResult) -> (markdown lines, [unstable names])
 SECTIONS = {
     "baseline": baseline_section,
     # [spawn] [pipe] [queue] [latency] [shm] [manager] [pool] [python]: add entries here.
     "spawn": spawn_section,
     "manager": manager_section,
+    "pipe": pipe_section,
 }
 
 

@@ -211,6 +211,7 @@ PALETTE = {
     "unix": "#0072B2",
     "tcp": "#D55E00",
     "raw_pipe": "#999999",
+    "framed_pipe": "#000000",
     "conn_pipe": "#0072B2",
     "conn_stream": "#009E73",
     "conn_seqpacket": "#56B4E9",

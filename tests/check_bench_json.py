@@ -17,7 +17,7 @@ unreadable file. Standard library only (json accepts Google Benchmark's bare NaN
                     Entries that carry p-counters (p50_ns, p99_ns, p999_ns) must carry every
                     requested p-counter, ordered p50 <= p99 <= p999.
   --error REGEX     some entry matching REGEX skipped with an error (and has a message).
-  --context KEY     KEY is in the JSON context.
+  --context KEY     KEY is in the JSON context; KEY=VALUE: and its value is VALUE.
   --value REGEX NAME NUMBER
                     every measured iteration entry matching REGEX has counter NAME == NUMBER
                     (relative tolerance 1e-9), and there is at least one.
@@ -93,9 +93,12 @@ def check(doc, args):
             problems.append(f"no entry matching {rx!r} skipped with an error message")
 
     context = doc.get("context", {})
-    for k in args.context:
+    for kv in args.context:
+        k, want = kv.split("=", 1) if "=" in kv else (kv, None)
         if k not in context:
             problems.append(f"context key {k!r} is missing (have: {sorted(context)})")
+        elif want is not None and str(context[k]) != want:
+            problems.append(f"context key {k!r} is {context[k]!r}, want {want!r}")
 
     for rx, cname, want in args.value:
         r = re.compile(rx)
@@ -122,7 +125,7 @@ def main(argv):
     p.add_argument("--expect", nargs="*", default=[], action="extend", metavar="REGEX")
     p.add_argument("--counter", nargs="*", default=[], action="extend", metavar="NAME")
     p.add_argument("--error", nargs="*", default=[], action="extend", metavar="REGEX")
-    p.add_argument("--context", nargs="*", default=[], action="extend", metavar="KEY")
+    p.add_argument("--context", nargs="*", default=[], action="extend", metavar="KEY[=VALUE]")
     p.add_argument("--value", nargs=3, default=[], action="append",
                    metavar=("REGEX", "NAME", "NUMBER"))
     args = p.parse_args(argv)

@@ -277,6 +277,36 @@ class Steps(TmpCase):
         self.assertIn("CPython `dict_get` / ours (unix, cross_core): 12.00x", text)
         self.assertNotIn("(tcp, same_core)", text)      # no tcp figures, no tcp ratios
 
+    def test_report_pipe_ratios(self):
+        """The pipe section splits issue 5's conn_pipe / raw_pipe into conn_pipe / framed_pipe
+        and framed_pipe / raw_pipe per placement, and lists the figures in transport order
+        whatever the (interleaved) file order."""
+        run_dir = self.copy_fixture("run_baseline")
+        figs = [("conn_pipe", "cross_core", 1.805e9), ("raw_pipe", "same_core", 4e9),
+                ("framed_pipe", "cross_core", 1.9e9), ("raw_pipe", "cross_core", 2e9),
+                ("conn_pipe", "same_core", 3.9e9)]
+        rows = []
+        for tr, place, bps in figs:
+            n = "pipe/%s/bytes:65536/placement:%s/manual_time" % (tr, place)
+            for i, f in enumerate((0.9, 1.0, 1.1)):        # the median is the middle one
+                rows.append({"name": n, "run_name": n, "run_type": "iteration",
+                             "repetitions": 3, "repetition_index": i, "iterations": 5,
+                             "real_time": 1.0, "cpu_time": 1.0, "time_unit": "us",
+                             "bytes_per_second": bps * f})
+        with open(os.path.join(run_dir, "pipe.json"), "w") as f:
+            json.dump({"context": {"mproc_random_interleaving": "true"}, "benchmarks": rows}, f)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run_dir]), 0)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("the repetitions ran randomly interleaved in time", text)
+        self.assertIn("| `cross_core` | 0.902x (**missed**) | 0.950x | 0.950x |", text)
+        self.assertIn("| `same_core` | 0.975x (met) | — | — |", text)
+        order = [text.index("`pipe/%s/bytes:65536/placement:%s`" % (tr, pl)) for tr, pl in (
+            ("raw_pipe", "cross_core"), ("raw_pipe", "same_core"),
+            ("framed_pipe", "cross_core"), ("conn_pipe", "cross_core"),
+            ("conn_pipe", "same_core"))]
+        self.assertEqual(order, sorted(order))
+
     def test_report_incomplete(self):
         run_dir = self.copy_fixture("run_incomplete")
         with contextlib.redirect_stdout(io.StringIO()):
