@@ -130,10 +130,27 @@ static void atfork_parent(void)
 	mproc__fs_unlock();
 }
 
+/* Set *m to init unless it already is (compared byte by byte: no libc call in a fork child). */
+MPROC__FORK_TEXT static void mutex_reset(pthread_mutex_t *m, const pthread_mutex_t *init)
+{
+	const unsigned char *a = (const unsigned char *)m, *b = (const unsigned char *)init;
+
+	for (size_t i = 0; i < sizeof(*m); i++) {
+		if (a[i] != b[i]) {
+			*m = *init;
+			return;
+		}
+	}
+}
+
 MPROC__FORK_TEXT static void atfork_child(void)
 {
+	/* Writes only what needs resetting: the page of the fork state, write-protected by the
+	 * fork, costs a fault in the child to write (tens of us on a VM), and this runs in every
+	 * fork of the process, the host program's own too. */
 	/* The parent's fst->daemons are not this process's children. */
-	fst->daemons = NULL;
+	if (fst->daemons)
+		fst->daemons = NULL;
 	mproc__fs_atfork_child();
 #if MPROC__TSAN
 	if (single_threaded())
@@ -145,10 +162,15 @@ MPROC__FORK_TEXT static void atfork_child(void)
 	/* Free, or taken by the forking thread (atfork_prepare), which is this process's only
 	 * thread: either way, set them back to their initial state with plain stores, as glibc
 	 * does for its own locks in a fork child, rather than run pthread_mutex_unlock, whose
-	 * libc code the child would fault in (TSan, which tracks lock state, gets the unlocks). */
-	fst->reg_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-	fst->daemon_lock = (pthread_mutex_t)PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-	fst->fs_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	 * libc code the child would fault in (TSan, which tracks lock state, gets the unlocks).
+	 * A lock already in that state (a process that never had a second thread) is not
+	 * written. Built on the stack: an initializer copied from .rodata is a page to fault. */
+	pthread_mutex_t normal = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_t recursive = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+	mutex_reset(&fst->reg_lock, &normal);
+	mutex_reset(&fst->daemon_lock, &recursive);
+	mutex_reset(&fst->fs_lock, &normal);
 #endif
 }
 
@@ -899,9 +921,7 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 	p->state = P_NEW;
 	snprintf(namebuf, sizeof(namebuf), "mproc-%s", method_names[opts->method]);
 	name = opts->name ? opts->name : namebuf;
-	p->name = strdup(name);
-	if (!p->name)
-		goto out_nomem;
+	memcpy(p->name, name, strlen(name) + 1);        /* checked: <= MPROC_PROCESS_NAME_MAX */
 	if (entry) {
 		p->entry = strdup(entry);
 		p->exe = opts->exe ? strdup(opts->exe) : mproc__exe_dup();
@@ -982,15 +1002,20 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 	 * (mproc__pdeathsig_ppid, with one system call fewer). */
 	pid_t pdeath = gettid() == me ? me : 0;
 	bool no_pidfd = !pidfd_works();
-	/* What the child needs, read before fork: in the child, p reads as zeros (the arena). */
+	/* What the child needs, read before fork: in the child, p reads as zeros (the arena).
+	 * The name as far as the child uses it (PR_SET_NAME keeps 15 bytes, the log name 63). */
 	mproc_process_fn *fn = p->fn;
 	void *arg = p->arg;
-	const char *name = p->name;
+	char name[MPROC__LOG_NAME_MAX];
 	bool daemon = p->daemon;
 	uint64_t reset;
+	bool masked;
 	int r;
 
 	fork_warn_threads();
+	for (r = 0; r < (int)sizeof(name) - 1 && p->name[r]; r++)
+		name[r] = p->name[r];   /* truncated on purpose: see above */
+	name[r] = '\0';
 	if (pipe2(dp, O_CLOEXEC) < 0)
 		return -errno;
 	if (no_pidfd && pipe2(sp, O_CLOEXEC) < 0) {
@@ -999,11 +1024,20 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 		mproc__close(dp[1]);
 		return r;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	/* Asked here, where a syscall costs a fraction of one in the new child (whose first touch
-	 * of each page is slow on a VM): 3 us each there against 1 here, on the 2-core VM. */
+	/* Which stop signals the child must reset: asked here, where a system call costs a third
+	 * of one in the new child (3 us there against 1 here on the 2-core VM, whose first touch
+	 * of each page in a new process is slow). */
 	reset = mproc__stop_signals_changed();
+	pthread_sigmask(SIG_SETMASK, NULL, &old);
+	/* Signals stay blocked across fork only when the child has something to undo: a stop
+	 * signal to reset (no handler of the parent's may run in the child first) or a mask to
+	 * clear. Otherwise the child starts with the empty mask and default stop signals it needs,
+	 * and 3 system calls are saved (tools/fork_steps: "sigmask"). */
+	masked = reset || !sigisemptyset(&old);
+	if (masked) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, NULL);
+	}
 	pid = fork();
 	if (pid == 0) {
 		/* The empty set is all zero bits, and the kernel's sigset is 64 bits. */
@@ -1016,14 +1050,17 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 		mproc__sys5(SYS_close, dp[1], 0, 0, 0, 0);
 		mproc__child_setup(name, daemon, pdeath, reset);
 		mproc__death_pipe_arm(dp[0]);
-		mproc__sys5(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none), 0);
+		if (masked)
+			mproc__sys5(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof(none),
+				    0);
 		r = fn(arg) & 0xff;
 		/* _exit, inline (glibc's _exit is exit_group). */
 		for (;;)
 			mproc__sys5(SYS_exit_group, r, 0, 0, 0, 0);
 	}
 	r = pid < 0 ? -errno : 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	mproc__close(sp[1]);
 	mproc__close(dp[0]);
 	if (r < 0) {
@@ -1393,7 +1430,7 @@ pid_t mproc_process_ppid(const struct mproc_process *p)
 
 const char *mproc_process_name(const struct mproc_process *p)
 {
-	return p ? p->name : NULL;
+	return p && p->state != P_FOREIGN ? p->name : NULL;
 }
 
 enum mproc_start_method mproc_process_method(const struct mproc_process *p)
@@ -1453,7 +1490,6 @@ void mproc_process_free(struct mproc_process *p)
 		p->death_wr = -1;
 	}
 	release(p);
-	free(p->name);
 	free(p->entry);
 	free(p->argbuf);
 	free(p->exe);

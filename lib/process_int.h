@@ -49,7 +49,6 @@ struct mproc_process {
 	enum mproc__proc_state state;
 	mproc_process_fn *fn;
 	void *arg;
-	char *name;
 	char *entry;            /* exec methods */
 	void *argbuf;           /* exec methods: arg_len bytes */
 	size_t arg_len;
@@ -65,6 +64,9 @@ struct mproc_process {
 	struct mproc_process *next_daemon;
 	struct mproc_process *next_free;        /* the arena's free list */
 	bool in_arena;          /* from the arena, not malloc */
+	/* Here, not malloc'd: starting and freeing a process then write no heap page, each of
+	 * which would cost the parent a fault again after every fork. */
+	char name[MPROC_PROCESS_NAME_MAX + 1];
 };
 
 /*

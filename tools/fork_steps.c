@@ -10,7 +10,11 @@
  * machine whose speed drifts (a VM, other load) slows them alike; the figure is the median of
  * all iterations of a variant, and its ratio to the bare fork's.
  *
- *   build/tools/fork_steps [-n iterations] [-r rounds] [variant...]
+ *   build/tools/fork_steps [-n iterations] [-r rounds] [-s] [-H] [variant...]
+ *
+ * -s starts a forkserver first, as bench_spawn does (each fork child then closes its socket).
+ * -H installs handlers for SIGTERM and SIGINT first, as the harnesses do (the library's fork
+ * child then resets them, and keeps signals blocked until it has).
  *
  * Variants: raw, death_pipe, sigmask, pdeath_name, pidfd, sig_reset, sig_query, heap_write,
  * steps (death_pipe + sigmask + pdeath_name + pidfd + sig_query: what the library does), mproc
@@ -196,6 +200,12 @@ static int64_t one(unsigned s, struct obj *heap, const char *name)
 	return dt;
 }
 
+static void on_signal(int sig)
+{
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static int cmp64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -205,7 +215,7 @@ static int cmp64(const void *a, const void *b)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: fork_steps [-n iterations] [-r rounds] [variant...]\nvariants:");
+	fprintf(stderr, "usage: fork_steps [-n iterations] [-r rounds] [-s] [-H] [variant...]\nvariants:");
 	for (size_t i = 0; i < NVARIANTS; i++)
 		fprintf(stderr, " %s", variants[i].name);
 	fprintf(stderr, "\n");
@@ -222,10 +232,22 @@ int main(int argc, char **argv)
 	int opt;
 
 	mproc_main_hook(argc, argv);
-	while ((opt = getopt(argc, argv, "n:r:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:sHh")) != -1) {
 		char *end;
 
-		if (opt == 'n' || opt == 'r') {
+		if (opt == 'H') {
+			/* As the harnesses do: handlers for SIGTERM and SIGINT (cleanup on ^C). */
+			struct sigaction sa;
+
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = on_signal;
+			sigaction(SIGTERM, &sa, NULL);
+			sigaction(SIGINT, &sa, NULL);
+		} else if (opt == 's') {
+			/* As in bench_spawn: every fork child then closes the server's socket. */
+			if (mproc_forkserver_start() < 0)
+				fprintf(stderr, "fork_steps: no forkserver\n");
+		} else if (opt == 'n' || opt == 'r') {
 			long v = strtol(optarg, &end, 10);
 
 			if (*end || v <= 0 || v > 100000) {
@@ -258,6 +280,11 @@ int main(int argc, char **argv)
 	if (!heap || !name)
 		return 1;
 	memset(heap, 0, sizeof(*heap));
+	/* One start through the library first, whatever the variants: its atfork handlers and
+	 * arena are then in place for every variant, as in any process that uses it (and in
+	 * bench_spawn's fork_raw). */
+	if (one_mproc() < 0)
+		return 1;
 	for (size_t v = 0; v < npick; v++) {
 		ns[v] = calloc((size_t)(n * rounds), sizeof(int64_t));
 		if (!ns[v] || one(variants[pick[v]].steps, heap, name) < 0)    /* warm up */
@@ -297,5 +324,6 @@ int main(int argc, char **argv)
 	}
 	free(heap);
 	free(name);
+	mproc_forkserver_stop();
 	return 0;
 }
