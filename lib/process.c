@@ -202,7 +202,7 @@ static void at_exit(void)
  * the heap. fork(2) write-protects every private page of the parent, and the parent writes the
  * object (pid, pidfd, state) right after fork while the child still maps the page: a
  * copy-on-write fault and a page copy on the start path of every fork (26-32 us of 700-860 on
- * the 2-core VM, interleaved medians; tools/fork_ablation.c). The kernel copies nothing of a
+ * the 2-core VM, interleaved medians; tools/fork_steps.c, "heap_write"). The kernel copies nothing of a
  * wiped range to the child, so the parent's pages stay writable. In a fork child every inherited
  * object reads as zeros, which is P_FOREIGN: the object of a process that is not the caller's
  * child (Python: "can only join a child process"); calls on it return -ECHILD, free does
@@ -1038,7 +1038,8 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 	/* Signals stay blocked across fork only when the child has something to undo: a stop
 	 * signal to reset (no handler of the parent's may run in the child first) or a mask to
 	 * clear. Otherwise the child starts with the empty mask and default stop signals it needs,
-	 * and 3 system calls are saved (tools/fork_steps: "sigmask"). */
+	 * and 3 system calls are saved (tools/fork_steps: "sigmask"). A handler another thread
+	 * installs between the question and fork stays in the child, as every other handler does. */
 	masked = reset || !sigisemptyset(&old);
 	if (masked) {
 		sigfillset(&all);
