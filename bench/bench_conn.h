@@ -126,21 +126,6 @@ static inline void bench_link_close(struct bench_link *l)
 	bench_link_close_b(l);
 }
 
-/* framed_pipe: write the iovecs completely (a short writev goes on where it stopped). */
-static inline int bench_framed_write(int fd, struct iovec *iov, int cnt)
-{
-	while (cnt > 0) {
-		ssize_t n = writev(fd, iov, cnt);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		mproc__iov_advance(&iov, &cnt, (size_t)n);
-	}
-	return 0;
-}
-
 /* Send len bytes from side a (from_a) or side b. Returns 0 or -errno. */
 static inline int bench_link_send(struct bench_link *l, bool from_a, const void *buf, size_t len)
 {
@@ -154,8 +139,9 @@ static inline int bench_link_send(struct bench_link *l, bool from_a, const void 
 	if (l->t == BENCH_FRAMED_PIPE) {
 		uint64_t hdr = len;
 		struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)buf, len } };
+		ssize_t n = mproc__iov_xfer(fd, true, iov, len ? 2 : 1);
 
-		return bench_framed_write(fd, iov, len ? 2 : 1);
+		return n < 0 ? (int)n : 0;
 	}
 	for (size_t done = 0; done < len;) {
 		ssize_t n = write(fd, (const char *)buf + done, len - done);
@@ -177,23 +163,15 @@ static inline int bench_link_send(struct bench_link *l, bool from_a, const void 
 static inline ssize_t bench_framed_read(int fd, void *buf, size_t size)
 {
 	uint64_t hdr = 0;
-	struct iovec v[2] = { { &hdr, sizeof(hdr) }, { buf, size } }, *iov = v;
-	int cnt = size ? 2 : 1;
-	size_t done = 0;
+	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { buf, size } };
+	ssize_t n = mproc__iov_xfer(fd, false, iov, size ? 2 : 1);
 
-	while (cnt > 0) {
-		ssize_t n = readv(fd, iov, cnt);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return done ? -EBADMSG : MPROC_EOF;
-		done += (size_t)n;
-		mproc__iov_advance(&iov, &cnt, (size_t)n);
-	}
-	return hdr == size ? (ssize_t)size : -EBADMSG;
+	if (n < 0)
+		return n;
+	if (n == 0)
+		return MPROC_EOF;
+	/* Short: EOF inside the frame. */
+	return (size_t)n == sizeof(hdr) + size && hdr == size ? (ssize_t)size : -EBADMSG;
 }
 
 /* Receive one message of at most size bytes on side b (at_b) or a. Raw pipes read exactly

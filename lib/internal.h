@@ -63,6 +63,10 @@ ssize_t mproc__read_all(int fd, void *buf, size_t len, int64_t deadline_ns);
  * then describe what a short readv/writev left to transfer. */
 struct iovec;
 void mproc__iov_advance(struct iovec **iov, int *cnt, size_t n);
+/* All of the iovecs through writev (out) or readv, over short transfers and EINTR, on a
+ * blocking fd; the iovecs are consumed. Returns the bytes moved (less than asked only when a
+ * read met EOF) or -errno. For harnesses and tools: the library's own paths need deadlines. */
+ssize_t mproc__iov_xfer(int fd, bool out, struct iovec *iov, int cnt);
 
 /*
  * Futexes on shared memory (no FUTEX_PRIVATE_FLAG: they work across processes).

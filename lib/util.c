@@ -123,6 +123,25 @@ void mproc__iov_advance(struct iovec **iov, int *cnt, size_t n)
 	}
 }
 
+ssize_t mproc__iov_xfer(int fd, bool out, struct iovec *iov, int cnt)
+{
+	size_t done = 0;
+
+	while (cnt > 0) {
+		ssize_t n = out ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0 && !out)
+			break;
+		done += (size_t)n;
+		mproc__iov_advance(&iov, &cnt, (size_t)n);
+	}
+	return (ssize_t)done;
+}
+
 ssize_t mproc__write_all(int fd, const void *buf, size_t len, int64_t deadline_ns)
 {
 	const char *p = buf;

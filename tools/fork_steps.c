@@ -10,11 +10,15 @@
  * machine whose speed drifts (a VM, other load) slows them alike; the figure is the median of
  * all iterations of a variant, and its ratio to the bare fork's.
  *
- *   build/tools/fork_steps [-n iterations] [-r rounds] [-s] [-H] [variant...]
+ *   build/tools/fork_steps [-n iterations] [-r rounds] [-s] [-H] [-f] [variant...]
  *
  * -s starts a forkserver first, as bench_spawn does (each fork child then closes its socket).
  * -H installs handlers for SIGTERM and SIGINT first, as the harnesses do (the library's fork
  * child then resets them, and keeps signals blocked until it has).
+ * -f adds the mean minor page faults per iteration of the parent (the whole cycle: a page it
+ * writes each cycle faults once, since every fork write-protects it again) and of the child
+ * (RUSAGE_CHILDREN), from getrusage around each iteration, outside the timed part. To see
+ * which code touched which page: `perf record -e page-faults:u -c 1 -d` over a run.
  *
  * Variants: raw, death_pipe, sigmask, pdeath_name, pidfd, sig_reset, sig_query, heap_write,
  * steps (death_pipe + sigmask + pdeath_name + pidfd + sig_query: what the library does), mproc
@@ -34,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -215,7 +220,7 @@ static int cmp64(const void *a, const void *b)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: fork_steps [-n iterations] [-r rounds] [-s] [-H] [variant...]\nvariants:");
+	fprintf(stderr, "usage: fork_steps [-n iterations] [-r rounds] [-s] [-H] [-f] [variant...]\nvariants:");
 	for (size_t i = 0; i < NVARIANTS; i++)
 		fprintf(stderr, " %s", variants[i].name);
 	fprintf(stderr, "\n");
@@ -227,15 +232,19 @@ int main(int argc, char **argv)
 	long n = 200, rounds = 5;
 	size_t pick[NVARIANTS], npick = 0;
 	int64_t *ns[NVARIANTS], raw_med = 0;
+	long flt_parent[NVARIANTS] = { 0 }, flt_child[NVARIANTS] = { 0 };
+	bool faults = false;
 	struct obj *heap;
 	char *name;
 	int opt;
 
 	mproc_main_hook(argc, argv);
-	while ((opt = getopt(argc, argv, "n:r:sHh")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:sHfh")) != -1) {
 		char *end;
 
-		if (opt == 'H') {
+		if (opt == 'f') {
+			faults = true;
+		} else if (opt == 'H') {
 			/* As the harnesses do: handlers for SIGTERM and SIGINT (cleanup on ^C). */
 			struct sigaction sa;
 
@@ -292,7 +301,20 @@ int main(int argc, char **argv)
 	}
 	for (long i = 0; i < n * rounds; i++) {
 		for (size_t v = 0; v < npick; v++) {
-			int64_t t = one(variants[pick[v]].steps, heap, name);
+			struct rusage s0, s1, c0, c1;
+			int64_t t;
+
+			if (faults) {
+				getrusage(RUSAGE_SELF, &s0);
+				getrusage(RUSAGE_CHILDREN, &c0);
+			}
+			t = one(variants[pick[v]].steps, heap, name);
+			if (faults) {
+				getrusage(RUSAGE_SELF, &s1);
+				getrusage(RUSAGE_CHILDREN, &c1);
+				flt_parent[v] += s1.ru_minflt - s0.ru_minflt;
+				flt_child[v] += c1.ru_minflt - c0.ru_minflt;
+			}
 
 			if (t < 0) {
 				fprintf(stderr, "fork_steps: %s: %s\n", variants[pick[v]].name,
@@ -306,7 +328,10 @@ int main(int argc, char **argv)
 	}
 	if (isatty(2))
 		fprintf(stderr, "\n");
-	printf("%-12s %10s %10s %10s %7s\n", "variant", "p50_us", "p25_us", "p75_us", "x_raw");
+	printf("%-12s %10s %10s %10s %7s", "variant", "p50_us", "p25_us", "p75_us", "x_raw");
+	if (faults)
+		printf(" %11s %10s", "parent_flt", "child_flt");
+	printf("\n");
 	for (size_t v = 0; v < npick; v++) {
 		size_t m = (size_t)(n * rounds);
 		int64_t med;
@@ -317,8 +342,10 @@ int main(int argc, char **argv)
 			raw_med = med;
 		printf("%-12s %10.1f %10.1f %10.1f", variants[pick[v]].name, (double)med / 1e3,
 		       (double)ns[v][m / 4] / 1e3, (double)ns[v][3 * m / 4] / 1e3);
-		if (raw_med)
-			printf(" %7.3f", (double)med / (double)raw_med);
+		printf(" %7.3f", raw_med ? (double)med / (double)raw_med : 0.0);
+		if (faults)
+			printf(" %11.2f %10.2f", (double)flt_parent[v] / (double)m,
+			       (double)flt_child[v] / (double)m);
 		printf("\n");
 		free(ns[v]);
 	}

@@ -52,21 +52,16 @@ static int pin(int cpu)
 	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
 }
 
-/* All of the iovecs, through short transfers; 0 or -errno (-EPIPE on EOF). */
+/* All of the iovecs (mproc__iov_xfer); 0 or -errno, -EPIPE for EOF before the end. */
 static int xfer(bool out, int fd, struct iovec *iov, int cnt)
 {
-	while (cnt > 0) {
-		ssize_t n = out ? writev(fd, iov, cnt) : readv(fd, iov, cnt);
+	size_t want = 0;
+	ssize_t n;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EPIPE;
-		mproc__iov_advance(&iov, &cnt, (size_t)n);
-	}
-	return 0;
+	for (int i = 0; i < cnt; i++)
+		want += iov[i].iov_len;
+	n = mproc__iov_xfer(fd, out, iov, cnt);
+	return n < 0 ? (int)n : (size_t)n < want ? -EPIPE : 0;
 }
 
 /* One run: n messages; bytes per second, or a negative errno. */
