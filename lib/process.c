@@ -1016,12 +1016,13 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 	bool daemon = p->daemon;
 	uint64_t reset;
 	bool masked;
+	size_t n;
 	int r;
 
 	fork_warn_threads();
-	for (r = 0; r < (int)sizeof(name) - 1 && p->name[r]; r++)
-		name[r] = p->name[r];   /* truncated on purpose: see above */
-	name[r] = '\0';
+	for (n = 0; n < sizeof(name) - 1 && p->name[n]; n++)
+		name[n] = p->name[n];   /* truncated on purpose: see above */
+	name[n] = '\0';
 	if (pipe2(dp, O_CLOEXEC) < 0)
 		return -errno;
 	if (no_pidfd && pipe2(sp, O_CLOEXEC) < 0) {

@@ -20,8 +20,9 @@
  * (RUSAGE_CHILDREN), from getrusage around each iteration, outside the timed part. To see
  * which code touched which page: `perf record -e page-faults:u -c 1 -d` over a run.
  *
- * Variants: raw, death_pipe, sigmask, pdeath_name, pidfd, sig_reset, sig_query, heap_write,
- * steps (death_pipe + sigmask + pdeath_name + pidfd + sig_query: what the library does), mproc
+ * Variants: raw, death_pipe, sigmask, pdeath (PR_SET_PDEATHSIG + the getppid re-check), name
+ * (PR_SET_NAME), pidfd, sig_reset, sig_query, heap_write, steps (death_pipe + sigmask + pdeath +
+ * name + pidfd + sig_query: what the library does), mproc
  * (mproc_process_start + _join; _new and _free untimed). Default: all of them.
  * sig_reset is the child resetting the 5 stop signals itself (the library did until issue 4's
  * last round; now the parent asks which need it: sig_query); heap_write is the parent writing
@@ -52,12 +53,13 @@
 enum {
 	S_DEATH_PIPE = 1 << 0,
 	S_SIGMASK = 1 << 1,
-	S_PDEATH_NAME = 1 << 2,
+	S_PDEATH = 1 << 2,
 	S_PIDFD = 1 << 3,
 	S_SIG_RESET = 1 << 4,
 	S_SIG_QUERY = 1 << 5,
 	S_HEAP_WRITE = 1 << 6,
 	S_MPROC = 1 << 7,
+	S_NAME = 1 << 8,
 };
 
 static const struct {
@@ -67,12 +69,13 @@ static const struct {
 	{ "raw", 0 },
 	{ "death_pipe", S_DEATH_PIPE },
 	{ "sigmask", S_SIGMASK },
-	{ "pdeath_name", S_PDEATH_NAME },
+	{ "pdeath", S_PDEATH },
+	{ "name", S_NAME },
 	{ "pidfd", S_PIDFD },
 	{ "sig_reset", S_SIG_RESET },
 	{ "sig_query", S_SIG_QUERY },
 	{ "heap_write", S_HEAP_WRITE },
-	{ "steps", S_DEATH_PIPE | S_SIGMASK | S_PDEATH_NAME | S_PIDFD | S_SIG_QUERY },
+	{ "steps", S_DEATH_PIPE | S_SIGMASK | S_PDEATH | S_NAME | S_PIDFD | S_SIG_QUERY },
 	{ "mproc", S_MPROC },
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
@@ -151,13 +154,15 @@ static int64_t one(unsigned s, struct obj *heap, const char *name)
 			if (reset & 1ULL << sig)
 				mproc__sys5(SYS_rt_sigaction, sig, (long)ksa_default, 0, 8, 0);
 		}
-		if (s & S_PDEATH_NAME) {
-			char comm[16];
-			size_t n;
-
+		if (s & S_PDEATH) {
 			mproc__sys5(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 			if (mproc__sys5(SYS_getppid, 0, 0, 0, 0, 0) != me)
 				_exit(128 + SIGKILL);
+		}
+		if (s & S_NAME) {
+			char comm[16];
+			size_t n;
+
 			for (n = 0; name[n] && n < sizeof(comm) - 1; n++)
 				comm[n] = name[n];
 			comm[n] = '\0';
