@@ -34,4 +34,10 @@ int mproc__conn_parse_header(const void *p, size_t n, size_t max, struct mproc__
 /* Write a header for len bytes and nfds fds into out (MPROC__CONN_HDR_SIZE bytes). */
 void mproc__conn_make_header(void *out, uint32_t len, unsigned nfds);
 
+/* For tests: the CPU on which a reader of c's frames last received, -1 where unknown or where
+ * c does not send on a pipe. A pipe send tries pwritev2(RWF_NOWAIT) first when it is another
+ * CPU than the sender's (conn.c, conn_reader_elsewhere). */
+struct mproc_conn;
+int mproc__conn_reader_cpu(const struct mproc_conn *c);
+
 #endif /* MPROC_CONN_FRAME_H */

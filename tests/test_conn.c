@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -860,17 +861,100 @@ static void t_send_timeout_torn(void *arg)
 	free(buf);
 }
 
+/*
+ * Reader and sender pinned to two CPUs, frames larger than the pipe and of odd sizes: on a
+ * pipe the sender learns the reader's CPU from its first receive (through its own mapping of
+ * the sender's page, after each side closed the end it does not use) and then writes every
+ * frame with pwritev2(RWF_NOWAIT) first and the rest blocking; every frame must arrive whole.
+ * Sockets never take that path (-1).
+ */
+static void pin_or_abort(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	ASSERT(sched_setaffinity(0, sizeof(set), &set) == 0);
+}
+
+static size_t cross_size(int i)
+{
+	static const size_t sizes[] = { 65536, 65537, (1u << 20) + 3, 4097, 300000, 8, 0 };
+
+	return sizes[i % (int)N_ELEM(sizes)];
+}
+
+static void t_cross_cpu_frames(void *arg)
+{
+	enum { FRAMES = 40 };
+	struct mproc_conn *a, *b;
+	cpu_set_t set;
+	int cpus[2], ncpu = 0;
+	char *out, status = 1;
+	pid_t pid;
+
+	ASSERT(sched_getaffinity(0, sizeof(set), &set) == 0);
+	for (int c = 0; c < CPU_SETSIZE && ncpu < 2; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[ncpu++] = c;
+	if (ncpu < 2)
+		tap_skip("needs two CPUs");
+	pair_or_abort(arg, &a, &b, false);
+	pid = fork_or_abort();
+	if (pid == 0) {
+		char *in = malloc((1u << 20) + 3), *want = malloc((1u << 20) + 3), bad = 0, one;
+
+		mproc_conn_close(a);
+		pin_or_abort(cpus[0]);
+		if (!in || !want || mproc_conn_recv(b, &one, 1, 30) != 1 ||
+		    mproc_conn_send(b, "k", 1) != 1)
+			_exit(10);
+		for (int i = 0; i < FRAMES; i++) {
+			size_t n = cross_size(i);
+
+			fill(want, n, (uint32_t)i);
+			if (mproc_conn_recv(b, in, (1u << 20) + 3, 30) != (ssize_t)n ||
+			    memcmp(in, want, n) != 0)
+				bad = 1;
+		}
+		if (mproc_conn_send(b, &bad, 1) != 1)
+			_exit(11);
+		mproc_conn_close(b);
+		_exit(0);
+	}
+	mproc_conn_close(b);
+	pin_or_abort(cpus[1]);
+	CHECK_EQ(mproc__conn_reader_cpu(a), -1);
+	CHECK_EQ(mproc_conn_send(a, "x", 1), 1);
+	CHECK_EQ(mproc_conn_recv(a, &status, 1, 30), 1);
+	CHECK_EQ(mproc__conn_reader_cpu(a), tr_of(arg) == MPROC_CONN_PIPE ? cpus[0] : -1);
+	out = malloc((1u << 20) + 3);
+	ASSERT(out);
+	for (int i = 0; i < FRAMES; i++) {
+		size_t n = cross_size(i);
+
+		fill(out, n, (uint32_t)i);
+		CHECK_EQ(mproc_conn_send(a, out, n), n);
+	}
+	status = 1;
+	CHECK_EQ(mproc_conn_recv(a, &status, 1, 30), 1);
+	CHECK_EQ(status, 0);
+	free(out);
+	mproc_conn_close(a);
+	CHECK_EQ(reap(pid), 0);
+}
+
 static const char *const case_names[] = {
 	"echo", "empty", "small_buffer", "poll", "partial_header", "simplex", "bad_input",
 	"malformed", "closed_peer", "shared_senders", "eintr_storm", "fds", "fds_mismatch",
 	"fds_ctrunc", "writer_killed", "lock_owner_dead", "sigpipe_ignored", "send_timeout",
-	"send_timeout_torn",
+	"send_timeout_torn", "cross_cpu_frames",
 };
 static tap_fn *const case_fns[] = {
 	t_echo, t_empty, t_small_buffer, t_poll, t_partial_header, t_simplex, t_bad_input,
 	t_malformed, t_closed_peer, t_shared_senders, t_eintr_storm, t_fds, t_fds_mismatch,
 	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead, t_sigpipe_ignored, t_send_timeout,
-	t_send_timeout_torn,
+	t_send_timeout_torn, t_cross_cpu_frames,
 };
 
 int main(int argc, char **argv)
