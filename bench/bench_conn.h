@@ -7,7 +7,7 @@
  *                   (same pipe capacity as conn_pipe: MPROC_CONN_PIPE_BYTES_DEFAULT)
  *   framed_pipe     the same pipe, each message one writev(2) of an 8-byte length + the
  *                   payload, read with one readv(2) of header + payload as conn_pipe reads
- *                   it: the floor of any length-prefixed framing on a pipe (bench_pipe only)
+ *                   it: the naive length-prefixed framing on a pipe (bench_pipe only)
  *   conn_pipe       mproc_conn over pipes (framed)
  *   conn_stream     mproc_conn over socketpair(SOCK_STREAM)
  *   conn_seqpacket  mproc_conn over socketpair(SOCK_SEQPACKET)

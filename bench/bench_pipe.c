@@ -18,12 +18,14 @@
  * raw_pipe, framed_pipe and conn_pipe use pipes of the same capacity
  * (MPROC_CONN_PIPE_BYTES_DEFAULT, asked with F_SETPIPE_SZ on each); raw_pipe ran on the
  * kernel's default 64 KiB pipe before issue 5. framed_pipe is raw_pipe with a length prefix:
- * each message one writev(2) of an 8-byte length + the payload, read with one readv(2) of
- * header + payload as conn_pipe reads it, under the same receiver checks. It is the floor of
- * any length-prefixed framing on a pipe (at 64 KiB a frame is 65 544 bytes: 16 full pipe
- * pages and a spill page every other message, the payload 8 bytes off page alignment), so
- * framed_pipe / raw_pipe is the cost of framing and conn_pipe / framed_pipe the cost of
- * mproc_conn itself; the issue's target stays conn_pipe / raw_pipe.
+ * each message one blocking writev(2) of an 8-byte length + the payload, read with one
+ * readv(2) of header + payload as conn_pipe reads it, under the same receiver checks: the
+ * naive framing (at 64 KiB a frame is 65 544 bytes: 16 full pipe pages and a spill page
+ * every other message, the payload 8 bytes off page alignment). framed_pipe / raw_pipe is
+ * what that framing costs, conn_pipe / framed_pipe what mproc_conn costs or wins against it:
+ * across CPUs conn_pipe first writes with RWF_NOWAIT and then blocks, which waits out a full
+ * pipe on the pipe's mutex instead of sleeping (lib/conn.c, conn_reader_elsewhere). The
+ * issue's target stays conn_pipe / raw_pipe.
  *
  * Repetitions run randomly interleaved in every profile (gbench_interleave_repetitions:
  * --benchmark_enable_random_interleaving=true unless the flag is given): raw_pipe, framed_pipe

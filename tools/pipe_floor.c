@@ -5,8 +5,10 @@
  * every byte), so the pipe is mostly full and the writer sleeps in every message. This tool
  * moves 64 KiB messages with a reader that only reads: a bare write (raw), one writev of an
  * 8-byte length + payload read with one readv (framed, as mproc_conn does), and the length as a
- * write of its own before the payload (split), for pipes of 64 KiB, 256 KiB (the capacity
- * mproc_conn asks for) and 1 MiB. The writer runs on CPU 0, the reader on the CPU given.
+ * write of its own before the payload (split), and framed with pwritev2(RWF_NOWAIT) first and
+ * the rest blocking (nowait, mproc_conn's send when the reader is on another CPU), for pipes
+ * of 64 KiB, 256 KiB (the capacity mproc_conn asks for) and 1 MiB. The writer runs on CPU 0,
+ * the reader on the CPU given.
  * Rounds cycle through every size and mode in turn; the figure is the median of the rounds.
  *
  *   build/tools/pipe_floor [reader_cpu [messages [rounds]]]     (default 1 4000 7)
@@ -30,8 +32,8 @@
 #define MSG (64 * 1024)
 #define MAX_ROUNDS 64
 
-enum mode { RAW, FRAMED, SPLIT, NMODES };
-static const char *const mode_names[NMODES] = { "raw", "framed", "split" };
+enum mode { RAW, FRAMED, SPLIT, NOWAIT, NMODES };
+static const char *const mode_names[NMODES] = { "raw", "framed", "split", "nowait" };
 static const int pipe_sizes[] = { 64 << 10, 256 << 10, 1 << 20 };
 #define NSIZES (int)(sizeof(pipe_sizes) / sizeof(pipe_sizes[0]))
 
@@ -62,6 +64,20 @@ static int xfer(bool out, int fd, struct iovec *iov, int cnt)
 		want += iov[i].iov_len;
 	n = mproc__iov_xfer(fd, out, iov, cnt);
 	return n < 0 ? (int)n : (size_t)n < want ? -EPIPE : 0;
+}
+
+/* mproc_conn's send across CPUs: pwritev2(RWF_NOWAIT), then the rest blocking. 0 or -errno. */
+static int nowait_first(int fd, struct iovec *v)
+{
+	struct iovec *iov = v;
+	int cnt = 2;
+	ssize_t n = pwritev2(fd, iov, cnt, -1, RWF_NOWAIT);
+
+	if (n < 0 && errno != EAGAIN)
+		return -errno;
+	if (n > 0)
+		mproc__iov_advance(&iov, &cnt, (size_t)n);
+	return cnt > 0 ? xfer(true, fd, iov, cnt) : 0;
 }
 
 /* One run: n messages; bytes per second, or a negative errno. */
@@ -106,8 +122,10 @@ static double run(enum mode m, int pipe_bytes, int n, int reader_cpu)
 			r = xfer(true, p[1], v + 1, 1);
 		else if (m == FRAMED)
 			r = xfer(true, p[1], v, 2);
-		else if ((r = xfer(true, p[1], v, 1)) == 0)
+		else if (m == SPLIT && (r = xfer(true, p[1], v, 1)) == 0)
 			r = xfer(true, p[1], v + 1, 1);
+		else if (m == NOWAIT)
+			r = nowait_first(p[1], v);
 	}
 	close(p[1]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -170,9 +188,10 @@ int main(int argc, char **argv)
 			qsort(bps[s][m], (size_t)rounds, sizeof(double), cmpd);
 			med[m] = bps[s][m][rounds / 2];
 		}
-		printf("pipe %4d KiB: raw %5.2f GB/s  framed %5.2f (x%.3f)  split %5.2f (x%.3f)\n",
-		       pipe_sizes[s] >> 10, med[RAW] / 1e9, med[FRAMED] / 1e9, med[FRAMED] / med[RAW],
-		       med[SPLIT] / 1e9, med[SPLIT] / med[RAW]);
+		printf("pipe %4d KiB: raw %5.2f GB/s  framed %5.2f (x%.3f)  split %5.2f (x%.3f)  "
+		       "nowait %5.2f (x%.3f)\n", pipe_sizes[s] >> 10, med[RAW] / 1e9,
+		       med[FRAMED] / 1e9, med[FRAMED] / med[RAW], med[SPLIT] / 1e9,
+		       med[SPLIT] / med[RAW], med[NOWAIT] / 1e9, med[NOWAIT] / med[RAW]);
 	}
 	return 0;
 }

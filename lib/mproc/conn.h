@@ -109,6 +109,9 @@ void mproc_conn_close(struct mproc_conn *c);
  * timed send tore a frame on this endpoint: mproc_conn_send_timeout),
  * another -errno of write/sendmsg. Blocks until the whole frame is written. Safe in a forked
  * child (no allocation).
+ * Pipes: when the peer last received on another CPU than the caller runs on, the frame goes
+ * out with pwritev2(RWF_NOWAIT) first and the rest with a blocking writev, which waits out a
+ * full pipe without sleeping (README, "Pipes"); each receive notes its CPU for the sender.
  */
 ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
 
