@@ -224,6 +224,17 @@ static ssize_t recvmsg_reset_is_eof(int fd, struct msghdr *m)
 	return n;
 }
 
+/* pwritev2(RWF_NOWAIT) on the pipe; a kernel without it for pipes marks the endpoint
+ * (no_rwf_nowait). Returns bytes written or -1 with errno (EAGAIN: full). */
+static ssize_t conn_pwritev_nowait(struct mproc_conn *c, const struct iovec *iov, int cnt)
+{
+	ssize_t n = pwritev2(c->wfd, iov, cnt, -1, RWF_NOWAIT);
+
+	if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
+		c->no_rwf_nowait = true;
+	return n;
+}
+
 /*
  * One write that must not block past a deadline: sockets send with MSG_DONTWAIT, pipes use
  * pwritev2(RWF_NOWAIT) (no shared O_NONBLOCK flag to flip on a description other processes
@@ -240,10 +251,9 @@ static ssize_t conn_write_nowait(struct mproc_conn *c, struct msghdr *m, int64_t
 	if (conn_is_sock(c))
 		return sendmsg(c->wfd, m, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (!c->no_rwf_nowait) {
-		n = pwritev2(c->wfd, m->msg_iov, (int)m->msg_iovlen, -1, RWF_NOWAIT);
-		if (n >= 0 || (errno != EOPNOTSUPP && errno != EINVAL))
+		n = conn_pwritev_nowait(c, m->msg_iov, (int)m->msg_iovlen);
+		if (n >= 0 || !c->no_rwf_nowait)
 			return n;
-		c->no_rwf_nowait = true;
 	}
 	r = mproc__poll1(c->wfd, POLLOUT, deadline);
 	if (r < 0) {
@@ -334,9 +344,7 @@ static ssize_t conn_write_iov(struct mproc_conn *c, struct iovec *iov, int cnt, 
 			conn_set_rights(&m, cbuf.buf, fds, nfds);
 		if (nowait_first) {
 			nowait_first = false;
-			n = pwritev2(c->wfd, iov, cnt, -1, RWF_NOWAIT);
-			if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL))
-				c->no_rwf_nowait = true;
+			n = conn_pwritev_nowait(c, iov, cnt);
 			if (n < 0 && errno != EINTR && errno != EPIPE)
 				continue;       /* full: the blocking write below */
 		} else if (deadline != MPROC__NO_DEADLINE)
