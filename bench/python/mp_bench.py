@@ -110,6 +110,20 @@ class Runner:
     def wanted(self, group):
         return not self.only or group in self.only
 
+    def error(self, name, message, reps=None, rep=0, fam=None):
+        """Record name as skipped with message, shaped as the C harnesses' SkipWithError
+        entries (error_occurred, error_message): gbjson lists it under the skipped benchmarks
+        with its reason, and the run goes on."""
+        if fam is None:
+            fam = self.family
+            self.family += 1
+        self.entries.append({
+            "name": name, "family_index": fam, "per_family_instance_index": 0,
+            "run_name": name, "run_type": "iteration", "repetitions": reps or self.reps,
+            "repetition_index": rep, "threads": 1, "error_occurred": True,
+            "error_message": message, "iterations": 0, "real_time": 0.0,
+            "cpu_time": 0.0, "time_unit": "ns"})
+
     def run(self, name, fn, *args, reps=None):
         """fn(*args) -> (iterations, seconds, counters) for one repetition."""
         reps = reps or self.reps
@@ -121,23 +135,16 @@ class Runner:
             try:
                 iters, secs, counters = fn(*args)
             except Skip as e:
-                self.entries.append({
-                    "name": name, "family_index": fam, "per_family_instance_index": 0,
-                    "run_name": name, "run_type": "iteration", "repetitions": reps,
-                    "repetition_index": r, "threads": 1, "error_occurred": True,
-                    "error_message": str(e), "iterations": 0, "real_time": 0.0,
-                    "cpu_time": 0.0, "time_unit": "ns"})
+                self.error(name, str(e), reps, r, fam)
                 if self.verbose:
                     print(f"  {name}: skipped: {e}", file=sys.stderr)
                 return
-            except Exception as e:  # a comparator bug must not sink the others
-                traceback.print_exc()
-                self.entries.append({
-                    "name": name, "family_index": fam, "per_family_instance_index": 0,
-                    "run_name": name, "run_type": "iteration", "repetitions": reps,
-                    "repetition_index": r, "threads": 1, "error_occurred": True,
-                    "error_message": f"{type(e).__name__}: {e}", "iterations": 0,
-                    "real_time": 0.0, "cpu_time": 0.0, "time_unit": "ns"})
+            except Exception as e:  # CPython's own error: this benchmark only, the rest go on
+                if not getattr(e, "_mp_bench_reported", False):
+                    traceback.print_exc()
+                    _mark_reported(e)
+                self.error(name, error_text(e), reps, r, fam)
+                print(f"  {name}: skipped: {error_text(e)}", file=sys.stderr)
                 return
             iters = max(1, iters)
             e = {"name": name, "family_index": fam, "per_family_instance_index": 0,
@@ -175,6 +182,46 @@ class Runner:
                 e[k] = {"mean": mean, "median": statistics.median(vals), "stddev": sd,
                         "cv": (sd / mean) if mean else float("nan")}[agg]
             self.entries.append(e)
+
+
+def error_text(e):
+    """An exception as CPython prints its last line: 'OSError: [Errno 30] Read-only file
+    system'."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def _mark_reported(e):
+    try:
+        e._mp_bench_reported = True
+    except AttributeError:
+        pass
+
+
+class Shared:
+    """A resource several benchmarks share (a Pool, an executor, a Manager), made on first use.
+    If making it fails (no /dev/shm: SemLock raises OSError), the error is kept and every
+    benchmark that asks for it is recorded as skipped with that error; the others go on."""
+
+    def __init__(self, make):
+        self.make = make
+        self.obj = None
+        self.err = None
+
+    def get(self):
+        if self.err is not None:
+            raise self.err
+        if self.obj is None:
+            try:
+                self.obj = self.make()
+            except Exception as e:
+                self.err = e
+                raise
+        return self.obj
+
+    def close(self, how):
+        if self.obj is not None:
+            how(self.obj)
+            self.obj = None
 
 
 def timed_loop(target_s, one, min_iters=1, max_iters=1_000_000):
@@ -425,6 +472,12 @@ def bench_latency(rn):
             def one_rep(prim=prim, pair=pair):
                 old = os.sched_getaffinity(0)
                 pin(pair[0])
+                try:
+                    return latency_rep(prim, pair)
+                finally:
+                    os.sched_setaffinity(0, old)
+
+            def latency_rep(prim, pair):
                 n = 200 if rn.profile == "smoke" else max(500, int(rn.target_s * 20000))
                 samples = []
                 if prim in ("conn_pipe", "conn_stream"):
@@ -478,7 +531,6 @@ def bench_latency(rn):
                             b.acquire()
                             samples.append(time.perf_counter_ns() - t)
                     p.join()
-                os.sched_setaffinity(0, old)
                 secs = sum(samples) / NS
                 return n, secs, latency_counters(samples)
             rn.run(name, one_rep)
@@ -563,18 +615,23 @@ def bench_manager(rn):
            "lock_acquire_release"]
     for transport in ("unix", "tcp"):
         key = os.urandom(32)
-        if transport == "tcp":
-            mgr = SyncManager(address=("127.0.0.1", 0), authkey=key)
-        else:
-            mgr = SyncManager(authkey=key)
-        mgr.start()
-        try:
-            d = mgr.dict()
-            d["k"] = b"x" * 8
-            lst = mgr.list()
-            val = mgr.Value("q", 7)
-            q = mgr.Queue()
-            lk = mgr.Lock()
+
+        def make(transport=transport, key=key):
+            if transport == "tcp":
+                mgr = SyncManager(address=("127.0.0.1", 0), authkey=key)
+            else:
+                mgr = SyncManager(authkey=key)
+            mgr.start()
+            try:
+                d = mgr.dict()
+                d["k"] = b"x" * 8
+                lst = mgr.list()
+                val = mgr.Value("q", 7)
+                q = mgr.Queue()
+                lk = mgr.Lock()
+            except BaseException:
+                mgr.shutdown()
+                raise
             calls = {
                 "dict_set": lambda: d.__setitem__("k", b"12345678"),
                 "dict_get": lambda: d["k"],
@@ -582,11 +639,17 @@ def bench_manager(rn):
                 "value_get": lambda: val.value,
                 "queue_put_get": lambda: (q.put(b"12345678"), q.get()),
                 "lock_acquire_release": lambda: (lk.acquire(), lk.release()),
+                "_list": lst,
             }
+            return mgr, calls
+
+        shared = Shared(make)
+        try:
             for op in ops:
                 name = f"python/manager/{op}/transport:{transport}"
 
-                def one_rep(op=op):
+                def one_rep(op=op, key=key):
+                    mgr, calls = shared.get()
                     if op == "connect":
                         def one():
                             c = SyncManager(address=mgr.address, authkey=key)
@@ -596,11 +659,11 @@ def bench_manager(rn):
                         fn = calls[op]
                         n, secs, s = timed_loop(rn.target_s, fn, min_iters=10)
                         if op == "list_append":
-                            del lst[:]
+                            del calls["_list"][:]
                     return n, secs, latency_counters(s)
                 rn.run(name, one_rep)
         finally:
-            mgr.shutdown()
+            shared.close(lambda m: m[0].shutdown())
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,8 +710,27 @@ def bench_pool_overhead(rn):
     chunks = [1, 10, 100, 1000] if rn.profile != "smoke" else [1]
     n_tasks = 2000 if rn.profile != "smoke" else 200
     workers = min(2, budget()) if budget() > 1 else 1
-    with fork.Pool(workers) as pool:
-        pool.map(_noop_task, range(workers * 4))   # warm: workers up
+
+    def make_pool():
+        pool = fork.Pool(workers)
+        try:
+            pool.map(_noop_task, range(workers * 4))   # warm: workers up
+        except BaseException:
+            pool.terminate()
+            raise
+        return pool
+
+    def make_executor():
+        ex = ProcessPoolExecutor(workers, mp_context=fork)
+        try:
+            list(ex.map(_noop_task, range(workers * 4)))
+        except BaseException:
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
+        return ex
+
+    shared_pool = Shared(make_pool)
+    try:
         for api in ("map", "imap", "apply_async"):
             for cs in chunks:
                 if api == "apply_async" and cs != 1:
@@ -656,6 +738,7 @@ def bench_pool_overhead(rn):
                 name = f"python/pool_overhead/{api}/chunksize:{cs}"
 
                 def one_rep(api=api, cs=cs):
+                    pool = shared_pool.get()
                     t = time.perf_counter_ns()
                     if api == "map":
                         r = pool.map(_noop_task, range(n_tasks), chunksize=cs)
@@ -669,8 +752,10 @@ def bench_pool_overhead(rn):
                         raise RuntimeError("wrong results")
                     return n_tasks, secs, {"ns_per_task": secs * NS / n_tasks}
                 rn.run(name, one_rep)
-    with ProcessPoolExecutor(workers, mp_context=fork) as ex:
-        list(ex.map(_noop_task, range(workers * 4)))
+    finally:
+        shared_pool.close(lambda p: (p.terminate(), p.join()))
+    shared_ex = Shared(make_executor)
+    try:
         for cs in chunks:
             for api in ("submit", "executor_map"):
                 if api == "submit" and cs != 1:
@@ -678,6 +763,7 @@ def bench_pool_overhead(rn):
                 name = f"python/pool_overhead/{api}/chunksize:{cs}"
 
                 def one_rep(api=api, cs=cs):
+                    ex = shared_ex.get()
                     n = n_tasks // 2
                     t = time.perf_counter_ns()
                     if api == "submit":
@@ -690,6 +776,8 @@ def bench_pool_overhead(rn):
                         raise RuntimeError("wrong results")
                     return n, secs, {"ns_per_task": secs * NS / n}
                 rn.run(name, one_rep)
+    finally:
+        shared_ex.close(lambda ex: ex.shutdown(wait=True, cancel_futures=True))
 
 
 def bench_pool_scaling(rn):
@@ -800,6 +888,237 @@ def bench_pool_failure(rn):
     rn.run("python/pool/failure/executor_sigkill", executor_rep)
 
 
+# --------------------------------------------------------------------------------------------
+# probe: does each primitive work here at all (no /dev/shm, a read-only or tiny one)? Each is
+# tried in a child interpreter of its own, so a crash (SIGBUS) or a hang costs only that one.
+# Keys are shared with bench/devshm_probe.c (libmproc's side) and bench/report.py.
+
+
+def _probe_send(conn):
+    conn.send_bytes(b"x")
+    conn.close()
+
+
+def _probe_put(q):
+    q.put(b"x")
+
+
+def _probe_lock(lk):
+    with lk:
+        pass
+
+
+def _probe_release(s):
+    s.release()
+
+
+def _probe_set(e):
+    e.set()
+
+
+def _probe_notify(c):
+    with c:
+        c.notify_all()
+
+
+def _probe_barrier(b):
+    b.wait(timeout=10)
+
+
+def _probe_value(v):
+    with v.get_lock():
+        v.value += 1
+
+
+def _probe_array(a):
+    a[0] = 7
+
+
+def _probe_child(target, *args):
+    p = mp.get_context("fork").Process(target=target, args=args)
+    p.start()
+    p.join(30)
+    if p.exitcode != 0:
+        raise RuntimeError(f"child exit code {p.exitcode}")
+
+
+def _probe_process(method):
+    if method not in mp.get_all_start_methods():
+        raise NotImplementedError(f"no start method '{method}' in CPython")
+    p = mp.get_context(method).Process(target=_noop)
+    p.start()
+    p.join(30)
+    if p.exitcode != 0:
+        raise RuntimeError(f"child exit code {p.exitcode}")
+
+
+def _probe_pipe():
+    r, w = mp.Pipe(duplex=False)
+    _probe_child(_probe_send, w)
+    assert r.recv_bytes() == b"x"
+
+
+def _probe_queue(make):
+    q = make()
+    _probe_child(_probe_put, q)
+    got = q.get(timeout=10) if not isinstance(q, mp.queues.SimpleQueue) else q.get()
+    assert got == b"x"
+    if isinstance(q, mp.queues.JoinableQueue):
+        q.task_done()
+        q.join()
+
+
+def _probe_semaphore():
+    s = mp.get_context("fork").Semaphore(0)
+    _probe_child(_probe_release, s)
+    assert s.acquire(timeout=10)
+
+
+def _probe_event():
+    e = mp.get_context("fork").Event()
+    _probe_child(_probe_set, e)
+    assert e.wait(10)
+
+
+def _probe_barrier_both():
+    b = mp.get_context("fork").Barrier(2)
+    p = mp.get_context("fork").Process(target=_probe_barrier, args=(b,))
+    p.start()
+    b.wait(timeout=10)
+    p.join(30)
+
+
+def _probe_value_both():
+    v = mp.get_context("fork").Value("q", 0)
+    _probe_child(_probe_value, v)
+    assert v.value == 1
+
+
+def _probe_array_both():
+    a = mp.get_context("fork").Array("q", 4)
+    _probe_child(_probe_array, a)
+    assert a[0] == 7
+
+
+def _probe_shared_memory():
+    s = shared_memory.SharedMemory(create=True, size=1 << 20)
+    try:
+        s.buf[:] = b"\1" * len(s.buf)      # every page touched: a tmpfs too small fails here
+    finally:
+        s.close()
+        s.unlink()
+
+
+def _probe_shared_memory_oversize(size):
+    """A named segment bigger than /dev/shm's free space: CPython only sets the size
+    (ftruncate), so creation succeeds and the first write to a page that tmpfs cannot back
+    kills the process with SIGBUS. The caller unlinks the name when this child dies."""
+    s = shared_memory.SharedMemory(create=True, size=size)
+    print(json.dumps({"name": s.name}), flush=True)
+    for off in range(0, size, 4096):
+        s.buf[off] = 1
+    s.close()
+    s.unlink()
+
+
+def _probe_manager():
+    with mp.get_context("fork").Manager() as m:
+        d = m.dict()
+        d["k"] = 1
+        assert d["k"] == 1
+
+
+def _probe_pool():
+    with mp.get_context("fork").Pool(1) as pool:
+        assert pool.map(abs, [-1]) == [1]
+
+
+def _probe_futures():
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as ex:
+        assert ex.submit(abs, -1).result(timeout=30) == 1
+
+
+PROBES = {
+    "process/fork": lambda: _probe_process("fork"),
+    "process/spawn": lambda: _probe_process("spawn"),
+    "process/forkserver": lambda: _probe_process("forkserver"),
+    "pipe": _probe_pipe,
+    "queue/pipe": lambda: _probe_queue(mp.get_context("fork").Queue),
+    "simple_queue": lambda: _probe_queue(mp.get_context("fork").SimpleQueue),
+    "joinable_queue": lambda: _probe_queue(mp.get_context("fork").JoinableQueue),
+    "lock": lambda: _probe_child(_probe_lock, mp.get_context("fork").Lock()),
+    "semaphore": _probe_semaphore,
+    "event": _probe_event,
+    "condition": lambda: _probe_child(_probe_notify, mp.get_context("fork").Condition()),
+    "barrier": _probe_barrier_both,
+    "value": _probe_value_both,
+    "array": _probe_array_both,
+    "shared_memory": _probe_shared_memory,
+    "manager": _probe_manager,
+    "pool": _probe_pool,
+    "futures": _probe_futures,
+}
+
+
+def probe_one(key, arg=None):
+    """Child side: run one probe, print one JSON line {"ok", "error"}; exit 0."""
+    try:
+        if key == "shared_memory/oversize":
+            _probe_shared_memory_oversize(int(arg))
+        else:
+            PROBES[key]()
+        res = {"ok": True, "error": None}
+    except Exception as e:
+        res = {"ok": False, "error": error_text(e)}
+    print(json.dumps(res), flush=True)
+    return 0
+
+
+def probe_all(oversize=0, timeout_s=60):
+    """Parent side: {key: {"ok", "error"}} for every probe, each in its own interpreter."""
+    import subprocess
+    out = {}
+    keys = list(PROBES) + (["shared_memory/oversize"] if oversize > 0 else [])
+    for key in keys:
+        argv = [sys.executable, os.path.abspath(__file__), "--probe-one", key]
+        if key == "shared_memory/oversize":
+            argv.append(str(oversize))
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True,
+                               timeout=timeout_s, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            out[key] = {"ok": False, "error": f"no answer within {timeout_s} s (hang)"}
+            continue
+        res, name = None, None
+        for line in r.stdout.splitlines():
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and "name" in doc:
+                name = doc["name"]
+            elif isinstance(doc, dict) and "ok" in doc:
+                res = doc
+        if name:                              # the oversize child died holding it
+            try:
+                shared_memory.SharedMemory(name=name).unlink()
+            except OSError:
+                pass
+        if r.returncode < 0:
+            try:
+                sig = signal.Signals(-r.returncode).name
+            except ValueError:
+                sig = f"signal {-r.returncode}"
+            what = "created, then killed by" if name else "killed by"
+            res = {"ok": False, "error": f"{what} {sig}"}
+        elif res is None:
+            last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+            res = {"ok": False, "error": f"exit {r.returncode}: {last}"}
+        out[key] = res
+    return out
+
+
 GROUPS = {
     "spawn": bench_spawn,
     "pipe": bench_pipe,
@@ -819,13 +1138,30 @@ def main(argv=None):
                     "(Google Benchmark-compatible JSON).")
     ap.add_argument("--profile", default="quick", help="smoke, quick or full")
     ap.add_argument("--only", default="", help="comma-separated groups: " + ", ".join(GROUPS))
-    ap.add_argument("--out", required=True, help="JSON file to write")
+    ap.add_argument("--out", help="JSON file to write (required unless --probe)")
+    ap.add_argument("--probe", action="store_true",
+                    help="try each primitive once, each in a child interpreter, and print "
+                         "{primitive: {ok, error}} as JSON (what works without /dev/shm)")
+    ap.add_argument("--probe-oversize", type=int, default=0, metavar="BYTES",
+                    help="with --probe: also create a shared_memory segment of BYTES and "
+                         "touch every page (only where /dev/shm is a private tiny tmpfs)")
+    ap.add_argument("--probe-one", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--list", action="store_true", help="list the groups and exit")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.list:
         print("\n".join(GROUPS))
         return 0
+    if a.probe_one:
+        return probe_one(*a.probe_one[:2])
+    if a.probe:
+        doc = {"python_version": platform.python_version(),
+               "primitives": probe_all(max(0, a.probe_oversize))}
+        print(json.dumps(doc, indent=1))
+        return 0
+    if not a.out:
+        print("mp_bench: --out is required", file=sys.stderr)
+        return 2
     if a.profile not in PROFILES:
         print(f"mp_bench: unknown profile '{a.profile}' (valid: {', '.join(PROFILES)})",
               file=sys.stderr)
@@ -842,7 +1178,11 @@ def main(argv=None):
         if rn.wanted(g):
             if a.verbose:
                 print(f"python/{g}", file=sys.stderr)
-            fn(rn)
+            try:
+                fn(rn)
+            except Exception as e:      # outside any benchmark: the group, not the run
+                traceback.print_exc()
+                rn.error(f"python/{g}", error_text(e))
     doc = {
         "context": {
             "date": started,
