@@ -1,11 +1,14 @@
 # mproc - thin wrapper over meson/ninja and the suite driver. See README.md.
-#   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir]
+#   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir] [NO_DEV_SHM=1|tiny]
 #   make test | make test-all (with the slow soak) | make valgrind | make tsan
 #   make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] [FORCE=1] | make clean
 BUILD    ?= build
 PROFILE  ?= quick
 ONLY     ?=
 OUT      ?=
+# NO_DEV_SHM=1: the whole suite in a private mount namespace whose /dev/shm is an empty
+# read-only tmpfs (AWS Lambda); NO_DEV_SHM=tiny: a 64 MiB one (Docker). Root or userns needed.
+NO_DEV_SHM ?=
 RUN      ?= results/latest
 FUZZ_SECONDS ?= 60
 MESONFLAGS ?=
@@ -54,7 +57,8 @@ tsan: deps
 
 bench: deps-bench
 	@$(MAKE) --no-print-directory build
-	$(PYTHON) bench/mproc-bench --build $(BUILD) --profile '$(PROFILE)' --only '$(ONLY)' --out '$(OUT)'
+	$(PYTHON) bench/mproc-bench --build $(BUILD) --profile '$(PROFILE)' --only '$(ONLY)' --out '$(OUT)' \
+		$(if $(filter-out 0 no,$(NO_DEV_SHM)),--no-dev-shm '$(NO_DEV_SHM)')
 
 plots:
 	$(PYTHON) plots/plot.py '$(RUN)'

@@ -316,6 +316,98 @@ class Steps(TmpCase):
         self.assertIn("`spawn`: interrupted by SIGINT", text)
         self.assertIn("`pipe`: not started", text)
 
+    def edit_context(self, run_dir, **kw):
+        path = os.path.join(run_dir, "context.json")
+        with open(path) as f:
+            ctx = json.load(f)
+        ctx.update(kw)
+        with open(path, "w") as f:
+            json.dump(ctx, f)
+        return ctx
+
+    def report_text(self, run_dir):
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run_dir]), 0)
+        return open(os.path.join(run_dir, "report.md")).read()
+
+    def test_report_says_why_python_failed(self):
+        """A failed python harness is reported as failed, with the first line of its error,
+        not as "not selected"."""
+        run_dir = self.copy_fixture("run_baseline")
+        self.edit_context(run_dir, harnesses={
+            "selected": ["baseline", "python"], "run": ["baseline", "python"],
+            "ok": ["baseline"], "skipped": [],
+            "failed": [{"name": "python", "reason": "exit 1", "partial_json": False}]})
+        os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+        with open(os.path.join(run_dir, "logs", "python.log"), "w") as f:
+            f.write("$ /usr/bin/python3 mp_bench.py --profile smoke\n"
+                    "Traceback (most recent call last):\n"
+                    "  File \"mp_bench.py\", line 1, in <module>\n"
+                    "    pool = fork.Pool(2)\n"
+                    "OSError: [Errno 30] Read-only file system\n"
+                    "# exit status 1 after 0.5 s\n")
+        text = self.report_text(run_dir)
+        self.assertIn("The CPython comparators **failed** in this run (exit 1: "
+                      "`OSError: [Errno 30] Read-only file system`", text)
+        self.assertNotIn("`ONLY=` without `python`", text)
+        # Not selected: that is what it says then.
+        self.edit_context(run_dir, harnesses={"selected": ["baseline"], "run": ["baseline"],
+                                              "ok": ["baseline"], "failed": [], "skipped": []})
+        self.assertIn("were not selected in this run (`ONLY=` without `python`",
+                      self.report_text(run_dir))
+
+    def test_report_without_devshm(self):
+        """The "Without /dev/shm" table when the run saw no usable /dev/shm: a row per
+        primitive with each side's probe answer (CPython's error where it fails) and the
+        figure where both work; on a normal run, one line on how to get it."""
+        run_dir = self.copy_fixture("run_baseline")
+        text = self.report_text(run_dir)
+        self.assertIn("## Without /dev/shm", text)
+        self.assertIn("`make bench NO_DEV_SHM=1`", text)
+        self.assertNotIn("| primitive | libmproc | CPython |", text)
+        err = "OSError: [Errno 30] Read-only file system"
+        py = {k: {"ok": True, "error": None} for k in (
+            "process/fork", "process/spawn", "process/forkserver", "pipe", "manager")}
+        py.update({k: {"ok": False, "error": err} for k in (
+            "queue/pipe", "simple_queue", "joinable_queue", "lock", "semaphore", "event",
+            "condition", "barrier", "value", "array", "shared_memory", "pool", "futures")})
+        mp = {k: {"ok": True, "error": None, "on": "memfd"} for k, in (
+            (r[1],) for r in report.DEVSHM_ROWS) if k != "shared_memory/oversize"}
+        mp["shared_memory"] = {"ok": False, "error": "-EROFS (Read-only file system)",
+                               "on": "shm_open"}
+        self.edit_context(run_dir, devshm={
+            "mode": "none", "simulated": True, "simulates": "an empty read-only /dev/shm",
+            "how": "unshare --mount", "seen": {"path": "/dev/shm", "state": "read-only"},
+            "probe": {"mproc": {"primitives": mp}, "cpython": {"primitives": py}}})
+        # A figure on both sides for the pipe row: this run's numbers go in the table.
+        rows = []
+        for n, v in (("latency/conn_pipe/placement:cross_core", 10000.0),
+                     ("python/latency/conn_pipe/placement:cross_core", 40000.0)):
+            rows.append({"name": n, "run_name": n, "run_type": "iteration", "repetitions": 1,
+                         "repetition_index": 0, "threads": 1, "iterations": 10,
+                         "real_time": v, "cpu_time": v, "time_unit": "ns", "p50_ns": v})
+        with open(os.path.join(run_dir, "latency.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": rows[:1]}, f)
+        with open(os.path.join(run_dir, "python.json"), "w") as f:
+            json.dump({"context": {}, "benchmarks": rows[1:]}, f)
+        text = self.report_text(run_dir)
+        sec = text[text.index("## Without /dev/shm"):]
+        sec = sec[:sec.index("\n## ", 5)]
+        self.assertIn("**read-only**", sec)
+        self.assertIn("What to use here", sec)
+        table = [l for l in sec.splitlines() if l.startswith("| ")]
+        self.assertEqual(table[0], "| primitive | libmproc | CPython | "
+                                   "figure: libmproc / CPython |")
+        by = {l.split(" | ")[0][2:]: l for l in table[1:]}
+        self.assertEqual(len(by), len(report.DEVSHM_ROWS) - 1)      # no oversize probe here
+        for row in ("Queue, pipe back end (CPython's Queue)", "Pool (apply_async, cost per task)"):
+            self.assertIn("| works (memfd) | **fails**: `%s` |" % err, by[row])
+        self.assertIn("| works (memfd) | works | 10 µs / 40 µs (4x faster) |",
+                      by["Pipe (round trip)"])
+        self.assertIn("| **fails**: `-EROFS (Read-only file system)` |",
+                      by["shared_memory, named (in /dev/shm)"])
+        self.assertIn("| no such primitive |", by["Process, vfork"])
+
     def test_report_bad_input(self):
         r = subprocess.run([PY, REPORT, self.tmp], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True)
@@ -541,6 +633,77 @@ class Driver(TmpCase):
         self.assertEqual([f for f in os.listdir(run_dir) if ".part" in f or ".tmp" in f], [])
         self.assertEqual(os.listdir(self.shm), [], "stale shm name of the dead harness left")
         self.assertIn("INCOMPLETE", open(os.path.join(run_dir, "report.md")).read())
+
+    def test_kill9_leaves_nothing_and_is_reported(self):
+        """kill -9 of the driver during a harness that forked a child and an orphaned,
+        setsid'd grandchild: all of them die (the keeper sees the driver's pipe close), the
+        run's private TMPDIR goes, and the next run reports the dead run and marks it."""
+        self.fake("a_tree")
+        tmpdir = os.path.join(self.tmp, "tmp")
+        os.mkdir(tmpdir)
+        env = dict(self.env, FAKE_MODE="tree", TMPDIR=tmpdir)
+        run_dir = os.path.join(self.results, "host", "20260101T000000Z")
+        p = subprocess.Popen([PY, DRIVER, "--build", self.build, "--results", self.results,
+                              "--profile", "smoke", "--no-plots", "--out", run_dir], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pidfile = env["FAKE_PIDFILE"]
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(pidfile) and open(pidfile).read().endswith("\n")):
+            self.assertLess(time.monotonic(), deadline, "fake harness never started")
+            self.assertIsNone(p.poll(), "driver exited early")
+            time.sleep(0.05)
+        fields = open(pidfile).read().split()
+        pids, run_tmp = [int(x) for x in fields[:3]], fields[3]
+        self.assertEqual(os.path.dirname(run_tmp), tmpdir)     # a private TMPDIR per run
+        self.assertTrue(os.path.exists(os.path.join(run_tmp, "pymp-fake")))
+        for pid in pids:
+            self.assertTrue(alive(pid))
+        p.kill()
+        p.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in pids) or os.path.exists(run_tmp):
+            self.assertLess(time.monotonic(), deadline, "left behind: %s%s" % (
+                [pid for pid in pids if alive(pid)],
+                " and " + run_tmp if os.path.exists(run_tmp) else ""))
+            time.sleep(0.05)
+        ctx = self.load_ctx(run_dir)
+        self.assertEqual(ctx["status"], "running")               # nobody could say otherwise
+        self.assertEqual(ctx["driver_pid"], p.pid)
+        self.assertTrue(ctx["driver_boot_id"])
+        self.assertIsInstance(ctx["driver_start_ticks"], int)
+        r = self.driver("--profile", "smoke", "--no-plots", env=dict(self.env, TMPDIR=tmpdir))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("run died: ", r.stdout)
+        self.assertIn("20260101T000000Z", r.stdout)
+        ctx = self.load_ctx(run_dir)
+        self.assertEqual(ctx["status"], "died")
+        self.assertIs(ctx["complete"], False)
+        self.assertIn(str(p.pid), ctx["died"]["why"])
+        self.assertEqual(os.listdir(tmpdir), [])
+        # Reported once: a later --clean-stale lists it as incomplete, no longer as dying.
+        r = self.driver("--clean-stale", env=dict(self.env, TMPDIR=tmpdir))
+        self.assertNotIn("run died", r.stdout)
+        self.assertIn("20260101T000000Z (died)", r.stdout)
+
+    def test_clean_stale_finds_dead_run(self):
+        """--clean-stale marks a run whose driver is gone (its pid dead, or alive but with
+        another start time: a reused pid) and leaves a live one alone."""
+        me = os.getpid()
+        runs = {"dead": {"driver_pid": dead_pid()},
+                "reused": {"driver_pid": me, "driver_start_ticks": -1},
+                "live": {"driver_pid": me}}
+        for name, extra in runs.items():
+            d = os.path.join(self.results, "host", name)
+            os.makedirs(d)
+            with open(os.path.join(d, "context.json"), "w") as f:
+                json.dump(dict(extra, complete=False, status="running",
+                               host=socket.gethostname()), f)
+        r = self.driver("--clean-stale")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.count("run died: "), 2, r.stdout)
+        for name, want in (("dead", "died"), ("reused", "died"), ("live", "running")):
+            self.assertEqual(self.load_ctx(os.path.join(self.results, "host", name))["status"],
+                             want, name)
 
     def test_sigint(self):
         self.interrupt(signal.SIGINT)

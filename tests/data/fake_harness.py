@@ -4,7 +4,9 @@ writes Google Benchmark-style JSON to --benchmark_out. FAKE_MODE picks the behav
 ok (default), fail (exit 3 after writing JSON), nojson (exit 0, no file), crash (SIGSEGV),
 sleep (start a grandchild, write FAKE_PIDFILE with both pids, sleep until killed),
 orphan (leave a setsid'd grandchild behind and exit 0), shm (create /mproc-<pid>-... in
-MPROC_SHM_DIR and sleep)."""
+MPROC_SHM_DIR and sleep), tree (as CPython leaves things when its parent is killed: a child
+in the harness's session and a setsid'd grandchild whose parent exits, so it is orphaned, plus
+a file in $TMPDIR; writes FAKE_PIDFILE "pid child grandchild TMPDIR" and sleeps)."""
 import json
 import os
 import signal
@@ -56,6 +58,31 @@ elif mode in ("sleep", "shm"):
         open(os.path.join(d, "mproc-%d-0-abcd" % os.getpid()), "w").close()
     with open(os.environ["FAKE_PIDFILE"], "w") as f:
         f.write("%d %d\n" % (os.getpid(), kid))
+    time.sleep(600)
+elif mode == "tree":
+    r, w = os.pipe()
+    kid = os.fork()
+    if kid == 0:
+        os.close(r)
+        mid = os.fork()
+        if mid == 0:
+            os.setsid()
+            grand = os.fork()
+            if grand == 0:
+                time.sleep(600)
+                os._exit(0)
+            os.write(w, b"%d\n" % grand)
+            os._exit(0)                   # grand is orphaned: reparented to the subreaper
+        os.waitpid(mid, 0)
+        time.sleep(600)
+        os._exit(0)
+    os.close(w)
+    grand = int(os.read(r, 64).decode().strip())
+    tmpdir = os.environ.get("TMPDIR", "")
+    if tmpdir:
+        open(os.path.join(tmpdir, "pymp-fake"), "w").close()
+    with open(os.environ["FAKE_PIDFILE"], "w") as f:
+        f.write("%d %d %d %s\n" % (os.getpid(), kid, grand, tmpdir))
     time.sleep(600)
 elif mode == "orphan":
     kid = os.fork()
