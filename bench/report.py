@@ -498,15 +498,64 @@ def headline_rows(run):
     return rows
 
 
+# A line of a harness log that names an error: Python's exception line, or a C harness's.
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b.*"
+                         r"|.*\b(?:error|ERROR|Error|FAILED|fatal|Assertion)\b.*)$")
+
+
+def harness_error_line(run, name):
+    """The first line of logs/<name>.log that says what went wrong (a Python traceback's
+    exception line first), or None."""
+    try:
+        with open(os.path.join(run.path, "logs", name + ".log"), encoding="utf-8",
+                  errors="replace") as f:
+            lines = [l.rstrip("\n") for l in f]
+    except OSError:
+        return None
+    body = [l for l in lines if l.strip() and not l.startswith(("$ ", "# exit status"))]
+    for i, l in enumerate(body):
+        if l.startswith("Traceback (most recent call last)"):
+            for m in body[i + 1:]:
+                if not m.startswith((" ", "\t")):
+                    return m.strip()
+    for l in body:
+        if _ERROR_LINE.match(l.strip()):
+            return l.strip()
+    return body[-1].strip() if body else None
+
+
+def python_absent_reason(run):
+    """Why the CPython column is empty, as it happened: not selected, failed (with the first
+    line of its error), or not started."""
+    hs = run.context.get("harnesses") or {}
+    failed = {f.get("name"): f for f in hs.get("failed") or [] if isinstance(f, dict)}
+    skipped = {x.get("name"): x for x in hs.get("skipped") or [] if isinstance(x, dict)}
+    if "python" in failed:
+        err = harness_error_line(run, "python")
+        return ("The CPython comparators **failed** in this run (%s%s; log: "
+                "[logs/python.log](logs/python.log)): the CPython column is empty." % (
+                    failed["python"].get("reason", "failed"),
+                    ": `%s`" % err if err else ""))
+    if "python" in skipped:
+        return ("The CPython comparators did not run in this run (%s): the CPython column is "
+                "empty." % skipped["python"].get("reason", "skipped"))
+    if "python" in (hs.get("selected") or []):
+        return ("The CPython comparators ran but wrote no figures (see "
+                "[logs/python.log](logs/python.log)): the CPython column is empty.")
+    return ("The CPython comparators were not selected in this run (`ONLY=` without `python`, "
+            "or `MPROC_BENCH_PYTHON=0`): the CPython column is empty.")
+
+
 def section_headline(run):
     """The headline table: each primitive's mproc figure, CPython's, their ratio, and each as
     a multiple of the machine's own limit measured in the same run."""
     rows = headline_rows(run)
+    has_py = "python" in run.harnesses
     if not rows:
         return ["## Headline: mproc vs CPython", "",
                 "No headline figures in this run (neither the harnesses nor the CPython "
-                "comparators that measure them ran).", ""]
-    has_py = "python" in run.harnesses
+                "comparators that measure them ran).", ""] + (
+                    [python_absent_reason(run), ""] if not has_py else [])
     out = ["## Headline: mproc vs CPython", "",
            "Medians over repetitions, measured on this machine in this run (times: p50 of "
            "individual operations where the harness samples them). *ratio*: how much faster "
@@ -515,8 +564,7 @@ def section_headline(run):
            "last column; for throughput, a fraction of it). (unstable): CV over repetitions "
            "above %d %%." % (UNSTABLE_CV * 100), ""]
     if not has_py:
-        out += ["The CPython comparators did not run in this run (`ONLY=` without `python`, "
-                "or `MPROC_BENCH_PYTHON=0`): the CPython column is empty.", ""]
+        out += [python_absent_reason(run), ""]
     out += table(["primitive", "mproc", "CPython", "ratio", "mproc × baseline",
                   "CPython × baseline", "baseline"], rows)
     notes = [n for k, n in HEADLINE_NOTES.items() if any("(`%s`)" % k in r[0] for r in rows)]
@@ -685,6 +733,176 @@ def section_recommendation(run):
                          "%.2f" % eff if eff is not None else "—"])
         out += table(["workers", "tasks/s", "speedup", "efficiency"], rows) + [""]
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# [devshm] Without /dev/shm: what works where /dev/shm is missing, read-only or too small
+# (AWS Lambda, Docker), from the two capability probes the driver ran (context.json "devshm":
+# bench/devshm_probe.c and bench/python/mp_bench.py --probe) and this run's figures.
+
+# (label, probe key, [mproc figure names], [CPython figure names], fields tried in order)
+DEVSHM_ROWS = [
+    ("Process, fork", "process/fork", ["spawn/fork/rss_mib:0"],
+     ["python/spawn/fork/rss_mib:0"], ["p50_ns", "real_time"]),
+    ("Process, vfork", "process/vfork", ["spawn/vfork/rss_mib:0"], [], ["p50_ns", "real_time"]),
+    ("Process, posix_spawn", "process/posix_spawn", ["spawn/posix_spawn/rss_mib:0"], [],
+     ["p50_ns", "real_time"]),
+    ("Process, spawn", "process/spawn", ["spawn/spawn/rss_mib:0"],
+     ["python/spawn/spawn/rss_mib:0"], ["p50_ns", "real_time"]),
+    ("Process, forkserver", "process/forkserver", ["spawn/forkserver/rss_mib:0"],
+     ["python/spawn/forkserver/rss_mib:0"], ["p50_ns", "real_time"]),
+    ("Pipe (round trip)", "pipe", ["latency/conn_pipe/placement:cross_core",
+                                   "latency/conn_pipe/placement:same_core"],
+     ["python/latency/conn_pipe/placement:cross_core",
+      "python/latency/conn_pipe/placement:same_core"], ["p50_ns", "real_time"]),
+    ("Queue, pipe back end (CPython's Queue)", "queue/pipe",
+     ["queue/pipe/bytes:64/producers:1/consumers:1"],
+     ["python/queue/pipe/bytes:64/producers:1/consumers:1"], ["msgs_per_second"]),
+    ("Queue, ring back end", "queue/ring", ["queue/ring/bytes:64/producers:1/consumers:1"], [],
+     ["msgs_per_second"]),
+    ("Queue, POSIX mqueue back end", "queue/mq", ["queue/mq/bytes:64/producers:1/consumers:1"],
+     [], ["msgs_per_second"]),
+    ("Queue, SysV back end", "queue/sysv", ["queue/sysv/bytes:64/producers:1/consumers:1"], [],
+     ["msgs_per_second"]),
+    ("SimpleQueue", "simple_queue", ["queue/pipe/bytes:64/producers:1/consumers:1"],
+     ["python/queue/simple_pipe/bytes:64/producers:1/consumers:1"], ["msgs_per_second"]),
+    ("JoinableQueue", "joinable_queue", [], [], []),
+    ("Lock (handoff)", "lock", ["latency/lock_handoff/placement:cross_core"],
+     ["python/latency/lock_handoff/placement:cross_core"], ["p50_ns", "real_time"]),
+    ("Semaphore (handoff)", "semaphore", ["latency/semaphore/placement:cross_core"],
+     ["python/latency/semaphore/placement:cross_core"], ["p50_ns", "real_time"]),
+    ("Event (set -> wake)", "event", ["latency/event/placement:cross_core"],
+     ["python/latency/event/placement:cross_core"], ["p50_ns", "real_time"]),
+    ("Condition", "condition", [], [], []),
+    ("Barrier", "barrier", ["latency/barrier/procs:2"], [], ["p50_ns", "real_time"]),
+    ("Value (with lock)", "value", ["shm/value/lock/procs:1"], ["python/shm/value/lock/procs:1"],
+     ["updates_per_second"]),
+    ("Array", "array", [], [], []),
+    ("shared_memory, named (in /dev/shm)", "shared_memory", ["shm/create/named/bytes:4096"],
+     ["python/shm/create/named/bytes:4096"], ["p50_ns", "real_time"]),
+    ("shared memory in a memfd", "shared_memory/memfd", ["shm/create/memfd/bytes:4096"], [],
+     ["p50_ns", "real_time"]),
+    ("shared memory, anonymous", "shared_memory/anon", ["shm/create/anon/bytes:4096"], [],
+     ["p50_ns", "real_time"]),
+    ("shared_memory bigger than /dev/shm's free space", "shared_memory/oversize", [], [], []),
+    ("Manager (dict get, Unix socket)", "manager", ["manager/dict_get/transport:unix"],
+     ["python/manager/dict_get/transport:unix"], ["p50_ns", "real_time"]),
+    ("Pool (apply_async, cost per task)", "pool", ["pool_overhead/apply_async/chunksize:1"],
+     ["python/pool_overhead/apply_async/chunksize:1"], ["ns_per_task"]),
+    ("futures (ProcessPoolExecutor submit, cost per task)", "futures",
+     ["pool_overhead/submit/chunksize:1"], ["python/pool_overhead/submit/chunksize:1"],
+     ["ns_per_task"]),
+]
+
+DEVSHM_HOWTO = ("`make bench NO_DEV_SHM=1` runs the whole suite with /dev/shm an empty "
+                "read-only directory (as on AWS Lambda), `NO_DEV_SHM=tiny` with a 64 MiB one "
+                "(Docker's default), in a private mount namespace (root, or unprivileged user "
+                "namespaces).")
+
+
+def _devshm_fig(run, names, fields):
+    """(field, Stats, name) of the first of names with a figure in this run."""
+    for n in names:
+        f, st = _headline_pick(run.figures.get(n), fields)
+        if st is not None:
+            return f, st, n
+    return None, None, None
+
+
+def _devshm_cell(probe, key, side):
+    """One side's cell: works (on what) / fails with its error / not probed."""
+    if not isinstance(probe, dict) or "primitives" not in probe:
+        err = probe.get("error") if isinstance(probe, dict) else None
+        return "not probed%s" % (" (%s)" % err if err else "")
+    r = probe["primitives"].get(key)
+    if r is None:
+        return "no such primitive" if side == "cpython" else "not probed"
+    if r.get("ok"):
+        return "works" + (" (%s)" % r["on"] if r.get("on") else "")
+    return "**fails**: `%s`" % r.get("error", "?")
+
+
+def section_without_devshm(run):
+    """## Without /dev/shm: a table of primitives when this run's /dev/shm was unusable (real or
+    simulated), else one line on how to produce it."""
+    out = ["## Without /dev/shm", ""]
+    d = run.context.get("devshm")
+    seen = d.get("seen") if isinstance(d, dict) else None
+    if not isinstance(seen, dict) or seen.get("state") in (None, "ok"):
+        free = seen.get("free_bytes") if isinstance(seen, dict) else None
+        return out + ["/dev/shm was usable in this run%s. %s" % (
+            " (%s free)" % fmt_bytes(free) if isinstance(free, int) else "", DEVSHM_HOWTO), ""]
+    probe = d.get("probe") or {}
+    mp, py = probe.get("mproc"), probe.get("cpython")
+    how = ("simulated: %s (%s)" % (d.get("simulates"), d.get("how") or "a private mount "
+                                   "namespace") if d.get("simulated") else "as found")
+    state = seen.get("state")
+    if state == "too small":
+        state = "too small for the suite (%s free, %s needed)" % (
+            fmt_bytes(seen.get("free_bytes") or 0), fmt_bytes(seen.get("need_bytes") or 0))
+    out.append("In this run %s was **%s** (%s). Each primitive was tried once in a process of "
+               "its own by both sides (`mproc-devshm-probe`, `mp_bench.py --probe`); the "
+               "figures are this run's, where the benchmark ran." % (
+                   seen.get("path", "/dev/shm"), state, how))
+    out.append("")
+
+    def works(side, key):
+        x = side.get("primitives", {}).get(key) if isinstance(side, dict) else None
+        return None if x is None else bool(x.get("ok"))
+
+    py_ok = [label for label, key, *_ in DEVSHM_ROWS if works(py, key)]
+    py_bad = [(label, key) for label, key, *_ in DEVSHM_ROWS if works(py, key) is False]
+    mp_bad = [label for label, key, *_ in DEVSHM_ROWS if works(mp, key) is False
+              and key != "shared_memory/oversize"]
+    advice = []
+    if py_bad:
+        first = py.get("primitives", {}).get(py_bad[0][1], {}).get("error", "?")
+        advice.append("**What to use here (AWS Lambda and the like).** With CPython, only "
+                      "what needs no POSIX semaphore or /dev/shm segment works: %s. %s fail "
+                      "(`%s`)." % (", ".join(py_ok) or "nothing",
+                                   ", ".join(l for l, _ in py_bad), first))
+        advice.append("So in Python: start processes with `multiprocessing.Process` and talk "
+                      "over `multiprocessing.Pipe()` (one per worker; a queue is a Pipe plus a "
+                      "loop), keep shared state in a `Manager` or pass it by message, and use "
+                      "threads where the work releases the GIL." if works(py, "pipe") else "")
+    if isinstance(mp, dict) and "primitives" in mp:
+        advice.append("libmproc needs no /dev/shm for its queues, locks, Value/Array, pool and "
+                      "futures (memfd, anonymous shared mappings, pipes): %s. Make shared "
+                      "regions with `MPROC_SHM_MEMFD` or `MPROC_SHM_ANON` rather than a named "
+                      "one." % ("everything here works" if not mp_bad else
+                                "all but %s work" % ", ".join(mp_bad)))
+    out += [" ".join(a for a in advice if a), ""]
+    rows = []
+    for label, key, mnames, pnames, fields in DEVSHM_ROWS:
+        mcell, pcell = _devshm_cell(mp, key, "mproc"), _devshm_cell(py, key, "cpython")
+        if key == "shared_memory/oversize" and "not probed" in mcell + pcell \
+                and "works" not in mcell + pcell and "fails" not in mcell + pcell:
+            continue
+        mf, ms, mn = _devshm_fig(run, mnames, fields)
+        pf, ps, pn = _devshm_fig(run, pnames, fields)
+        fig = "—"
+        if ms is not None and ps is not None and works(mp, key) and works(py, key):
+            fig = "%s / %s" % (_headline_fmt(mf, ms), _headline_fmt(pf, ps))
+            if _comparable(mf, pf) and ms.median > 0 and ps.median > 0:
+                r = ms.median / ps.median if mf in HIGHER_IS_BETTER else ps.median / ms.median
+                fig += " (%.3gx %s)" % (r if r >= 1 else 1 / r, "faster" if r >= 1 else "slower")
+        elif ms is not None and works(mp, key):
+            fig = "%s / —" % _headline_fmt(mf, ms)
+        rows.append((label, mcell, pcell, fig))
+    out += table(["primitive", "libmproc", "CPython", "figure: libmproc / CPython"], rows)
+    over = (py or {}).get("primitives", {}).get("shared_memory/oversize") \
+        if isinstance(py, dict) else None
+    if over is not None:
+        out += ["", "A named segment bigger than /dev/shm's free space: libmproc reserves its "
+                "pages at creation (posix_fallocate), so it fails there with -ENOSPC; "
+                "CPython's SharedMemory only sets the size, so creation succeeds and the first "
+                "write to a page tmpfs cannot back kills the process (here: %s)." % (
+                    over.get("error") or "it did not fail")]
+    elif state.startswith("too small"):
+        out += ["", "A named segment bigger than the free space fails at creation with -ENOSPC "
+                "in libmproc; CPython's SharedMemory creates it and the process dies of "
+                "SIGBUS on a later write (shown safely with `make bench NO_DEV_SHM=tiny`)."]
+    return out + ["", DEVSHM_HOWTO, ""]
 
 
 # ------------------------------------------------------------------------------------------
@@ -928,6 +1146,7 @@ def build_report(run):
     out += ["## Capabilities", ""] + section_caps(run) + [""]
     out += section_headline(run)
     out += section_recommendation(run)
+    out += section_without_devshm(run)
     all_unstable = []
     per_harness = []          # (harness, unstable, figures)
     order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]
