@@ -850,27 +850,36 @@ def section_without_devshm(run):
         x = side.get("primitives", {}).get(key) if isinstance(side, dict) else None
         return None if x is None else bool(x.get("ok"))
 
-    py_ok = [label for label, key, *_ in DEVSHM_ROWS if works(py, key)]
-    py_bad = [(label, key) for label, key, *_ in DEVSHM_ROWS if works(py, key) is False]
-    mp_bad = [label for label, key, *_ in DEVSHM_ROWS if works(mp, key) is False
-              and key != "shared_memory/oversize"]
+    def names(side, want):
+        """Short names of the primitives whose probe answered want, Process methods grouped."""
+        procs = [k.split("/", 1)[1] for _, k, *_ in DEVSHM_ROWS
+                 if k.startswith("process/") and works(side, k) is want]
+        out, seen = (["Process (%s)" % ", ".join(procs)] if procs else []), set()
+        for label, key, *_ in DEVSHM_ROWS:
+            short = label.split(" (")[0].split(",")[0]
+            if key.startswith("process/") or key == "shared_memory/oversize" \
+                    or works(side, key) is not want or short in seen:
+                continue
+            seen.add(short)
+            out.append(short)
+        return out
+
     advice = []
-    if py_bad:
-        first = py.get("primitives", {}).get(py_bad[0][1], {}).get("error", "?")
-        advice.append("**What to use here (AWS Lambda and the like).** With CPython, only "
-                      "what needs no POSIX semaphore or /dev/shm segment works: %s. %s fail "
-                      "(`%s`)." % (", ".join(py_ok) or "nothing",
-                                   ", ".join(l for l, _ in py_bad), first))
-        advice.append("So in Python: start processes with `multiprocessing.Process` and talk "
-                      "over `multiprocessing.Pipe()` (one per worker; a queue is a Pipe plus a "
-                      "loop), keep shared state in a `Manager` or pass it by message, and use "
-                      "threads where the work releases the GIL." if works(py, "pipe") else "")
+    if isinstance(py, dict) and names(py, False):
+        errs = [x.get("error") for x in py.get("primitives", {}).values()
+                if isinstance(x, dict) and not x.get("ok") and x.get("error")]
+        advice.append("**What to use here (AWS Lambda and the like).** With CPython only %s "
+                      "work; %s fail (`%s`): start workers with `multiprocessing.Process`, give "
+                      "each a `Pipe()`, and keep shared state in a `Manager` or in the "
+                      "messages." % (", ".join(names(py, True)) or "nothing",
+                                     ", ".join(names(py, False)),
+                                     errs[0].split(": '")[0] if errs else "?"))
     if isinstance(mp, dict) and "primitives" in mp:
-        advice.append("libmproc needs no /dev/shm for its queues, locks, Value/Array, pool and "
-                      "futures (memfd, anonymous shared mappings, pipes): %s. Make shared "
-                      "regions with `MPROC_SHM_MEMFD` or `MPROC_SHM_ANON` rather than a named "
-                      "one." % ("everything here works" if not mp_bad else
-                                "all but %s work" % ", ".join(mp_bad)))
+        bad = names(mp, False)
+        advice.append("With libmproc %s (memfd, anonymous shared mappings, pipes)%s." % (
+            "everything works" if not bad else "all but %s work" % ", ".join(bad),
+            "; make shared regions with `MPROC_SHM_MEMFD` or `MPROC_SHM_ANON`, not a named one"
+            if works(mp, "shared_memory") is False else ""))
     out += [" ".join(a for a in advice if a), ""]
     rows = []
     for label, key, mnames, pnames, fields in DEVSHM_ROWS:

@@ -498,6 +498,15 @@ class BadInput(TmpCase):
         self.one_line_exit_2(self.driver("--bogus"), ["--bogus"])
         self.one_line_exit_2(self.driver(), ["no harnesses"])
 
+    def test_no_dev_shm_bad_mode_and_no_unshare(self):
+        self.fake("baseline")
+        self.one_line_exit_2(self.driver("--no-dev-shm", "lambda"),
+                             ["unknown --no-dev-shm mode 'lambda'", "none, tiny"])
+        nothing = os.path.join(self.tmp, "nothing")
+        os.mkdir(nothing)
+        self.one_line_exit_2(self.driver("--no-dev-shm", env=dict(self.env, PATH=nothing)),
+                             ["--no-dev-shm needs unshare(1)"])
+
     def test_test_only_harness_not_listed(self):
         self.fake("baseline", "shimtest")
         os.mkdir(os.path.join(self.build, "bench", "bench_baseline.p"))
@@ -633,6 +642,38 @@ class Driver(TmpCase):
         self.assertEqual([f for f in os.listdir(run_dir) if ".part" in f or ".tmp" in f], [])
         self.assertEqual(os.listdir(self.shm), [], "stale shm name of the dead harness left")
         self.assertIn("INCOMPLETE", open(os.path.join(run_dir, "report.md")).read())
+
+    def test_no_dev_shm_run(self):
+        """--no-dev-shm: the harnesses see a read-only /dev/shm, context.json says so and
+        holds the CPython probe's answers; the host's /dev/shm is untouched."""
+        if os.geteuid() != 0 and subprocess.run(["unshare", "-Urm", "true"],
+                                                stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("neither root nor unprivileged user namespaces")
+        if subprocess.run(["unshare", "-m", "true"] if os.geteuid() == 0 else ["true"],
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("unshare -m is not permitted here")
+        self.fake("baseline")
+        env = dict(self.env)
+        del env["MPROC_SHM_DIR"]          # the real /dev/shm, as the namespace shows it
+        before = os.access("/dev/shm", os.W_OK)
+        run_dir = os.path.join(self.tmp, "run")
+        r = self.driver("--profile", "smoke", "--no-plots", "--no-dev-shm", "--out", run_dir,
+                        env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("/dev/shm is read-only (simulated", r.stdout)
+        ctx = self.load_ctx(run_dir)
+        d = ctx["devshm"]
+        self.assertEqual((d["mode"], d["simulated"], d["seen"]["state"]),
+                         ("none", True, "read-only"))
+        self.assertIn("unshare", d["how"])
+        py = d["probe"]["cpython"]["primitives"]
+        self.assertTrue(py["pipe"]["ok"])
+        self.assertFalse(py["queue/pipe"]["ok"])
+        self.assertIn("Read-only file system", py["queue/pipe"]["error"])
+        self.assertIn("not built", d["probe"]["mproc"]["error"])      # a fake build
+        self.assertEqual(os.access("/dev/shm", os.W_OK), before)
+        text = open(os.path.join(run_dir, "report.md")).read()
+        self.assertIn("| Queue, pipe back end (CPython's Queue) | not probed", text)
 
     def test_kill9_leaves_nothing_and_is_reported(self):
         """kill -9 of the driver during a harness that forked a child and an orphaned,
