@@ -802,6 +802,11 @@ class Driver(TmpCase):
         os.makedirs(inc)
         with open(os.path.join(inc, "context.json"), "w") as f:
             json.dump({"complete": False, "status": "interrupted"}, f)
+        # A run's private TMPDIR whose driver is gone goes (with what is in it); a live one's
+        # stays.
+        os.makedirs(os.path.join(tmpd, "mproc-bench-%d-abcd1234" % dead, "pymp-x"))
+        keep.append("mproc-bench-%d-efgh5678" % me)
+        os.mkdir(os.path.join(tmpd, keep[-1]))
         r = self.driver("--clean-stale", env=dict(self.env, TMPDIR=tmpd))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(sorted(os.listdir(tmpd)), sorted(keep))
@@ -810,6 +815,57 @@ class Driver(TmpCase):
         self.assertEqual(os.listdir(self.mq), [])
         self.assertIn("incomplete run kept", r.stdout)
         self.assertTrue(os.path.isdir(inc))
+
+
+# ------------------------------------------------------------------------------------------
+MP_BENCH = os.path.join(ROOT, "bench", "python", "mp_bench.py")
+
+
+class MpBench(TmpCase):
+    """The CPython comparators isolate each benchmark: an exception records that benchmark as
+    skipped with CPython's own error (as the C harnesses' SkipWithError), the rest go on."""
+
+    def test_error_entry_is_a_skip_with_the_error(self):
+        sys.path.insert(0, os.path.dirname(MP_BENCH))
+        import mp_bench
+        rn = mp_bench.Runner("smoke", [], False)
+        shared = mp_bench.Shared(lambda: (_ for _ in ()).throw(
+            OSError(30, "Read-only file system")))
+        with contextlib.redirect_stderr(io.StringIO()):
+            rn.run("python/x/a", lambda: shared.get())
+            rn.run("python/x/b", lambda: shared.get())        # the same error, made once
+            rn.run("python/x/c", lambda: (3, 0.001, {"p50_ns": 5.0}))
+        path = os.path.join(self.tmp, "python.json")
+        with open(path, "w") as f:
+            json.dump({"context": {}, "benchmarks": rn.entries}, f)
+        h = gbjson.load_harness(path)
+        self.assertEqual(list(h.figures), ["python/x/c"])
+        self.assertEqual(h.skipped, {n: "OSError: [Errno 30] Read-only file system"
+                                     for n in ("python/x/a", "python/x/b")})
+
+    def test_read_only_dev_shm(self):
+        """In a mount namespace with a read-only /dev/shm the pools and executors are skipped
+        with CPython's OSError, pipes and managers are measured, and it exits 0."""
+        if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"],
+                                               stderr=subprocess.DEVNULL).returncode != 0:
+            self.skipTest("needs root and unshare -m")
+        out = os.path.join(self.tmp, "python.json")
+        py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else PY
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            'mount -t tmpfs -o ro tmpfs /dev/shm && exec "$@"', "sh", py,
+                            MP_BENCH, "--profile", "smoke", "--only",
+                            "pipe,manager,pool_overhead", "--out", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=240)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        h = gbjson.load_harness(out)
+        self.assertIn("python/pool_overhead/map/chunksize:1", h.skipped)
+        self.assertIn("python/pool_overhead/submit/chunksize:1", h.skipped)
+        for n, why in h.skipped.items():
+            self.assertTrue(n.startswith("python/pool_overhead/"), n)
+            self.assertEqual(why, "OSError: [Errno 30] Read-only file system", n)
+        self.assertIn("python/manager/dict_get/transport:unix", h.figures)
+        self.assertIn("python/pipe/conn_pipe/bytes:64/placement:same_core", h.figures)
 
 
 # ------------------------------------------------------------------------------------------
