@@ -540,10 +540,11 @@ def python_absent_reason(run):
         return ("The CPython comparators did not run in this run (%s): the CPython column is "
                 "empty." % skipped["python"].get("reason", "skipped"))
     if "python" in (hs.get("selected") or []):
-        return ("The CPython comparators ran but wrote no figures (see "
-                "[logs/python.log](logs/python.log)): the CPython column is empty.")
-    return ("The CPython comparators were not selected in this run (`ONLY=` without `python`, "
-            "or `MPROC_BENCH_PYTHON=0`): the CPython column is empty.")
+        return ("The CPython comparators did not run to a result in this run (selected, but "
+                "no `python.json` could be read; see [logs/python.log](logs/python.log)): the "
+                "CPython column is empty.")
+    return ("The CPython comparators did not run in this run (not selected: `ONLY=` without "
+            "`python`, or `MPROC_BENCH_PYTHON=0`): the CPython column is empty.")
 
 
 def section_headline(run):

@@ -353,7 +353,7 @@ class Steps(TmpCase):
         # Not selected: that is what it says then.
         self.edit_context(run_dir, harnesses={"selected": ["baseline"], "run": ["baseline"],
                                               "ok": ["baseline"], "failed": [], "skipped": []})
-        self.assertIn("were not selected in this run (`ONLY=` without `python`",
+        self.assertIn("did not run in this run (not selected: `ONLY=` without `python`",
                       self.report_text(run_dir))
 
     def test_report_without_devshm(self):
@@ -400,7 +400,8 @@ class Steps(TmpCase):
                                    "figure: libmproc / CPython |")
         by = {l.split(" | ")[0][2:]: l for l in table[1:]}
         self.assertEqual(len(by), len(report.DEVSHM_ROWS) - 1)      # no oversize probe here
-        for row in ("Queue, pipe back end (CPython's Queue)", "Pool (apply_async, cost per task)"):
+        for row in ("Queue, pipe back end (CPython's Queue)",
+                    "Pool (apply_async, cost per task)"):
             self.assertIn("| works (memfd) | **fails**: `%s` |" % err, by[row])
         self.assertIn("| works (memfd) | works | 10 µs / 40 µs (4x faster) |",
                       by["Pipe (round trip)"])
