@@ -24,8 +24,8 @@
  * trip (or one batch's mean), manual time is the sum of the timed regions, one Google
  * Benchmark iteration is one round trip (requests of FLOOR_REQUEST_* operations run under
  * gbench_keep_running_batch), and the counters p50_ns, p99_ns, p999_ns are percentiles of the
- * per-round-trip times. cross_core on a machine with one usable core is registered but skips
- * with an error that says so.
+ * per-round-trip times; pu_a and pu_b name the PUs of the two ends. cross_core on a machine
+ * with one usable core is registered but skips with an error that says so.
  *
  * Single process: baseline/fork_exit (fork + _exit(0) + waitpid in mproc-floor, per-call
  * samples), baseline/syscall (the raw getppid syscall in mproc-floor, batches of
@@ -64,7 +64,7 @@
 #define FLOOR_REQUEST_RTT 64
 #define FLOOR_REQUEST_CACHELINE (8 * FLOOR_BATCH_CACHELINE)
 #define FLOOR_REQUEST_SYSCALL (16 * FLOOR_BATCH_SYSCALL)
-#define FLOOR_REQUEST_FORK 4
+#define FLOOR_REQUEST_FORK 16
 
 static const struct probe {
 	const char *name;
@@ -295,6 +295,10 @@ static void bm_floor(struct gbench_state *st, void *arg)
 			gbench_skip_with_error(st, msg);
 		} else {
 			bench_samples_report(st, &s);
+			if (pr->pair) {     /* where it ran, for tests/test_floors.py */
+				gbench_counter(st, "pu_a", a, GBENCH_DEFAULT);
+				gbench_counter(st, "pu_b", b, GBENCH_DEFAULT);
+			}
 		}
 	}
 out_signals:

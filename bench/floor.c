@@ -401,14 +401,17 @@ int main(int argc, char **argv)
 		perror("mproc-floor: sched_setaffinity");
 		return 1;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigchld;
-	sa.sa_flags = SA_NOCLDSTOP;     /* no SA_RESTART: a dead child interrupts our waits */
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (child) {
+		/* Round trips only: a dead peer interrupts our waits (no SA_RESTART). fork_exit
+		 * keeps SIGCHLD's default, as a plain fork loop does: a handler would run once
+		 * per fork, a cost the floor does not have. */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigchld;
+		sa.sa_flags = SA_NOCLDSTOP;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGCHLD, &sa, NULL);
 		g_sh = mmap(NULL, sizeof(*g_sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 			    -1, 0);
 		if (g_sh == MAP_FAILED) {
