@@ -1,8 +1,12 @@
 /*
  * bench_baseline.c - the machine's own limits, measured in the same run as everything else so
- * that every other figure can be read as a ratio to the machine (DESIGN.md, issue 3 part 5).
+ * that every other figure can be read as a ratio to the machine (DESIGN.md, issue 3 part 5),
+ * from a minimal process (issue 17): the round trips, fork_exit and syscall run in
+ * mproc-floor (floor.c), a C program linked with nothing but libc that this harness execs and
+ * drives over two pipes; "x baseline" then means "x what this machine can do", not "x what a
+ * C++ process with Google Benchmark and hwloc mapped can do".
  *
- * Round trips between two processes, the parent pinned to PU a and a forked child to PU b
+ * Round trips between two processes, mproc-floor pinned to PU a and its forked child to PU b
  * (bench_pair(): same_core = one PU time-shared by both, cross_core = two physical cores):
  *
  *   baseline/cacheline_rtt/placement:P  one 64-bit word in shared memory: the parent stores an
@@ -10,21 +14,26 @@
  *	round trip (the line moves to the child's core and back). Same-core both ends share
  *	one PU, so a waiter that spun would burn its whole time slice: both ends sched_yield()
  *	while they wait, and the figure is two yield-driven context switches, not a cache
- *	effect. Timed in batches of CACHELINE_BATCH round trips (a clock read costs about
+ *	effect. Timed in batches of FLOOR_BATCH_CACHELINE round trips (a clock read costs about
  *	as much as one round trip); each sample is one batch's mean.
  *   baseline/futex_rtt/placement:P      two 32-bit futex words, FUTEX_WAKE and FUTEX_WAIT.
  *   baseline/pipe_rtt/placement:P       a 4-byte sequence number over two pipes.
  *   baseline/eventfd_rtt/placement:P    two eventfds, write 1 / read 1.
  *
  * Every round trip is verified (the child echoes the sequence number). Each sample is one round
- * trip (or one batch), manual time is the sum of the samples, and the counters p50_ns, p99_ns,
- * p999_ns are percentiles of the per-round-trip times. cross_core on a machine with one usable
- * core is registered but skips with an error that says so.
+ * trip (or one batch's mean), manual time is the sum of the timed regions, one Google
+ * Benchmark iteration is one round trip (requests of FLOOR_REQUEST_* operations run under
+ * gbench_keep_running_batch), and the counters p50_ns, p99_ns, p999_ns are percentiles of the
+ * per-round-trip times; pu_a and pu_b name the PUs of the two ends. cross_core on a machine
+ * with one usable core is registered but skips with an error that says so.
  *
- * Single process: baseline/memcpy/bytes:N (counter bytes_per_second over CPU time, buffers
- * touched and warmed up before the loop, copy verified after it), baseline/fork_exit (fork +
- * _exit(0) + waitpid, per-call samples), baseline/syscall (the raw getppid syscall, batches of
- * SYSCALL_BATCH).
+ * Single process: baseline/fork_exit (fork + _exit(0) + waitpid in mproc-floor, per-call
+ * samples), baseline/syscall (the raw getppid syscall in mproc-floor, batches of
+ * FLOOR_BATCH_SYSCALL), baseline/fork_exit_harness (the same fork loop in this harness
+ * process: what a fork costs a process of the harness's size; baseline/fork_exit measured this
+ * until issue 17), baseline/memcpy/bytes:N (this process's copy loop, counter
+ * bytes_per_second over CPU time, buffers touched and warmed up before the loop, copy verified
+ * after it: a copy costs the same in any process).
  *
  * Reading the figures on a VM: a syscall, a context switch and a fork cost what the hypervisor
  * makes them cost (on the 2-core Firecracker dev VM, with PTI on, a bare getppid() takes about
@@ -32,365 +41,51 @@
  * cache-line figure depends on which host cores the two vCPUs sit on at the moment (100 ns or
  * 400 ns there, run to run). That is why they are measured in every run.
  *
- * A child that dies makes the benchmark skip with an error, never hang: a SIGCHLD handler
- * (installed for the duration of a round-trip benchmark, without SA_RESTART) sets a flag,
- * interrupts the parent's blocking wait and, for eventfd, also writes to the eventfd the
- * parent is blocked on (no window between checking the flag and blocking).
+ * A dead helper or peer makes the benchmark skip with an error, never hang: mproc-floor
+ * answers a request with -ECHILD when its child died (its waits are interrupted by SIGCHLD)
+ * or -ETIMEDOUT after 10 s, and this harness reads EOF when mproc-floor itself died. The helper
+ * dies with the harness (bench_fork: PR_SET_PDEATHSIG, SIGTERM handler), its child with it.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "floor.h"
 #include "internal.h"
 
-#define CACHELINE_BATCH 32
-#define SYSCALL_BATCH 64
-#define WARMUP_ROUNDS 200
-#define STOP UINT32_MAX
-#define CL_STOP UINT64_MAX              /* never 2 * seq + 1 */
-#define RTT_TIMEOUT_NS (10 * MPROC__NSEC_PER_SEC)
-#define EFD_CHILD_DIED (UINT64_C(1) << 40)
+/* Operations per request to mproc-floor: a multiple of the probe's batch, a few ms of work. */
+#define FLOOR_REQUEST_RTT 64
+#define FLOOR_REQUEST_CACHELINE (8 * FLOOR_BATCH_CACHELINE)
+#define FLOOR_REQUEST_SYSCALL (16 * FLOOR_BATCH_SYSCALL)
+#define FLOOR_REQUEST_FORK 16
 
-/* Everything both ends share: one page of MAP_SHARED memory. Each word that one side writes
- * and the other reads sits on its own cache line (no false sharing between probes' words). */
-struct rtt {
-	_Alignas(64) uint64_t line;     /* cacheline: odd = ping, even = pong */
-	_Alignas(64) uint32_t ping;     /* futex: parent -> child */
-	_Alignas(64) uint32_t pong;     /* futex: child -> parent */
-	_Alignas(64) struct bench_gate gate;
-	_Alignas(64) int yield;         /* same_core: waiters sched_yield() */
-	int to_child[2];                /* pipe, or to_child[0] = eventfd */
-	int to_parent[2];
-};
-
-struct probe {
+static const struct probe {
 	const char *name;
-	int batch;                      /* round trips per sample */
-	int (*setup)(struct rtt *r);
-	int (*child)(void *arg);
-	/* One round trip with sequence number seq (1 .. STOP-1). 0, or -errno. */
-	int (*ping)(struct rtt *r, uint32_t seq);
-	void (*stop)(struct rtt *r);
-	void (*close_child_ends)(struct rtt *r);
-	void (*teardown)(struct rtt *r);
+	int request;                    /* operations per request */
+	bool pair;                      /* a round trip between two processes */
+} k_probes[] = {
+	{ "cacheline_rtt", FLOOR_REQUEST_CACHELINE, true },
+	{ "futex_rtt", FLOOR_REQUEST_RTT, true },
+	{ "pipe_rtt", FLOOR_REQUEST_RTT, true },
+	{ "eventfd_rtt", FLOOR_REQUEST_RTT, true },
+	{ "fork_exit", FLOOR_REQUEST_FORK, false },
+	{ "syscall", FLOOR_REQUEST_SYSCALL, false },
 };
 
-static volatile sig_atomic_t g_child_died;
-static volatile sig_atomic_t g_wake_fd = -1;
-
-static void on_sigchld(int sig)
-{
-	int saved = errno;
-	uint64_t v = EFD_CHILD_DIED;
-
-	g_child_died = 1;
-	if (g_wake_fd >= 0 && write(g_wake_fd, &v, sizeof(v)) < 0) {
-		/* nothing more to do: the flag is set */
-	}
-	errno = saved;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield" ::: "memory");
-#endif
-}
-
-/* ---- cache line ---- */
-
-static int cl_setup(struct rtt *r)
-{
-	r->line = 0;
-	return 0;
-}
-
-static int cl_child(void *arg)
-{
-	struct rtt *r = arg;
-	uint64_t last = 0, v;
-
-	bench_gate_wait(&r->gate, 2);
-	for (;;) {
-		while ((v = __atomic_load_n(&r->line, __ATOMIC_ACQUIRE)) == last) {
-			if (r->yield)
-				sched_yield();
-		}
-		if (v == CL_STOP)
-			return 0;
-		if (!(v & 1))
-			return 3;       /* protocol error: the parent never writes even values */
-		last = v + 1;
-		__atomic_store_n(&r->line, last, __ATOMIC_RELEASE);
-	}
-}
-
-static int cl_ping(struct rtt *r, uint32_t seq)
-{
-	uint64_t want = 2 * (uint64_t)seq + 2;
-	unsigned spins = 0;
-	int64_t deadline = 0;
-
-	__atomic_store_n(&r->line, 2 * (uint64_t)seq + 1, __ATOMIC_RELEASE);
-	while (__atomic_load_n(&r->line, __ATOMIC_ACQUIRE) != want) {
-		if (r->yield)
-			sched_yield();
-		if (++spins % 4096 == 0) {
-			if (g_child_died)
-				return -ECHILD;
-			if (!deadline)
-				deadline = bench_now_ns() + RTT_TIMEOUT_NS;
-			else if (bench_now_ns() > deadline)
-				return -ETIMEDOUT;
-		}
-	}
-	return 0;
-}
-
-static void cl_stop(struct rtt *r)
-{
-	__atomic_store_n(&r->line, CL_STOP, __ATOMIC_RELEASE);
-}
-
-/* ---- futex ---- */
-
-static int fx_setup(struct rtt *r)
-{
-	r->ping = r->pong = 0;
-	return 0;
-}
-
-static int fx_child(void *arg)
-{
-	struct rtt *r = arg;
-	uint32_t last = 0, v;
-
-	bench_gate_wait(&r->gate, 2);
-	for (;;) {
-		while ((v = __atomic_load_n(&r->ping, __ATOMIC_ACQUIRE)) == last)
-			mproc__futex_wait(&r->ping, last, MPROC__NO_DEADLINE);
-		if (v == STOP)
-			return 0;
-		last = v;
-		__atomic_store_n(&r->pong, v, __ATOMIC_RELEASE);
-		mproc__futex_wake(&r->pong, 1);
-	}
-}
-
-static int fx_ping(struct rtt *r, uint32_t seq)
-{
-	int64_t deadline = bench_now_ns() + RTT_TIMEOUT_NS;
-	uint32_t v;
-	int e;
-
-	__atomic_store_n(&r->ping, seq, __ATOMIC_RELEASE);
-	mproc__futex_wake(&r->ping, 1);
-	while ((v = __atomic_load_n(&r->pong, __ATOMIC_ACQUIRE)) != seq) {
-		if (g_child_died)
-			return -ECHILD;
-		e = mproc__futex_wait(&r->pong, v, deadline);
-		if (e == -ETIMEDOUT)
-			return e;
-	}
-	return 0;
-}
-
-static void fx_stop(struct rtt *r)
-{
-	__atomic_store_n(&r->ping, STOP, __ATOMIC_RELEASE);
-	mproc__futex_wake(&r->ping, 1);
-}
-
-/* ---- pipe ---- */
-
-static int pp_setup(struct rtt *r)
-{
-	r->to_child[0] = r->to_child[1] = r->to_parent[0] = r->to_parent[1] = -1;
-	if (pipe2(r->to_child, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(r->to_parent, O_CLOEXEC) < 0) {
-		int e = -errno;
-
-		mproc__closep(&r->to_child[0]);
-		mproc__closep(&r->to_child[1]);
-		return e;
-	}
-	return 0;
-}
-
-/* read/write exactly 4 bytes, retrying EINTR; 0 at EOF, 4, or -errno. */
-static ssize_t xfer4(int fd, uint32_t *v, bool wr)
-{
-	ssize_t n;
-
-	do
-		n = wr ? write(fd, v, sizeof(*v)) : read(fd, v, sizeof(*v));
-	while (n < 0 && errno == EINTR && !g_child_died);
-	if (n < 0)
-		return -errno;
-	return n;       /* pipes move 4 bytes atomically (< PIPE_BUF) */
-}
-
-static int pp_child(void *arg)
-{
-	struct rtt *r = arg;
-	/* Copy our ends before the gate: after it the parent closes them in its own fd table
-	 * (the struct is shared, so nobody may write -1 into it while the other side reads). */
-	int in = r->to_child[0], out = r->to_parent[1];
-	uint32_t v;
-	ssize_t n;
-
-	close(r->to_child[1]);
-	close(r->to_parent[0]);
-	bench_gate_wait(&r->gate, 2);
-	for (;;) {
-		n = xfer4(in, &v, false);
-		if (n == 0 || (n == 4 && v == STOP))
-			return 0;
-		if (n != 4)
-			return 3;
-		if (xfer4(out, &v, true) != 4)
-			return 4;
-	}
-}
-
-static int pp_ping(struct rtt *r, uint32_t seq)
-{
-	uint32_t v = seq;
-	ssize_t n;
-
-	n = xfer4(r->to_child[1], &v, true);
-	if (n != 4)
-		return n < 0 ? (int)n : -EIO;
-	n = xfer4(r->to_parent[0], &v, false);
-	if (n == 0)
-		return -EPIPE;
-	if (n < 0)
-		return g_child_died ? -ECHILD : (int)n;
-	return v == seq ? 0 : -EBADMSG;
-}
-
-static void pp_stop(struct rtt *r)
-{
-	uint32_t v = STOP;
-
-	xfer4(r->to_child[1], &v, true);
-}
-
-static void pp_close_child_ends(struct rtt *r)
-{
-	mproc__closep(&r->to_child[0]);
-	mproc__closep(&r->to_parent[1]);
-}
-
-static void pp_teardown(struct rtt *r)
-{
-	mproc__closep(&r->to_child[0]);
-	mproc__closep(&r->to_child[1]);
-	mproc__closep(&r->to_parent[0]);
-	mproc__closep(&r->to_parent[1]);
-}
-
-/* ---- eventfd ---- */
-
-static int ef_setup(struct rtt *r)
-{
-	r->to_child[0] = r->to_child[1] = r->to_parent[0] = r->to_parent[1] = -1;
-	r->to_child[0] = eventfd(0, EFD_CLOEXEC);
-	if (r->to_child[0] < 0)
-		return -errno;
-	r->to_parent[0] = eventfd(0, EFD_CLOEXEC);
-	if (r->to_parent[0] < 0) {
-		int e = -errno;
-
-		mproc__closep(&r->to_child[0]);
-		return e;
-	}
-	g_wake_fd = r->to_parent[0];
-	return 0;
-}
-
-static ssize_t xfer8(int fd, uint64_t *v, bool wr)
-{
-	ssize_t n;
-
-	do
-		n = wr ? write(fd, v, sizeof(*v)) : read(fd, v, sizeof(*v));
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
-}
-
-/* Values: 1 = ping, 2 = stop (the parent writes one at a time and waits for the answer, so
- * the counter never sums two messages). */
-static int ef_child(void *arg)
-{
-	struct rtt *r = arg;
-	uint64_t v;
-
-	bench_gate_wait(&r->gate, 2);
-	for (;;) {
-		if (xfer8(r->to_child[0], &v, false) != 8)
-			return 3;
-		if (v == 2)
-			return 0;
-		if (v != 1)
-			return 4;
-		if (xfer8(r->to_parent[0], &v, true) != 8)
-			return 5;
-	}
-}
-
-static int ef_ping(struct rtt *r, uint32_t seq)
-{
-	uint64_t v = 1;
-
-	if (xfer8(r->to_child[0], &v, true) != 8)
-		return -EIO;
-	if (xfer8(r->to_parent[0], &v, false) != 8)
-		return -EIO;
-	if (v >= EFD_CHILD_DIED)
-		return -ECHILD;
-	return v == 1 ? 0 : -EBADMSG;
-}
-
-static void ef_stop(struct rtt *r)
-{
-	uint64_t v = 2;
-
-	xfer8(r->to_child[0], &v, true);
-}
-
-static void ef_teardown(struct rtt *r)
-{
-	g_wake_fd = -1;
-	mproc__closep(&r->to_child[0]);
-	mproc__closep(&r->to_parent[0]);
-}
-
-static const struct probe k_probes[] = {
-	{ "cacheline_rtt", CACHELINE_BATCH, cl_setup, cl_child, cl_ping, cl_stop, NULL, NULL },
-	{ "futex_rtt", 1, fx_setup, fx_child, fx_ping, fx_stop, NULL, NULL },
-	{ "pipe_rtt", 1, pp_setup, pp_child, pp_ping, pp_stop, pp_close_child_ends, pp_teardown },
-	{ "eventfd_rtt", 1, ef_setup, ef_child, ef_ping, ef_stop, NULL, ef_teardown },
-};
-
-struct rtt_case {
+struct floor_case {
 	const struct probe *probe;
 	enum mproc_topo_placement placement;
 };
 
-static struct rtt_case g_cases[MPROC__ARRAY_SIZE(k_probes) * 2];
+static struct floor_case g_cases[MPROC__ARRAY_SIZE(k_probes) * 2];
+static char g_floor_exe[PATH_MAX];
 
 static size_t samples_cap(void)
 {
@@ -406,141 +101,211 @@ static size_t samples_cap(void)
 
 static void fail(struct gbench_state *st, const char *what, int err)
 {
-	char msg[160];
+	char msg[200];
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(-err));
 	gbench_skip_with_error(st, msg);
 }
 
-static void bm_rtt(struct gbench_state *st, void *arg)
+/* mproc-floor beside this harness (both in <build>/bench); 0 or -errno. */
+static int floor_exe_find(void)
 {
-	const struct rtt_case *c = arg;
+	ssize_t n = readlink("/proc/self/exe", g_floor_exe, sizeof(g_floor_exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return -errno;
+	g_floor_exe[n] = '\0';
+	slash = strrchr(g_floor_exe, '/');
+	if (!slash || (size_t)(slash - g_floor_exe) + sizeof("/mproc-floor") > sizeof(g_floor_exe))
+		return -ENAMETOOLONG;
+	strcpy(slash + 1, "mproc-floor");
+	return access(g_floor_exe, X_OK) == 0 ? 0 : -errno;
+}
+
+/* The running helper: its pid and our ends of its stdin and stdout. */
+struct floor {
+	pid_t pid;
+	int req, rep;
+	int fds[4];                     /* the child's ends until it has them */
+	char argv_buf[3][24];
+	const char *probe;
+};
+
+static int floor_child(void *arg)
+{
+	struct floor *f = arg;
+	char *const argv[] = { "mproc-floor", (char *)f->probe, f->argv_buf[0], f->argv_buf[1],
+			       NULL };
+
+	/* bench_fork's child: async-signal-safe calls only (dup2, close, execv). */
+	if (dup2(f->fds[0], 0) < 0 || dup2(f->fds[3], 1) < 0)
+		return 125;
+	execv(g_floor_exe, argv);
+	return 127;
+}
+
+static int floor_open(struct floor *f, const char *probe, int a, int b)
+{
+	int to[2] = { -1, -1 }, from[2] = { -1, -1 };
+
+	f->pid = -1;
+	f->req = f->rep = -1;
+	f->probe = probe;
+	if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0) {
+		int e = -errno;
+
+		mproc__closep(&to[0]);
+		mproc__closep(&to[1]);
+		return e;
+	}
+	f->fds[0] = to[0];
+	f->fds[3] = from[1];
+	snprintf(f->argv_buf[0], sizeof(f->argv_buf[0]), "%d", a);
+	snprintf(f->argv_buf[1], sizeof(f->argv_buf[1]), "%d", b);
+	/* Not pinned by bench_fork: mproc-floor pins itself to a (and its child to b). */
+	f->pid = bench_fork(-1, floor_child, f);
+	mproc__closep(&to[0]);
+	mproc__closep(&from[1]);
+	f->req = to[1];
+	f->rep = from[0];
+	if (f->pid < 0) {
+		int e = f->pid;
+
+		mproc__closep(&f->req);
+		mproc__closep(&f->rep);
+		return e;
+	}
+	return 0;
+}
+
+/* Run n operations; on success *total_ns and samples[0 .. *k). 0 or -errno (-EPIPE: the
+ * helper is gone). */
+static int floor_run(struct floor *f, int64_t n, int64_t *total_ns, int64_t *samples,
+		     int64_t cap, int64_t *k)
+{
+	int64_t hdr[3];
+
+	if (mproc__write_all(f->req, &n, sizeof(n), MPROC__NO_DEADLINE) != sizeof(n))
+		return -EPIPE;
+	if (mproc__read_all(f->rep, &hdr[0], sizeof(hdr[0]), MPROC__NO_DEADLINE) !=
+	    sizeof(hdr[0]))
+		return -EPIPE;
+	if (hdr[0] != 0)
+		return hdr[0] < 0 && hdr[0] > -4096 ? (int)hdr[0] : -EPROTO;
+	if (mproc__read_all(f->rep, &hdr[1], 2 * sizeof(hdr[0]), MPROC__NO_DEADLINE) !=
+	    2 * sizeof(hdr[0]) || hdr[2] < 0 || hdr[2] > cap)
+		return -EPROTO;
+	if (mproc__read_all(f->rep, samples, (size_t)hdr[2] * sizeof(*samples),
+			    MPROC__NO_DEADLINE) != (ssize_t)((size_t)hdr[2] * sizeof(*samples)))
+		return -EPROTO;
+	*total_ns = hdr[1];
+	*k = hdr[2];
+	return 0;
+}
+
+/* Stop the helper and reap it: its exit status (0 ok), or -signal. */
+static int floor_close(struct floor *f, bool kill_first)
+{
+	int64_t stop = 0;
+	int r;
+
+	if (f->pid <= 0)
+		return 0;
+	if (!kill_first)
+		(void)mproc__write_all(f->req, &stop, sizeof(stop), MPROC__NO_DEADLINE);
+	mproc__closep(&f->req);
+	mproc__closep(&f->rep);
+	r = bench_reap(f->pid, kill_first);
+	f->pid = -1;
+	return r;
+}
+
+static void bm_floor(struct gbench_state *st, void *arg)
+{
+	const struct floor_case *c = arg;
 	const struct probe *pr = c->probe;
-	struct sigaction sa, old_chld, old_pipe;
 	struct bench_samples s = { 0 };
-	struct rtt *r = NULL;
-	cpu_set_t saved_cpus;
-	bool pinned = false;
-	uint32_t seq = 0;
-	pid_t pid = -1;
-	int a, b, e, st_child;
+	struct sigaction sa, old_pipe;
+	struct floor f = { .pid = -1, .req = -1, .rep = -1 };
+	int64_t *buf = NULL;
+	int a = -1, b = -1, e, st_child;
 
-	e = bench_pair(c->placement, &a, &b);
-	if (e == -ENODEV) {
-		char msg[160];
-
-		snprintf(msg, sizeof(msg), "%s needs two usable physical cores; this machine "
-			 "has %d usable CPU(s)", mproc_topo_placement_name(c->placement),
-			 bench_budget());
-		gbench_skip_with_error(st, msg);
+	if (!g_floor_exe[0]) {
+		gbench_skip_with_error(st, "mproc-floor not found beside the harness (build it: "
+				       "it is built with bench_baseline)");
 		return;
 	}
-	if (e < 0) {
-		fail(st, "bench_pair", e);
-		return;
+	if (pr->pair) {
+		e = bench_pair(c->placement, &a, &b);
+		if (e == -ENODEV) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "%s needs two usable physical cores; this machine "
+				 "has %d usable CPU(s)", mproc_topo_placement_name(c->placement),
+				 bench_budget());
+			gbench_skip_with_error(st, msg);
+			return;
+		}
+		if (e < 0) {
+			fail(st, "bench_pair", e);
+			return;
+		}
 	}
 	e = bench_samples_init(&s, samples_cap());
 	if (e < 0) {
 		fail(st, "samples", e);
 		return;
 	}
-	r = bench_shared_alloc(sizeof(*r));
-	if (!r) {
-		fail(st, "shared memory", -ENOMEM);
+	buf = malloc(sizeof(*buf) * (size_t)pr->request);
+	if (!buf) {
+		fail(st, "samples", -ENOMEM);
 		goto out_samples;
 	}
-	bench_gate_init(&r->gate);
-	r->yield = c->placement == MPROC_TOPO_SAME_CORE;
-	e = pr->setup(r);
-	if (e < 0) {
-		fail(st, "setup", e);
-		goto out_shared;
-	}
-
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigchld;
-	sa.sa_flags = SA_NOCLDSTOP;     /* no SA_RESTART: a dead child interrupts our wait */
-	sigemptyset(&sa.sa_mask);
-	g_child_died = 0;
-	sigaction(SIGCHLD, &sa, &old_chld);
 	sa.sa_handler = SIG_IGN;
-	sa.sa_flags = 0;
-	sigaction(SIGPIPE, &sa, &old_pipe);
-
-	if (sched_getaffinity(0, sizeof(saved_cpus), &saved_cpus) == 0 &&
-	    mproc_topo_pin(0, a) == 0)
-		pinned = true;
-	pid = bench_fork(b, pr->child, r);
-	if (pid < 0) {
-		fail(st, "fork", pid);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGPIPE, &sa, &old_pipe);     /* a dead helper is -EPIPE, not a signal */
+	e = floor_open(&f, pr->name, a, b);
+	if (e < 0) {
+		fail(st, "start mproc-floor", e);
 		goto out_signals;
 	}
-	bench_gate_wait(&r->gate, 2);
-	if (pr->close_child_ends)
-		pr->close_child_ends(r);        /* after the gate: the child has copied its fds */
+	/* One operation is one iteration: a request of pr->request operations is a batch. */
+	while (gbench_keep_running_batch(st, pr->request)) {
+		int64_t total = 0, k = 0;
 
-	for (int i = 0; i < WARMUP_ROUNDS; i++) {
-		e = pr->ping(r, ++seq);
-		if (e < 0)
-			goto out_err;
+		e = floor_run(&f, pr->request, &total, buf, pr->request, &k);
+		if (e < 0) {
+			fail(st, e == -EPIPE ? "mproc-floor died" : e == -ECHILD ?
+			     "mproc-floor's peer died" : "mproc-floor", e);
+			break;
+		}
+		for (int64_t i = 0; i < k; i++)
+			bench_samples_add(&s, buf[i]);
+		gbench_set_iteration_time(st, (double)total * 1e-9);
 	}
-	if (pr->batch > 1) {
-		while (gbench_keep_running_batch(st, pr->batch)) {
-			int64_t t0 = bench_now_ns(), dt;
+	st_child = floor_close(&f, gbench_error_occurred(st));
+	if (!gbench_error_occurred(st)) {
+		if (st_child != 0) {
+			char msg[160];
 
-			for (int i = 0; i < pr->batch; i++) {
-				e = pr->ping(r, ++seq);
-				if (e < 0)
-					goto out_err;
+			snprintf(msg, sizeof(msg), "mproc-floor ended with status %d (negative: "
+				 "signal)", st_child);
+			gbench_skip_with_error(st, msg);
+		} else {
+			bench_samples_report(st, &s);
+			if (pr->pair) {     /* where it ran, for tests/test_floors.py */
+				gbench_counter(st, "pu_a", a, GBENCH_DEFAULT);
+				gbench_counter(st, "pu_b", b, GBENCH_DEFAULT);
 			}
-			dt = bench_now_ns() - t0;
-			bench_samples_add(&s, dt / pr->batch);
-			gbench_set_iteration_time(st, (double)dt * 1e-9);
-			if (seq > STOP - 4096)
-				seq = 0;
-		}
-	} else {
-		while (gbench_keep_running(st)) {
-			int64_t t0 = bench_now_ns(), dt;
-
-			e = pr->ping(r, ++seq);
-			dt = bench_now_ns() - t0;
-			if (e < 0)
-				goto out_err;
-			bench_samples_add(&s, dt);
-			gbench_set_iteration_time(st, (double)dt * 1e-9);
-			if (seq > STOP - 4096)
-				seq = 0;
 		}
 	}
-	pr->stop(r);
-	st_child = bench_reap(pid, false);
-	pid = -1;
-	if (st_child != 0) {
-		char msg[160];
-
-		snprintf(msg, sizeof(msg), "child ended with status %d (negative: signal)",
-			 st_child);
-		gbench_skip_with_error(st, msg);
-	} else {
-		bench_samples_report(st, &s);
-	}
-	goto out_signals;
-
-out_err:
-	fail(st, g_child_died ? "child died" : "round trip", e);
 out_signals:
-	if (pid > 0)
-		bench_reap(pid, true);
-	if (pinned)
-		sched_setaffinity(0, sizeof(saved_cpus), &saved_cpus);
+	floor_close(&f, true);
 	sigaction(SIGPIPE, &old_pipe, NULL);
-	sigaction(SIGCHLD, &old_chld, NULL);
-	if (pr->teardown)
-		pr->teardown(r);
-out_shared:
-	bench_shared_free(r, sizeof(*r));
 out_samples:
+	free(buf);
 	bench_samples_free(&s);
 }
 
@@ -584,7 +349,7 @@ out:
 	free(dst);
 }
 
-/* ---- fork + _exit + waitpid ---- */
+/* ---- fork + _exit + waitpid in the harness process (baseline/fork_exit_harness) ---- */
 
 static void bm_fork_exit(struct gbench_state *st, void *arg)
 {
@@ -625,38 +390,6 @@ static void bm_fork_exit(struct gbench_state *st, void *arg)
 	bench_samples_free(&s);
 }
 
-/* ---- syscall ---- */
-
-static void bm_syscall(struct gbench_state *st, void *arg)
-{
-	struct bench_samples s;
-	pid_t want = getppid();
-	int e;
-
-	e = bench_samples_init(&s, samples_cap());
-	if (e < 0) {
-		fail(st, "samples", e);
-		return;
-	}
-	while (gbench_keep_running_batch(st, SYSCALL_BATCH)) {
-		int64_t t0 = bench_now_ns(), dt;
-		long bad = 0;
-
-		for (int i = 0; i < SYSCALL_BATCH; i++)
-			bad |= syscall(SYS_getppid) ^ want;
-		dt = bench_now_ns() - t0;
-		if (bad) {
-			gbench_skip_with_error(st, "syscall: getppid returned another value");
-			break;
-		}
-		bench_samples_add(&s, dt / SYSCALL_BATCH);
-		gbench_set_iteration_time(st, (double)dt * 1e-9);
-	}
-	if (!gbench_error_occurred(st))
-		bench_samples_report(st, &s);
-	bench_samples_free(&s);
-}
-
 /* ---- registration ---- */
 
 static void register_all(void)
@@ -670,28 +403,36 @@ static void register_all(void)
 	struct gbench *b;
 	char name[128];
 
+	if (floor_exe_find() < 0)
+		g_floor_exe[0] = '\0';  /* every floor benchmark skips with the reason */
 	for (size_t i = 0; i < MPROC__ARRAY_SIZE(k_probes); i++) {
 		for (int p = MPROC_TOPO_SAME_CORE; p <= MPROC_TOPO_CROSS_CORE; p++) {
-			g_cases[k] = (struct rtt_case){ &k_probes[i],
-							(enum mproc_topo_placement)p };
-			snprintf(name, sizeof(name), "baseline/%s/placement:%s", k_probes[i].name,
-				 mproc_topo_placement_name((enum mproc_topo_placement)p));
-			b = gbench_register(name, bm_rtt, &g_cases[k++]);
+			if (!k_probes[i].pair && p != MPROC_TOPO_SAME_CORE)
+				continue;
+			g_cases[k] = (struct floor_case){ &k_probes[i],
+							  (enum mproc_topo_placement)p };
+			if (k_probes[i].pair)
+				snprintf(name, sizeof(name), "baseline/%s/placement:%s",
+					 k_probes[i].name,
+					 mproc_topo_placement_name((enum mproc_topo_placement)p));
+			else
+				snprintf(name, sizeof(name), "baseline/%s", k_probes[i].name);
+			b = gbench_register(name, bm_floor, &g_cases[k++]);
 			gbench_use_manual_time(b);
-			gbench_time_unit(b, GBENCH_NS);
+			gbench_time_unit(b, strcmp(k_probes[i].name, "fork_exit") ? GBENCH_NS
+										   : GBENCH_US);
 		}
 	}
+	/* CPU time (Google Benchmark's default): one thread that never blocks, so time it was
+	 * preempted by other work on a shared machine is not memory bandwidth. */
 	b = gbench_register("baseline/memcpy", bm_memcpy, NULL);
 	for (size_t i = 0; i < nsz; i++)
 		gbench_args(b, &sz[i], 1);
 	GBENCH_ARG_NAMES(b, "bytes");
-	/* CPU time (Google Benchmark's default): one thread that never blocks, so time it was
-	 * preempted by other work on a shared machine is not memory bandwidth. */
-	b = gbench_register("baseline/fork_exit", bm_fork_exit, NULL);
+	/* The harness process's own fork, beside the floor (baseline/fork_exit). */
+	b = gbench_register("baseline/fork_exit_harness", bm_fork_exit, NULL);
 	gbench_use_manual_time(b);
 	gbench_time_unit(b, GBENCH_US);
-	b = gbench_register("baseline/syscall", bm_syscall, NULL);
-	gbench_use_manual_time(b);
 }
 
 int main(int argc, char **argv)

@@ -10,9 +10,10 @@
  *
  * The benchmark process sends; a forked receiver (pinned) receives every message and verifies
  * its length, its sequence number and a checksum of the whole payload, and answers each batch
- * of messages with one status byte over a separate pipe. One iteration is one batch (about
- * 4 MiB, 8..4096 messages); its manual time runs from the first send to the receiver's
- * answer, so it covers delivery, not only the writes. A corrupt, lost or reordered message
+ * of messages with one status byte over a separate pipe. A batch (about 4 MiB, 8..4096
+ * messages) counts as that many Google Benchmark iterations (gbench_keep_running_batch), its
+ * manual time from the first send to the receiver's answer, so real_time is the time of one
+ * message and covers delivery, not only the writes. A corrupt, lost or reordered message
  * ends the benchmark with an error.
  *
  * raw_pipe, framed_pipe and conn_pipe use pipes of the same capacity
@@ -136,7 +137,7 @@ static void bm_pipe(struct gbench_state *st, void *arg)
 		goto out_link;
 	}
 	mproc_topo_pin(0, pa);
-	while (gbench_keep_running(st)) {
+	while (gbench_keep_running_batch(st, (int64_t)ra.batch)) {
 		int64_t t0 = bench_now_ns();
 		char status = 1;
 

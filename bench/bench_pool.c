@@ -31,8 +31,11 @@
  *
  * Every scaling case first runs one untimed map of as many no-op tasks through the same pool
  * (as CPython's harness does): the workers' first wake-up and first touches of the table are
- * start-up cost, not the curve's. Manual time is the wall time of each iteration (the work is
- * done by child processes).
+ * start-up cost, not the curve's. Manual time is wall time (the work is done by child
+ * processes), and one Google Benchmark iteration is ONE task (or, for pool/failure, one
+ * trial): a map of n tasks is a batch of n iterations (gbench_keep_running_batch), so
+ * real_time is the time per task whatever n the profile gives (compare.py and compare.md
+ * then agree in direction).
  * Profiles: smoke = the smallest of each family; quick <= ~60 s on 2 cores; full = all.
  */
 #include <errno.h>
@@ -405,7 +408,7 @@ static void bm_scale(struct gbench_state *st, void *arg)
 		tasks[i].ms = (uint32_t)c->task_ms;
 		tasks[i].arg = (uint64_t)i;
 	}
-	while (gbench_keep_running(st)) {
+	while (gbench_keep_running_batch(st, n)) {
 		struct mproc_pool_batch b = { .tasks = tasks, .task_len = sizeof(*tasks),
 					      .results = out, .result_stride = 8, .status = sts,
 					      .n = (size_t)n, .chunksize = 1 };
@@ -583,7 +586,7 @@ static void bm_overhead(struct gbench_state *st, void *arg)
 	/* Warm-up, untimed: first touches of the table and of the heap (copy-on-write since the
 	 * workers were forked) would otherwise be counted as per-task cost. */
 	err = overhead_pass(c, p, tasks, out, rs, k);
-	while (!err && gbench_keep_running(st)) {
+	while (!err && gbench_keep_running_batch(st, (int64_t)k)) {
 		int64_t t0;
 		size_t i;
 
@@ -634,7 +637,7 @@ static void bm_failure(struct gbench_state *st, void *arg)
 		err = "mproc_pool_new failed";
 		goto out;
 	}
-	while (gbench_keep_running(st)) {
+	while (gbench_keep_running_batch(st, trials)) {
 		int64_t wall = bench_now_ns();
 
 		for (int t = 0; t < trials && !err; t++) {
@@ -761,7 +764,7 @@ static void register_all(void)
 				 chunks[c]);
 			g = gbench_register(name, bm_overhead, &ocases[no++]);
 			gbench_use_manual_time(g);
-			gbench_time_unit(g, GBENCH_MS);
+			gbench_time_unit(g, GBENCH_US);  /* real_time: one task, microseconds */
 		}
 	}
 	/* Failure detection. */

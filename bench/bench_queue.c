@@ -3,10 +3,12 @@
  *
  *   queue/<backend>/bytes:<N>/producers:<P>/consumers:<C>
  *	P producer processes put N-byte items into one queue, C consumer processes get them.
- *	One benchmark iteration is one round of M items (M*N about 32 MiB, 256 <= M <= 32768):
- *	the parent opens the round (futex), producers put M/P items each, then the parent puts
- *	C empty items that end the round for the consumers (the queue is FIFO, so they come
- *	after every real item), and the round's wall time is the iteration's manual time.
+ *	The harness runs rounds of M items (M*N about 32 MiB, 256 <= M <= 32768, fewer in smoke
+ *	and on a slow channel): the parent opens the round (futex), producers put M/P items
+ *	each, then the parent puts C empty items that end the round for the consumers (the
+ *	queue is FIFO, so they come after every real item). A round counts as M Google
+ *	Benchmark iterations (gbench_keep_running_batch) whose manual time is the round's wall
+ *	time, so real_time is the time of ONE item, whatever M the profile or the machine gave.
  *	Counters bytes_per_second and msgs_per_second. Every item carries (producer, sequence)
  *	in its first and last 8 bytes; consumers add up every 64-bit word of every item and
  *	count them, producers add up what they sent; a round whose sums or counts differ ends
@@ -405,7 +407,8 @@ static void bm_throughput(struct gbench_state *st, void *arg)
 	for (int64_t dt = bench_now_ns() - t_warm; dt > 100 * INT64_C(1000000) &&
 	     c->per_prod * (uint32_t)np >= 512; dt /= 2)
 		c->per_prod /= 2;
-	while (gbench_keep_running(st)) {
+	/* One item is one iteration: real_time is per item, whatever the round's size. */
+	while (gbench_keep_running_batch(st, (int64_t)c->per_prod * np)) {
 		int64_t t0 = bench_now_ns();
 
 		r = run_round(c, q, np, nc, raw);

@@ -3,7 +3,9 @@
  * Lock, with an atomic add, or with a plain racy increment), and the cost of creating,
  * attaching and first touching regions of each kind.
  *
- *   shm/value/<lock|atomic|none>/procs:<N>   updates_per_second (none: lost_updates too)
+ *   shm/value/<lock|atomic|none>/procs:<N>   updates_per_second (none: lost_updates too);
+ *	real_time is the time of one update (a round of per * N updates is a batch of that many
+ *	iterations); first_touch's is one region of N MiB, create's and attach's one call.
  *   shm/create/<anon|memfd|named>/bytes:<N>  create + destroy; p50_ns, p99_ns, p999_ns
  *   shm/attach/<memfd|named>/bytes:<N>       attach + detach of an existing region
  *   shm/first_touch/<anon|memfd|named>/mib:<N>   writing one byte per page of a new region
@@ -96,7 +98,8 @@ static void bm_value(struct gbench_state *st, void *arg)
 		gbench_skip_with_error(st, "cannot allocate shared memory");
 		goto out;
 	}
-	while (gbench_keep_running(st)) {
+	/* One update is one iteration (real_time per update, whatever the profile's total). */
+	while (gbench_keep_running_batch(st, per * procs)) {
 		struct value_worker w = { .v = v, .sh = sh, .mode = mode, .updates = per,
 					  .parties = (uint32_t)procs };
 		pid_t pid[256];

@@ -10,24 +10,28 @@ run (its harness was not selected) is skipped without running the tool. A tool f
 than 2x away from ours, either way, is flagged with both numbers: one of the two measures
 something else than we think, and the report says so.
 
-The pairings (what each tool measures, and what of ours it is compared with):
+The pairings (what each tool measures, and what of ours it is compared with). Each tool is
+paired ONLY with figures that measure the same operation the same way (same processes, same
+placement, same statistic), so that DISAGREE means a real disagreement; a figure that adds
+work of its own (framing, a queue's lock, a library's process object) is never a pairing:
 
   perf bench sched pipe -l N     (Debian linux-perf; Ubuntu linux-tools-<kernel>)
       Two processes, two pipes; each loop the parent writes 4 bytes to the child and reads
       them back, so one "op" is one ROUND TRIP and `usecs/op` x 1000 is the round trip in ns
       (total wall time / loops, a mean). The tool is pinned to one PU (both processes inherit
-      the affinity), so it pairs with our same_core figures, compared as means (real_time):
-      latency/conn_pipe/placement:same_core (what the issue names: mproc_conn over a pipe,
-      framing included), latency/raw_pipe/placement:same_core and
-      baseline/pipe_rtt/placement:same_core (bare pipes, the like-for-like twin).
-  hackbench -p -s 64 -g 1 -f F -l L   (rt-tests)
-      F sender and F receiver processes; every sender writes L 64-byte messages to every
-      receiver over its own pipe: F*F*L messages in `Time:` seconds, all moving at once. The
-      per-message cost (Time / (F*F*L)) pairs with our queue fan-out's per-message cost,
-      1 / msgs_per_second of queue/pipe/bytes:64/producers:F/consumers:F (P producers and C
-      consumers through one pipe-backed mproc queue), for the largest F in {4, 2, 1} the run
-      measured; at F = 1 also queue/raw_pipe/bytes:64/producers:1/consumers:1. Unpinned, as
-      the queue harness is.
+      the affinity), so it pairs with our bare same-core pipe round trips, compared as means
+      (real_time): baseline/pipe_rtt/placement:same_core (two minimal processes, as perf's)
+      and latency/raw_pipe/placement:same_core. Not latency/conn_pipe (mproc_conn's framing
+      and checks are work perf does not do).
+  hackbench -p -s 64 -g 1 -f 1 -l L   (rt-tests)
+      One sender and one receiver process, L 64-byte messages over one pipe, each a plain
+      write(2) and read(2): L messages in `Time:` seconds. The per-message cost (Time / L)
+      pairs with the raw-pipe fan-out of the same shape, 1 / msgs_per_second of
+      queue/raw_pipe/bytes:64/producers:1/consumers:1 (a bare pipe, one write and one read
+      per item, unpinned, as hackbench is). Not queue/pipe (mproc's framed queue: a lock and
+      a length per item, work hackbench does not do), and no wider fan-out: with F > 1
+      hackbench gives each receiver its own pipe that F senders share, a shape no figure of
+      ours has (queue/raw_pipe runs 1x1 only).
   stress-ng --switch 1 --switch-method pipe -t T --metrics
       A writer and a reader process on an O_DIRECT pipe shrunk to one slot: every 1-byte
       write fills it, the next write blocks and hands the CPU to the reader, whose next read
@@ -40,7 +44,11 @@ The pairings (what each tool measures, and what of ours it is compared with):
       write+read pair on our side is a syscall's worth, small beside two switches.
   stress-ng --fork 1 --fork-max 1 -t T --metrics
       fork() + _exit() + waitpid in a loop; wall time / bogo ops is one fork to reap. Pairs
-      with baseline/fork_exit and spawn/fork/rss_mib:0 (real_time). `--clone` is not used:
+      with the same loop of ours: baseline/fork_exit (in mproc-floor, a minimal static
+      process) and baseline/fork_exit_harness (in the harness process); stress-ng's own
+      process, a dynamically linked program of many libraries, lies between the two, and a
+      fork's cost grows with the mappings it copies. Not spawn/fork/rss_mib:0 (mproc's
+      process object and status pipe are work the loop does not do). `--clone` is not used:
       its children are made with random clone flag sets (namespaces, CLONE_VM, ...) and its
       "microsecs per clone" times the clone() call alone, so no figure of ours means the same.
   lscpu -p, hwloc-calc --whole-system --number-of pu|core|package machine:0, nproc
@@ -494,8 +502,7 @@ def check_perf(c):
     rec = _record("perf_sched_pipe", "perf bench sched pipe",
                   pairing="round trip over two pipes, both processes on one PU (mean)")
     ours = [(n, our_mean_ns(c.run, n)) for n in (
-        "latency/conn_pipe/placement:same_core", "latency/raw_pipe/placement:same_core",
-        "baseline/pipe_rtt/placement:same_core")]
+        "baseline/pipe_rtt/placement:same_core", "latency/raw_pipe/placement:same_core")]
     ours = [o for o in ours if o[1]]
     if not ours:
         rec["status"] = "no mproc figure"
@@ -516,22 +523,15 @@ def check_perf(c):
 
 def check_hackbench(c):
     rec = _record("hackbench", "hackbench",
-                  pairing="per-message cost, F senders x F receivers over pipes vs a "
-                          "pipe-backed queue with F producers and F consumers")
-    fan, ours = None, []
-    for f in (4, 2, 1):
-        v = our_per_msg_ns(c.run, "queue/pipe/bytes:64/producers:%d/consumers:%d" % (f, f))
-        if v:
-            fan = f
-            ours = [("queue/pipe/bytes:64/producers:%d/consumers:%d" % (f, f), v)]
-            break
+                  pairing="per-message cost, one sender and one receiver over a bare pipe vs "
+                          "the raw-pipe queue yardstick, 1 producer x 1 consumer")
+    fan, ours = 1, []
     raw = our_per_msg_ns(c.run, "queue/raw_pipe/bytes:64/producers:1/consumers:1")
-    if raw and fan in (None, 1):
-        fan = 1
+    if raw:
         ours.append(("queue/raw_pipe/bytes:64/producers:1/consumers:1", raw))
     if not ours:
         rec["status"] = "no mproc figure"
-        rec["detail"] = "the run has no 64-byte queue/pipe fan-out figure (queue harness)"
+        rec["detail"] = "the run has no 64-byte raw-pipe figure (queue harness)"
         return rec
     tool = which("hackbench")
     if not tool:
@@ -578,7 +578,8 @@ def check_switch(c):
 def check_fork(c):
     rec = _record("stress_ng_fork", "stress-ng --fork",
                   pairing="fork + _exit + waitpid, wall time per child")
-    ours = [(n, our_mean_ns(c.run, n)) for n in ("baseline/fork_exit", "spawn/fork/rss_mib:0")]
+    ours = [(n, our_mean_ns(c.run, n)) for n in ("baseline/fork_exit",
+                                                  "baseline/fork_exit_harness")]
     ours = [o for o in ours if o[1]]
     if not ours:
         rec["status"] = "no mproc figure"

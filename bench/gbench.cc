@@ -256,6 +256,9 @@ int gbench_main(int argc, char **argv, void (*register_all)(void))
 	}
 	gbench_add_context("mproc_profile", k_profiles[g_profile].name);
 	gbench_add_context("mproc_random_interleaving", interleave ? "true" : "false");
+	// Every harness of this version times one operation per Google Benchmark iteration
+	// (gbench.h, "One time per operation"); files without the key may time batches.
+	gbench_add_context("mproc_real_time", "per_operation");
 	if (register_all)
 		register_all();
 	benchmark::RunSpecifiedBenchmarks();

@@ -18,6 +18,15 @@
  *		... untimed teardown ...
  *	}
  *
+ * One time per operation: real_time (with manual time: the sum of gbench_set_iteration_time
+ * over the iterations, divided by the iterations) must be the time of ONE operation - one
+ * message, one round trip, one task, one start - in every profile, so that Google Benchmark's
+ * compare.py and the project's compare.md read the same unit in two runs. A loop that times
+ * n operations at once (a batch, a round, a map) runs under gbench_keep_running_batch(st, n)
+ * and sets the batch's time once: Google Benchmark then counts n iterations (its iteration
+ * count and prediction use the operations actually run). n may differ by profile or machine;
+ * what one iteration means may not. The JSON context says "mproc_real_time": "per_operation".
+ *
  * Names: "<name>/<argname>:<value>..." exactly as Google Benchmark builds them from ArgNames.
  * Google Benchmark appends "/manual_time" or "/real_time" to the name of benchmarks that use
  * them; readers strip those suffixes (results/README.md).

@@ -3,6 +3,7 @@
 
     check_bench_json.py HARNESS_JSON --expect REGEX... --counter NAME...
                         [--error REGEX...] [--context KEY...] [--value REGEX NAME NUMBER]...
+                        [--per-op COUNTER...]
 
 Exit 0 when every check holds, 1 naming each one that does not, 2 on bad usage or an
 unreadable file. Standard library only (json accepts Google Benchmark's bare NaN/Infinity).
@@ -21,6 +22,11 @@ unreadable file. Standard library only (json accepts Google Benchmark's bare NaN
   --value REGEX NAME NUMBER
                     every measured iteration entry matching REGEX has counter NAME == NUMBER
                     (relative tolerance 1e-9), and there is at least one.
+  --per-op COUNTER  one time per operation: on every measured iteration entry that carries
+                    COUNTER, real_time (in ns) is the time of one of the operations the
+                    counter counts: COUNTER = X_per_second needs real_time * X_per_second = 1 s,
+                    COUNTER = ns_per_X needs real_time = ns_per_X (relative tolerance 1e-3),
+                    and at least one entry carries it. Every entry's time_unit must be known.
 """
 import argparse
 import json
@@ -33,6 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from gbjson import strip_suffixes  # noqa: E402  (the one implementation of the naming rule)
 AGGREGATE = re.compile(r"_(mean|median|stddev|cv|[A-Za-z0-9]+)$")
 P_COUNTERS = ("p50_ns", "p99_ns", "p999_ns")
+UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
 def base_name(entry):
@@ -116,6 +123,31 @@ def check(doc, args):
             got = e.get(cname)
             if not is_number(got) or not math.isclose(got, w, rel_tol=1e-9, abs_tol=1e-9):
                 problems.append(f"{e.get('name')}: {cname} = {got}, want {w}")
+
+    for cname in args.per_op:
+        rate = cname.endswith("_per_second")
+        if not rate and not cname.startswith("ns_per_"):
+            problems.append(f"--per-op {cname}: not an X_per_second or ns_per_X counter")
+            continue
+        hits = 0
+        for e in measured:
+            if e.get("run_type", "iteration") != "iteration" or not is_number(e.get(cname)):
+                continue
+            hits += 1
+            unit = UNIT_NS.get(e.get("time_unit"))
+            rt = e.get("real_time")
+            if unit is None or not is_number(rt):
+                problems.append(f"{e.get('name')}: real_time {rt!r} in unit "
+                                f"{e.get('time_unit')!r} is not a time")
+                continue
+            rt_ns = rt * unit
+            want = 1e9 / e[cname] if rate and e[cname] > 0 else e[cname]
+            if not math.isclose(rt_ns, want, rel_tol=1e-3):
+                problems.append(f"{e.get('name')}: real_time is {rt_ns:.6g} ns but one "
+                                f"operation by {cname} = {e[cname]:.6g} is {want:.6g} ns: "
+                                "real_time is not the time of one operation")
+        if not hits:
+            problems.append(f"--per-op {cname}: no measured entry carries it")
     return problems
 
 
@@ -128,6 +160,7 @@ def main(argv):
     p.add_argument("--context", nargs="*", default=[], action="extend", metavar="KEY[=VALUE]")
     p.add_argument("--value", nargs=3, default=[], action="append",
                    metavar=("REGEX", "NAME", "NUMBER"))
+    p.add_argument("--per-op", nargs="*", default=[], action="extend", metavar="COUNTER")
     args = p.parse_args(argv)
     try:
         with open(args.json_file, encoding="utf-8") as f:

@@ -4,9 +4,11 @@
     test_baseline_fault.py BENCH_BASELINE
 
 For each round-trip probe: start the harness on it with a long minimum time, SIGKILL the
-child it forked, and expect the harness to finish promptly with the benchmark reported as an
-error (never a hang, never a crash). Then SIGTERM the harness in the middle of a round-trip
-benchmark and expect it to die of SIGTERM with its child killed and reaped.
+child it forked (mproc-floor, the minimal process that measures), and expect the harness to
+finish promptly with the benchmark reported as an error (never a hang, never a crash); the
+same when the peer that mproc-floor forked is killed instead. Then SIGTERM the harness in the
+middle of a round-trip benchmark and expect it to die of SIGTERM with its child and
+grandchild killed and reaped.
 Standard library only.
 """
 import os
@@ -51,7 +53,8 @@ def gone(pid):
     return False
 
 
-def case_killed_child(binary, probe):
+def case_killed_child(binary, probe, depth=1):
+    """depth 1: kill mproc-floor; depth 2: kill the peer it forked."""
     proc = start(binary, probe, "same_core")
     kid = wait_child(proc.pid)
     if kid is None:
@@ -61,8 +64,10 @@ def case_killed_child(binary, probe):
     # Google Benchmark grows the iteration count run by run, each run with a fresh child: wait
     # until the runs are long, then kill the child of the current one.
     time.sleep(1.0)
-    for _ in range(20):
+    for _ in range(40):
         kids = children(proc.pid)
+        if depth == 2:
+            kids = [g for k in kids for g in children(k)]
         try:
             if kids:
                 os.kill(kids[0], signal.SIGKILL)
@@ -96,6 +101,7 @@ def case_sigterm(binary):
         return "no child appeared"
     time.sleep(1.0)
     kid = (children(proc.pid) or [kid])[0]
+    grandkids = children(kid)
     proc.send_signal(signal.SIGTERM)
     try:
         proc.communicate(timeout=30)
@@ -107,6 +113,14 @@ def case_sigterm(binary):
         return f"harness ended with {proc.returncode}, want -SIGTERM"
     if not gone(kid):
         return f"child {kid} outlived the harness"
+    end = time.monotonic() + 10
+    while any(not gone(g) for g in grandkids) and time.monotonic() < end:
+        time.sleep(0.05)    # PR_SET_PDEATHSIG, then its parent (us, the subreaper?) reaps
+    left = [g for g in grandkids if not gone(g)]
+    if left:
+        return f"grandchildren {left} outlived the harness"
+    if not grandkids:
+        return "mproc-floor had no peer to check"
     return None
 
 
@@ -117,6 +131,8 @@ def main(argv):
     binary = argv[0]
     cases = [(f"baseline/fault/{p}/killed_child", lambda p=p: case_killed_child(binary, p))
              for p in PROBES]
+    cases += [(f"baseline/fault/{p}/killed_peer",
+               lambda p=p: case_killed_child(binary, p, depth=2)) for p in PROBES]
     cases.append(("baseline/fault/sigterm_kills_child", lambda: case_sigterm(binary)))
     print("TAP version 13")
     print(f"1..{len(cases)}")

@@ -51,7 +51,32 @@ FIXTURE = """{
 BAD_ORDER = """{"benchmarks": [{"name": "y/a", "run_name": "y/a", "run_type": "iteration",
   "p50_ns": 30, "p99_ns": 20, "p999_ns": 10}]}"""
 
+# One time per operation: a round of 1000 messages in 2 ms timed as one iteration (real_time
+# 2 ms, msgs_per_second 500 k) against the same round as 1000 iterations (real_time 2 us).
+PER_OP = """{"benchmarks": [
+  {"name": "q/batch/manual_time", "run_name": "q/batch/manual_time", "run_type": "iteration",
+   "iterations": 5, "real_time": 2.0, "cpu_time": 0.1, "time_unit": "ms",
+   "msgs_per_second": 5e5},
+  {"name": "q/op/manual_time", "run_name": "q/op/manual_time", "run_type": "iteration",
+   "iterations": 5000, "real_time": 2.0, "cpu_time": 0.1, "time_unit": "us",
+   "msgs_per_second": 5e5, "ns_per_task": 2000.0},
+  {"name": "q/op/manual_time_mean", "run_name": "q/op/manual_time", "run_type": "aggregate",
+   "aggregate_name": "mean", "iterations": 1, "real_time": 9.0, "cpu_time": 0.1,
+   "time_unit": "us", "msgs_per_second": 5e5}]}"""
+PER_OP_OK = PER_OP.replace('"real_time": 2.0, "cpu_time": 0.1, "time_unit": "ms"',
+                           '"real_time": 2000.0, "cpu_time": 0.1, "time_unit": "ns"')
+
 CASES = [
+    ("per_op_batch_fails", PER_OP, ["--per-op", "msgs_per_second"], 1,
+     "q/batch/manual_time: real_time is 2e+06 ns"),
+    ("per_op_ok", PER_OP_OK, ["--per-op", "msgs_per_second", "ns_per_task"], 0, "ok"),
+    ("per_op_ns_per_counter_differs", PER_OP_OK.replace('"ns_per_task": 2000.0',
+                                                        '"ns_per_task": 4000.0'),
+     ["--per-op", "ns_per_task"], 1, "not the time of one operation"),
+    ("per_op_counter_nowhere", PER_OP_OK, ["--per-op", "tasks_per_second"], 1,
+     "no measured entry carries it"),
+    ("per_op_bad_counter_name", PER_OP_OK, ["--per-op", "p50_ns"], 1,
+     "not an X_per_second or ns_per_X counter"),
     # (name, fixture, args, expected exit code, text that must appear in the output)
     ("names_with_suffixes_stripped", FIXTURE,
      ["--expect", "^x/rtt/placement:same_core$", "^x/copy/bytes:64$",

@@ -550,6 +550,22 @@ class Driver(TmpCase):
                           open(os.path.join(run_dir, "logs", n + ".log")).read())
         self.assertTrue(os.path.isfile(os.path.join(run_dir, "report.md")))
         self.assertEqual([l for l in os.listdir(run_dir) if l.endswith(".part")], [])
+        # noise.json (bench/noise.py): a sample at the start, around each harness, at the end.
+        with open(os.path.join(run_dir, "noise.json")) as f:
+            nz = json.load(f)
+        self.assertEqual(nz["schema"], "mproc-noise/1")
+        self.assertEqual([s["when"] for s in nz["samples"]],
+                         ["start", "before:baseline", "after:baseline", "before:fake",
+                          "after:fake", "end"])
+        self.assertEqual(sorted(nz["harnesses"]), ["baseline", "fake"])
+        for h in nz["harnesses"].values():
+            self.assertIsInstance(h["nivcsw"], int)
+            self.assertIsInstance(h["busy"], bool)
+        self.assertIn(nz["verdict"]["line"].split(":")[0], ("quiet", "busy"))
+        self.assertEqual(ctx["noise"], "noise.json")
+        # The warning at the start says what the start snapshot found (busy or unreadable).
+        self.assertEqual("mproc-bench: warning: machine " in r.stdout,
+                         bool(nz["start"]["reasons"]), r.stdout)
         progress = [l for l in r.stdout.splitlines() if l.startswith("[")]
         self.assertEqual(len(progress), 4)
         self.assertIn("ETA", progress[0])
