@@ -130,13 +130,13 @@ def pick_pool_size(curve, key="tasks_per_second"):
                             p[key + "_lo"], p[key + "_hi"], best[key + "_lo"],
                             best[key + "_hi"], best["workers"]))
     n_min = min((p.get("n") or 1) for p in pts)
+    few = "too few repetitions for a 95 %% interval (%d; 6 needed)" % n_min
     for p in pts:
         if p[key] >= (1 - KNEE_TOLERANCE) * best[key]:
             return (p["workers"], best, False, "point knee",
-                    "%s (%d repetition%s): the point knee, smallest within %d %% of the best "
-                    "median" % (FEW_REPS, n_min, "" if n_min == 1 else "s",
-                                KNEE_TOLERANCE * 100))
-    return best["workers"], best, False, "point knee", FEW_REPS
+                    "%s: the point knee, the smallest pool within %d %% of the best median, is "
+                    "%d workers" % (few, KNEE_TOLERANCE * 100, p["workers"]))
+    return best["workers"], best, False, "point knee", few
 
 
 def _cpu(figures, prefix, usable, cores, unstable, warnings):

@@ -659,7 +659,7 @@ def answer_pools(rec, python):
         pts = {p["workers"]: p for p in cpu["curve"]}
         figs = [_curve_fig(name % w, pts[w], "tasks_per_second")
                 for w in sorted({cpu["recommended_workers"], cpu["best_workers"]}) if w in pts]
-        why = "%s: %s; %d ms tasks" % (cpu["method"], cpu["why"], cpu["task_ms"])
+        why = "%s; %d ms tasks" % (cpu["why"], cpu["task_ms"])
         if cpu.get("capped_by_budget"):
             why += "; capped at the %d usable CPUs" % rec["budget"]["usable"]
         out.append(_answer("CPU-bound pool size (%s)" % who,
@@ -726,7 +726,9 @@ def answer_pools(rec, python):
             why += "; one call per task costs more than 1 %% of a 1 ms task (%s): send " \
                    "bigger tasks or use map" % ", ".join(costly)
         if not decided:
-            why = "not every interval clears the 1 % limit (or too few repetitions): " + why
+            few = any(p["ns_per_task_lo"] is None for e in ch.values() for p in e["points"])
+            why = ("too few repetitions for a 95 % interval: " if few else
+                   "an interval reaches the 1 % limit: ") + why
         out.append(_answer("Chunksize (%s)" % who, "; ".join(parts) or "no chunksize measured",
                            why, figs, None, decided=decided))
     return out
@@ -749,7 +751,7 @@ def build_answers(run, rec, machine):
     for a in out:
         a["provisional"] = busy is not False
         if busy:
-            a["why"] = "provisional, the machine was busy (%s): %s" % (machine["line"], a["why"])
+            a["why"] = "provisional (machine busy): " + a["why"]
     return out
 
 

@@ -50,7 +50,8 @@ _NOT_COUNTERS = {
 }
 
 # Files in a run dir that are not harness results.
-RUN_META_FILES = {"context.json", "topology.json", "recommendation.json", "crosscheck.json"}
+RUN_META_FILES = {"context.json", "topology.json", "recommendation.json", "crosscheck.json",
+                  "noise.json", "answers.json", "decide.json"}
 
 
 class GBJsonError(Exception):
