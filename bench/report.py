@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""report - write RUN_DIR/report.md for one run: status (incomplete/failed harnesses), the
-machine, the usable CPU budget with provenance, capabilities, the headline table (each
-primitive: mproc, CPython, their ratio, each as a multiple of the machine's baseline), one
-section per harness, links to every plot, and the skipped benchmarks with their reasons; then
-RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
+"""report - write RUN_DIR/report.md for one run: the machine line (noise.json's verdict:
+"quiet", "busy: ... — figures below are provisional", or "machine state not recorded"), then
+"What to use on this machine" (the seed questions answered for libmproc and for Python, each
+with its deciding figures, their 95 % intervals (plots/stats.py) and the caveat that matters;
+"undecided" and why where the intervals do not support an answer), a one-line link to
+targets.md, status (incomplete/failed harnesses), the machine, the usable CPU budget with
+provenance, capabilities, the headline table (each primitive: mproc, CPython, their ratio with
+its interval and verdict, at the same placement, each as a multiple of the machine's
+baseline), the recommendation (bench/recommend.py), one section per harness, links to every
+plot, and the skipped benchmarks with their reasons. Beside it: RUN_DIR/answers.json (the same
+answers, for `make verify`), RUN_DIR/targets.md (the project's own targets: met, missed or
+undecided, with intervals) and RUN_DIR/index.html (plots/htmlindex.py: the report and every
+plot, static HTML).
 
     python3 bench/report.py RUN_DIR [--stdout]
     python3 bench/report.py --reference-index results/reference [--stdout]
@@ -12,7 +20,7 @@ RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
 Per-harness sections come from SECTIONS (harness name -> function(run, harness) -> lines);
 a harness without an entry gets the generic table (median time, counters, CV). The headline of
 every figure is the median over repetitions; a figure whose repetitions' CV exceeds 5 % is
-flagged "unstable". Stdlib only; reads JSON through plots/gbjson.py.
+flagged "unstable" in the harness tables. Stdlib only; reads JSON through plots/gbjson.py.
 
 Exit: 0 written; 2 not a run directory / corrupt context.json (one line); 1 cannot write.
 """
