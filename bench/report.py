@@ -508,7 +508,7 @@ def pick_best(run, question, cands, field, lower_is_better, caveat, noun, transf
     if len(have) < 2:
         return None
     have.sort(key=lambda t: t[3], reverse=not lower_is_better)
-    (bl, bn, bf, bm, bnr), (rl, rn, rf, rm, rnr) = have[0], have[1]
+    (bl, bn, bf, _, bnr), (rl, rn, rf, _, rnr) = have[0], have[1]
     # The runner-up over the best, as "how many times the best is better": > 1 decides.
     if lower_is_better:
         r, lo, hi, paired = ratio_of(run, rf, field, bf, field, transform, transform)
