@@ -61,6 +61,7 @@ LEVEL = 0.95
 MAX_HALF_WIDTH = 0.05
 BUDGET_S = {"smoke": 0.0, "quick": 60.0, "full": 300.0}
 RUN_TIMEOUT_S = 60.0
+MAX_ROUNDS = 40         # per pair: beyond this the pair is as decided as it will get
 MP_BENCH = os.path.join(HERE, "python", "mp_bench.py")
 
 # Rates: higher is better; every other field compared here is a time (lower is better).
@@ -146,9 +147,16 @@ class Pair:
         self.samples_a, self.samples_b = [], []
         self.round_s = []                     # seconds each decider round took
         self.errors = []
+        self._cache = None
 
     def result(self):
         """(ratio, lo, hi, method) from everything measured so far."""
+        key = (len(self.main_a), len(self.samples_a), len(self.samples_b))
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._result())
+        return self._cache[1]
+
+    def _result(self):
         na = len(self.samples_a)
         if self.main_paired:
             r, lo, hi = stats.ratio_ci(self.main_a + self.samples_a,
@@ -399,12 +407,14 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
     exhausted = False
     while not Stop.signum:
         todo = [p for p in pairs if p.needs_more() and len(p.errors) < 2
+                and len(p.round_s) < MAX_ROUNDS
                 and p.field_a not in NOT_ALONE and p.field_b not in NOT_ALONE]
         # Undecided pairs first: a wide interval that already decides matters less.
         todo.sort(key=lambda p: p.summary()["verdict"] != "undecided")
         if not todo:
             break
         progressed = False
+        t_cycle = clock()
         for p in todo:
             if Stop.signum:
                 break
@@ -427,10 +437,9 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
             else:
                 p.samples_a.append(got[p.a])
                 p.samples_b.append(got[p.b])
-            dt = clock() - t0
-            p.round_s.append(dt)
-            spent += dt
+            p.round_s.append(clock() - t0)
             progressed = True
+        spent += clock() - t_cycle         # the intervals' arithmetic counts too
         if not progressed:
             break
     return spent, exhausted
