@@ -386,16 +386,60 @@ def _interleaved(run, fig_a, fig_b):
             and fig_a.repetitions == fig_b.repetitions)
 
 
+def decide_doc(run):
+    """RUN/decide.json (bench/decide.py: deciding pairs measured again, interleaved), read
+    once per run; {} when absent or unreadable."""
+    doc = getattr(run, "_decide_doc", None)
+    if doc is None:
+        import json as _json
+        try:
+            with open(os.path.join(run.path, "decide.json"), encoding="utf-8") as f:
+                doc = _json.load(f)
+        except (OSError, ValueError):
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        run._decide_doc = doc
+    return doc
+
+
+def _decided_ratio(run, a, b):
+    """(ratio, lo, hi) of median(a)/median(b) from decide.json's final interval for the pair
+    (a, b) or (b, a) (inverted), where the decider measured it and has an interval; else
+    None."""
+    for p in decide_doc(run).get("pairs") or []:
+        if not isinstance(p, dict) or not p.get("extended"):
+            continue
+        f = p.get("final") or {}
+        r, lo, hi = f.get("ratio"), f.get("lo"), f.get("hi")
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+                   for x in (r, lo, hi)):
+            continue
+        if (p.get("a"), p.get("b")) == (a, b):
+            return r, lo, hi
+        if (p.get("a"), p.get("b")) == (b, a):
+            return 1 / r, 1 / hi, 1 / lo
+    return None
+
+
 def ratio_of(run, fig_a, field_a, fig_b, field_b, transform_a=None, transform_b=None):
-    """(ratio, lo, hi, paired) of median(a) / median(b): the interval of the per-repetition
-    ratios where the two were interleaved, else a bootstrap of the ratio of medians."""
+    """(ratio, lo, hi, how) of median(a) / median(b). how: "paired" (the interval of the
+    per-repetition ratios, where the two ran interleaved in one harness), "bootstrap" (of the
+    ratio of medians), or "decide.json" (the decider measured the pair again, interleaved:
+    its final interval)."""
+    if fig_a is not None and fig_b is not None and transform_a is None and \
+            transform_b is None and field_a == field_b:
+        d = _decided_ratio(run, fig_a.name, fig_b.name)
+        if d is not None:
+            return d[0], d[1], d[2], "decide.json"
     paired = _interleaved(run, fig_a, fig_b)
+    how = "paired" if paired else "bootstrap"
     a = fig_values(fig_a, field_a, transform_a)
     b = fig_values(fig_b, field_b, transform_b)
     if not a or not b:
-        return None, None, None, paired
+        return None, None, None, how
     r, lo, hi = stats.ratio_ci(a, b, paired=paired)
-    return (r if r is not None and math.isfinite(r) else None), lo, hi, paired
+    return (r if r is not None and math.isfinite(r) else None), lo, hi, how
 
 
 def fmt_value(field, v):
@@ -511,12 +555,11 @@ def pick_best(run, question, cands, field, lower_is_better, caveat, noun, transf
     (bl, bn, bf, _, bnr), (rl, rn, rf, _, rnr) = have[0], have[1]
     # The runner-up over the best, as "how many times the best is better": > 1 decides.
     if lower_is_better:
-        r, lo, hi, paired = ratio_of(run, rf, field, bf, field, transform, transform)
+        r, lo, hi, how = ratio_of(run, rf, field, bf, field, transform, transform)
     else:
-        r, lo, hi, paired = ratio_of(run, bf, field, rf, field, transform, transform)
+        r, lo, hi, how = ratio_of(run, bf, field, rf, field, transform, transform)
     figs.append(_figure("%s vs %s" % (bn, rn), "ratio", r, lo, hi))
     v = stats.verdict(lo, hi, 1.0, higher_is_better=True)
-    how = "paired, interleaved" if paired else "bootstrap"
     if v == "better":
         why = ("%s: %s is %s than the next, %s, by %s (95 %% interval, %s)" % (
             noun, bl, "faster" if lower_is_better else "higher", rl,
@@ -630,7 +673,7 @@ def answer_manager_tcp(run, python):
     q = "What a manager over TCP costs (%s)" % ("Python" if python else "libmproc")
     tm, tlo, thi, tn = fig_ci(ft, "p50_ns")
     um, ulo, uhi, un = fig_ci(fu, "p50_ns")
-    r, lo, hi, paired = ratio_of(run, ft, "p50_ns", fu, "p50_ns")
+    r, lo, hi, _ = ratio_of(run, ft, "p50_ns", fu, "p50_ns")
     figs = [_figure(tcp, "p50_ns", tm, tlo, thi), _figure(unix, "p50_ns", um, ulo, uhi),
             _figure("%s / %s" % (tcp, unix), "ratio", r, lo, hi)]
     v = stats.verdict(lo, hi, 1.0, higher_is_better=True)
@@ -766,33 +809,22 @@ def build_answers(run, rec, machine):
 def decide_summary(run):
     """Lines about decide.json (the decider stage): figures measured again until they decided,
     and those still undecided when its budget was spent; [] when absent."""
-    import json as _json
-    try:
-        with open(os.path.join(run.path, "decide.json"), encoding="utf-8") as f:
-            doc = _json.load(f)
-    except (OSError, ValueError):
+    doc = decide_doc(run)
+    pairs = [p for p in doc.get("pairs") or [] if isinstance(p, dict)]
+    ext = [p.get("what") or "%s / %s" % (p.get("a"), p.get("b"))
+           for p in pairs if p.get("extended")]
+    und = [p.get("what") or "%s / %s" % (p.get("a"), p.get("b"))
+           for p in pairs if p.get("status") in ("undecided", "wide")]
+    if not pairs:
         return []
-    if not isinstance(doc, dict):
-        return []
-
-    def names(key):
-        v = doc.get(key)
-        if isinstance(v, dict):
-            v = list(v)
-        if not isinstance(v, list):
-            return []
-        return [x.get("name") if isinstance(x, dict) else x for x in v
-                if isinstance(x, (str, dict))]
-
-    ext, und = [n for n in names("extended") if n], [n for n in names("undecided") if n]
     if not ext and not und:
-        return ["Adaptive repetitions (`decide.json`): no figure needed more."]
-    out = ["Adaptive repetitions (`decide.json`): %d figure%s measured again until decided%s; "
-           "%d still undecided when the extra budget was spent%s." % (
-               len(ext), "" if len(ext) == 1 else "s",
-               " (%s)" % ", ".join("`%s`" % n for n in ext) if ext else "",
-               len(und), " (%s)" % ", ".join("`%s`" % n for n in und) if und else "")]
-    return out
+        return ["Adaptive repetitions (`decide.json`): every deciding pair decided in the "
+                "main pass; none needed more."]
+    return ["Adaptive repetitions (`decide.json`, %.0f s of %g s spent): %d deciding pair%s "
+            "measured again, interleaved%s; %d still undecided or wider than +-5 %%%s." % (
+                doc.get("spent_s") or 0, doc.get("budget_s") or 0, len(ext),
+                "" if len(ext) == 1 else "s", " (%s)" % "; ".join(ext) if ext else "",
+                len(und), " (%s)" % "; ".join(und) if und else "")]
 
 
 def fmt_answer_figure(f):
@@ -866,11 +898,11 @@ def _target(run, what, a, b, field, op, threshold, fields_b=None):
     fa_field = field if fa.value(field) is not None else fb_field
     if not same_placement(a, b):
         return {"what": what, "a": a, "b": b, "target": "%s %g" % (op, threshold),
-                "ratio": None, "lo": None, "hi": None, "paired": False,
+                "ratio": None, "lo": None, "hi": None, "how": None,
                 "outcome": "not compared",
                 "why": "placements differ (%s: %s, %s: %s)" % (
                     a, placement_of(a), b, placement_of(b))}
-    r, lo, hi, paired = ratio_of(run, fa, fa_field, fb, fb_field)
+    r, lo, hi, how = ratio_of(run, fa, fa_field, fb, fb_field)
     v = stats.verdict(lo, hi, threshold, higher_is_better=(op == ">="))
     outcome = {"better": "met", "worse": "missed"}.get(v, "undecided")
     if r is None:
@@ -883,7 +915,7 @@ def _target(run, what, a, b, field, op, threshold, fields_b=None):
     else:
         why = ""
     return {"what": what, "a": a, "b": b, "target": "%s %g" % (op, threshold), "ratio": r,
-            "lo": lo, "hi": hi, "paired": paired, "outcome": outcome, "why": why}
+            "lo": lo, "hi": hi, "how": how, "outcome": outcome, "why": why}
 
 
 def target_rows(run):
@@ -926,7 +958,8 @@ def build_targets(run, machine):
            "The project's own performance targets, checked on this run, for developers (the "
            "user's answers are in [report.md](report.md)). Each ratio has a 95 % interval: "
            "*paired* where both figures ran interleaved in one harness (the interval of the "
-           "per-repetition ratios), else a bootstrap of the ratio of medians. **met** or "
+           "per-repetition ratios), *decide.json* where the decider measured the pair again, "
+           "interleaved (its final interval), else a *bootstrap* of the ratio of medians. **met** or "
            "**missed** only when the whole interval is on one side of the target; otherwise "
            "**undecided**.", ""]
     if machine.get("busy"):
@@ -943,7 +976,7 @@ def build_targets(run, machine):
                     fmt_ratio_ci(t["ratio"], t["lo"], t["hi"]),
                     ("**%s**" % oc if oc in ("met", "missed") else oc)
                     + (": " + t["why"] if t["why"] else ""),
-                    "—" if t["ratio"] is None else "paired" if t["paired"] else "bootstrap"))
+                    "—" if t["ratio"] is None else t["how"]))
     out += table(["target", "wanted", "ratio [95 % interval]", "outcome", "interval"], trs)
     rss = {int(m.group(1)) for n in run.figures
            for m in [re.fullmatch(r"spawn/[a-z_]+/rss_mib:(\d+)", n)] if m}

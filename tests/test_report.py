@@ -175,18 +175,43 @@ class Busy(RunCase):
 
 
 class DecideJson(RunCase):
-    def test_extended_and_undecided_listed(self):
+    def decide(self, fixture, pairs):
         tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
         self.addCleanup(shutil.rmtree, tmp, True)
         run = os.path.join(tmp, "r")
-        shutil.copytree(os.path.join(DATA, "report_quiet"), run)
+        shutil.copytree(os.path.join(DATA, fixture), run)
         with open(os.path.join(run, "decide.json"), "w") as f:
-            json.dump({"extended": [{"name": "spawn/fork/rss_mib:0"}],
-                       "undecided": ["pool/cpu/workers:2/task_ms:20"]}, f)
-        text = report.build_report(report.gbjson.load_run(run))
-        self.assertIn("1 figure measured again until decided (`spawn/fork/rss_mib:0`); 1 still "
-                      "undecided when the extra budget was spent "
-                      "(`pool/cpu/workers:2/task_ms:20`)", text)
+            json.dump({"schema": "mproc-decide/1", "budget_s": 60, "spent_s": 42,
+                       "pairs": pairs}, f)
+        return run
+
+    def test_decider_interval_decides_an_answer(self):
+        """The start methods overlap in the main pass; the decider measured fork against
+        forkserver again, interleaved, and its final interval decides."""
+        run = self.decide("report_undecided", [
+            {"id": "start/fork_vs_forkserver", "what": "libmproc start method: fork against "
+             "forkserver", "a": "spawn/fork/rss_mib:0", "b": "spawn/forkserver/rss_mib:0",
+             "extended": True, "status": "decided",
+             "final": {"ratio": 1.10, "lo": 1.06, "hi": 1.14, "verdict": "worse"}},
+            {"id": "pool/cpu_w_vs_w-1", "what": "libmproc CPU-bound pool: 2 workers against 1",
+             "a": "pool/cpu/workers:2/task_ms:20", "b": "pool/cpu/workers:1/task_ms:20",
+             "extended": False, "status": "undecided", "final": {}}])
+        r = report.gbjson.load_run(run)
+        machine, rec, answers = report.report_inputs(r)
+        a = {x["question"]: x for x in answers}["Start method (libmproc)"]
+        self.assertEqual(a["answer"], "forkserver")
+        self.assertIn("1.1x [1.06, 1.14]", a["why"])
+        self.assertIn("decide.json", a["why"])
+        text = report.build_report(r)
+        self.assertIn("Adaptive repetitions (`decide.json`, 42 s of 60 s spent): 1 deciding pair "
+                      "measured again, interleaved (libmproc start method: fork against "
+                      "forkserver); 1 still undecided or wider than +-5 % (libmproc CPU-bound "
+                      "pool: 2 workers against 1).", text)
+
+    def test_absent_or_empty(self):
+        run = self.decide("report_quiet", [])
+        self.assertNotIn("Adaptive repetitions", report.build_report(
+            report.gbjson.load_run(run)))
 
 
 if __name__ == "__main__":
