@@ -2,6 +2,7 @@
 #   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir] [NO_DEV_SHM=1|tiny]
 #   make test | make test-all (with the slow soak) | make valgrind | make tsan
 #   make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] [FORCE=1] | make clean
+#   make verify [PROFILE=quick] [ONLY=...] [OUT=dir]: two runs back to back, do they agree?
 BUILD    ?= build
 PROFILE  ?= quick
 ONLY     ?=
@@ -14,7 +15,7 @@ FUZZ_SECONDS ?= 60
 MESONFLAGS ?=
 PYTHON   ?= $(shell if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi)
 
-.PHONY: all deps deps-bench build test test-all valgrind tsan bench plots compare clean fuzz
+.PHONY: all deps deps-bench build test test-all valgrind tsan bench verify plots compare clean fuzz
 
 all: build
 
@@ -59,6 +60,13 @@ bench: deps-bench
 	@$(MAKE) --no-print-directory build
 	$(PYTHON) bench/mproc-bench --build $(BUILD) --profile '$(PROFILE)' --only '$(ONLY)' --out '$(OUT)' \
 		$(if $(filter-out 0 no,$(NO_DEV_SHM)),--no-dev-shm '$(NO_DEV_SHM)')
+
+# Two runs back to back; per answer and headline row: agree, disagree or undecided (exit 1 on
+# a disagreement). OUT=dir puts them in dir/run1 and dir/run2.
+verify: deps-bench
+	@$(MAKE) --no-print-directory build
+	$(PYTHON) bench/mproc-bench --build $(BUILD) --verify --profile '$(PROFILE)' --only '$(ONLY)' \
+		--out '$(OUT)'
 
 plots:
 	$(PYTHON) plots/plot.py '$(RUN)'

@@ -414,6 +414,10 @@ static void add_machine_context(void)
 
 int bench_main(int argc, char **argv, void (*register_all)(void))
 {
+	/* Every harness compares its figures with each other (methods, back ends, placements,
+	 * worker counts): their repetitions run randomly interleaved so a burst of load falls on
+	 * all of them (an explicit --benchmark_enable_random_interleaving=false still wins). */
+	gbench_interleave_repetitions();
 	install_handlers();
 	add_machine_context();
 	return gbench_main(argc, argv, register_all);

@@ -56,7 +56,7 @@ typedef void gbench_fn(struct gbench_state *st, void *arg);
 
 enum gbench_profile {
 	GBENCH_SMOKE,   /* one tiny pass: does it run, are the names and counters there */
-	GBENCH_QUICK,   /* a few repetitions, short minimum time */
+	GBENCH_QUICK,   /* 6 repetitions (enough for a 95 % interval), short minimum time */
 	GBENCH_FULL,    /* 9+ repetitions (compare.py's U test needs 9) */
 };
 

@@ -1,9 +1,17 @@
 #!/usr/bin/env python3
-"""report - write RUN_DIR/report.md for one run: status (incomplete/failed harnesses), the
-machine, the usable CPU budget with provenance, capabilities, the headline table (each
-primitive: mproc, CPython, their ratio, each as a multiple of the machine's baseline), one
-section per harness, links to every plot, and the skipped benchmarks with their reasons; then
-RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
+"""report - write RUN_DIR/report.md for one run: the machine line (noise.json's verdict:
+"quiet", "busy: ... — figures below are provisional", or "machine state not recorded"), then
+"What to use on this machine" (the seed questions answered for libmproc and for Python, each
+with its deciding figures, their 95 % intervals (plots/stats.py) and the caveat that matters;
+"undecided" and why where the intervals do not support an answer), a one-line link to
+targets.md, status (incomplete/failed harnesses), the machine, the usable CPU budget with
+provenance, capabilities, the headline table (each primitive: mproc, CPython, their ratio with
+its interval and verdict, at the same placement, each as a multiple of the machine's
+baseline), the recommendation (bench/recommend.py), one section per harness, links to every
+plot, and the skipped benchmarks with their reasons. Beside it: RUN_DIR/answers.json (the same
+answers, for `make verify`), RUN_DIR/targets.md (the project's own targets: met, missed or
+undecided, with intervals) and RUN_DIR/index.html (plots/htmlindex.py: the report and every
+plot, static HTML).
 
     python3 bench/report.py RUN_DIR [--stdout]
     python3 bench/report.py --reference-index results/reference [--stdout]
@@ -12,7 +20,7 @@ RUN_DIR/index.html (plots/htmlindex.py: the report and every plot, static HTML).
 Per-harness sections come from SECTIONS (harness name -> function(run, harness) -> lines);
 a harness without an entry gets the generic table (median time, counters, CV). The headline of
 every figure is the median over repetitions; a figure whose repetitions' CV exceeds 5 % is
-flagged "unstable". Stdlib only; reads JSON through plots/gbjson.py.
+flagged "unstable" in the harness tables. Stdlib only; reads JSON through plots/gbjson.py.
 
 Exit: 0 written; 2 not a run directory / corrupt context.json (one line); 1 cannot write.
 """
@@ -25,7 +33,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "plots"))
+sys.path.insert(0, HERE)
 import gbjson  # noqa: E402
+import recommend  # noqa: E402
+import stats  # noqa: E402
 
 UNSTABLE_CV = 0.05
 
@@ -65,12 +76,12 @@ def fmt_bytes(v):
     return "%d B" % v
 
 
-def fmt_cv(stats):
+def fmt_cv(st):
     """CV as a percentage plus the unstable flag; n/a below two repetitions."""
-    if stats is None or stats.cv is None:
+    if st is None or st.cv is None:
         return "n/a", False
-    flag = stats.cv > UNSTABLE_CV
-    return ("%.1f %%" % (stats.cv * 100)) + (" **unstable**" if flag else ""), flag
+    flag = st.cv > UNSTABLE_CV
+    return ("%.1f %%" % (st.cv * 100)) + (" **unstable**" if flag else ""), flag
 
 
 def md_escape(s):
@@ -284,7 +295,8 @@ SPAWN_SEMANTICS = [
 
 def spawn_section(run, h):
     """Start cost per method vs parent RSS (p50 of start->reap), start-only beside it, the
-    semantics table, and the target ratios that can be computed from this run."""
+    semantics table, and the ratios that can be computed from this run (their targets, with
+    intervals, are in targets.md)."""
     lines, unstable = [], []
     rss, cost = set(), {}
     for fig in h.figures.values():
@@ -312,8 +324,7 @@ def spawn_section(run, h):
     fork0 = cost.get(("spawn", "fork", 0))
     b0 = base and (base.median("p50_ns", None) or base.median("real_time", None))
     if fork0 and b0:
-        ratios.append("`fork` start->reap / `baseline/fork_exit`: %.2fx (target <= 1.1)"
-                      % (fork0 / b0))
+        ratios.append("`fork` start->reap / `baseline/fork_exit`: %.2fx" % (fork0 / b0))
     raw0 = cost.get(("spawn", "fork_raw", 0))
     if fork0 and raw0:
         ratios.append("`fork` start->reap / `fork_raw` (a bare fork in the same process): %.2fx"
@@ -326,11 +337,10 @@ def spawn_section(run, h):
     for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
         a, b = cost.get(("spawn", method, 0)), cost.get(("spawn", method, big))
         if a and b and big:
-            ratios.append("`%s` %d MiB / 0 MiB: %.2fx (%s)" % (
-                method, big, b / a, "target <= 1.2" if big == 512 else
-                "the target, <= 1.2x, is for 512 MiB: run PROFILE=full"))
+            ratios.append("`%s` %d MiB / 0 MiB: %.2fx" % (method, big, b / a))
     if ratios:
-        lines += [""] + ["- " + r for r in ratios]
+        lines += ["", "Ratios of medians (the targets, with intervals: [targets.md](targets.md)):",
+                  ""] + ["- " + r for r in ratios]
     others = [fig for fig in h.figures.values()
               if not re.fullmatch(r"(spawn|spawn_start)/[a-z_]+/rss_mib:\d+", fig.name)]
     if others:
@@ -340,6 +350,641 @@ def spawn_section(run, h):
                        [("`%s`" % f.name, fmt_ns(f.median("p50_ns", None)),
                          fmt_ns(f.median("p99_ns", None))) for f in others])
     return lines, unstable
+
+
+# ------------------------------------------------------------------------------------------
+# intervals (plots/stats.py): every figure the report states, every ratio between two
+
+def fig_values(fig, field, transform=None):
+    """The finite repetition values of one field of a figure ([] when absent)."""
+    s = fig.value(field) if fig is not None else None
+    if s is None:
+        return []
+    vals = [v for v in s.values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if transform is not None:
+        vals = [transform(v) for v in vals if v]
+    return vals
+
+
+def fig_ci(fig, field, transform=None):
+    """(median, lo, hi, n) of a field over its repetitions; lo/hi None with too few
+    (n < 6 at 95 %); median None when the figure has no such field."""
+    vals = fig_values(fig, field, transform)
+    if not vals:
+        return None, None, None, 0
+    ci = stats.median_ci(vals)
+    return stats.median(vals), (ci[0] if ci else None), (ci[1] if ci else None), len(vals)
+
+
+def _interleaved(run, fig_a, fig_b):
+    """True when two figures were measured interleaved in time: the same harness, which
+    randomly interleaved its repetitions, and as many repetitions on each side."""
+    if fig_a is None or fig_b is None or fig_a.harness != fig_b.harness:
+        return False
+    h = run.harnesses.get(fig_a.harness)
+    return (h is not None and str(h.context.get("mproc_random_interleaving")) == "true"
+            and fig_a.repetitions == fig_b.repetitions)
+
+
+def decide_doc(run):
+    """RUN/decide.json (bench/decide.py: deciding pairs measured again, interleaved), read
+    once per run; {} when absent or unreadable."""
+    doc = getattr(run, "_decide_doc", None)
+    if doc is None:
+        import json as _json
+        try:
+            with open(os.path.join(run.path, "decide.json"), encoding="utf-8") as f:
+                doc = _json.load(f)
+        except (OSError, ValueError):
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        run._decide_doc = doc
+    return doc
+
+
+def _decided_ratio(run, a, b):
+    """(ratio, lo, hi) of median(a)/median(b) from decide.json's final interval for the pair
+    (a, b) or (b, a) (inverted), where the decider measured it and has an interval; else
+    None."""
+    for p in decide_doc(run).get("pairs") or []:
+        if not isinstance(p, dict) or not p.get("extended"):
+            continue
+        f = p.get("final") or {}
+        r, lo, hi = f.get("ratio"), f.get("lo"), f.get("hi")
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+                   for x in (r, lo, hi)):
+            continue
+        if (p.get("a"), p.get("b")) == (a, b):
+            return r, lo, hi
+        if (p.get("a"), p.get("b")) == (b, a):
+            return 1 / r, 1 / hi, 1 / lo
+    return None
+
+
+def ratio_of(run, fig_a, field_a, fig_b, field_b, transform_a=None, transform_b=None):
+    """(ratio, lo, hi, how) of median(a) / median(b). how: "paired" (the interval of the
+    per-repetition ratios, where the two ran interleaved in one harness), "bootstrap" (of the
+    ratio of medians), or "decide.json" (the decider measured the pair again, interleaved:
+    its final interval)."""
+    if fig_a is not None and fig_b is not None and transform_a is None and \
+            transform_b is None and field_a == field_b:
+        d = _decided_ratio(run, fig_a.name, fig_b.name)
+        if d is not None:
+            return d[0], d[1], d[2], "decide.json"
+    paired = _interleaved(run, fig_a, fig_b)
+    how = "paired" if paired else "bootstrap"
+    a = fig_values(fig_a, field_a, transform_a)
+    b = fig_values(fig_b, field_b, transform_b)
+    if not a or not b:
+        return None, None, None, how
+    r, lo, hi = stats.ratio_ci(a, b, paired=paired)
+    return (r if r is not None and math.isfinite(r) else None), lo, hi, how
+
+
+def fmt_value(field, v):
+    if v is None:
+        return "—"
+    if _is_time(field):
+        return fmt_ns(v)
+    if field == "bytes_per_second":
+        return fmt_num(v, "B/s")
+    if field.endswith("_per_second"):
+        return fmt_num(v, "/s")
+    return "%.3g" % v
+
+
+def fmt_ci(field, med, lo, hi, n):
+    """'283 µs [270 µs, 300 µs]', or '283 µs (3 reps: no interval)'."""
+    if med is None:
+        return "—"
+    if lo is None:
+        return "%s (%d rep%s: no interval)" % (fmt_value(field, med), n, "" if n == 1 else "s")
+    return "%s [%s, %s]" % (fmt_value(field, med), fmt_value(field, lo), fmt_value(field, hi))
+
+
+def fmt_ratio_ci(r, lo, hi):
+    if r is None:
+        return "—"
+    if lo is None:
+        return "%.3gx (no interval)" % r
+    return "%.3gx [%.3g, %.3g]" % (r, lo, hi)
+
+
+def placement_of(name):
+    """Where the processes of a figure ran: 'placement:X' in its name; mproc's manager
+    figures without one pin server and client to one PU (bench_manager.c), CPython's
+    Manager runs unpinned (bench/python/mp_bench.py); None: not named (alike)."""
+    m = re.search(r"(?:^|/)placement:([a-z_]+)", name)
+    if m:
+        return m.group(1)
+    if name.startswith("manager/"):
+        return "same_core"
+    if name.startswith("python/manager/"):
+        return "unpinned"
+    return None
+
+
+def same_placement(a, b):
+    pa, pb = placement_of(a), placement_of(b)
+    return pa is None or pb is None or pa == pb
+
+
+# ------------------------------------------------------------------------------------------
+# [answers] "What to use on this machine": the seed questions, answered from this run
+
+CAVEAT_START_C = (
+    "`fork` copies the caller: all its memory (copy-on-write, so its cost grows with the "
+    "parent's RSS), every fd, and only the calling thread: a lock another thread held stays "
+    "locked in the child (libmproc resets its own at fork; yours it cannot), so in a program "
+    "with threads use `forkserver` or `spawn`. `spawn` runs a named entry point in a fresh "
+    "image that inherits only stdin/stdout/stderr; `forkserver` forks a small single-threaded "
+    "server started early (the child inherits what the server has, not what your program has "
+    "since); `vfork`/`posix_spawn` exec a fresh image and inherit every fd not marked "
+    "close-on-exec.")
+CAVEAT_START_PY = (
+    "`fork` copies the whole interpreter with only the calling thread: with threads running "
+    "it can deadlock (Python 3.12 warns, 3.14 made `forkserver` the default on Linux). `spawn` "
+    "and `forkserver` import the main module afresh, so the target must be importable and its "
+    "arguments picklable; they inherit only the fds they need.")
+CAVEAT_QUEUE = (
+    "a consumer killed while reading breaks the pipe queue for good (-EBADMSG on every later "
+    "get/put); CPython's Queue has the same weakness; the ring back end survives it. A Pipe "
+    "has exactly two ends: two processes writing (or reading) the same end at once can "
+    "corrupt it; a Queue takes any number of producers and consumers.")
+CAVEAT_SHARED = (
+    "Value/Array hold fixed-size plain data in shared memory (a lock per access, or none with "
+    "atomics); a manager holds dicts, lists and queues and serves processes on other hosts "
+    "(TCP, with an HMAC key), but every access is a round trip to its server process. Named "
+    "shared memory needs /dev/shm (AWS Lambda has none).")
+CAVEAT_POOL = (
+    "CPU-bound sizes are for tasks that compute all the time; the I/O-bound sizes assume "
+    "tasks that block for the given fraction of their time; a pool larger than the usable "
+    "CPUs buys nothing for CPU-bound work.")
+
+
+def _answer(question, answer, why, figures, caveat=None, decided=True):
+    return {"question": question, "answer": answer if decided else "undecided", "why": why,
+            "figures": figures, "caveat": caveat}
+
+
+def _figure(name, field, med, lo, hi):
+    return {"name": name, "field": field, "value": med, "lo": lo, "hi": hi}
+
+
+def _fig_entry(run, name, field, transform=None, shown_field=None):
+    med, lo, hi, n = fig_ci(run.figures.get(name), field, transform)
+    return _figure(name, shown_field or field, med, lo, hi), n
+
+
+def pick_best(run, question, cands, field, lower_is_better, caveat, noun, transform=None):
+    """Answer "which of these" from candidates [(label, name)]: the best median wins when
+    its ratio to the runner-up has an interval wholly past 1."""
+    have = []
+    figs = []
+    for label, name in cands:
+        fig = run.figures.get(name)
+        med, lo, hi, n = fig_ci(fig, field, transform)
+        if med is None:
+            continue
+        have.append((label, name, fig, med, n))
+        figs.append(_figure(name, field, med, lo, hi))
+    if len(have) < 2:
+        return None
+    have.sort(key=lambda t: t[3], reverse=not lower_is_better)
+    (bl, bn, bf, _, bnr), (rl, rn, rf, _, rnr) = have[0], have[1]
+    # The runner-up over the best, as "how many times the best is better": > 1 decides.
+    if lower_is_better:
+        r, lo, hi, how = ratio_of(run, rf, field, bf, field, transform, transform)
+    else:
+        r, lo, hi, how = ratio_of(run, bf, field, rf, field, transform, transform)
+    figs.append(_figure("%s vs %s" % (bn, rn), "ratio", r, lo, hi))
+    v = stats.verdict(lo, hi, 1.0, higher_is_better=True)
+    if v == "better":
+        why = ("%s: %s is %s than the next, %s, by %s (95 %% interval, %s)" % (
+            noun, bl, "faster" if lower_is_better else "higher", rl,
+            fmt_ratio_ci(r, lo, hi), how))
+        return _answer(question, bl, why, figs, caveat)
+    if lo is None:
+        why = ("too few repetitions for a 95 %% interval (%d and %d; 6 needed): %s looks "
+               "best by its median, %s next" % (bnr, rnr, bl, rl))
+    else:
+        why = ("%s and %s cannot be told apart: ratio %s straddles 1 (%s)" % (
+            bl, rl, fmt_ratio_ci(r, lo, hi), how))
+    return _answer(question, bl, why, figs, caveat, decided=False)
+
+
+def answer_start_method(run, python):
+    pre = "python/" if python else ""
+    methods = ["fork", "spawn", "forkserver"] if python else \
+        ["fork", "vfork", "posix_spawn", "spawn", "forkserver"]
+    rss = sorted({int(m.group(1)) for n in run.figures
+                  for m in [re.fullmatch(re.escape(pre) + r"spawn/[a-z_]+/rss_mib:(\d+)", n)]
+                  if m})
+    if not rss:
+        return None
+    q = "Start method (Python multiprocessing)" if python else "Start method (libmproc)"
+    a = pick_best(run, q, [(m, "%sspawn/%s/rss_mib:%d" % (pre, m, rss[0])) for m in methods],
+                  "p50_ns", True, CAVEAT_START_PY if python else CAVEAT_START_C,
+                  "start -> reaped p50 with a %d MiB parent" % rss[0])
+    if a is not None and len(rss) > 1:
+        big = pick_best(run, q, [(m, "%sspawn/%s/rss_mib:%d" % (pre, m, rss[-1]))
+                                 for m in methods], "p50_ns", True, None,
+                        "with a %d MiB parent" % rss[-1])
+        if big is not None and big["answer"] not in ("undecided", a["answer"]):
+            a["why"] += "; with a %d MiB parent %s is the fastest (%s)" % (
+                rss[-1], big["answer"], big["why"].split(": ", 1)[-1])
+            a["figures"] += big["figures"]
+    return a
+
+
+def answer_pipe_or_queue(run, python):
+    pre = "python/" if python else ""
+    cands = [("Pipe", pre + "latency/conn_pipe/placement:cross_core"),
+             ("Queue" if python else "Queue (pipe back end)",
+              pre + "latency/pipe_queue/placement:cross_core")]
+    if not python:
+        cands.append(("Queue (ring back end)", "latency/ring_futex/placement:cross_core"))
+    q = "Pipe or Queue for one-to-one messages (%s)" % ("Python" if python else "libmproc")
+    return pick_best(run, q, cands, "p50_ns", True, CAVEAT_QUEUE,
+                     "round trip p50 between two CPUs")
+
+
+def answer_queue_backend(run):
+    rx = re.compile(r"queue/(ring|pipe|mq|sysv)/bytes:(\d+)/producers:(\d+)/consumers:(\d+)")
+    shapes = {}
+    for n in run.figures:
+        m = rx.fullmatch(n)
+        if m and int(m.group(3)) > 1 and int(m.group(4)) > 1:
+            key = (int(m.group(3)) * int(m.group(4)), -int(m.group(2)), m.group(3), m.group(4),
+                   m.group(2))
+            shapes.setdefault(key, []).append(m.group(1))
+    shapes = {k: v for k, v in shapes.items() if len(v) >= 2}
+    if not shapes:
+        return None
+    key = max(shapes)
+    _, _, p, c, size = key
+    cands = [(b, "queue/%s/bytes:%s/producers:%s/consumers:%s" % (b, size, p, c))
+             for b in ("ring", "pipe", "mq", "sysv") if b in shapes[key]]
+    return pick_best(run, "Queue back end for many-to-many (libmproc)", cands,
+                     "msgs_per_second", False, CAVEAT_QUEUE + " POSIX mqueue and SysV queues "
+                     "are bounded by kernel limits on message size and count.",
+                     "%s B items, %s producers x %s consumers, items/s" % (size, p, c))
+
+
+def answer_shared_state(run, python):
+    pre = "python/" if python else ""
+    value = pre + "shm/value/lock/procs:1"
+    mgr = next((pre + "manager/%s/transport:unix" % op for op in ("value_get", "dict_get")
+                if pre + "manager/%s/transport:unix" % op in run.figures), None)
+    if value not in run.figures or mgr is None:
+        return None
+    q = "Shared state: Value/Array or a manager (%s)" % ("Python" if python else "libmproc")
+    per_update = (lambda v: 1e9 / v)
+    fv, fm = run.figures[value], run.figures[mgr]
+    vm, vlo, vhi, vn = fig_ci(fv, "updates_per_second", per_update)
+    figs = [_figure(value, "ns_per_update", vm, vlo, vhi)]
+    mm, mlo, mhi, mn = fig_ci(fm, "p50_ns")
+    figs.append(_figure(mgr, "p50_ns", mm, mlo, mhi))
+    r, lo, hi, _ = ratio_of(run, fm, "p50_ns", fv, "updates_per_second", None, per_update)
+    figs.append(_figure("%s / %s" % (mgr, value), "ratio", r, lo, hi))
+    v = stats.verdict(lo, hi, 1.0, higher_is_better=True)
+    cost = "a manager call costs %s one locked Value update (%s against %s)" % (
+        fmt_ratio_ci(r, lo, hi), fmt_ci("p50_ns", mm, mlo, mhi, mn),
+        fmt_ci("p50_ns", vm, vlo, vhi, vn))
+    if v == "better":
+        return _answer(q, "Value/Array (shared memory)", cost, figs, CAVEAT_SHARED)
+    if v == "worse":
+        return _answer(q, "a manager", cost, figs, CAVEAT_SHARED)
+    why = ("too few repetitions for a 95 %% interval: %s" % cost) if lo is None else \
+        ("the two cannot be told apart: %s" % cost)
+    return _answer(q, "", why, figs, CAVEAT_SHARED, decided=False)
+
+
+def answer_manager_tcp(run, python):
+    pre = "python/" if python else ""
+    op = next((o for o in ("value_get", "dict_get")
+               if pre + "manager/%s/transport:tcp" % o in run.figures
+               and pre + "manager/%s/transport:unix" % o in run.figures), None)
+    if op is None:
+        return None
+    tcp, unix = (pre + "manager/%s/transport:%s" % (op, t) for t in ("tcp", "unix"))
+    ft, fu = run.figures[tcp], run.figures[unix]
+    q = "What a manager over TCP costs (%s)" % ("Python" if python else "libmproc")
+    tm, tlo, thi, tn = fig_ci(ft, "p50_ns")
+    um, ulo, uhi, un = fig_ci(fu, "p50_ns")
+    r, lo, hi, _ = ratio_of(run, ft, "p50_ns", fu, "p50_ns")
+    figs = [_figure(tcp, "p50_ns", tm, tlo, thi), _figure(unix, "p50_ns", um, ulo, uhi),
+            _figure("%s / %s" % (tcp, unix), "ratio", r, lo, hi)]
+    v = stats.verdict(lo, hi, 1.0, higher_is_better=True)
+    cost = "a `%s` call over TCP (loopback) takes %s, %s a Unix-socket call (%s)" % (
+        op, fmt_ci("p50_ns", tm, tlo, thi, tn), fmt_ratio_ci(r, lo, hi),
+        fmt_ci("p50_ns", um, ulo, uhi, un))
+    caveat = ("TCP is what lets a manager serve other hosts; between hosts the network's round "
+              "trip adds to this loopback figure.")
+    if v == "better":
+        return _answer(q, "costlier than a Unix socket", cost, figs, caveat)
+    if v == "worse":
+        return _answer(q, "cheaper than a Unix socket", cost, figs, caveat)
+    why = ("too few repetitions for a 95 %% interval: %s" % cost) if lo is None else \
+        ("no difference the intervals can show: %s" % cost)
+    return _answer(q, "", why, figs, caveat, decided=False)
+
+
+def _curve_fig(family_name, p, key):
+    return _figure(family_name, key, p.get(key), p.get(key + "_lo"), p.get(key + "_hi"))
+
+
+def answer_pools(rec, python):
+    """CPU pool size, I/O pool sizes, chunksize and 'cores - 1' for one side, from the
+    recommendation (bench/recommend.py: its own curves and per-task costs)."""
+    side = rec.get("python") if python else rec
+    if not side:
+        return []
+    who = "Python Pool/ProcessPoolExecutor" if python else "libmproc"
+    pre = "python/" if python else ""
+    out = []
+    cpu = side.get("cpu")
+    if cpu:
+        name = "%spool/cpu/workers:%%d/task_ms:%d" % (pre, cpu["task_ms"])
+        pts = {p["workers"]: p for p in cpu["curve"]}
+        figs = [_curve_fig(name % w, pts[w], "tasks_per_second")
+                for w in sorted({cpu["recommended_workers"], cpu["best_workers"]}) if w in pts]
+        why = "%s; %d ms tasks" % (cpu["why"], cpu["task_ms"])
+        if cpu.get("capped_by_budget"):
+            why += "; capped at the %d usable CPUs" % rec["budget"]["usable"]
+        out.append(_answer("CPU-bound pool size (%s)" % who,
+                           "%d worker%s" % (cpu["recommended_workers"],
+                                            "" if cpu["recommended_workers"] == 1 else "s"),
+                           why, figs, CAVEAT_POOL,
+                           decided=cpu.get("decided", False)))
+        cm = side.get("cores_minus_one")
+        if cm and cm.get("fraction_of_best") is not None:
+            p = pts.get(cm["workers"])
+            figs = [_curve_fig(name % cm["workers"], p, "tasks_per_second")] if p else []
+            figs += [_curve_fig(name % cpu["best_workers"], pts[cpu["best_workers"]],
+                                "tasks_per_second")]
+            why = "%d worker%s (%d usable cores - 1): %s (%.0f %% of the best median)" % (
+                cm["workers"], "" if cm["workers"] == 1 else "s",
+                rec["budget"]["usable_cores"], cm["verdict"],
+                100 * cm["fraction_of_best"])
+            if not cm.get("decided"):
+                why = "too few repetitions for a 95 % interval: " + why
+            out.append(_answer("Is 'physical cores - 1' right here? (%s)" % who,
+                               "yes" if cm["verdict"] == "right" else "no", why, figs, None,
+                               decided=cm.get("decided", False)))
+        elif cm:
+            out.append(_answer("Is 'physical cores - 1' right here? (%s)" % who, "",
+                               cm["verdict"], [], None, decided=False))
+    io = side.get("io")
+    if io:
+        sizes = ", ".join("%d %% blocked: %d" % (round(float(k) * 100), v)
+                          for k, v in io["by_blocking_fraction"].items())
+        pts = {p["workers"]: p for p in io["curve"]}
+        figs = []
+        if io.get("max_efficient_workers") in pts:
+            figs.append(_curve_fig("%spool/io/workers:%d/task_ms:%d" % (
+                pre, io["max_efficient_workers"], io["task_ms"]),
+                pts[io["max_efficient_workers"]], "efficiency"))
+        why = "ceil(usable CPUs / (1 - blocked fraction)), bounded by %s" % (
+            "the largest pool measured at >= 90 %% efficiency (%d workers, %d ms tasks)" % (
+                io["max_efficient_workers"], io["task_ms"])
+            if io.get("max_efficient_workers") else "nothing: no measured pool reached 90 %")
+        if not io.get("decided"):
+            why = "too few repetitions for a 95 % interval: " + why
+        out.append(_answer("I/O-bound pool size (%s)" % who, sizes, why, figs, None,
+                           decided=io.get("decided", False)))
+    ch = side.get("chunksize")
+    if ch:
+        parts, figs, decided, costly = [], [], True, []
+        for api, e in ch.items():
+            c1, c20 = e["chunksize_for_1ms_tasks"], e["chunksize_for_20ms_tasks"]
+            decided = decided and e["decided_for_1ms_tasks"] and e["decided_for_20ms_tasks"]
+            p1 = e["points"][0]
+            figs.append(_figure("%spool_overhead/%s/chunksize:%d" % (pre, api, p1["chunksize"]),
+                                "ns_per_task", p1["ns_per_task"], p1["ns_per_task_lo"],
+                                p1["ns_per_task_hi"]))
+            if len(e["points"]) == 1:       # no chunksize (apply_async, submit): the cost
+                if c1 is None:
+                    costly.append("%s %s per task" % (api, fmt_ns(p1["ns_per_task"])))
+                continue
+            parts.append("%s: chunksize %s for 1 ms tasks, %s for 20 ms" % (
+                api, ">= %d" % c1 if c1 else "none measured is enough",
+                ">= %d" % c20 if c20 else "none measured is enough"))
+        why = ("the smallest chunksize whose per-task overhead (its interval's high end) stays "
+               "under 1 %% of the task, from %s's own per-task cost" % who)
+        if costly:
+            why += "; one call per task costs more than 1 %% of a 1 ms task (%s): send " \
+                   "bigger tasks or use map" % ", ".join(costly)
+        if not decided:
+            few = any(p["ns_per_task_lo"] is None for e in ch.values() for p in e["points"])
+            why = ("too few repetitions for a 95 % interval: " if few else
+                   "an interval reaches the 1 % limit: ") + why
+        out.append(_answer("Chunksize (%s)" % who, "; ".join(parts) or "no chunksize measured",
+                           why, figs, None, decided=decided))
+    return out
+
+
+def build_answers(run, rec, machine):
+    """[answer] for the seed questions this run can speak to, in the order users ask."""
+    out = []
+    for fn in (lambda: answer_start_method(run, False), lambda: answer_start_method(run, True),
+               lambda: answer_pipe_or_queue(run, False),
+               lambda: answer_pipe_or_queue(run, True), lambda: answer_queue_backend(run),
+               lambda: answer_shared_state(run, False), lambda: answer_shared_state(run, True),
+               lambda: answer_manager_tcp(run, False), lambda: answer_manager_tcp(run, True)):
+        a = fn()
+        if a is not None:
+            out.append(a)
+    if rec is not None:
+        out += answer_pools(rec, False) + answer_pools(rec, True)
+    busy = machine.get("busy")
+    for a in out:
+        a["provisional"] = busy is not False
+        if busy:
+            a["why"] = "provisional (machine busy): " + a["why"]
+    return out
+
+
+def decide_summary(run):
+    """Lines about decide.json (the decider stage): figures measured again until they decided,
+    and those still undecided when its budget was spent; [] when absent."""
+    doc = decide_doc(run)
+    pairs = [p for p in doc.get("pairs") or [] if isinstance(p, dict)]
+    ext = [p.get("what") or "%s / %s" % (p.get("a"), p.get("b"))
+           for p in pairs if p.get("extended")]
+    und = [p.get("what") or "%s / %s" % (p.get("a"), p.get("b"))
+           for p in pairs if p.get("status") in ("undecided", "wide")]
+    if not pairs:
+        return []
+    if not ext and not und:
+        return ["Adaptive repetitions (`decide.json`): every deciding pair decided in the "
+                "main pass; none needed more."]
+    return ["Adaptive repetitions (`decide.json`, %.0f s of %g s spent): %d deciding pair%s "
+            "measured again, interleaved%s; %d still undecided or wider than +-5 %%%s." % (
+                doc.get("spent_s") or 0, doc.get("budget_s") or 0, len(ext),
+                "" if len(ext) == 1 else "s", " (%s)" % "; ".join(ext) if ext else "",
+                len(und), " (%s)" % "; ".join(und) if und else "")]
+
+
+def fmt_answer_figure(f):
+    """'`name` field 283 µs [270 µs, 300 µs]' of one answer figure."""
+    if f["field"] == "ratio":
+        return "`%s` %s" % (f["name"], fmt_ratio_ci(f["value"], f["lo"], f["hi"]))
+    field = "p50_ns" if f["field"] == "ns_per_update" else f["field"]
+    v = fmt_value(field, f["value"])
+    iv = "[%s, %s]" % (fmt_value(field, f["lo"]), fmt_value(field, f["hi"])) \
+        if f["lo"] is not None else "(no interval)"
+    return "`%s` %s %s %s" % (f["name"], f["field"], v, iv)
+
+
+def section_answers(run, answers, machine):
+    """## What to use on this machine: each answer with its deciding figures and caveat."""
+    out = ["## What to use on this machine", ""]
+    if machine.get("busy"):
+        out += ["**Provisional**: the machine was busy while this ran (%s); every answer "
+                "below may change on a quiet machine." % md_escape(machine["line"]), ""]
+    elif machine.get("busy") is None:
+        out += ["The machine's state was not recorded: the answers below are provisional "
+                "(nothing says the machine was quiet).", ""]
+    out += ["Each answer is decided only when the 95 % intervals of its deciding figures "
+            "(medians over repetitions, distribution-free) support it; otherwise it says "
+            "**undecided** and why.", ""]
+    if not answers:
+        out += ["No question can be answered from this run (the harnesses that measure them "
+                "did not run).", ""]
+    for a in answers:
+        ans = "**undecided**" if a["answer"] == "undecided" else "**%s**" % md_escape(a["answer"])
+        if a.get("provisional") and a["answer"] != "undecided":
+            ans += " (provisional)"
+        out.append("- **%s**: %s. %s." % (a["question"], ans, md_escape(a["why"])))
+        figs = [fmt_answer_figure(f) for f in a["figures"] if f.get("value") is not None]
+        if figs:
+            out.append("  - figures: " + "; ".join(figs))
+        if a.get("caveat"):
+            out.append("  - mind: " + a["caveat"])
+    out.append("")
+    out += decide_summary(run)
+    if out[-1] != "":
+        out.append("")
+    return out
+
+
+def answers_doc(answers, machine):
+    """RUN/answers.json: the same answers, for `make verify` (compared by "question")."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        return x
+    return {"schema": "mproc-answers/1", "busy": machine.get("busy"),
+            "machine": machine.get("line"),
+            "answers": [{"question": a["question"], "answer": a["answer"], "why": a["why"],
+                         "provisional": a.get("provisional", True),
+                         "figures": [{k: clean(f[k]) for k in ("name", "field", "value", "lo",
+                                                               "hi")} for f in a["figures"]]}
+                        for a in answers]}
+
+
+# ------------------------------------------------------------------------------------------
+# [targets] the project's own performance targets: RUN/targets.md, for developers
+
+def _target(run, what, a, b, field, op, threshold, fields_b=None):
+    """One target row: median(a.field) / median(b.field) against `op threshold` ('<=' or
+    '>='), with its interval; None when either figure is missing."""
+    fa, fb = run.figures.get(a), run.figures.get(b)
+    if fa is None or fb is None:
+        return None
+    fb_field = next((f for f in (fields_b or [field]) if fb.value(f) is not None), field)
+    fa_field = field if fa.value(field) is not None else fb_field
+    if not same_placement(a, b):
+        return {"what": what, "a": a, "b": b, "target": "%s %g" % (op, threshold),
+                "ratio": None, "lo": None, "hi": None, "how": None,
+                "outcome": "not compared",
+                "why": "placements differ (%s: %s, %s: %s)" % (
+                    a, placement_of(a), b, placement_of(b))}
+    r, lo, hi, how = ratio_of(run, fa, fa_field, fb, fb_field)
+    v = stats.verdict(lo, hi, threshold, higher_is_better=(op == ">="))
+    outcome = {"better": "met", "worse": "missed"}.get(v, "undecided")
+    if r is None:
+        outcome, why = "undecided", "no finite figures"
+    elif lo is None:
+        why = "too few repetitions for a 95 %% interval (%d and %d; 6 needed)" % (
+            fa.repetitions, fb.repetitions)
+    elif outcome == "undecided":
+        why = "the interval straddles %g" % threshold
+    else:
+        why = ""
+    return {"what": what, "a": a, "b": b, "target": "%s %g" % (op, threshold), "ratio": r,
+            "lo": lo, "hi": hi, "how": how, "outcome": outcome, "why": why}
+
+
+def target_rows(run):
+    """Every target this run can check, in the order of the issues that set them."""
+    rows = []
+    time_fields = ["p50_ns", "real_time"]
+    rows.append(_target(run, "`fork` start->reap / the machine's fork + exit + reap",
+                        "spawn/fork/rss_mib:0", "baseline/fork_exit", "p50_ns", "<=", 1.1,
+                        time_fields))
+    rss = sorted({int(m.group(1)) for n in run.figures
+                  for m in [re.fullmatch(r"spawn/[a-z_]+/rss_mib:(\d+)", n)] if m})
+    if 512 in rss:
+        for method in ("vfork", "posix_spawn", "spawn", "forkserver"):
+            rows.append(_target(run, "`%s` start, 512 MiB parent / 0 MiB" % method,
+                                "spawn/%s/rss_mib:512" % method, "spawn/%s/rss_mib:0" % method,
+                                "p50_ns", "<=", 1.2))
+    for tr, place in (("unix", ""), ("tcp", ""), ("unix", "/placement:cross_core")):
+        rows.append(_target(run, "manager `dict_get` / raw socket round trip (%s%s)" % (
+            tr, ", cross_core" if place else ""), "manager/dict_get/transport:%s%s" % (tr, place),
+            "manager/raw_rtt/transport:%s%s" % (tr, place), "p50_ns", "<=", 1.5))
+    for tr in ("unix", "tcp"):
+        ours = next((n for n in ("manager/dict_get/transport:%s/placement:unpinned" % tr,
+                                 "manager/dict_get/transport:%s" % tr) if n in run.figures),
+                    None)
+        if ours:
+            rows.append(_target(run, "CPython's Manager `dict_get` / ours (%s)" % tr,
+                                "python/manager/dict_get/transport:%s" % tr, ours, "p50_ns",
+                                ">=", 5))
+    for place in ("cross_core", "same_core"):
+        rows.append(_target(run, "`conn_pipe` / `raw_pipe` throughput at 64 KiB (%s)" % place,
+                            "pipe/conn_pipe/bytes:65536/placement:%s" % place,
+                            "pipe/raw_pipe/bytes:65536/placement:%s" % place,
+                            "bytes_per_second", ">=", 0.95))
+    return [r for r in rows if r is not None]
+
+
+def build_targets(run, machine):
+    c = run.context
+    out = ["# mproc targets: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?")), "",
+           "The project's own performance targets, checked on this run, for developers (the "
+           "user's answers are in [report.md](report.md)). Each ratio has a 95 % interval: "
+           "*paired* where both figures ran interleaved in one harness (the interval of the "
+           "per-repetition ratios), *decide.json* where the decider measured the pair again, "
+           "interleaved (its final interval), else a *bootstrap* of the ratio of medians. **met** or "
+           "**missed** only when the whole interval is on one side of the target; otherwise "
+           "**undecided**.", ""]
+    if machine.get("busy"):
+        out += ["**Provisional**: the machine was busy (%s)." % md_escape(machine["line"]), ""]
+    elif machine.get("busy") is None:
+        out += ["Machine state not recorded (no `noise.json`).", ""]
+    rows = target_rows(run)
+    if not rows:
+        return "\n".join(out + ["No target can be checked from this run.", ""])
+    trs = []
+    for t in rows:
+        oc = t["outcome"]
+        trs.append(("%s (`%s` / `%s`)" % (t["what"], t["a"], t["b"]), t["target"],
+                    fmt_ratio_ci(t["ratio"], t["lo"], t["hi"]),
+                    ("**%s**" % oc if oc in ("met", "missed") else oc)
+                    + (": " + t["why"] if t["why"] else ""),
+                    "—" if t["ratio"] is None else t["how"]))
+    out += table(["target", "wanted", "ratio [95 % interval]", "outcome", "interval"], trs)
+    rss = {int(m.group(1)) for n in run.figures
+           for m in [re.fullmatch(r"spawn/[a-z_]+/rss_mib:(\d+)", n)] if m}
+    if rss and 512 not in rss:
+        out += ["", "The start-cost targets (512 MiB parent / 0 MiB <= 1.2) need "
+                "`PROFILE=full`, which measures a 512 MiB parent."]
+    out.append("")
+    return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------------------
@@ -422,24 +1067,15 @@ def _headline_pick(fig, fields):
     return None, None
 
 
-def _headline_fmt(field, stats, fig=None):
-    """A figure with its unit, ' (unstable)' when its CV exceeds UNSTABLE_CV; CPython's
-    bounded hang as 'hang (> T s)'."""
+def _headline_fmt(field, fig):
+    """A figure with its 95 % interval ('(n reps: no interval)' with too few repetitions);
+    CPython's bounded hang as 'hang (> T s)'."""
     if fig is not None and fig.median("hang", 0) and fig.median("hang", 0) > 0:
         return "hang (> %s s)" % ("%g" % fig.median("bound_s") if math.isfinite(
             fig.median("bound_s")) else "?")
-    if stats is None:
+    if field is None or fig is None:
         return "—"
-    if _is_time(field):
-        txt = fmt_ns(stats.median)
-    elif field == "bytes_per_second":
-        txt = fmt_num(stats.median, "B/s")
-    elif field.endswith("_per_second"):
-        txt = fmt_num(stats.median, "/s")
-    else:
-        txt = "%.3g" % stats.median
-    _, flag = fmt_cv(stats)
-    return txt + (" (unstable)" if flag else "")
+    return fmt_ci(field, *fig_ci(fig, field))
 
 
 def _headline_workers(run, template, pyname):
@@ -460,8 +1096,12 @@ def _headline_workers(run, template, pyname):
 
 
 def headline_rows(run):
-    """[(what, mproc cell, CPython cell, ratio cell, mproc/baseline, CPython/baseline,
-    baseline name)] for the HEADLINE entries with an mproc or CPython figure in the run."""
+    """[(what, mproc cell, CPython cell, ratio cell, verdict, mproc/baseline,
+    CPython/baseline, baseline name)] for the HEADLINE entries with an mproc or CPython
+    figure in the run. The ratio is how many times faster mproc is, with its 95 % interval;
+    the verdict is "faster", "slower" or "undecided" from that interval; two figures measured
+    at different placements are not compared (mproc's unpinned twin is used where it
+    exists)."""
     figs = run.figures
     rows = []
     for what, name, pyname, fields, ref in HEADLINE:
@@ -471,19 +1111,38 @@ def headline_rows(run):
                 continue
             name, what = name.replace("{W}", str(w)), what.replace("{W}", str(w))
         pyname = pyname or "python/" + name
-        mf, ms = _headline_pick(figs.get(name), fields)
-        pf, ps = _headline_pick(figs.get(pyname), fields)
-        pfig = figs.get(pyname)
+        if not same_placement(name, pyname) and name + "/placement:unpinned" in figs:
+            name = name + "/placement:unpinned"
+        mfig, pfig = figs.get(name), figs.get(pyname)
+        mf, ms = _headline_pick(mfig, fields)
+        pf, ps = _headline_pick(pfig, fields)
         if ms is None and ps is None:
             continue
-        ratio = "—"
+        ratio, verdict = "—", "—"
         hung = pfig is not None and pfig.median("hang", 0) > 0
         if hung and ms is not None:
-            ratio = "CPython hangs"
+            ratio, verdict = "CPython hangs", "mproc reports the error"
+        elif ms is not None and ps is not None and not same_placement(name, pyname):
+            ratio = "— (placements differ: mproc %s, CPython %s)" % (
+                placement_of(name), placement_of(pyname))
+            verdict = "not compared"
         elif (ms is not None and ps is not None and _comparable(mf, pf) and ms.median > 0
               and ps.median > 0):
-            r = ms.median / ps.median if mf in HIGHER_IS_BETTER else ps.median / ms.median
-            ratio = "%.3gx %s" % (r if r >= 1 else 1 / r, "faster" if r >= 1 else "slower")
+            if mf in HIGHER_IS_BETTER:
+                r, lo, hi, _ = ratio_of(run, mfig, mf, pfig, pf)
+            else:
+                r, lo, hi, _ = ratio_of(run, pfig, pf, mfig, mf)
+            if r is not None:
+                if r >= 1:
+                    ratio = "%.3gx faster" % r
+                    iv = (lo, hi)
+                else:
+                    ratio = "%.3gx slower" % (1 / r)
+                    iv = (1 / hi, 1 / lo) if lo is not None and lo > 0 and hi > 0 else (None,
+                                                                                        None)
+                ratio += " [%.3g, %.3g]" % iv if iv[0] is not None else " (no interval)"
+                v = stats.verdict(lo, hi, 1.0, higher_is_better=True)
+                verdict = {"better": "faster", "worse": "slower"}.get(v, "undecided")
         bm, bp = "—", "—"
         rf, rs = _headline_pick(figs.get(ref), fields + ["p50_ns", "real_time"]) \
             if ref else (None, None)
@@ -492,8 +1151,8 @@ def headline_rows(run):
                 bm = "%.3gx" % (ms.median / rs.median)
             if ps is not None and _comparable(pf, rf) and not hung:
                 bp = "%.3gx" % (ps.median / rs.median)
-        rows.append(("%s (`%s`)" % (what, name), _headline_fmt(mf, ms),
-                     _headline_fmt(pf, ps, pfig), ratio, bm, bp,
+        rows.append(("%s (`%s`)" % (what, name), _headline_fmt(mf, mfig),
+                     _headline_fmt(pf, pfig), ratio, verdict, bm, bp,
                      "`%s`" % ref if ref and rs is not None else "—"))
     return rows
 
@@ -558,15 +1217,18 @@ def section_headline(run):
                 "comparators that measure them ran).", ""] + (
                     [python_absent_reason(run), ""] if not has_py else [])
     out = ["## Headline: mproc vs CPython", "",
-           "Medians over repetitions, measured on this machine in this run (times: p50 of "
-           "individual operations where the harness samples them). *ratio*: how much faster "
-           "mproc is than CPython's `multiprocessing` for the same operation. *× baseline*: "
-           "the figure as a multiple of the machine's own limit (the reference named in the "
-           "last column; for throughput, a fraction of it). (unstable): CV over repetitions "
-           "above %d %%." % (UNSTABLE_CV * 100), ""]
+           "Medians over repetitions with their 95 % intervals in brackets, measured on this "
+           "machine in this run (times: p50 of individual operations where the harness "
+           "samples them). *ratio*: how much faster mproc is than CPython's "
+           "`multiprocessing` for the same operation, with its interval (a bootstrap of the "
+           "ratio of medians: the two sides did not run interleaved); *verdict*: faster or "
+           "slower only when the whole interval says so, else undecided; both sides at the "
+           "same placement, or not compared. *× baseline*: the figure as a multiple of the "
+           "machine's own limit (the reference named in the last column; for throughput, a "
+           "fraction of it).", ""]
     if not has_py:
         out += [python_absent_reason(run), ""]
-    out += table(["primitive", "mproc", "CPython", "ratio", "mproc × baseline",
+    out += table(["primitive", "mproc", "CPython", "ratio", "verdict", "mproc × baseline",
                   "CPython × baseline", "baseline"], rows)
     notes = [n for k, n in HEADLINE_NOTES.items() if any("(`%s`)" % k in r[0] for r in rows)]
     if notes:
@@ -584,9 +1246,9 @@ def write_index(run):
 
 
 def manager_section(run, h):
-    """Every figure (generic table), then the issue's ratios: a proxy call over the raw socket
-    round trip at the same placement (target <= 1.5), the bounded spin's gain (spin:off over
-    spin), and CPython's Manager dict get over ours (target >= 5)."""
+    """Every figure (generic table), then the ratios: a proxy call over the raw socket round
+    trip at the same placement, and the bounded spin's gain (spin:off over spin). The targets
+    on them (and CPython's Manager against ours) are in targets.md, with intervals."""
     lines, unstable = generic_section(run, h)
     figs = run.figures
 
@@ -601,17 +1263,13 @@ def manager_section(run, h):
         call = p50("manager/dict_get/transport:%s%s" % (tr, place))
         raw = p50("manager/raw_rtt/transport:%s%s" % (tr, place))
         off = p50("manager/dict_get/transport:%s%s/spin:off" % (tr, place))
-        py = p50("python/manager/dict_get/transport:%s" % tr)
         if call and raw:
-            ratios.append("`dict_get` / `raw_rtt` (%s): %.2fx (target <= 1.5)"
-                          % (where, call / raw))
+            ratios.append("`dict_get` / `raw_rtt` (%s): %.2fx" % (where, call / raw))
         if call and off:
             ratios.append("`dict_get` spin:off / spin (%s): %.2fx" % (where, off / call))
-        if call and py:
-            ratios.append("CPython `dict_get` / ours (%s): %.2fx (target >= 5)"
-                          % (where, py / call))
     if ratios:
-        lines += ["", "Ratios of p50 round trips (CPython's Manager runs unpinned):", ""]
+        lines += ["", "Ratios of p50 round trips (targets, and CPython's Manager against ours: "
+                  "[targets.md](targets.md)):", ""]
         lines += ["- " + r for r in ratios]
     return lines, unstable
 
@@ -653,7 +1311,7 @@ def pipe_ratios(figs, bytes_=65536):
 
 def pipe_section(run, h):
     """Every figure (generic table, in transport/size/placement order), then issue 5's ratio
-    at 64 KiB per placement, conn_pipe / raw_pipe (target >= 0.95), split into its two
+    at 64 KiB per placement, conn_pipe / raw_pipe (its target is in targets.md), split into its two
     factors: framed_pipe / raw_pipe (what a length prefix sent in one writev per frame costs)
     and conn_pipe / framed_pipe (mproc_conn against that: its own code, less what its send
     strategy wins back; across CPUs it writes without waiting first, conn.c)."""
@@ -661,8 +1319,7 @@ def pipe_section(run, h):
     rows = []
     for place, cr, cf, fr in pipe_ratios(h.figures):
         rows.append(("`%s`" % place,
-                     "%.3fx (%s)" % (cr, "met" if cr >= 0.95 else "**missed**")
-                     if cr is not None else "—",
+                     "%.3fx" % cr if cr is not None else "—",
                      "%.3fx" % cf if cf is not None else "—",
                      "%.3fx" % fr if fr is not None else "—"))
     if rows:
@@ -670,7 +1327,7 @@ def pipe_section(run, h):
         lines += ["", "Throughput ratios at 64 KiB, of median `bytes_per_second`; the "
                   "repetitions ran %s:" % ("randomly interleaved in time" if inter == "true"
                                           else "back to back"), ""]
-        lines += table(["placement", "conn_pipe / raw_pipe (target >= 0.95)",
+        lines += table(["placement", "conn_pipe / raw_pipe (target: [targets.md](targets.md))",
                         "conn_pipe / framed_pipe (mproc_conn against one writev per frame)",
                         "framed_pipe / raw_pipe (one writev per frame against a bare pipe)"],
                        rows)
@@ -709,30 +1366,31 @@ def section_plots(run):
     return lines
 
 
-def section_recommendation(run):
-    """The pool sizes for this machine (bench/recommend.py via mproc-recommend --write)."""
-    import json as _json
-    path = os.path.join(run.path, "recommendation.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            rec = _json.load(f)
-    except (OSError, ValueError):
+def section_recommendation(run, rec):
+    """The pool sizes for this machine (bench/recommend.py, as mproc-recommend prints them),
+    for libmproc and for CPython's pools, and the CPU-bound curves with their intervals."""
+    if not any(k in rec for k in ("cpu", "io", "chunksize", "python")):
         return []
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import recommend
     out = ["## Recommendation: how many workers here", "",
            "From this run's pool curves (`mproc-recommend %s` prints it again; "
            "`recommendation.json` holds the evidence):" % md_escape(run.path), "", "```"]
     out += recommend.render_text(rec).splitlines()
     out += ["```", ""]
-    cpu = rec.get("cpu")
-    if cpu and cpu.get("curve"):
-        out += ["CPU-bound curve (%s ms tasks):" % cpu.get("task_ms"), ""]
+    for who, side in (("libmproc", rec), ("Python", rec.get("python") or {})):
+        cpu = side.get("cpu")
+        if not cpu or not cpu.get("curve"):
+            continue
+        out += ["%s CPU-bound curve (%s ms tasks):" % (who, cpu.get("task_ms")), ""]
         rows = []
-        for w, tps, sp, eff in cpu["curve"]:
-            rows.append(["%d" % w, fmt_num(tps), "%.2f" % sp if sp is not None else "—",
-                         "%.2f" % eff if eff is not None else "—"])
-        out += table(["workers", "tasks/s", "speedup", "efficiency"], rows) + [""]
+        for p in cpu["curve"]:
+            iv = "[%s, %s]" % (fmt_num(p["tasks_per_second_lo"]),
+                               fmt_num(p["tasks_per_second_hi"])) \
+                if p.get("tasks_per_second_lo") is not None else "no interval"
+            rows.append(["%d" % p["workers"], fmt_num(p.get("tasks_per_second")), iv,
+                         "%.2f" % p["speedup"] if p.get("speedup") is not None else "—",
+                         "%.2f" % p["efficiency"] if p.get("efficiency") is not None else "—"])
+        out += table(["workers", "tasks/s", "95 % interval", "speedup", "efficiency"], rows)
+        out.append("")
     return out
 
 
@@ -1146,16 +1804,36 @@ def reference_index_main(argv):
     return 0
 
 
-def build_report(run):
+def machine_line(machine):
+    """The report's first line: noise.json's verdict, or that the state was not recorded."""
+    if machine.get("busy") is None:
+        return ("Machine: **machine state not recorded** (no `noise.json`): not known to be "
+                "quiet, so every answer below is provisional.")
+    return "Machine: **%s**." % md_escape(machine["line"])
+
+
+def report_inputs(run):
+    """(machine state, recommendation, answers) of a run: what report.md, answers.json and
+    the recommendation section are written from."""
+    machine = recommend.machine_state(run.path)
+    rec = recommend.from_run(run)
+    return machine, rec, build_answers(run, rec, machine)
+
+
+def build_report(run, inputs=None):
+    machine, rec, answers = inputs or report_inputs(run)
     c = run.context
     title = "# mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?"))
-    out = [title, ""]
+    out = [title, "", machine_line(machine), ""]
+    out += section_answers(run, answers, machine)
+    out += ["The project's own performance targets (met, missed or undecided, with intervals) "
+            "are in [targets.md](targets.md), for developers.", ""]
     out += section_status(run) + [""]
     out += ["## Machine", ""] + section_machine(run) + [""]
     out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
     out += ["## Capabilities", ""] + section_caps(run) + [""]
     out += section_headline(run)
-    out += section_recommendation(run)
+    out += section_recommendation(run, rec)
     out += section_without_devshm(run)
     all_unstable = []
     per_harness = []          # (harness, unstable, figures)
@@ -1206,19 +1884,26 @@ def main(argv=None):
     except gbjson.GBJsonError as e:
         print("report: %s" % e, file=sys.stderr)
         return 2
-    text = build_report(run)
+    inputs = report_inputs(run)
+    text = build_report(run, inputs)
     if a.stdout:
         sys.stdout.write(text)
         return 0
-    path = os.path.join(run.path, "report.md")
-    try:
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
-        return 1
-    print("report: %s" % path)
+    import json as _json
+    machine, _rec, answers = inputs
+    files = [("report.md", text), ("targets.md", build_targets(run, machine)),
+             ("answers.json", _json.dumps(answers_doc(answers, machine), indent=1,
+                                          allow_nan=False) + "\n")]
+    for fn, body in files:
+        path = os.path.join(run.path, fn)
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.write(body)
+            os.replace(path + ".tmp", path)
+        except OSError as e:
+            print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
+            return 1
+        print("report: %s" % path)
     try:
         print("report: %s" % write_index(run))
     except OSError as e:

@@ -12,6 +12,9 @@ What it does, so no other program has to:
     DESIGN.md writes them ("baseline/pipe_rtt/placement:cross_core");
   - groups repetitions (run_type "iteration") by name and computes median, quartiles (IQR),
     min/max, mean, CV per field (real_time, cpu_time in ns, and every user counter);
+  - keeps every repetition's value with its repetition_index (Stats.values, Stats.indices,
+    Figure.by_repetition), so two figures measured interleaved can be paired
+    (paired_values) and every figure gets a 95 % interval (Stats.ci, plots/stats.py);
   - where a file holds only aggregates (--benchmark_report_aggregates_only), uses the
     `_median` rows and the `_cv` row instead;
   - surfaces `error_occurred` entries as skipped-with-reason rather than as figures.
@@ -24,9 +27,14 @@ import math
 import os
 import re
 import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stats as _stats  # noqa: E402  plots/stats.py: intervals and verdicts
 
 __all__ = ["GBJsonError", "Stats", "Figure", "HarnessResult", "Run", "strip_suffixes",
-           "load_file", "load_harness", "load_run", "is_run_dir", "TIME_FIELDS"]
+           "load_file", "load_harness", "load_run", "is_run_dir", "TIME_FIELDS",
+           "paired_values"]
 
 # Suffixes Google Benchmark appends to a family name, in the reverse of the order it appends
 # them (BenchmarkName::str, 1.7.1 / 1.8.x: args, min_time, min_warmup_time, iterations,
@@ -50,7 +58,8 @@ _NOT_COUNTERS = {
 }
 
 # Files in a run dir that are not harness results.
-RUN_META_FILES = {"context.json", "topology.json", "recommendation.json", "crosscheck.json"}
+RUN_META_FILES = {"context.json", "topology.json", "recommendation.json", "crosscheck.json",
+                  "noise.json", "decide.json", "answers.json"}
 
 
 class GBJsonError(Exception):
@@ -84,13 +93,17 @@ class Stats:
     n counts finite values; nonfinite counts NaN/Infinity values (left out of the figures).
     cv is stddev/mean (sample stddev, as Google Benchmark's _cv); None with fewer than two
     values, or when given directly from an aggregate-only file (then `from_aggregate`).
+    values are in repetition order; indices[i] is the repetition_index of values[i] (None
+    from an aggregate-only file).
     """
 
-    __slots__ = ("values", "n", "nonfinite", "median", "q1", "q3", "min", "max", "mean",
-                 "stddev", "cv", "from_aggregate")
+    __slots__ = ("values", "indices", "n", "nonfinite", "median", "q1", "q3", "min", "max",
+                 "mean", "stddev", "cv", "from_aggregate")
 
-    def __init__(self, values, cv=None, from_aggregate=False):
+    def __init__(self, values, cv=None, from_aggregate=False, indices=None):
         self.values = list(values)
+        self.indices = list(indices) if indices is not None else (
+            None if from_aggregate else list(range(len(self.values))))
         fin = sorted(v for v in self.values if _finite(v))
         self.n = len(fin)
         self.nonfinite = len(self.values) - self.n
@@ -114,6 +127,13 @@ class Stats:
     @property
     def iqr(self):
         return self.q3 - self.q1
+
+    def ci(self, level=0.95):
+        """(lo, hi) interval of the median from order statistics (plots/stats.py), or None
+        with too few repetitions for `level` (fewer than 6 at 95 %) or from aggregates only."""
+        if self.from_aggregate:
+            return None
+        return _stats.median_ci(self.values, level)
 
     def as_dict(self):
         return {k: getattr(self, k) for k in ("n", "median", "q1", "q3", "min", "max", "mean",
@@ -143,6 +163,13 @@ class Figure:
     def value(self, field):
         """Stats of a field, or None."""
         return self.fields.get(field)
+
+    def by_repetition(self, field):
+        """{repetition_index: value} of a field ({} when absent or from aggregates only)."""
+        s = self.fields.get(field)
+        if s is None or s.indices is None:
+            return {}
+        return dict(zip(s.indices, s.values))
 
     def median(self, field, default=math.nan):
         s = self.fields.get(field)
@@ -257,17 +284,23 @@ def _entry_fields(e):
     return out
 
 
+def _rep_index(e, pos):
+    i = e.get("repetition_index")
+    return i if isinstance(i, int) and not isinstance(i, bool) else pos
+
+
 def _fill_from_iterations(fig, entries):
-    entries = sorted(entries, key=lambda e: e.get("repetition_index", 0) or 0)
-    cols = {}
-    for e in entries:
+    entries = sorted(enumerate(entries), key=lambda pe: (_rep_index(pe[1], pe[0]), pe[0]))
+    cols, idx = {}, {}
+    for pos, e in entries:
         for k, v in _entry_fields(e).items():
             cols.setdefault(k, []).append(v)
+            idx.setdefault(k, []).append(_rep_index(e, pos))
         fig.iterations.append(e.get("iterations"))
         if e.get("label") and not fig.label:
             fig.label = e["label"]
     for k, vals in cols.items():
-        fig.fields[k] = Stats(vals)
+        fig.fields[k] = Stats(vals, indices=idx[k])
 
 
 def _fill_from_aggregates(fig, aggs):
@@ -283,6 +316,17 @@ def _fill_from_aggregates(fig, aggs):
         fig.fields[k].n = reps if isinstance(reps, int) else 1
     if med.get("label"):
         fig.label = med["label"]
+
+
+def paired_values(fig_a, fig_b, field_a, field_b=None):
+    """([a values], [b values]) of two figures paired by repetition_index (the indices both
+    have, in order): what stats.ratio_ci(paired=True) takes. Meaningful as pairs only when the
+    two figures' repetitions were interleaved in time (the same harness run with
+    mproc_random_interleaving, or the decider's alternating runs)."""
+    a = fig_a.by_repetition(field_a) if fig_a is not None else {}
+    b = fig_b.by_repetition(field_b or field_a) if fig_b is not None else {}
+    common = sorted(set(a) & set(b))
+    return [a[i] for i in common], [b[i] for i in common]
 
 
 def load_harness(path, harness=None):

@@ -322,9 +322,13 @@ class Report(TmpCase):
         fork = rows["spawn/fork/rss_mib:0"]
         self.assertNotEqual(fork[1], "—")
         self.assertNotEqual(fork[2], "—")
-        self.assertRegex(fork[3], r"^[0-9.]+x (faster|slower)$")
-        self.assertRegex(fork[4], r"^[0-9.]+x$")          # x baseline/fork_exit
-        self.assertEqual(fork[6], "`baseline/fork_exit`")
+        self.assertRegex(fork[3], r"^[0-9.]+x (faster|slower)( \[[0-9.]+, [0-9.]+\]"
+                                  r"| \(no interval\))$")
+        self.assertIn(fork[4], ("faster", "slower", "undecided"))
+        if "no interval" in fork[3]:                    # too few repetitions: no verdict
+            self.assertEqual(fork[4], "undecided")
+        self.assertRegex(fork[5], r"^[0-9.]+x$")          # x baseline/fork_exit
+        self.assertEqual(fork[7], "`baseline/fork_exit`")
         # CPython's Pool hangs after a SIGKILL: reported as a bounded hang, not a time.
         fail = rows["pool/failure/running"]
         self.assertEqual(fail[1], "—")
@@ -332,7 +336,7 @@ class Report(TmpCase):
         # Worker count: only CPython has pool/cpu here: its largest count.
         self.assertIn("pool/cpu/workers:2/task_ms:20", rows)
         text = "\n".join(report.section_headline(run))
-        self.assertIn("| primitive | mproc | CPython | ratio |", text)
+        self.assertIn("| primitive | mproc | CPython | ratio | verdict |", text)
 
     def test_headline_without_python(self):
         run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
@@ -343,11 +347,16 @@ class Report(TmpCase):
         text = "\n".join(report.section_headline(run))
         self.assertIn("The CPython comparators did not run", text)
 
-    def test_unstable_flagged(self):
+    def test_too_few_repetitions_said(self):
+        """A figure with too few repetitions for a 95 % interval says so in the headline;
+        with enough, it carries its interval."""
         run = gbjson.load_run(os.path.join(DATA, "run_python"))
         cells = [c for r in report.headline_rows(run) for c in r[1:3]]
-        stats = run.figures["python/spawn/fork/rss_mib:0"].value("p50_ns")
-        self.assertEqual(any("(unstable)" in c for c in cells[:2]), stats.cv > 0.05)
+        n = run.figures["python/spawn/fork/rss_mib:0"].value("p50_ns").n
+        if n < 6:
+            self.assertRegex(cells[1], r"\(%d reps?: no interval\)$" % n)
+        else:
+            self.assertRegex(cells[1], r"\[.*, .*\]$")
 
     def test_index_html(self):
         run_dir = self.copy_fixture("run_bigbox")

@@ -72,6 +72,98 @@ class CoresMinusOne(unittest.TestCase):
         self.assertIn("not applicable", R.render_text(rec))
 
 
+def reps(median, spread=0.01, n=9):
+    """n repetitions around a median (symmetric, so the median is exact)."""
+    k = n // 2
+    return [median * (1 + spread * (i - k) / k) for i in range(n)]
+
+
+class Intervals(unittest.TestCase):
+    """Issue 17: the smallest pool whose throughput interval overlaps the best's, not the
+    point knee; provisional on a busy machine; each side's own curves; labelled points."""
+
+    def test_smallest_overlapping_the_best(self):
+        # 3 workers' median is 3 % under the best (the point knee at 2 % would pick 4), but
+        # its interval reaches the best's: it cannot be told from the best.
+        figs = {f"pool/cpu/workers:{n}/task_ms:20": {"tasks_per_second": reps(v, 0.04)}
+                for n, v in {1: 25, 2: 50, 3: 97, 4: 100}.items()}
+        rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
+        c = rec["cpu"]
+        self.assertEqual(c["recommended_workers"], 3)
+        self.assertEqual(c["method"], "interval overlap")
+        self.assertTrue(c["decided"])
+        self.assertEqual(R.knee(list(R.curves(figs, "pool/cpu")[20]))[0], 4)
+        p3 = [p for p in c["curve"] if p["workers"] == 3][0]
+        self.assertEqual(set(p3) >= {"workers", "tasks_per_second", "tasks_per_second_lo",
+                                     "tasks_per_second_hi", "n"}, True)
+        self.assertLessEqual(p3["tasks_per_second_lo"], p3["tasks_per_second"])
+        self.assertEqual(p3["n"], 9)
+        # Tight intervals: 3 workers (97) is told apart from 4 (100): 4 it is.
+        figs = {f"pool/cpu/workers:{n}/task_ms:20": {"tasks_per_second": reps(v, 0.002)}
+                for n, v in {1: 25, 2: 50, 3: 97, 4: 100}.items()}
+        self.assertEqual(R.recommend(figs, {"usable": 4})["cpu"]["recommended_workers"], 4)
+
+    def test_too_few_repetitions_is_the_point_knee_undecided(self):
+        figs = {f"pool/cpu/workers:{n}/task_ms:20": {"tasks_per_second": reps(v, 0.01, 3)}
+                for n, v in {1: 50, 2: 99, 4: 100}.items()}
+        rec = R.recommend(figs, {"usable": 4, "usable_cores": 4})
+        self.assertEqual(rec["cpu"]["recommended_workers"], 2)
+        self.assertFalse(rec["cpu"]["decided"])
+        self.assertIn("too few repetitions", rec["cpu"]["why"])
+        self.assertIn("undecided", R.render_text(rec))
+
+    def test_busy_machine_is_provisional(self):
+        figs = cpu_curve({1: 50, 2: 100})
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2},
+                          machine={"busy": True, "line": "busy: load 3.5 on 2 usable CPUs"})
+        self.assertTrue(rec["provisional"])
+        text = R.render_text(rec)
+        self.assertIn("CPU-bound pool: 2 workers (provisional: busy machine)", text)
+        self.assertIn("machine: busy: load 3.5", text)
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2},
+                          machine={"busy": False, "line": "quiet"})
+        self.assertFalse(rec["provisional"])
+        self.assertNotIn("provisional", R.render_text(rec))
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        self.assertIsNone(rec["machine"]["busy"])          # unknown, not quiet
+        self.assertIn("machine state not recorded", R.render_text(rec))
+
+    def test_python_side_from_its_own_figures(self):
+        figs = {f"pool_overhead/map/chunksize:{c}": {"ns_per_task": reps(v)}
+                for c, v in {1: 300, 10: 250}.items()}
+        figs.update({f"python/pool_overhead/map/chunksize:{c}": {"ns_per_task": reps(v)}
+                     for c, v in {1: 40_000, 10: 5_000, 100: 900}.items()})
+        figs.update({f"python/pool/cpu/workers:{n}/task_ms:20": {"tasks_per_second": reps(v)}
+                     for n, v in {1: 50, 2: 90}.items()})
+        rec = R.recommend(figs, {"usable": 2, "usable_cores": 2})
+        self.assertEqual(rec["chunksize"]["map"]["chunksize_for_1ms_tasks"], 1)
+        py = rec["python"]
+        self.assertEqual(py["chunksize"]["map"]["chunksize_for_1ms_tasks"], 10)
+        self.assertTrue(py["chunksize"]["map"]["decided_for_1ms_tasks"])
+        self.assertEqual([p["chunksize"] for p in py["chunksize"]["map"]["points"]],
+                         [1, 10, 100])
+        self.assertEqual(py["cpu"]["recommended_workers"], 2)
+        self.assertNotIn("cpu", rec)            # libmproc's CPU curve was not measured
+        text = R.render_text(rec)
+        self.assertIn("Python chunksize (map): >= 10 for 1 ms tasks", text)
+        self.assertIn("Python CPU-bound pool: 2 workers", text)
+
+    def test_machine_state_from_noise_json(self):
+        import json
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        self.assertIsNone(R.machine_state(d)["busy"])
+        with open(os.path.join(d, "noise.json"), "w") as f:
+            json.dump({"schema": "mproc-noise/1", "verdict": {
+                "busy": True, "reasons": ["load"], "line": "busy: load 3.5 on 2 usable CPUs"}},
+                f)
+        m = R.machine_state(d)
+        self.assertIs(m["busy"], True)
+        self.assertEqual(m["line"], "busy: load 3.5 on 2 usable CPUs")
+
+
 class IoAndChunks(unittest.TestCase):
     def test_io_sizes_bounded_by_measured_efficiency(self):
         figs = {f"pool/io/workers:{n}/task_ms:20": {"efficiency": e, "tasks_per_second": 1}
@@ -138,6 +230,9 @@ class Cli(unittest.TestCase):
         self.assertEqual(rec["cpu"]["recommended_workers"], 4)
         self.assertEqual(rec["cpu"]["unstable_points"], ["pool/cpu/workers:7/task_ms:20"])
         self.assertEqual(rec["io"]["by_blocking_fraction"]["0.9"], 32)
+        # Curves are labelled objects, not bare tuples.
+        self.assertTrue(all(isinstance(p, dict) and "workers" in p
+                            for p in rec["cpu"]["curve"] + rec["io"]["curve"]))
 
     def test_write_into_run_dir(self):
         import shutil

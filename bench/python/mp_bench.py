@@ -16,6 +16,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -29,9 +30,10 @@ from multiprocessing import shared_memory
 NS = 1_000_000_000
 
 PROFILES = {
-    # repetitions, target seconds per repetition
+    # repetitions, target seconds per repetition: 6 repetitions is the fewest that give a
+    # 95 % interval of a median (plots/stats.py), so quick has 6 short ones, not 3 long ones
     "smoke": (1, 0.02),
-    "quick": (3, 0.15),
+    "quick": (6, 0.075),
     "full": (9, 0.5),
 }
 
@@ -99,9 +101,11 @@ def latency_counters(samples_ns):
 
 
 class Runner:
-    def __init__(self, profile, only, verbose):
+    def __init__(self, profile, only, verbose, name_filter=None, reps=None):
         self.profile = profile
         self.reps, self.target_s = PROFILES[profile]
+        self.reps = reps or self.reps
+        self.name_filter = name_filter      # compiled regex over names (re.search), or None
         self.only = only
         self.verbose = verbose
         self.entries = []
@@ -126,6 +130,8 @@ class Runner:
 
     def run(self, name, fn, *args, reps=None):
         """fn(*args) -> (iterations, seconds, counters) for one repetition."""
+        if self.name_filter is not None and not self.name_filter.search(name):
+            return
         reps = reps or self.reps
         runs = []
         fam = self.family
@@ -1147,6 +1153,11 @@ def main(argv=None):
                          "touch every page (only where /dev/shm is a private tiny tmpfs)")
     ap.add_argument("--probe-one", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--list", action="store_true", help="list the groups and exit")
+    ap.add_argument("--filter", default="",
+                    help="regex: only the names it matches (re.search), like "
+                         "--benchmark_filter (the decider: bench/decide.py)")
+    ap.add_argument("--repetitions", type=int, default=0,
+                    help="repetitions per name (default: the profile's)")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.list:
@@ -1172,7 +1183,15 @@ def main(argv=None):
         print(f"mp_bench: unknown group '{bad[0]}' (valid: {', '.join(GROUPS)})",
               file=sys.stderr)
         return 2
-    rn = Runner(a.profile, only, a.verbose)
+    try:
+        name_filter = re.compile(a.filter) if a.filter else None
+    except re.error as e:
+        print(f"mp_bench: bad --filter '{a.filter}': {e}", file=sys.stderr)
+        return 2
+    if a.repetitions < 0:
+        print(f"mp_bench: bad --repetitions {a.repetitions} (want >= 1)", file=sys.stderr)
+        return 2
+    rn = Runner(a.profile, only, a.verbose, name_filter, a.repetitions or None)
     started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     for g, fn in GROUPS.items():
         if rn.wanted(g):

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""The report's answers first (bench/report.py, issue 17): on fixed synthetic runs with known
+answers (tests/data/make_report_runs.py writes them) it opens with the machine line, then
+"What to use on this machine", each answer decided only where the 95 % intervals support it;
+answers.json says the same; targets.md holds the project's targets; index.html opens with the
+same section. TAP output for meson."""
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+sys.path.insert(0, os.path.join(HERE, "..", "plots"))
+import report  # noqa: E402
+
+
+class RunCase(unittest.TestCase):
+    def write(self, fixture):
+        """Copy a fixture, write its report; -> (run dir, report.md, answers by question)."""
+        tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        run = os.path.join(tmp, fixture)
+        shutil.copytree(os.path.join(DATA, fixture), run)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run]), 0)
+        with open(os.path.join(run, "report.md"), encoding="utf-8") as f:
+            text = f.read()
+        with open(os.path.join(run, "answers.json"), encoding="utf-8") as f:
+            doc = json.load(f, parse_constant=lambda c: self.fail("non-finite " + c))
+        return run, text, doc, {a["question"]: a for a in doc["answers"]}
+
+
+class Decided(RunCase):
+    def test_machine_line_then_answers(self):
+        _, text, doc, _ = self.write("report_quiet")
+        lines = text.splitlines()
+        self.assertEqual(lines[2], "Machine: **quiet**.")
+        self.assertEqual(lines[4], "## What to use on this machine")
+        self.assertIs(doc["busy"], False)
+        self.assertLess(text.index("## What to use"), text.index("## Headline"))
+        self.assertIn("[targets.md](targets.md)", text)
+        self.assertNotIn("(provisional)", text)
+
+    def test_known_answers(self):
+        _, text, _, a = self.write("report_quiet")
+        want = {
+            "Start method (libmproc)": "forkserver",
+            "Start method (Python multiprocessing)": "fork",
+            "Pipe or Queue for one-to-one messages (libmproc)": "Pipe",
+            "Pipe or Queue for one-to-one messages (Python)": "Pipe",
+            "Queue back end for many-to-many (libmproc)": "ring",
+            "Shared state: Value/Array or a manager (libmproc)": "Value/Array (shared memory)",
+            "Shared state: Value/Array or a manager (Python)": "Value/Array (shared memory)",
+            "What a manager over TCP costs (libmproc)": "costlier than a Unix socket",
+            "CPU-bound pool size (libmproc)": "2 workers",
+            "CPU-bound pool size (Python Pool/ProcessPoolExecutor)": "2 workers",
+            "Is 'physical cores - 1' right here? (libmproc)": "no",
+            "I/O-bound pool size (libmproc)": "50 % blocked: 4, 90 % blocked: 16, "
+                                              "99 % blocked: 16",
+            "I/O-bound pool size (Python Pool/ProcessPoolExecutor)":
+                "50 % blocked: 4, 90 % blocked: 8, 99 % blocked: 8",
+        }
+        for q, ans in want.items():
+            self.assertEqual(a[q]["answer"], ans, q)
+            self.assertIs(a[q]["provisional"], False)
+            self.assertIn("- **%s**: **%s**." % (q, ans), text)
+        # Every deciding figure carries its interval.
+        for f in a["Start method (libmproc)"]["figures"]:
+            self.assertIsNotNone(f["lo"], f)
+            self.assertLessEqual(f["lo"], f["value"])
+            self.assertLessEqual(f["value"], f["hi"])
+        # The caveats that matter are said beside the answer.
+        self.assertIn("only the calling thread", text)
+        self.assertIn("-EBADMSG on every later get/put", text)
+        self.assertIn("the ring back end survives it", text)
+
+    def test_chunksize_from_each_sides_own_cost(self):
+        """libmproc's ~300 ns per task needs no chunking for 1 ms tasks; CPython's 52 us per
+        task does (>= 10): each answer from its own pool_overhead figures."""
+        _, _, _, a = self.write("report_quiet")
+        self.assertEqual(a["Chunksize (libmproc)"]["answer"],
+                         "map: chunksize >= 1 for 1 ms tasks, >= 1 for 20 ms")
+        py = a["Chunksize (Python Pool/ProcessPoolExecutor)"]
+        self.assertEqual(py["answer"], "map: chunksize >= 10 for 1 ms tasks, >= 1 for 20 ms")
+        self.assertIn("apply_async 50 µs per task", py["why"])
+        self.assertTrue(all(f["name"].startswith("python/") for f in py["figures"]))
+
+    def test_targets_move_to_targets_md(self):
+        run, text, _, _ = self.write("report_quiet")
+        self.assertNotIn("(target <=", text)
+        self.assertNotIn("(target >=", text)
+        self.assertNotIn("**missed**", text)
+        with open(os.path.join(run, "targets.md"), encoding="utf-8") as f:
+            targets = f.read()
+        # dict_get 18 us / raw_rtt 21 us: well under 1.5, decided with 9 repetitions each.
+        self.assertRegex(targets, r"`manager/raw_rtt/transport:unix`\) \| <= 1.5 \| 0.857x "
+                                  r"\[[0-9.]+, [0-9.]+\] \| \*\*met\*\* \| bootstrap \|")
+        # CPython's Manager (unpinned) against ours (pinned): not compared.
+        self.assertIn("not compared: placements differ", targets)
+
+    def test_headline_like_with_like(self):
+        run = report.gbjson.load_run(os.path.join(DATA, "report_quiet"))
+        rows = {r[0].split(" (`")[1].rstrip("`)"): r for r in report.headline_rows(run)}
+        mgr = rows["manager/dict_get/transport:unix"]
+        self.assertIn("placements differ", mgr[3])
+        self.assertEqual(mgr[4], "not compared")
+        # With an unpinned mproc figure, that one is joined with CPython's.
+        h = run.harnesses["manager"]
+        fig = h.figures["manager/dict_get/transport:unix"]
+        h.figures["manager/dict_get/transport:unix/placement:unpinned"] = fig
+        rows = {r[0].split(" (`")[1].rstrip("`)"): r for r in report.headline_rows(run)}
+        mgr = rows["manager/dict_get/transport:unix/placement:unpinned"]
+        self.assertRegex(mgr[3], r"^[0-9.]+x faster \[[0-9.]+, [0-9.]+\]$")
+        self.assertEqual(mgr[4], "faster")
+        fork = rows["spawn/fork/rss_mib:0"]
+        self.assertRegex(fork[1], r"^200 µs \[[0-9.]+ µs, [0-9.]+ µs\]$")
+
+    def test_index_html_opens_with_answers(self):
+        run, _, _, _ = self.write("report_quiet")
+        with open(os.path.join(run, "index.html"), encoding="utf-8") as f:
+            page = f.read()
+        body = page[page.index("<body>"):]
+        self.assertLess(body.index("<p>Machine: <strong>quiet</strong>.</p>"),
+                        body.index("<h2"))
+        self.assertTrue(body[body.index("<h2"):].startswith(
+            '<h2 id="what-to-use-on-this-machine">What to use on this machine</h2>'))
+
+
+class Undecided(RunCase):
+    def test_overlap_and_too_few_repetitions(self):
+        _, text, doc, a = self.write("report_undecided")
+        self.assertIn("Machine: **machine state not recorded**", text.splitlines()[2])
+        self.assertIsNone(doc["busy"])
+        s = a["Start method (libmproc)"]
+        self.assertEqual(s["answer"], "undecided")
+        self.assertIn("cannot be told apart", s["why"])
+        self.assertIn("straddles 1", s["why"])
+        for q in ("CPU-bound pool size (libmproc)",
+                  "CPU-bound pool size (Python Pool/ProcessPoolExecutor)",
+                  "I/O-bound pool size (libmproc)", "Chunksize (libmproc)",
+                  "Is 'physical cores - 1' right here? (libmproc)"):
+            self.assertEqual(a[q]["answer"], "undecided", q)
+            self.assertIn("too few repetitions", a[q]["why"], q)
+        self.assertIn("- **Start method (libmproc)**: **undecided**.", text)
+        # No noise.json: machine state unknown, so nothing is stated as more than provisional.
+        self.assertTrue(all(x["provisional"] for x in doc["answers"]))
+        # Figures without an interval say so.
+        self.assertIn("(no interval)", text)
+
+
+class Busy(RunCase):
+    def test_everything_provisional(self):
+        run, text, doc, a = self.write("report_busy")
+        self.assertEqual(text.splitlines()[2], "Machine: **busy: load 3.5 on 2 usable CPUs, "
+                                               "12 % steal — figures below are provisional**.")
+        self.assertIs(doc["busy"], True)
+        self.assertTrue(doc["answers"])
+        for x in doc["answers"]:
+            self.assertTrue(x["provisional"], x["question"])
+            if x["answer"] != "undecided":
+                self.assertTrue(x["why"].startswith("provisional"), x["question"])
+                self.assertIn("- **%s**: **%s** (provisional)." % (x["question"], x["answer"]),
+                              text)
+        self.assertEqual(a["CPU-bound pool size (libmproc)"]["answer"], "2 workers")
+        # The recommendation says so too.
+        self.assertIn("CPU-bound pool: 2 workers (provisional: busy machine)", text)
+        with open(os.path.join(run, "targets.md"), encoding="utf-8") as f:
+            self.assertIn("**Provisional**: the machine was busy", f.read())
+
+
+class DecideJson(RunCase):
+    def decide(self, fixture, pairs):
+        tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        run = os.path.join(tmp, "r")
+        shutil.copytree(os.path.join(DATA, fixture), run)
+        with open(os.path.join(run, "decide.json"), "w") as f:
+            json.dump({"schema": "mproc-decide/1", "budget_s": 60, "spent_s": 42,
+                       "pairs": pairs}, f)
+        return run
+
+    def test_decider_interval_decides_an_answer(self):
+        """The start methods overlap in the main pass; the decider measured fork against
+        forkserver again, interleaved, and its final interval decides."""
+        run = self.decide("report_undecided", [
+            {"id": "start/fork_vs_forkserver", "what": "libmproc start method: fork against "
+             "forkserver", "a": "spawn/fork/rss_mib:0", "b": "spawn/forkserver/rss_mib:0",
+             "extended": True, "status": "decided",
+             "final": {"ratio": 1.10, "lo": 1.06, "hi": 1.14, "verdict": "worse"}},
+            {"id": "pool/cpu_w_vs_w-1", "what": "libmproc CPU-bound pool: 2 workers against 1",
+             "a": "pool/cpu/workers:2/task_ms:20", "b": "pool/cpu/workers:1/task_ms:20",
+             "extended": False, "status": "undecided", "final": {}}])
+        r = report.gbjson.load_run(run)
+        machine, rec, answers = report.report_inputs(r)
+        a = {x["question"]: x for x in answers}["Start method (libmproc)"]
+        self.assertEqual(a["answer"], "forkserver")
+        self.assertIn("1.1x [1.06, 1.14]", a["why"])
+        self.assertIn("decide.json", a["why"])
+        text = report.build_report(r)
+        self.assertIn("Adaptive repetitions (`decide.json`, 42 s of 60 s spent): 1 deciding pair "
+                      "measured again, interleaved (libmproc start method: fork against "
+                      "forkserver); 1 still undecided or wider than +-5 % (libmproc CPU-bound "
+                      "pool: 2 workers against 1).", text)
+
+    def test_absent_or_empty(self):
+        run = self.decide("report_quiet", [])
+        self.assertNotIn("Adaptive repetitions", report.build_report(
+            report.gbjson.load_run(run)))
+
+
+if __name__ == "__main__":
+    import taprun  # tests/taprun.py: unittest cases as TAP
+    sys.exit(taprun.main(sys.modules[__name__], "report", sys.argv[1:]))
