@@ -18,11 +18,18 @@ Writes into OUT (default: a new results/compare/<UTC stamp>-<hostA>-vs-<hostB>/)
                       Mann-Whitney U-test; one line saying so when it is not installed;
   index.html          compare.md and every plot, static (open it in a browser).
 
-The figure compared per name is the first of p50_ns, a rate counter (msgs/bytes/tasks/
-updates/ops per second, speedup), ns_per_task, real_time that every run having the name has.
-Every name of A that another run also has gets a row; a ratio is X/A of that figure;
-"faster"/"slower" reads it in the figure's direction. A figure whose CV over its repetitions
-exceeds 5 % is marked unstable.
+The figure compared per name is real_time, the time of one operation (what Google
+Benchmark's compare.py compares, so the two tools read a change the same way), else the first
+of p50_ns, a rate counter (msgs/bytes/tasks/updates/ops per second, speedup), ns_per_task
+that every run having the name has. The statistic is the median over repetitions (p50, as
+compare.py's `_median` row; not the mean). Every name of A that another run also has gets a
+row; a ratio is X/A of that figure with a 95 % interval (plots/stats.py: percentile bootstrap
+of the ratio of medians, unpaired: two runs are not interleaved) and a verdict: faster,
+slower (the interval lies wholly on one side of 1, read in the figure's direction) or
+undecided. A figure with fewer than 6 repetitions has no interval ("too few repetitions"),
+never a verdict. No difference is called when either run's noise.json says the machine was
+busy (the reason is printed); a run without noise.json is "machine state unknown". A figure
+whose CV over its repetitions exceeds 5 % is marked unstable.
 
 Exit: 0 written; 2 bad input (not a run, corrupt JSON, non-empty OUT without --force), one
 line; 1 a drawing or a write failed (the rest is still written). Stdlib + matplotlib
@@ -43,6 +50,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import gbjson  # noqa: E402
 import htmlindex  # noqa: E402
+import json  # noqa: E402
+import stats  # noqa: E402
 import plot  # noqa: E402
 import registry  # noqa: E402
 import tsv  # noqa: E402
@@ -51,9 +60,11 @@ UNSTABLE_CV = 0.05
 GBCOMPARE = "/usr/share/benchmark/compare.py"
 GBCOMPARE_TIMEOUT_S = 120
 # (field, True when higher is better), tried in this order for the compared figure.
-FIELDS = [("p50_ns", False), ("msgs_per_second", True), ("bytes_per_second", True),
-          ("tasks_per_second", True), ("updates_per_second", True), ("ops_per_second", True),
-          ("speedup", True), ("ns_per_task", False), ("real_time", False)]
+FIELDS = [("real_time", False), ("p50_ns", False), ("msgs_per_second", True),
+          ("bytes_per_second", True), ("tasks_per_second", True), ("updates_per_second", True),
+          ("ops_per_second", True), ("speedup", True), ("ns_per_task", False)]
+STATISTIC = "median over repetitions (p50)"
+LEVEL = 0.95
 HIGHER_BETTER = dict(FIELDS)
 
 
@@ -92,6 +103,18 @@ def fmt_ratio(r, higher_better):
     return "%.3gx (%s)" % (r, word)
 
 
+def fmt_ratio_ci(r, ci, verdict):
+    """'0.5x [0.48, 0.52] faster'; '1.01x undecided'; '2x (too few repetitions)'."""
+    if r is None or not math.isfinite(r) or r <= 0:
+        return "—"
+    txt = "%.3gx" % r
+    if ci is not None:
+        txt += " [%.3g, %.3g]" % ci
+    if verdict in ("faster", "slower", "undecided"):
+        return txt + " " + verdict
+    return txt + " (%s)" % (verdict or "no verdict")
+
+
 def md(s):
     return str(s).replace("|", "\\|")
 
@@ -106,6 +129,18 @@ def md_table(header, rows):
 # ------------------------------------------------------------------------------------------
 # runs
 
+def noise_verdict(run_dir):
+    """The "verdict" object of <run>/noise.json (noise_schema: {"busy", "reasons", "line"}),
+    or None when the file is absent (older runs) or unreadable: machine state unknown."""
+    try:
+        with open(os.path.join(run_dir, "noise.json"), encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    v = doc.get("verdict") if isinstance(doc, dict) else None
+    return v if isinstance(v, dict) and isinstance(v.get("busy"), bool) else None
+
+
 class RunInfo:
     def __init__(self, label, run):
         self.label = label
@@ -114,6 +149,17 @@ class RunInfo:
         c = run.context
         self.host = c.get("host") or "?"
         self.stamp = os.path.basename(os.path.normpath(os.path.realpath(run.path)))
+        self.noise = noise_verdict(run.path)
+
+    @property
+    def busy(self):
+        return bool(self.noise and self.noise.get("busy"))
+
+    @property
+    def noise_line(self):
+        if self.noise is None:
+            return "machine state unknown (no noise.json)"
+        return str(self.noise.get("line") or ("busy" if self.busy else "quiet"))
 
     @property
     def title(self):
@@ -159,6 +205,9 @@ class Row:
         self.values = {}      # label -> median
         self.unstable = {}    # label -> bool
         self.ratios = {}      # label -> X/A
+        self.ci = {}          # label -> (lo, hi) of its median, or None (too few repetitions)
+        self.ratio_ci = {}    # label -> (lo, hi) of X/A, or None
+        self.verdicts = {}    # label -> "faster" | "slower" | "undecided" | why not called
 
 
 def build_rows(runs):
@@ -189,11 +238,27 @@ def build_rows(runs):
                 fig = ri.figures[name]
                 row.values[ri.label] = fig.median(row.field)
                 row.unstable[ri.label] = unstable(fig, row.field)
+                row.ci[ri.label] = fig.value(row.field).ci(LEVEL)
             va = row.values[a]
+            fa = runs[0].figures[name].value(row.field)
             for ri in have[1:]:
                 v = row.values[ri.label]
                 row.ratios[ri.label] = v / va if va and math.isfinite(va) and va > 0 \
                     else math.nan
+                fx = ri.figures[name].value(row.field)
+                row.ratio_ci[ri.label] = None
+                if row.ci[a] is None or row.ci[ri.label] is None:
+                    row.verdicts[ri.label] = "too few repetitions"
+                    continue
+                _, lo, hi = stats.ratio_ci(fx.values, fa.values, paired=False, level=LEVEL)
+                if lo is not None:
+                    row.ratio_ci[ri.label] = (lo, hi)
+                busy = [r.label for r in (runs[0], ri) if r.busy]
+                if busy:
+                    row.verdicts[ri.label] = "not called (%s busy)" % " and ".join(busy)
+                    continue
+                v = stats.verdict(lo, hi, 1.0, HIGHER_BETTER[row.field])
+                row.verdicts[ri.label] = {"better": "faster", "worse": "slower"}.get(v, v)
         rows.append(row)
     return rows, partial
 
@@ -211,7 +276,8 @@ def geomean(xs):
 def write_tsv(path, runs, rows):
     labels = [ri.label for ri in runs]
     head = ["name", "harness", "field", "better"] + labels + \
-        ["%s/%s" % (l, labels[0]) for l in labels[1:]] + ["unstable_" + l for l in labels]
+        ["%s/%s" % (l, labels[0]) for l in labels[1:]] + ["unstable_" + l for l in labels] + \
+        [k % l for l in labels[1:] for k in ("lo_%s", "hi_%s", "verdict_%s")]
     lines = ["\t".join(head)]
     for r in rows:
         if r.field is None:
@@ -223,6 +289,10 @@ def write_tsv(path, runs, rows):
         cells += [num(r.values.get(l)) for l in labels]
         cells += [num(r.ratios.get(l)) for l in labels[1:]]
         cells += ["1" if r.unstable.get(l) else "0" for l in labels]
+        for l in labels[1:]:
+            ci = r.ratio_ci.get(l)
+            cells += [num(ci[0]) if ci else "NaN", num(ci[1]) if ci else "NaN",
+                      r.verdicts.get(l, "—")]
         lines.append("\t".join(cells))
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -239,10 +309,10 @@ def section_runs(runs):
             status = "**INCOMPLETE** (%s)" % status
         rows.append((ri.label, "`%s`" % ri.run.path, ri.host, c.get("cpu_model", "?"),
                      str(b.get("usable", "?")), c.get("profile", "?"),
-                     c.get("started_utc", "?"), status,
+                     c.get("started_utc", "?"), status, ri.noise_line,
                      ", ".join(ri.run.harnesses) or "none"))
     out = md_table(["run", "directory", "host", "CPU", "usable CPUs", "profile", "started (UTC)",
-                    "status", "harness files"], rows)
+                    "status", "machine", "harness files"], rows)
     for ri in runs:
         if not ri.run.complete:
             out += ["", "Run %s is incomplete: names missing from it may simply not have run; "
@@ -285,10 +355,20 @@ def section_summary(runs, rows):
 
 def section_table(runs, rows):
     labels = [ri.label for ri in runs]
-    out = ["Every name of A that another run also has. "
-           "Median over repetitions of the compared figure; ⚠ marks a figure whose CV exceeds "
-           "%d %% (unstable: re-run with `PROFILE=full` on a quiet machine)." % (UNSTABLE_CV * 100),
-           ""]
+    out = ["Every name of A that another run also has. Statistic: the %s of the compared "
+           "figure (real_time, the time of one operation, where every run has it: the figure "
+           "Google Benchmark's compare.py compares). Each ratio X/A has a %d %% interval: a "
+           "percentile bootstrap of the ratio of medians, **unpaired** (the two runs were not "
+           "interleaved in time, so slow drifts between them are not cancelled), and a "
+           "verdict: faster or slower when the interval lies wholly on one side of 1, else "
+           "undecided; a figure with fewer than %d repetitions gets none (too few "
+           "repetitions), whatever its CV. ⚠ marks a figure whose CV exceeds %d %% (unstable)."
+           % (STATISTIC, LEVEL * 100, stats.min_repetitions(LEVEL), UNSTABLE_CV * 100), ""]
+    busy = [ri for ri in runs if ri.busy]
+    if busy:
+        out += ["**No difference is called**: the machine was busy during %s (%s)." % (
+            " and ".join("run %s" % ri.label for ri in busy),
+            "; ".join("%s: %s" % (ri.label, ri.noise_line) for ri in busy)), ""]
     by_h = {}
     for r in rows:
         by_h.setdefault(r.harness, []).append(r)
@@ -304,7 +384,8 @@ def section_table(runs, rows):
                 cells.append(fmt_value(r.values.get(l), r.field) +
                              (" ⚠" if r.unstable.get(l) else ""))
             for l in labels[1:]:
-                cells.append(fmt_ratio(r.ratios.get(l), HIGHER_BETTER[r.field]))
+                cells.append(fmt_ratio_ci(r.ratios.get(l), r.ratio_ci.get(l),
+                                          r.verdicts.get(l)))
             trs.append(cells)
         out += md_table(["benchmark", "figure"] + labels +
                         ["%s/%s" % (l, labels[0]) for l in labels[1:]], trs) + [""]

@@ -9,6 +9,7 @@ run_incomplete (interrupted), run_nan (NaN p50 in one name, NaN/Infinity p99 in 
 Everything is written under a temporary directory."""
 import contextlib
 import io
+import json
 import math
 import html.parser
 import os
@@ -142,13 +143,15 @@ class Compare(TmpCase):
         self.assertIn("| `baseline/eventfd_rtt/placement:same_core` | yes | — |", some_only)
         self.assertIn("| `baseline/new_probe/placement:same_core` | — | yes |", some_only)
         self.assertIn("| `python/spawn/fork/rss_mib:0` | — | yes |", some_only)
-        self.assertIn("| `baseline/pipe_rtt/placement:same_core` | p50_ns | 1.95 µs | 975 ns | "
-                      "0.5x (faster) |", md)
+        # 3 repetitions a run: a ratio, never a verdict.
+        self.assertIn("| `baseline/pipe_rtt/placement:same_core` | real_time | 1.95 µs | 975 ns | "
+                      "0.5x (too few repetitions) |", md)
         rows = self.tsv_rows(out)
         self.assertEqual(len(rows), 8)
         self.assertNotIn("baseline/eventfd_rtt/placement:same_core", rows)
         row = rows["baseline/pipe_rtt/placement:same_core"]
-        self.assertEqual((row["field"], row["better"], row["B/A"]), ("p50_ns", "lower", "0.5"))
+        self.assertEqual((row["field"], row["better"], row["B/A"]), ("real_time", "lower", "0.5"))
+        self.assertEqual(row["verdict_B"], "too few repetitions")
         self.assertEqual(row["unstable_A"], "0")
         self.assertEqual(rows["baseline/futex_rtt/placement:cross_core"]["unstable_A"], "1")
         self.assertIn("| baseline | 2x (8 names) |", md)      # B twice as fast
@@ -164,8 +167,7 @@ class Compare(TmpCase):
         rows = self.tsv_rows(out)
         self.assertEqual(rows["python/spawn/fork/rss_mib:0"]["B/A"], "1")
         self.assertEqual(rows["python/queue/pipe/bytes:64/producers:1/consumers:1"]["field"],
-                         "msgs_per_second")
-        self.assertEqual(rows["python/pool/cpu/workers:2/task_ms:20"]["better"], "higher")
+                         "real_time")
         md = self.read(out, "compare.md")
         self.assertIn("| `spawn/fork/rss_mib:0` | — | yes |", md)
 
@@ -188,7 +190,7 @@ class Compare(TmpCase):
         rows = self.tsv_rows(out)
         self.assertEqual(rows["baseline/pipe_rtt/placement:cross_core"]["field"], "real_time")
         self.assertEqual(rows["baseline/pipe_rtt/placement:cross_core"]["B/A"], "1")
-        self.assertEqual(rows["baseline/pipe_rtt/placement:same_core"]["field"], "p50_ns")
+        self.assertEqual(rows["baseline/pipe_rtt/placement:same_core"]["field"], "real_time")
         for row in rows.values():
             self.assertNotIn(row["B/A"].lower(), ("nan", "inf"), row)
 
@@ -474,6 +476,100 @@ class Plots(unittest.TestCase):
 
 
 # ------------------------------------------------------------------------------------------
+def write_synthetic(path, real_a, p50, noise=None):
+    """A run with one harness (latency.json), 9 interleaved repetitions of one name whose
+    real_time and p50_ns are given (lists), and noise.json when `noise` is a verdict."""
+    os.makedirs(path)
+    with open(os.path.join(path, "context.json"), "w") as f:
+        json.dump({"schema": "mproc-run/1", "host": os.path.basename(path), "profile": "full",
+                   "complete": True, "status": "ok"}, f)
+    name = "latency/x/placement:same_core/manual_time"
+    bm = [{"name": name, "run_name": name, "run_type": "iteration", "repetitions": 9,
+           "repetition_index": i, "threads": 1, "iterations": 1000, "real_time": rt,
+           "cpu_time": rt / 2, "time_unit": "ns", "p50_ns": p}
+          for i, (rt, p) in enumerate(zip(real_a, p50))]
+    for agg, fn in (("mean", lambda v: sum(v) / len(v)), ("median", lambda v: sorted(v)[4])):
+        bm.append({"name": name + "_" + agg, "run_name": name, "run_type": "aggregate",
+                   "repetitions": 9, "threads": 1, "aggregate_name": agg,
+                   "aggregate_unit": "time", "iterations": 9, "real_time": fn(real_a),
+                   "cpu_time": fn(real_a) / 2, "time_unit": "ns", "p50_ns": fn(p50)})
+    with open(os.path.join(path, "latency.json"), "w") as f:
+        json.dump({"context": {"mproc_random_interleaving": "true"}, "benchmarks": bm}, f)
+    if noise is not None:
+        with open(os.path.join(path, "noise.json"), "w") as f:
+            json.dump({"schema": "mproc-noise/1", "usable_cpus": 2, "verdict": noise}, f)
+
+
+WIGGLE = [1.00, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.00, 1.02]
+
+
+class Verdicts(TmpCase):
+    """compare.md's intervals and verdicts, the busy-machine refusal, and agreement in
+    direction with Google Benchmark's compare.py (issue 17)."""
+
+    def pair(self, b_scale, noise_b=None, p50_b_scale=None):
+        a, b = os.path.join(self.tmp, "a"), os.path.join(self.tmp, "b")
+        write_synthetic(a, [1000 * w for w in WIGGLE], [900 * w for w in WIGGLE])
+        # p50_ns moves the other way on purpose: the tools must both read real_time.
+        write_synthetic(b, [1000 * b_scale * w for w in WIGGLE],
+                        [900 * (p50_b_scale or b_scale) * w for w in reversed(WIGGLE)],
+                        noise=noise_b)
+        out = self.out()
+        r = self.compare(a, b, "--out", out)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return a, b, self.tsv_rows(out)["latency/x/placement:same_core"], \
+            self.read(out, "compare.md")
+
+    def test_known_difference_has_interval_and_verdict(self):
+        _, _, row, md = self.pair(2.0, p50_b_scale=0.5)
+        self.assertEqual(row["field"], "real_time")
+        self.assertEqual(row["verdict_B"], "slower")
+        self.assertLess(float(row["lo_B"]), 2.0)
+        self.assertGreater(float(row["hi_B"]), 2.0)
+        self.assertLess(float(row["hi_B"]), 2.2)
+        self.assertIn("median over repetitions (p50)", md)
+        self.assertIn("**unpaired**", md)
+        self.assertRegex(md, r"\| 2x \[[0-9.]+, [0-9.]+\] slower \|")
+
+    def test_same_is_undecided(self):
+        _, _, row, _ = self.pair(1.0)
+        self.assertEqual(row["verdict_B"], "undecided")
+
+    def test_busy_run_not_called(self):
+        busy = {"busy": True, "reasons": ["load"], "line": "busy: load 3.5 on 2 usable CPUs, "
+                "12 % steal — figures below are provisional"}
+        _, _, row, md = self.pair(2.0, noise_b=busy)
+        self.assertEqual(row["verdict_B"], "not called (B busy)")
+        self.assertIn("**No difference is called**", md)
+        self.assertIn("busy: load 3.5 on 2 usable CPUs", md)
+        self.assertIn("machine state unknown (no noise.json)", md)     # run A: no file
+
+    def test_agrees_with_gbench_compare(self):
+        if not os.path.isfile(compare.GBCOMPARE):
+            self.skipTest("%s not installed (Debian libbenchmark-tools)" % compare.GBCOMPARE)
+        if not compare.scipy_ok(PLOT_PY):
+            self.skipTest("python3-scipy not installed")
+        for scale, want in ((2.0, "slower"), (0.5, "faster")):
+            shutil.rmtree(self.tmp)
+            os.makedirs(self.tmp)
+            a, b, row, _ = self.pair(scale, p50_b_scale=1 / scale)
+            r = subprocess.run([PLOT_PY, compare.GBCOMPARE, "-a", "--no-color", "benchmarks",
+                                os.path.join(a, "latency.json"), os.path.join(b, "latency.json")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            diffs = {}
+            for line in r.stdout.splitlines():
+                t = line.split()
+                if len(t) >= 2 and t[0].startswith("latency/x/") and \
+                        t[0].endswith(("_mean", "_median")):
+                    diffs[t[0].rsplit("_", 1)[1]] = float(t[1])
+            self.assertEqual(set(diffs), {"mean", "median"}, r.stdout)
+            gb = "slower" if diffs["median"] > 0 else "faster"
+            self.assertEqual(gb, "slower" if diffs["mean"] > 0 else "faster")
+            self.assertEqual((row["verdict_B"], gb), (want, want), r.stdout)
+
+
 def main():
     return taprun.main(sys.modules[__name__], "compare", sys.argv[1:])
 
