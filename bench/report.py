@@ -1549,13 +1549,19 @@ def section_without_devshm(run):
         mf, ms, mn = _devshm_fig(run, mnames, fields)
         pf, ps, pn = _devshm_fig(run, pnames, fields)
         fig = "—"
+        mfig = run.figures.get(mn) if mn else None
+        pfig = run.figures.get(pn) if pn else None
         if ms is not None and ps is not None and works(mp, key) and works(py, key):
-            fig = "%s / %s" % (_headline_fmt(mf, ms), _headline_fmt(pf, ps))
+            fig = "%s / %s" % (_headline_fmt(mf, mfig), _headline_fmt(pf, pfig))
             if _comparable(mf, pf) and ms.median > 0 and ps.median > 0:
-                r = ms.median / ps.median if mf in HIGHER_IS_BETTER else ps.median / ms.median
-                fig += " (%.3gx %s)" % (r if r >= 1 else 1 / r, "faster" if r >= 1 else "slower")
+                # How much faster libmproc is, with its interval (as the headline).
+                r, lo, hi, _ = (ratio_of(run, mfig, mf, pfig, pf) if mf in HIGHER_IS_BETTER
+                                else ratio_of(run, pfig, pf, mfig, mf))
+                if r is not None:
+                    fig += "; libmproc %.3gx as fast %s" % (
+                        r, "(no interval)" if lo is None else "[%.3g, %.3g]" % (lo, hi))
         elif ms is not None and works(mp, key):
-            fig = "%s / —" % _headline_fmt(mf, ms)
+            fig = "%s / —" % _headline_fmt(mf, mfig)
         rows.append((label, mcell, pcell, fig))
     out += table(["primitive", "libmproc", "CPython", "figure: libmproc / CPython"], rows)
     over = (py or {}).get("primitives", {}).get("shared_memory/oversize") \
