@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -1384,6 +1385,52 @@ static void t_bad_input(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/*
+ * The client-side argument errors manager.h lists: -EINVAL before anything is sent (the client
+ * stays usable), -ENAMETOOLONG for a Unix path that does not fit.
+ */
+static void t_header_errors(void *arg)
+{
+	struct mproc_mclient_opts co = { .connect_timeout_s = NAN };
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m), *x = NULL;
+	struct mproc_dict *d = NULL;
+	struct mproc_mqueue *q = NULL;
+	struct mproc_mvalue *v = NULL;
+	char path[300], buf[8];
+	const void *k;
+	size_t kl;
+
+	k = mproc_manager_key(m, &kl);
+	CHECK_ERR(mproc_manager_start(NULL, NULL), -EINVAL);
+	CHECK_ERR(mproc_manager_connect_opts(&x, mproc_manager_address(m), k, kl, &co), -EINVAL);
+	co.connect_timeout_s = 0;
+	co.call_timeout_s = -1;
+	CHECK_ERR(mproc_manager_connect_opts(&x, mproc_manager_address(m), k, kl, &co), -EINVAL);
+	CHECK_ERR(mproc_manager_connect(&x, mproc_manager_address(m), NULL, kl), -EINVAL);
+	memset(path, 'x', sizeof(path) - 1);
+	memcpy(path, "unix:/", 6);
+	path[sizeof(path) - 1] = '\0';
+	CHECK_ERR(mproc_manager_connect(&x, path, k, kl), -ENAMETOOLONG);
+	CHECK(x == NULL);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	ASSERT_OK(mproc_mvalue_open(&v, c, "v"));
+	CHECK_ERR(mproc_dict_set(d, "", "x", 1), -EINVAL);
+	CHECK_ERR(mproc_dict_get(d, "k", NULL, 5), -EINVAL);
+	CHECK_ERR(mproc_dict_get(NULL, "k", buf, sizeof(buf)), -EINVAL);
+	CHECK_ERR(mproc_mqueue_put(q, "x", 1, -2.0), -EINVAL);
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), NAN), -EINVAL);
+	CHECK_ERR(mproc_mvalue_get(v, NULL), -EINVAL);
+	CHECK_ERR(mproc_mvalue_set_bytes(v, NULL, 3), -EINVAL);
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_mvalue_close(v);
+	mproc_mqueue_close(q);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* A frame over the limit the server announced is refused locally, the client stays usable. */
 static void t_max_frame(void *arg)
 {
@@ -1776,6 +1823,7 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/restart_same_address", t_restart, "tcp");
 	tap_add("manager/unix/owner_death", t_owner_death, NULL);
 	tap_add("manager/api/bad_input", t_bad_input, NULL);
+	tap_add("manager/api/header_errors", t_header_errors, NULL);
 	tap_add("manager/unix/max_frame", t_max_frame, NULL);
 	tap_add("manager/unix/spin_bounded_and_nospin", t_spin, NULL);
 	tap_add("manager/tcp/spin_bounded_and_nospin", t_spin, "tcp:127.0.0.1:0");

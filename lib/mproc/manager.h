@@ -100,8 +100,8 @@ struct mproc_manager_opts {
 
 /*
  * mproc_manager_start - fork a server process listening on o->address (see opts).
- * Returns 0 once the server serves, -EINVAL (bad address, key length, max_frame < 4096, unknown
- * flags), -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or
+ * Returns 0 once the server serves, -EINVAL (NULL out, bad address, key length, max_frame < 4096,
+ * unknown flags), -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or
  * -errno of socket/bind/fork or of the server's own setup (-EMFILE for its epoll, its signalfd or
  * the fd it keeps in reserve for its fd limit: it has then exited, been reaped and removed its
  * socket).
@@ -131,8 +131,9 @@ struct mproc_mclient_opts {
 
 /*
  * mproc_manager_connect - connect to a server and run the mutual handshake.
- * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length, unknown
- * flags), -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
+ * Returns 0, -EACCES (wrong key, on either side), -EINVAL (NULL out or key, bad address or key
+ * length, a negative or NaN timeout, unknown flags), -ENAMETOOLONG (Unix path too long),
+ * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
  * handshake: also a server at its fd limit), -EBADMSG (not an mproc manager, or another
  * version), -ENOMEM.
  */
@@ -153,7 +154,9 @@ int mproc_manager_ping(struct mproc_mclient *c);
  *
  * Every call below returns 0 (or a size/count >= 0), or: -EPIPE (server gone or client broken),
  * -ETIMEDOUT (no reply in time; the client is then broken), -EMSGSIZE (request or reply over
- * the frame limit), -ENOMEM, or the server's own error as documented per call.
+ * the frame limit), -ENOMEM, -EINVAL before anything is sent (a NULL proxy, key or out
+ * pointer; a NULL buffer with a nonzero length or cap; a key of 0 or over NAME_MAX bytes; a
+ * negative or NaN timeout), or the server's own error as documented per call.
  */
 int mproc_dict_open(struct mproc_dict **out, struct mproc_mclient *c, const char *name);
 void mproc_dict_close(struct mproc_dict *d);

@@ -119,7 +119,8 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
  * mproc_queue_get - remove the oldest item and copy it to buf (cap bytes).
  * Returns the item's length, -EAGAIN (timeout 0 and empty), -ETIMEDOUT, -EPIPE (closed),
  * -EMSGSIZE (the item is larger than cap; it stays in the queue; the mq back end refuses
- * any cap below max_msg this way, before it takes anything), -EINVAL (NULL q or buf),
+ * any cap below max_msg this way, before it takes anything), -EINVAL (NULL q or buf, bad
+ * timeout),
  * -EBADMSG (pipe: queue broken, see put).
  */
 ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s);
