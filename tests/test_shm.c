@@ -729,7 +729,6 @@ static void t_dot_names(void *arg)
 	o.name = name;
 	o.name_len = 0;
 	CHECK_ERR(mproc_shm_attach(&s, 0, &o), -ENOENT);
-	CHECK_ERR(mproc_shm_unlink_name(name), -ENOENT);
 }
 
 int main(int argc, char **argv)
