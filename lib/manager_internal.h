@@ -236,9 +236,10 @@ void mproc__mgr_free(struct mproc__mgr *s);
 int mproc__mgr_conn_new(struct mproc__mgr *s, int fd, int64_t now_ns,
 			struct mproc__mgr_conn **out);
 void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c);
-/* Feed received bytes; returns how many were consumed (fewer while a request is parked), or
- * -EBADMSG / -EMSGSIZE / -EACCES when the connection must be closed (after its output is
- * flushed). */
+/* Feed received bytes; returns how many were consumed: fewer when a request is parked, when
+ * the connection's unsent output has reached MPROC_MANAGER_PENDING_MAX, or after 64 requests
+ * (one turn's share); the caller keeps the rest and feeds it again later. Or -EBADMSG /
+ * -EMSGSIZE / -EACCES when the connection must be closed (after its output is flushed). */
 ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *p,
 			     size_t n, int64_t now_ns);
 /* For the fuzz target: skip the handshake. */

@@ -9,8 +9,20 @@
  * the first parked request. Pre-authentication connections are capped (the oldest is dropped to
  * admit a new one) and each has 5 s to authenticate, so idle or hostile connections cost a
  * bounded amount of memory and never delay authenticated clients.
+ *
+ * Authenticated connections are bounded too (issue 16: a client that pipelined 1500 dict_gets of
+ * a 1 MiB value and never read grew the server to 1.4 GiB and starved the others). A
+ * connection's requests are served only while fewer than MPROC_MANAGER_PENDING_MAX bytes of its
+ * replies are unsent, and at most MGR_TURN_REQS of them per loop turn; input read but not yet
+ * served waits in c->in (at most one read, MGR_READ_BUF), and no more is read until it is
+ * served. A connection then costs at most: the bound plus one reply (at most max_frame) of
+ * output, one read of input, and one request body in assembly (at most max_frame); and it
+ * delays the others by at most one turn's share: MGR_TURN_REQS requests or the replies that
+ * reach the bound, whichever comes first (with replies of the bound's size or more: one
+ * request).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +41,7 @@
 #define MGR_PREAUTH_MAX 64
 #define MGR_READ_BUF 65536
 #define MGR_BODY_MIN 65536       /* first buffer of a body that came in pieces */
+#define MGR_TURN_REQS 64         /* requests served per connection per loop turn, at most */
 
 struct blob {
 	uint8_t *p;
@@ -767,9 +780,13 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 			     size_t n, int64_t now_ns)
 {
 	size_t used = 0, take;
+	unsigned served = 0;
 	int r;
 
-	while (used < n && !c->parked) {
+	/* Stop at the connection's share of this turn (see the top of this file); the caller keeps
+	 * the rest of the input for a later turn. */
+	while (used < n && !c->parked && served < MGR_TURN_REQS &&
+	       c->out.len - c->out.off < MPROC_MANAGER_PENDING_MAX) {
 		if (!c->have_hdr) {
 			take = MPROC__MW_HDR - c->hdr_got;
 			if (take > n - used)
@@ -791,6 +808,7 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 				/* The whole body is here: no copy. */
 				r = dispatch(s, c, p + used, (size_t)c->h.len, now_ns);
 				used += (size_t)c->h.len;
+				served++;
 				if (r < 0)
 					return r;
 				continue;
@@ -825,6 +843,7 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 		if (c->body_got < c->h.len)
 			break;
 		r = dispatch(s, c, c->body, (size_t)c->h.len, now_ns);
+		served++;
 		free(c->body);
 		c->body = NULL;
 		c->body_got = c->body_cap = 0;
@@ -973,6 +992,9 @@ static char listen_tag, death_tag, signal_tag;
 struct loop {
 	struct mproc__mgr *s;
 	int ep;
+	int lfd;
+	int reserve;                    /* an fd given up at the fd limit (refuse_one) */
+	bool accept_paused;             /* at the fd limit without a reserve: listen_fd left out */
 	bool unix_peer;
 	uint8_t *buf;
 	struct mproc__mgr_conn *last;   /* the only connection read in the last round: the spin
@@ -993,7 +1015,9 @@ static void conn_update(struct loop *l, struct mproc__mgr_conn *c)
 	uint32_t ev = 0;
 	struct epoll_event e;
 
-	if (c->out.len > c->out.off)
+	/* Input kept from an earlier turn is served before anything more is read, on a turn when
+	 * the socket can take output: EPOLLOUT, so a peer that does not read is not served. */
+	if (c->out.len > c->out.off || (!c->parked && c->in.len > c->in.off))
 		ev |= EPOLLOUT;
 	else if (!c->parked)
 		ev |= EPOLLIN;
@@ -1039,7 +1063,8 @@ static void conn_fail(struct loop *l, struct mproc__mgr_conn *c, int err)
 	c->dead = true;
 }
 
-/* Feed input; the unconsumed rest (the connection parked) is kept in c->in. */
+/* Feed input just read; the rest (the connection parked, or its share of this turn used) is
+ * kept in c->in, which is empty here: nothing is read while it holds input (conn_update). */
 static void conn_input(struct loop *l, struct mproc__mgr_conn *c, const uint8_t *p, size_t n)
 {
 	ssize_t used = mproc__mgr_conn_feed(l->s, c, p, n, mproc__now_ns());
@@ -1076,19 +1101,70 @@ static void conn_readable(struct loop *l, struct mproc__mgr_conn *c)
 	}
 }
 
-/* A connection unparked: feed what it sent meanwhile. */
+/* Serve input kept from an earlier turn (sent while the connection was parked, or beyond its
+ * share of a turn), in place, where the connection can be served now. */
 static void conn_resume(struct loop *l, struct mproc__mgr_conn *c)
 {
-	struct mproc__mw_buf in = c->in;
+	ssize_t used;
 
-	if (c->dead || c->parked || in.len == 0)
+	if (c->dead || c->parked || c->in.len == c->in.off ||
+	    c->out.len - c->out.off >= MPROC_MANAGER_PENDING_MAX)
 		return;
-	memset(&c->in, 0, sizeof(c->in));
-	conn_input(l, c, in.p + in.off, in.len - in.off);
-	mproc__mw_buf_free(&in);
+	used = mproc__mgr_conn_feed(l->s, c, c->in.p + c->in.off, c->in.len - c->in.off,
+				    mproc__now_ns());
+	if (used < 0) {
+		conn_fail(l, c, (int)used);
+		return;
+	}
+	c->in.off += (size_t)used;
+	if (c->in.off == c->in.len)
+		mproc__mw_buf_free(&c->in);
 }
 
-static void do_accept(struct loop *l, int lfd)
+static void listen_pause(struct loop *l, bool pause)
+{
+	struct epoll_event e = { .events = pause ? 0 : EPOLLIN, .data.ptr = &listen_tag };
+
+	if (epoll_ctl(l->ep, EPOLL_CTL_MOD, l->lfd, &e) == 0)
+		l->accept_paused = pause;
+}
+
+/*
+ * At the fd limit (EMFILE, or ENFILE for the whole system) a pending connection would wait in
+ * the listen queue, its client waiting for a challenge until it times out, and the listening
+ * socket (level-triggered) would wake the loop again at once. So give up the reserve fd, accept
+ * the connection into it and close it at once: the client reads EOF before any challenge
+ * (mproc_manager_connect: -EPIPE), and no connection already accepted is touched (issue 16:
+ * dropping the oldest unauthenticated connection to make room dropped the one just accepted,
+ * a client in the middle of its handshake). Returns whether one was refused; false when no
+ * reserve is held (the listening socket is then left out of the loop until an fd is free).
+ */
+static bool refuse_one(struct loop *l)
+{
+	int fd;
+
+	if (l->reserve >= 0) {
+		mproc__closep(&l->reserve);
+		fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC);
+		mproc__close(fd);
+		l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			return true;
+	}
+	if (l->reserve < 0)
+		listen_pause(l, true);
+	return false;
+}
+
+/* Accepting was paused: take the reserve back, and accept again once it is held. */
+static void accept_resume(struct loop *l)
+{
+	l->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (l->reserve >= 0)
+		listen_pause(l, false);
+}
+
+static void do_accept(struct loop *l)
 {
 	struct mproc__mgr_conn *c;
 	struct epoll_event e;
@@ -1097,18 +1173,12 @@ static void do_accept(struct loop *l, int lfd)
 	int fd, i, one = 1;
 
 	for (i = 0; i < 64; i++) {
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		fd = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if ((errno == EMFILE || errno == ENFILE) && l->s->pre_head) {
-				/* Drop the oldest unauthenticated connection; the sweep closes
-				 * it (it may still be in this round's event list). */
-				c = l->s->pre_head;
-				pre_unlink(l->s, c);
-				c->state = CONN_AUTH;
-				c->dead = true;
-			}
+			if ((errno == EMFILE || errno == ENFILE) && refuse_one(l))
+				continue;
 			return;
 		}
 		if (l->unix_peer) {
@@ -1193,6 +1263,8 @@ static void sweep(struct loop *l, int64_t now_ns)
 	} while (again && l->s->woken);
 	for (c = l->s->conns; c; c = c->next)
 		conn_update(l, c);
+	if (l->accept_paused)
+		accept_resume(l);
 }
 
 /*
@@ -1219,7 +1291,7 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 	*direct = false;
 	if (budget <= 0)
 		return 0;
-	if (c && (c->dead || c->parked || c->out.len > c->out.off))
+	if (c && (c->dead || c->parked || c->out.len > c->out.off || c->in.len > c->in.off))
 		c = NULL;
 	end = mproc__now_ns() + budget;
 	for (unsigned i = 0;; i++) {
@@ -1244,7 +1316,7 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 		     const struct mproc__mgr_config *cfg)
 {
-	struct loop l = { .ep = -1 };
+	struct loop l = { .ep = -1, .lfd = listen_fd, .reserve = -1 };
 	struct epoll_event e, evs[64];
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -1274,7 +1346,8 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 	sigaddset(&set, SIGTERM);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	l.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || l.ep < 0) {
+	l.reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (sfd < 0 || l.ep < 0 || l.reserve < 0) {
 		r = -errno;
 		goto out;
 	}
@@ -1306,8 +1379,15 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 			sweep(&l, mproc__now_ns());
 			continue;
 		}
-		if (n == 0)
-			n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), next_timeout_ms(l.s));
+		if (n == 0) {
+			int ms = next_timeout_ms(l.s);
+
+			/* Paused at the fd limit: retry now and then (sweep) even if no
+			 * connection closes. */
+			if (l.accept_paused && (ms < 0 || ms > 100))
+				ms = 100;
+			n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), ms);
+		}
 		served = n > 0;
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1324,13 +1404,17 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 				goto out;
 			}
 			if (tag == &listen_tag) {
-				do_accept(&l, listen_fd);
+				do_accept(&l);
 				continue;
 			}
 			if (c->dead)
 				continue;
-			if (evs[i].events & EPOLLOUT && !conn_flush(c))
-				c->dead = true;
+			if (evs[i].events & EPOLLOUT) {
+				if (!conn_flush(c))
+					c->dead = true;
+				else
+					conn_resume(&l, c);     /* input kept from a turn before */
+			}
 			if (evs[i].events & EPOLLIN) {
 				conn_readable(&l, c);
 				l.last = nread++ ? NULL : c;
@@ -1344,6 +1428,7 @@ out_errno:
 out:
 	mproc__close(sfd);
 	mproc__close(l.ep);
+	mproc__close(l.reserve);
 	free(l.buf);
 	mproc__mgr_free(l.s);
 	return r;

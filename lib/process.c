@@ -360,6 +360,8 @@ static char *default_exe;
 int mproc_set_executable(const char *path)
 {
 	char *abs = NULL, *old;
+	struct stat st;
+	int r = 0;
 
 	if (path) {
 		if (!path[0])
@@ -370,11 +372,17 @@ int mproc_set_executable(const char *path)
 		abs = realpath(path, NULL);
 		if (!abs)
 			return errno == ENOMEM ? -ENOMEM : -errno;
-		if (access(abs, X_OK) < 0) {
-			int e = errno;
-
+		/* A directory passes access(X_OK) (issue 16: the error came only at start);
+		 * execve refuses anything but a regular file with EACCES, so say it now. */
+		if (stat(abs, &st) < 0)
+			r = -errno;
+		else if (!S_ISREG(st.st_mode))
+			r = -EACCES;
+		else if (access(abs, X_OK) < 0)
+			r = -errno;
+		if (r < 0) {
 			free(abs);
-			return -e;
+			return r;
 		}
 	}
 	pthread_mutex_lock(&fst->reg_lock);

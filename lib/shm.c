@@ -32,7 +32,9 @@ struct mproc_shm {
 	char name[MPROC_SHM_NAME_MAX + 1];
 };
 
-/* Checks a name: "/x..." with no other '/', no NUL within name_len, at most NAME_MAX. */
+/* Checks a name: "/x..." with no other '/', no NUL within name_len, at most NAME_MAX, and not
+ * "/." or "/.." (they name /dev/shm itself and its parent: -EEXIST or -EISDIR later, issue
+ * 16). */
 static int name_copy(char *dst, const char *name, size_t name_len)
 {
 	size_t len;
@@ -47,6 +49,8 @@ static int name_copy(char *dst, const char *name, size_t name_len)
 			return -EINVAL;
 	}
 	if (len < 2 || len > MPROC_SHM_NAME_MAX || name[0] != '/' || memchr(name + 1, '/', len - 1))
+		return -EINVAL;
+	if ((len == 2 && name[1] == '.') || (len == 3 && name[1] == '.' && name[2] == '.'))
 		return -EINVAL;
 	memcpy(dst, name, len);
 	dst[len] = '\0';

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -289,7 +290,7 @@ static void t_bad_input(void *arg)
 	ASSERT_OK(mproc_conn_pair(&a, &b, &o));
 	CHECK_ERR(mproc_conn_send(NULL, "x", 1), -EINVAL);
 	CHECK_ERR(mproc_conn_send(a, NULL, 1), -EINVAL);
-	CHECK_ERR(mproc_conn_send(a, buf, (size_t)-1), -EINVAL);
+	CHECK_ERR(mproc_conn_send(a, buf, (size_t)-1), -EMSGSIZE);
 	CHECK_ERR(mproc_conn_send(a, buf, 1001), -EMSGSIZE);
 	CHECK_ERR(mproc_conn_recv(NULL, buf, 1, 0), -EINVAL);
 	CHECK_ERR(mproc_conn_recv(b, NULL, 1, 0), -EINVAL);
@@ -949,17 +950,45 @@ static void t_cross_cpu_frames(void *arg)
 	CHECK_EQ(reap(pid), 0);
 }
 
+/*
+ * A length over the pair's maximum is -EMSGSIZE however large (issue 16: SIZE_MAX gave -EINVAL
+ * where conn.h says -EMSGSIZE), from every send call; nothing is sent and the pair stays usable.
+ * A NULL buffer with a length is still -EINVAL.
+ */
+static void t_send_size_max(void *arg)
+{
+	static const size_t lens[] = { SIZE_MAX, (size_t)SSIZE_MAX + 1,
+				       (size_t)MPROC_CONN_MAX_LIMIT + 1, MPROC_CONN_MAX_DEFAULT + 1 };
+	struct mproc_conn *a, *b;
+	char buf[8] = "x";
+
+	pair_or_abort(arg, &a, &b, false);
+	for (size_t i = 0; i < N_ELEM(lens); i++) {
+		CHECK_ERR(mproc_conn_send(a, buf, lens[i]), -EMSGSIZE);
+		CHECK_ERR(mproc_conn_send_timeout(a, buf, lens[i], 0), -EMSGSIZE);
+		if (tr_of(arg) != MPROC_CONN_PIPE)
+			CHECK_ERR(mproc_conn_send_fds(a, buf, lens[i], (int[]){ 0 }, 1), -EMSGSIZE);
+	}
+	CHECK_ERR(mproc_conn_send(a, NULL, SIZE_MAX), -EINVAL);
+	CHECK_EQ(mproc_conn_send(a, "y", 1), 1);
+	CHECK_EQ(mproc_conn_recv(b, buf, sizeof(buf), 5), 1);
+	CHECK_EQ(buf[0], 'y');
+	CHECK_EQ(mproc_conn_poll(b, 0), 0);
+	mproc_conn_close(a);
+	mproc_conn_close(b);
+}
+
 static const char *const case_names[] = {
 	"echo", "empty", "small_buffer", "poll", "partial_header", "simplex", "bad_input",
 	"malformed", "closed_peer", "shared_senders", "eintr_storm", "fds", "fds_mismatch",
 	"fds_ctrunc", "writer_killed", "lock_owner_dead", "sigpipe_ignored", "send_timeout",
-	"send_timeout_torn", "cross_cpu_frames",
+	"send_timeout_torn", "cross_cpu_frames", "send_size_max",
 };
 static tap_fn *const case_fns[] = {
 	t_echo, t_empty, t_small_buffer, t_poll, t_partial_header, t_simplex, t_bad_input,
 	t_malformed, t_closed_peer, t_shared_senders, t_eintr_storm, t_fds, t_fds_mismatch,
 	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead, t_sigpipe_ignored, t_send_timeout,
-	t_send_timeout_torn, t_cross_cpu_frames,
+	t_send_timeout_torn, t_cross_cpu_frames, t_send_size_max,
 };
 
 int main(int argc, char **argv)

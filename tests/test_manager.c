@@ -4,9 +4,11 @@
  * and after authentication, malformed frames, idle connections, a killed server, restart,
  * owner death, the mproc-manager command, and the SHA-256 / HMAC test vectors.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -687,6 +690,193 @@ static void t_slow_reader(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/*
+ * A client that pipelines dict_get requests for a 1 MiB value and never reads the replies
+ * (issue 16: the server's RSS grew to 1.4 GiB and other clients timed out). The server stops
+ * reading a connection once MPROC_MANAGER_PENDING_MAX bytes of its replies are unsent, so its
+ * RSS stays under what that bound allows: the unsent replies (the bound plus the one reply
+ * that crossed it, in a buffer that grows by doubling), one 64 KiB read of requests, and
+ * slack for the allocator. A second client is served throughout, and the first one gets every
+ * reply, in order, once it reads.
+ */
+static void t_pipeline_no_read(void *arg)
+{
+	enum { N = 1500, BIG = 1 << 20, REQ = MPROC__MW_HDR + 4 + 4 + 3 };
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m), *c2 = connect_to(m);
+	struct mproc_dict *d = NULL, *d2 = NULL;
+	pid_t spid = mproc_manager_pid(m);
+	uint8_t *val = malloc(BIG), *body = malloc(BIG + 64), *reqs = malloc((size_t)N * REQ);
+	long rss0, rss, peak, limit;
+	size_t len;
+	int fd, i, calls = 0, good = 0, replies = 0;
+	double t0;
+	char buf[8];
+
+	ASSERT(val && body && reqs);
+	for (i = 0; i < BIG; i++)
+		val[i] = (uint8_t)(i * 13);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));         /* the first object: id 1 */
+	ASSERT_OK(mproc_dict_set(d, "big", val, BIG));
+	ASSERT_OK(mproc_dict_set(d, "k", "v", 1));
+	ASSERT_OK(mproc_dict_open(&d2, c2, "d"));
+	CHECK_EQ(mproc_dict_get(d2, "k", buf, sizeof(buf)), 1);
+	for (i = 0; i < N; i++) {
+		uint8_t *q = reqs + (size_t)i * REQ;
+
+		mproc__mw_hdr_put(q, REQ - MPROC__MW_HDR, MPROC__MW_DICT_GET);
+		mproc__mw_put_u32(q + 12, 1);
+		mproc__mw_put_u32(q + 16, 3);
+		memcpy(q + 20, "big", 3);
+	}
+	fd = raw_connect(mproc_manager_address(m));
+	raw_auth(fd, m);
+	rss0 = rss_kib(spid);
+	limit = rss0 + (long)((2 * ((size_t)MPROC_MANAGER_PENDING_MAX + BIG + 64) + 65536) / 1024) +
+		8192;
+	ASSERT_EQ(mproc__write_all(fd, reqs, (size_t)N * REQ, MPROC__NO_DEADLINE),
+		  (ssize_t)N * REQ);
+	/* At least a second and 200 calls of the other client, sampling the server's RSS. */
+	peak = rss0;
+	t0 = tap_now();
+	while (calls < 200 || tap_now() - t0 < 1.0) {
+		good += mproc_dict_get(d2, "k", buf, sizeof(buf)) == 1;
+		calls++;
+		rss = rss_kib(spid);
+		if (rss > peak)
+			peak = rss;
+		if (rss > limit)
+			break;
+	}
+	tap_diag("server VmRSS %ld KiB before, peak %ld KiB (limit %ld) over %d calls of another "
+		 "client in %.2f s", rss0, peak, limit, calls, tap_now() - t0);
+	CHECK_CMP(peak, <=, limit);
+	CHECK_EQ(good, calls);
+	/* Now read: every reply arrives, whole and in order. */
+	for (i = 0; i < N; i++) {
+		if (raw_read(fd, body, BIG + 64, &len) != MPROC__MW_REPLY || len != BIG + 4 ||
+		    mproc__mw_u32(body) != 0 ||
+		    ((i == 0 || i == N - 1) && memcmp(body + 4, val, BIG) != 0))
+			break;
+		replies++;
+	}
+	CHECK_EQ(replies, N);
+	mproc__close(fd);
+	CHECK_EQ(mproc_dict_get(d2, "k", buf, sizeof(buf)), 1);
+	mproc_dict_close(d2);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c2);
+	mproc_manager_disconnect(c);
+	free(reqs);
+	free(body);
+	free(val);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/*
+ * The server at its fd limit (issue 16: accept4's EMFILE evicted the connection accepted just
+ * before, which got a challenge and then a reset). With nine authenticated clients, its
+ * RLIMIT_NOFILE is lowered so that one more connection fits; two connect at once: the first is
+ * accepted and authenticates, the second is refused cleanly (closed before any challenge); a
+ * client connecting then gets -EPIPE at once, not a timeout. Every authenticated client is
+ * served throughout, and once one leaves a new client gets in.
+ */
+static int count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -1;
+	while ((e = readdir(dir)))
+		n += e->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+static void t_fd_limit(void *arg)
+{
+	enum { NCLI = 9 };
+	struct mproc_mclient_opts co = { .connect_timeout_s = 10.0 * tap_timeout_mult() };
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *cli[NCLI] = { NULL }, *x = NULL;
+	struct mproc_dict *d[NCLI] = { NULL };
+	pid_t spid = mproc_manager_pid(m);
+	const void *k;
+	size_t kl, len;
+	struct rlimit rl;
+	uint8_t body[256], resp[64];
+	char key[16], buf[16];
+	int i, nfd, a, b, r, good = 0;
+	double t0;
+
+	k = mproc_manager_key(m, &kl);
+	for (i = 0; i < NCLI; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		ASSERT_OK(mproc_manager_connect_opts(&cli[i], mproc_manager_address(m), k, kl,
+						     &co));
+		ASSERT_OK(mproc_dict_open(&d[i], cli[i], "d"));
+		CHECK_OK(mproc_dict_set(d[i], key, key, strlen(key)));
+	}
+	/* Counted now that the server has served a call: its start-up fds are closed. */
+	nfd = count_fds(spid);
+	ASSERT(nfd > 0);
+	ASSERT_OK(prlimit(spid, RLIMIT_NOFILE, NULL, &rl) == 0 ? 0 : -errno);
+	rl.rlim_cur = (rlim_t)nfd + 1;
+	ASSERT_OK(prlimit(spid, RLIMIT_NOFILE, &rl, NULL) == 0 ? 0 : -errno);
+	/* Two at once: the first takes the last fd, the second finds none. */
+	a = raw_connect(mproc_manager_address(m));
+	b = raw_connect(mproc_manager_address(m));
+	r = raw_read(b, body, sizeof(body), &len);
+	tap_diag("second connection beyond the limit: %s", r < 0 ? mproc_strerror(r) : "a frame");
+	CHECK(r == -EPIPE || r == -ECONNRESET);
+	CHECK_EQ(raw_read(a, body, sizeof(body), &len), MPROC__MW_CHALLENGE);
+	mproc__mw_mac_client(k, kl, body, resp);
+	memset(resp + 32, 7, 32);
+	raw_send(a, MPROC__MW_RESPONSE, resp, sizeof(resp));
+	CHECK_EQ(raw_read(a, body, sizeof(body), &len), MPROC__MW_WELCOME);
+	raw_send(a, MPROC__MW_PING, NULL, 0);
+	CHECK_EQ(raw_read(a, body, sizeof(body), &len), MPROC__MW_REPLY);
+	/* A client now: refused at once, not left to time out. */
+	t0 = tap_now();
+	r = mproc_manager_connect_opts(&x, mproc_manager_address(m), k, kl, &co);
+	tap_diag("connect at the limit: %s after %.3f s", mproc_strerror(r), tap_now() - t0);
+	CHECK_ERR(r, -EPIPE);
+	mproc_manager_disconnect(x);
+	x = NULL;
+	for (i = 0; i < NCLI; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		good += mproc_dict_get(d[i], key, buf, sizeof(buf)) == (ssize_t)strlen(key);
+	}
+	CHECK_EQ(good, NCLI);
+	/* One leaves: a new client gets in (once the server has closed its end). */
+	mproc_dict_close(d[0]);
+	d[0] = NULL;
+	mproc_manager_disconnect(cli[0]);
+	cli[0] = NULL;
+	t0 = tap_now();
+	do {
+		r = mproc_manager_connect_opts(&x, mproc_manager_address(m), k, kl, &co);
+		if (r == -EPIPE)
+			usleep(10 * 1000);
+	} while (r == -EPIPE && tap_now() - t0 < 5.0 * tap_timeout_mult());
+	CHECK_OK(r);
+	if (r == 0)
+		CHECK_OK(mproc_manager_ping(x));
+	mproc_manager_disconnect(x);
+	for (i = 0; i < NCLI; i++) {
+		mproc_dict_close(d[i]);
+		mproc_manager_disconnect(cli[i]);
+	}
+	mproc__close(a);
+	mproc__close(b);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* A client that never authenticates is dropped after the 5 s handshake deadline. */
 static void t_handshake_deadline(void *arg)
 {
@@ -1195,6 +1385,52 @@ static void t_bad_input(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
+/*
+ * The client-side argument errors manager.h lists: -EINVAL before anything is sent (the client
+ * stays usable), -ENAMETOOLONG for a Unix path that does not fit.
+ */
+static void t_header_errors(void *arg)
+{
+	struct mproc_mclient_opts co = { .connect_timeout_s = NAN };
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m), *x = NULL;
+	struct mproc_dict *d = NULL;
+	struct mproc_mqueue *q = NULL;
+	struct mproc_mvalue *v = NULL;
+	char path[300], buf[8];
+	const void *k;
+	size_t kl;
+
+	k = mproc_manager_key(m, &kl);
+	CHECK_ERR(mproc_manager_start(NULL, NULL), -EINVAL);
+	CHECK_ERR(mproc_manager_connect_opts(&x, mproc_manager_address(m), k, kl, &co), -EINVAL);
+	co.connect_timeout_s = 0;
+	co.call_timeout_s = -1;
+	CHECK_ERR(mproc_manager_connect_opts(&x, mproc_manager_address(m), k, kl, &co), -EINVAL);
+	CHECK_ERR(mproc_manager_connect(&x, mproc_manager_address(m), NULL, kl), -EINVAL);
+	memset(path, 'x', sizeof(path) - 1);
+	memcpy(path, "unix:/", 6);
+	path[sizeof(path) - 1] = '\0';
+	CHECK_ERR(mproc_manager_connect(&x, path, k, kl), -ENAMETOOLONG);
+	CHECK(x == NULL);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	ASSERT_OK(mproc_mvalue_open(&v, c, "v"));
+	CHECK_ERR(mproc_dict_set(d, "", "x", 1), -EINVAL);
+	CHECK_ERR(mproc_dict_get(d, "k", NULL, 5), -EINVAL);
+	CHECK_ERR(mproc_dict_get(NULL, "k", buf, sizeof(buf)), -EINVAL);
+	CHECK_ERR(mproc_mqueue_put(q, "x", 1, -2.0), -EINVAL);
+	CHECK_ERR(mproc_mqueue_get(q, buf, sizeof(buf), NAN), -EINVAL);
+	CHECK_ERR(mproc_mvalue_get(v, NULL), -EINVAL);
+	CHECK_ERR(mproc_mvalue_set_bytes(v, NULL, 3), -EINVAL);
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_mvalue_close(v);
+	mproc_mqueue_close(q);
+	mproc_dict_close(d);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
 /* A frame over the limit the server announced is refused locally, the client stays usable. */
 static void t_max_frame(void *arg)
 {
@@ -1570,6 +1806,10 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/handshake_deadline", t_handshake_deadline, NULL);
 	tap_add("manager/unix/slow_reader_pipelined", t_slow_reader, NULL);
 	tap_add("manager/tcp/slow_reader_pipelined", t_slow_reader, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/pipelined_never_reads_bounded", t_pipeline_no_read, NULL);
+	tap_add("manager/tcp/pipelined_never_reads_bounded", t_pipeline_no_read, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/fd_limit_refuses_cleanly", t_fd_limit, NULL);
+	tap_add("manager/tcp/fd_limit_refuses_cleanly", t_fd_limit, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/malformed_frames", t_malformed, NULL);
 	tap_add("manager/tcp/malformed_frames", t_malformed, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/server_killed", t_server_killed, NULL);
@@ -1583,6 +1823,7 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/restart_same_address", t_restart, "tcp");
 	tap_add("manager/unix/owner_death", t_owner_death, NULL);
 	tap_add("manager/api/bad_input", t_bad_input, NULL);
+	tap_add("manager/api/header_errors", t_header_errors, NULL);
 	tap_add("manager/unix/max_frame", t_max_frame, NULL);
 	tap_add("manager/unix/spin_bounded_and_nospin", t_spin, NULL);
 	tap_add("manager/tcp/spin_bounded_and_nospin", t_spin, "tcp:127.0.0.1:0");

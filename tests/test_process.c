@@ -649,6 +649,35 @@ static void t_starter_thread_exits(void *arg)
 	mproc_forkserver_stop();
 }
 
+/*
+ * A directory passes access(X_OK) but can never be run (issue 16: set_executable("/tmp")
+ * returned 0 and the error came at the next start): it, and any other file that is not a
+ * regular one, is refused at the call with -EACCES, as the header says, and the image set before
+ * stays: a spawn start still works.
+ */
+static void t_set_executable_not_regular(void *arg)
+{
+	static const char *const paths[] = { "/tmp", "/", "/proc/self", "/dev/null" };
+	struct mproc_process *p;
+	int code = -1, seven = 7;
+
+	(void)arg;
+	for (size_t i = 0; i < MPROC__ARRAY_SIZE(paths); i++) {
+		int r = mproc_set_executable(paths[i]);
+
+		if (r != -EACCES)
+			tap_diag("%s: %s", paths[i], mproc_strerror(r));
+		CHECK_ERR(r, -EACCES);
+	}
+	ASSERT(mk(&p, MPROC_START_SPAWN, e_exit, &seven, sizeof(seven)) == 0);
+	CHECK_EQ(mproc_process_start(p), 0);
+	CHECK_EQ(mproc_process_join(p, MPROC_FOREVER), 0);
+	CHECK_EQ(mproc_process_exitcode(p, &code), 0);
+	CHECK_EQ(code, 7);
+	mproc_process_free(p);
+	CHECK_OK(mproc_set_executable(NULL));
+}
+
 /* mproc_set_executable: bad paths refused; the image set is the one exec methods and the next
  * forkserver run (an image that does not answer fails the start); NULL restores our own. */
 static void t_set_executable(void *arg)
@@ -1147,6 +1176,7 @@ int main(int argc, char **argv)
 	tap_add("process/any/many_objects", t_many_objects, NULL);
 	tap_add("process/any/bad_input", t_bad_input, NULL);
 	tap_add("process/any/set_executable", t_set_executable, NULL);
+	tap_add("process/any/set_executable_not_regular", t_set_executable_not_regular, NULL);
 	tap_add("process/any/request_parser", t_request_parser, NULL);
 	tap_add("process/any/request_parser_random", t_request_parser_random, NULL);
 	tap_add("log/fd/lines_whole", t_log_lines, NULL);

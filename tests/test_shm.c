@@ -699,10 +699,43 @@ static void t_value_in_regions(void *arg)
 	mproc_array_free(arr);
 }
 
+/*
+ * "/." and "/.." are refused by the name check with -EINVAL (issue 16: they passed it and then
+ * gave -EEXIST or -EISDIR, /dev/shm itself and its parent), however the name is given; names
+ * that only begin with dots are names like any other.
+ */
+static void t_dot_names(void *arg)
+{
+	static const char *const dots[] = { "/.", "/.." };
+	struct mproc_shm_opts o = { .kind = MPROC_SHM_NAMED };
+	struct mproc_shm *s = NULL;
+	char name[64];
+
+	(void)arg;
+	for (size_t i = 0; i < sizeof(dots) / sizeof(dots[0]); i++) {
+		o.name = dots[i];
+		o.name_len = 0;
+		CHECK_ERR(mproc_shm_new(&s, 4096, &o), -EINVAL);
+		CHECK_ERR(mproc_shm_attach(&s, 0, &o), -EINVAL);
+		CHECK_ERR(mproc_shm_unlink_name(dots[i]), -EINVAL);
+		o.name_len = strlen(dots[i]);
+		CHECK_ERR(mproc_shm_new(&s, 4096, &o), -EINVAL);
+		CHECK_ERR(mproc_value_new_in(&(struct mproc_value *){ NULL }, MPROC_INT64, 0, &o),
+			  -EINVAL);
+	}
+	CHECK(s == NULL);
+	/* Not a bad name, only a missing one. */
+	snprintf(name, sizeof(name), "/..mproc-none-%d", (int)getpid());
+	o.name = name;
+	o.name_len = 0;
+	CHECK_ERR(mproc_shm_attach(&s, 0, &o), -ENOENT);
+}
+
 int main(int argc, char **argv)
 {
 	tap_add("shm/region/kinds_fork", t_kinds_fork, NULL);
 	tap_add("shm/region/bad_input", t_bad_input, NULL);
+	tap_add("shm/named/dot_names_refused", t_dot_names, NULL);
 	tap_add("shm/named/semantics", t_named, NULL);
 	tap_add("shm/named/given_name_free_unlinks", t_named_given_name_free_unlinks, NULL);
 	tap_add("shm/named/attach_checks", t_named_attach_checks, NULL);

@@ -150,8 +150,8 @@ ssize_t mproc_conn_recv(struct mproc_conn *c, void *buf, size_t size, double tim
  * mproc_conn_recv_alloc - receive one message into a new malloc()ed buffer (*out, which the
  * caller frees; never NULL on success, even for an empty message). The length comes from the
  * header and is checked against the pair's maximum before the allocation. Returns as
- * mproc_conn_recv, plus -ENOMEM (the message stays queued). Allocates: not in a forked child of
- * a multi-threaded parent.
+ * mproc_conn_recv, plus -ENOMEM (the message stays queued) and -EINVAL for a NULL out.
+ * Allocates: not in a forked child of a multi-threaded parent.
  */
 ssize_t mproc_conn_recv_alloc(struct mproc_conn *c, void **out, double timeout_s);
 
@@ -177,6 +177,7 @@ ssize_t mproc_conn_send_fds(struct mproc_conn *c, const void *buf, size_t len,
  * mproc_conn_recv_fds - receive a message and the fds it carries.
  * @fds, @nfds: in: room for *nfds fds; out: the number received (0 for a plain message).
  * The fds are new, close-on-exec, and the caller's to close. Returns as mproc_conn_recv;
+ * -EINVAL also for a NULL nfds, or a NULL fds with *nfds > 0;
  * -EMSGSIZE also when the message carries more fds than *nfds (it stays queued, fds too);
  * -EBADMSG when the ancillary data is missing, truncated or does not match the header (every
  * fd that did arrive is closed, nothing leaks).
@@ -187,9 +188,11 @@ ssize_t mproc_conn_recv_fds(struct mproc_conn *c, void *buf, size_t size, int *f
 /*
  * mproc_conn_write / mproc_conn_read - raw bytes, no framing (os.write/os.read on the fd).
  * Do not mix with framed calls on one endpoint unless the peer reads them the same way.
- * write returns len or -errno (-EPIPE, -EBADF, -EINVAL); it takes the send lock, so raw
- * writes never interleave with frames. read returns 1..size bytes, MPROC_EOF, -ETIMEDOUT or
- * -errno; it first hands out bytes already buffered by framed receives.
+ * write returns len or -errno (-EPIPE, -EBADF, -EINVAL: NULL c, NULL buf with len > 0, len
+ * over SSIZE_MAX); it takes the send lock, so raw writes never interleave with frames. read
+ * returns 1..size bytes, MPROC_EOF, -ETIMEDOUT or -errno (-EINVAL: NULL c or buf, size 0 or
+ * over SSIZE_MAX, bad timeout; -EBADF: the write end of a simplex pair); it first hands out
+ * bytes already buffered by framed receives.
  */
 ssize_t mproc_conn_write(struct mproc_conn *c, const void *buf, size_t len);
 ssize_t mproc_conn_read(struct mproc_conn *c, void *buf, size_t size, double timeout_s);

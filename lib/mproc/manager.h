@@ -23,6 +23,18 @@
  * authenticates the peer, it does not encrypt: use a tunnel or TLS between hosts. Processes of
  * the same user are trusted (they can read the key from memory anyway).
  *
+ * Memory and fairness. A connection's unsent replies are bounded: once MPROC_MANAGER_PENDING_MAX
+ * bytes of them wait for its client to read, the server stops reading that client's requests
+ * until the client has read them. So a client that sends requests and never reads costs the
+ * server at most that bound plus one reply (at most max_frame), one 64 KiB read of requests and
+ * one request being received (at most max_frame), however many it sends; what clients store in
+ * the objects is not bounded. A client that pipelines is served at most 64 requests, or until
+ * the bound, per turn of the server's loop, then the others are: it delays them by that much
+ * work at most (one request, for replies as large as the bound). Unauthenticated connections
+ * are at most 64 (the oldest is dropped for a new one) and are dropped after 5 s. At its fd
+ * limit (RLIMIT_NOFILE) the server accepts a new connection and closes it at once, before the
+ * challenge (the client gets -EPIPE), and serves the connections it has.
+ *
  * Errors. A server-side error reaches the caller as its own -errno (-ENOENT for a missing key,
  * -EINVAL for a wrong object kind, ...). A server that dies makes every call fail with -EPIPE
  * (EOF or reset) or -ETIMEDOUT (a silent peer, after call_timeout_s). After a transport error or
@@ -53,6 +65,9 @@ extern "C" {
 #define MPROC_MANAGER_NAME_MAX 1024              /* object names and dict keys, in bytes */
 #define MPROC_MANAGER_ADDRESS_MAX 256
 #define MPROC_MANAGER_MAX_FRAME_DEFAULT (64u << 20)
+/* Bytes of unsent replies at which the server stops reading a connection's requests (see
+ * "Memory and fairness" above). */
+#define MPROC_MANAGER_PENDING_MAX (256u << 10)
 
 /* Flags of mproc_manager_opts and mproc_mclient_opts. By default the server busy-polls for up
  * to 50 us after serving and a client for up to 50 us after sending a request (yielding the
@@ -85,10 +100,11 @@ struct mproc_manager_opts {
 
 /*
  * mproc_manager_start - fork a server process listening on o->address (see opts).
- * Returns 0 once the server serves, -EINVAL (bad address, key length, max_frame < 4096, unknown
- * flags), -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or
- * -errno of socket/bind/fork or of the server's own setup (-EMFILE for its epoll or signalfd: it has
- * then exited, been reaped and removed its socket).
+ * Returns 0 once the server serves, -EINVAL (NULL out, bad address, key length, max_frame < 4096,
+ * unknown flags), -EADDRINUSE (a live server already there), -ENAMETOOLONG (Unix path too long), or
+ * -errno of socket/bind/fork or of the server's own setup (-EMFILE for its epoll, its signalfd or
+ * the fd it keeps in reserve for its fd limit: it has then exited, been reaped and removed its
+ * socket).
  * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
  * multi-threaded process.
  */
@@ -115,9 +131,11 @@ struct mproc_mclient_opts {
 
 /*
  * mproc_manager_connect - connect to a server and run the mutual handshake.
- * Returns 0, -EACCES (wrong key, on either side), -EINVAL (bad address or key length, unknown
- * flags), -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
- * handshake), -EBADMSG (not an mproc manager, or another version), -ENOMEM.
+ * Returns 0, -EACCES (wrong key, on either side), -EINVAL (NULL out or key, bad address or key
+ * length, a negative or NaN timeout, unknown flags), -ENAMETOOLONG (Unix path too long),
+ * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
+ * handshake: also a server at its fd limit), -EBADMSG (not an mproc manager, or another
+ * version), -ENOMEM.
  */
 int mproc_manager_connect(struct mproc_mclient **out, const char *address, const void *key,
 			  size_t keylen);
@@ -136,7 +154,9 @@ int mproc_manager_ping(struct mproc_mclient *c);
  *
  * Every call below returns 0 (or a size/count >= 0), or: -EPIPE (server gone or client broken),
  * -ETIMEDOUT (no reply in time; the client is then broken), -EMSGSIZE (request or reply over
- * the frame limit), -ENOMEM, or the server's own error as documented per call.
+ * the frame limit), -ENOMEM, -EINVAL before anything is sent (a NULL proxy, key or out
+ * pointer; a NULL buffer with a nonzero length or cap; a key of 0 or over NAME_MAX bytes; a
+ * negative or NaN timeout), or the server's own error as documented per call.
  */
 int mproc_dict_open(struct mproc_dict **out, struct mproc_mclient *c, const char *name);
 void mproc_dict_close(struct mproc_dict *d);

@@ -157,7 +157,8 @@ int mproc_pool_register_init(const char *name, mproc_pool_init_fn *fn);
  */
 int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts);
 
-/* The number of workers; the pids of the current workers (returns how many were written). */
+/* The number of workers; the pids of the current workers (returns how many were written).
+ * Both -EINVAL for a NULL pool; worker_pids also for n < 0, or a NULL pids with n > 0. */
 int mproc_pool_workers(const struct mproc_pool *p);
 int mproc_pool_worker_pids(struct mproc_pool *p, pid_t *pids, int n);
 

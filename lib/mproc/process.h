@@ -103,7 +103,7 @@ struct mproc_process_opts {
  * @opts: NULL for defaults. Copied; the library keeps no pointer to it.
  *
  * Returns 0, -EINVAL (NULL fn or out, unknown method, name or entry with a NUL-free length
- * of 0), -EMSGSIZE (name, entry or arg_len over the limits above), -ESRCH (exec method and fn
+ * of 0, an exec method with arg_len > 0 and a NULL arg), -EMSGSIZE (name, entry or arg_len over the limits above), -ESRCH (exec method and fn
  * is not registered / entry unknown), -ENOMEM. Not for use in a vforked child.
  */
 int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *arg,
@@ -207,8 +207,8 @@ void mproc_main_hook(int argc, char **argv);
  * names (MPROC_ENTRY) and call mproc_main_hook first in main(). The path is made absolute
  * (realpath) and copied. A forkserver already running keeps its image until
  * mproc_forkserver_stop.
- * Returns 0, -EINVAL (empty path), -ENAMETOOLONG, -ENOENT / -EACCES / -ENOTDIR (not an
- * executable file), -ENOMEM.
+ * Returns 0, -EINVAL (empty path), -ENAMETOOLONG, -ENOENT / -ENOTDIR (no such file),
+ * -EACCES (not a regular file, such as a directory, or not executable), -ENOMEM.
  */
 int mproc_set_executable(const char *path);
 

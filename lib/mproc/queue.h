@@ -3,7 +3,11 @@
  * SimpleQueue and JoinableQueue), on four back ends chosen at creation:
  *
  *   MPROC_QUEUE_PIPE  Python's design: one pipe, a process-shared robust lock for writers and
- *                     one for readers; records framed (header + payload + trailer).
+ *                     one for readers; records framed (header + payload + trailer). A consumer
+ *                     killed in the middle of reading a record breaks the queue for good:
+ *                     every later put and get returns -EBADMSG (CPython's Queue has the same
+ *                     weakness). Where consumers may be killed (terminate, a timeout that
+ *                     kills, the OOM killer), choose MPROC_QUEUE_RING, which survives it.
  *   MPROC_QUEUE_RING  a bounded ring of variable-size records in MAP_SHARED memory of a memfd
  *                     (no /dev/shm needed); futex waits after a short adaptive spin
  *                     (MPROC_QUEUE_SPIN: spin only; MPROC_QUEUE_NOSPIN: futex at once).
@@ -27,7 +31,8 @@
  * get allocate nothing, except sysv items over 8 KiB (a malloc'd bounce buffer).
  * A process killed inside put or get never wedges the queue: locks are robust (-EOWNERDEAD is
  * recovered inside the library), a record is published only when complete (ring) or is
- * recognised as torn and dropped (pipe), and mq/sysv messages are atomic in the kernel.
+ * recognised as torn and dropped (pipe), and mq/sysv messages are atomic in the kernel. The one
+ * exception is a pipe-queue reader killed mid-record, which breaks that queue (see above).
  * Each item of a JoinableQueue (MPROC_QUEUE_JOINABLE) counts as unfinished from its put until a
  * consumer calls mproc_queue_task_done(); mproc_queue_join() waits until none is unfinished.
  *
@@ -114,7 +119,8 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
  * mproc_queue_get - remove the oldest item and copy it to buf (cap bytes).
  * Returns the item's length, -EAGAIN (timeout 0 and empty), -ETIMEDOUT, -EPIPE (closed),
  * -EMSGSIZE (the item is larger than cap; it stays in the queue; the mq back end refuses
- * any cap below max_msg this way, before it takes anything), -EINVAL (NULL q or buf),
+ * any cap below max_msg this way, before it takes anything), -EINVAL (NULL q or buf, bad
+ * timeout),
  * -EBADMSG (pipe: queue broken, see put).
  */
 ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s);

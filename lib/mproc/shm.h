@@ -64,7 +64,8 @@ enum mproc_shm_kind {
 
 struct mproc_shm_opts {
 	enum mproc_shm_kind kind;       /* zero: MPROC_SHM_ANON */
-	/* MPROC_SHM_NAMED: the name ("/x", no other '/'); NULL = a generated /mproc-... name.
+	/* MPROC_SHM_NAMED: the name ("/x", no other '/', not "/." or "/.."); NULL = a
+	 * generated /mproc-... name.
 	 * name_len: 0 = strlen(name); else exactly these bytes, and a NUL among them is
 	 * refused (-EINVAL), for names that come from a byte buffer. */
 	const char *name;
@@ -88,9 +89,10 @@ int mproc_shm_new(struct mproc_shm **out, size_t size, const struct mproc_shm_op
 /*
  * mproc_shm_attach - map the named region another process created.
  * @o: kind must be MPROC_SHM_NAMED, name required. @size: bytes expected (0: the whole object).
- * Returns 0, -EINVAL (bad name, size, or kind; an object of size 0), -ENOENT (no such name),
- * -EACCES (another owner, or group/other permission bits set), -EMSGSIZE (the object is
- * smaller than size), -ENOMEM, -EMFILE.
+ * Returns 0, -EINVAL (bad name or kind, no name; an object of size 0 or not a regular file),
+ * -ENOENT (no such name), -EACCES (another owner, or group/other permission bits set),
+ * -EMSGSIZE (size over MPROC_SHM_SIZE_MAX, or the object is smaller than size), -ENOMEM,
+ * -EMFILE.
  */
 int mproc_shm_attach(struct mproc_shm **out, size_t size, const struct mproc_shm_opts *o);
 
