@@ -360,7 +360,27 @@ def fig_values(fig, field, transform=None):
     s = fig.value(field) if fig is not None else None
     if s is None:
         return []
-    vals = [v for v in s.values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return fig_values_of(s.values, transform)
+
+
+def _paired_values(fig_a, field_a, transform_a, fig_b, field_b, transform_b):
+    """([a], [b]) paired by repetition_index (gbjson.paired_values), each side through its
+    transform as fig_values does; a pair with a value left out on either side (non-finite, or
+    zero under a transform) is left out whole, so the pairs after it stay aligned."""
+    a, b = gbjson.paired_values(fig_a, fig_b, field_a, field_b)
+    out_a, out_b = [], []
+    for x, y in zip(a, b):
+        xs = fig_values_of([x], transform_a)
+        ys = fig_values_of([y], transform_b)
+        if xs and ys:
+            out_a.append(xs[0])
+            out_b.append(ys[0])
+    return out_a, out_b
+
+
+def fig_values_of(values, transform=None):
+    """The finite values of a list, through transform (zeros dropped under one)."""
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     if transform is not None:
         vals = [transform(v) for v in vals if v]
     return vals
@@ -434,8 +454,11 @@ def ratio_of(run, fig_a, field_a, fig_b, field_b, transform_a=None, transform_b=
             return d[0], d[1], d[2], "decide.json"
     paired = _interleaved(run, fig_a, fig_b)
     how = "paired" if paired else "bootstrap"
-    a = fig_values(fig_a, field_a, transform_a)
-    b = fig_values(fig_b, field_b, transform_b)
+    if paired:
+        a, b = _paired_values(fig_a, field_a, transform_a, fig_b, field_b, transform_b)
+    else:
+        a = fig_values(fig_a, field_a, transform_a)
+        b = fig_values(fig_b, field_b, transform_b)
     if not a or not b:
         return None, None, None, how
     r, lo, hi = stats.ratio_ci(a, b, paired=paired)

@@ -214,6 +214,44 @@ class DecideJson(RunCase):
             report.gbjson.load_run(run)))
 
 
+class PairedRatio(unittest.TestCase):
+    """ratio_of pairs two interleaved figures by repetition_index, not by position: a value
+    missing on one side (a NaN repetition) must not shift every later pair."""
+
+    def test_missing_value_keeps_pairs_aligned(self):
+        import gbjson
+        drift = [1.0, 3.0, 1.5, 2.5, 1.2, 2.0, 1.8, 2.2]
+        a = [100.0 * d for d in drift]
+        b = [200.0 * d for d in drift]
+        a[0] = float("nan")                 # repetition 0 of A lost
+        doc = {"context": {"mproc_random_interleaving": "true"}, "benchmarks": []}
+        for name, vals in (("h/a", a), ("h/b", b)):
+            for i, v in enumerate(vals):
+                doc["benchmarks"].append({
+                    "name": name + "/manual_time", "run_name": name + "/manual_time",
+                    "run_type": "iteration", "repetitions": len(vals), "repetition_index": i,
+                    "iterations": 10, "real_time": 1.0, "cpu_time": 1.0, "time_unit": "ns",
+                    "p50_ns": v})
+        tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        with open(os.path.join(tmp, "context.json"), "w") as f:
+            json.dump({"schema": "mproc-run/1", "complete": True}, f)
+        with open(os.path.join(tmp, "h.json"), "w") as f:
+            json.dump(doc, f, allow_nan=True)
+        run = gbjson.load_run(tmp)
+        fa, fb = run.figures["h/a"], run.figures["h/b"]
+        r, lo, hi, how = report.ratio_of(run, fa, "p50_ns", fb, "p50_ns")
+        self.assertEqual(how, "paired")
+        # Every surviving pair is exactly 1/2: the shared drift cancels.
+        self.assertAlmostEqual(lo, 0.5)
+        self.assertAlmostEqual(hi, 0.5)
+        # A transform that maps a value to nothing drops its pair, not its position.
+        r, lo, hi, _ = report.ratio_of(run, fa, "p50_ns", fb, "p50_ns", lambda v: 1e9 / v,
+                                       lambda v: 1e9 / v)
+        self.assertAlmostEqual(lo, 2.0)
+        self.assertAlmostEqual(hi, 2.0)
+
+
 if __name__ == "__main__":
     import taprun  # tests/taprun.py: unittest cases as TAP
     sys.exit(taprun.main(sys.modules[__name__], "report", sys.argv[1:]))
