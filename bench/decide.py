@@ -419,7 +419,8 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
             if Stop.signum:
                 break
             est = max(p.round_s) if p.round_s else 0.0
-            if spent + est > budget_s or spent >= budget_s:
+            so_far = spent + (clock() - t_cycle)    # this cycle's rounds count at once
+            if so_far + est > budget_s or so_far >= budget_s:
                 exhausted = True
                 continue
             t0 = clock()

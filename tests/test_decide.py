@@ -156,6 +156,23 @@ class Extend(Base):
         self.assertEqual(len(p.samples_a), 2)       # 8 s a round: a third would overrun
         self.assertEqual(p.status(), "undecided")
 
+    def test_budget_counts_rounds_of_this_cycle(self):
+        # Three pairs that never decide, 8 s a round each, budget 40 s: the first cycle
+        # takes 24 s, the second has room for two rounds only; a check against the time
+        # spent before the cycle would let the third run to 48 s.
+        t = [0.0]
+
+        def measure(name, field):
+            t[0] += 4.0
+            return 300e3
+
+        ps = [decide.Pair("p%d" % i, "x", "answer", "a%d" % i, "b%d" % i, "p50_ns", "p50_ns")
+              for i in range(3)]
+        spent, exhausted = decide.extend(ps, measure, 40.0, clock=lambda: t[0])
+        self.assertTrue(exhausted)
+        self.assertLessEqual(spent, 40.0)
+        self.assertEqual(sum(len(p.samples_a) for p in ps), 5)
+
     def test_zero_budget_measures_nothing(self):
         p = self.pairs(self.run_dir())["start/fork_vs_forkserver"]
         spent, exhausted = decide.extend([p], lambda n, f: self.fail("measured"), 0.0)
