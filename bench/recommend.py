@@ -78,10 +78,8 @@ def summary(v):
         vals = sorted(x for x in v if _finite(x))
         if not vals:
             return None, None, None, 0
-        k = len(vals)
-        med = vals[k // 2] if k % 2 else (vals[k // 2 - 1] + vals[k // 2]) / 2
         ci = stats.median_ci(vals)
-        return med, (ci[0] if ci else None), (ci[1] if ci else None), k
+        return stats.median(vals), (ci[0] if ci else None), (ci[1] if ci else None), len(vals)
     if _finite(v):
         return v, None, None, None
     return None, None, None, 0
