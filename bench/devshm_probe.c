@@ -86,9 +86,15 @@ static int probe_process(enum mproc_start_method m)
 	return r;
 }
 
+/* A child's exit status: the errno of what failed (in_child gives it back negated), 0 if none. */
+static int child_status(long r)
+{
+	return r >= 0 ? 0 : (-r > 255 ? 255 : (int)-r);
+}
+
 static int send_one(void *arg)
 {
-	return mproc_conn_send(arg, "x", 1) < 0 ? 1 : 0;
+	return child_status(mproc_conn_send(arg, "x", 1));
 }
 
 static int probe_pipe(void)
@@ -113,7 +119,7 @@ static int probe_pipe(void)
 
 static int put_one(void *arg)
 {
-	return mproc_queue_put(arg, "x", 1, 10.0) < 0 ? 1 : 0;
+	return child_status(mproc_queue_put(arg, "x", 1, 10.0));
 }
 
 static int probe_queue(enum mproc_queue_backend be, unsigned flags)
@@ -145,24 +151,24 @@ static int probe_queue(enum mproc_queue_backend be, unsigned flags)
 
 static int lock_once(void *arg)
 {
-	if (mproc_lock_acquire(arg, 10.0) < 0)
-		return 1;
-	return mproc_lock_release(arg) < 0 ? 1 : 0;
+	int r = mproc_lock_acquire(arg, 10.0);
+
+	return child_status(r < 0 ? r : mproc_lock_release(arg));
 }
 
 static int sem_release(void *arg)
 {
-	return mproc_sem_release(arg) < 0 ? 1 : 0;
+	return child_status(mproc_sem_release(arg));
 }
 
 static int event_set(void *arg)
 {
-	return mproc_event_set(arg) < 0 ? 1 : 0;
+	return child_status(mproc_event_set(arg));
 }
 
 static int barrier_wait(void *arg)
 {
-	return mproc_barrier_wait(arg, 10.0) < 0 ? 1 : 0;
+	return child_status(mproc_barrier_wait(arg, 10.0));
 }
 
 static int probe_sync(const char *what)
@@ -234,16 +240,17 @@ static int probe_sync(const char *what)
 static int value_inc(void *arg)
 {
 	struct mproc_lock *l = mproc_value_lock(arg);
+	int r = mproc_lock_acquire(l, 10.0);
 
-	if (mproc_lock_acquire(l, 10.0) < 0)
-		return 1;
+	if (r < 0)
+		return child_status(r);
 	mproc_value_add(arg, 1, NULL);
-	return mproc_lock_release(l) < 0 ? 1 : 0;
+	return child_status(mproc_lock_release(l));
 }
 
 static int array_store(void *arg)
 {
-	return mproc_array_store(arg, 0, 7) < 0 ? 1 : 0;
+	return child_status(mproc_array_store(arg, 0, 7));
 }
 
 static int probe_value(bool array)
