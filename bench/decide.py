@@ -16,10 +16,12 @@ the next round, and so on, round-robin over the pairs, each round appending one 
 samples measured seconds apart.
 
 The interval of a pair (plots/stats.py):
-  - both sides in one harness file whose repetitions were interleaved: the main pass's
-    repetitions paired by repetition_index, plus the decider's pairs: paired ratios;
-  - otherwise: the decider's pairs alone once there are enough for an interval (6 at 95 %),
-    paired; before that, every value of each side (main pass + decider), unpaired bootstrap.
+  - the decider's pairs alone once there are enough for an interval (6 at 95 %): paired
+    ratios (each pair measured back to back);
+  - before that, every value of each side (main pass + decider), unpaired bootstrap. The main
+    pass's repetitions are never pairs, not even in one harness whose repetitions Google
+    Benchmark shuffled together: repetition i of A and repetition i of B were not measured
+    together.
 
 Budget: smoke 0 s, quick 60 s, full 300 s of decider runs in total (--budget or
 MPROC_DECIDE_BUDGET override it). A round is not started when the pair's last round says it
@@ -141,8 +143,8 @@ class Pair:
         self.a, self.b = a, b
         self.field_a, self.field_b = field_a, field_b
         self.higher_is_better = field_a in HIGHER_IS_BETTER
-        self.main_a, self.main_b = [], []     # main pass values (repetition order)
-        self.main_paired = False              # main pass values are pairs (interleaved)
+        self.main_a, self.main_b = [], []     # main pass values (never pairs: see _result)
+        self.main_interleaved = False         # both from one harness, shuffled together
         self.main = None                      # the main pass's result (dict)
         self.samples_a, self.samples_b = [], []
         self.round_s = []                     # seconds each decider round took
@@ -157,11 +159,10 @@ class Pair:
         return self._cache[1]
 
     def _result(self):
+        # Only the decider's rounds are pairs (A and B back to back); the main pass's
+        # repetitions, even those Google Benchmark shuffled together, were not measured in
+        # pairs, so they count on each side of an unpaired bootstrap.
         na = len(self.samples_a)
-        if self.main_paired:
-            r, lo, hi = stats.ratio_ci(self.main_a + self.samples_a,
-                                       self.main_b + self.samples_b, True, LEVEL)
-            return r, lo, hi, "paired"
         if na >= stats.min_repetitions(LEVEL):
             r, lo, hi = stats.ratio_ci(self.samples_a, self.samples_b, True, LEVEL)
             if lo is not None:
@@ -221,14 +222,6 @@ class Pair:
                 "not_extended": self.why_not_extended(), "errors": self.errors}
 
 
-def _interleaved(run, fa, fb):
-    """Both figures in one harness file whose repetitions ran randomly interleaved."""
-    if fa.harness != fb.harness:
-        return False
-    h = run.harnesses.get(fa.harness)
-    return h is not None and str(h.context.get("mproc_random_interleaving")) == "true"
-
-
 def _make_pair(run, pid, what, source, a, b, fields):
     figs = run.figures
     fa, fb = figs.get(a), figs.get(b)
@@ -240,14 +233,9 @@ def _make_pair(run, pid, what, source, a, b, fields):
     if fa.median("hang", 0) > 0 or fb.median("hang", 0) > 0:
         return None
     p = Pair(pid, what, source, a, b, field_a, field_b)
-    if _interleaved(run, fa, fb):
-        p.main_a, p.main_b = gbjson.paired_values(fa, fb, field_a, field_b)
-        p.main_paired = True
-    else:
-        p.main_a = list(fa.value(field_a).values) if not fa.value(field_a).from_aggregate \
-            else []
-        p.main_b = list(fb.value(field_b).values) if not fb.value(field_b).from_aggregate \
-            else []
+    p.main_interleaved = gbjson.interleaved(run, fa, fb)
+    p.main_a = list(fa.value(field_a).values) if not fa.value(field_a).from_aggregate else []
+    p.main_b = list(fb.value(field_b).values) if not fb.value(field_b).from_aggregate else []
     p.main = p.summary()
     return p
 

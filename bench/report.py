@@ -363,21 +363,6 @@ def fig_values(fig, field, transform=None):
     return fig_values_of(s.values, transform)
 
 
-def _paired_values(fig_a, field_a, transform_a, fig_b, field_b, transform_b):
-    """([a], [b]) paired by repetition_index (gbjson.paired_values), each side through its
-    transform as fig_values does; a pair with a value left out on either side (non-finite, or
-    zero under a transform) is left out whole, so the pairs after it stay aligned."""
-    a, b = gbjson.paired_values(fig_a, fig_b, field_a, field_b)
-    out_a, out_b = [], []
-    for x, y in zip(a, b):
-        xs = fig_values_of([x], transform_a)
-        ys = fig_values_of([y], transform_b)
-        if xs and ys:
-            out_a.append(xs[0])
-            out_b.append(ys[0])
-    return out_a, out_b
-
-
 def fig_values_of(values, transform=None):
     """The finite values of a list, through transform (zeros dropped under one)."""
     vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
@@ -394,16 +379,6 @@ def fig_ci(fig, field, transform=None):
         return None, None, None, 0
     ci = stats.median_ci(vals)
     return stats.median(vals), (ci[0] if ci else None), (ci[1] if ci else None), len(vals)
-
-
-def _interleaved(run, fig_a, fig_b):
-    """True when two figures were measured interleaved in time: the same harness, which
-    randomly interleaved its repetitions, and as many repetitions on each side."""
-    if fig_a is None or fig_b is None or fig_a.harness != fig_b.harness:
-        return False
-    h = run.harnesses.get(fig_a.harness)
-    return (h is not None and str(h.context.get("mproc_random_interleaving")) == "true"
-            and fig_a.repetitions == fig_b.repetitions)
 
 
 def decide_doc(run):
@@ -443,25 +418,22 @@ def _decided_ratio(run, a, b):
 
 
 def ratio_of(run, fig_a, field_a, fig_b, field_b, transform_a=None, transform_b=None):
-    """(ratio, lo, hi, how) of median(a) / median(b). how: "paired" (the interval of the
-    per-repetition ratios, where the two ran interleaved in one harness), "bootstrap" (of the
-    ratio of medians), or "decide.json" (the decider measured the pair again, interleaved:
-    its final interval)."""
+    """(ratio, lo, hi, how) of median(a) / median(b). how: "bootstrap, interleaved" (a
+    bootstrap of the ratio of medians, both figures from one harness whose repetitions were
+    shuffled together: the same period, but not pairs), "bootstrap" (measured at different
+    times), or "decide.json" (the decider measured the pair again in back-to-back pairs: its
+    final interval)."""
     if fig_a is not None and fig_b is not None and transform_a is None and \
             transform_b is None and field_a == field_b:
         d = _decided_ratio(run, fig_a.name, fig_b.name)
         if d is not None:
             return d[0], d[1], d[2], "decide.json"
-    paired = _interleaved(run, fig_a, fig_b)
-    how = "paired" if paired else "bootstrap"
-    if paired:
-        a, b = _paired_values(fig_a, field_a, transform_a, fig_b, field_b, transform_b)
-    else:
-        a = fig_values(fig_a, field_a, transform_a)
-        b = fig_values(fig_b, field_b, transform_b)
+    how = "bootstrap, interleaved" if gbjson.interleaved(run, fig_a, fig_b) else "bootstrap"
+    a = fig_values(fig_a, field_a, transform_a)
+    b = fig_values(fig_b, field_b, transform_b)
     if not a or not b:
         return None, None, None, how
-    r, lo, hi = stats.ratio_ci(a, b, paired=paired)
+    r, lo, hi = stats.ratio_ci(a, b, paired=False)
     return (r if r is not None and math.isfinite(r) else None), lo, hi, how
 
 
@@ -980,9 +952,10 @@ def build_targets(run, machine):
     out = ["# mproc targets: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?")), "",
            "The project's own performance targets, checked on this run, for developers (the "
            "user's answers are in [report.md](report.md)). Each ratio has a 95 % interval: "
-           "*paired* where both figures ran interleaved in one harness (the interval of the "
-           "per-repetition ratios), *decide.json* where the decider measured the pair again, "
-           "interleaved (its final interval), else a *bootstrap* of the ratio of medians. **met** or "
+           "*decide.json* where the decider measured the pair again in back-to-back pairs (its "
+           "final interval), else a *bootstrap* of the ratio of medians (*interleaved* where "
+           "both figures come from one harness whose repetitions were shuffled together). "
+           "**met** or "
            "**missed** only when the whole interval is on one side of the target; otherwise "
            "**undecided**.", ""]
     if machine.get("busy"):

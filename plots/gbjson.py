@@ -13,8 +13,8 @@ What it does, so no other program has to:
   - groups repetitions (run_type "iteration") by name and computes median, quartiles (IQR),
     min/max, mean, CV per field (real_time, cpu_time in ns, and every user counter);
   - keeps every repetition's value with its repetition_index (Stats.values, Stats.indices,
-    Figure.by_repetition), so two figures measured interleaved can be paired
-    (paired_values) and every figure gets a 95 % interval (Stats.ci, plots/stats.py);
+    Figure.by_repetition), so every figure gets a 95 % interval (Stats.ci, plots/stats.py)
+    and interleaved(run, a, b) says whether two figures sampled the same period;
   - where a file holds only aggregates (--benchmark_report_aggregates_only), uses the
     `_median` rows and the `_cv` row instead;
   - surfaces `error_occurred` entries as skipped-with-reason rather than as figures.
@@ -34,7 +34,7 @@ import stats as _stats  # noqa: E402  plots/stats.py: intervals and verdicts
 
 __all__ = ["GBJsonError", "Stats", "Figure", "HarnessResult", "Run", "strip_suffixes",
            "load_file", "load_harness", "load_run", "is_run_dir", "TIME_FIELDS",
-           "paired_values"]
+           "interleaved"]
 
 # Suffixes Google Benchmark appends to a family name, in the reverse of the order it appends
 # them (BenchmarkName::str, 1.7.1 / 1.8.x: args, min_time, min_warmup_time, iterations,
@@ -318,15 +318,15 @@ def _fill_from_aggregates(fig, aggs):
         fig.label = med["label"]
 
 
-def paired_values(fig_a, fig_b, field_a, field_b=None):
-    """([a values], [b values]) of two figures paired by repetition_index (the indices both
-    have, in order): what stats.ratio_ci(paired=True) takes. Meaningful as pairs only when the
-    two figures' repetitions were interleaved in time (the same harness run with
-    mproc_random_interleaving, or the decider's alternating runs)."""
-    a = fig_a.by_repetition(field_a) if fig_a is not None else {}
-    b = fig_b.by_repetition(field_b or field_a) if fig_b is not None else {}
-    common = sorted(set(a) & set(b))
-    return [a[i] for i in common], [b[i] for i in common]
+def interleaved(run, fig_a, fig_b):
+    """True when two figures come from one harness file whose repetitions Google Benchmark
+    shuffled together (mproc_random_interleaving): both sampled the same period. Not pairs:
+    repetition i of A and repetition i of B were not measured together, so a ratio's interval
+    is still unpaired (stats.ratio_ci(paired=False))."""
+    if fig_a is None or fig_b is None or fig_a.harness != fig_b.harness:
+        return False
+    h = run.harnesses.get(fig_a.harness)
+    return h is not None and str(h.context.get("mproc_random_interleaving")) == "true"
 
 
 def load_harness(path, harness=None):

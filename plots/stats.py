@@ -12,14 +12,16 @@ Why these methods (results/README.md says the same for users):
     bimodal, so an interval that assumes normality would lie; this one does not. The price:
     it needs n >= 6 for 95 % (n = 5 gives 93.75 %), so median_ci says None below that, and
     the figure is "too few repetitions", never "stable".
-  - A ratio of two figures measured in alternation (random interleaving in one Google
-    Benchmark process, or the decider's A/B/A/B runs) pairs repetition i of A with
-    repetition i of B: both saw the same machine state, so the per-pair ratios a_i/b_i
-    cancel the slow drift that moves both. Their median's order-statistics interval is
-    the ratio's interval.
-  - Two runs that were not interleaved (run A against run B in compare.md) cannot be
-    paired: the interval of the ratio of medians comes from a percentile bootstrap
-    (resampling each side independently), with a fixed seed so a report is reproducible.
+  - A ratio of two figures measured back to back in pairs (the decider's A/B, B/A rounds)
+    pairs round i of A with round i of B: both saw the same machine state, so the per-pair
+    ratios a_i/b_i cancel the slow drift that moves both. The estimate is their median, and
+    its order-statistics interval the ratio's interval.
+  - Figures that were not measured in pairs cannot be paired: run A against run B in
+    compare.md, and also two figures of one harness whose repetitions Google Benchmark
+    shuffled (random interleaving spreads both over the same period, but repetition i of A
+    and repetition i of B were not measured together). The interval of the ratio of medians
+    comes from a percentile bootstrap (resampling each side independently), with a fixed
+    seed so a report is reproducible.
 
 A verdict has three outcomes: the interval lies wholly above the threshold, wholly below it,
 or straddles (or touches) it: "undecided". No interval (too few repetitions) is undecided.
@@ -107,13 +109,14 @@ def _ratio(a, b):
 
 
 def ratio_ci(a_values, b_values, paired=True, level=0.95, resamples=None, seed=None):
-    """Ratio of medians median(a)/median(b) with an interval at `level`.
+    """Ratio of a to b with an interval at `level`.
 
-    paired=True: a_values[i] and b_values[i] were measured together (interleaved repetition
-    i); the interval is median_ci of the per-pair ratios a_i/b_i (pairs with a non-finite
-    value or b_i == 0 are left out; extra values on the longer side are unpaired and left out
-    of the interval, not of the point estimate).
-    paired=False: percentile bootstrap of the ratio of medians, each side resampled on its
+    paired=True: a_values[i] and b_values[i] were measured together (round i of back-to-back
+    runs); the ratio is the median of the per-pair ratios a_i/b_i and the interval its
+    median_ci, so the estimate always lies in its interval (pairs with a non-finite value or
+    b_i == 0 are left out, and so are the extra values on the longer side).
+    paired=False: the ratio of medians median(a)/median(b), with a percentile bootstrap
+    interval, each side resampled on its
     own, `resamples` times (BOOTSTRAP_RESAMPLES) with a fixed `seed` (BOOTSTRAP_SEED); it
     needs min_repetitions(level) finite values on each side.
 
@@ -121,13 +124,15 @@ def ratio_ci(a_values, b_values, paired=True, level=0.95, resamples=None, seed=N
     interval; ratio is NaN when either median is missing or median(b) is 0.
     """
     _check_level(level)
-    r = _ratio(median(a_values), median(b_values))
     if paired:
-        pairs = [_ratio(a, b) for a, b in zip(a_values or (), b_values or ())]
-        ci = median_ci([x for x in pairs if _finite(x)], level)
+        pairs = [x for x in (_ratio(a, b) for a, b in zip(a_values or (), b_values or ()))
+                 if _finite(x)]
+        r = median(pairs) if pairs else math.nan
+        ci = median_ci(pairs, level)
         if ci is None or not _finite(r):
             return (r, None, None)
         return (r, ci[0], ci[1])
+    r = _ratio(median(a_values), median(b_values))
     a, b = _clean(a_values), _clean(b_values)
     need = min_repetitions(level)
     if len(a) < need or len(b) < need or not _finite(r):

@@ -306,9 +306,8 @@ class Steps(TmpCase):
         self.assertIn("| `cross_core` | 0.902x | 0.950x | 0.950x |", text)
         self.assertIn("| `same_core` | 0.975x | — | — |", text)
         targets = open(os.path.join(run_dir, "targets.md")).read()
-        self.assertIn("| >= 0.95 | 0.902x (no interval) | undecided: too few repetitions for a 95 % "
-                      "interval (3 and "
-                      "3; 6 needed) | paired |", targets)
+        self.assertIn("| >= 0.95 | 0.902x (no interval) | undecided: too few repetitions for a "
+                      "95 % interval (3 and 3; 6 needed) | bootstrap, interleaved |", targets)
         order = [text.index("`pipe/%s/bytes:65536/placement:%s`" % (tr, pl)) for tr, pl in (
             ("raw_pipe", "cross_core"), ("raw_pipe", "same_core"),
             ("framed_pipe", "cross_core"), ("conn_pipe", "cross_core"),

@@ -105,6 +105,13 @@ class RatioCI(unittest.TestCase):
         b = [1, 1, 1, 1, 1, 1]
         self.assertEqual(stats.ratio_ci(a, b), (7.0, 2.0, 12.0))
 
+    def test_paired_estimate_is_the_median_pair_ratio(self):
+        # Per-pair ratios 2, 4, 6, 8, 10, 3: their median is 5, where the ratio of the
+        # medians would say 7; the estimate is the statistic its interval is for.
+        a = [2, 4, 6, 8, 10, 12]
+        b = [1, 1, 1, 1, 1, 4]
+        self.assertEqual(stats.ratio_ci(a, b), (5.0, 2.0, 10.0))
+
     def test_paired_too_few(self):
         r, lo, hi = stats.ratio_ci([1, 2, 3], [1, 1, 1])
         self.assertEqual((r, lo, hi), (2.0, None, None))
