@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+import taprun  # tests/taprun.py: scaled() timeouts (same folder)
+
 PROBES = ["cacheline_rtt", "futex_rtt", "pipe_rtt", "eventfd_rtt"]
 
 
@@ -27,7 +29,7 @@ def children(pid):
 
 
 def wait_child(pid, timeout=10.0):
-    end = time.monotonic() + timeout
+    end = time.monotonic() + taprun.scaled(timeout)
     while time.monotonic() < end:
         kids = children(pid)
         if kids:
@@ -75,7 +77,7 @@ def case_killed_child(binary, probe):
         proc.communicate()
         return "could not find the child to kill"
     try:
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=taprun.scaled(30))
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
@@ -98,7 +100,7 @@ def case_sigterm(binary):
     kid = (children(proc.pid) or [kid])[0]
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=taprun.scaled(30))
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
