@@ -1,6 +1,8 @@
 # mproc - thin wrapper over meson/ninja and the suite driver. See README.md.
 #   make bench [PROFILE=smoke|quick|full] [ONLY=baseline,spawn] [OUT=dir] [NO_DEV_SHM=1|tiny]
 #   make test | make test-all (with the slow soak) | make valgrind | make tsan
+#   make test-stress: unit, fault, leak suites beside a CPU hog of the machine's size
+#     (stress-ng, else busy loops; always killed at the end), so races show up here first
 #   make plots [RUN=dir] | make compare A=dir B=dir [C=dir] [OUT=dir] [FORCE=1] | make clean
 #   make verify [PROFILE=quick] [ONLY=...] [OUT=dir]: two runs back to back, do they agree?
 BUILD    ?= build
@@ -15,7 +17,8 @@ FUZZ_SECONDS ?= 60
 MESONFLAGS ?=
 PYTHON   ?= $(shell if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi)
 
-.PHONY: all deps deps-bench build test test-all valgrind tsan bench verify plots compare clean fuzz
+.PHONY: all deps deps-bench build test test-all test-stress valgrind tsan bench verify plots compare \
+	clean fuzz
 
 all: build
 
@@ -38,6 +41,14 @@ test: deps
 test-all: deps
 	@$(MAKE) --no-print-directory build
 	meson test -C $(BUILD) --print-errorlogs
+
+# The unit, fault and leak suites with a CPU hog the size of the machine's usable CPUs beside
+# them (tests/stress.sh: stress-ng where installed, else a busy loop per CPU; the hog is killed
+# at the end, also on failure or Ctrl-C; the exit status is the tests'). A test that assumes one
+# process runs before another fails here before it fails for a user on a busy machine.
+test-stress: deps
+	@$(MAKE) --no-print-directory build
+	sh tests/stress.sh $(BUILD)
 
 # The unit suite under valgrind memcheck (children traced, leaks as errors): slow, minutes.
 valgrind: deps

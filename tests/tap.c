@@ -65,12 +65,86 @@ double tap_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-double tap_timeout_mult(void)
+double tap_env_timeout_mult(void)
 {
 	const char *m = getenv("TAP_TIMEOUT_MULT");
 	double v = m ? strtod(m, NULL) : 1.0;
 
 	return v >= 1.0 ? v : 1.0;
+}
+
+/* The CPUs this process may run on: its affinity mask, lowered by a cgroup v2 cpu.max quota
+ * on its cgroup or any ancestor (a container's share of a larger host). */
+int tap_usable_cpus(void)
+{
+	char line[512], path[700], *rel, *slash;
+	cpu_set_t set;
+	int n = 1;
+	FILE *f;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		n = CPU_COUNT(&set);
+	f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return n;
+	rel = NULL;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3) == 0) {
+			rel = line + 3;
+			rel[strcspn(rel, "\n")] = '\0';
+			break;
+		}
+	}
+	fclose(f);
+	while (rel) {
+		long long quota, period;
+		FILE *q;
+
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/cpu.max", rel);
+		q = fopen(path, "re");
+		if (q) {
+			if (fscanf(q, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0 &&
+			    (quota + period - 1) / period < n)
+				n = (int)((quota + period - 1) / period);
+			fclose(q);
+		}
+		slash = strrchr(rel, '/');
+		if (!slash || slash == rel)
+			break;
+		*slash = '\0';
+	}
+	return n;
+}
+
+/*
+ * How many times slower than alone a case runs now: runnable tasks per usable CPU, the larger
+ * of the 1-minute load average and the tasks runnable at this instant (less this reader), both
+ * from /proc/loadavg (TAP_LOADAVG_FILE replaces it, for the harness's own test); clamped to
+ * [1, TAP_LOAD_MAX]. TAP_LOAD_SCALE=0 turns it off (always 1).
+ */
+double tap_load_factor(void)
+{
+	const char *file = getenv("TAP_LOADAVG_FILE"), *off = getenv("TAP_LOAD_SCALE");
+	double load1 = 0, busy, factor;
+	int running = 0, total = 0;
+	FILE *f;
+
+	if (off && !strcmp(off, "0"))
+		return 1.0;
+	f = fopen(file && *file ? file : "/proc/loadavg", "re");
+	if (!f)
+		return 1.0;
+	if (fscanf(f, "%lf %*f %*f %d/%d", &load1, &running, &total) < 1)
+		load1 = 0;
+	fclose(f);
+	busy = load1 > running - 1 ? load1 : running - 1;
+	factor = busy / tap_usable_cpus();
+	return factor < 1.0 ? 1.0 : factor > TAP_LOAD_MAX ? TAP_LOAD_MAX : factor;
+}
+
+double tap_timeout_mult(void)
+{
+	return tap_env_timeout_mult() * tap_load_factor();
 }
 
 bool tap_dev_shm_usable(void)
@@ -551,11 +625,21 @@ static _Noreturn void run_case_child(struct tap_case *c)
 	_exit(fail_count ? 1 : 0);
 }
 
+/*
+ * The watchdog. A case's budget is its timeout (x TAP_TIMEOUT_MULT) of machine time, not of
+ * wall time: each slice of at most WATCH_SLICE_S counts as wall time / tap_load_factor(), so a
+ * machine that is saturated (other tests, other users, a CPU hog) extends the deadline instead
+ * of failing a case only for being slow. A real hang still fails in bounded wall time: at most
+ * TAP_LOAD_MAX x the budget, however loaded the machine.
+ */
+#define WATCH_SLICE_S 0.5
+
 static int run_one(struct tap_case *c, int num, char *skip_reason, size_t skip_len)
 {
-	double timeout = (c->opts.timeout_s > 0 ? c->opts.timeout_s : 60.0) * tap_timeout_mult();
+	double timeout = (c->opts.timeout_s > 0 ? c->opts.timeout_s : 60.0) *
+			 tap_env_timeout_mult();
 	int pfd[2], status = 0, pidfd, res;
-	double start = tap_now();
+	double start = tap_now(), last, used = 0;
 	pid_t pid;
 	ssize_t n;
 
@@ -588,31 +672,41 @@ static int run_one(struct tap_case *c, int num, char *skip_reason, size_t skip_l
 	}
 	close(pfd[1]);
 	pidfd = pidfd_open_(pid);
+	last = start;
 	for (;;) {
 		struct pollfd p = { .fd = pidfd, .events = POLLIN };
-		double left = timeout - (tap_now() - start);
+		double left = timeout - used, slice, now;
 		int r;
 
+		slice = left < WATCH_SLICE_S ? left : WATCH_SLICE_S;
+		if (slice < 0)
+			slice = 0;
 		if (pidfd < 0) {        /* old kernel: poll waitpid */
 			r = waitpid(pid, &status, WNOHANG);
 			if (r == pid)
 				break;
-			if (left <= 0)
-				goto timeout;
-			usleep(10000);
-			continue;
+			if (slice > 0)
+				usleep(10000);
+		} else {
+			r = poll(&p, 1, (int)(slice * 1000) + 1);
+			if (r > 0) {
+				while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+					;
+				break;
+			}
+			if (r < 0 && errno != EINTR) {
+				perror("poll");
+				usleep(10000);
+			}
 		}
-		r = poll(&p, 1, left <= 0 ? 0 : (int)(left * 1000) + 1);
-		if (r > 0) {
-			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (left <= 0) {
-timeout:
-			printf("# %s: timed out after %.1f s; killing it\n", c->name, timeout);
+		now = tap_now();
+		used += (now - last) / tap_load_factor();
+		last = now;
+		if (used >= timeout || now - start >= timeout * TAP_LOAD_MAX) {
+			printf("# %s: timed out after %.1f s of wall time (%.1f s of machine time "
+			       "at the load seen; budget %.1f s, at most %.0f s of wall time); "
+			       "killing it\n", c->name, now - start, used, timeout,
+			       timeout * TAP_LOAD_MAX);
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 				;

@@ -18,6 +18,12 @@
  * leftovers are killed/reaped). The runner (also a subreaper) kills a case that overruns
  * its timeout (default 60 s, x TAP_TIMEOUT_MULT) and reaps anything the case orphaned.
  *
+ * Time and load: a test must never fail only because the machine is slow. The watchdog counts
+ * a case's time as machine time, wall time / tap_load_factor() (runnable tasks per usable CPU,
+ * 1..TAP_LOAD_MAX), so a saturated machine extends the deadline, and a real hang still fails
+ * within TAP_LOAD_MAX x the timeout of wall time. A case's own bounds on how long something
+ * may take are written as X * tap_timeout_mult(), which carries both factors.
+ *
  * Run alone: ./test_x 'queue/ring/...' (an fnmatch pattern) runs the matching cases (fnmatch); --list lists them.
  * Cases matching a pattern of the environment variable TAP_SKIP (space-separated) are skipped
  * with TAP_SKIP_REASON: a test setup's exclusions (meson.build, valgrind).
@@ -67,7 +73,17 @@ bool tap_failed(void);                  /* any CHECK failed so far in this case 
 int tap_fail_count(void);
 const char *tap_case_name(void);
 double tap_now(void);                   /* CLOCK_MONOTONIC seconds */
-double tap_timeout_mult(void);          /* TAP_TIMEOUT_MULT (valgrind, sanitizers) */
+/* TAP_TIMEOUT_MULT (valgrind, sanitizers: a slower program), at least 1. */
+double tap_env_timeout_mult(void);
+/* How loaded the machine is now, as a slowdown: max(1-minute load average, tasks runnable now)
+ * / tap_usable_cpus(), clamped to [1, TAP_LOAD_MAX]; 1 with TAP_LOAD_SCALE=0. Host-wide load
+ * seen from a container with a CPU quota overstates it: the cap bounds that. */
+#define TAP_LOAD_MAX 4.0
+double tap_load_factor(void);
+/* tap_env_timeout_mult() x tap_load_factor(): the factor for a case's own time bounds. */
+double tap_timeout_mult(void);
+/* CPUs this process may use: affinity mask, lowered by a cgroup v2 cpu.max quota. */
+int tap_usable_cpus(void);
 /* Whether named POSIX shared memory works here (a writable /dev/shm); tests of named objects
  * skip with the reason when it does not (tests/no_devshm.sh runs suites that way). */
 bool tap_dev_shm_usable(void);

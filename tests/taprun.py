@@ -4,7 +4,61 @@ Case names are PREFIX/Class/test_method; argv[0], when given, is an fnmatch patt
 A skipped case prints "ok N name # SKIP reason"; a failure prints its traceback as comments.
 """
 import fnmatch
+import os
 import unittest
+
+# A test must never fail only because the machine is slow (tests/tap.h): a bound on how long
+# something may take, or a watchdog on a subprocess, is written as scaled(seconds), which is
+# seconds x TAP_TIMEOUT_MULT x load_factor(), as tap_timeout_mult() is in C.
+LOAD_MAX = 4.0
+
+
+def usable_cpus():
+    """The CPUs this process may use: affinity, lowered by a cgroup v2 cpu.max quota."""
+    n = len(os.sched_getaffinity(0)) or 1
+    try:
+        with open("/proc/self/cgroup") as f:
+            rel = next((ln[3:].strip() for ln in f if ln.startswith("0::")), None)
+    except OSError:
+        rel = None
+    while rel is not None:
+        try:
+            with open("/sys/fs/cgroup" + rel.rstrip("/") + "/cpu.max") as f:
+                quota, period = f.read().split()[:2]
+            if quota != "max" and int(period) > 0:
+                n = min(n, max(1, -(-int(quota) // int(period))))
+        except (OSError, ValueError):
+            pass
+        if rel in ("", "/"):
+            break
+        rel = rel.rsplit("/", 1)[0]
+    return n
+
+
+def load_factor():
+    """Runnable tasks per usable CPU (1-minute load average or runnable now, the larger), in
+    [1, LOAD_MAX]; 1 with TAP_LOAD_SCALE=0. TAP_LOADAVG_FILE replaces /proc/loadavg."""
+    if os.environ.get("TAP_LOAD_SCALE") == "0":
+        return 1.0
+    try:
+        with open(os.environ.get("TAP_LOADAVG_FILE") or "/proc/loadavg") as f:
+            fields = f.read().split()
+        busy = max(float(fields[0]), int(fields[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return 1.0
+    return min(max(busy / usable_cpus(), 1.0), LOAD_MAX)
+
+
+def timeout_mult():
+    try:
+        env = max(float(os.environ.get("TAP_TIMEOUT_MULT", "1")), 1.0)
+    except ValueError:
+        env = 1.0
+    return env * load_factor()
+
+
+def scaled(seconds):
+    return seconds * timeout_mult()
 
 
 def main(module, prefix, argv):

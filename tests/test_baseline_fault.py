@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import taprun  # tests/taprun.py: scaled() timeouts (same folder)
+
 PROBES = ["cacheline_rtt", "futex_rtt", "pipe_rtt", "eventfd_rtt"]
 
 
@@ -29,7 +31,7 @@ def children(pid):
 
 
 def wait_child(pid, timeout=10.0):
-    end = time.monotonic() + timeout
+    end = time.monotonic() + taprun.scaled(timeout)
     while time.monotonic() < end:
         kids = children(pid)
         if kids:
@@ -80,7 +82,7 @@ def case_killed_child(binary, probe, depth=1):
         proc.communicate()
         return "could not find the child to kill"
     try:
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=taprun.scaled(30))
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
@@ -104,7 +106,7 @@ def case_sigterm(binary):
     grandkids = children(kid)
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=taprun.scaled(30))
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()

@@ -101,7 +101,8 @@ class TmpCase(unittest.TestCase):
         if not tools:
             argv += ["--no-gnuplot", "--no-matplotlib"]
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, env=env or self.env, timeout=300)
+                              universal_newlines=True, env=env or self.env,
+                              timeout=taprun.scaled(300))
 
     def out(self, name="out"):
         return os.path.join(self.tmp, name)
@@ -229,7 +230,7 @@ class Compare(TmpCase):
         argv = [PY, "-S", "-I", COMPARE, os.path.join(DATA, "run_baseline"),
                 os.path.join(DATA, "run_bigbox"), "--out", out]
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, env=env, timeout=120)
+                           universal_newlines=True, env=env, timeout=taprun.scaled(120))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("compare: plots: gnuplot not installed — skipped.", r.stdout)
         self.assertIn("compare: plots: matplotlib not installed — skipped.", r.stdout)
@@ -366,10 +367,11 @@ class Report(TmpCase):
         only = ["--no-matplotlib"] if shutil.which("gnuplot") else []
         r = subprocess.run([PLOT_PY, os.path.join(ROOT, "plots", "plot.py"), run_dir] + only,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, timeout=300)
+                           universal_newlines=True, timeout=taprun.scaled(300))
         self.assertEqual(r.returncode, 0, r.stdout)
         r = subprocess.run([PY, REPORT, run_dir], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+                           stderr=subprocess.STDOUT, universal_newlines=True,
+                           timeout=taprun.scaled(120))
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertIn("index.html", r.stdout)
         p = check_html(self, os.path.join(run_dir, "index.html"))
@@ -398,7 +400,7 @@ class Report(TmpCase):
         r = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
                             "file://" + os.path.join(run_dir, "index.html")],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           universal_newlines=True, timeout=120)
+                           universal_newlines=True, timeout=taprun.scaled(120))
         self.assertEqual(r.returncode, 0)
         self.assertIn("<table>", r.stdout)
 

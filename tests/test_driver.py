@@ -88,7 +88,8 @@ class TmpCase(unittest.TestCase):
     def driver(self, *args, **kw):
         argv = [PY, DRIVER, "--build", self.build, "--results", self.results] + list(args)
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, env=kw.get("env", self.env), timeout=120)
+                              universal_newlines=True, env=kw.get("env", self.env),
+                              timeout=taprun.scaled(120))
 
     def copy_fixture(self, name):
         dst = os.path.join(self.tmp, name)
@@ -427,7 +428,7 @@ class Steps(TmpCase):
     def plot(self, run_dir, env=None):
         py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else PY
         return subprocess.run([py, PLOT, run_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, env=env, timeout=120)
+                              universal_newlines=True, env=env, timeout=taprun.scaled(120))
 
     def test_plot(self):
         run_dir = self.copy_fixture("run_baseline")
@@ -453,7 +454,8 @@ class Steps(TmpCase):
         env = dict(os.environ, PATH=os.path.join(self.tmp, "nothing"), PYTHONPATH="/nonexistent")
         # No gnuplot on PATH; matplotlib hidden by running with -S -I (no site-packages).
         r = subprocess.run([PY, "-S", "-I", PLOT, run_dir], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, env=env, timeout=60)
+                           stderr=subprocess.PIPE, universal_newlines=True, env=env,
+                           timeout=taprun.scaled(60))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("plots: gnuplot not installed — skipped", r.stdout)
         self.assertTrue(os.path.isfile(os.path.join(run_dir, "plots", "data", "baseline_latency.tsv")))
@@ -613,7 +615,7 @@ class Driver(TmpCase):
         t0 = time.monotonic()
         r = self.driver("--no-plots", "--harness-timeout", "4", "--out",
                         os.path.join(self.tmp, "run"), env=env)
-        self.assertLess(time.monotonic() - t0, 30)
+        self.assertLess(time.monotonic() - t0, taprun.scaled(30))
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         ctx = self.load_ctx(os.path.join(self.tmp, "run"))
         self.assertEqual(ctx["harnesses"]["failed"], [{"name": "slow", "reason":
@@ -640,7 +642,7 @@ class Driver(TmpCase):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True)
         pidfile = env["FAKE_PIDFILE"]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + taprun.scaled(60)
         while not (os.path.exists(pidfile) and open(pidfile).read().endswith("\n")):
             self.assertLess(time.monotonic(), deadline, "fake harness never started")
             self.assertIsNone(p.poll(), "driver exited early")
@@ -649,10 +651,10 @@ class Driver(TmpCase):
         self.assertEqual(len(os.listdir(self.shm)), 1)
         t0 = time.monotonic()
         p.send_signal(sig)
-        out, err = p.communicate(timeout=30)
+        out, err = p.communicate(timeout=taprun.scaled(30))
         took = time.monotonic() - t0
         self.assertEqual(p.returncode, 128 + sig, out + err)
-        self.assertLess(took, 10.0)
+        self.assertLess(took, taprun.scaled(10.0))
         for pid in pids:
             self.assertFalse(alive(pid), "harness process %d left running" % pid)
         ctx = self.load_ctx(run_dir)
@@ -924,7 +926,7 @@ class RealRun(TmpCase):
         r = subprocess.run([PY, DRIVER, "--build", self.real_build, "--profile", "smoke",
                             "--only", "baseline", "--out", run_dir, "--results", self.results],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, env=self.env, timeout=240)
+                           universal_newlines=True, env=self.env, timeout=taprun.scaled(240))
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         with open(os.path.join(run_dir, "context.json")) as f:
             ctx = json.load(f)
@@ -949,7 +951,7 @@ class RealRun(TmpCase):
                               "--only", "baseline", "--out", run_dir, "--results",
                               self.results], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True, env=self.env)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + taprun.scaled(60)
         while not self.procs_mentioning(run_dir + "/baseline.json.part"):
             self.assertLess(time.monotonic(), deadline, "harness never started")
             self.assertIsNone(p.poll())
@@ -957,9 +959,9 @@ class RealRun(TmpCase):
         time.sleep(1.0)
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        out, err = p.communicate(timeout=taprun.scaled(30))
         self.assertEqual(p.returncode, 130, out + err)
-        self.assertLess(time.monotonic() - t0, 10.0)
+        self.assertLess(time.monotonic() - t0, taprun.scaled(10.0))
         self.assertEqual(self.procs_mentioning(run_dir), [])
         with open(os.path.join(run_dir, "context.json")) as f:
             ctx = json.load(f)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/msg.h>
 #include <sys/wait.h>
@@ -96,8 +97,114 @@ static void t_harness_sees_child_leak(void *arg)
 	CHECK_EQ(tap_count_children(), 0);
 }
 
+/*
+ * The watchdog counts machine time, not wall time (tap.h): the harness runs itself
+ * (/proc/self/exe with TAP_HARNESS_INNER=1, so only the inner cases below exist) on a load
+ * average read from a file, and reads the inner case's TAP line and how long it took.
+ */
+static void t_inner_sleep(void *arg)
+{
+	double until = tap_now() + *(const double *)arg;
+
+	while (tap_now() < until)
+		usleep(10000);
+}
+
+static const double inner_short = 1.5, inner_hang = 60;
+
+/* Runs inner case `name` with TAP_LOADAVG_FILE holding `loadavg` ("" = an empty file: no
+ * load); returns its exit status, its stdout in out, the wall time in *dt. */
+static int run_inner(const char *name, const char *loadavg, char *out, size_t size, double *dt)
+{
+	char file[] = "/tmp/tap-loadavg-XXXXXX";
+	int fd = mkstemp(file), pfd[2], st = -1;
+	size_t len = 0;
+	double t0;
+	ssize_t n;
+	pid_t pid;
+
+	ASSERT(fd >= 0);
+	ASSERT(write(fd, loadavg, strlen(loadavg)) == (ssize_t)strlen(loadavg));
+	close(fd);
+	ASSERT(pipe2(pfd, O_CLOEXEC) == 0);
+	t0 = tap_now();
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		setenv("TAP_HARNESS_INNER", "1", 1);
+		setenv("TAP_LOADAVG_FILE", file, 1);
+		setenv("TAP_TIMEOUT_MULT", "1", 1);     /* also under CI's sanitizer pass */
+		unsetenv("TAP_LOAD_SCALE");
+		execl("/proc/self/exe", "test_error", name, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (len + 1 < size && (n = read(pfd[0], out + len, size - 1 - len)) != 0) {
+		if (n > 0)
+			len += (size_t)n;
+		else if (errno != EINTR)
+			break;
+	}
+	out[len] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	*dt = tap_now() - t0;
+	unlink(file);
+	tap_diag("inner %s, loadavg \"%.*s\": %.2f s, exit %d", name,
+		 (int)strcspn(loadavg, "\n"), loadavg, *dt, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A case that takes 1.5 s of its 1 s budget passes on a saturated machine (load 1000: the
+ * factor is TAP_LOAD_MAX): the time it lost was the machine's. */
+static void t_harness_watchdog_extends_under_load(void *arg)
+{
+	char out[4096];
+	double dt;
+
+	CHECK_EQ(run_inner("inner/sleep_1.5s", "1000.00 1000.00 1000.00 2/300 1\n", out,
+			   sizeof(out), &dt), 0);
+	CHECK(strstr(out, "\nok 1 inner/sleep_1.5s") != NULL);
+	CHECK(strstr(out, "timed out") == NULL);
+}
+
+/* The same case on an idle machine is killed at its budget. */
+static void t_harness_watchdog_idle(void *arg)
+{
+	char out[4096];
+	double dt;
+
+	CHECK_EQ(run_inner("inner/sleep_1.5s", "0.00 0.00 0.00 1/300 1\n", out, sizeof(out), &dt),
+		 1);
+	CHECK(strstr(out, "\nnot ok 1 inner/sleep_1.5s") != NULL);
+	CHECK(strstr(out, "timed out") != NULL);
+}
+
+/* A hang on a saturated machine still fails, after at most TAP_LOAD_MAX x its budget. */
+static void t_harness_watchdog_bounds_a_hang(void *arg)
+{
+	char out[4096];
+	double dt;
+
+	CHECK_EQ(run_inner("inner/hang", "1000.00 1000.00 1000.00 2/300 1\n", out, sizeof(out),
+			   &dt), 1);
+	CHECK(strstr(out, "\nnot ok 1 inner/hang") != NULL);
+	CHECK(strstr(out, "timed out") != NULL);
+	CHECK_CMP(dt, >=, TAP_LOAD_MAX * 1.0);
+	CHECK_CMP(dt, <, inner_hang / 2);
+}
+
 int main(int argc, char **argv)
 {
+	static const struct tap_opts one_s = { .timeout_s = 1 };
+
+	if (getenv("TAP_HARNESS_INNER")) {
+		tap_add_opts("inner/sleep_1.5s", t_inner_sleep, (void *)&inner_short, &one_s);
+		tap_add_opts("inner/hang", t_inner_sleep, (void *)&inner_hang, &one_s);
+		return tap_run(argc, argv);
+	}
 	tap_add("error/names", t_names, NULL);
 	tap_add("error/eof_below_errno_range", t_eof_below_errno_range, NULL);
 	tap_add("error/positive_is_negated", t_positive_is_negated, NULL);
@@ -105,5 +212,8 @@ int main(int argc, char **argv)
 	tap_add("harness/sees_fd_leak", t_harness_sees_fd_leak, NULL);
 	tap_add("harness/sees_child_leak", t_harness_sees_child_leak, NULL);
 	tap_add("harness/sees_sysv_leak", t_harness_sees_sysv_leak, NULL);
+	tap_add("harness/watchdog_extends_under_load", t_harness_watchdog_extends_under_load, NULL);
+	tap_add("harness/watchdog_idle", t_harness_watchdog_idle, NULL);
+	tap_add("harness/watchdog_bounds_a_hang", t_harness_watchdog_bounds_a_hang, NULL);
 	return tap_run(argc, argv);
 }

@@ -696,7 +696,7 @@ static void as_enomem(void *arg)
 				      .result_max = 1 << 20, .queue_max = 1024 };
 
 	(void)arg;
-	if (tap_timeout_mult() > 1.0)
+	if (tap_env_timeout_mult() > 1.0)
 		tap_skip("RLIMIT_AS and sanitizer/valgrind shadow memory do not mix");
 	ASSERT(kib > 0);
 	ASSERT(getrlimit(RLIMIT_AS, &rl) == 0);

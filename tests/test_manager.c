@@ -1009,7 +1009,7 @@ static void t_server_killed(void *arg)
 	kill(mproc_manager_pid(m), SIGKILL);
 	t0 = tap_now();
 	CHECK_ERR(mproc_dict_get(d, "k", buf, sizeof(buf)), -EPIPE);
-	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	CHECK_ERR(mproc_dict_set(d, "k", "v", 1), -EPIPE);
 	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
 	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
@@ -1091,10 +1091,10 @@ static void t_every_call_dead(void *arg)
 		t0 = tap_now();
 		r = one_call(&p[i], i);
 		dt = tap_now() - t0;
-		if (r != -EPIPE || dt >= 1.0)
+		if (r != -EPIPE || dt >= 1.0 * tap_timeout_mult())
 			tap_diag("%s: %lld after %.3f s", every_call[i], r, dt);
 		CHECK_EQ(r, -EPIPE);
-		CHECK_CMP(dt, <, 1.0);
+		CHECK_CMP(dt, <, 1.0 * tap_timeout_mult());
 	}
 	for (i = 0; i < N; i++) {
 		mproc_dict_close(p[i].d);
@@ -1195,7 +1195,7 @@ static void t_silent_server(void *arg)
 	ASSERT_OK(mproc_dict_open(&d2, c2, "d"));
 	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
 	ASSERT_OK(kill(srv, SIGSTOP) == 0 ? 0 : -errno);
-	for (i = 0; i < 500 && !is_stopped(srv); i++)
+	for (t0 = tap_now(); !is_stopped(srv) && tap_now() - t0 < 0.5 * tap_timeout_mult();)
 		usleep(1000);
 	ASSERT(is_stopped(srv));
 
@@ -1307,9 +1307,10 @@ static void t_owner_death(void *arg)
 	CHECK_EQ(waitpid(owner, &status, 0), owner);
 	/* We are a subreaper: the orphaned server is our child now. */
 	t0 = tap_now();
-	while (waitpid(msg.server, &status, WNOHANG) == 0 && tap_now() - t0 < 5)
+	while (waitpid(msg.server, &status, WNOHANG) == 0 &&
+	       tap_now() - t0 < 5 * tap_timeout_mult())
 		usleep(10 * 1000);
-	CHECK_CMP(tap_now() - t0, <, 2.0);
+	CHECK_CMP(tap_now() - t0, <, 2.0 * tap_timeout_mult());
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* Nothing left behind: the socket and its private directory are gone, whichever way the
 	 * server learnt of its owner's death (even before it began to serve). */
@@ -1610,7 +1611,8 @@ static void t_hammer_fair(void *arg)
 		tap_diag("cannot pin: %s", strerror(errno));
 	atomic_store(&h->go, 1);
 	t0 = mproc__now_ns();
-	while (atomic_load(&h->calls) < 1000 && mproc__now_ns() - t0 < 5 * MPROC__NSEC_PER_SEC)
+	while (atomic_load(&h->calls) < 1000 && mproc__now_ns() - t0 <
+	       (int64_t)(5 * tap_timeout_mult() * MPROC__NSEC_PER_SEC))
 		usleep(1000);
 	CHECK_CMP(atomic_load(&h->calls), >=, 1000UL);
 

@@ -396,7 +396,8 @@ static uint64_t count_settle(uint64_t *ctr, uint64_t want)
 {
 	double t0 = tap_now();
 
-	while (__atomic_load_n(ctr, __ATOMIC_SEQ_CST) < want && tap_now() - t0 < 5.0)
+	while (__atomic_load_n(ctr, __ATOMIC_SEQ_CST) < want &&
+	       tap_now() - t0 < 5.0 * tap_timeout_mult())
 		usleep(1000);
 	usleep(100000);         /* and nothing more comes */
 	return __atomic_load_n(ctr, __ATOMIC_SEQ_CST);
@@ -728,7 +729,7 @@ static void t_map_async(void *arg)
 			CHECK_EQ(out[i], in[i] * in[i]);
 		}
 		mproc_result_free(r);
-		for (i = 0; i < 100 && atomic_load(&map_cb_calls) == 0; i++)
+		for (i = 0; i < 100 * tap_timeout_mult() && atomic_load(&map_cb_calls) == 0; i++)
 			usleep(10000);
 		CHECK_EQ(atomic_load(&map_cb_calls), 1);
 		CHECK_EQ(atomic_load(&map_cb_status), -EDOM);
@@ -952,7 +953,8 @@ static void kill_case(int64_t killer, size_t result_max)
 		CHECK_EQ(mproc_pool_apply(p, &x, 8, buf, result_max, 5.0), 8);
 		memcpy(&y, buf, 8);
 		CHECK_EQ(y, 144);
-		for (tries = 0; tries < 100 && mproc_pool_worker_pids(p, pids, 2) < 2; tries++)
+		for (tries = 0; tries < 100 * tap_timeout_mult() &&
+		     mproc_pool_worker_pids(p, pids, 2) < 2; tries++)
 			usleep(10000);
 		CHECK_EQ(mproc_pool_worker_pids(p, pids, 2), 2);
 	}
@@ -1045,7 +1047,7 @@ static void t_terminate_bound(void *arg)
 	usleep(50000);
 	t0 = tap_now();
 	CHECK_OK(mproc_pool_terminate(p));
-	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	for (k = 0; k < N; k++) {
 		CHECK_ERR(mproc_result_get(rs[k], &y, 8, 0), -ECANCELED);
 		mproc_result_free(rs[k]);
@@ -1167,7 +1169,8 @@ static void t_owner_sigint(void *arg)
 		double t0 = tap_now();
 		pid_t r;
 
-		while ((r = waitpid(pids[k], &status, WNOHANG)) == 0 && tap_now() - t0 < 1.0)
+		while ((r = waitpid(pids[k], &status, WNOHANG)) == 0 &&
+		       tap_now() - t0 < 1.0 * tap_timeout_mult())
 			usleep(1000);
 		CHECK_EQ(r, pids[k]);
 		if (r == 0) {

@@ -152,7 +152,7 @@ static void t_maxsize_timeouts(void *arg)
 	CHECK_EQ(mproc_queue_qsize(q), 6);
 	t0 = tap_now();
 	CHECK_ERR(mproc_queue_put(q, "x", 1, 0), -EAGAIN);
-	CHECK_CMP(tap_now() - t0, <, 0.05);
+	CHECK_CMP(tap_now() - t0, <, 0.05 * tap_timeout_mult());
 	t0 = tap_now();
 	CHECK_ERR(mproc_queue_put(q, "x", 1, 0.2), -ETIMEDOUT);
 	dt = tap_now() - t0;
@@ -168,7 +168,7 @@ static void t_maxsize_timeouts(void *arg)
 	CHECK(mproc_queue_empty(q));
 	t0 = tap_now();
 	CHECK_ERR(mproc_queue_get(q, b, max, 0), -EAGAIN);
-	CHECK_CMP(tap_now() - t0, <, 0.05);
+	CHECK_CMP(tap_now() - t0, <, 0.05 * tap_timeout_mult());
 	t0 = tap_now();
 	CHECK_ERR(mproc_queue_get(q, b, max, 0.2), -ETIMEDOUT);
 	dt = tap_now() - t0;
@@ -403,7 +403,7 @@ static void t_child_exit_undrained(void *arg)
 	t0 = tap_now();
 	while (tap_now() - t0 < 0.3 && waitpid(pid, &st, WNOHANG) == 0)
 		usleep(10000);
-	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	for (uint32_t s = 0; s < 10000; s++) {
 		struct item_hdr h = { 0 };
 		ssize_t n = mproc_queue_get(q, buf, sizeof(buf), 10.0);
@@ -544,7 +544,7 @@ static void t_producer_killed(void *arg)
 			struct item_hdr h;
 			double t0 = tap_now();
 			ssize_t n = mproc_queue_get(q, buf, max, 0.3);
-			CHECK_CMP(tap_now() - t0, <, 2.0);
+			CHECK_CMP(tap_now() - t0, <, 2.0 * tap_timeout_mult());
 			if (n == -ETIMEDOUT || n == -EBADMSG)
 				break;
 			if (n < 0) {
@@ -801,8 +801,8 @@ static void t_joinable(void *arg)
 		CHECK_OK(mproc_queue_put(q, &i, sizeof(i), 5.0));
 	CHECK_ERR(mproc_queue_join(q, 0), -EAGAIN);
 	t0 = tap_now();
-	CHECK_OK(mproc_queue_join(q, 10.0));
-	CHECK_CMP(tap_now() - t0, <, 5.0);
+	CHECK_OK(mproc_queue_join(q, 10.0 * tap_timeout_mult()));
+	CHECK_CMP(tap_now() - t0, <, 5.0 * tap_timeout_mult());
 	CHECK_EQ(mproc_queue_qsize(q), 0);
 	for (int w = 0; w < 4; w++)
 		CHECK_OK(mproc_queue_put(q, "", 0, 5.0));
@@ -906,7 +906,7 @@ static void t_qlock_owner_dies(void *arg)
 	CHECK_EQ(waitpid(pid, &st, 0), pid);
 	t0 = tap_now();
 	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC), -EOWNERDEAD);
-	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	mproc__qunlock(lock);
 	CHECK_OK(mproc__qlock(lock, 0));
 	mproc__qunlock(lock);
@@ -929,7 +929,7 @@ static void t_qlock_owner_dies(void *arg)
 	}
 	t0 = tap_now();
 	CHECK_ERR(mproc__qlock(lock, mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC), -EOWNERDEAD);
-	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	mproc__qunlock(lock);
 	CHECK_EQ(waitpid(pid, &st, 0), pid);
 	pid = qlock_holder(lock);

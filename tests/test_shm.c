@@ -598,7 +598,7 @@ static void t_value_lock_owner_dead(void *arg)
 
 	ASSERT_OK(mproc_value_new(&v, MPROC_INT32, MPROC_SHM_LOCK));
 	p = tap_fork(child_hold_value_lock, v);
-	for (int i = 0; i < 500 && x == 0; i++) {
+	for (int i = 0; i < 500 * tap_timeout_mult() && x == 0; i++) {
 		usleep(10000);
 		mproc_value_load(v, &x);
 	}

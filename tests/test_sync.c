@@ -264,7 +264,7 @@ static void owner_dead(bool reap_first, bool rlock)
 		CHECK_OK(mproc_lock_acquire(a.l, 0));
 		CHECK_OK(mproc_lock_release(a.l));
 	}
-	CHECK_CMP(tap_now() - t0, <, 1.0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
 	if (!reap_first)
 		CHECK_EQ(tap_reap(p), 128 + SIGKILL);
 	mproc_event_free(a.ev);
