@@ -1582,8 +1582,10 @@ int mproc_pool_apply_async(struct mproc_pool *p, const void *task, size_t len,
 	struct mproc_result *j;
 	int r;
 
-	if (!p || !out || (!task && len) || len > p->o.task_max)
+	if (!p || !out || (!task && len))
 		return -EINVAL;
+	if (len > p->o.task_max)
+		return -EMSGSIZE;
 	j = job_new(p, J_SINGLE, 1, p->o.result_max, NULL, NULL, true);
 	if (!j)
 		return -ENOMEM;
@@ -1799,9 +1801,10 @@ static int batch_check(struct mproc_pool *p, const struct mproc_pool_batch *b, b
 		return -EINVAL;
 	if (b->n == 0)
 		return 0;
-	if (need_tasks && (!b->tasks || b->task_len > p->o.task_max ||
-			   (b->task_stride && b->task_stride < b->task_len)))
+	if (need_tasks && (!b->tasks || (b->task_stride && b->task_stride < b->task_len)))
 		return -EINVAL;
+	if (need_tasks && b->task_len > p->o.task_max)
+		return -EMSGSIZE;
 	if (b->chunksize > UINT32_MAX)
 		return -EINVAL;
 	return 0;
@@ -2002,7 +2005,7 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
 			return -EINVAL;
 		total += arg_size[k];
 		if (total > p->o.task_max)
-			return -EINVAL;
+			return -EMSGSIZE;
 	}
 	c.buf = malloc(total ? total : 1);
 	if (!c.buf)

@@ -177,7 +177,7 @@ static void t_bad_args(void *arg)
 		int64_t x = 1, y;
 		struct mproc_result *r;
 
-		CHECK_ERR(mproc_pool_apply(p, &x, 65, &y, 8, 1.0), -EINVAL);   /* over task_max */
+		CHECK_ERR(mproc_pool_apply(p, &x, 65, &y, 8, 1.0), -EMSGSIZE); /* over task_max */
 		CHECK_ERR(mproc_pool_apply_async(p, &x, 8, NULL, NULL), -EINVAL);
 		CHECK_ERR(mproc_pool_join(p, 1.0), -EINVAL);                     /* not closed */
 		CHECK_OK(mproc_pool_close(p));
@@ -273,8 +273,8 @@ static void t_map(void *arg)
 
 		CHECK_ERR(mproc_pool_map(p, &b, 1.0), -EINVAL);
 		b.tasks = in;
-		b.task_len = 17;
-		CHECK_ERR(mproc_pool_map(p, &b, 1.0), -EINVAL);
+		b.task_len = 17;        /* over task_max */
+		CHECK_ERR(mproc_pool_map(p, &b, 1.0), -EMSGSIZE);
 	}
 	mproc_pool_free(p);
 }
@@ -303,7 +303,7 @@ static void t_starmap(void *arg)
 		for (i = 0; i < N; i++)
 			CHECK_EQ(out[i], A[i].a * B[i]);
 		size[1] = 9;    /* 17 bytes > task_max */
-		CHECK_ERR(mproc_pool_starmap(p, args, size, stride, 2, &b, 30.0), -EINVAL);
+		CHECK_ERR(mproc_pool_starmap(p, args, size, stride, 2, &b, 30.0), -EMSGSIZE);
 	}
 	mproc_pool_free(p);
 }

@@ -192,7 +192,7 @@ struct mproc_apply_opts {
 /*
  * mproc_pool_apply_async / mproc_pool_submit - queue one task of len bytes (copied). Waits while
  * the table is full. *out receives the result handle (free it with mproc_result_free).
- * Returns 0, -EINVAL (NULL, len over task_max), -EPIPE (closed, terminated or broken pool).
+ * Returns 0, -EINVAL (NULL), -EMSGSIZE (len over task_max), -EPIPE (closed, terminated or broken pool).
  * submit is apply_async without callbacks (a "future").
  */
 int mproc_pool_apply_async(struct mproc_pool *p, const void *task, size_t len,
@@ -246,7 +246,8 @@ struct mproc_pool_batch {
 /*
  * mproc_pool_map - run every task of the batch and wait for all of them (even when one fails).
  * Returns 0, the first failed task's error (by index), -ETIMEDOUT (tasks left running: their
- * results are dropped), -EINVAL (bad batch), -EPIPE (closed/broken pool). n == 0 returns 0.
+ * results are dropped), -EINVAL (bad batch), -EMSGSIZE (task_len over task_max), -EPIPE
+ * (closed/broken pool). n == 0 returns 0.
  */
 int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, double timeout_s);
 
@@ -258,7 +259,8 @@ int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, doubl
  * mproc_result_get (result NULL, size 0) returns 0 or the first failed task's error by index,
  * as mproc_pool_map does, or -ETIMEDOUT; wait, ready and successful work as for one task;
  * opts' callback (status 0) or error_callback (that error) runs once, when all are done.
- * Returns 0, -EINVAL (bad batch, NULL out), -EPIPE (closed/broken pool), -ENOMEM.
+ * Returns 0, -EINVAL (bad batch, NULL out), -EMSGSIZE (task_len over task_max), -EPIPE
+ * (closed/broken pool), -ENOMEM.
  * n == 0 gives a handle that is ready at once.
  */
 int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
@@ -267,7 +269,8 @@ int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
 /*
  * mproc_pool_starmap - map where task i is the concatenation of nargs fields: field k is
  * arg_size[k] bytes at args[k] + i * arg_stride[k] (a stride of 0 = arg_size[k]). The fields
- * together must fit task_max. b->tasks, task_len and task_stride are ignored.
+ * together must fit task_max (else -EMSGSIZE). b->tasks, task_len and task_stride are
+ * ignored. Returns as mproc_pool_map.
  */
 int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size_t *arg_size,
 		       const size_t *arg_stride, size_t nargs, const struct mproc_pool_batch *b,
@@ -286,7 +289,7 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
  * and the iterator holds B results, whatever n is. b->tasks must then stay valid until the
  * iterator ends or is freed. A lazy iterator made before mproc_pool_close keeps submitting its
  * batch until join; after join its unsubmitted items fail with -EPIPE, after terminate with
- * -ECANCELED. -EINVAL if B > MPROC_POOL_QUEUE_MAX.
+ * -ECANCELED. -EINVAL if B > MPROC_POOL_QUEUE_MAX, -EMSGSIZE if b->task_len > task_max.
  * mproc_imap_free - free; unfinished tasks still run, their results are dropped; tasks of a
  * lazy iterator not yet submitted never are.
  */
