@@ -589,6 +589,14 @@ static _Noreturn void run_case_child(struct tap_case *c)
 
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	signal(SIGPIPE, SIG_DFL);
+	/* The signals a case sends (Ctrl-C to an owner, SIGTERM to a server) have their default
+	 * action, whatever the runner inherited: a shell runs a background job (`cmd &`, nohup)
+	 * with SIGINT and SIGQUIT (and SIGHUP) ignored, and an ignored signal stays ignored
+	 * across fork and exec. */
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
 	/* A private IPC namespace per case (root only): SysV queues and POSIX mqueues made by
 	 * tests running in parallel are then invisible here, so the leak check names only this
 	 * case's own. Without it (not root) the SysV part of the check is off. */
@@ -671,6 +679,9 @@ static int run_one(struct tap_case *c, int num, char *skip_reason, size_t skip_l
 		run_case_child(c);
 	}
 	close(pfd[1]);
+	/* Read without blocking once the case is reaped: a process the case forked and left
+	 * behind holds the pipe's write end until kill_children() below. */
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
 	pidfd = pidfd_open_(pid);
 	last = start;
 	for (;;) {

@@ -10,7 +10,9 @@
  *	}
  *
  * Each case runs in its own forked child (a crash fails one case, not the suite) under
- * PR_SET_CHILD_SUBREAPER, so grandchildren that a case orphans come back to it. Before and
+ * PR_SET_CHILD_SUBREAPER, so grandchildren that a case orphans come back to it. It starts with
+ * SIGPIPE, SIGHUP, SIGINT, SIGQUIT and SIGTERM at their default action, even when the runner
+ * inherited them ignored (a shell's background job, nohup). Before and
  * after the case body the child records its open fds, threads, children (zombies included),
  * /dev/shm/mproc-... and /dev/mqueue/mproc-... names, /tmp/mproc-<pid>-... entries (manager and
  * forkserver directories) it or its dead descendants created, and new SysV message queues; any

@@ -5,6 +5,7 @@ A skipped case prints "ok N name # SKIP reason"; a failure prints its traceback 
 """
 import fnmatch
 import os
+import signal
 import unittest
 
 # A test must never fail only because the machine is slow (tests/tap.h): a bound on how long
@@ -61,7 +62,19 @@ def scaled(seconds):
     return seconds * timeout_mult()
 
 
+def default_signals():
+    """The signals tests send (SIGINT to a driver, SIGTERM to a tool) get their default action
+    in the processes the tests start, whatever this one inherited: a shell runs a background
+    job (`make test &`, nohup) with SIGINT, SIGQUIT (and SIGHUP) ignored, and an ignored signal
+    stays ignored across exec. SIGINT is handled here (KeyboardInterrupt), so it is the default
+    again in a child after exec."""
+    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(module, prefix, argv):
+    default_signals()
     pattern = argv[0] if argv else "*"
     cases = []
 

@@ -131,6 +131,7 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     binary = argv[0]
+    taprun.default_signals()
     cases = [(f"baseline/fault/{p}/killed_child", lambda p=p: case_killed_child(binary, p))
              for p in PROBES]
     cases += [(f"baseline/fault/{p}/killed_peer",

@@ -1,6 +1,7 @@
 /* test_error.c - mproc_strerror()/mproc_errname() name every code; the harness itself works. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +113,29 @@ static void t_inner_sleep(void *arg)
 
 static const double inner_short = 1.5, inner_hang = 60;
 
+/* A case starts with the default action for the signals cases send, even when the runner was
+ * started with them ignored (a background job of a shell). */
+static void t_inner_default_signals(void *arg)
+{
+	static const int sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM };
+	struct sigaction sa;
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		CHECK_EQ(sigaction(sigs[i], NULL, &sa), 0);
+		CHECK(sa.sa_handler == SIG_DFL);
+	}
+}
+
+/* A case that hangs after forking a process that keeps the harness's result pipe open. */
+static void t_inner_orphan_holds_pipe(void *arg)
+{
+	if (fork() == 0)
+		for (;;)
+			pause();
+	for (;;)
+		pause();
+}
+
 /* Runs inner case `name` with TAP_LOADAVG_FILE holding `loadavg` ("" = an empty file: no
  * load); returns its exit status, its stdout in out, the wall time in *dt. */
 static int run_inner(const char *name, const char *loadavg, char *out, size_t size, double *dt)
@@ -131,6 +155,10 @@ static int run_inner(const char *name, const char *loadavg, char *out, size_t si
 	pid = fork();
 	ASSERT(pid >= 0);
 	if (pid == 0) {
+		/* As a shell's background job (`make test &`, nohup) would start it. */
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGQUIT, SIG_IGN);
 		dup2(pfd[1], 1);
 		setenv("TAP_HARNESS_INNER", "1", 1);
 		setenv("TAP_LOADAVG_FILE", file, 1);
@@ -196,6 +224,29 @@ static void t_harness_watchdog_bounds_a_hang(void *arg)
 	CHECK_CMP(dt, <, inner_hang / 2);
 }
 
+/* Started with SIGINT & co. ignored, a case still sees their default action. */
+static void t_harness_default_signals(void *arg)
+{
+	char out[4096];
+	double dt;
+
+	CHECK_EQ(run_inner("inner/default_signals", "", out, sizeof(out), &dt), 0);
+	CHECK(strstr(out, "\nok 1 inner/default_signals") != NULL);
+}
+
+/* A case that hangs and leaves a process holding the result pipe is killed at its budget, and
+ * the runner goes on (it used to wait on the pipe for ever). */
+static void t_harness_watchdog_orphan(void *arg)
+{
+	char out[4096];
+	double dt;
+
+	CHECK_EQ(run_inner("inner/orphan_holds_pipe", "", out, sizeof(out), &dt), 1);
+	CHECK(strstr(out, "\nnot ok 1 inner/orphan_holds_pipe") != NULL);
+	CHECK(strstr(out, "timed out") != NULL);
+	CHECK_CMP(dt, <, 30);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_opts one_s = { .timeout_s = 1 };
@@ -203,6 +254,8 @@ int main(int argc, char **argv)
 	if (getenv("TAP_HARNESS_INNER")) {
 		tap_add_opts("inner/sleep_1.5s", t_inner_sleep, (void *)&inner_short, &one_s);
 		tap_add_opts("inner/hang", t_inner_sleep, (void *)&inner_hang, &one_s);
+		tap_add("inner/default_signals", t_inner_default_signals, NULL);
+		tap_add_opts("inner/orphan_holds_pipe", t_inner_orphan_holds_pipe, NULL, &one_s);
 		return tap_run(argc, argv);
 	}
 	tap_add("error/names", t_names, NULL);
@@ -215,5 +268,7 @@ int main(int argc, char **argv)
 	tap_add("harness/watchdog_extends_under_load", t_harness_watchdog_extends_under_load, NULL);
 	tap_add("harness/watchdog_idle", t_harness_watchdog_idle, NULL);
 	tap_add("harness/watchdog_bounds_a_hang", t_harness_watchdog_bounds_a_hang, NULL);
+	tap_add("harness/watchdog_orphan", t_harness_watchdog_orphan, NULL);
+	tap_add("harness/default_signals", t_harness_default_signals, NULL);
 	return tap_run(argc, argv);
 }

@@ -2,6 +2,8 @@
 """Tests of tests/taprun.py: scaled() widens the Python tests' time bounds and watchdogs by
 TAP_TIMEOUT_MULT and by how loaded the machine is, as tap_timeout_mult() does in C (tap.h)."""
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -56,6 +58,26 @@ class Scaled(unittest.TestCase):
     def test_unreadable_loadavg_is_factor_one(self):
         os.environ["TAP_LOADAVG_FILE"] = "/nonexistent/loadavg"
         self.assertEqual(taprun.load_factor(), 1.0)
+
+
+class DefaultSignals(unittest.TestCase):
+    def test_children_get_default_actions_even_if_started_ignoring(self):
+        # A runner started as a background job (SIGINT, SIGQUIT, SIGHUP ignored) calls
+        # default_signals(); the processes it starts then see the default action (SigIgn 0).
+        code = ("import subprocess, sys; sys.path.insert(0, sys.argv[1]); import taprun; "
+                "taprun.default_signals(); "
+                "print(subprocess.run(['grep', '^SigIgn', '/proc/self/status'], "
+                "stdout=subprocess.PIPE, universal_newlines=True).stdout)")
+
+        def ignore():
+            for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+                signal.signal(sig, signal.SIG_IGN)
+        r = subprocess.run([sys.executable, "-c", code, os.path.dirname(taprun.__file__)],
+                           stdout=subprocess.PIPE, universal_newlines=True,
+                           preexec_fn=ignore, timeout=taprun.scaled(60))
+        ign = int(r.stdout.split()[1], 16)
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+            self.assertFalse(ign & (1 << (sig - 1)), "%s ignored: %s" % (sig.name, r.stdout))
 
 
 if __name__ == "__main__":
