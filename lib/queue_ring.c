@@ -397,9 +397,21 @@ static ssize_t ring_qsize(struct mproc_queue *q)
 	struct ring *r = q->be;
 	uint64_t cons = atomic_load(&r->sh->cons);
 	uint64_t prod = atomic_load(&r->sh->prod);
+	uint64_t h = atomic_load_explicit(hdr_at(r, POS(prod)), memory_order_acquire);
+	uint32_t puts = CNT(prod);
+	int32_t n;
 
-	int32_t n = (int32_t)(CNT(prod) - CNT(cons));
-
+	/*
+	 * A record committed (its header stored) but not yet counted in {puts, wpos}: its
+	 * producer is between the two stores, or was killed there and the next put will advance
+	 * past it. Consumers can already take it, so it counts (a kill there made qsize say one
+	 * less than a drain then got). The header at wpos can carry puts + 1 only then: a stale
+	 * header from an earlier lap has an older number, and a full ring's oldest record, at the
+	 * same offset, carries gets + 1 <= puts.
+	 */
+	if (HSEQ(h) == puts + 1)
+		puts++;
+	n = (int32_t)(puts - CNT(cons));
 	return n > 0 ? n : 0;   /* a consumer can be one committed item ahead for a moment */
 }
 
