@@ -397,10 +397,13 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
         todo = [p for p in pairs if p.needs_more() and len(p.errors) < 2
                 and len(p.round_s) < MAX_ROUNDS
                 and p.field_a not in NOT_ALONE and p.field_b not in NOT_ALONE]
-        # Undecided pairs first: a wide interval that already decides matters less.
-        todo.sort(key=lambda p: p.summary()["verdict"] != "undecided")
         if not todo:
             break
+        # Undecided pairs only, while any needs more: a wide interval that already decides
+        # matters less than an answer that cannot be given (a quick run's 60 s went to
+        # 180x-apart start-method pairs while a pool-size pair stayed undecided).
+        undecided = [p for p in todo if p.summary()["verdict"] == "undecided"]
+        todo = undecided or todo
         progressed = False
         t_cycle = clock()
         for p in todo:

@@ -8,8 +8,10 @@ the run. Output: a JSON-ready dict, for libmproc (``pool/...``, ``pool_overhead/
 under ``"python"``, for CPython's Pool/ProcessPoolExecutor (``python/pool/...``,
 ``python/pool_overhead/...``), each from its own curves:
 
-- the CPU pool size: the smallest N whose throughput interval overlaps the best N's (it
-  cannot be told from the best), capped by the budget; without intervals (fewer than 6
+- the CPU pool size: the smallest N whose median throughput is within 2 % of the best N's
+  and whose interval overlaps the best's (it cannot be told from the best), capped by the
+  budget (an interval alone is not enough: a wide one at 1 worker, [30, 56] against the
+  best's [55, 76], would pick a pool at 56 % of the best); without intervals (fewer than 6
   repetitions) the point knee (smallest N within 2 % of the best median), marked undecided;
 - I/O pool sizes for given blocking fractions: ceil(usable / (1 - f)), bounded by the largest
   N measured at >= 90 % efficiency (its interval's low end, where there is one);
@@ -106,8 +108,9 @@ def knee(points, key="tasks_per_second", tolerance=KNEE_TOLERANCE):
 
 
 def pick_pool_size(curve, key="tasks_per_second"):
-    """curve: [labelled point] with key, key_lo, key_hi. The smallest N whose interval
-    overlaps the best's; without an interval on every point, the point knee.
+    """curve: [labelled point] with key, key_lo, key_hi. The smallest N whose median is within
+    KNEE_TOLERANCE of the best's and whose interval overlaps the best's; without an interval
+    on every point, the point knee.
     -> (n, best point, decided, method, why) or None."""
     pts = [p for p in curve if _finite(p.get(key))]
     if not pts:
@@ -121,12 +124,13 @@ def pick_pool_size(curve, key="tasks_per_second"):
                         "the best pool (%d workers, 95 %% interval [%.4g, %.4g]); no smaller "
                         "pool's interval reaches it" % (p["workers"], best[key + "_lo"],
                                                         best[key + "_hi"]))
-            if p[key + "_hi"] >= best[key + "_lo"]:
+            if p[key + "_hi"] >= best[key + "_lo"] and \
+                    p[key] >= (1 - KNEE_TOLERANCE) * best[key]:
                 return (p["workers"], best, True, "interval overlap",
-                        "the smallest pool whose 95 %% interval [%.4g, %.4g] overlaps the "
-                        "best's [%.4g, %.4g] (%d workers)" % (
-                            p[key + "_lo"], p[key + "_hi"], best[key + "_lo"],
-                            best[key + "_hi"], best["workers"]))
+                        "the smallest pool within %d %% of the best median whose 95 %% "
+                        "interval [%.4g, %.4g] overlaps the best's [%.4g, %.4g] (%d workers)" % (
+                            KNEE_TOLERANCE * 100, p[key + "_lo"], p[key + "_hi"],
+                            best[key + "_lo"], best[key + "_hi"], best["workers"]))
     n_min = min((p.get("n") or 1) for p in pts)
     few = "too few repetitions for a 95 %% interval (%d; 6 needed)" % n_min
     for p in pts:
@@ -178,8 +182,9 @@ def _cpu(figures, prefix, usable, cores, unstable, warnings):
 
 
 def _cores_minus_one(main, cores):
-    """The folk rule "physical cores - 1" on the main CPU curve: as good as the best (its
-    interval overlaps the best's) or what it leaves unused."""
+    """The folk rule "physical cores - 1" on the main CPU curve: right when it is as good as
+    the best (median within KNEE_TOLERANCE and interval overlapping the best's), wrong when
+    its interval lies below the best's (what it leaves unused), else undecided."""
     rule_n = max(1, cores - 1)
     if cores <= 1:
         # One usable core (taskset -c 0, a 1-CPU container): the rule says 0 workers,
@@ -193,12 +198,16 @@ def _cores_minus_one(main, cores):
                 "verdict": "not measured"}
     frac = p["tasks_per_second"] / best
     lo_best = main.get("best_tasks_per_second_lo")
+    near = frac >= 1 - KNEE_TOLERANCE
     if p.get("tasks_per_second_hi") is not None and lo_best is not None:
-        right = p["tasks_per_second_hi"] >= lo_best
-        decided = True
+        overlap = p["tasks_per_second_hi"] >= lo_best
+        if overlap and not near:
+            return {"workers": rule_n, "fraction_of_best": frac, "decided": False,
+                    "verdict": f"undecided: {100 * frac:.0f} % of the best median, but the "
+                    "intervals overlap"}
+        right, decided = overlap and near, True
     else:
-        right = frac >= 1 - KNEE_TOLERANCE
-        decided = False
+        right, decided = near, False
     return {"workers": rule_n, "fraction_of_best": frac, "decided": decided,
             "verdict": "right" if right else
             f"leaves {100 * (1 - frac):.0f} % of the best throughput unused"}

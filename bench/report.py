@@ -723,7 +723,7 @@ def answer_pools(rec, python):
                 cm["workers"], "" if cm["workers"] == 1 else "s",
                 rec["budget"]["usable_cores"], cm["verdict"],
                 100 * cm["fraction_of_best"])
-            if not cm.get("decided"):
+            if not cm.get("decided") and not cm["verdict"].startswith("undecided"):
                 why = "too few repetitions for a 95 % interval: " + why
             out.append(_answer("Is 'physical cores - 1' right here? (%s)" % who,
                                "yes" if cm["verdict"] == "right" else "no", why, figs, None,
