@@ -312,6 +312,34 @@ static int make_queue(int backend, size_t bytes, unsigned flags, struct mproc_qu
 	return r;
 }
 
+/*
+ * A benchmark's round (per_prod * np items, one KeepRunningBatch batch) is sized once, on its
+ * first call, and kept for its later repetitions: Google Benchmark checks that every
+ * repetition of a benchmark ran as many iterations, and a batch rounds the count up to a
+ * multiple of its own size (a quick run aborted in ComputeStats when one repetition's warm-up
+ * halved the round and another's did not). Keyed by what the benchmark's name says.
+ */
+struct round_size {
+	int backend, np, nc;
+	size_t bytes;
+	uint32_t per_prod;
+};
+
+static struct round_size *round_size_of(int backend, size_t bytes, int np, int nc)
+{
+	static struct round_size sizes[256];
+	static size_t n;
+
+	for (size_t i = 0; i < n; i++)
+		if (sizes[i].backend == backend && sizes[i].bytes == bytes && sizes[i].np == np &&
+		    sizes[i].nc == nc)
+			return &sizes[i];
+	if (n == sizeof(sizes) / sizeof(sizes[0]))
+		return NULL;        /* more benchmarks than the harness registers */
+	sizes[n] = (struct round_size){ .backend = backend, .np = np, .nc = nc, .bytes = bytes };
+	return &sizes[n++];
+}
+
 static void bm_throughput(struct gbench_state *st, void *arg)
 {
 	const struct tp_case *tc = arg;
@@ -322,6 +350,7 @@ static void bm_throughput(struct gbench_state *st, void *arg)
 	pid_t pids[2 * MAX_SIDE];
 	struct mproc_queue *q = NULL;
 	struct tp_ctl *c;
+	struct round_size *rs;
 	int fds[2] = { -1, -1 };
 	int nw = 0, r;
 	uint64_t total_msgs = 0, timed_msgs = 0, sent_cnt, sent_sum, got_cnt, got_sum;
@@ -403,10 +432,18 @@ static void bm_throughput(struct gbench_state *st, void *arg)
 	}
 	total_msgs += (uint64_t)c->per_prod * (uint64_t)np;
 	/* A slow channel (a pipe under load) gets shorter rounds, so the quick profile stays
-	 * short: halve until a round takes about 100 ms (never below 256 items). */
-	for (int64_t dt = bench_now_ns() - t_warm; dt > 100 * INT64_C(1000000) &&
-	     c->per_prod * (uint32_t)np >= 512; dt /= 2)
-		c->per_prod /= 2;
+	 * short: halve until a round takes about 100 ms (never below 256 items); once per
+	 * benchmark (round_size_of). */
+	rs = round_size_of(tc->backend, bytes, np, nc);
+	if (rs && rs->per_prod) {
+		c->per_prod = rs->per_prod;
+	} else {
+		for (int64_t dt = bench_now_ns() - t_warm; dt > 100 * INT64_C(1000000) &&
+		     c->per_prod * (uint32_t)np >= 512; dt /= 2)
+			c->per_prod /= 2;
+		if (rs)
+			rs->per_prod = c->per_prod;
+	}
 	/* One item is one iteration: real_time is per item, whatever the round's size. */
 	while (gbench_keep_running_batch(st, (int64_t)c->per_prod * np)) {
 		int64_t t0 = bench_now_ns();
