@@ -122,8 +122,9 @@ def pick_pool_size(curve, key="tasks_per_second"):
             if p is best:
                 return (p["workers"], best, True, "interval overlap",
                         "the best pool (%d workers, 95 %% interval [%.4g, %.4g]); no smaller "
-                        "pool's interval reaches it" % (p["workers"], best[key + "_lo"],
-                                                        best[key + "_hi"]))
+                        "pool is within %d %% of its median with an interval that reaches it"
+                        % (p["workers"], best[key + "_lo"], best[key + "_hi"],
+                           KNEE_TOLERANCE * 100))
             if p[key + "_hi"] >= best[key + "_lo"] and \
                     p[key] >= (1 - KNEE_TOLERANCE) * best[key]:
                 return (p["workers"], best, True, "interval overlap",

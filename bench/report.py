@@ -708,6 +708,10 @@ def answer_pools(rec, python):
         why = "%s; %d ms tasks" % (cpu["why"], cpu["task_ms"])
         if cpu.get("capped_by_budget"):
             why += "; capped at the %d usable CPUs" % rec["budget"]["usable"]
+            frac = cpu.get("recommended_fraction_of_best")
+            if frac is not None and frac < 1 - 0.02:
+                why += (", which reach %.0f %% of the best median (more workers than CPUs "
+                        "did better here)" % (100 * frac))
         out.append(_answer("CPU-bound pool size (%s)" % who,
                            "%d worker%s" % (cpu["recommended_workers"],
                                             "" if cpu["recommended_workers"] == 1 else "s"),
