@@ -750,7 +750,11 @@ def answer_pools(rec, python):
                 io["max_efficient_workers"], io["task_ms"])
             if io.get("max_efficient_workers") else "nothing: no measured pool reached 90 %")
         if not io.get("decided"):
-            why = "too few repetitions for a 95 % interval: " + why
+            few = any(p.get("efficiency_lo") is None for p in io["curve"]
+                      if p.get("efficiency") is not None)
+            why = ("too few repetitions for a 95 % interval: " if few else
+                   "an efficiency interval straddles 90 %% (the sizes by the medians: %s): "
+                   % sizes) + why
         out.append(_answer("I/O-bound pool size (%s)" % who, sizes, why, figs, None,
                            decided=io.get("decided", False)))
     ch = side.get("chunksize")

@@ -194,6 +194,19 @@ class IoAndChunks(unittest.TestCase):
         self.assertEqual(sizes["0.99"], 32)     # 200 capped by the largest efficient N
         self.assertEqual(rec["io"]["max_efficient_workers"], 32)
 
+    def test_io_bound_straddling_is_undecided_not_one(self):
+        # CPython in a quick run: 8 workers at 0.918 [0.885, 0.932], 32 at 0.83. Counting
+        # only intervals wholly above 90 % bounded every size at 1 worker; by the median the
+        # bound is 8, and the straddling interval makes it undecided.
+        figs = {"python/pool/io/workers:1/task_ms:20": {"efficiency": reps(0.97, 0.01, 6)},
+                "python/pool/io/workers:8/task_ms:20":
+                {"efficiency": [0.885, 0.90, 0.915, 0.92, 0.93, 0.932]},
+                "python/pool/io/workers:32/task_ms:20": {"efficiency": reps(0.83, 0.05, 6)}}
+        io = R.recommend(figs, {"usable": 2})["python"]["io"]
+        self.assertEqual(io["max_efficient_workers"], 8)
+        self.assertEqual(io["by_blocking_fraction"], {"0.5": 4, "0.9": 8, "0.99": 8})
+        self.assertFalse(io["decided"])
+
     def test_io_uses_the_finest_curve(self):
         figs = {f"pool/io/workers:{n}/task_ms:10": {"efficiency": e}
                 for n, e in {1: 0.99, 2: 0.99, 4: 0.98, 8: 0.97, 16: 0.95, 32: 0.8}.items()}
