@@ -46,13 +46,15 @@ static ssize_t task_echo(const void *task, size_t len, void *result, size_t max,
 }
 MPROC_POOL_TASK("probe_echo", task_echo)
 
-/* Fork a child that runs fn(arg) and exits with its return value; 0 or -errno. */
-static int in_child(mproc_process_fn *fn, void *arg)
+/* Run fn(arg) in a child started by opts (NULL: fork) and reap it: 0, the child's failure as
+ * -errno (its exit status, child_status), -ECHILD when it died of a signal, or the error of a
+ * step. */
+static int run_child(mproc_process_fn *fn, void *arg, const struct mproc_process_opts *o)
 {
 	struct mproc_process *p = NULL;
 	int r, code = -1;
 
-	r = mproc_process_new(&p, fn, arg, NULL);
+	r = mproc_process_new(&p, fn, arg, o);
 	if (r < 0)
 		return r;
 	r = mproc_process_start(p);
@@ -66,24 +68,16 @@ static int in_child(mproc_process_fn *fn, void *arg)
 	return r;
 }
 
+static int in_child(mproc_process_fn *fn, void *arg)
+{
+	return run_child(fn, arg, NULL);
+}
+
 static int probe_process(enum mproc_start_method m)
 {
 	struct mproc_process_opts o = { .method = m, .entry = "probe_child_ok" };
-	struct mproc_process *p = NULL;
-	int r, code = -1;
 
-	r = mproc_process_new(&p, child_ok, NULL, &o);
-	if (r < 0)
-		return r;
-	r = mproc_process_start(p);
-	if (r == 0)
-		r = mproc_process_join(p, 20.0);
-	if (r == 0)
-		r = mproc_process_exitcode(p, &code);
-	if (r == 0 && code != 0)
-		r = -ECHILD;
-	mproc_process_free(p);
-	return r;
+	return run_child(child_ok, NULL, &o);
 }
 
 /* A child's exit status: the errno of what failed (in_child gives it back negated), 0 if none. */
