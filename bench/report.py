@@ -1729,6 +1729,19 @@ def _crosscheck_summary(path):
                                          " (%s)" % ", ".join(bad) if bad else "")
 
 
+def _write_text(path, body):
+    """Write path atomically (.tmp + rename) and say so; False, with one line, on failure."""
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(body)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
+        return False
+    print("report: %s" % path)
+    return True
+
+
 def build_reference_index(root):
     runs = _reference_runs(root)
     out = ["# Reference results", "",
@@ -1802,16 +1815,7 @@ def reference_index_main(argv):
     if a.stdout:
         sys.stdout.write(text)
         return 0
-    path = os.path.join(a.dir, "README.md")
-    try:
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
-        return 1
-    print("report: %s" % path)
-    return 0
+    return 0 if _write_text(os.path.join(a.dir, "README.md"), text) else 1
 
 
 def machine_line(machine):
@@ -1905,15 +1909,8 @@ def main(argv=None):
              ("answers.json", _json.dumps(answers_doc(answers, machine), indent=1,
                                           allow_nan=False) + "\n")]
     for fn, body in files:
-        path = os.path.join(run.path, fn)
-        try:
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
-                f.write(body)
-            os.replace(path + ".tmp", path)
-        except OSError as e:
-            print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
+        if not _write_text(os.path.join(run.path, fn), body):
             return 1
-        print("report: %s" % path)
     try:
         print("report: %s" % write_index(run))
     except OSError as e:
