@@ -818,16 +818,21 @@ def decide_summary(run):
            for p in pairs if p.get("extended")]
     und = [p.get("what") or "%s / %s" % (p.get("a"), p.get("b"))
            for p in pairs if p.get("status") in ("undecided", "wide")]
+    eq = [p.get("what") or "%s / %s" % (p.get("a"), p.get("b"))
+          for p in pairs if p.get("status") == "equivalent"]
     if not pairs:
         return []
+    tie = (" %d pair%s could not be told apart but differ%s by less than 5 %% (%s): not "
+           "measured further." % (len(eq), "" if len(eq) == 1 else "s",
+                                  "s" if len(eq) == 1 else "", "; ".join(eq))) if eq else ""
     if not ext and not und:
         return ["Adaptive repetitions (`decide.json`): every deciding pair decided in the "
-                "main pass; none needed more."]
+                "main pass; none needed more." + tie]
     return ["Adaptive repetitions (`decide.json`, %.0f s of %g s spent): %d deciding pair%s "
             "measured again, interleaved%s; %d still undecided or wider than +-5 %%%s." % (
                 doc.get("spent_s") or 0, doc.get("budget_s") or 0, len(ext),
                 "" if len(ext) == 1 else "s", " (%s)" % "; ".join(ext) if ext else "",
-                len(und), " (%s)" % "; ".join(und) if und else "")]
+                len(und), " (%s)" % "; ".join(und) if und else "") + tie]
 
 
 def fmt_answer_figure(f):

@@ -62,7 +62,7 @@ DRIFT = [1.0, 1.03, 0.98, 1.05, 1.01, 1.02]
 SPAWN = {
     "spawn": [("spawn/forkserver/rss_mib:0", "p50_ns", [300e3 * d for d in DRIFT]),
               ("spawn/spawn/rss_mib:0", "p50_ns", [400e3 * d for d in DRIFT]),
-              ("spawn/fork/rss_mib:0", "p50_ns", [290e3, 310e3, 305e3, 295e3, 300e3, 320e3])],
+              ("spawn/fork/rss_mib:0", "p50_ns", [250e3, 340e3, 305e3, 260e3, 300e3, 350e3])],
     "python": [("python/spawn/fork/rss_mib:0", "p50_ns",
                 [1.0e6, 1.1e6, 0.9e6, 1.05e6, 0.95e6, 1.0e6])],
 }
@@ -199,6 +199,38 @@ class Extend(Base):
         self.assertEqual(s["interval"], "paired (decider runs only)")
         self.assertEqual(s["verdict"], "better")
 
+    def test_tie_stops_when_within_5_percent(self):
+        # Two sides that differ by 1 %: never "better" or "worse", but once the interval lies
+        # within +-5 % of 1 the pair is "equivalent" and gets no more rounds.
+        p = self.pairs(self.run_dir())["start/fork_vs_forkserver"]
+        self.assertEqual(p.status(), "undecided")
+        k = [0]
+
+        def measure(name, field):
+            k[0] += 1
+            wobble = 1.0 + 0.01 * (k[0] % 3)
+            return 303e3 * wobble if name == "spawn/fork/rss_mib:0" else 300e3 * wobble
+
+        decide.extend([p], measure, 1e9, clock=iter(range(10 ** 6)).__next__)
+        self.assertEqual(p.status(), "equivalent")
+        self.assertEqual(p.summary()["verdict"], "undecided")
+        self.assertLess(len(p.samples_a), decide.MAX_ROUNDS)
+        self.assertFalse(p.needs_more())
+        self.assertIn("within +-5 %", p.why())
+
+    def test_answers_before_headline_rows(self):
+        # Two undecided pairs, budget for one round: the answer's pair gets it.
+        t = [0.0]
+
+        def measure(name, field):
+            t[0] += 1.0
+            return 300e3
+
+        head = decide.Pair("h", "x", "headline", "ha", "hb", "p50_ns", "p50_ns")
+        ans = decide.Pair("a", "x", "answer", "aa", "ab", "p50_ns", "p50_ns")
+        decide.extend([head, ans], measure, 1.5, clock=lambda: t[0])
+        self.assertEqual((len(ans.samples_a), len(head.samples_a)), (1, 0))
+
     def test_decide_json(self):
         path = self.run_dir()
         doc = decide.decide(path, "nobuild", "quick", PY, 5.0,
@@ -210,7 +242,7 @@ class Extend(Base):
         self.assertTrue(by["start/fork_vs_forkserver"]["extended"])
         self.assertFalse(by["start/forkserver_vs_spawn"]["extended"])
         for p in on_disk["pairs"]:
-            self.assertIn(p["status"], ("decided", "wide", "undecided"))
+            self.assertIn(p["status"], ("decided", "wide", "equivalent", "undecided"))
             self.assertEqual(len(p["samples"]["a"]), p["rounds"])
         # gbjson does not read decide.json as a harness file.
         self.assertEqual(gbjson.load_run(path).load_errors, {})

@@ -690,16 +690,25 @@ def _spin(n):
     return acc
 
 
-def calibrate_spin_per_ms():
-    """Loop iterations of _spin per millisecond on this machine, this interpreter."""
+def calibrate_spin_per_ms(trials=5):
+    """Loop iterations of _spin per millisecond on this machine, this interpreter: the
+    fastest of a few trials of >= 20 ms each (as bench_pool.c's calibrate). One trial that
+    lost the CPU for a while made every task shorter than it claimed: a 1-worker pool of
+    "20 ms" tasks then ran 78 tasks/s, and each decider round (a new process, a new
+    calibration) measured a different task."""
     n = 20000
     while True:
         t = time.perf_counter()
         _spin(n)
         dt = time.perf_counter() - t
-        if dt > 0.05:
-            return n / (dt * 1000)
+        if dt > 0.02:
+            break
         n *= 2
+    for _ in range(trials - 1):
+        t = time.perf_counter()
+        _spin(n)
+        dt = min(dt, time.perf_counter() - t)
+    return n / (dt * 1000)
 
 
 def _cpu_task(n):
@@ -809,7 +818,9 @@ def bench_pool_scaling(rn):
 
             def one_rep(W=W):
                 nonlocal base
-                tasks = max(2 * W, int(rn.target_s * 1000 / task_ms) * min(W, b))
+                # >= 8 tasks per busy CPU: fewer measure the map's tail more than the pool
+                # (bench_pool.c's pool/cpu says why).
+                tasks = max(2 * W, max(8, int(rn.target_s * 1000 / task_ms)) * min(W, b))
                 with fork.Pool(W) as pool:
                     pool.map(_noop_task, range(W))
                     t = time.perf_counter_ns()
