@@ -87,18 +87,6 @@ struct floor_case {
 static struct floor_case g_cases[MPROC__ARRAY_SIZE(k_probes) * 2];
 static char g_floor_exe[PATH_MAX];
 
-static size_t samples_cap(void)
-{
-	switch (gbench_current_profile()) {
-	case GBENCH_SMOKE:
-		return 1 << 12;
-	case GBENCH_QUICK:
-		return 1 << 17;
-	default:
-		return 1 << 20;
-	}
-}
-
 static void fail(struct gbench_state *st, const char *what, int err)
 {
 	char msg[200];
@@ -252,7 +240,7 @@ static void bm_floor(struct gbench_state *st, void *arg)
 			return;
 		}
 	}
-	e = bench_samples_init(&s, samples_cap());
+	e = bench_samples_init(&s, bench_samples_cap());
 	if (e < 0) {
 		fail(st, "samples", e);
 		return;

@@ -540,18 +540,6 @@ static int lat_child(void *arg)
 	}
 }
 
-static size_t lat_samples_cap(void)
-{
-	switch (gbench_current_profile()) {
-	case GBENCH_SMOKE:
-		return 1 << 12;
-	case GBENCH_QUICK:
-		return 1 << 17;
-	default:
-		return 1 << 20;
-	}
-}
-
 static void bm_latency(struct gbench_state *st, void *arg)
 {
 	const struct lat_case *lc = arg;
@@ -601,7 +589,7 @@ static void bm_latency(struct gbench_state *st, void *arg)
 		errmsg(st, "mproc_queue_new", r);
 		goto out;
 	}
-	r = bench_samples_init(&s, lat_samples_cap());
+	r = bench_samples_init(&s, bench_samples_cap());
 	if (r < 0) {
 		errmsg(st, "samples", r);
 		goto out;

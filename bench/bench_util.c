@@ -34,6 +34,18 @@ int64_t bench_now_ns(void)
 
 /* ---- samples ---- */
 
+size_t bench_samples_cap(void)
+{
+	switch (gbench_current_profile()) {
+	case GBENCH_SMOKE:
+		return 1 << 12;
+	case GBENCH_QUICK:
+		return 1 << 17;
+	default:
+		return 1 << 20;
+	}
+}
+
 int bench_samples_init(struct bench_samples *s, size_t cap)
 {
 	memset(s, 0, sizeof(*s));

@@ -28,6 +28,9 @@ struct bench_samples {
 	size_t n, cap, dropped;
 };
 int bench_samples_init(struct bench_samples *s, size_t cap);
+/* How many samples a latency figure keeps in the current profile (4 Ki smoke, 128 Ki quick,
+ * 1 Mi full): enough for a p999 in every profile, bounded in memory. */
+size_t bench_samples_cap(void);
 static inline void bench_samples_add(struct bench_samples *s, int64_t ns)
 {
 	if (s->n < s->cap)
