@@ -3,7 +3,8 @@
  *
  * Names: pipe/<transport>/bytes:<N>/placement:<same_core|cross_core>
  *   transport  raw_pipe, framed_pipe, conn_pipe, conn_stream, conn_seqpacket (bench_conn.h)
- *   N          message size, 64 B ... 1 MiB in powers of 4
+ *   N          message size, 64 B ... 1 MiB in powers of 4, and 65528 (64 KiB - 8, the largest
+ *              frame of 16 whole pages) for the three pipe transports outside smoke
  *   placement  sender and receiver pinned to one PU (same_core) or to two physical cores
  *              (cross_core); a placement the machine cannot give is not registered.
  * Counters: bytes_per_second, msgs_per_second (payload only, over the manual time).
@@ -215,6 +216,13 @@ static void register_all(void)
 			if (cross && (prof == GBENCH_FULL || edge))
 				add_case(t, bytes, MPROC_TOPO_SAME_CORE);
 		}
+		/* 64 KiB - 8: the largest payload whose frame (8-byte length + payload) fits the
+		 * 16 pages of a 64 KiB message exactly, so a framed message never spills into a
+		 * 17th pipe page. Beside bytes:65536 it shows what the framing's spill page costs
+		 * and what a user gains by sending 8 bytes less. Pipes only: a socket has no pages. */
+		if (prof != GBENCH_SMOKE && (t == BENCH_RAW_PIPE || t == BENCH_FRAMED_PIPE ||
+					     t == BENCH_CONN_PIPE))
+			add_case(t, 65536 - 8, main_place);
 	}
 }
 

@@ -50,7 +50,7 @@ PLOTS = [
         "id": "pipe_throughput",
         "harness": "pipe",
         "kind": "lines",
-        "pattern": r"pipe/(?P<series>[^/]+)/bytes:(?P<x>\d+)/placement:cross_core",
+        "pattern": r"pipe/(?P<series>[^/]+)/bytes:(?!65528/)(?P<x>\d+)/placement:cross_core",
         "value": ["bytes_per_second"],
         "whisker": None,
         "scale": 1e6,
