@@ -17,6 +17,26 @@ FUZZ_SECONDS ?= 60
 MESONFLAGS ?=
 PYTHON   ?= $(shell if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi)
 
+# make bench / make verify check their variables (empty means the default) before anything is installed or built: a typo
+# is one line and exit 2 (GNU make's $(error)), not a finished build followed by the driver's
+# refusal. The harness names come from the sources (bench/bench_<name>.c, less the shim's test
+# and the helpers) plus the CPython comparators; the driver checks again against what is built.
+BENCH_PROFILES := smoke quick full
+BENCH_HARNESSES := $(filter-out shimtest util,$(patsubst bench/bench_%.c,%,$(wildcard bench/bench_*.c))) python
+NO_DEV_SHM_VALUES := 0 no 1 yes none tiny
+comma := ,
+ifneq ($(filter bench verify,$(MAKECMDGOALS)),)
+ifneq ($(filter-out $(BENCH_PROFILES),$(PROFILE))$(filter-out 0 1,$(words $(PROFILE))),)
+$(error make $(filter bench verify,$(MAKECMDGOALS)): PROFILE='$(PROFILE)' is not a profile (choose from: $(BENCH_PROFILES)))
+endif
+ifneq ($(filter-out $(BENCH_HARNESSES),$(subst $(comma), ,$(ONLY))),)
+$(error make $(filter bench verify,$(MAKECMDGOALS)): ONLY='$(ONLY)': unknown harness '$(firstword $(filter-out $(BENCH_HARNESSES),$(subst $(comma), ,$(ONLY))))' (choose from: $(BENCH_HARNESSES), comma-separated))
+endif
+ifneq ($(filter-out $(NO_DEV_SHM_VALUES),$(NO_DEV_SHM))$(filter-out 0 1,$(words $(NO_DEV_SHM))),)
+$(error make $(filter bench verify,$(MAKECMDGOALS)): NO_DEV_SHM='$(NO_DEV_SHM)' is not a mode (choose from: 1 or none: no /dev/shm; tiny: 64 MiB; 0: off))
+endif
+endif
+
 .PHONY: all deps deps-bench build test test-all test-stress valgrind tsan bench verify plots compare \
 	clean fuzz
 

@@ -5,6 +5,7 @@
  * /dev/shm" table reads it beside CPython's (bench/python/mp_bench.py --probe).
  *
  *     mproc-devshm-probe [--oversize BYTES]
+ *     mproc-devshm-probe --version
  *
  * Each primitive is made, used once across a fork (or a fresh image for the exec start
  * methods) and freed, in a forked child of its own with a 30 s alarm, so a hang or a crash
@@ -16,7 +17,7 @@
  * named segment of BYTES (bigger than /dev/shm's free space): libmproc reserves the pages at
  * creation (posix_fallocate), so it must fail there with -ENOSPC, never SIGBUS later.
  *
- * Exit: 0 the probes ran (whatever they found); 2 bad usage.
+ * Exit: 0 the probes ran (whatever they found); 2 bad usage (one line on stderr).
  */
 #include <errno.h>
 #include <signal.h>
@@ -456,12 +457,18 @@ int main(int argc, char **argv)
 		errno = 0;
 		unsigned long long v = strtoull(argv[2], &end, 10);
 		if (errno || *end || !v || v > MPROC_SHM_SIZE_MAX) {
-			fprintf(stderr, "mproc-devshm-probe: --oversize: bad size '%s'\n", argv[2]);
+			fprintf(stderr, "mproc-devshm-probe: --oversize: bad size '%s' (give a "
+				"positive number of bytes)\n", argv[2]);
 			return 2;
 		}
 		oversize = (size_t)v;
+	} else if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("mproc-devshm-probe %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+		       MPROC_VERSION_PATCH);
+		return 0;
 	} else if (argc != 1) {
-		fprintf(stderr, "usage: mproc-devshm-probe [--oversize BYTES]\n");
+		fprintf(stderr, "mproc-devshm-probe: unexpected argument '%s' (usage: "
+			"mproc-devshm-probe [--oversize BYTES | --version])\n", argv[1]);
 		return 2;
 	}
 	printf("{\"primitives\": {");

@@ -23,7 +23,8 @@
  * others) or 0 (stop). Reply on stdout: int64 status (0, or -errno: -ECHILD the peer died,
  * -ETIMEDOUT no answer in 10 s, -EBADMSG a wrong echo), then when 0: int64 total_ns (the sum
  * of the timed regions), int64 k, and k int64 samples (ns per operation, one per operation or
- * per batch). Exit 0 after a stop, 1 after a failed request, 2 on bad usage.
+ * per batch). Exit 0 after a stop, 1 after a failed request, 2 on bad usage (one line).
+ * `mproc-floor --version` prints the version of mproc it belongs to.
  *
  * It dies with its parent (PR_SET_PDEATHSIG, set by bench_fork and kept across exec), and
  * its child dies with it. Not named bench_*: the suite driver runs those as harnesses.
@@ -48,6 +49,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mproc/version.h"   /* macros only: nothing of libmproc is linked */
 
 #include "floor.h"
 
@@ -353,9 +356,8 @@ static int read_req(int64_t *n)
 
 static int usage(const char *msg)
 {
-	fprintf(stderr, "mproc-floor: %s\nusage: mproc-floor cacheline_rtt|futex_rtt|pipe_rtt|"
-		"eventfd_rtt|fork_exit|syscall PU_A PU_B\n(the minimal process of bench_baseline: "
-		"requests on stdin, timings on stdout; not run by hand)\n", msg);
+	fprintf(stderr, "mproc-floor: %s (usage: mproc-floor cacheline_rtt|futex_rtt|pipe_rtt|"
+		"eventfd_rtt|fork_exit|syscall PU_A PU_B; bench_baseline runs it)\n", msg);
 	return 2;
 }
 
@@ -371,6 +373,11 @@ int main(int argc, char **argv)
 	long a, b;
 	int batch = 1, rc = 0, e = 0;
 
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("mproc-floor %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+		       MPROC_VERSION_PATCH);
+		return 0;
+	}
 	if (argc != 4)
 		return usage("wrong number of arguments");
 	probe = argv[1];

@@ -6,7 +6,9 @@
  *
  * The key comes from a file that only its owner can read (never the command line, which every
  * user can read in /proc/PID/cmdline, nor the environment). SIGTERM stops the server and
- * removes its Unix socket. Exit status: 0 on success, 1 on failure, 2 on bad usage.
+ * removes its Unix socket. `mproc-manager --version` prints the version of mproc it belongs to.
+ * Exit status: 0 on success, 1 on failure, 2 on bad usage (one line on stderr: the problem, and
+ * the way out).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 
 #include "manager_internal.h"
 #include "mproc/error.h"
+#include "mproc/version.h"
 
 static const char usage[] =
 	"usage: mproc-manager --listen unix:PATH|tcp:HOST:PORT [--key-file FILE] [--no-spin] "
@@ -29,7 +32,8 @@ static const char usage[] =
 	"  --max-frame BYTES  largest request after authentication (default 67108864)\n"
 	"  --no-spin          sleep at once after serving (default: poll up to 50 us first,\n"
 	"                     which saves clients in a loop of calls a wakeup each)\n"
-	"  --help             this text\n";
+	"  --help             this text\n"
+	"  --version          print \"mproc-manager X.Y.Z\" and exit\n";
 
 static int bad(const char *msg, const char *arg)
 {
@@ -47,7 +51,8 @@ static int read_key(const char *path, uint8_t *key, size_t *keylen)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return bad(strerror(errno), path);
+		return bad(errno == ENOENT ? "no such key file (give --key-file FILE)" :
+			   strerror(errno), path);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return bad("key file is not a regular file", path);
@@ -98,6 +103,11 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("mproc-manager %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+			       MPROC_VERSION_PATCH);
+			return 0;
+		}
 		if (strncmp(arg, "--key=", 6) == 0 || strcmp(arg, "--key") == 0 ||
 		    strncmp(arg, "--authkey", 9) == 0)
 			return bad("keys on the command line are readable by every user; "
@@ -110,20 +120,20 @@ int main(int argc, char **argv)
 		    strcmp(arg, "--max-frame") != 0)
 			return bad("unknown option (see --help)", arg);
 		if (!val)
-			return bad("option needs a value", arg);
+			return bad("option needs a value (see --help)", arg);
 		i++;
 		if (strcmp(arg, "--listen") == 0)
 			listen_s = val;
 		else if (strcmp(arg, "--key-file") == 0)
 			key_file = val;
 		else if (mproc__parse_u64(val, SIZE_MAX, &max_frame) < 0 || max_frame < 4096)
-			return bad("--max-frame must be an integer >= 4096", val);
+			return bad("--max-frame must be an integer >= 4096 (see --help)", val);
 	}
 	if (!listen_s)
 		return bad("--listen is required (see --help)", NULL);
 	r = mproc__mgr_addr_parse(listen_s, &a);
 	if (r < 0)
-		return bad("bad address (unix:PATH or tcp:HOST:PORT)", listen_s);
+		return bad("bad address (give unix:PATH or tcp:HOST:PORT)", listen_s);
 	if (!key_file)
 		key_file = getenv("MPROC_KEY_FILE");
 	if (!key_file || !*key_file)

@@ -9,6 +9,9 @@
  *  - every fd the library opens is close-on-exec; every wait loop retries EINTR against a
  *    CLOCK_MONOTONIC deadline; the library never prints, never exits, never installs a
  *    process-wide signal handler behind the caller's back.
+ *
+ * Examples: examples/ (README.md, "Use the library"): the C twins of the Python snippets, from
+ * examples/pipe.c, the smallest, to examples/futures.c.
  */
 #ifndef MPROC_H
 #define MPROC_H

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -509,6 +510,29 @@ class BadInput(TmpCase):
         self.one_line_exit_2(self.driver("--bogus"), ["--bogus"])
         self.one_line_exit_2(self.driver(), ["no harnesses"])
 
+    def test_missing_build_dir_is_named(self):
+        # Named before the harnesses are looked for (was "unknown harness 'baseline'").
+        missing = os.path.join(self.tmp, "nonexistent")
+        argv = [PY, DRIVER, "--build", missing, "--results", self.results]
+        for extra in (["--only", "baseline"], [], ["--list"], ["--verify"]):
+            r = subprocess.run(argv + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True, env=self.env, timeout=taprun.scaled(60))
+            self.one_line_exit_2(r, ["--build %s" % missing, "no such build directory",
+                                     "make build"])
+
+    def test_missing_python_is_named_before_the_run(self):
+        self.fake("baseline")
+        self.one_line_exit_2(self.driver("--python", "/nonexistent/python3", "--only", "baseline"),
+                             ["--python /nonexistent/python3", "no such interpreter"])
+        self.one_line_exit_2(self.driver("--python", "/nonexistent/python3", "--verify"),
+                             ["--python /nonexistent/python3"])
+
+    def test_version(self):
+        with open(os.path.join(ROOT, "meson.build")) as f:
+            want = re.search(r"version\s*:\s*'([^']+)'", f.read()).group(1)
+        r = self.driver("--version")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "mproc-bench %s\n" % want, ""))
+
     def test_no_dev_shm_bad_mode_and_no_unshare(self):
         self.fake("baseline")
         self.one_line_exit_2(self.driver("--no-dev-shm", "lambda"),
@@ -527,6 +551,48 @@ class BadInput(TmpCase):
         self.assertIn("baseline", names)
         self.assertNotIn("shimtest", names)
         self.assertNotIn("baseline.p", names)
+
+
+# ------------------------------------------------------------------------------------------
+class MakeVars(TmpCase):
+    """make bench / make verify reject a bad PROFILE, ONLY or NO_DEV_SHM before anything is
+    installed or built: run as `make -n` (nothing would run even if the check failed, except
+    the recursive $(MAKE) lines, themselves -n) and nothing may be printed to do."""
+
+    def make(self, *args):
+        if not shutil.which("make"):
+            self.skipTest("make not installed")
+        env = {k: v for k, v in self.env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        return subprocess.run(["make", "-n", "-C", ROOT, "--no-print-directory"] + list(args)
+                              + ["BUILD=" + self.build + "-none"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=env, timeout=taprun.scaled(60))
+
+    def rejected(self, r, words):
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "", "commands would have run before the check")
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        for w in words:
+            self.assertIn(w, r.stderr)
+
+    def test_bad_profile(self):
+        for goal in ("bench", "verify"):
+            self.rejected(self.make(goal, "PROFILE=bogus"),
+                          ["make %s" % goal, "PROFILE='bogus'", "smoke quick full"])
+
+    def test_bad_only(self):
+        self.rejected(self.make("bench", "ONLY=baseline,spwn"),
+                      ["unknown harness 'spwn'", "baseline", "spawn", "python"])
+
+    def test_bad_no_dev_shm(self):
+        self.rejected(self.make("bench", "NO_DEV_SHM=lambda"), ["NO_DEV_SHM='lambda'", "tiny"])
+
+    def test_good_variables_pass(self):
+        for args in (["PROFILE=smoke", "ONLY=baseline,pool", "NO_DEV_SHM=tiny"],
+                     ["PROFILE=", "ONLY=", "NO_DEV_SHM="], ["NO_DEV_SHM=1"], ["NO_DEV_SHM=0"]):
+            r = self.make("bench", *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("deps.sh bench", r.stdout)
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
  * all iterations of a variant, and its ratio to the bare fork's.
  *
  *   build/tools/fork_steps [-n iterations] [-r rounds] [-s] [-H] [-f] [variant...]
+ *   build/tools/fork_steps --version
  *
  * -s starts a forkserver first, as bench_spawn does (each fork child then closes its socket).
  * -H installs handlers for SIGTERM and SIGINT first, as the harnesses do (the library's fork
@@ -28,7 +29,7 @@
  * last round; now the parent asks which need it: sig_query); heap_write is the parent writing
  * an object on the heap right after fork (the process object did, before it moved to a
  * wipe-on-fork arena): a copy-on-write fault while the child lives.
- * Exit status: 0, 1 (a child failed), 2 (bad usage).
+ * Exit status: 0, 1 (a child failed), 2 (bad usage: one line on stderr).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -223,12 +224,14 @@ static int cmp64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int usage(void)
+/* Bad usage: one line, the problem and the way out. */
+static int usage(const char *problem)
 {
-	fprintf(stderr, "usage: fork_steps [-n iterations] [-r rounds] [-s] [-H] [-f] [variant...]\nvariants:");
+	fprintf(stderr, "fork_steps: %s (usage: fork_steps [-n iterations] [-r rounds] [-s] [-H] "
+		"[-f] [variant...]; variants:", problem);
 	for (size_t i = 0; i < NVARIANTS; i++)
 		fprintf(stderr, " %s", variants[i].name);
-	fprintf(stderr, "\n");
+	fprintf(stderr, ")\n");
 	return 2;
 }
 
@@ -244,6 +247,21 @@ int main(int argc, char **argv)
 	int opt;
 
 	mproc_main_hook(argc, argv);
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("fork_steps (mproc) %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+		       MPROC_VERSION_PATCH);
+		return 0;
+	}
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		char bad[128];
+
+		if (strncmp(argv[i], "--", 2) != 0)
+			continue;
+		/* getopt would read a long option as a cluster of short ones */
+		snprintf(bad, sizeof(bad), "unknown option '%.80s'", argv[i]);
+		return usage(bad);
+	}
+	opterr = 0;     /* getopt's own message would be a second line */
 	while ((opt = getopt(argc, argv, "n:r:sHfh")) != -1) {
 		char *end;
 
@@ -270,8 +288,18 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			*(opt == 'n' ? &n : &rounds) = v;
+		} else if (opt == 'h') {
+			printf("usage: fork_steps [-n iterations] [-r rounds] [-s] [-H] [-f] "
+			       "[variant...] (see the header of tools/fork_steps.c)\n");
+			return 0;
 		} else {
-			return usage();
+			char bad[64];
+
+			if (optopt == 'n' || optopt == 'r')
+				snprintf(bad, sizeof(bad), "-%c needs a value", optopt);
+			else
+				snprintf(bad, sizeof(bad), "unknown option -%c", optopt);
+			return usage(bad);
 		}
 	}
 	for (int i = optind; i < argc; i++) {
@@ -280,8 +308,10 @@ int main(int argc, char **argv)
 		while (k < NVARIANTS && strcmp(argv[i], variants[k].name))
 			k++;
 		if (k == NVARIANTS || npick == NVARIANTS) {
-			fprintf(stderr, "fork_steps: unknown variant '%s'\n", argv[i]);
-			return usage();
+			char bad[128];
+
+			snprintf(bad, sizeof(bad), "unknown variant '%.80s'", argv[i]);
+			return usage(bad);
 		}
 		pick[npick++] = k;
 	}

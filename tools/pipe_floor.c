@@ -12,8 +12,9 @@
  * Rounds cycle through every size and mode in turn; the figure is the median of the rounds.
  *
  *   build/tools/pipe_floor [reader_cpu [messages [rounds]]]     (default 1 4000 7)
+ *   build/tools/pipe_floor --version
  *
- * Exit status: 0, 1 (a pipe or child failed), 2 (bad usage).
+ * Exit status: 0, 1 (a pipe or child failed), 2 (bad usage: one line on stderr).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "mproc/version.h"
 
 #define MSG (64 * 1024)
 #define MAX_ROUNDS 64
@@ -160,11 +162,16 @@ int main(int argc, char **argv)
 	static double bps[NSIZES][NMODES][MAX_ROUNDS];
 	int cpu = 1, n = 4000, rounds = 7;
 
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("pipe_floor (mproc) %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+		       MPROC_VERSION_PATCH);
+		return 0;
+	}
 	if (argc > 4 || (argc > 1 && !arg_int(argv[1], 0, CPU_SETSIZE - 1, &cpu)) ||
 	    (argc > 2 && !arg_int(argv[2], 1, 1000000, &n)) ||
 	    (argc > 3 && !arg_int(argv[3], 1, MAX_ROUNDS, &rounds))) {
-		fprintf(stderr, "usage: pipe_floor [reader_cpu [messages [rounds 1..%d]]]\n",
-			MAX_ROUNDS);
+		fprintf(stderr, "pipe_floor: bad arguments (usage: pipe_floor [reader_cpu 0..%d "
+			"[messages 1..1000000 [rounds 1..%d]]])\n", CPU_SETSIZE - 1, MAX_ROUNDS);
 		return 2;
 	}
 	for (int k = 0; k < rounds; k++) {

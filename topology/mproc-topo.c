@@ -5,6 +5,7 @@
  *	mproc-topo            human summary
  *	mproc-topo --json     JSON on stdout
  *	mproc-topo --xml F    hwloc XML into F
+ *	mproc-topo --version  the version of mproc it belongs to
  *
  * Exit 0 on success, 2 on bad usage or a bad MPROC_CPUS, 1 on any other failure.
  */
@@ -14,14 +15,16 @@
 #include <string.h>
 
 #include "mproc/error.h"
+#include "mproc/version.h"
 #include "topology.h"
 
 static const char usage[] =
-	"usage: mproc-topo [--json | --xml FILE | --help]\n"
+	"usage: mproc-topo [--json | --xml FILE | --help | --version]\n"
 	"  (no option)  human summary of the usable CPU budget, cores, caches, capabilities\n"
 	"  --json       the same as JSON on stdout\n"
 	"  --xml FILE   write the hwloc topology as XML to FILE\n"
 	"  --help       this text\n"
+	"  --version    print \"mproc-topo X.Y.Z\" and exit\n"
 	"environment: MPROC_CPUS=N (a positive integer) caps the budget\n";
 
 int main(int argc, char **argv)
@@ -37,12 +40,16 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(usage, stdout);
 			return 0;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("mproc-topo %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+			       MPROC_VERSION_PATCH);
+			return 0;
 		} else if (strcmp(a, "--json") == 0 && mode == TEXT) {
 			mode = JSON;
 		} else if (strcmp(a, "--xml") == 0 && mode == TEXT) {
 			if (i + 1 >= argc || !argv[i + 1][0]) {
 				fprintf(stderr, "mproc-topo: --xml needs a FILE (valid: --json, "
-					"--xml FILE, --help)\n");
+					"--xml FILE, --help, --version)\n");
 				return 2;
 			}
 			mode = XML;
@@ -51,11 +58,12 @@ int main(int argc, char **argv)
 			mode = XML;
 			xml = a + 6;
 		} else if (strcmp(a, "--json") == 0 || strncmp(a, "--xml", 5) == 0) {
-			fprintf(stderr, "mproc-topo: '%s': choose one of --json, --xml FILE\n", a);
+			fprintf(stderr, "mproc-topo: '%s': choose one of --json, --xml FILE (see "
+				"mproc-topo --help)\n", a);
 			return 2;
 		} else {
 			fprintf(stderr, "mproc-topo: unknown option '%s' (valid: --json, --xml FILE, "
-				"--help)\n", a);
+				"--help, --version)\n", a);
 			return 2;
 		}
 	}

@@ -35,6 +35,8 @@
  *
  * Same-user processes are trusted (as in CPython): the frame header is checked, the body is
  * opaque bytes.
+ *
+ * Example: examples/pipe.c (Python's Pipe() example).
  */
 #ifndef MPROC_CONN_H
 #define MPROC_CONN_H

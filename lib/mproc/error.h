@@ -18,6 +18,8 @@
  *   -EMSGSIZE    a size over a limit (never silently clamped)
  *   -EACCES      authentication failed
  *   -EINVAL      bad arguments (refused before any side effect)
+ *
+ * Example: every program in examples/ checks its calls this way and prints mproc_strerror().
  */
 #ifndef MPROC_ERROR_H
 #define MPROC_ERROR_H

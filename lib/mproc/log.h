@@ -8,6 +8,8 @@
  * or mproc_log_to_fd is called. The settings are process-wide (atomics, no lock) and survive
  * fork; the process name is set by the library in each child it starts. mproc_log may be called
  * from any thread and in a forked child (it uses vsnprintf, so not from a signal handler).
+ *
+ * Example: examples/log.c (log_to_stderr from a parent and its child).
  */
 #ifndef MPROC_LOG_H
 #define MPROC_LOG_H

@@ -48,6 +48,10 @@
  * belong to their client. The server's death signal follows the thread that called
  * mproc_manager_start() (PR_SET_PDEATHSIG semantics): start it from a thread that outlives
  * its use, normally the main thread.
+ *
+ * Example: examples/manager.c (a dict shared by processes on one machine);
+ * examples/manager_tcp.c with examples/manager_client.c (TCP with a key, a client started
+ * separately).
  */
 #ifndef MPROC_MANAGER_H
 #define MPROC_MANAGER_H

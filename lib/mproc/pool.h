@@ -57,6 +57,9 @@
  * (MPROC_POOL_TASK / MPROC_POOL_INIT, or mproc_pool_register_*), arg and initargs travel as
  * opts.arg_len / opts.initargs_len bytes, and the program calls mproc_main_hook(argc, argv)
  * first in main() (mproc/process.h). The test hook of pool_internal.h reaches fork workers only.
+ *
+ * Example: examples/pool.c (map, apply_async and its result handle, under fork or spawn);
+ * examples/futures.c (submit, as_completed).
  */
 #ifndef MPROC_POOL_H
 #define MPROC_POOL_H

@@ -53,6 +53,9 @@
  * nothing, so a child can neither wait for, signal nor disturb its siblings (Python: "can only
  * join a child process"). The child's own new objects work as usual. This relies on
  * MADV_WIPEONFORK (Linux 4.14): without it a child sees the objects as they were at fork.
+ *
+ * Example: examples/terminate.c (is_alive, terminate, exitcode); examples/queue.c (one child
+ * function under every start method: MPROC_ENTRY, mproc_main_hook).
  */
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H

@@ -38,6 +38,9 @@
  *
  * Close: mproc_queue_close() marks this process's handle closed; put and get on it then return
  * -EPIPE (as Python's Queue.close()). Other processes are unaffected.
+ *
+ * Example: examples/queue.c (a list through a Queue to a child, exported to spawn and
+ * forkserver children).
  */
 #ifndef MPROC_QUEUE_H
 #define MPROC_QUEUE_H

@@ -38,6 +38,8 @@
  * value is converted to the element type, wrapping as C does for unsigned types), and on
  * float/double for load/store through the _f64 calls. They are lock-free and never take the
  * Lock.
+ *
+ * Example: examples/shared.c (Value and Array updated by four processes under their Lock).
  */
 #ifndef MPROC_SHM_H
 #define MPROC_SHM_H

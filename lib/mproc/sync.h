@@ -43,6 +43,8 @@
  * fine. A child made by raw clone()/_Fork() must not use these locks before exec.
  * Semaphores, Events, Conditions and Barriers have no owner; a process killed while it holds
  * a semaphore unit leaves it taken (as in Python). Never hold a lock across fork().
+ *
+ * Example: examples/shared.c (the Lock of a Value and of an Array).
  */
 #ifndef MPROC_SYNC_H
 #define MPROC_SYNC_H
