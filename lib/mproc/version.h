@@ -4,6 +4,8 @@
 #ifndef MPROC_VERSION_H
 #define MPROC_VERSION_H
 
+#include <mproc/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -13,7 +15,7 @@ extern "C" {
 #define MPROC_VERSION_PATCH 0
 
 /* "0.1.0": the version of the library actually loaded. */
-const char *mproc_version(void);
+MPROC_EXPORT const char *mproc_version(void);
 
 #ifdef __cplusplus
 }
