@@ -66,7 +66,7 @@
 #include "internal.h"
 #include "mproc/error.h"
 #include "mproc/log.h"
-#include "process_int.h"
+#include "process_internal.h"
 
 extern char **environ;
 

@@ -1,10 +1,10 @@
 /*
- * process_int.h - what process.c and forkserver.c share: the process object, the request
+ * process_internal.h - what process.c and forkserver.c share: the process object, the request
  * format that carries an entry, a name and argument bytes to a child image or to the
  * forkserver, and its parser (kept separate so a fuzz target can call it).
  */
-#ifndef MPROC_PROCESS_INT_H
-#define MPROC_PROCESS_INT_H
+#ifndef MPROC_PROCESS_INTERNAL_H
+#define MPROC_PROCESS_INTERNAL_H
 
 #include <pthread.h>
 #include <signal.h>
@@ -222,4 +222,4 @@ MPROC__FORK_CHILD void mproc__fs_atfork_child(void);
 void mproc__fs_lock(void);
 void mproc__fs_unlock(void);
 
-#endif /* MPROC_PROCESS_INT_H */
+#endif /* MPROC_PROCESS_INTERNAL_H */
