@@ -5,9 +5,13 @@
 #include "mproc/error.h"
 #include "mproc/version.h"
 
+#define VERSION_STR_(x) #x
+#define VERSION_STR(x) VERSION_STR_(x)
+
 const char *mproc_version(void)
 {
-	return "0.1.0";
+	return VERSION_STR(MPROC_VERSION_MAJOR) "." VERSION_STR(MPROC_VERSION_MINOR) "."
+	       VERSION_STR(MPROC_VERSION_PATCH);
 }
 
 /* One switch, generated from a table of the errnos the library can return; the rest fall back
