@@ -35,17 +35,16 @@ if [ "$n" -gt 0 ]; then
 else
 	echo "not ok 1 - no mproc_ function found in the headers: $*"
 fi
-extra=$(comm -13 "$tmp/declared" "$tmp/exported")
-if [ -z "$extra" ]; then
-	echo "ok 2 - nothing exported beyond the public headers"
-else
-	echo "not ok 2 - exported but not declared in a public header:"
-	echo "$extra" | sed 's/^/#   /'
-fi
-missing=$(comm -23 "$tmp/declared" "$tmp/exported")
-if [ -z "$missing" ]; then
-	echo "ok 3 - every declared function is exported"
-else
-	echo "not ok 3 - declared in a public header but not exported (MPROC_EXPORT missing?):"
-	echo "$missing" | sed 's/^/#   /'
-fi
+# report N NAMES OK_TEXT NOT_OK_TEXT: one TAP line, the names under a not ok.
+report() {
+	if [ -z "$2" ]; then
+		echo "ok $1 - $3"
+	else
+		echo "not ok $1 - $4:"
+		echo "$2" | sed 's/^/#   /'
+	fi
+}
+report 2 "$(comm -13 "$tmp/declared" "$tmp/exported")" "nothing exported beyond the public headers" \
+	"exported but not declared in a public header"
+report 3 "$(comm -23 "$tmp/declared" "$tmp/exported")" "every declared function is exported" \
+	"declared in a public header but not exported (MPROC_EXPORT missing?)"
