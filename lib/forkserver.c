@@ -36,7 +36,7 @@
 
 #include "internal.h"
 #include "mproc/error.h"
-#include "process_int.h"
+#include "process_internal.h"
 
 enum { FS_STARTED = 1, FS_EXITED = 2 };
 
@@ -45,7 +45,7 @@ struct fs_reply {
 	int32_t value;
 };
 
-/* On the fork state page (process_int.h): a fork child resets it. */
+/* On the fork state page (process_internal.h): a fork child resets it. */
 static struct mproc__fs_state *const fs = &mproc__fork_state.fs;
 _Static_assert(sizeof(fs->path) == sizeof(((struct sockaddr_un *)0)->sun_path), "sun_path");
 static pthread_mutex_t *const fs_lock = &mproc__fork_state.fs_lock;

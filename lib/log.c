@@ -8,12 +8,12 @@
 
 #include "internal.h"
 #include "mproc/log.h"
-#include "process_int.h"
+#include "process_internal.h"
 
 static atomic_int log_level = MPROC_LOG_OFF;
 static atomic_int log_fd = 2;
 /* Written by the library only in a child it just started (single-threaded there). It lives on
- * the fork state page (process_int.h), which that child writes anyway. */
+ * the fork state page (process_internal.h), which that child writes anyway. */
 #define log_name (mproc__fork_state.log_name)
 
 const char *mproc_log_process_name(void)

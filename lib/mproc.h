@@ -18,25 +18,13 @@
 
 #include <mproc/error.h>
 #include <mproc/version.h>
-/* [process] */
 #include <mproc/log.h>
 #include <mproc/process.h>
-
-/* [conn] */
 #include <mproc/conn.h>
-
-/* [queue] */
 #include <mproc/queue.h>
-
-/* [shm_sync] */
 #include <mproc/shm.h>
 #include <mproc/sync.h>
-
-/* [manager] */
 #include <mproc/manager.h>
-
-/* [pool] */
 #include <mproc/pool.h>
-
 
 #endif /* MPROC_H */

@@ -15,7 +15,7 @@
 
 #include "internal.h"
 #include "mproc.h"
-#include "process_int.h"
+#include "process_internal.h"
 #include "tap.h"
 
 /* ---- entries (registered by constructor, so every child image knows them) ----------------- */

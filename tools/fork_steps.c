@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "mproc.h"
-#include "process_int.h"
+#include "process_internal.h"
 
 #define CODE 42
 

@@ -41,6 +41,8 @@
 #ifndef MPROC_CONN_H
 #define MPROC_CONN_H
 
+#include <mproc/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -94,7 +96,7 @@ struct mproc_conn_opts {
  * MPROC_CONN_MAX_LIMIT), -EMFILE/-ENFILE, -ENOMEM. On failure nothing is left open.
  * Not for a forked child (allocates).
  */
-int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
+MPROC_EXPORT int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
 		    const struct mproc_conn_opts *opts);
 
 /*
@@ -102,7 +104,7 @@ int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
  * unmap its lock page and free it. NULL is a no-op. Returns nothing: close is never retried.
  * Uses free(): in a forked child of a multi-threaded parent, _exit() without closing instead.
  */
-void mproc_conn_close(struct mproc_conn *c);
+MPROC_EXPORT void mproc_conn_close(struct mproc_conn *c);
 
 /*
  * mproc_conn_send - send one framed message of len bytes (0 allowed: an empty message).
@@ -115,7 +117,7 @@ void mproc_conn_close(struct mproc_conn *c);
  * out with pwritev2(RWF_NOWAIT) first and the rest with a blocking writev, which waits out a
  * full pipe without sleeping (README, "Pipes"); each receive notes its CPU for the sender.
  */
-ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
+MPROC_EXPORT ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
 
 /*
  * mproc_conn_send_timeout - mproc_conn_send that waits at most timeout_s seconds (0: only if
@@ -131,7 +133,7 @@ ssize_t mproc_conn_send(struct mproc_conn *c, const void *buf, size_t len);
  *    the frames before it, then -ETIMEDOUT or -EBADMSG for the torn one (MPROC_EOF never).
  * Safe in a forked child (no allocation).
  */
-ssize_t mproc_conn_send_timeout(struct mproc_conn *c, const void *buf, size_t len,
+MPROC_EXPORT ssize_t mproc_conn_send_timeout(struct mproc_conn *c, const void *buf, size_t len,
 				double timeout_s);
 
 /*
@@ -146,7 +148,8 @@ ssize_t mproc_conn_send_timeout(struct mproc_conn *c, const void *buf, size_t le
  * c, NULL buf with size > 0, size > SSIZE_MAX, bad timeout), -EBADF (write end of a simplex
  * pair). Safe in a forked child.
  */
-ssize_t mproc_conn_recv(struct mproc_conn *c, void *buf, size_t size, double timeout_s);
+MPROC_EXPORT ssize_t mproc_conn_recv(struct mproc_conn *c, void *buf, size_t size,
+		double timeout_s);
 
 /*
  * mproc_conn_recv_alloc - receive one message into a new malloc()ed buffer (*out, which the
@@ -155,7 +158,7 @@ ssize_t mproc_conn_recv(struct mproc_conn *c, void *buf, size_t size, double tim
  * mproc_conn_recv, plus -ENOMEM (the message stays queued) and -EINVAL for a NULL out.
  * Allocates: not in a forked child of a multi-threaded parent.
  */
-ssize_t mproc_conn_recv_alloc(struct mproc_conn *c, void **out, double timeout_s);
+MPROC_EXPORT ssize_t mproc_conn_recv_alloc(struct mproc_conn *c, void **out, double timeout_s);
 
 /*
  * mproc_conn_poll - whether a receive would not block: 1 (data, or EOF, is waiting), 0 (the
@@ -163,7 +166,7 @@ ssize_t mproc_conn_recv_alloc(struct mproc_conn *c, void **out, double timeout_s
  * (write end of a simplex pair). After a partial frame arrived poll may return 1 while
  * recv still waits for the rest (as Python's Connection.poll).
  */
-int mproc_conn_poll(struct mproc_conn *c, double timeout_s);
+MPROC_EXPORT int mproc_conn_poll(struct mproc_conn *c, double timeout_s);
 
 /*
  * mproc_conn_send_fds - send a message with nfds file descriptors (SCM_RIGHTS). Socket
@@ -172,7 +175,7 @@ int mproc_conn_poll(struct mproc_conn *c, double timeout_s);
  * -EOPNOTSUPP (pipe transport), and the errors of mproc_conn_send; -EBADF for an fd that is
  * not open.
  */
-ssize_t mproc_conn_send_fds(struct mproc_conn *c, const void *buf, size_t len,
+MPROC_EXPORT ssize_t mproc_conn_send_fds(struct mproc_conn *c, const void *buf, size_t len,
 			    const int *fds, size_t nfds);
 
 /*
@@ -184,7 +187,7 @@ ssize_t mproc_conn_send_fds(struct mproc_conn *c, const void *buf, size_t len,
  * -EBADMSG when the ancillary data is missing, truncated or does not match the header (every
  * fd that did arrive is closed, nothing leaks).
  */
-ssize_t mproc_conn_recv_fds(struct mproc_conn *c, void *buf, size_t size, int *fds,
+MPROC_EXPORT ssize_t mproc_conn_recv_fds(struct mproc_conn *c, void *buf, size_t size, int *fds,
 			    size_t *nfds, double timeout_s);
 
 /*
@@ -196,14 +199,15 @@ ssize_t mproc_conn_recv_fds(struct mproc_conn *c, void *buf, size_t size, int *f
  * over SSIZE_MAX, bad timeout; -EBADF: the write end of a simplex pair); it first hands out
  * bytes already buffered by framed receives.
  */
-ssize_t mproc_conn_write(struct mproc_conn *c, const void *buf, size_t len);
-ssize_t mproc_conn_read(struct mproc_conn *c, void *buf, size_t size, double timeout_s);
+MPROC_EXPORT ssize_t mproc_conn_write(struct mproc_conn *c, const void *buf, size_t len);
+MPROC_EXPORT ssize_t mproc_conn_read(struct mproc_conn *c, void *buf, size_t size,
+		double timeout_s);
 
 /* The fd to poll for readability (-1 for a write-only end), for event loops. */
-int mproc_conn_fileno(const struct mproc_conn *c);
+MPROC_EXPORT int mproc_conn_fileno(const struct mproc_conn *c);
 
 /* The pair's transport name: "pipe", "stream", "seqpacket". */
-const char *mproc_conn_transport_name(enum mproc_conn_transport t);
+MPROC_EXPORT const char *mproc_conn_transport_name(enum mproc_conn_transport t);
 
 #ifdef __cplusplus
 }

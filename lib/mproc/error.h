@@ -24,6 +24,8 @@
 #ifndef MPROC_ERROR_H
 #define MPROC_ERROR_H
 
+#include <mproc/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -43,13 +45,13 @@ extern "C" {
  * program. Positive values are treated as their negation (pthread style). Never NULL.
  * Async-signal-safe.
  */
-const char *mproc_strerror(int code);
+MPROC_EXPORT const char *mproc_strerror(int code);
 
 /*
  * mproc_errname - the symbolic name alone ("ETIMEDOUT", "MPROC_EOF", "OK").
  * Returns "E?" for an unknown code. Never NULL. Async-signal-safe.
  */
-const char *mproc_errname(int code);
+MPROC_EXPORT const char *mproc_errname(int code);
 
 #ifdef __cplusplus
 }

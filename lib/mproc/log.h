@@ -14,6 +14,8 @@
 #ifndef MPROC_LOG_H
 #define MPROC_LOG_H
 
+#include <mproc/export.h>
+
 #include <stdarg.h>
 #include <stdbool.h>
 
@@ -33,18 +35,19 @@ enum mproc_log_level {
 
 /* Log lines at level or above to fd 2. Returns 0, or -EINVAL for a level outside
  * [MPROC_LOG_DEBUG, MPROC_LOG_OFF]. */
-int mproc_log_to_stderr(int level);
+MPROC_EXPORT int mproc_log_to_stderr(int level);
 /* The same to any fd (the caller keeps it open). Returns 0 or -EINVAL (bad level, fd < 0). */
-int mproc_log_to_fd(int fd, int level);
+MPROC_EXPORT int mproc_log_to_fd(int fd, int level);
 /* Whether a line at level would be written. */
-bool mproc_log_enabled(int level);
+MPROC_EXPORT bool mproc_log_enabled(int level);
 /* Write one line (a trailing newline is added). */
-void mproc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void mproc_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+MPROC_EXPORT void mproc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+MPROC_EXPORT void mproc_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf,
+		2, 0)));
 /* The name this process logs under: "MainProcess", or the name the library gave it. */
-const char *mproc_log_process_name(void);
+MPROC_EXPORT const char *mproc_log_process_name(void);
 /* "DEBUG", "INFO", "WARNING", "ERROR", or "LEVEL<n>". */
-const char *mproc_log_level_name(int level);
+MPROC_EXPORT const char *mproc_log_level_name(int level);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,8 @@
 #ifndef MPROC_MANAGER_H
 #define MPROC_MANAGER_H
 
+#include <mproc/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -112,20 +114,21 @@ struct mproc_manager_opts {
  * A stale Unix socket file (no one listening) is replaced. Not in a forked child of a
  * multi-threaded process.
  */
-int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_opts *o);
+MPROC_EXPORT int mproc_manager_start(struct mproc_manager **out,
+		const struct mproc_manager_opts *o);
 
 /*
  * mproc_manager_stop - end the server (EOF on its death pipe, then SIGKILL after 1 s), reap it,
  * remove its socket file and private directory, and free m. NULL is a no-op. Returns 0, or the
  * negative signal number / positive exit status if the server had died abnormally.
  */
-int mproc_manager_stop(struct mproc_manager *m);
+MPROC_EXPORT int mproc_manager_stop(struct mproc_manager *m);
 
 /* The address clients connect to ("unix:/tmp/mproc-<pid>-xxxxxx/manager.sock", "tcp:127.0.0.1:4242"). */
-const char *mproc_manager_address(const struct mproc_manager *m);
+MPROC_EXPORT const char *mproc_manager_address(const struct mproc_manager *m);
 /* The key (pass it to other processes over a pipe or inheritance, never argv or env). */
-const void *mproc_manager_key(const struct mproc_manager *m, size_t *keylen);
-pid_t mproc_manager_pid(const struct mproc_manager *m);
+MPROC_EXPORT const void *mproc_manager_key(const struct mproc_manager *m, size_t *keylen);
+MPROC_EXPORT pid_t mproc_manager_pid(const struct mproc_manager *m);
 
 struct mproc_mclient_opts {
 	double connect_timeout_s;       /* connect + handshake; 0: 5 s */
@@ -141,14 +144,14 @@ struct mproc_mclient_opts {
  * handshake: also a server at its fd limit), -EBADMSG (not an mproc manager, or another
  * version), -ENOMEM.
  */
-int mproc_manager_connect(struct mproc_mclient **out, const char *address, const void *key,
-			  size_t keylen);
-int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, const void *key,
-			       size_t keylen, const struct mproc_mclient_opts *o);
+MPROC_EXPORT int mproc_manager_connect(struct mproc_mclient **out, const char *address,
+		const void *key, size_t keylen);
+MPROC_EXPORT int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address,
+		const void *key, size_t keylen, const struct mproc_mclient_opts *o);
 /* Close the connection and free c; proxies made from c must be closed first. NULL is a no-op. */
-void mproc_manager_disconnect(struct mproc_mclient *c);
+MPROC_EXPORT void mproc_manager_disconnect(struct mproc_mclient *c);
 /* A round trip that does nothing (health check). 0 or -errno. */
-int mproc_manager_ping(struct mproc_mclient *c);
+MPROC_EXPORT int mproc_manager_ping(struct mproc_mclient *c);
 
 /*
  * Proxies. mproc_<kind>_open finds the object of that name on the server, or creates it; the
@@ -162,58 +165,64 @@ int mproc_manager_ping(struct mproc_mclient *c);
  * pointer; a NULL buffer with a nonzero length or cap; a key of 0 or over NAME_MAX bytes; a
  * negative or NaN timeout), or the server's own error as documented per call.
  */
-int mproc_dict_open(struct mproc_dict **out, struct mproc_mclient *c, const char *name);
-void mproc_dict_close(struct mproc_dict *d);
+MPROC_EXPORT int mproc_dict_open(struct mproc_dict **out, struct mproc_mclient *c,
+		const char *name);
+MPROC_EXPORT void mproc_dict_close(struct mproc_dict *d);
 /* Insert or replace key (a NUL-terminated string of 1..NAME_MAX bytes). */
-int mproc_dict_set(struct mproc_dict *d, const char *key, const void *val, size_t len);
+MPROC_EXPORT int mproc_dict_set(struct mproc_dict *d, const char *key, const void *val, size_t len);
 /* Copy the value into buf (up to cap bytes) and return its full length; a length > cap means
  * buf holds a prefix. -ENOENT if the key is missing. */
-ssize_t mproc_dict_get(struct mproc_dict *d, const char *key, void *buf, size_t cap);
+MPROC_EXPORT ssize_t mproc_dict_get(struct mproc_dict *d, const char *key, void *buf, size_t cap);
 /* -ENOENT if missing. */
-int mproc_dict_del(struct mproc_dict *d, const char *key);
-ssize_t mproc_dict_len(struct mproc_dict *d);
+MPROC_EXPORT int mproc_dict_del(struct mproc_dict *d, const char *key);
+MPROC_EXPORT ssize_t mproc_dict_len(struct mproc_dict *d);
 
-int mproc_list_open(struct mproc_list **out, struct mproc_mclient *c, const char *name);
-void mproc_list_close(struct mproc_list *l);
-int mproc_list_append(struct mproc_list *l, const void *val, size_t len);
+MPROC_EXPORT int mproc_list_open(struct mproc_list **out, struct mproc_mclient *c,
+		const char *name);
+MPROC_EXPORT void mproc_list_close(struct mproc_list *l);
+MPROC_EXPORT int mproc_list_append(struct mproc_list *l, const void *val, size_t len);
 /* Item index (negative counts from the end, as in Python); -ERANGE out of range. Returns the
  * item's length as dict_get. */
-ssize_t mproc_list_get(struct mproc_list *l, int64_t index, void *buf, size_t cap);
-ssize_t mproc_list_len(struct mproc_list *l);
+MPROC_EXPORT ssize_t mproc_list_get(struct mproc_list *l, int64_t index, void *buf, size_t cap);
+MPROC_EXPORT ssize_t mproc_list_len(struct mproc_list *l);
 
 /* A value holds an int64 (initially 0) or a byte string. */
-int mproc_mvalue_open(struct mproc_mvalue **out, struct mproc_mclient *c, const char *name);
-void mproc_mvalue_close(struct mproc_mvalue *v);
-int mproc_mvalue_set(struct mproc_mvalue *v, int64_t x);
+MPROC_EXPORT int mproc_mvalue_open(struct mproc_mvalue **out, struct mproc_mclient *c,
+		const char *name);
+MPROC_EXPORT void mproc_mvalue_close(struct mproc_mvalue *v);
+MPROC_EXPORT int mproc_mvalue_set(struct mproc_mvalue *v, int64_t x);
 /* -EINVAL if the value holds bytes. */
-int mproc_mvalue_get(struct mproc_mvalue *v, int64_t *x);
+MPROC_EXPORT int mproc_mvalue_get(struct mproc_mvalue *v, int64_t *x);
 /* Atomically add delta and store the result in *result (NULL-able); -EINVAL if it holds bytes,
  * -ERANGE on overflow (the value is unchanged). */
-int mproc_mvalue_add(struct mproc_mvalue *v, int64_t delta, int64_t *result);
-int mproc_mvalue_set_bytes(struct mproc_mvalue *v, const void *val, size_t len);
+MPROC_EXPORT int mproc_mvalue_add(struct mproc_mvalue *v, int64_t delta, int64_t *result);
+MPROC_EXPORT int mproc_mvalue_set_bytes(struct mproc_mvalue *v, const void *val, size_t len);
 /* As dict_get; -EINVAL if the value holds an int. */
-ssize_t mproc_mvalue_get_bytes(struct mproc_mvalue *v, void *buf, size_t cap);
+MPROC_EXPORT ssize_t mproc_mvalue_get_bytes(struct mproc_mvalue *v, void *buf, size_t cap);
 
 /* A FIFO of byte strings; maxsize 0 means unbounded (maxsize is fixed by the first open). */
-int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const char *name,
-		      size_t maxsize);
-void mproc_mqueue_close(struct mproc_mqueue *q);
+MPROC_EXPORT int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c,
+		const char *name, size_t maxsize);
+MPROC_EXPORT void mproc_mqueue_close(struct mproc_mqueue *q);
 /* timeout_s: 0 = do not wait (-EAGAIN when full), MPROC_FOREVER, or seconds (-ETIMEDOUT). The
  * server parks the request; it keeps serving others meanwhile. */
-int mproc_mqueue_put(struct mproc_mqueue *q, const void *val, size_t len, double timeout_s);
+MPROC_EXPORT int mproc_mqueue_put(struct mproc_mqueue *q, const void *val, size_t len,
+		double timeout_s);
 /* As dict_get; -EAGAIN when empty with timeout 0, -ETIMEDOUT after the timeout. */
-ssize_t mproc_mqueue_get(struct mproc_mqueue *q, void *buf, size_t cap, double timeout_s);
-ssize_t mproc_mqueue_len(struct mproc_mqueue *q);
+MPROC_EXPORT ssize_t mproc_mqueue_get(struct mproc_mqueue *q, void *buf, size_t cap,
+		double timeout_s);
+MPROC_EXPORT ssize_t mproc_mqueue_len(struct mproc_mqueue *q);
 
 /* A lock owned by a client connection. A connection that closes while holding it releases it
  * and the next acquire returns -EOWNERDEAD (the lock is then held: the state it guards is
  * suspect). */
-int mproc_mlock_open(struct mproc_mlock **out, struct mproc_mclient *c, const char *name);
-void mproc_mlock_close(struct mproc_mlock *l);
+MPROC_EXPORT int mproc_mlock_open(struct mproc_mlock **out, struct mproc_mclient *c,
+		const char *name);
+MPROC_EXPORT void mproc_mlock_close(struct mproc_mlock *l);
 /* 0, -EAGAIN (timeout 0, held), -ETIMEDOUT, -EOWNERDEAD, -EDEADLK (this client holds it). */
-int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s);
+MPROC_EXPORT int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s);
 /* 0, or -EPERM if this client does not hold it. */
-int mproc_mlock_release(struct mproc_mlock *l);
+MPROC_EXPORT int mproc_mlock_release(struct mproc_mlock *l);
 
 #ifdef __cplusplus
 }

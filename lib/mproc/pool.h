@@ -64,6 +64,8 @@
 #ifndef MPROC_POOL_H
 #define MPROC_POOL_H
 
+#include <mproc/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,8 +136,8 @@ struct mproc_pool_opts {
  * (name over MPROC_ENTRY_NAME_MAX), -EEXIST (name taken by another function), -ENOSPC
  * (registry full: 256 names). Not for a forked child of a multi-threaded process.
  */
-int mproc_pool_register_task(const char *name, mproc_task_fn *fn);
-int mproc_pool_register_init(const char *name, mproc_pool_init_fn *fn);
+MPROC_EXPORT int mproc_pool_register_task(const char *name, mproc_task_fn *fn);
+MPROC_EXPORT int mproc_pool_register_init(const char *name, mproc_pool_init_fn *fn);
 #define MPROC_POOL_TASK(name, fn)                                                      \
 	__attribute__((constructor)) static void mproc__pool_task_ctor_##fn(void)     \
 	{                                                                              \
@@ -158,12 +160,12 @@ int mproc_pool_register_init(const char *name, mproc_pool_init_fn *fn);
  * reaped), -ETIMEDOUT (a worker was not ready within 30 s), -EAGAIN/-ENOMEM (fork, mmap,
  * thread), or the process module's start errors.
  */
-int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts);
+MPROC_EXPORT int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts);
 
 /* The number of workers; the pids of the current workers (returns how many were written).
  * Both -EINVAL for a NULL pool; worker_pids also for n < 0, or a NULL pids with n > 0. */
-int mproc_pool_workers(const struct mproc_pool *p);
-int mproc_pool_worker_pids(struct mproc_pool *p, pid_t *pids, int n);
+MPROC_EXPORT int mproc_pool_workers(const struct mproc_pool *p);
+MPROC_EXPORT int mproc_pool_worker_pids(struct mproc_pool *p, pid_t *pids, int n);
 
 /*
  * mproc_pool_close - refuse new work (-EPIPE from then on); work already submitted still runs.
@@ -174,16 +176,16 @@ int mproc_pool_worker_pids(struct mproc_pool *p, pid_t *pids, int n);
  * with -ECANCELED. Returns within milliseconds whatever is pending. Returns 0.
  * mproc_pool_free - terminate if still running, then free. NULL is a no-op.
  */
-int mproc_pool_close(struct mproc_pool *p);
-int mproc_pool_join(struct mproc_pool *p, double timeout_s);
-int mproc_pool_terminate(struct mproc_pool *p);
-void mproc_pool_free(struct mproc_pool *p);
+MPROC_EXPORT int mproc_pool_close(struct mproc_pool *p);
+MPROC_EXPORT int mproc_pool_join(struct mproc_pool *p, double timeout_s);
+MPROC_EXPORT int mproc_pool_terminate(struct mproc_pool *p);
+MPROC_EXPORT void mproc_pool_free(struct mproc_pool *p);
 
 /*
  * mproc_pool_shutdown - concurrent.futures' shutdown: close; with cancel_futures, tasks not yet
  * taken by a worker fail with -ECANCELED; with wait, join. Returns 0 or join's error.
  */
-int mproc_pool_shutdown(struct mproc_pool *p, bool wait, bool cancel_futures);
+MPROC_EXPORT int mproc_pool_shutdown(struct mproc_pool *p, bool wait, bool cancel_futures);
 
 /* Options of one asynchronous task. */
 struct mproc_apply_opts {
@@ -198,9 +200,9 @@ struct mproc_apply_opts {
  * Returns 0, -EINVAL (NULL), -EMSGSIZE (len over task_max), -EPIPE (closed, terminated or broken pool).
  * submit is apply_async without callbacks (a "future").
  */
-int mproc_pool_apply_async(struct mproc_pool *p, const void *task, size_t len,
+MPROC_EXPORT int mproc_pool_apply_async(struct mproc_pool *p, const void *task, size_t len,
 			   const struct mproc_apply_opts *opts, struct mproc_result **out);
-int mproc_pool_submit(struct mproc_pool *p, const void *task, size_t len,
+MPROC_EXPORT int mproc_pool_submit(struct mproc_pool *p, const void *task, size_t len,
 		      struct mproc_result **out);
 
 /*
@@ -208,8 +210,8 @@ int mproc_pool_submit(struct mproc_pool *p, const void *task, size_t len,
  * Returns the result length, the task's -errno, -ECHILD (its worker died), -EMSGSIZE (result
  * longer than size), -ETIMEDOUT, or apply_async's errors.
  */
-ssize_t mproc_pool_apply(struct mproc_pool *p, const void *task, size_t len, void *result,
-			 size_t size, double timeout_s);
+MPROC_EXPORT ssize_t mproc_pool_apply(struct mproc_pool *p, const void *task, size_t len,
+		void *result, size_t size, double timeout_s);
 
 /*
  * Result handles (AsyncResult / Future).
@@ -222,12 +224,13 @@ ssize_t mproc_pool_apply(struct mproc_pool *p, const void *task, size_t len, voi
  *   or done).
  * mproc_result_free - free the handle; an unfinished task still runs, its result is dropped.
  */
-ssize_t mproc_result_get(struct mproc_result *r, void *result, size_t size, double timeout_s);
-int mproc_result_wait(struct mproc_result *r, double timeout_s);
-bool mproc_result_ready(struct mproc_result *r);
-bool mproc_result_successful(struct mproc_result *r);
-int mproc_result_cancel(struct mproc_result *r);
-void mproc_result_free(struct mproc_result *r);
+MPROC_EXPORT ssize_t mproc_result_get(struct mproc_result *r, void *result, size_t size,
+		double timeout_s);
+MPROC_EXPORT int mproc_result_wait(struct mproc_result *r, double timeout_s);
+MPROC_EXPORT bool mproc_result_ready(struct mproc_result *r);
+MPROC_EXPORT bool mproc_result_successful(struct mproc_result *r);
+MPROC_EXPORT int mproc_result_cancel(struct mproc_result *r);
+MPROC_EXPORT void mproc_result_free(struct mproc_result *r);
 
 /*
  * A batch of fixed-size records for map / imap: n tasks of task_len bytes, task_stride apart
@@ -252,7 +255,8 @@ struct mproc_pool_batch {
  * results are dropped), -EINVAL (bad batch), -EMSGSIZE (task_len over task_max), -EPIPE
  * (closed/broken pool). n == 0 returns 0.
  */
-int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, double timeout_s);
+MPROC_EXPORT int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b,
+		double timeout_s);
 
 /*
  * mproc_pool_map_async - map without waiting for the results (Python's map_async): returns
@@ -266,7 +270,7 @@ int mproc_pool_map(struct mproc_pool *p, const struct mproc_pool_batch *b, doubl
  * (closed/broken pool), -ENOMEM.
  * n == 0 gives a handle that is ready at once.
  */
-int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
+MPROC_EXPORT int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
 			 const struct mproc_apply_opts *opts, struct mproc_result **out);
 
 /*
@@ -275,7 +279,8 @@ int mproc_pool_map_async(struct mproc_pool *p, const struct mproc_pool_batch *b,
  * together must fit task_max (else -EMSGSIZE). b->tasks, task_len and task_stride are
  * ignored. Returns as mproc_pool_map.
  */
-int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size_t *arg_size,
+MPROC_EXPORT int mproc_pool_starmap(struct mproc_pool *p, const void *const *args,
+		const size_t *arg_size,
 		       const size_t *arg_stride, size_t nargs, const struct mproc_pool_batch *b,
 		       double timeout_s);
 
@@ -296,13 +301,13 @@ int mproc_pool_starmap(struct mproc_pool *p, const void *const *args, const size
  * mproc_imap_free - free; unfinished tasks still run, their results are dropped; tasks of a
  * lazy iterator not yet submitted never are.
  */
-int mproc_pool_imap(struct mproc_pool *p, const struct mproc_pool_batch *b,
+MPROC_EXPORT int mproc_pool_imap(struct mproc_pool *p, const struct mproc_pool_batch *b,
 		    struct mproc_imap **out);
-int mproc_pool_imap_unordered(struct mproc_pool *p, const struct mproc_pool_batch *b,
+MPROC_EXPORT int mproc_pool_imap_unordered(struct mproc_pool *p, const struct mproc_pool_batch *b,
 			      struct mproc_imap **out);
-ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size, size_t *index,
-			double timeout_s);
-void mproc_imap_free(struct mproc_imap *it);
+MPROC_EXPORT ssize_t mproc_imap_next(struct mproc_imap *it, void *result, size_t size,
+		size_t *index, double timeout_s);
+MPROC_EXPORT void mproc_imap_free(struct mproc_imap *it);
 
 /*
  * concurrent.futures.wait: wait until one (MPROC_FIRST_COMPLETED) or all (MPROC_ALL_COMPLETED)
@@ -310,18 +315,18 @@ void mproc_imap_free(struct mproc_imap *it);
  * Returns 0, -ETIMEDOUT, -EINVAL.
  */
 enum mproc_wait_mode { MPROC_FIRST_COMPLETED = 1, MPROC_ALL_COMPLETED = 2 };
-int mproc_futures_wait(struct mproc_result *const *rs, size_t n, enum mproc_wait_mode mode,
-		       double timeout_s, size_t *ndone);
+MPROC_EXPORT int mproc_futures_wait(struct mproc_result *const *rs, size_t n,
+		enum mproc_wait_mode mode, double timeout_s, size_t *ndone);
 
 /*
  * concurrent.futures.as_completed: mproc_as_completed_next returns the index (>= 0) in rs of
  * the next result to complete, each index once, MPROC_EOF after the last, -ETIMEDOUT.
  * The array rs must stay valid until the iterator is freed.
  */
-int mproc_as_completed_new(struct mproc_as_completed **out, struct mproc_result *const *rs,
-			   size_t n);
-ssize_t mproc_as_completed_next(struct mproc_as_completed *it, double timeout_s);
-void mproc_as_completed_free(struct mproc_as_completed *it);
+MPROC_EXPORT int mproc_as_completed_new(struct mproc_as_completed **out,
+		struct mproc_result *const *rs, size_t n);
+MPROC_EXPORT ssize_t mproc_as_completed_next(struct mproc_as_completed *it, double timeout_s);
+MPROC_EXPORT void mproc_as_completed_free(struct mproc_as_completed *it);
 
 #ifdef __cplusplus
 }

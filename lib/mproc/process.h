@@ -60,6 +60,8 @@
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H
 
+#include <mproc/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -109,7 +111,7 @@ struct mproc_process_opts {
  * of 0, an exec method with arg_len > 0 and a NULL arg), -EMSGSIZE (name, entry or arg_len over the limits above), -ESRCH (exec method and fn
  * is not registered / entry unknown), -ENOMEM. Not for use in a vforked child.
  */
-int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *arg,
+MPROC_EXPORT int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *arg,
 		      const struct mproc_process_opts *opts);
 
 /*
@@ -122,7 +124,7 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
  * reaped then),
  * -ECONNREFUSED / -EPIPE (the forkserver could not be started or reached).
  */
-int mproc_process_start(struct mproc_process *p);
+MPROC_EXPORT int mproc_process_start(struct mproc_process *p);
 
 /*
  * mproc_process_join - wait until it ends, at most timeout_s seconds (MPROC_FOREVER: no limit,
@@ -130,18 +132,18 @@ int mproc_process_start(struct mproc_process *p);
  * Returns 0, -ETIMEDOUT (still running, left alive), -EINVAL (not started, closed, bad
  * timeout).
  */
-int mproc_process_join(struct mproc_process *p, double timeout_s);
+MPROC_EXPORT int mproc_process_join(struct mproc_process *p, double timeout_s);
 
 /* Whether it has started and not yet ended (reaps it if it has ended). false if closed. */
-bool mproc_process_is_alive(struct mproc_process *p);
+MPROC_EXPORT bool mproc_process_is_alive(struct mproc_process *p);
 
 /*
  * mproc_process_terminate / _kill - send SIGTERM / SIGKILL. A no-op (0) if it already ended.
  * Returns 0, -EINVAL (not started or closed), -ENOTSUP (thread method: threads cannot be
  * killed), -errno of the signal call.
  */
-int mproc_process_terminate(struct mproc_process *p);
-int mproc_process_kill(struct mproc_process *p);
+MPROC_EXPORT int mproc_process_terminate(struct mproc_process *p);
+MPROC_EXPORT int mproc_process_kill(struct mproc_process *p);
 
 /*
  * mproc_process_exitcode - the exit code of an ended process: the return value of fn, or
@@ -149,38 +151,38 @@ int mproc_process_kill(struct mproc_process *p);
  * Returns 0 and sets *code, -EAGAIN (not ended yet; call join), -EINVAL (not started, or
  * closed), -ECHILD (it ended but its status is lost: SIGCHLD=SIG_IGN, or the forkserver died).
  */
-int mproc_process_exitcode(struct mproc_process *p, int *code);
+MPROC_EXPORT int mproc_process_exitcode(struct mproc_process *p, int *code);
 
 /* The pid (0 before start and for threads), the pid of its parent (the caller, or the
  * forkserver), the name given (or "mproc-<method>"), the method. */
-pid_t mproc_process_pid(const struct mproc_process *p);
-pid_t mproc_process_ppid(const struct mproc_process *p);
-const char *mproc_process_name(const struct mproc_process *p);
-enum mproc_start_method mproc_process_method(const struct mproc_process *p);
+MPROC_EXPORT pid_t mproc_process_pid(const struct mproc_process *p);
+MPROC_EXPORT pid_t mproc_process_ppid(const struct mproc_process *p);
+MPROC_EXPORT const char *mproc_process_name(const struct mproc_process *p);
+MPROC_EXPORT enum mproc_start_method mproc_process_method(const struct mproc_process *p);
 
 /*
  * mproc_process_sentinel - an fd that becomes readable (POLLIN) when the process ends: a pidfd,
  * a pipe only the child holds, the forkserver connection, or for threads a pipe the thread
  * closes. Owned by the object. Returns the fd, or -EINVAL (not started or closed).
  */
-int mproc_process_sentinel(const struct mproc_process *p);
+MPROC_EXPORT int mproc_process_sentinel(const struct mproc_process *p);
 
 /*
  * mproc_process_close - release the sentinel and other resources of an ended process (Python's
  * Process.close). Returns 0, -EBUSY (still running: join first), -EINVAL (not started).
  * Closing twice returns 0.
  */
-int mproc_process_close(struct mproc_process *p);
+MPROC_EXPORT int mproc_process_close(struct mproc_process *p);
 
 /* mproc_process_free - free the object. A started, unjoined process is left running (and is
  * reaped by nobody, and the write end of its parent-death pipe stays open: join first). NULL is
  * a no-op. */
-void mproc_process_free(struct mproc_process *p);
+MPROC_EXPORT void mproc_process_free(struct mproc_process *p);
 
 /* "fork", "vfork", "posix_spawn", "spawn", "forkserver", "thread"; "?" if unknown. */
-const char *mproc_start_method_name(enum mproc_start_method m);
+MPROC_EXPORT const char *mproc_start_method_name(enum mproc_start_method m);
 /* Returns 0 and sets *m, or -EINVAL for an unknown name (or NULL). */
-int mproc_start_method_from_name(const char *name, enum mproc_start_method *m);
+MPROC_EXPORT int mproc_start_method_from_name(const char *name, enum mproc_start_method *m);
 
 /*
  * Entry points for the exec-based methods. mproc_entry_register adds fn under name.
@@ -188,7 +190,7 @@ int mproc_start_method_from_name(const char *name, enum mproc_start_method *m);
  * long), -ENOSPC (registry full: 256 entries). Register before mproc_main_hook() runs and before
  * the forkserver starts, or with MPROC_ENTRY (a constructor), so that child images know it.
  */
-int mproc_entry_register(const char *name, mproc_process_fn *fn);
+MPROC_EXPORT int mproc_entry_register(const char *name, mproc_process_fn *fn);
 #define MPROC_ENTRY(name, fn)                                                          \
 	__attribute__((constructor)) static void mproc__entry_ctor_##fn(void)         \
 	{                                                                              \
@@ -200,7 +202,7 @@ int mproc_entry_register(const char *name, mproc_process_fn *fn);
  * forkserver) it runs what it was started for and exits; never returns there. Otherwise it
  * returns at once.
  */
-void mproc_main_hook(int argc, char **argv);
+MPROC_EXPORT void mproc_main_hook(int argc, char **argv);
 
 /*
  * mproc_set_executable - the image that vfork, posix_spawn and spawn run when opts.exe is NULL,
@@ -213,7 +215,7 @@ void mproc_main_hook(int argc, char **argv);
  * Returns 0, -EINVAL (empty path), -ENAMETOOLONG, -ENOENT / -ENOTDIR (no such file),
  * -EACCES (not a regular file, such as a directory, or not executable), -ENOMEM.
  */
-int mproc_set_executable(const char *path);
+MPROC_EXPORT int mproc_set_executable(const char *path);
 
 /*
  * mproc_forkserver_start - start the forkserver now (early: before the program grows or starts
@@ -221,10 +223,10 @@ int mproc_set_executable(const char *path);
  * Returns 0 (also if running), -EPERM (in a daemon), -errno of spawning it.
  * mproc_forkserver_stop - stop it: it kills the children it still runs, exits and is reaped.
  */
-int mproc_forkserver_start(void);
-void mproc_forkserver_stop(void);
+MPROC_EXPORT int mproc_forkserver_start(void);
+MPROC_EXPORT void mproc_forkserver_stop(void);
 /* The server's pid, 0 if none. */
-pid_t mproc_forkserver_pid(void);
+MPROC_EXPORT pid_t mproc_forkserver_pid(void);
 
 #ifdef __cplusplus
 }

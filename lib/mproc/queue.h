@@ -45,6 +45,8 @@
 #ifndef MPROC_QUEUE_H
 #define MPROC_QUEUE_H
 
+#include <mproc/export.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -100,13 +102,13 @@ struct mproc_queue_opts {
  * is unavailable (see mproc_queue_backend_available()), -ENOMEM, -EMFILE. Nothing is
  * allocated on failure. Not async-signal-safe.
  */
-int mproc_queue_new(struct mproc_queue **out, const struct mproc_queue_opts *opts);
+MPROC_EXPORT int mproc_queue_new(struct mproc_queue **out, const struct mproc_queue_opts *opts);
 
 /*
  * mproc_queue_free - release this process's use of the queue; the creating process also
  * destroys the kernel objects (SysV: IPC_RMID). NULL is a no-op. Items still queued are lost.
  */
-void mproc_queue_free(struct mproc_queue *q);
+MPROC_EXPORT void mproc_queue_free(struct mproc_queue *q);
 
 /*
  * mproc_queue_put - append one item of len bytes (0 allowed).
@@ -116,7 +118,8 @@ void mproc_queue_free(struct mproc_queue *q);
  * A put that has begun to write a pipe record larger than the free pipe space finishes it
  * even past its timeout (a half-written record would be lost).
  */
-int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double timeout_s);
+MPROC_EXPORT int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len,
+		double timeout_s);
 
 /*
  * mproc_queue_get - remove the oldest item and copy it to buf (cap bytes).
@@ -126,7 +129,8 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
  * timeout),
  * -EBADMSG (pipe: queue broken, see put).
  */
-ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s);
+MPROC_EXPORT ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap,
+		double timeout_s);
 
 /*
  * An attach descriptor: plain bytes, copy it anywhere (a spawn argument, a pipe, a file). It
@@ -141,7 +145,7 @@ struct mproc_queue_desc {
  * mproc_queue_export - describe q so another process can attach to it. Returns 0, -EINVAL
  * (NULL q or d). Allocates nothing; not async-signal-safe (fstat only, but keep it simple).
  */
-int mproc_queue_export(struct mproc_queue *q, struct mproc_queue_desc *d);
+MPROC_EXPORT int mproc_queue_export(struct mproc_queue *q, struct mproc_queue_desc *d);
 
 /*
  * mproc_queue_attach - open the queue that d describes, in this process: typically a child
@@ -154,46 +158,46 @@ int mproc_queue_export(struct mproc_queue *q, struct mproc_queue_desc *d);
  * is gone, or no longer holds the queue), -EACCES (its /proc/<pid>/fd is not ours to open),
  * -ENOMEM, -EMFILE. Nothing is left allocated on failure.
  */
-int mproc_queue_attach(struct mproc_queue **out, const struct mproc_queue_desc *d);
+MPROC_EXPORT int mproc_queue_attach(struct mproc_queue **out, const struct mproc_queue_desc *d);
 
 /* Items in the queue now (exact when no put or get is in progress; pipe: a process killed
  * inside put or get can leave it one too high each, until a get or put finds the pipe empty
  * and resyncs). -errno on error. */
-ssize_t mproc_queue_qsize(struct mproc_queue *q);
-bool mproc_queue_empty(struct mproc_queue *q);
+MPROC_EXPORT ssize_t mproc_queue_qsize(struct mproc_queue *q);
+MPROC_EXPORT bool mproc_queue_empty(struct mproc_queue *q);
 /* Full: qsize == maxsize (always false without maxsize). */
-bool mproc_queue_full(struct mproc_queue *q);
+MPROC_EXPORT bool mproc_queue_full(struct mproc_queue *q);
 
 /* Mark this handle closed (put/get -> -EPIPE). Returns 0, -EINVAL for NULL. Idempotent. */
-int mproc_queue_close(struct mproc_queue *q);
+MPROC_EXPORT int mproc_queue_close(struct mproc_queue *q);
 
 /*
  * mproc_queue_task_done - a consumer finished one item (JoinableQueue).
  * Returns 0, -EINVAL (not joinable, or called more times than items were put).
  */
-int mproc_queue_task_done(struct mproc_queue *q);
+MPROC_EXPORT int mproc_queue_task_done(struct mproc_queue *q);
 
 /*
  * mproc_queue_join - wait until every item put has been task_done.
  * Returns 0, -ETIMEDOUT, -EAGAIN (timeout 0 and unfinished items), -EINVAL (not joinable).
  */
-int mproc_queue_join(struct mproc_queue *q, double timeout_s);
+MPROC_EXPORT int mproc_queue_join(struct mproc_queue *q, double timeout_s);
 
 /* The back end and limits of q. */
-enum mproc_queue_backend mproc_queue_backend_of(const struct mproc_queue *q);
-size_t mproc_queue_max_msg(const struct mproc_queue *q);
+MPROC_EXPORT enum mproc_queue_backend mproc_queue_backend_of(const struct mproc_queue *q);
+MPROC_EXPORT size_t mproc_queue_max_msg(const struct mproc_queue *q);
 
 /* "pipe", "ring", "mq", "sysv"; NULL for an unknown value. */
-const char *mproc_queue_backend_name(enum mproc_queue_backend b);
+MPROC_EXPORT const char *mproc_queue_backend_name(enum mproc_queue_backend b);
 /* Name -> back end: 0 or -EINVAL. */
-int mproc_queue_backend_from_name(const char *name, enum mproc_queue_backend *out);
+MPROC_EXPORT int mproc_queue_backend_from_name(const char *name, enum mproc_queue_backend *out);
 
 /*
  * mproc_queue_backend_available - can this machine create queues on back end b?
  * Probes by creating and destroying one (no leftovers). Returns 0 if available, else the
  * -errno creation would fail with; *reason (NULL-able) receives a static sentence.
  */
-int mproc_queue_backend_available(enum mproc_queue_backend b, const char **reason);
+MPROC_EXPORT int mproc_queue_backend_available(enum mproc_queue_backend b, const char **reason);
 
 /*
  * mproc_queue_clean_stale - remove SysV message queues that mproc processes created and did
@@ -202,7 +206,7 @@ int mproc_queue_backend_available(enum mproc_queue_backend b, const char **reaso
  * vanish with their last process, so only SysV can leave anything behind.
  * Returns the number removed, or -errno (reading /proc/sysvipc/msg). Not async-signal-safe.
  */
-int mproc_queue_clean_stale(void);
+MPROC_EXPORT int mproc_queue_clean_stale(void);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,8 @@
 #ifndef MPROC_SHM_H
 #define MPROC_SHM_H
 
+#include <mproc/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,7 +88,7 @@ struct mproc_shm;
  * read-only or not ours). Anonymous and memfd regions never touch /dev/shm: use them where it
  * is missing or small. May be called in a forked child.
  */
-int mproc_shm_new(struct mproc_shm **out, size_t size, const struct mproc_shm_opts *o);
+MPROC_EXPORT int mproc_shm_new(struct mproc_shm **out, size_t size, const struct mproc_shm_opts *o);
 
 /*
  * mproc_shm_attach - map the named region another process created.
@@ -96,7 +98,8 @@ int mproc_shm_new(struct mproc_shm **out, size_t size, const struct mproc_shm_op
  * -EMSGSIZE (size over MPROC_SHM_SIZE_MAX, or the object is smaller than size), -ENOMEM,
  * -EMFILE.
  */
-int mproc_shm_attach(struct mproc_shm **out, size_t size, const struct mproc_shm_opts *o);
+MPROC_EXPORT int mproc_shm_attach(struct mproc_shm **out, size_t size,
+		const struct mproc_shm_opts *o);
 
 /*
  * mproc_shm_attach_fd - map a memfd received from another process (the fd is duplicated with
@@ -105,29 +108,29 @@ int mproc_shm_attach(struct mproc_shm **out, size_t size, const struct mproc_shm
  * shrinking: a peer could truncate it under us), -EMSGSIZE (smaller than size), -EBADF,
  * -ENOMEM.
  */
-int mproc_shm_attach_fd(struct mproc_shm **out, int fd, size_t size);
+MPROC_EXPORT int mproc_shm_attach_fd(struct mproc_shm **out, int fd, size_t size);
 
 /* Unmap and close; the creating process also unlinks a named region it has not unlinked.
  * NULL is a no-op. May be called in a forked child (it never unlinks there). */
-void mproc_shm_free(struct mproc_shm *s);
+MPROC_EXPORT void mproc_shm_free(struct mproc_shm *s);
 
 /*
  * mproc_shm_unlink - remove the name of a named region now (mappings stay valid).
  * Returns 0, -EPERM (this handle attached, it did not create), -EINVAL (not named, NULL),
  * -ENOENT (already unlinked).
  */
-int mproc_shm_unlink(struct mproc_shm *s);
+MPROC_EXPORT int mproc_shm_unlink(struct mproc_shm *s);
 
 /* Remove a name directly (cleanup tools). Returns 0, -EINVAL (bad name), -ENOENT, -EACCES. */
-int mproc_shm_unlink_name(const char *name);
+MPROC_EXPORT int mproc_shm_unlink_name(const char *name);
 
-void *mproc_shm_addr(const struct mproc_shm *s);
-size_t mproc_shm_size(const struct mproc_shm *s);
-enum mproc_shm_kind mproc_shm_kind(const struct mproc_shm *s);
+MPROC_EXPORT void *mproc_shm_addr(const struct mproc_shm *s);
+MPROC_EXPORT size_t mproc_shm_size(const struct mproc_shm *s);
+MPROC_EXPORT enum mproc_shm_kind mproc_shm_kind(const struct mproc_shm *s);
 /* The name ("/mproc-..."), or NULL for anon and memfd regions. */
-const char *mproc_shm_name(const struct mproc_shm *s);
+MPROC_EXPORT const char *mproc_shm_name(const struct mproc_shm *s);
 /* The fd for memfd and named regions (owned by the handle; do not close), -1 for anon. */
-int mproc_shm_fd(const struct mproc_shm *s);
+MPROC_EXPORT int mproc_shm_fd(const struct mproc_shm *s);
 
 /* ---- Value and Array ------------------------------------------------------------------ */
 
@@ -149,7 +152,7 @@ enum mproc_type {
 #define MPROC_SHM_LOCK 1u       /* give it a process-shared Lock */
 
 /* Size of one element in bytes, or 0 for an unknown type. */
-size_t mproc_type_size(enum mproc_type t);
+MPROC_EXPORT size_t mproc_type_size(enum mproc_type t);
 
 struct mproc_array;
 struct mproc_value;
@@ -159,7 +162,8 @@ struct mproc_value;
  * Returns 0, -EINVAL (out NULL, unknown type, len 0, unknown flag bits), -EMSGSIZE (len *
  * size over MPROC_SHM_SIZE_MAX), -ENOMEM.
  */
-int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags);
+MPROC_EXPORT int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len,
+		unsigned flags);
 /*
  * mproc_array_new_in - the same in a region of kind o->kind (NULL: anonymous); errors of
  * mproc_array_new and of mproc_shm_new. mproc_array_shm() gives the region (its name or fd).
@@ -168,48 +172,49 @@ int mproc_array_new(struct mproc_array **out, enum mproc_type t, size_t len, uns
  *	no Array (or a damaged header).
  * mproc_array_free - unmap; the creating process also unlinks a named region. NULL: no-op.
  */
-int mproc_array_new_in(struct mproc_array **out, enum mproc_type t, size_t len, unsigned flags,
-		       const struct mproc_shm_opts *o);
-int mproc_array_attach(struct mproc_array **out, const struct mproc_shm_opts *o);
-int mproc_array_attach_fd(struct mproc_array **out, int fd);
-const struct mproc_shm *mproc_array_shm(const struct mproc_array *a);
-void mproc_array_free(struct mproc_array *a);
+MPROC_EXPORT int mproc_array_new_in(struct mproc_array **out, enum mproc_type t, size_t len,
+		unsigned flags, const struct mproc_shm_opts *o);
+MPROC_EXPORT int mproc_array_attach(struct mproc_array **out, const struct mproc_shm_opts *o);
+MPROC_EXPORT int mproc_array_attach_fd(struct mproc_array **out, int fd);
+MPROC_EXPORT const struct mproc_shm *mproc_array_shm(const struct mproc_array *a);
+MPROC_EXPORT void mproc_array_free(struct mproc_array *a);
 /* The elements (aligned to 64 bytes), their count, type; the Lock or NULL without one. */
-void *mproc_array_data(const struct mproc_array *a);
-size_t mproc_array_len(const struct mproc_array *a);
-enum mproc_type mproc_array_type(const struct mproc_array *a);
-struct mproc_lock *mproc_array_lock(const struct mproc_array *a);
+MPROC_EXPORT void *mproc_array_data(const struct mproc_array *a);
+MPROC_EXPORT size_t mproc_array_len(const struct mproc_array *a);
+MPROC_EXPORT enum mproc_type mproc_array_type(const struct mproc_array *a);
+MPROC_EXPORT struct mproc_lock *mproc_array_lock(const struct mproc_array *a);
 /*
  * Atomic element access. Returns 0, -EINVAL (NULL, i >= len, a float type for the integer
  * calls or an integer type for the _f64 calls). add stores the old value in *old (NULL-able);
  * cas compares with *expected and on mismatch stores the current value there and returns
  * -EAGAIN.
  */
-int mproc_array_load(const struct mproc_array *a, size_t i, int64_t *out);
-int mproc_array_store(struct mproc_array *a, size_t i, int64_t v);
-int mproc_array_add(struct mproc_array *a, size_t i, int64_t delta, int64_t *old);
-int mproc_array_cas(struct mproc_array *a, size_t i, int64_t *expected, int64_t desired);
-int mproc_array_load_f64(const struct mproc_array *a, size_t i, double *out);
-int mproc_array_store_f64(struct mproc_array *a, size_t i, double v);
+MPROC_EXPORT int mproc_array_load(const struct mproc_array *a, size_t i, int64_t *out);
+MPROC_EXPORT int mproc_array_store(struct mproc_array *a, size_t i, int64_t v);
+MPROC_EXPORT int mproc_array_add(struct mproc_array *a, size_t i, int64_t delta, int64_t *old);
+MPROC_EXPORT int mproc_array_cas(struct mproc_array *a, size_t i, int64_t *expected,
+		int64_t desired);
+MPROC_EXPORT int mproc_array_load_f64(const struct mproc_array *a, size_t i, double *out);
+MPROC_EXPORT int mproc_array_store_f64(struct mproc_array *a, size_t i, double v);
 
 /* A Value is an Array of one element; the same rules and errors. */
-int mproc_value_new(struct mproc_value **out, enum mproc_type t, unsigned flags);
-int mproc_value_new_in(struct mproc_value **out, enum mproc_type t, unsigned flags,
+MPROC_EXPORT int mproc_value_new(struct mproc_value **out, enum mproc_type t, unsigned flags);
+MPROC_EXPORT int mproc_value_new_in(struct mproc_value **out, enum mproc_type t, unsigned flags,
 		       const struct mproc_shm_opts *o);
 /* As the Array calls; -EINVAL also when the Array found there has a length other than 1. */
-int mproc_value_attach(struct mproc_value **out, const struct mproc_shm_opts *o);
-int mproc_value_attach_fd(struct mproc_value **out, int fd);
-const struct mproc_shm *mproc_value_shm(const struct mproc_value *v);
-void mproc_value_free(struct mproc_value *v);
-void *mproc_value_ptr(const struct mproc_value *v);
-enum mproc_type mproc_value_type(const struct mproc_value *v);
-struct mproc_lock *mproc_value_lock(const struct mproc_value *v);
-int mproc_value_load(const struct mproc_value *v, int64_t *out);
-int mproc_value_store(struct mproc_value *v, int64_t x);
-int mproc_value_add(struct mproc_value *v, int64_t delta, int64_t *old);
-int mproc_value_cas(struct mproc_value *v, int64_t *expected, int64_t desired);
-int mproc_value_load_f64(const struct mproc_value *v, double *out);
-int mproc_value_store_f64(struct mproc_value *v, double x);
+MPROC_EXPORT int mproc_value_attach(struct mproc_value **out, const struct mproc_shm_opts *o);
+MPROC_EXPORT int mproc_value_attach_fd(struct mproc_value **out, int fd);
+MPROC_EXPORT const struct mproc_shm *mproc_value_shm(const struct mproc_value *v);
+MPROC_EXPORT void mproc_value_free(struct mproc_value *v);
+MPROC_EXPORT void *mproc_value_ptr(const struct mproc_value *v);
+MPROC_EXPORT enum mproc_type mproc_value_type(const struct mproc_value *v);
+MPROC_EXPORT struct mproc_lock *mproc_value_lock(const struct mproc_value *v);
+MPROC_EXPORT int mproc_value_load(const struct mproc_value *v, int64_t *out);
+MPROC_EXPORT int mproc_value_store(struct mproc_value *v, int64_t x);
+MPROC_EXPORT int mproc_value_add(struct mproc_value *v, int64_t delta, int64_t *old);
+MPROC_EXPORT int mproc_value_cas(struct mproc_value *v, int64_t *expected, int64_t desired);
+MPROC_EXPORT int mproc_value_load_f64(const struct mproc_value *v, double *out);
+MPROC_EXPORT int mproc_value_store_f64(struct mproc_value *v, double x);
 
 #ifdef __cplusplus
 }

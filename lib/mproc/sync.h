@@ -49,6 +49,8 @@
 #ifndef MPROC_SYNC_H
 #define MPROC_SYNC_H
 
+#include <mproc/export.h>
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -79,10 +81,10 @@ struct mproc_barrier;
  * mproc_lock_free - unmap (for _new) or forget (for _init_at); NULL is a no-op. Safe in a
  *	forked child.
  */
-int mproc_lock_new(struct mproc_lock **out);
-int mproc_lock_init_at(void *mem, size_t size, struct mproc_lock **out);
-int mproc_lock_at(void *mem, struct mproc_lock **out);
-void mproc_lock_free(struct mproc_lock *l);
+MPROC_EXPORT int mproc_lock_new(struct mproc_lock **out);
+MPROC_EXPORT int mproc_lock_init_at(void *mem, size_t size, struct mproc_lock **out);
+MPROC_EXPORT int mproc_lock_at(void *mem, struct mproc_lock **out);
+MPROC_EXPORT void mproc_lock_free(struct mproc_lock *l);
 
 /*
  * mproc_lock_acquire - take the Lock, waiting up to timeout_s seconds.
@@ -91,26 +93,26 @@ void mproc_lock_free(struct mproc_lock *l);
  * above); -EINVAL for a NULL lock or a bad timeout. Not reentrant: the holder that acquires
  * again waits (use an RLock). Any thread or process may release a Lock (Python semantics).
  */
-int mproc_lock_acquire(struct mproc_lock *l, double timeout_s);
+MPROC_EXPORT int mproc_lock_acquire(struct mproc_lock *l, double timeout_s);
 /* mproc_lock_release - 0, -EPERM if the Lock was not held (nothing changes), -EINVAL (NULL). */
-int mproc_lock_release(struct mproc_lock *l);
+MPROC_EXPORT int mproc_lock_release(struct mproc_lock *l);
 /* mproc_lock_locked - 1 if held, 0 if not, -EINVAL for NULL. A snapshot. */
-int mproc_lock_locked(const struct mproc_lock *l);
+MPROC_EXPORT int mproc_lock_locked(const struct mproc_lock *l);
 
 /* RLock: a recursive Lock with an owner. Same lifecycle functions. */
-int mproc_rlock_new(struct mproc_rlock **out);
-int mproc_rlock_init_at(void *mem, size_t size, struct mproc_rlock **out);
-int mproc_rlock_at(void *mem, struct mproc_rlock **out);
-void mproc_rlock_free(struct mproc_rlock *l);
+MPROC_EXPORT int mproc_rlock_new(struct mproc_rlock **out);
+MPROC_EXPORT int mproc_rlock_init_at(void *mem, size_t size, struct mproc_rlock **out);
+MPROC_EXPORT int mproc_rlock_at(void *mem, struct mproc_rlock **out);
+MPROC_EXPORT void mproc_rlock_free(struct mproc_rlock *l);
 /*
  * mproc_rlock_acquire - as mproc_lock_acquire; the owner's nested acquire succeeds at once and
  * must be matched by one more release. -EOVERFLOW past 2^31 - 1 nested acquires.
  * mproc_rlock_release - 0; -EPERM if the caller (this thread) does not own it; -EINVAL (NULL).
  */
-int mproc_rlock_acquire(struct mproc_rlock *l, double timeout_s);
-int mproc_rlock_release(struct mproc_rlock *l);
+MPROC_EXPORT int mproc_rlock_acquire(struct mproc_rlock *l, double timeout_s);
+MPROC_EXPORT int mproc_rlock_release(struct mproc_rlock *l);
 /* 1 if the calling thread owns it, 0 if not, -EINVAL for NULL. */
-int mproc_rlock_is_owned(const struct mproc_rlock *l);
+MPROC_EXPORT int mproc_rlock_is_owned(const struct mproc_rlock *l);
 
 /*
  * Semaphore and BoundedSemaphore (one type; bounded when max_value > 0).
@@ -119,18 +121,18 @@ int mproc_rlock_is_owned(const struct mproc_rlock *l);
  *	max_value fail. -EINVAL: value > MPROC_SEM_VALUE_MAX, or max_value != 0 and value >
  *	max_value, or the usual NULL/size/alignment errors. -ENOMEM (_new).
  */
-int mproc_sem_new(struct mproc_sem **out, unsigned value, unsigned max_value);
-int mproc_sem_init_at(void *mem, size_t size, unsigned value, unsigned max_value,
+MPROC_EXPORT int mproc_sem_new(struct mproc_sem **out, unsigned value, unsigned max_value);
+MPROC_EXPORT int mproc_sem_init_at(void *mem, size_t size, unsigned value, unsigned max_value,
 		      struct mproc_sem **out);
-int mproc_sem_at(void *mem, struct mproc_sem **out);
-void mproc_sem_free(struct mproc_sem *s);
+MPROC_EXPORT int mproc_sem_at(void *mem, struct mproc_sem **out);
+MPROC_EXPORT void mproc_sem_free(struct mproc_sem *s);
 /* Take one unit: 0, -EAGAIN (timeout 0 and value 0), -ETIMEDOUT, -EINVAL. */
-int mproc_sem_acquire(struct mproc_sem *s, double timeout_s);
+MPROC_EXPORT int mproc_sem_acquire(struct mproc_sem *s, double timeout_s);
 /* Give one unit back: 0; -EOVERFLOW for a BoundedSemaphore at max_value or a value at
  * MPROC_SEM_VALUE_MAX (nothing changes); -EINVAL (NULL). */
-int mproc_sem_release(struct mproc_sem *s);
+MPROC_EXPORT int mproc_sem_release(struct mproc_sem *s);
 /* The current value (>= 0), or -EINVAL. A snapshot. */
-int mproc_sem_value(const struct mproc_sem *s);
+MPROC_EXPORT int mproc_sem_value(const struct mproc_sem *s);
 
 /*
  * Condition: a condition variable used with a Lock the caller chooses per wait, like
@@ -141,43 +143,43 @@ int mproc_sem_value(const struct mproc_sem *s);
  * block; do not kill processes inside a Condition wait. Only a Lock (not an RLock) pairs with
  * a Condition.
  */
-int mproc_cond_new(struct mproc_cond **out);
-int mproc_cond_init_at(void *mem, size_t size, struct mproc_cond **out);
-int mproc_cond_at(void *mem, struct mproc_cond **out);
-void mproc_cond_free(struct mproc_cond *c);
+MPROC_EXPORT int mproc_cond_new(struct mproc_cond **out);
+MPROC_EXPORT int mproc_cond_init_at(void *mem, size_t size, struct mproc_cond **out);
+MPROC_EXPORT int mproc_cond_at(void *mem, struct mproc_cond **out);
+MPROC_EXPORT void mproc_cond_free(struct mproc_cond *c);
 /*
  * mproc_cond_wait - release l, sleep until notified or timeout_s passes, take l again (without
  * a timeout, as Python does). Returns 0 when notified, -ETIMEDOUT, -EOWNERDEAD if retaking l
  * found its holder dead (l is held), -EPERM if the calling thread does not hold l (nothing
  * happens), -EINVAL.
  */
-int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s);
+MPROC_EXPORT int mproc_cond_wait(struct mproc_cond *c, struct mproc_lock *l, double timeout_s);
 /*
  * mproc_cond_wait_for - wait until pred(arg) returns nonzero, re-checking after each wake-up;
  * timeout_s covers the whole wait. Returns 0 when pred holds (checked with l held),
  * -ETIMEDOUT when it still does not at the deadline, or an error of mproc_cond_wait.
  */
-int mproc_cond_wait_for(struct mproc_cond *c, struct mproc_lock *l, int (*pred)(void *arg),
-			void *arg, double timeout_s);
+MPROC_EXPORT int mproc_cond_wait_for(struct mproc_cond *c, struct mproc_lock *l,
+		int (*pred)(void *arg), void *arg, double timeout_s);
 /* Wake up to n waiters (n >= 0; 0 does nothing). Returns how many were woken (>= 0),
  * -EPERM if the calling thread does not hold l, -EINVAL. mproc_cond_notify_all wakes every
  * waiter. */
-int mproc_cond_notify(struct mproc_cond *c, struct mproc_lock *l, int n);
-int mproc_cond_notify_all(struct mproc_cond *c, struct mproc_lock *l);
+MPROC_EXPORT int mproc_cond_notify(struct mproc_cond *c, struct mproc_lock *l, int n);
+MPROC_EXPORT int mproc_cond_notify_all(struct mproc_cond *c, struct mproc_lock *l);
 
 /* Event: a flag that waiters sleep on until it is set. */
-int mproc_event_new(struct mproc_event **out);
-int mproc_event_init_at(void *mem, size_t size, struct mproc_event **out);
-int mproc_event_at(void *mem, struct mproc_event **out);
-void mproc_event_free(struct mproc_event *e);
+MPROC_EXPORT int mproc_event_new(struct mproc_event **out);
+MPROC_EXPORT int mproc_event_init_at(void *mem, size_t size, struct mproc_event **out);
+MPROC_EXPORT int mproc_event_at(void *mem, struct mproc_event **out);
+MPROC_EXPORT void mproc_event_free(struct mproc_event *e);
 /* Set (wakes every waiter) / clear: 0 or -EINVAL. */
-int mproc_event_set(struct mproc_event *e);
-int mproc_event_clear(struct mproc_event *e);
+MPROC_EXPORT int mproc_event_set(struct mproc_event *e);
+MPROC_EXPORT int mproc_event_clear(struct mproc_event *e);
 /* 1 if set, 0 if not, -EINVAL. */
-int mproc_event_is_set(const struct mproc_event *e);
+MPROC_EXPORT int mproc_event_is_set(const struct mproc_event *e);
 /* Wait until set: 0; -ETIMEDOUT (also for timeout 0 when clear: Python's wait(0) is False);
  * -EINVAL. */
-int mproc_event_wait(struct mproc_event *e, double timeout_s);
+MPROC_EXPORT int mproc_event_wait(struct mproc_event *e, double timeout_s);
 
 /*
  * Barrier: parties processes (or threads) meet; each pass returns every waiter a distinct
@@ -189,22 +191,23 @@ int mproc_event_wait(struct mproc_event *e, double timeout_s);
  * A party killed while it waits still counts as arrived in that pass (as in Python); a pass
  * that waits for a party that died never completes: use timeouts, or abort from a supervisor.
  */
-int mproc_barrier_new(struct mproc_barrier **out, unsigned parties);
-int mproc_barrier_init_at(void *mem, size_t size, unsigned parties, struct mproc_barrier **out);
-int mproc_barrier_at(void *mem, struct mproc_barrier **out);
-void mproc_barrier_free(struct mproc_barrier *b);
+MPROC_EXPORT int mproc_barrier_new(struct mproc_barrier **out, unsigned parties);
+MPROC_EXPORT int mproc_barrier_init_at(void *mem, size_t size, unsigned parties,
+		struct mproc_barrier **out);
+MPROC_EXPORT int mproc_barrier_at(void *mem, struct mproc_barrier **out);
+MPROC_EXPORT void mproc_barrier_free(struct mproc_barrier *b);
 /* mproc_barrier_new / _init_at: parties in 1..INT_MAX, else -EINVAL.
  * mproc_barrier_wait returns the index (>= 0), -EPIPE (broken), -ETIMEDOUT (this waiter's
  * timeout broke it; timeout 0 breaks it unless the caller is the last party), -EINVAL. */
-int mproc_barrier_wait(struct mproc_barrier *b, double timeout_s);
+MPROC_EXPORT int mproc_barrier_wait(struct mproc_barrier *b, double timeout_s);
 /* Break the barrier: 0 or -EINVAL. */
-int mproc_barrier_abort(struct mproc_barrier *b);
+MPROC_EXPORT int mproc_barrier_abort(struct mproc_barrier *b);
 /* Make it usable again; processes waiting now get -EPIPE. 0 or -EINVAL. */
-int mproc_barrier_reset(struct mproc_barrier *b);
+MPROC_EXPORT int mproc_barrier_reset(struct mproc_barrier *b);
 /* Snapshots: waiters in the current pass; 1 if broken, else 0; the party count. -EINVAL. */
-int mproc_barrier_n_waiting(const struct mproc_barrier *b);
-int mproc_barrier_broken(const struct mproc_barrier *b);
-int mproc_barrier_parties(const struct mproc_barrier *b);
+MPROC_EXPORT int mproc_barrier_n_waiting(const struct mproc_barrier *b);
+MPROC_EXPORT int mproc_barrier_broken(const struct mproc_barrier *b);
+MPROC_EXPORT int mproc_barrier_parties(const struct mproc_barrier *b);
 
 #ifdef __cplusplus
 }

@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "process_int.h"
+#include "process_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

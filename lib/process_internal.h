@@ -1,10 +1,12 @@
 /*
- * process_int.h - what process.c and forkserver.c share: the process object, the request
- * format that carries an entry, a name and argument bytes to a child image or to the
- * forkserver, and its parser (kept separate so a fuzz target can call it).
+ * process_internal.h - what process.c, process_child.c and forkserver.c share: the process
+ * object, the fork state, the request format that carries an entry, a name and argument bytes
+ * to a child image or to the forkserver, and its parser (kept separate so a fuzz target can
+ * call it). process.c calls the other two; forkserver.c calls process_child.c; process_child.c
+ * calls neither.
  */
-#ifndef MPROC_PROCESS_INT_H
-#define MPROC_PROCESS_INT_H
+#ifndef MPROC_PROCESS_INTERNAL_H
+#define MPROC_PROCESS_INTERNAL_H
 
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +15,28 @@
 
 #include "internal.h"
 #include "mproc/process.h"
+
+/* Sanitizer builds: what the fork and exec paths must do differently under them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MPROC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPROC__ASAN 1
+#endif
+#endif
+#ifndef MPROC__ASAN
+#define MPROC__ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MPROC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MPROC__TSAN 1
+#endif
+#endif
+#ifndef MPROC__TSAN
+#define MPROC__TSAN 0
+#endif
 
 /* P_FOREIGN is 0: what every object inherited by a fork child reads as (process.c, "arena"). */
 enum mproc__proc_state { P_FOREIGN, P_NEW, P_RUNNING, P_ENDED, P_CLOSED };
@@ -119,6 +143,7 @@ static inline long mproc__sys5(long nr, long a, long b, long c, long d, long e)
 #define MPROC__FORK_TEXT __attribute__((section(".text.hot.mproc_fork")))
 #define MPROC__FORK_CHILD __attribute__((visibility("hidden"))) MPROC__FORK_TEXT
 
+/* process_child.c */
 /* Request: header + entry + name + arg bytes, all lengths checked against the limits. */
 #define MPROC__REQ_MAGIC 0x7172706du  /* "mprq" */
 #define MPROC__REQ_VERSION 1
@@ -167,6 +192,8 @@ void *mproc__req_arg_copy(const struct mproc__req *req);
 char *mproc__exe_dup(void);
 /* Registry lookup (locks the registry). NULL if unknown. */
 mproc_process_fn *mproc__entry_find(const char *name);
+/* The name fn is registered under (entries are never removed), or NULL. */
+const char *mproc__entry_name_of(mproc_process_fn *fn);
 /* The signals that stop a process, reset to their default in every child so that terminate
  * works when the parent ignores SIGTERM, and the child's own children are waitable. A fork
  * child keeps the (valid, copied) handlers of the others. */
@@ -222,4 +249,4 @@ MPROC__FORK_CHILD void mproc__fs_atfork_child(void);
 void mproc__fs_lock(void);
 void mproc__fs_unlock(void);
 
-#endif /* MPROC_PROCESS_INT_H */
+#endif /* MPROC_PROCESS_INTERNAL_H */
