@@ -1017,6 +1017,40 @@ class RealRun(TmpCase):
         self.assertIn("baseline/syscall", text)
         self.assertEqual(self.procs_mentioning(run_dir), [])
 
+    def test_recommend_measure_runs_the_driver(self):
+        """mproc-recommend --measure is a run of the driver over bench_pool and the CPython
+        pool comparator (only the curves it reads), not a run directory of its own."""
+        if not os.access(os.path.join(self.real_build, "bench", "bench_pool"), os.X_OK):
+            self.skipTest("bench_pool not built")
+        r = subprocess.run([PY, os.path.join(ROOT, "bench", "mproc-recommend"), "--measure",
+                            "--profile", "smoke", "--build", self.real_build, "--results",
+                            self.results, "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, env=self.env,
+                           timeout=taprun.scaled(240))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        rec = json.loads(r.stdout)                      # stdout is the answer alone
+        run_dir = rec["run"]
+        self.assertTrue(run_dir.startswith(self.results) and run_dir.endswith("-recommend"))
+        self.assertIn("[1/2] pool", r.stderr)           # the driver's progress, on stderr
+        with open(os.path.join(run_dir, "context.json")) as f:
+            ctx = json.load(f)
+        self.assertEqual(ctx["schema"], "mproc-run/1")
+        self.assertEqual((ctx["profile"], ctx["harnesses"]["ok"]), ("smoke", ["pool", "python"]))
+        self.assertEqual(ctx["topology"]["json"], "topology.json")
+        for fn in ("recommendation.json", "report.md", "noise.json"):
+            self.assertTrue(os.path.isfile(os.path.join(run_dir, fn)), fn)
+        run = gbjson.load_run(run_dir)
+        names = set(run.figures) | set(run.skipped)
+        self.assertIn("pool/cpu/workers:1/task_ms:1", names)
+        self.assertIn("python/pool/cpu/workers:1/task_ms:1", names)
+        self.assertIn("python/pool_overhead/map/chunksize:1", names)
+        for n in names:                                 # only what the recommendation reads
+            self.assertRegex(n, r"^(python/)?(pool/(cpu|io)/|pool_overhead/map/)")
+        # The CPython side took its CPUs from the run's topology.json.
+        with open(os.path.join(run_dir, "python.json")) as f:
+            self.assertEqual(json.load(f)["context"]["cpus_source"], "topology.json")
+        self.assertEqual(self.procs_mentioning(run_dir), [])
+
     def test_interrupt_real_harness(self):
         run_dir = os.path.join(self.tmp, "run")
         p = subprocess.Popen([PY, DRIVER, "--build", self.real_build, "--profile", "quick",

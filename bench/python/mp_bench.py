@@ -1248,9 +1248,11 @@ def main(argv=None):
                          "touch every page (only where /dev/shm is a private tiny tmpfs)")
     ap.add_argument("--probe-one", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--list", action="store_true", help="list the groups and exit")
-    ap.add_argument("--filter", default="",
+    ap.add_argument("--filter", default=os.environ.get("BENCHMARK_FILTER", ""),
                     help="regex: only the names it matches (re.search), like "
-                         "--benchmark_filter (the decider: bench/decide.py)")
+                         "--benchmark_filter (the decider: bench/decide.py); default: "
+                         "$BENCHMARK_FILTER, which Google Benchmark reads in the C harnesses "
+                         "(mproc-recommend --measure sets it for both)")
     ap.add_argument("--repetitions", type=int, default=0,
                     help="repetitions per name (default: the profile's)")
     ap.add_argument("--topology", metavar="FILE",
