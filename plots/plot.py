@@ -197,9 +197,9 @@ def notes(spec, table, budget):
             more = " and %d more" % (len(high) - 4) if len(high) > 4 else ""
             out.append("Above ideal: %s%s. Not real scaling: a speedup divides by the "
                        "1-worker figure, which comes out too low when a CPU was busy elsewhere "
-                       "while it was measured (a loaded machine, few or short repetitions); and with "
-                       "more workers than CPUs (oversubscription) a pool also takes CPU time "
-                       "from other processes." % (shown, more))
+                       "while it was measured (a loaded machine, few or short repetitions); "
+                       "and with more workers than CPUs (oversubscription) a pool also takes "
+                       "CPU time from other processes." % (shown, more))
     if spec["kind"] == "lines":
         ov = overlaps(table)
         if ov:

@@ -7,7 +7,6 @@ SVG is read back for its text, matplotlib's drawing is inspected on its Axes. TA
 meson; a name pattern as argv[1] selects cases."""
 import atexit
 import json
-import math
 import os
 import re
 import shutil
