@@ -345,9 +345,10 @@ class Measurer:
             group = python_group(name)
             if group is None:
                 raise RuntimeError("%s: no CPython comparator group" % name)
+            topo = os.path.join(self.run.path, "topology.json")
             return [self.python, MP_BENCH, "--profile", self.profile, "--only", group,
                     "--filter", "^" + re.escape(name) + "$", "--repetitions", "1",
-                    "--out", out]
+                    "--out", out] + (["--topology", topo] if os.path.isfile(topo) else [])
         exe = os.path.join(self.build, "bench", "bench_" + str(harness))
         if not os.access(exe, os.X_OK):
             raise RuntimeError("%s: no harness %s" % (name, exe))

@@ -535,7 +535,9 @@ def draw_gnuplot(spec, runs, tables, tsv_paths, outbase, cap, yr):
         "ymin=%.6g" % yr[0], "ymax=%.6g" % yr[1],
         "xmin=%.6g" % xr[0], "xmax=%.6g" % xr[1],
         "nodata=%s" % gp(" ".join("0" if t.cells else "1" for t in tables)),
-    ] + ["ptitle%d=%s" % (i, gp(ri.title)) for i, ri in enumerate(runs, 1)])
+    ] + ["ptitle%d=%s" % (i, gp(ri.title)) for i, ri in enumerate(runs, 1)]
+        + plot.compare_gnuplot_vars(spec, tables, [plot.run_budget(ri.run) for ri in runs],
+                                    [ri.title for ri in runs]))
     r = subprocess.run(["gnuplot", "-e", expr, os.path.join(HERE, "compare.gp")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True, timeout=120)
@@ -553,15 +555,16 @@ def draw_matplotlib(plt, spec, runs, tables, outbase, cap, yr):
     fig, axes = plt.subplots(1, n, figsize=(4.8 * n + 1.2, 6.0), dpi=100, sharey=True,
                              squeeze=False)
     for ax, ri, t in zip(axes[0], runs, tables):
-        plot.draw_on_ax(ax, spec, t)
+        plot.draw_on_ax(ax, spec, t, plot.run_budget(ri.run), legend=ri is runs[-1])
         ax.set_title(ri.title, fontsize=9)
         ax.set_ylim(*yr)
         if not t.cells:
             ax.text(0.5, 0.5, "no data in this run", transform=ax.transAxes, ha="center")
     axes[0][0].set_ylabel(spec.get("ylabel", ""))
     fig.suptitle(spec.get("title", spec["id"]))
-    fig.text(0.01, 0.01, cap, fontsize=7, ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    ns = plot.compare_notes(spec, tables, [plot.run_budget(ri.run) for ri in runs],
+                            [ri.title for ri in runs])
+    fig.tight_layout(rect=(0, plot.fig_footer(fig, cap, ns), 1, 1))
     out = []
     for ext in ("png", "svg"):
         fig.savefig(outbase + "." + ext)

@@ -17,8 +17,13 @@ Entry fields:
            "python:<series>"
   value    fields to try in order for the bar height / y (counters, or real_time in ns)
   whisker  field for the upper whisker (None: no whisker; grouped_bars only)
-  scale    divide values by this for the axis (1e3: ns -> us, 1e6: B/s -> MB/s)
+  scale    divide values by this for the axis (1e3: ns -> µs, 1e6: B/s -> MB/s)
+  ideal    (lines, speedup plots) draw the ideal speedup min(x, usable CPUs), mark the run's
+           usable CPU budget, and explain points above ideal in a note under the plot
   logx, logy, xlabel, ylabel, title
+           Units are spelled one way in every plot: "µs" (never "us"), sizes in B, KiB, MiB
+           (plot.size_label; a log-x plot's ticks are its measured sizes so labelled), counts
+           as integer ticks.
 """
 
 PLOTS = [
@@ -56,7 +61,7 @@ PLOTS = [
         "scale": 1e6,
         "logx": True,
         "logy": True,
-        "xlabel": "message size (bytes)",
+        "xlabel": "message size",
         "ylabel": "one-way throughput (MB/s, cross core)",
         "title": "Pipe and connection throughput by message size",
     },
@@ -70,7 +75,7 @@ PLOTS = [
         "scale": 1.0,
         "logx": True,
         "logy": True,
-        "xlabel": "item size (bytes)",
+        "xlabel": "item size",
         "ylabel": "items per second (1 producer, 1 consumer)",
         "title": "Queue throughput by back end and item size",
     },
@@ -87,7 +92,7 @@ PLOTS = [
         "whisker": "p99_ns",
         "scale": 1e3,
         "logy": True,
-        "ylabel": "round trip, p50 (us, log scale)",
+        "ylabel": "round trip, p50 (µs, log scale)",
         "title": "Manager proxy calls vs the raw socket round trip: p50, whisker to p99",
     },
     {
@@ -104,7 +109,7 @@ PLOTS = [
         "logx": False,
         "logy": True,
         "xlabel": "parent RSS (MiB, touched)",
-        "ylabel": "start -> reaped, p50 (us, log scale)",
+        "ylabel": "start → reaped, p50 (µs, log scale)",
         "title": "Process start cost vs parent RSS, per start method",
     },
     {
@@ -122,7 +127,7 @@ PLOTS = [
         "logx": False,
         "logy": True,
         "xlabel": "parent RSS (MiB, touched)",
-        "ylabel": "start -> reaped, p50 (us, log scale)",
+        "ylabel": "start → reaped, p50 (µs, log scale)",
         "title": "Exec-based starts: lean child image vs the harness's own image (_self)",
     },
     {
@@ -148,7 +153,7 @@ PLOTS = [
         "whisker": "p99_ns",
         "scale": 1e3,
         "logy": True,
-        "ylabel": "round trip (us, log scale)",
+        "ylabel": "round trip (µs, log scale)",
         "title": "Manager proxy calls: p50, whisker to p99",
     },
     {
@@ -164,6 +169,7 @@ PLOTS = [
         "logx": False,
         "logy": False,
         "xlabel": "workers",
+        "ideal": True,
         "ylabel": "speedup over 1 worker (longest CPU tasks in the run)",
         "title": "Pool: CPU-bound speedup by number of workers",
     },
@@ -177,7 +183,7 @@ PLOTS = [
         "whisker": None,
         "scale": 1e3,
         "logy": True,
-        "ylabel": "cost per task (us, log scale)",
+        "ylabel": "cost per task (µs, log scale)",
         "title": "Pool overhead per task, by API and chunksize",
     },
 ]

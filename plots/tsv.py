@@ -20,6 +20,9 @@ import gbjson  # noqa: E402
 import registry  # noqa: E402
 
 
+_COUNTED = re.compile(r"([A-Za-z_]+):(\d+)")
+
+
 class Table:
     """Data of one grouped-bars plot: groups x series -> (value, whisker_hi)."""
 
@@ -87,6 +90,11 @@ def build_table(run, spec):
         t.value_field[series] = field
     if spec["kind"] == "lines":
         t.groups.sort(key=float)
+    elif t.groups and all(_COUNTED.fullmatch(g) for g in t.groups) \
+            and len({_COUNTED.fullmatch(g).group(1) for g in t.groups}) == 1:
+        # "chunksize:10", "chunksize:1", ...: in numeric order, not in the order the
+        # (interleaved) repetitions happened to list them.
+        t.groups.sort(key=lambda g: int(_COUNTED.fullmatch(g).group(2)))
     # mproc's series first, then the CPython twins (python.json sorts before most harnesses).
     t.series.sort(key=lambda s: s.startswith("python:"))
     return t

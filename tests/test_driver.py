@@ -867,6 +867,9 @@ class Driver(TmpCase):
         self.assertEqual(py.argv("/r/python.json.part", "smoke", "/usr/bin/python3"),
                          ["/usr/bin/python3", "/src/bench/python/mp_bench.py", "--profile",
                           "smoke", "--out", "/r/python.json.part"])
+        # The run's topology.json goes to the CPython comparators (their CPUs = the C side's).
+        self.assertEqual(py.argv("/r/python.json.part", "smoke", "py", "/r/topology.json")[-2:],
+                         ["--topology", "/r/topology.json"])
         self.assertEqual(hs[0].argv("/r/b.json.part", "full", "py"),
                          ["/x", "--benchmark_out=/r/b.json.part", "--benchmark_out_format=json",
                           "--profile=full"])
@@ -935,6 +938,75 @@ class MpBench(TmpCase):
         self.assertEqual(list(h.figures), ["python/x/c"])
         self.assertEqual(h.skipped, {n: "OSError: [Errno 30] Read-only file system"
                                      for n in ("python/x/a", "python/x/b")})
+
+    def mp_bench(self, *args):
+        py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else PY
+        return subprocess.run([py, MP_BENCH] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True,
+                              timeout=taprun.scaled(120))
+
+    def topology(self, doc):
+        path = os.path.join(self.tmp, "topology.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        return path
+
+    def test_topology_gives_budget_and_pairs(self):
+        """With the run's topology.json the comparators use its budget and its placement
+        pairs, not their own view of the machine: a topology with one usable core has no
+        cross-core pair, on any machine."""
+        cpu = min(os.sched_getaffinity(0))
+        topo = self.topology({"budget": {"usable": 1, "bound_by": "MPROC_CPUS"},
+                              "pairs": {"same_core": [cpu, cpu], "cross_core": None}})
+        out = os.path.join(self.tmp, "python.json")
+        r = self.mp_bench("--profile", "smoke", "--only", "latency", "--filter",
+                          "^python/latency/conn_pipe/", "--topology", topo, "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("budget 1 CPU, bound by MPROC_CPUS; same_core CPUs %d,%d; cross_core "
+                      "none (one core) (from topology.json)" % (cpu, cpu), r.stderr)
+        with open(out) as f:
+            ctx = json.load(f)["context"]
+        self.assertEqual((ctx["usable_cpus"], ctx["cpus_source"]), (1, "topology.json"))
+        self.assertEqual(ctx["placement_pairs"], {"same_core": [cpu, cpu], "cross_core": None})
+        h = gbjson.load_harness(out)
+        self.assertIn("python/latency/conn_pipe/placement:same_core", h.figures)
+        self.assertEqual(h.skipped, {"python/latency/conn_pipe/placement:cross_core":
+                                     "one usable core: no cross-core pair"})
+
+    def test_without_topology_says_which_cpus(self):
+        out = os.path.join(self.tmp, "python.json")
+        r = self.mp_bench("--profile", "smoke", "--only", "latency", "--filter", "^none$",
+                          "--out", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cpus = sorted(os.sched_getaffinity(0))
+        self.assertIn("budget %d CPU" % len(cpus), r.stderr)
+        self.assertIn("same_core CPUs %d,%d" % (cpus[0], cpus[0]), r.stderr)
+        self.assertIn("(from sched_getaffinity + sysfs core ids); no --topology", r.stderr)
+        with open(out) as f:
+            ctx = json.load(f)["context"]
+        self.assertEqual(ctx["usable_cpus"], len(cpus))
+        self.assertEqual(ctx["placement_pairs"]["same_core"], [cpus[0], cpus[0]])
+
+    def test_bad_topology_is_exit_2(self):
+        out = os.path.join(self.tmp, "python.json")
+        cpu = min(os.sched_getaffinity(0))
+        for doc, want in (
+                (None, "No such file"),
+                ({"pairs": {"same_core": [cpu, cpu]}}, "no budget.usable"),
+                ({"budget": {"usable": 2}}, "no pairs"),
+                ({"budget": {"usable": 2}, "pairs": {"same_core": [cpu]}},
+                 "pairs.same_core is not two CPU ids"),
+                ({"budget": {"usable": 2}, "pairs": {"same_core": [cpu, cpu],
+                                                     "cross_core": [cpu, 4095]}},
+                 "pairs.cross_core names CPU 4095, not in this process's affinity")):
+            topo = (os.path.join(self.tmp, "missing.json") if doc is None
+                    else self.topology(doc))
+            r = self.mp_bench("--profile", "smoke", "--only", "latency", "--topology", topo,
+                              "--out", out)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            self.assertIn(want, r.stderr)
+            self.assertFalse(os.path.exists(out))
 
     def test_read_only_dev_shm(self):
         """In a mount namespace with a read-only /dev/shm the pools and executors are skipped
@@ -1009,6 +1081,40 @@ class RealRun(TmpCase):
         text = open(os.path.join(run_dir, "report.md")).read()
         self.assertIn("usable CPUs", text)
         self.assertIn("baseline/syscall", text)
+        self.assertEqual(self.procs_mentioning(run_dir), [])
+
+    def test_recommend_measure_runs_the_driver(self):
+        """mproc-recommend --measure is a run of the driver over bench_pool and the CPython
+        pool comparator (only the curves it reads), not a run directory of its own."""
+        if not os.access(os.path.join(self.real_build, "bench", "bench_pool"), os.X_OK):
+            self.skipTest("bench_pool not built")
+        r = subprocess.run([PY, os.path.join(ROOT, "bench", "mproc-recommend"), "--measure",
+                            "--profile", "smoke", "--build", self.real_build, "--results",
+                            self.results, "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True, env=self.env,
+                           timeout=taprun.scaled(240))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        rec = json.loads(r.stdout)                      # stdout is the answer alone
+        run_dir = rec["run"]
+        self.assertTrue(run_dir.startswith(self.results) and run_dir.endswith("-recommend"))
+        self.assertIn("[1/2] pool", r.stderr)           # the driver's progress, on stderr
+        with open(os.path.join(run_dir, "context.json")) as f:
+            ctx = json.load(f)
+        self.assertEqual(ctx["schema"], "mproc-run/1")
+        self.assertEqual((ctx["profile"], ctx["harnesses"]["ok"]), ("smoke", ["pool", "python"]))
+        self.assertEqual(ctx["topology"]["json"], "topology.json")
+        for fn in ("recommendation.json", "report.md", "noise.json"):
+            self.assertTrue(os.path.isfile(os.path.join(run_dir, fn)), fn)
+        run = gbjson.load_run(run_dir)
+        names = set(run.figures) | set(run.skipped)
+        self.assertIn("pool/cpu/workers:1/task_ms:1", names)
+        self.assertIn("python/pool/cpu/workers:1/task_ms:1", names)
+        self.assertIn("python/pool_overhead/map/chunksize:1", names)
+        for n in names:                                 # only what the recommendation reads
+            self.assertRegex(n, r"^(python/)?(pool/(cpu|io)/|pool_overhead/map/)")
+        # The CPython side took its CPUs from the run's topology.json.
+        with open(os.path.join(run_dir, "python.json")) as f:
+            self.assertEqual(json.load(f)["context"]["cpus_source"], "topology.json")
         self.assertEqual(self.procs_mentioning(run_dir), [])
 
     def test_interrupt_real_harness(self):

@@ -6,6 +6,13 @@ Benchmark-compatible JSON so one reader handles both.
 Stdlib only. Run with the interpreter you want measured:
 
     /usr/bin/python3 bench/python/mp_bench.py --profile quick --out python.json [--only spawn,pipe]
+        [--topology RUN/topology.json]
+
+The CPU budget (worker counts, efficiency) and the CPUs of each placement (same_core,
+cross_core) come from the run's topology.json when mproc-bench passes it, so a
+placement:cross_core figure here means the same two CPUs as the C harnesses'; run alone,
+they come from sched_getaffinity and sysfs core ids, and the first line on stderr says which
+CPUs that chose.
 
 Every figure is measured here, in this run: nothing is copied from elsewhere.
 """
@@ -58,16 +65,104 @@ def usable_cpus():
     return sorted(os.sched_getaffinity(0))
 
 
+def _cpu_list(cpus):
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    out, run = [], []
+    for c in sorted(cpus):
+        if run and c == run[-1] + 1:
+            run.append(c)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [c]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(out)
+
+
+class Cpus:
+    """The CPUs the comparators may use: the budget (how many workers count as "all of them")
+    and the two placement pairs (same_core: one CPU twice; cross_core: two CPUs on different
+    physical cores, None with one core). In a run they come from the run's topology.json
+    (mproc-topo: hwloc, the cgroup cpuset and quota, MPROC_CPUS), so both sides of every
+    mproc-vs-CPython join mean the same CPUs; alone, from sched_getaffinity and sysfs."""
+
+    def __init__(self, budget, pairs, source, bound_by=None):
+        self.budget = budget
+        self.pairs = pairs
+        self.source = source
+        self.bound_by = bound_by
+
+    @classmethod
+    def from_affinity(cls):
+        cpus = usable_cpus()
+        first = cpus[0]
+        cross = next(((first, c) for c in cpus[1:] if _core_id(c) != _core_id(first)), None)
+        return cls(max(1, len(cpus)), {"same_core": (first, first), "cross_core": cross},
+                   "sched_getaffinity + sysfs core ids")
+
+    @classmethod
+    def from_topology(cls, path):
+        """Cpus from mproc-topo's JSON; ValueError naming the problem."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise ValueError(f"--topology {path}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise ValueError(f"--topology {path}: not JSON ({e})") from None
+        b = doc.get("budget") if isinstance(doc, dict) else None
+        usable = b.get("usable") if isinstance(b, dict) else None
+        if not isinstance(usable, int) or isinstance(usable, bool) or usable < 1:
+            raise ValueError(f"--topology {path}: no budget.usable (a count >= 1)")
+        raw = doc.get("pairs")
+        if not isinstance(raw, dict):
+            raise ValueError(f"--topology {path}: no pairs (same_core, cross_core)")
+        allowed = set(usable_cpus())
+        pairs = {}
+        for name in ("same_core", "cross_core"):
+            v = raw.get(name)
+            if v is None and name == "cross_core":
+                pairs[name] = None
+                continue
+            if (not isinstance(v, list) or len(v) != 2
+                    or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                               for c in v)):
+                raise ValueError(f"--topology {path}: pairs.{name} is not two CPU ids: {v!r}")
+            bad = [c for c in v if c not in allowed]
+            if bad:
+                raise ValueError(f"--topology {path}: pairs.{name} names CPU {bad[0]}, not in "
+                                 f"this process's affinity ({_cpu_list(allowed)})")
+            pairs[name] = tuple(v)
+        return cls(usable, pairs, "topology.json", b.get("bound_by"))
+
+    def describe(self):
+        def pair(p):
+            return "none (one core)" if p is None else f"CPUs {p[0]},{p[1]}"
+        bound = f", bound by {self.bound_by}" if self.bound_by else ""
+        return (f"budget {self.budget} CPU{'s' if self.budget != 1 else ''}{bound}; "
+                f"same_core {pair(self.pairs['same_core'])}; "
+                f"cross_core {pair(self.pairs['cross_core'])} (from {self.source})")
+
+    def context(self):
+        return {"usable_cpus": self.budget, "cpus_source": self.source,
+                "placement_pairs": {k: list(v) if v else None for k, v in self.pairs.items()}}
+
+
+# Set by main() before any benchmark runs (from --topology, else from the affinity mask).
+CPUS = None
+
+
+def _cpus():
+    global CPUS
+    if CPUS is None:
+        CPUS = Cpus.from_affinity()
+    return CPUS
+
+
 def placement_pair(placement):
     """Two CPUs: the same one twice, or two on different physical cores. None if impossible."""
-    cpus = usable_cpus()
-    if placement == "same_core":
-        return (cpus[0], cpus[0])
-    first = cpus[0]
-    for c in cpus[1:]:
-        if _core_id(c) != _core_id(first):
-            return (first, c)
-    return None
+    return _cpus().pairs[placement]
 
 
 def pin(cpu):
@@ -76,7 +171,7 @@ def pin(cpu):
 
 
 def budget():
-    return max(1, len(usable_cpus()))
+    return _cpus().budget
 
 
 # --------------------------------------------------------------------------------------------
@@ -1164,11 +1259,17 @@ def main(argv=None):
                          "touch every page (only where /dev/shm is a private tiny tmpfs)")
     ap.add_argument("--probe-one", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--list", action="store_true", help="list the groups and exit")
-    ap.add_argument("--filter", default="",
+    ap.add_argument("--filter", default=os.environ.get("BENCHMARK_FILTER", ""),
                     help="regex: only the names it matches (re.search), like "
-                         "--benchmark_filter (the decider: bench/decide.py)")
+                         "--benchmark_filter (the decider: bench/decide.py); default: "
+                         "$BENCHMARK_FILTER, which Google Benchmark reads in the C harnesses "
+                         "(mproc-recommend --measure sets it for both)")
     ap.add_argument("--repetitions", type=int, default=0,
                     help="repetitions per name (default: the profile's)")
+    ap.add_argument("--topology", metavar="FILE",
+                    help="the run's topology.json (mproc-topo --json): the CPU budget and the "
+                         "placement pairs, the same CPUs as the C harnesses' (mproc-bench "
+                         "passes it); without it: sched_getaffinity and sysfs")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.list:
@@ -1202,6 +1303,15 @@ def main(argv=None):
     if a.repetitions < 0:
         print(f"mp_bench: bad --repetitions {a.repetitions} (want >= 1)", file=sys.stderr)
         return 2
+    global CPUS
+    try:
+        CPUS = Cpus.from_topology(a.topology) if a.topology else Cpus.from_affinity()
+    except ValueError as e:
+        print(f"mp_bench: {e}", file=sys.stderr)
+        return 2
+    print(f"mp_bench: {CPUS.describe()}"
+          + ("" if a.topology else "; no --topology: pass the run's topology.json to use "
+             "the C harnesses' CPUs"), file=sys.stderr)
     rn = Runner(a.profile, only, a.verbose, name_filter, a.repetitions or None)
     started = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     for g, fn in GROUPS.items():
@@ -1219,7 +1329,7 @@ def main(argv=None):
             "host_name": socket.gethostname(),
             "executable": sys.executable,
             "num_cpus": os.cpu_count(),
-            "usable_cpus": budget(),
+            **CPUS.context(),
             "python_version": platform.python_version(),
             "python_implementation": platform.python_implementation(),
             "mproc_profile": a.profile,
