@@ -5,8 +5,7 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
-import recommend as R  # noqa: E402
+from mproc_results import recommend as R  # noqa: E402  (PYTHONPATH: plots/)
 
 
 def cpu_curve(tps_by_n, task_ms=20, family="pool/cpu"):

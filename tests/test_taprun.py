@@ -8,8 +8,7 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taprun  # noqa: E402
+import taprun  # tests/taprun.py, beside this file
 
 
 class Scaled(unittest.TestCase):
