@@ -31,6 +31,8 @@ import re
 from . import gbjson
 from . import stats
 
+# recommendation.json's schema (results/README.md): a reader checks it before the keys.
+SCHEMA = "mproc-recommendation/1"
 KNEE_TOLERANCE = 0.02        # the point knee: "within 2 % of the best" (no intervals)
 OVERHEAD_BUDGET = 0.01       # per-task overhead < 1 % of task time
 IO_EFFICIENCY_FLOOR = 0.90   # an I/O pool size counts as measured-good above this efficiency
@@ -313,7 +315,8 @@ def recommend(figures, budget, unstable=(), physical_cores=None, machine=None):
     usable = max(1, int(budget.get("usable", 1)))
     cores = int(physical_cores or budget.get("usable_cores") or usable)
     machine = machine or {"busy": None, "line": "machine state not recorded"}
-    rec = {"budget": {"usable": usable, "usable_cores": cores,
+    rec = {"schema": SCHEMA,
+           "budget": {"usable": usable, "usable_cores": cores,
                       "bound_by": budget.get("bound_by", "unknown")},
            "machine": {"busy": machine.get("busy"), "line": machine.get("line")},
            "provisional": machine.get("busy") is True,
