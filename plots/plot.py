@@ -175,7 +175,7 @@ def load_matplotlib():
 
 
 def main(argv=None):
-    ap = cli.Parser("plot", description="Draw the plots of one mproc run.")
+    ap = cli.Parser("plots", "plots/plot.py", description="Draw the plots of one mproc run.")
     ap.add_argument("run", help="run directory (results/<host>/<stamp> or results/latest)")
     ap.add_argument("--no-gnuplot", action="store_true", help="do not draw with gnuplot")
     ap.add_argument("--no-matplotlib", action="store_true", help="do not draw with matplotlib")

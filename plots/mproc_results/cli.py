@@ -3,9 +3,9 @@ plots/report.py, plots/compare.py, bench/mproc-recommend, `make verify`, the dec
 cross-checks): bad usage is ONE line on stderr naming the problem and the way out, exit 2
 (not argparse's two-line usage); `--version` prints "PROG (mproc) X" from meson.build.
 
-    ap = cli.Parser("compare", description="...")
+    ap = cli.Parser("compare", "plots/compare.py", description="...")
     ap.add_argument(...)
-    a = ap.parse_args(argv)            # exits 2 with "compare: <problem> (see compare --help)"
+    a = ap.parse_args(argv)   # exits 2: "compare: <problem> (see plots/compare.py --help)"
     ...
     raise cli.Usage("not a run directory")    # or: return cli.fail("compare", "...")
 """
@@ -31,11 +31,14 @@ def fail(prog, message, status=2):
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit 2) and --version from meson.build."""
 
-    def __init__(self, prog, **kw):
+    def __init__(self, prog, command=None, **kw):
+        """prog: the name messages start with; command: how a user runs it (the way out
+        named in an error: "see plots/compare.py --help"), default prog."""
         super().__init__(prog=prog, **kw)
+        self.command = command or prog
         self.add_argument("--version", action="version",
                           version="%s (mproc) %s" % (prog, _version.version()))
 
     def error(self, message):
-        print("%s: %s (see %s --help)" % (self.prog, message, self.prog), file=sys.stderr)
+        print("%s: %s (see %s --help)" % (self.prog, message, self.command), file=sys.stderr)
         sys.exit(2)

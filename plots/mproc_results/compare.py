@@ -651,7 +651,7 @@ def build_doc(runs, rows, partial, plot_lines, gb_lines, out_dir):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG,
+    ap = cli.Parser(PROG, "plots/compare.py",
         description="Compare two or more mproc runs: ratios per benchmark name, side-by-side "
                     "plots, Google Benchmark's U-test where installed, index.html.")
     ap.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is A, "
@@ -664,12 +664,11 @@ def main(argv=None):
                     help="do not run Google Benchmark's compare.py")
     a = ap.parse_args(argv)
     if len(a.runs) < 2:
-        print("compare: need at least two run directories (got %d)" % len(a.runs),
-              file=sys.stderr)
-        return 2
+        return cli.fail(PROG, "need at least two run directories (got %d): plots/compare.py "
+                        "RUN_A RUN_B" % len(a.runs))
     if len(a.runs) > 26:
-        print("compare: at most 26 runs", file=sys.stderr)
-        return 2
+        return cli.fail(PROG, "at most 26 runs (got %d): compare fewer at a time"
+                        % len(a.runs))
     try:
         runs = load_runs(a.runs)
         out = a.out or default_out(runs)

@@ -756,8 +756,9 @@ def write_json_atomic(path, obj):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG, description="Cross-check a run's figures with independent "
-                       "tools (perf, hackbench, stress-ng, lscpu, hwloc-calc, nproc).")
+    ap = cli.Parser(PROG, "python3 -m mproc_results.crosscheck",
+                    description="Cross-check a run's figures with independent "
+                    "tools (perf, hackbench, stress-ng, lscpu, hwloc-calc, nproc).")
     ap.add_argument("run", help="run directory")
     ap.add_argument("--profile", default="quick", help="smoke, quick (default) or full")
     ap.add_argument("--timeout", type=float, default=None,

@@ -478,8 +478,9 @@ def summary_lines(doc):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG, description="Measure the deciding pairs of a run "
-                                 "again, interleaved, within a time budget (decide.json).")
+    ap = cli.Parser(PROG, "python3 -m mproc_results.decide",
+                    description="Measure the deciding pairs of a run again, interleaved, "
+                    "within a time budget (decide.json).")
     ap.add_argument("run_dir")
     ap.add_argument("--build", default=os.path.join(paths.ROOT, "build"))
     ap.add_argument("--profile", default=None, help="default: the run's (context.json)")

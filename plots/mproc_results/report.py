@@ -1725,7 +1725,7 @@ def build_reference_index(root):
 
 
 def reference_index_main(argv):
-    ap = cli.Parser(PROG + " --reference-index",
+    ap = cli.Parser(PROG, "plots/report.py --reference-index",
                     description="Write DIR/README.md listing the reference runs.")
     ap.add_argument("dir", help="the reference tree, e.g. results/reference")
     ap.add_argument("--stdout", action="store_true", help="print instead of writing README.md")
@@ -1820,8 +1820,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--reference-index"]:
         return reference_index_main(argv[1:])
-    ap = cli.Parser(PROG, description="Write report.md, targets.md, answers.json and "
-                    "index.html for one mproc run.")
+    ap = cli.Parser(PROG, "plots/report.py", description="Write report.md, targets.md, "
+                    "answers.json and index.html for one mproc run.")
     ap.add_argument("run", help="run directory")
     ap.add_argument("--stdout", action="store_true", help="print instead of writing report.md")
     a = ap.parse_args(argv)

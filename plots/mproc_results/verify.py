@@ -91,7 +91,8 @@ def compare(run_a, run_b):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG, description="Do two runs' answers and headline verdicts agree?")
+    ap = cli.Parser(PROG, "python3 -m mproc_results.verify",
+                    description="Do two runs' answers and headline verdicts agree?")
     ap.add_argument("run_a", help="run directory")
     ap.add_argument("run_b", help="run directory")
     a = ap.parse_args(argv)
