@@ -131,6 +131,42 @@ class Decided(RunCase):
         self.assertIn('<section id="what-to-use-on-this-machine">', body)
 
 
+class Index(RunCase):
+    """index.html is rendered from report.md's document: every plot in its harness's section
+    (registry.py), its PNG a link to its SVG; the Machine table has a real header row."""
+
+    def test_plots_beside_their_sections(self):
+        tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        run = os.path.join(tmp, "run")
+        shutil.copytree(os.path.join(DATA, "report_quiet"), run)
+        os.mkdir(os.path.join(run, "plots"))
+        for f in ("pool_cpu_speedup.mpl.png", "pool_cpu_speedup.mpl.svg",
+                  "spawn_rss.gnuplot.png", "spawn_rss.gnuplot.svg", "stray.mpl.svg"):
+            open(os.path.join(run, "plots", f), "w").close()
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run]), 0)
+        with open(os.path.join(run, "index.html"), encoding="utf-8") as f:
+            page = f.read()
+
+        def section(anchor):
+            i = page.index('<section id="%s">' % anchor)
+            return page[i:page.index("</section>", i)]
+        self.assertIn('<a href="plots/pool_cpu_speedup.mpl.svg"><img '
+                      'src="plots/pool_cpu_speedup.mpl.png"', section("pool"))
+        self.assertIn('<a href="plots/spawn_rss.gnuplot.svg"><img '
+                      'src="plots/spawn_rss.gnuplot.png"', section("spawn"))
+        self.assertNotIn("spawn_rss", section("pool"))
+        self.assertIn("plots/stray.mpl.svg", section("other-plots"))
+        self.assertIn("<thead><tr><th>what</th><th>value</th></tr></thead>", section("machine"))
+        with open(os.path.join(run, "report.md"), encoding="utf-8") as f:
+            md = f.read()
+        pool = md[md.index("\n## pool\n"):]
+        self.assertIn("![pool_cpu_speedup.mpl.png](plots/pool_cpu_speedup.mpl.png)",
+                      pool[:pool.index("\n## ", 5)])
+        self.assertIn("| what | value |", md)
+
+
 class Undecided(RunCase):
     def test_overlap_and_too_few_repetitions(self):
         _, text, doc, a = self.write("report_undecided")

@@ -1574,7 +1574,8 @@ def section_crosschecks(run):
                          "%.2fx" % ratio if isinstance(ratio, (int, float)) and unit != "count"
                          else "—", verdict))
     if rows:
-        out += table(["tool", "measures", "tool figure", "mproc figure", "ratio", ""], rows)
+        out += table(["tool", "measures", "tool figure", "mproc figure", "ratio", "verdict"],
+                     rows)
     if flagged:
         out += ["", "Flagged (more than %gx apart, or counts that differ):" % thr, ""]
         out += bullets(flagged)
