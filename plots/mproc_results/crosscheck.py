@@ -81,6 +81,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 from . import cli
 from . import files
+from .fields import fmt_ns
 from . import gbjson
 
 PROG = "crosscheck"
@@ -102,16 +103,6 @@ GRACE_S = 0.5
 
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fmt_ns(v):
-    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return "—"
-    a = abs(v)
-    for div, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-        if a >= div:
-            return "%.3g %s" % (v / div, unit)
-    return "%.3g ns" % v
 
 
 # ------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import time
 
 from . import cli
 from . import files
+from . import fields as _fields
 from . import gbjson
 from . import paths
 from . import stats
@@ -63,9 +64,6 @@ RUN_TIMEOUT_S = 60.0
 MAX_ROUNDS = 40         # per pair: beyond this the pair is as decided as it will get
 MP_BENCH = os.path.join(paths.BENCH, "python", "mp_bench.py")
 
-# Rates: higher is better; every other field compared here is a time (lower is better).
-HIGHER_IS_BETTER = {"bytes_per_second", "msgs_per_second", "updates_per_second",
-                    "tasks_per_second", "ops_per_second", "speedup"}
 TIME_FIELDS = ["p50_ns", "real_time"]
 # Fields a run of one figure alone cannot give (a speedup is a ratio to workers:1, measured
 # by another benchmark): their pairs keep the main pass's interval and are not extended.
@@ -116,12 +114,6 @@ def _pick(fig, fields):
     return None
 
 
-def _comparable(fa, fb):
-    if fa is None or fb is None:
-        return False
-    return fa == fb or (fa not in HIGHER_IS_BETTER and fb not in HIGHER_IS_BETTER)
-
-
 def _usable(run):
     b = (run.context.get("budget") or {}).get("usable")
     if isinstance(b, int) and b > 0:
@@ -139,7 +131,7 @@ class Pair:
         self.source = source            # "headline" | "answer"
         self.a, self.b = a, b
         self.field_a, self.field_b = field_a, field_b
-        self.higher_is_better = field_a in HIGHER_IS_BETTER
+        self.higher_is_better = _fields.higher_is_better(field_a)
         self.main_a, self.main_b = [], []     # main pass values (never pairs: see _result)
         self.main_interleaved = False         # both from one harness, shuffled together
         self.main = None                      # the main pass's result (dict)
@@ -225,7 +217,7 @@ def _make_pair(run, pid, what, source, a, b, fields):
     if fa is None or fb is None:
         return None
     field_a, field_b = _pick(fa, fields), _pick(fb, fields)
-    if not _comparable(field_a, field_b):
+    if not _fields.comparable(field_a, field_b):
         return None
     if fa.median("hang", 0) > 0 or fb.median("hang", 0) > 0:
         return None
