@@ -747,7 +747,7 @@ def write_json_atomic(path, obj):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG, "python3 -m mproc_results.crosscheck",
+    ap = cli.Parser(PROG, "PYTHONPATH=plots python3 -m mproc_results.crosscheck",
                     description="Cross-check a run's figures with independent "
                     "tools (perf, hackbench, stress-ng, lscpu, hwloc-calc, nproc).")
     ap.add_argument("run", help="run directory")

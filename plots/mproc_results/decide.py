@@ -470,7 +470,7 @@ def summary_lines(doc):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG, "python3 -m mproc_results.decide",
+    ap = cli.Parser(PROG, "PYTHONPATH=plots python3 -m mproc_results.decide",
                     description="Measure the deciding pairs of a run again, interleaved, "
                     "within a time budget (decide.json).")
     ap.add_argument("run_dir")

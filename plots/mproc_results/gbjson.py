@@ -1,5 +1,5 @@
-"""gbjson - the one reader of Google Benchmark JSON in mproc (and of the CPython comparators'
-JSON, which uses the same schema). Stdlib only; Python >= 3.8.
+"""gbjson - the one reader of a run in mproc: Google Benchmark JSON (and the CPython
+comparators' JSON, which uses the same schema) and the run's side files. Stdlib only; Python >= 3.8.
 
     run = gbjson.load_run("results/latest")
     for fig in run.figures.values():          # one Figure per stripped benchmark name
@@ -17,7 +17,9 @@ What it does, so no other program has to:
     and interleaved(run, a, b) says whether two figures sampled the same period;
   - where a file holds only aggregates (--benchmark_report_aggregates_only), uses the
     `_median` rows and the `_cv` row instead;
-  - surfaces `error_occurred` entries as skipped-with-reason rather than as figures.
+  - surfaces `error_occurred` entries as skipped-with-reason rather than as figures;
+  - reads a run's side files (read_side / Run.side: context, topology, noise, decide,
+    recommendation, crosscheck, answers), so no other program opens a run's JSON.
 
 Errors: a missing or corrupt file raises GBJsonError with a one-line message.
 """

@@ -1535,7 +1535,8 @@ def section_crosschecks(run):
     if doc is None:
         if cc_ctx.get("status") == "disabled":
             return out + ["Not run (%s)." % cc_ctx.get("detail", "disabled"), ""]
-        return out + ["Not run (no crosscheck.json: `python3 -m mproc_results.crosscheck %s` "
+        return out + ["Not run (no crosscheck.json: `PYTHONPATH=plots python3 -m "
+                      "mproc_results.crosscheck %s` "
                       "runs them)." % md_escape(run.path), ""]
     checks = doc.get("checks") if isinstance(doc, dict) else None
     if not isinstance(checks, list):

@@ -2,7 +2,7 @@
 """tsv - turn a run's JSON into the TSV files gnuplot reads: RUN/plots/data/<plot id>.tsv,
 one per registry entry (plots/registry.py) whose harness is in the run.
 
-    python3 tsv.py RUN_DIR        # writes the files, prints one line per file
+    PYTHONPATH=plots python3 -m mproc_results.tsv RUN_DIR   # writes, one line per file
 
 TSV layout (grouped_bars and lines): a '#' comment block (title, ylabel, series, and last the column
 header "#<TAB>group<TAB><s1><TAB><s1>_hi<TAB><s2>..."), then one row per group (lines: per x,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """verify - do two runs give the same answers? (`make verify`, `mproc-bench --verify`)
 
-    python3 verify.py RUN_A RUN_B
+    PYTHONPATH=plots python3 -m mproc_results.verify RUN_A RUN_B      (make verify runs it)
 
 Prints, per answer (RUN/answers.json, written with report.md: {"answers": [{"question",
 "answer", "why", "figures"}]}) and per deciding pair (the headline rows and the answers'
@@ -91,7 +91,7 @@ def compare(run_a, run_b):
 
 
 def main(argv=None):
-    ap = cli.Parser(PROG, "python3 -m mproc_results.verify",
+    ap = cli.Parser(PROG, "PYTHONPATH=plots python3 -m mproc_results.verify",
                     description="Do two runs' answers and headline verdicts agree?")
     ap.add_argument("run_a", help="run directory")
     ap.add_argument("run_b", help="run directory")
