@@ -1,5 +1,6 @@
 """gbjson - the one reader of a run in mproc: Google Benchmark JSON (and the CPython
-comparators' JSON, which uses the same schema) and the run's side files. Stdlib only; Python >= 3.8.
+comparators' JSON, which uses the same schema) and the run's side files. Stdlib only;
+Python >= 3.8.
 
     run = gbjson.load_run("results/latest")
     for fig in run.figures.values():          # one Figure per stripped benchmark name
