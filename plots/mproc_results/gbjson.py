@@ -66,6 +66,10 @@ SIDE_FILES = {"context": "context.json", "topology": "topology.json",
 RUN_META_FILES = set(SIDE_FILES.values())
 
 
+# The way out, when a command is given something that is not a run.
+RUN_HINT = "give a run directory: results/latest or results/<host>/<stamp>"
+
+
 class GBJsonError(Exception):
     """A file that is missing, not JSON, or not Google Benchmark JSON."""
 
@@ -422,10 +426,10 @@ def load_run(path):
     """Load a run directory. Raises GBJsonError if it is not a run (no context.json) or if
     context.json itself is corrupt; corrupt harness files are kept in run.load_errors."""
     if not os.path.isdir(path):
-        raise GBJsonError("%s: not a directory" % path)
+        raise GBJsonError("%s: not a directory (%s)" % (path, RUN_HINT))
     ctx = _read_json_dict(os.path.join(path, "context.json"))
     if ctx is None:
-        raise GBJsonError("%s: not a run directory (no context.json)" % path)
+        raise GBJsonError("%s: not a run directory (no context.json; %s)" % (path, RUN_HINT))
     run = Run(path)
     run.context = ctx
     try:
