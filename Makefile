@@ -101,7 +101,7 @@ verify: deps-bench
 
 plots:
 	$(PYTHON) plots/plot.py '$(RUN)'
-	$(PYTHON) bench/report.py '$(RUN)'
+	$(PYTHON) plots/report.py '$(RUN)'
 
 # Two or more runs side by side (plots/compare.py --help); FORCE=1 writes into a non-empty OUT.
 compare:

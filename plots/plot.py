@@ -11,7 +11,6 @@ line naming it, exit 1 (the other drawings are still made).
 Stdlib + matplotlib (optional). Python >= 3.8.
 """
 
-import argparse
 import math
 import os
 import shutil
@@ -19,10 +18,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import gbjson  # noqa: E402
-import registry  # noqa: E402
-import tsv  # noqa: E402
+import registry  # noqa: E402  (beside this script, as mproc_results is)
+from mproc_results import cli, gbjson, tsv  # noqa: E402
 
 
 def caption(run):
@@ -408,7 +405,7 @@ def load_matplotlib():
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Draw the plots of one mproc run.")
+    ap = cli.Parser("plots", "plots/plot.py", description="Draw the plots of one mproc run.")
     ap.add_argument("run", help="run directory (results/<host>/<stamp> or results/latest)")
     ap.add_argument("--no-gnuplot", action="store_true", help="do not draw with gnuplot")
     ap.add_argument("--no-matplotlib", action="store_true", help="do not draw with matplotlib")

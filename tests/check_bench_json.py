@@ -35,8 +35,8 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plots"))
-from gbjson import strip_suffixes  # noqa: E402  (the one implementation of the naming rule)
+from mproc_results.gbjson import strip_suffixes  # the one implementation of the naming rule
+# (PYTHONPATH: plots/, set by meson for the tests)
 AGGREGATE = re.compile(r"_(mean|median|stddev|cv|[A-Za-z0-9]+)$")
 P_COUNTERS = ("p50_ns", "p99_ns", "p999_ns")
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}

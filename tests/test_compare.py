@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Comparison across runs (plots/compare.py), the report's headline table and index.html
-(bench/report.py, plots/htmlindex.py), and the CPython twins in single-run plots, on the
+(plots/report.py, mproc_results/doc.py), and the CPython twins in single-run plots, on the
 fixtures in tests/data/ (issue 8). TAP output for meson; a name pattern as argv[1] selects.
 
 Fixtures: run_baseline (devbox, 2 CPUs), run_bigbox (another machine: a different baseline
@@ -23,18 +23,12 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 DATA = os.path.join(TESTS, "data")
 COMPARE = os.path.join(ROOT, "plots", "compare.py")
-REPORT = os.path.join(ROOT, "bench", "report.py")
+REPORT = os.path.join(ROOT, "plots", "report.py")
 PY = sys.executable
 # Plotting runs with Debian's python (matplotlib), as `make` does.
 PLOT_PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else PY
-sys.path.insert(0, os.path.join(ROOT, "plots"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import compare  # noqa: E402
-import gbjson  # noqa: E402
-import htmlindex  # noqa: E402
-import registry  # noqa: E402
-import report  # noqa: E402
-import tsv  # noqa: E402
+import registry  # noqa: E402  plots/registry.py (PYTHONPATH: plots/, tests/meson.build)
+from mproc_results import compare, doc, gbjson, report, tsv  # noqa: E402
 
 import taprun  # tests/taprun.py: unittest cases as TAP
 
@@ -227,7 +221,7 @@ class Compare(TmpCase):
     def test_without_plot_tools(self):
         out = self.out()
         env = dict(self.env, PATH=os.path.join(self.tmp, "nothing"), PYTHONPATH="/nonexistent")
-        argv = [PY, "-S", "-I", COMPARE, os.path.join(DATA, "run_baseline"),
+        argv = [PY, "-S", COMPARE, os.path.join(DATA, "run_baseline"),
                 os.path.join(DATA, "run_bigbox"), "--out", out]
         r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, env=env, timeout=taprun.scaled(120))
@@ -338,16 +332,16 @@ class Report(TmpCase):
         self.assertRegex(fail[2], r"^hang \(> [0-9.]+ s\)$")
         # Worker count: only CPython has pool/cpu here: its largest count.
         self.assertIn("pool/cpu/workers:2/task_ms:20", rows)
-        text = "\n".join(report.section_headline(run))
+        text = "\n".join(doc.render_md_items(report.section_headline(run)))
         self.assertIn("| primitive | mproc | CPython | ratio | verdict |", text)
 
     def test_headline_without_python(self):
         run = gbjson.load_run(os.path.join(DATA, "run_baseline"))
-        text = "\n".join(report.section_headline(run))
+        text = "\n".join(doc.render_md_items(report.section_headline(run)))
         self.assertIn("No headline figures", text)
         run = gbjson.load_run(os.path.join(DATA, "run_bigbox"))
         del run.harnesses["python"]
-        text = "\n".join(report.section_headline(run))
+        text = "\n".join(doc.render_md_items(report.section_headline(run)))
         self.assertIn("The CPython comparators did not run", text)
 
     def test_too_few_repetitions_said(self):
@@ -406,33 +400,68 @@ class Report(TmpCase):
 
 
 class Html(unittest.TestCase):
-    def test_markdown_subset(self):
-        h = htmlindex.md_to_html(
-            "# T <x>\n\npara **b** `c<d>` [l](a/b.md)\n\n| a | b\\|c |\n|---|---|\n"
-            "| 1 | `x\\|y` |\n\n- i1\n- i2\n\n```\n<pre>&\n```\n<details><summary>s</summary>\n"
-            "</details>\n[bad](javascript:alert(1))\n<script>x</script>\n")
-        self.assertIn('<h1 id="t-x">T &lt;x&gt;</h1>', h)
+    """index.html and the Markdown are rendered from one document (mproc_results/doc.py)."""
+
+    def sample(self):
+        d = doc.Doc("T <x>")
+        d.intro += ["para **b** `c<d>` [l](a/b.md)", "",
+                    "[bad](javascript:alert(1))", "<script>x</script>"]
+        s = d.section("One")
+        s.body += doc.table(["a", "b|c"], [["1", "`x|y`"]])
+        s.body += doc.bullets(["i1", ("i2", ["sub"])]) + doc.code(["<pre>&"])
+        s.body += doc.details("s", ["inside"])
+        s.plots.append(doc.Plot("p.mpl", "plots/p.mpl.png", "plots/p.mpl.svg"))
+        s.section("Two", ["deeper"])
+        return d
+
+    def test_html_blocks(self):
+        h = doc.render_html(self.sample())
+        self.assertIn("<h1>T &lt;x&gt;</h1>", h)
         self.assertIn("<strong>b</strong> <code>c&lt;d&gt;</code> <a href=\"a/b.md\">l</a>", h)
-        self.assertIn("<th>a</th><th>b|c</th>", h)
+        self.assertIn("<thead><tr><th>a</th><th>b|c</th></tr></thead>", h)
         self.assertIn("<td><code>x|y</code></td>", h)
-        self.assertIn("<ul>\n<li>i1</li>\n<li>i2</li>\n</ul>", h)
+        self.assertIn("<ul>\n<li>i1</li>\n<li>i2<ul><li>sub</li></ul></li>\n</ul>", h)
         self.assertIn("<pre><code>&lt;pre&gt;&amp;</code></pre>", h)
-        self.assertIn("<details>\n<summary>s</summary>\n</details>", h)
+        self.assertIn("<details><summary>s</summary>\n<p>inside</p>\n</details>", h)
         self.assertIn('<a href="#">bad</a>', h)
         self.assertIn("&lt;script&gt;", h)
         self.assertNotIn("<script>", h)
+        self.assertIn('<section id="two">\n<h3>Two</h3>', h)
 
-    def test_plots_only_page(self):
+    def test_plot_beside_its_section_links_to_svg(self):
+        h = doc.render_html(self.sample())
+        one = h[h.index('<section id="one">'):h.index('<section id="two">')]
+        self.assertIn('<a href="plots/p.mpl.svg"><img src="plots/p.mpl.png" alt="p.mpl"></a>',
+                      one)
+
+    def test_markdown_from_the_same_document(self):
+        m = doc.render_md(self.sample())
+        self.assertTrue(m.startswith("# T <x>\n"), m)
+        self.assertIn("| a | b|c |\n|---|---|\n| 1 | `x\\|y` |", m)
+        self.assertIn("- i1\n- i2\n  - sub", m)
+        self.assertIn("```\n<pre>&\n```", m)
+        self.assertIn("## One", m)
+        self.assertIn("### Two", m)
+        self.assertLess(m.index("![p.mpl.png](plots/p.mpl.png)"), m.index("### Two"))
+
+    def test_plots_attached_by_harness(self):
         tmp = tempfile.mkdtemp(prefix="mproc-compare-test.")
         self.addCleanup(shutil.rmtree, tmp, True)
         os.mkdir(os.path.join(tmp, "plots"))
         for f in ("a.mpl.png", "a.mpl.svg", "b.gnuplot.svg"):
             open(os.path.join(tmp, "plots", f), "w").close()
-        path = htmlindex.write_index(tmp, "report.md", "t")
+        d = doc.Doc("t")
+        d.section("h")
+        self.assertEqual(report.attach_plots(d, tmp, {"a": "h"}), 2)
+        self.assertEqual([p.stem for p in d.sections[0].plots], ["a.mpl"])
+        self.assertEqual(d.sections[-1].title, "Other plots")
+        path = os.path.join(tmp, "index.html")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(doc.render_html(d))
         p = check_html(self, path)
         self.assertEqual(p.srcs, ["plots/a.mpl.png"])
+        self.assertIn("plots/a.mpl.svg", p.hrefs)
         self.assertIn("plots/b.gnuplot.svg", p.hrefs)
-        self.assertIn("No report.md in this directory.", open(path, encoding="utf-8").read())
 
 
 class Plots(unittest.TestCase):

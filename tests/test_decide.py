@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""bench/decide.py (the decider: deciding pairs measured again, interleaved, within a budget;
-decide.json) and bench/verify.py (two runs: agree, undecided, disagree), on synthetic runs
-written to a temporary directory, with a fake measurer: nothing here measures anything
+"""mproc_results/decide.py (the decider: deciding pairs measured again, interleaved, within a
+budget; decide.json) and mproc_results/verify.py (two runs: agree, undecided, disagree), on
+synthetic runs written to a temporary directory, with a fake measurer: nothing here measures anything
 (issue 17). TAP output for meson; a name pattern as argv[1] selects."""
 import json
 import os
@@ -13,10 +13,7 @@ import unittest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-sys.path.insert(0, os.path.join(ROOT, "plots"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import decide  # noqa: E402
-import gbjson  # noqa: E402
+from mproc_results import decide, gbjson  # noqa: E402  (PYTHONPATH: plots/)
 
 import taprun  # tests/taprun.py: unittest cases as TAP
 
@@ -249,13 +246,13 @@ class Extend(Base):
         self.assertIsNone(decide.load(self.tmp))
 
     def test_cli_bad_input(self):
-        r = subprocess.run([PY, os.path.join(ROOT, "bench", "decide.py"), self.tmp],
+        r = subprocess.run([PY, "-m", "mproc_results.decide", self.tmp],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not a run directory", r.stderr)
         path = self.run_dir()
-        r = subprocess.run([PY, os.path.join(ROOT, "bench", "decide.py"), path, "--budget",
+        r = subprocess.run([PY, "-m", "mproc_results.decide", path, "--budget",
                             "-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True)
         self.assertEqual(r.returncode, 2)
@@ -283,7 +280,7 @@ class Filters(unittest.TestCase):
 
 class Verify(Base):
     def verify(self, a, b):
-        return subprocess.run([PY, os.path.join(ROOT, "bench", "verify.py"), a, b],
+        return subprocess.run([PY, "-m", "mproc_results.verify", a, b],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
 

@@ -6,6 +6,7 @@ temporary build dir). TAP output for meson; a name pattern as argv[1] selects ca
 Never touches the real /dev/shm, /dev/mqueue or results/: the driver is pointed at temporary
 directories (MPROC_SHM_DIR, MPROC_MQUEUE_DIR, --results, --out)."""
 import contextlib
+import importlib.util
 import io
 import json
 import math
@@ -26,15 +27,11 @@ ROOT = os.path.dirname(TESTS)
 DATA = os.path.join(TESTS, "data")
 DRIVER = os.path.join(ROOT, "bench", "mproc-bench")
 PLOT = os.path.join(ROOT, "plots", "plot.py")
-REPORT = os.path.join(ROOT, "bench", "report.py")
+REPORT = os.path.join(ROOT, "plots", "report.py")
 FAKE = os.path.join(DATA, "fake_harness.py")
 PY = sys.executable
-sys.path.insert(0, os.path.join(ROOT, "plots"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import gbjson  # noqa: E402
-import registry  # noqa: E402
-import report  # noqa: E402
-import tsv  # noqa: E402
+import registry  # noqa: E402  plots/registry.py (PYTHONPATH: plots/, tests/meson.build)
+from mproc_results import gbjson, report, tsv  # noqa: E402
 
 import taprun  # tests/taprun.py: unittest cases as TAP
 
@@ -453,8 +450,8 @@ class Steps(TmpCase):
     def test_plot_without_tools(self):
         run_dir = self.copy_fixture("run_baseline")
         env = dict(os.environ, PATH=os.path.join(self.tmp, "nothing"), PYTHONPATH="/nonexistent")
-        # No gnuplot on PATH; matplotlib hidden by running with -S -I (no site-packages).
-        r = subprocess.run([PY, "-S", "-I", PLOT, run_dir], stdout=subprocess.PIPE,
+        # No gnuplot on PATH; matplotlib hidden by running with -S (no site-packages).
+        r = subprocess.run([PY, "-S", PLOT, run_dir], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, universal_newlines=True, env=env,
                            timeout=taprun.scaled(60))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -626,7 +623,8 @@ class Driver(TmpCase):
                           open(os.path.join(run_dir, "logs", n + ".log")).read())
         self.assertTrue(os.path.isfile(os.path.join(run_dir, "report.md")))
         self.assertEqual([l for l in os.listdir(run_dir) if l.endswith(".part")], [])
-        # noise.json (bench/noise.py): a sample at the start, around each harness, at the end.
+        # noise.json (mproc_results/noise.py): a sample at the start, around each harness,
+        # at the end.
         with open(os.path.join(run_dir, "noise.json")) as f:
             nz = json.load(f)
         self.assertEqual(nz["schema"], "mproc-noise/1")
@@ -851,6 +849,11 @@ class Driver(TmpCase):
     def test_eta_scales_with_finished_harnesses(self):
         import importlib.machinery
         import importlib.util
+        # The driver's own directory is on sys.path when it runs: its results_path module.
+        rp = importlib.util.spec_from_file_location(
+            "results_path", os.path.join(os.path.dirname(DRIVER), "results_path.py"))
+        sys.modules.setdefault("results_path", importlib.util.module_from_spec(rp))
+        rp.loader.exec_module(sys.modules["results_path"])
         loader = importlib.machinery.SourceFileLoader("mproc_bench", DRIVER)
         spec = importlib.util.spec_from_loader("mproc_bench", loader)
         mb = importlib.util.module_from_spec(spec)
@@ -925,8 +928,9 @@ class MpBench(TmpCase):
     skipped with CPython's own error (as the C harnesses' SkipWithError), the rest go on."""
 
     def test_error_entry_is_a_skip_with_the_error(self):
-        sys.path.insert(0, os.path.dirname(MP_BENCH))
-        import mp_bench
+        spec = importlib.util.spec_from_file_location("mp_bench", MP_BENCH)
+        mp_bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mp_bench)
         rn = mp_bench.Runner("smoke", [], False)
         shared = mp_bench.Shared(lambda: (_ for _ in ()).throw(
             OSError(30, "Read-only file system")))

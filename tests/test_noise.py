@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/noise.py on fixed data: fake /proc and /sys trees under a temporary root, a fake
+"""mproc_results/noise.py on fixed data: fake /proc and /sys trees under a temporary root, a fake
 clock and sleep, fake rusage. The verdict rule (results/README.md, "noise.json") is checked
 case by case: a harness's own load is not the machine being busy; other processes' CPU time,
 steal and pressure before the run are. TAP output for meson; argv[1] selects cases."""
@@ -13,8 +13,7 @@ import unittest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import noise  # noqa: E402
+from mproc_results import noise  # noqa: E402  (PYTHONPATH: plots/, tests/meson.build)
 
 import taprun  # noqa: E402
 

@@ -5,8 +5,7 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
-import recommend as R  # noqa: E402
+from mproc_results import recommend as R  # noqa: E402  (PYTHONPATH: plots/)
 
 
 def cpu_curve(tps_by_n, task_ms=20, family="pool/cpu"):
@@ -265,6 +264,42 @@ class Cli(unittest.TestCase):
         # Curves are labelled objects, not bare tuples.
         self.assertTrue(all(isinstance(p, dict) and "workers" in p
                             for p in rec["cpu"]["curve"] + rec["io"]["curve"]))
+
+    def test_schema_and_named_curve_fields(self):
+        """recommendation.json says its schema, and a CPU curve point names its fields
+        (results/README.md): what README's example reads to size a Pool."""
+        import json
+        r = self.run_cli("--json", FIXTURE)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rec = json.loads(r.stdout)
+        self.assertEqual(rec["schema"], "mproc-recommendation/1")
+        for p in rec["cpu"]["curve"]:
+            self.assertLessEqual({"workers", "tasks_per_second", "speedup", "efficiency"},
+                                 set(p))
+            self.assertIsInstance(p["workers"], int)
+
+    def test_readme_example_sizes_a_pool(self):
+        """The README's Python example, run on a written recommendation.json, prints the
+        recommended size."""
+        import re
+        import shutil
+        import subprocess
+        import tempfile
+        with open(os.path.join(HERE, "..", "README.md"), encoding="utf-8") as f:
+            m = re.search(r"<!-- recommendation example -->\n```python\n(.*?)```", f.read(),
+                          re.S)
+        self.assertIsNotNone(m, "README.md: no recommendation example")
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        run = os.path.join(d, "run")
+        shutil.copytree(FIXTURE, run)
+        self.assertEqual(self.run_cli("--write", run).returncode, 0)
+        code = m.group(1).replace("results/latest/recommendation.json",
+                                  os.path.join(run, "recommendation.json"))
+        r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Pool(processes=4)", r.stdout)
 
     def test_write_into_run_dir(self):
         import shutil

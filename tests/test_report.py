@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The report's answers first (bench/report.py, issue 17): on fixed synthetic runs with known
+"""The report's answers first (plots/report.py, issue 17): on fixed synthetic runs with known
 answers (tests/data/make_report_runs.py writes them) it opens with the machine line, then
 "What to use on this machine", each answer decided only where the 95 % intervals support it;
 answers.json says the same; targets.md holds the project's targets; index.html opens with the
@@ -15,9 +15,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
-sys.path.insert(0, os.path.join(HERE, "..", "bench"))
-sys.path.insert(0, os.path.join(HERE, "..", "plots"))
-import report  # noqa: E402
+from mproc_results import report  # noqa: E402  (PYTHONPATH: plots/, tests/meson.build)
 
 
 class RunCase(unittest.TestCase):
@@ -129,7 +127,44 @@ class Decided(RunCase):
         self.assertLess(body.index("<p>Machine: <strong>quiet</strong>.</p>"),
                         body.index("<h2"))
         self.assertTrue(body[body.index("<h2"):].startswith(
-            '<h2 id="what-to-use-on-this-machine">What to use on this machine</h2>'))
+            '<h2>What to use on this machine</h2>'))
+        self.assertIn('<section id="what-to-use-on-this-machine">', body)
+
+
+class Index(RunCase):
+    """index.html is rendered from report.md's document: every plot in its harness's section
+    (registry.py), its PNG a link to its SVG; the Machine table has a real header row."""
+
+    def test_plots_beside_their_sections(self):
+        tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        run = os.path.join(tmp, "run")
+        shutil.copytree(os.path.join(DATA, "report_quiet"), run)
+        os.mkdir(os.path.join(run, "plots"))
+        for f in ("pool_cpu_speedup.mpl.png", "pool_cpu_speedup.mpl.svg",
+                  "spawn_rss.gnuplot.png", "spawn_rss.gnuplot.svg", "stray.mpl.svg"):
+            open(os.path.join(run, "plots", f), "w").close()
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertEqual(report.main([run]), 0)
+        with open(os.path.join(run, "index.html"), encoding="utf-8") as f:
+            page = f.read()
+
+        def section(anchor):
+            i = page.index('<section id="%s">' % anchor)
+            return page[i:page.index("</section>", i)]
+        self.assertIn('<a href="plots/pool_cpu_speedup.mpl.svg"><img '
+                      'src="plots/pool_cpu_speedup.mpl.png"', section("pool"))
+        self.assertIn('<a href="plots/spawn_rss.gnuplot.svg"><img '
+                      'src="plots/spawn_rss.gnuplot.png"', section("spawn"))
+        self.assertNotIn("spawn_rss", section("pool"))
+        self.assertIn("plots/stray.mpl.svg", section("other-plots"))
+        self.assertIn("<thead><tr><th>what</th><th>value</th></tr></thead>", section("machine"))
+        with open(os.path.join(run, "report.md"), encoding="utf-8") as f:
+            md = f.read()
+        pool = md[md.index("\n## pool\n"):]
+        self.assertIn("![pool_cpu_speedup.mpl.png](plots/pool_cpu_speedup.mpl.png)",
+                      pool[:pool.index("\n## ", 5)])
+        self.assertIn("| what | value |", md)
 
 
 class Undecided(RunCase):
@@ -222,7 +257,7 @@ class PairedRatio(unittest.TestCase):
     out."""
 
     def test_interleaved_is_not_paired(self):
-        import gbjson
+        from mproc_results import gbjson
         drift = [1.0, 3.0, 1.5, 2.5, 1.2, 2.0, 1.8, 2.2]
         a = [100.0 * d for d in drift]
         b = [200.0 * d for d in drift]
@@ -247,7 +282,7 @@ class PairedRatio(unittest.TestCase):
         self.assertEqual(how, "bootstrap, interleaved")
         # The ratio of the medians (A's 7 values against B's 8), inside a real interval that
         # is wider than the point: the drift is not assumed away.
-        import stats
+        from mproc_results import stats
         self.assertAlmostEqual(r, stats.median(a) / stats.median(b))
         self.assertLess(lo, r)
         self.assertGreater(hi, r)

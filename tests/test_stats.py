@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""plots/stats.py: median intervals from order statistics, paired and bootstrap ratio
+"""mproc_results/stats.py: median intervals from order statistics, paired and bootstrap ratio
 intervals, the three-way verdict (issue 17). TAP output for meson; a name pattern as argv[1]
 selects. Pure computation on fixed numbers: nothing here measures anything."""
 import math
@@ -10,8 +10,7 @@ import unittest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-sys.path.insert(0, os.path.join(ROOT, "plots"))
-import stats  # noqa: E402
+from mproc_results import stats  # noqa: E402  (PYTHONPATH: plots/, tests/meson.build)
 
 import taprun  # tests/taprun.py: unittest cases as TAP
 

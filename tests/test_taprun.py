@@ -8,8 +8,7 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import taprun  # noqa: E402
+import taprun  # tests/taprun.py, beside this file
 
 
 class Scaled(unittest.TestCase):
@@ -64,7 +63,8 @@ class DefaultSignals(unittest.TestCase):
     def test_children_get_default_actions_even_if_started_ignoring(self):
         # A runner started as a background job (SIGINT, SIGQUIT, SIGHUP ignored) calls
         # default_signals(); the processes it starts then see the default action (SigIgn 0).
-        code = ("import subprocess, sys; sys.path.insert(0, sys.argv[1]); import taprun; "
+        # `python3 -c` imports from its working directory: tests/, where taprun.py is.
+        code = ("import subprocess, sys; import taprun; "
                 "taprun.default_signals(); "
                 "print(subprocess.run(['grep', '^SigIgn', '/proc/self/status'], "
                 "stdout=subprocess.PIPE, universal_newlines=True).stdout)")
@@ -72,7 +72,7 @@ class DefaultSignals(unittest.TestCase):
         def ignore():
             for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
                 signal.signal(sig, signal.SIG_IGN)
-        r = subprocess.run([sys.executable, "-c", code, os.path.dirname(taprun.__file__)],
+        r = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(taprun.__file__),
                            stdout=subprocess.PIPE, universal_newlines=True,
                            preexec_fn=ignore, timeout=taprun.scaled(60))
         ign = int(r.stdout.split()[1], 16)

@@ -6,7 +6,7 @@
 # Optional parts (gnuplot, matplotlib, compare.py) are installed when possible; when they
 # cannot be, `make bench` goes on and the plot step says in one line what it skipped.
 # `bench` also tries, best effort and one package at a time, the independent tools of the
-# cross-checks (bench/crosscheck.py): linux-perf (perf), rt-tests (hackbench), stress-ng.
+# cross-checks (plots/mproc_results/crosscheck.py): linux-perf (perf), rt-tests (hackbench), stress-ng.
 # Failing to install them never fails: the run says "not installed" for each.
 set -u
 what=${1:-test}

@@ -2,7 +2,7 @@
 """tsv - turn a run's JSON into the TSV files gnuplot reads: RUN/plots/data/<plot id>.tsv,
 one per registry entry (plots/registry.py) whose harness is in the run.
 
-    python3 plots/tsv.py RUN_DIR        # writes the files, prints one line per file
+    PYTHONPATH=plots python3 -m mproc_results.tsv RUN_DIR   # writes, one line per file
 
 TSV layout (grouped_bars and lines): a '#' comment block (title, ylabel, series, and last the column
 header "#<TAB>group<TAB><s1><TAB><s1>_hi<TAB><s2>..."), then one row per group (lines: per x,
@@ -15,8 +15,8 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import gbjson  # noqa: E402
+from . import files
+from . import gbjson
 import registry  # noqa: E402
 
 
@@ -117,10 +117,7 @@ def write_tsv(table, path):
             v, hi = table.cell(g, s)
             row += [_fmt(v), _fmt(hi)]
         lines.append("\t".join(row))
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    files.write_text(path, "\n".join(lines) + "\n")
 
 
 def write_run(run, out_dir=None):

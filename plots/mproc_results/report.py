@@ -2,96 +2,53 @@
 """report - write RUN_DIR/report.md for one run: the machine line (noise.json's verdict:
 "quiet", "busy: ... — figures below are provisional", or "machine state not recorded"), then
 "What to use on this machine" (the seed questions answered for libmproc and for Python, each
-with its deciding figures, their 95 % intervals (plots/stats.py) and the caveat that matters;
+with its deciding figures, their 95 % intervals (stats.py) and the caveat that matters;
 "undecided" and why where the intervals do not support an answer), a one-line link to
 targets.md, status (incomplete/failed harnesses), the machine, the usable CPU budget with
 provenance, capabilities, the headline table (each primitive: mproc, CPython, their ratio with
 its interval and verdict, at the same placement, each as a multiple of the machine's
-baseline), the recommendation (bench/recommend.py), one section per harness, links to every
-plot, and the skipped benchmarks with their reasons. Beside it: RUN_DIR/answers.json (the same
-answers, for `make verify`), RUN_DIR/targets.md (the project's own targets: met, missed or
-undecided, with intervals) and RUN_DIR/index.html (plots/htmlindex.py: the report and every
-plot, static HTML).
+baseline), the recommendation (recommend.py), one section per harness with its plots, and
+the skipped benchmarks with their reasons. Beside it: RUN_DIR/answers.json (the same answers,
+for `make verify`), RUN_DIR/targets.md (the project's own targets: met, missed or undecided,
+with intervals) and RUN_DIR/index.html. report.md and index.html are two renderings of one
+document (build_doc, doc.py): each plot sits in the section of its harness (registry.py's
+"harness"), its PNG a link to its SVG.
 
-    python3 bench/report.py RUN_DIR [--stdout]
-    python3 bench/report.py --reference-index results/reference [--stdout]
+    plots/report.py RUN_DIR [--stdout]                 (or: python3 -m mproc_results.report)
+    plots/report.py --reference-index results/reference [--stdout]
         (writes results/reference/README.md: the reference machines and headline figures)
 
-Per-harness sections come from SECTIONS (harness name -> function(run, harness) -> lines);
-a harness without an entry gets the generic table (median time, counters, CV). The headline of
-every figure is the median over repetitions; a figure whose repetitions' CV exceeds 5 % is
-flagged "unstable" in the harness tables. Stdlib only; reads JSON through plots/gbjson.py.
+Per-harness sections come from SECTIONS (harness name -> function(run, harness) -> (body,
+unstable names)); a harness without an entry gets the generic table (median time, counters,
+CV). A body is a list of Markdown lines and doc.py blocks (tables, bullets, code). The
+headline of every figure is the median over repetitions; a figure whose repetitions' CV
+exceeds 5 % (fields.UNSTABLE_CV) is flagged "unstable" in the harness tables. Stdlib only;
+reads every file through gbjson.py.
 
-Exit: 0 written; 2 not a run directory / corrupt context.json (one line); 1 cannot write.
+Exit: 0 written; 2 bad usage, not a run directory, corrupt context.json (one line); 1 cannot
+write.
 """
 
-import argparse
+import json
 import math
 import os
 import re
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "plots"))
-sys.path.insert(0, HERE)
-import gbjson  # noqa: E402
-import recommend  # noqa: E402
-import stats  # noqa: E402
+from . import gbjson
+from . import recommend
+from . import stats
 
-UNSTABLE_CV = 0.05
+import registry      # plots/registry.py: which harness each plot belongs to
 
+from . import cli
+from . import doc as _doc
+from . import fields as _fields
+from . import files
+from .doc import bullets, code, details, md_escape, table
+from .fields import UNSTABLE_CV, fmt_bytes, fmt_cv, fmt_ns, fmt_num, fmt_value
 
-# ------------------------------------------------------------------------------------------
-# formatting
-
-def fmt_ns(v):
-    """A duration in ns, in the unit that reads best."""
-    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return "—"
-    a = abs(v)
-    if a >= 1e9:
-        return "%.3g s" % (v / 1e9)
-    if a >= 1e6:
-        return "%.3g ms" % (v / 1e6)
-    if a >= 1e3:
-        return "%.3g µs" % (v / 1e3)
-    return "%.3g ns" % v
-
-
-def fmt_num(v, unit=""):
-    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return "—"
-    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= div:
-            return "%.3g %s%s" % (v / div, suf, unit)
-    return "%.3g %s" % (v, unit) if unit else "%.3g" % v
-
-
-def fmt_bytes(v):
-    if not isinstance(v, (int, float)) or v < 0:
-        return "—"
-    for div, suf in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
-        if v >= div:
-            return "%.3g %s" % (v / div, suf)
-    return "%d B" % v
-
-
-def fmt_cv(st):
-    """CV as a percentage plus the unstable flag; n/a below two repetitions."""
-    if st is None or st.cv is None:
-        return "n/a", False
-    flag = st.cv > UNSTABLE_CV
-    return ("%.1f %%" % (st.cv * 100)) + (" **unstable**" if flag else ""), flag
-
-
-def md_escape(s):
-    return str(s).replace("|", "\\|")
-
-
-def table(header, rows):
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
-    return out
+PROG = "report"
 
 
 # ------------------------------------------------------------------------------------------
@@ -110,18 +67,16 @@ def section_status(run):
     failed = h.get("failed") or []
     skipped = h.get("skipped") or []
     if failed:
-        lines.append("")
-        lines.append("Failed harnesses:")
-        for f in failed:
-            lines.append("- `%s`: %s (log: [logs/%s.log](logs/%s.log))"
-                         % (f.get("name"), f.get("reason", "failed"), f.get("name"), f.get("name")))
+        lines += ["", "Failed harnesses:"]
+        lines += bullets(["`%s`: %s (log: [logs/%s.log](logs/%s.log))" % (
+            f.get("name"), f.get("reason", "failed"), f.get("name"), f.get("name"))
+            for f in failed])
     if skipped:
-        lines.append("")
-        lines.append("Harnesses not run:")
-        for s in skipped:
-            lines.append("- `%s`: %s" % (s.get("name"), s.get("reason", "skipped")))
-    for fn, msg in sorted(run.load_errors.items()):
-        lines.append("- unreadable file `%s`: %s" % (fn, msg))
+        lines += ["", "Harnesses not run:"]
+        lines += bullets(["`%s`: %s" % (s.get("name"), s.get("reason", "skipped"))
+                          for s in skipped])
+    lines += bullets(["unreadable file `%s`: %s" % (fn, msg)
+                      for fn, msg in sorted(run.load_errors.items())])
     return lines
 
 
@@ -157,12 +112,13 @@ def section_machine(run):
         ("Google Benchmark", c.get("gbench_version", "?")),
         ("hwloc", c.get("hwloc_version", "?")),
         ("Python", py.get("version", "?") if isinstance(py, dict) else py),
-        ("git", "%s%s" % ((git.get("revision") or "?")[:12], " (dirty)" if git.get("dirty") else "")),
+        ("git", "%s%s" % ((git.get("revision") or "?")[:12],
+                          " (dirty)" if git.get("dirty") else "")),
         ("profile", c.get("profile", "?")),
         ("started / finished (UTC)", "%s / %s" % (c.get("started_utc", "?"),
                                                    c.get("finished_utc") or "—")),
     ]
-    return table(["", ""], rows)
+    return table(["what", "value"], rows)
 
 
 def _limits(budget):
@@ -251,7 +207,7 @@ def baseline_section(run, h):
         if a and b and math.isfinite(a) and math.isfinite(b):
             ratios.append("`%s` cross/same core: %.3gx" % (m.group(1), b / a))
     if ratios:
-        lines += [""] + ["- " + r for r in ratios]
+        lines += [""] + bullets(ratios)
     return lines, unstable
 
 
@@ -340,7 +296,7 @@ def spawn_section(run, h):
             ratios.append("`%s` %d MiB / 0 MiB: %.2fx" % (method, big, b / a))
     if ratios:
         lines += ["", "Ratios of medians (the targets, with intervals: [targets.md](targets.md)):",
-                  ""] + ["- " + r for r in ratios]
+                  ""] + bullets(ratios)
     others = [fig for fig in h.figures.values()
               if not re.fullmatch(r"(spawn|spawn_start)/[a-z_]+/rss_mib:\d+", fig.name)]
     if others:
@@ -353,7 +309,7 @@ def spawn_section(run, h):
 
 
 # ------------------------------------------------------------------------------------------
-# intervals (plots/stats.py): every figure the report states, every ratio between two
+# intervals (stats.py): every figure the report states, every ratio between two
 
 def fig_values(fig, field, transform=None):
     """The finite repetition values of one field of a figure ([] when absent)."""
@@ -382,18 +338,11 @@ def fig_ci(fig, field, transform=None):
 
 
 def decide_doc(run):
-    """RUN/decide.json (bench/decide.py: deciding pairs measured again, interleaved), read
+    """RUN/decide.json (decide.py: deciding pairs measured again, interleaved), read
     once per run; {} when absent or unreadable."""
     doc = getattr(run, "_decide_doc", None)
     if doc is None:
-        import json as _json
-        try:
-            with open(os.path.join(run.path, "decide.json"), encoding="utf-8") as f:
-                doc = _json.load(f)
-        except (OSError, ValueError):
-            doc = {}
-        if not isinstance(doc, dict):
-            doc = {}
+        doc = run.side("decide") or {}
         run._decide_doc = doc
     return doc
 
@@ -435,18 +384,6 @@ def ratio_of(run, fig_a, field_a, fig_b, field_b, transform_a=None, transform_b=
         return None, None, None, how
     r, lo, hi = stats.ratio_ci(a, b, paired=False)
     return (r if r is not None and math.isfinite(r) else None), lo, hi, how
-
-
-def fmt_value(field, v):
-    if v is None:
-        return "—"
-    if _is_time(field):
-        return fmt_ns(v)
-    if field == "bytes_per_second":
-        return fmt_num(v, "B/s")
-    if field.endswith("_per_second"):
-        return fmt_num(v, "/s")
-    return "%.3g" % v
 
 
 def fmt_ci(field, med, lo, hi, n):
@@ -692,7 +629,7 @@ def _curve_fig(family_name, p, key):
 
 def answer_pools(rec, python):
     """CPU pool size, I/O pool sizes, chunksize and 'cores - 1' for one side, from the
-    recommendation (bench/recommend.py: its own curves and per-task costs)."""
+    recommendation (recommend.py: its own curves and per-task costs)."""
     side = rec.get("python") if python else rec
     if not side:
         return []
@@ -847,8 +784,8 @@ def fmt_answer_figure(f):
 
 
 def section_answers(run, answers, machine):
-    """## What to use on this machine: each answer with its deciding figures and caveat."""
-    out = ["## What to use on this machine", ""]
+    """What to use on this machine: each answer with its deciding figures and caveat."""
+    out = []
     if machine.get("busy"):
         out += ["**Provisional**: the machine was busy while this ran (%s); every answer "
                 "below may change on a quiet machine." % md_escape(machine["line"]), ""]
@@ -861,17 +798,19 @@ def section_answers(run, answers, machine):
     if not answers:
         out += ["No question can be answered from this run (the harnesses that measure them "
                 "did not run).", ""]
+    items = []
     for a in answers:
         ans = "**undecided**" if a["answer"] == "undecided" else "**%s**" % md_escape(a["answer"])
         if a.get("provisional") and a["answer"] != "undecided":
             ans += " (provisional)"
-        out.append("- **%s**: %s. %s." % (a["question"], ans, md_escape(a["why"])))
+        subs = []
         figs = [fmt_answer_figure(f) for f in a["figures"] if f.get("value") is not None]
         if figs:
-            out.append("  - figures: " + "; ".join(figs))
+            subs.append("figures: " + "; ".join(figs))
         if a.get("caveat"):
-            out.append("  - mind: " + a["caveat"])
-    out.append("")
+            subs.append("mind: " + a["caveat"])
+        items.append(("**%s**: %s. %s." % (a["question"], ans, md_escape(a["why"])), subs))
+    out += bullets(items) + [""]
     out += decide_summary(run)
     if out[-1] != "":
         out.append("")
@@ -977,7 +916,8 @@ def build_targets(run, machine):
         out += ["Machine state not recorded (no `noise.json`).", ""]
     rows = target_rows(run)
     if not rows:
-        return "\n".join(out + ["No target can be checked from this run.", ""])
+        return "\n".join(_doc.render_md_items(out + ["No target can be checked from this run.",
+                                                      ""]))
     trs = []
     for t in rows:
         oc = t["outcome"]
@@ -993,7 +933,7 @@ def build_targets(run, machine):
         out += ["", "The start-cost targets (512 MiB parent / 0 MiB <= 1.2) need "
                 "`PROFILE=full`, which measures a 512 MiB parent."]
     out.append("")
-    return "\n".join(out)
+    return "\n".join(_doc.render_md_items(out))
 
 
 # ------------------------------------------------------------------------------------------
@@ -1049,21 +989,6 @@ HEADLINE_NOTES = {
         "-ENOSPC; CPython's SharedMemory only sets the size, so its create is cheaper and a "
         "later write to an unbacked page kills the process with SIGBUS.",
 }
-
-# Fields where a larger figure is better (rates, speedup); the others are times.
-HIGHER_IS_BETTER = {"bytes_per_second", "msgs_per_second", "updates_per_second",
-                    "tasks_per_second", "ops_per_second", "speedup"}
-
-
-def _is_time(field):
-    return field is not None and (field.endswith("_ns") or field.startswith("ns_")
-                                  or field in ("real_time", "cpu_time"))
-
-
-def _comparable(f1, f2):
-    """Two fields whose ratio means something: the same one, or two times in ns."""
-    return f1 is not None and f2 is not None and (f1 == f2 or (_is_time(f1) and _is_time(f2)))
-
 
 def _headline_pick(fig, fields):
     """(field, Stats) of the first field with a finite median, or (None, None)."""
@@ -1135,9 +1060,9 @@ def headline_rows(run):
             ratio = "— (placements differ: mproc %s, CPython %s)" % (
                 placement_of(name), placement_of(pyname))
             verdict = "not compared"
-        elif (ms is not None and ps is not None and _comparable(mf, pf) and ms.median > 0
+        elif (ms is not None and ps is not None and _fields.comparable(mf, pf) and ms.median > 0
               and ps.median > 0):
-            if mf in HIGHER_IS_BETTER:
+            if _fields.higher_is_better(mf):
                 r, lo, hi, _ = ratio_of(run, mfig, mf, pfig, pf)
             else:
                 r, lo, hi, _ = ratio_of(run, pfig, pf, mfig, mf)
@@ -1156,9 +1081,9 @@ def headline_rows(run):
         rf, rs = _headline_pick(figs.get(ref), fields + ["p50_ns", "real_time"]) \
             if ref else (None, None)
         if rs is not None and rs.median > 0:
-            if ms is not None and _comparable(mf, rf):
+            if ms is not None and _fields.comparable(mf, rf):
                 bm = "%.3gx" % (ms.median / rs.median)
-            if ps is not None and _comparable(pf, rf) and not hung:
+            if ps is not None and _fields.comparable(pf, rf) and not hung:
                 bp = "%.3gx" % (ps.median / rs.median)
         rows.append(("%s (`%s`)" % (what, name), _headline_fmt(mf, mfig),
                      _headline_fmt(pf, pfig), ratio, verdict, bm, bp,
@@ -1221,12 +1146,10 @@ def section_headline(run):
     rows = headline_rows(run)
     has_py = "python" in run.harnesses
     if not rows:
-        return ["## Headline: mproc vs CPython", "",
-                "No headline figures in this run (neither the harnesses nor the CPython "
+        return ["No headline figures in this run (neither the harnesses nor the CPython "
                 "comparators that measure them ran).", ""] + (
                     [python_absent_reason(run), ""] if not has_py else [])
-    out = ["## Headline: mproc vs CPython", "",
-           "Medians over repetitions with their 95 % intervals in brackets, measured on this "
+    out = ["Medians over repetitions with their 95 % intervals in brackets, measured on this "
            "machine in this run (times: p50 of individual operations where the harness "
            "samples them). *ratio*: how much faster mproc is than CPython's "
            "`multiprocessing` for the same operation, with its interval (a bootstrap of the "
@@ -1241,17 +1164,49 @@ def section_headline(run):
                   "CPython × baseline", "baseline"], rows)
     notes = [n for k, n in HEADLINE_NOTES.items() if any("(`%s`)" % k in r[0] for r in rows)]
     if notes:
-        out += [""] + ["- " + n for n in notes]
+        out += [""] + bullets(notes)
     return out + [""]
 
 
-def write_index(run):
-    """RUN/index.html: report.md rendered, and every plot (PNG linked to SVG). Static."""
-    sys.path.insert(0, os.path.join(HERE, "..", "plots"))
-    import htmlindex
-    c = run.context
-    return htmlindex.write_index(run.path, "report.md", "mproc run: %s, %s" % (
-        c.get("host", "?"), c.get("started_utc", "?")))
+def attach_plots(d, run_path, owners):
+    """Give each plot under RUN/plots/ to the section it belongs with: owners maps a plot id
+    (registry.py's "id", the file stem before ".gnuplot"/".mpl") to a section title; the
+    others go to a last "Other plots" section. Returns the number of plots attached."""
+    by_title = {}
+    for s in d.sections:
+        by_title[s.title] = s
+        for sub in s.subsections:
+            by_title.setdefault(sub.title, sub)
+    rest = []
+    plots = _doc.plot_files(run_path)
+    for p in plots:
+        title = owners.get(p.stem.rsplit("/", 1)[-1].split(".", 1)[0])
+        if title in by_title:
+            by_title[title].plots.append(p)
+        else:
+            rest.append(p)
+    if rest:
+        d.section("Other plots", plots=rest)
+    return len(plots)
+
+
+def plot_owners(run):
+    """{plot id: section title} for a run: each registry plot belongs with the first of its
+    harnesses that has a section (the CPython-only runs' plots with "python")."""
+    out = {}
+    for spec in registry.PLOTS:
+        hs = [spec["harness"]] if isinstance(spec["harness"], str) else list(spec["harness"])
+        for h in hs + ["python"]:
+            if h in run.harnesses:
+                out[spec["id"]] = h
+                break
+    return out
+
+
+def write_index(run, d):
+    """RUN/index.html from the document report.md was rendered from. Static."""
+    return files.write_text(os.path.join(run.path, "index.html"), _doc.render_html(
+        d, note="The same as [report.md](report.md); each plot links to its SVG."))
 
 
 def manager_section(run, h):
@@ -1279,7 +1234,7 @@ def manager_section(run, h):
     if ratios:
         lines += ["", "Ratios of p50 round trips (targets, and CPython's Manager against ours: "
                   "[targets.md](targets.md)):", ""]
-        lines += ["- " + r for r in ratios]
+        lines += bullets(ratios)
     return lines, unstable
 
 
@@ -1353,38 +1308,14 @@ SECTIONS = {
 }
 
 
-def section_plots(run):
-    pdir = os.path.join(run.path, "plots")
-    files = sorted(f for f in os.listdir(pdir) if f.endswith((".png", ".svg"))) \
-        if os.path.isdir(pdir) else []
-    if not files:
-        return ["No plots (see logs/plots.log: the plot step was skipped or found no data)."]
-    lines = []
-    stems = []
-    for f in files:
-        stem = f.rsplit(".", 2)[0]
-        if stem not in stems:
-            stems.append(stem)
-    for stem in stems:
-        mine = [f for f in files if f.startswith(stem + ".")]
-        lines.append("- **%s**: %s" % (stem, ", ".join("[%s](plots/%s)" % (f, f) for f in mine)))
-    png = [f for f in files if f.endswith(".png")]
-    if png:
-        lines.append("")
-        lines += ["![%s](plots/%s)" % (f, f) for f in png]
-    return lines
-
-
 def section_recommendation(run, rec):
-    """The pool sizes for this machine (bench/recommend.py, as mproc-recommend prints them),
+    """The pool sizes for this machine (recommend.py, as mproc-recommend prints them),
     for libmproc and for CPython's pools, and the CPU-bound curves with their intervals."""
     if not any(k in rec for k in ("cpu", "io", "chunksize", "python")):
         return []
-    out = ["## Recommendation: how many workers here", "",
-           "From this run's pool curves (`mproc-recommend %s` prints it again; "
-           "`recommendation.json` holds the evidence):" % md_escape(run.path), "", "```"]
-    out += recommend.render_text(rec).splitlines()
-    out += ["```", ""]
+    out = ["From this run's pool curves (`mproc-recommend %s` prints it again; "
+           "`recommendation.json` holds the evidence):" % md_escape(run.path), ""]
+    out += code(recommend.render_text(rec).splitlines()) + [""]
     for who, side in (("libmproc", rec), ("Python", rec.get("python") or {})):
         cpu = side.get("cpu")
         if not cpu or not cpu.get("curve"):
@@ -1491,9 +1422,9 @@ def _devshm_cell(probe, key, side):
 
 
 def section_without_devshm(run):
-    """## Without /dev/shm: a table of primitives when this run's /dev/shm was unusable (real or
+    """Without /dev/shm: a table of primitives when this run's /dev/shm was unusable (real or
     simulated), else one line on how to produce it."""
-    out = ["## Without /dev/shm", ""]
+    out = []
     d = run.context.get("devshm")
     seen = d.get("seen") if isinstance(d, dict) else None
     if not isinstance(seen, dict) or seen.get("state") in (None, "ok"):
@@ -1562,9 +1493,9 @@ def section_without_devshm(run):
         pfig = run.figures.get(pn) if pn else None
         if ms is not None and ps is not None and works(mp, key) and works(py, key):
             fig = "%s / %s" % (_headline_fmt(mf, mfig), _headline_fmt(pf, pfig))
-            if _comparable(mf, pf) and ms.median > 0 and ps.median > 0:
+            if _fields.comparable(mf, pf) and ms.median > 0 and ps.median > 0:
                 # How much faster libmproc is, with its interval (as the headline).
-                r, lo, hi, _ = (ratio_of(run, mfig, mf, pfig, pf) if mf in HIGHER_IS_BETTER
+                r, lo, hi, _ = (ratio_of(run, mfig, mf, pfig, pf) if _fields.higher_is_better(mf)
                                 else ratio_of(run, pfig, pf, mfig, mf))
                 if r is not None:
                     fig += "; libmproc %.3gx as fast %s" % (
@@ -1589,7 +1520,7 @@ def section_without_devshm(run):
 
 
 # ------------------------------------------------------------------------------------------
-# [cross] cross-checks with independent tools (crosscheck.json, bench/crosscheck.py)
+# [cross] cross-checks with independent tools (crosscheck.json, crosscheck.py)
 
 def _fmt_cc(v, unit):
     if unit == "count":
@@ -1598,28 +1529,26 @@ def _fmt_cc(v, unit):
 
 
 def section_crosschecks(run):
-    """## Cross-checks: every tool figure beside ours, ratio tool/mproc, >2x flagged."""
-    import json as _json
-    out = ["## Cross-checks", ""]
-    path = os.path.join(run.path, "crosscheck.json")
+    """Cross-checks: every tool figure beside ours, ratio tool/mproc, >2x flagged."""
+    out = []
     cc_ctx = run.context.get("crosscheck") if isinstance(run.context.get("crosscheck"), dict) \
         else {}
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = _json.load(f)
-    except FileNotFoundError:
+        doc = gbjson.read_side(run.path, "crosscheck", strict=True)
+    except gbjson.GBJsonError as e:
+        return out + ["`crosscheck.json` unreadable: %s" % md_escape(e), ""]
+    if doc is None:
         if cc_ctx.get("status") == "disabled":
             return out + ["Not run (%s)." % cc_ctx.get("detail", "disabled"), ""]
-        return out + ["Not run (no crosscheck.json: `python3 bench/crosscheck.py %s` runs "
-                      "them)." % md_escape(run.path), ""]
-    except (OSError, ValueError) as e:
-        return out + ["`crosscheck.json` unreadable: %s" % md_escape(e), ""]
+        return out + ["Not run (no crosscheck.json: `PYTHONPATH=plots python3 -m "
+                      "mproc_results.crosscheck %s` "
+                      "runs them)." % md_escape(run.path), ""]
     checks = doc.get("checks") if isinstance(doc, dict) else None
     if not isinstance(checks, list):
         return out + ["`crosscheck.json` holds no checks.", ""]
     thr = doc.get("threshold") or 2.0
     out += ["Independent tools measured the same things on this machine in this run "
-            "(`bench/crosscheck.py` documents each pairing and unit conversion). Ratio = tool / "
+            "(`crosscheck.py` documents each pairing and unit conversion). Ratio = tool / "
             "mproc; outside %.3g–%gx it is **flagged**: one of the two does not measure what we "
             "think, or the machine was busy (1-minute load average %s before, %s after). "
             "Counts must be equal." % (1.0 / thr, thr, doc.get("loadavg_before", "?"),
@@ -1632,7 +1561,7 @@ def section_crosschecks(run):
             continue
         tool = c.get("tool", "?")
         if c.get("status") != "ok":
-            notes.append("- `%s`: %s%s" % (tool, c.get("status", "?"),
+            notes.append("`%s`: %s%s" % (tool, c.get("status", "?"),
                                           ": " + c["detail"] if c.get("detail") and
                                           c.get("detail") != c.get("status") else ""))
             continue
@@ -1651,18 +1580,19 @@ def section_crosschecks(run):
                          "%.2fx" % ratio if isinstance(ratio, (int, float)) and unit != "count"
                          else "—", verdict))
     if rows:
-        out += table(["tool", "measures", "tool figure", "mproc figure", "ratio", ""], rows)
+        out += table(["tool", "measures", "tool figure", "mproc figure", "ratio", "verdict"],
+                     rows)
     if flagged:
         out += ["", "Flagged (more than %gx apart, or counts that differ):" % thr, ""]
-        out += ["- " + f for f in flagged]
+        out += bullets(flagged)
     if notes:
-        out += ["", "Not compared:", ""] + notes
+        out += ["", "Not compared:", ""] + bullets(notes)
     out.append("")
     return out
 
 
 # [cross] results/reference/README.md: the machines and their headline figures, generated
-# from the runs present (bench/report.py --reference-index results/reference).
+# from the runs present (plots/report.py --reference-index results/reference).
 
 # (label, benchmark name, field, kind): kind "ns" is a time, "rate" a per-second figure.
 REFERENCE_HEADLINES = [
@@ -1721,13 +1651,10 @@ def _headline_cell(run, name, field, kind):
 
 
 def _crosscheck_summary(path):
-    import json as _json
-    try:
-        with open(os.path.join(path, "crosscheck.json"), encoding="utf-8") as f:
-            doc = _json.load(f)
-        checks = [c for c in doc.get("checks", []) if isinstance(c, dict)]
-    except (OSError, ValueError, AttributeError):
+    doc = gbjson.read_side(path, "crosscheck")
+    if doc is None or not isinstance(doc.get("checks", []), list):
         return "—"
+    checks = [c for c in doc.get("checks", []) if isinstance(c, dict)]
     ok = [c for c in checks if c.get("status") == "ok"]
     bad = [c.get("tool", "?") for c in ok if c.get("flag")]
     return "%d compared, %d flagged%s" % (len(ok), len(bad),
@@ -1737,9 +1664,7 @@ def _crosscheck_summary(path):
 def _write_text(path, body):
     """Write path atomically (.tmp + rename) and say so; False, with one line, on failure."""
     try:
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(body)
-        os.replace(path + ".tmp", path)
+        files.write_text(path, body)
     except OSError as e:
         print("report: cannot write %s: %s" % (path, e), file=sys.stderr)
         return False
@@ -1750,7 +1675,7 @@ def _write_text(path, body):
 def build_reference_index(root):
     runs = _reference_runs(root)
     out = ["# Reference results", "",
-           "<!-- Generated by `python3 bench/report.py --reference-index results/reference` from "
+           "<!-- Generated by `plots/report.py --reference-index results/reference` from "
            "the runs below: edit the generator, not this file. -->", "",
            "Full runs (`make bench PROFILE=full`) on known machines, kept so that a run "
            "anywhere has something to be compared with: `make compare "
@@ -1760,10 +1685,10 @@ def build_reference_index(root):
            "To publish one: run `make bench PROFILE=full OUT=results/reference/<machine>` on "
            "the machine (or copy its run directory there), draw the plots locally with "
            "`make plots RUN=results/reference/<machine>`, then regenerate this file with "
-           "`python3 bench/report.py --reference-index results/reference`.", ""]
+           "`plots/report.py --reference-index results/reference`.", ""]
     good = [(m, p, r) for m, p, r in runs if isinstance(r, gbjson.Run)]
     if not runs:
-        return "\n".join(out + ["No reference runs yet.", ""])
+        return "\n".join(_doc.render_md_items(out + ["No reference runs yet.", ""]))
     out += ["## Machines", ""]
     rows = []
     for m, p, r in runs:
@@ -1794,22 +1719,21 @@ def build_reference_index(root):
                          [_headline_cell(r, name, field, kind) for _, _, r in good])
         rec_row = ["recommended CPU-bound pool workers"]
         cc_row = ["cross-checks (independent tools)"]
-        import json as _json
         for _, p, _r in good:
             try:
-                with open(os.path.join(p, "recommendation.json"), encoding="utf-8") as f:
-                    rec_row.append(str(_json.load(f)["cpu"]["recommended_workers"]))
-            except (OSError, ValueError, KeyError, TypeError):
+                rec_row.append(str(gbjson.read_side(p, "recommendation")["cpu"]
+                                   ["recommended_workers"]))
+            except (KeyError, TypeError):
                 rec_row.append("—")
             cc_row.append(_crosscheck_summary(p))
         out += table(["figure"] + [m for m, _, _ in good], hrows + [rec_row, cc_row])
     out.append("")
-    return "\n".join(out)
+    return "\n".join(_doc.render_md_items(out))
 
 
 def reference_index_main(argv):
-    ap = argparse.ArgumentParser(prog="report.py --reference-index",
-                                 description="Write DIR/README.md listing the reference runs.")
+    ap = cli.Parser(PROG, "plots/report.py --reference-index",
+                    description="Write DIR/README.md listing the reference runs.")
     ap.add_argument("dir", help="the reference tree, e.g. results/reference")
     ap.add_argument("--stdout", action="store_true", help="print instead of writing README.md")
     a = ap.parse_args(argv)
@@ -1839,21 +1763,24 @@ def report_inputs(run):
     return machine, rec, build_answers(run, rec, machine)
 
 
-def build_report(run, inputs=None):
+def build_doc(run, inputs=None):
+    """The run's document: what report.md and index.html are both rendered from."""
     machine, rec, answers = inputs or report_inputs(run)
     c = run.context
-    title = "# mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?"))
-    out = [title, "", machine_line(machine), ""]
-    out += section_answers(run, answers, machine)
-    out += ["The project's own performance targets (met, missed or undecided, with intervals) "
-            "are in [targets.md](targets.md), for developers.", ""]
-    out += section_status(run) + [""]
-    out += ["## Machine", ""] + section_machine(run) + [""]
-    out += ["## Usable CPU budget", ""] + section_budget(run) + [""]
-    out += ["## Capabilities", ""] + section_caps(run) + [""]
-    out += section_headline(run)
-    out += section_recommendation(run, rec)
-    out += section_without_devshm(run)
+    d = _doc.Doc("mproc run: %s, %s" % (c.get("host", "?"), c.get("started_utc", "?")))
+    d.intro += [machine_line(machine), ""]
+    d.section("What to use on this machine", section_answers(run, answers, machine))
+    status = ["The project's own performance targets (met, missed or undecided, with "
+              "intervals) are in [targets.md](targets.md), for developers.", ""]
+    d.section("Run", status + section_status(run) + [""])
+    d.section("Machine", section_machine(run) + [""])
+    d.section("Usable CPU budget", section_budget(run) + [""])
+    d.section("Capabilities", section_caps(run) + [""])
+    d.section("Headline: mproc vs CPython", section_headline(run))
+    recs = section_recommendation(run, rec)
+    if recs:
+        d.section("Recommendation: how many workers here", recs)
+    d.section("Without /dev/shm", section_without_devshm(run))
     all_unstable = []
     per_harness = []          # (harness, unstable, figures)
     order = [n for n in (c.get("harnesses") or {}).get("selected") or [] if n in run.harnesses]
@@ -1861,63 +1788,69 @@ def build_report(run, inputs=None):
     for name in order:
         h = run.harnesses[name]
         fn = SECTIONS.get(name, generic_section)
-        out += ["## %s" % name, ""]
+        body = []
         if h.figures:
             lines, unstable = fn(run, h)
-            out += lines
+            body += lines
             all_unstable += unstable
             per_harness.append((name, len(unstable), len(h.figures)))
         else:
-            out.append("No figures.")
+            body.append("No figures.")
         if h.skipped:
-            out += ["", "Skipped benchmarks:"]
-            out += ["- `%s`: %s" % (n, r) for n, r in h.skipped.items()]
-        out.append("")
+            body += ["", "Skipped benchmarks:"]
+            body += bullets(["`%s`: %s" % (n, r) for n, r in h.skipped.items()])
+        d.section(name, body + [""])
     if all_unstable:
-        out += ["## Unstable figures", "",
-                "%d figures vary by more than %d %% (CV) over their repetitions (%s): re-run "
-                "with `PROFILE=full` on a quiet machine before trusting them." % (
-                    len(all_unstable), UNSTABLE_CV * 100,
-                    ", ".join("%s %d/%d" % t for t in per_harness if t[1])), "",
-                "<details><summary>the list</summary>", ""]
-        out += ["- `%s`" % n for n in all_unstable] + ["", "</details>", ""]
-    out += section_crosschecks(run)
-    out += ["## Plots", ""] + section_plots(run) + [""]
-    out += ["## Files", "",
-            "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "
-            "`<harness>.json` (Google Benchmark JSON), `logs/`, `plots/` — see "
-            "results/README.md for the schema.", ""]
-    return "\n".join(out)
+        d.section("Unstable figures", [
+            "%d figures vary by more than %d %% (CV) over their repetitions (%s): re-run "
+            "with `PROFILE=full` on a quiet machine before trusting them." % (
+                len(all_unstable), UNSTABLE_CV * 100,
+                ", ".join("%s %d/%d" % t for t in per_harness if t[1])), ""]
+            + details("the list", bullets(["`%s`" % n for n in all_unstable])) + [""])
+    d.section("Cross-checks", section_crosschecks(run))
+    if not attach_plots(d, run.path, plot_owners(run)):
+        d.section("Plots", ["No plots (see logs/plots.log: the plot step was skipped or "
+                            "found no data).", ""])
+    d.section("Files", [
+        "`context.json` (the run), `topology.json` / `topology.xml` (the machine), "
+        "`<harness>.json` (Google Benchmark JSON), `logs/`, `plots/` — see "
+        "results/README.md for the schema.", ""])
+    return d
+
+
+def build_report(run, inputs=None):
+    """report.md's text (render_md of build_doc)."""
+    return _doc.render_md(build_doc(run, inputs))
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--reference-index"]:
         return reference_index_main(argv[1:])
-    ap = argparse.ArgumentParser(description="Write report.md for one mproc run.")
+    ap = cli.Parser(PROG, "plots/report.py", description="Write report.md, targets.md, "
+                    "answers.json and index.html for one mproc run.")
     ap.add_argument("run", help="run directory")
     ap.add_argument("--stdout", action="store_true", help="print instead of writing report.md")
     a = ap.parse_args(argv)
     try:
         run = gbjson.load_run(a.run)
     except gbjson.GBJsonError as e:
-        print("report: %s" % e, file=sys.stderr)
-        return 2
+        return cli.fail(PROG, e)
     inputs = report_inputs(run)
-    text = build_report(run, inputs)
+    d = build_doc(run, inputs)
+    text = _doc.render_md(d)
     if a.stdout:
         sys.stdout.write(text)
         return 0
-    import json as _json
     machine, _rec, answers = inputs
-    files = [("report.md", text), ("targets.md", build_targets(run, machine)),
-             ("answers.json", _json.dumps(answers_doc(answers, machine), indent=1,
-                                          allow_nan=False) + "\n")]
-    for fn, body in files:
+    docs = [("report.md", text), ("targets.md", build_targets(run, machine)),
+            ("answers.json", json.dumps(answers_doc(answers, machine), indent=1,
+                                        allow_nan=False) + "\n")]
+    for fn, body in docs:
         if not _write_text(os.path.join(run.path, fn), body):
             return 1
     try:
-        print("report: %s" % write_index(run))
+        print("report: %s" % write_index(run, d))
     except OSError as e:
         print("report: cannot write %s: %s" % (os.path.join(run.path, "index.html"), e),
               file=sys.stderr)

@@ -45,9 +45,11 @@ Stdlib only; every /proc and /sys path is read under a root directory (default "
 rule is tested on fixed files (tests/test_noise.py).
 """
 
-import json
 import os
 import time
+
+from . import files
+from . import gbjson
 
 SCHEMA = "mproc-noise/1"
 FILE = "noise.json"
@@ -291,13 +293,7 @@ class Recorder:
         self.doc["verdict"] = judge(self.doc, self.start_reasons)
 
     def write(self, run_dir):
-        path = os.path.join(run_dir, FILE)
-        tmp = "%s.tmp-%d" % (path, os.getpid())
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.doc, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-        return path
+        return files.write_json(os.path.join(run_dir, FILE), self.doc)
 
 
 def judge(doc, start_reasons):
@@ -331,12 +327,7 @@ def judge(doc, start_reasons):
 def load(run_dir):
     """The run's noise.json as a dict; None when absent or unreadable (machine state
     unknown: not quiet)."""
-    try:
-        with open(os.path.join(run_dir, FILE), encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
+    return gbjson.read_side(run_dir, "noise")
 
 
 def verdict(run_dir):

@@ -2,10 +2,10 @@
 """decide - the decider: measure again, interleaved, the figure pairs that decide something
 until their ratio decides or the profile's extra-time budget is spent; write RUN_DIR/decide.json.
 
-    python3 bench/decide.py RUN_DIR [--build DIR] [--profile P] [--python PY] [--budget S]
+    python3 -m mproc_results.decide RUN_DIR [--build DIR] [--profile P] [--python PY] [--budget S]
 
 The driver (bench/mproc-bench) runs it after the harnesses, before the report. A deciding pair
-is a headline row (mproc against CPython: bench/report.py's HEADLINE) or one of the answers'
+is a headline row (mproc against CPython: report.py's HEADLINE) or one of the answers'
 pairs (DECIDING below: start methods, Pipe or Queue, pool size). mproc's figure and CPython's
 cannot be interleaved inside one Google Benchmark process, and even two mproc figures from
 two harnesses were measured minutes apart, so after the main pass every pair whose ratio is
@@ -15,7 +15,7 @@ repetition; mp_bench.py --filter --repetitions 1 for CPython), side B once, then
 the next round, and so on, round-robin over the pairs, each round appending one pair of
 samples measured seconds apart.
 
-The interval of a pair (plots/stats.py):
+The interval of a pair (stats.py):
   - the decider's pairs alone once there are enough for an interval (6 at 95 %): paired
     ratios (each pair measured back to back);
   - before that, every value of each side (main pass + decider), unpaired bootstrap. The main
@@ -42,8 +42,6 @@ Exit: 0 written (whatever the verdicts); 2 bad usage or not a run directory; 1 c
 Stdlib only; Python >= 3.8.
 """
 
-import argparse
-import json
 import math
 import os
 import re
@@ -53,12 +51,12 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "plots"))
-sys.path.insert(0, HERE)
-import gbjson  # noqa: E402
-import stats  # noqa: E402
+from . import cli
+from . import files
+from . import fields as _fields
+from . import gbjson
+from . import paths
+from . import stats
 
 PROG = "decide"
 SCHEMA = "mproc-decide/1"
@@ -67,11 +65,8 @@ MAX_HALF_WIDTH = 0.05
 BUDGET_S = {"smoke": 0.0, "quick": 60.0, "full": 300.0}
 RUN_TIMEOUT_S = 60.0
 MAX_ROUNDS = 40         # per pair: beyond this the pair is as decided as it will get
-MP_BENCH = os.path.join(HERE, "python", "mp_bench.py")
+MP_BENCH = os.path.join(paths.BENCH, "python", "mp_bench.py")
 
-# Rates: higher is better; every other field compared here is a time (lower is better).
-HIGHER_IS_BETTER = {"bytes_per_second", "msgs_per_second", "updates_per_second",
-                    "tasks_per_second", "ops_per_second", "speedup"}
 TIME_FIELDS = ["p50_ns", "real_time"]
 # Fields a run of one figure alone cannot give (a speedup is a ratio to workers:1, measured
 # by another benchmark): their pairs keep the main pass's interval and are not extended.
@@ -122,12 +117,6 @@ def _pick(fig, fields):
     return None
 
 
-def _comparable(fa, fb):
-    if fa is None or fb is None:
-        return False
-    return fa == fb or (fa not in HIGHER_IS_BETTER and fb not in HIGHER_IS_BETTER)
-
-
 def _usable(run):
     b = (run.context.get("budget") or {}).get("usable")
     if isinstance(b, int) and b > 0:
@@ -145,7 +134,7 @@ class Pair:
         self.source = source            # "headline" | "answer"
         self.a, self.b = a, b
         self.field_a, self.field_b = field_a, field_b
-        self.higher_is_better = field_a in HIGHER_IS_BETTER
+        self.higher_is_better = _fields.higher_is_better(field_a)
         self.main_a, self.main_b = [], []     # main pass values (never pairs: see _result)
         self.main_interleaved = False         # both from one harness, shuffled together
         self.main = None                      # the main pass's result (dict)
@@ -245,7 +234,7 @@ def _make_pair(run, pid, what, source, a, b, fields):
     if fa is None or fb is None:
         return None
     field_a, field_b = _pick(fa, fields), _pick(fb, fields)
-    if not _comparable(field_a, field_b):
+    if not _fields.comparable(field_a, field_b):
         return None
     if fa.median("hang", 0) > 0 or fb.median("hang", 0) > 0:
         return None
@@ -261,7 +250,7 @@ def deciding_pairs(run):
     """[Pair] of the run: the headline rows (mproc against CPython), then DECIDING."""
     pairs, seen = [], set()
     try:
-        import report
+        from . import report
         headline = report.HEADLINE
     except Exception:  # noqa: BLE001  the report's table is optional here
         report, headline = None, []
@@ -460,23 +449,13 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
 
 
 def write(run_dir, doc):
-    path = os.path.join(run_dir, "decide.json")
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return files.write_json(os.path.join(run_dir, "decide.json"), doc)
 
 
 def load(run_dir):
     """decide.json of a run as a dict, or None when absent (older runs) or unreadable."""
-    try:
-        with open(os.path.join(run_dir, "decide.json"), encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("pairs"), list) else None
+    doc = gbjson.read_side(run_dir, "decide")
+    return doc if doc is not None and isinstance(doc.get("pairs"), list) else None
 
 
 def decide(run_dir, build, profile, python, budget_s, measure=None, log=None):
@@ -513,10 +492,11 @@ def summary_lines(doc):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog=PROG, description="Measure the deciding pairs of a run "
-                                 "again, interleaved, within a time budget (decide.json).")
+    ap = cli.Parser(PROG, "PYTHONPATH=plots python3 -m mproc_results.decide",
+                    description="Measure the deciding pairs of a run again, interleaved, "
+                    "within a time budget (decide.json).")
     ap.add_argument("run_dir")
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--build", default=os.path.join(paths.ROOT, "build"))
     ap.add_argument("--profile", default=None, help="default: the run's (context.json)")
     ap.add_argument("--python", default="/usr/bin/python3" if os.access(
         "/usr/bin/python3", os.X_OK) else sys.executable)
@@ -529,10 +509,9 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     try:
-        with open(os.path.join(a.run_dir, "context.json"), encoding="utf-8") as f:
-            ctx = json.load(f)
-    except (OSError, ValueError) as e:
-        print("%s: %s: context.json: %s" % (PROG, a.run_dir, e), file=sys.stderr)
+        ctx = gbjson.read_side(a.run_dir, "context", strict=True) or {}
+    except gbjson.GBJsonError as e:
+        print("%s: %s" % (PROG, e), file=sys.stderr)
         return 2
     profile = a.profile or ctx.get("profile") or "quick"
     if profile not in BUDGET_S:

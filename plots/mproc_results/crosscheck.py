@@ -2,7 +2,7 @@
 """crosscheck - measure what a run measured with independent tools, on the same machine, and
 put their figure beside ours (RUN_DIR/crosscheck.json; the report's "Cross-checks" section).
 
-    python3 bench/crosscheck.py RUN_DIR [--profile smoke|quick|full] [--timeout S]
+    python3 -m mproc_results.crosscheck RUN_DIR [--profile smoke|quick|full] [--timeout S]
 
 Run by mproc-bench after the harnesses (unless --no-crosscheck or MPROC_CROSSCHECK=0). A tool
 that is not installed is one line, "not installed"; a check whose mproc figure is not in the
@@ -65,11 +65,9 @@ the perf_<version> / linux-tools fall-backs). Stdlib only; Python >= 3.8.
 Exit: 0 written (whatever the tools did); 2 bad usage or RUN_DIR not a run; 1 cannot write.
 """
 
-import argparse
 import ctypes
 import datetime
 import glob
-import json
 import math
 import os
 import re
@@ -81,8 +79,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "plots"))
-import gbjson  # noqa: E402
+from . import cli
+from . import files
+from .fields import fmt_ns
+from . import gbjson
 
 PROG = "crosscheck"
 SCHEMA = "mproc-crosscheck/1"
@@ -103,16 +103,6 @@ GRACE_S = 0.5
 
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fmt_ns(v):
-    if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return "—"
-    a = abs(v)
-    for div, unit in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-        if a >= div:
-            return "%.3g %s" % (v / div, unit)
-    return "%.3g ns" % v
 
 
 # ------------------------------------------------------------------------------------------
@@ -753,22 +743,13 @@ def crosscheck(run_dir, profile="quick", timeout=None, total=None, log=None):
 
 
 def write_json_atomic(path, obj):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        print("%s: %s (see --help)" % (PROG, message), file=sys.stderr)
-        sys.exit(2)
+    files.write_json(path, obj)
 
 
 def main(argv=None):
-    ap = OneLineParser(prog=PROG, description="Cross-check a run's figures with independent "
-                       "tools (perf, hackbench, stress-ng, lscpu, hwloc-calc, nproc).")
+    ap = cli.Parser(PROG, "PYTHONPATH=plots python3 -m mproc_results.crosscheck",
+                    description="Cross-check a run's figures with independent "
+                    "tools (perf, hackbench, stress-ng, lscpu, hwloc-calc, nproc).")
     ap.add_argument("run", help="run directory")
     ap.add_argument("--profile", default="quick", help="smoke, quick (default) or full")
     ap.add_argument("--timeout", type=float, default=None,

@@ -1,5 +1,6 @@
-"""gbjson - the one reader of Google Benchmark JSON in mproc (and of the CPython comparators'
-JSON, which uses the same schema). Stdlib only; Python >= 3.8.
+"""gbjson - the one reader of a run in mproc: Google Benchmark JSON (and the CPython
+comparators' JSON, which uses the same schema) and the run's side files. Stdlib only;
+Python >= 3.8.
 
     run = gbjson.load_run("results/latest")
     for fig in run.figures.values():          # one Figure per stripped benchmark name
@@ -13,11 +14,13 @@ What it does, so no other program has to:
   - groups repetitions (run_type "iteration") by name and computes median, quartiles (IQR),
     min/max, mean, CV per field (real_time, cpu_time in ns, and every user counter);
   - keeps every repetition's value with its repetition_index (Stats.values, Stats.indices,
-    Figure.by_repetition), so every figure gets a 95 % interval (Stats.ci, plots/stats.py)
+    Figure.by_repetition), so every figure gets a 95 % interval (Stats.ci, stats.py)
     and interleaved(run, a, b) says whether two figures sampled the same period;
   - where a file holds only aggregates (--benchmark_report_aggregates_only), uses the
     `_median` rows and the `_cv` row instead;
-  - surfaces `error_occurred` entries as skipped-with-reason rather than as figures.
+  - surfaces `error_occurred` entries as skipped-with-reason rather than as figures;
+  - reads a run's side files (read_side / Run.side: context, topology, noise, decide,
+    recommendation, crosscheck, answers), so no other program opens a run's JSON.
 
 Errors: a missing or corrupt file raises GBJsonError with a one-line message.
 """
@@ -27,14 +30,12 @@ import math
 import os
 import re
 import statistics
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import stats as _stats  # noqa: E402  plots/stats.py: intervals and verdicts
+from . import stats as _stats  # intervals and verdicts
 
 __all__ = ["GBJsonError", "Stats", "Figure", "HarnessResult", "Run", "strip_suffixes",
            "load_file", "load_harness", "load_run", "is_run_dir", "TIME_FIELDS",
-           "interleaved"]
+           "interleaved", "read_side", "SIDE_FILES"]
 
 # Suffixes Google Benchmark appends to a family name, in the reverse of the order it appends
 # them (BenchmarkName::str, 1.7.1 / 1.8.x: args, min_time, min_warmup_time, iterations,
@@ -58,8 +59,15 @@ _NOT_COUNTERS = {
 }
 
 # Files in a run dir that are not harness results.
-RUN_META_FILES = {"context.json", "topology.json", "recommendation.json", "crosscheck.json",
-                  "noise.json", "decide.json", "answers.json"}
+# SIDE_FILES: reader name -> file (results/README.md describes each).
+SIDE_FILES = {"context": "context.json", "topology": "topology.json",
+              "recommendation": "recommendation.json", "crosscheck": "crosscheck.json",
+              "noise": "noise.json", "decide": "decide.json", "answers": "answers.json"}
+RUN_META_FILES = set(SIDE_FILES.values())
+
+
+# The way out, when a command is given something that is not a run.
+RUN_HINT = "give a run directory: results/latest or results/<host>/<stamp>"
 
 
 class GBJsonError(Exception):
@@ -129,7 +137,7 @@ class Stats:
         return self.q3 - self.q1
 
     def ci(self, level=0.95):
-        """(lo, hi) interval of the median from order statistics (plots/stats.py), or None
+        """(lo, hi) interval of the median from order statistics (stats.py), or None
         with too few repetitions for `level` (fewer than 6 at 95 %) or from aggregates only."""
         if self.from_aggregate:
             return None
@@ -370,6 +378,10 @@ class Run:
     def complete(self):
         return bool(self.context.get("complete"))
 
+    def side(self, name):
+        """A side file of this run as a dict, or None (read_side)."""
+        return read_side(self.path, name)
+
     def figures_matching(self, pattern):
         """[(Figure, match)] for names matching a regex (fullmatch), in file order."""
         rx = re.compile(pattern)
@@ -394,14 +406,30 @@ def _read_json_dict(path):
     return doc
 
 
+def read_side(run_dir, name, strict=False):
+    """A side file of a run (one of SIDE_FILES: "noise", "decide", "recommendation",
+    "crosscheck", "answers", "context", "topology") as a dict; None when it is absent,
+    unreadable or not a JSON object. Side files are optional: an older run has fewer, and a
+    reader says what is missing rather than failing (load_run is strict about context.json).
+    strict=True: absent is still None, but an unreadable file raises GBJsonError (one line)."""
+    if strict:
+        return _read_json_dict(os.path.join(run_dir, SIDE_FILES[name]))
+    try:
+        with open(os.path.join(run_dir, SIDE_FILES[name]), encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def load_run(path):
     """Load a run directory. Raises GBJsonError if it is not a run (no context.json) or if
     context.json itself is corrupt; corrupt harness files are kept in run.load_errors."""
     if not os.path.isdir(path):
-        raise GBJsonError("%s: not a directory" % path)
+        raise GBJsonError("%s: not a directory (%s)" % (path, RUN_HINT))
     ctx = _read_json_dict(os.path.join(path, "context.json"))
     if ctx is None:
-        raise GBJsonError("%s: not a run directory (no context.json)" % path)
+        raise GBJsonError("%s: not a run directory (no context.json; %s)" % (path, RUN_HINT))
     run = Run(path)
     run.context = ctx
     try:

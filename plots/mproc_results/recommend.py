@@ -3,7 +3,7 @@
 Input: a mapping from benchmark name (suffixes stripped, e.g. ``pool/cpu/workers:4/task_ms:20``)
 to a dict of figures per counter (``tasks_per_second``, ``ns_per_task``, ``efficiency`` ...),
 each either the list of its repetitions' values (then it gets a 95 % interval of its median,
-plots/stats.py) or one number (a median alone: no interval), and the usable CPU budget of
+stats.py) or one number (a median alone: no interval), and the usable CPU budget of
 the run. Output: a JSON-ready dict, for libmproc (``pool/...``, ``pool_overhead/...``) and,
 under ``"python"``, for CPython's Pool/ProcessPoolExecutor (``python/pool/...``,
 ``python/pool_overhead/...``), each from its own curves:
@@ -20,20 +20,19 @@ under ``"python"``, for CPython's Pool/ProcessPoolExecutor (``python/pool/...``,
 - a verdict on the "physical cores - 1" rule.
 
 Curves are lists of labelled objects (results/README.md documents the schema). A busy machine
-(noise.json, bench/noise.py) makes everything provisional. ``machine_state`` reads noise.json;
+(noise.json, noise.py) makes everything provisional. ``machine_state`` reads noise.json;
 nothing else here does I/O (the CLI, ``mproc-recommend``, reads runs and writes files).
 Stdlib only.
 """
 
-import json
 import math
-import os
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plots"))
-import stats  # noqa: E402
+from . import gbjson
+from . import stats
 
+# recommendation.json's schema (results/README.md): a reader checks it before the keys.
+SCHEMA = "mproc-recommendation/1"
 KNEE_TOLERANCE = 0.02        # the point knee: "within 2 % of the best" (no intervals)
 OVERHEAD_BUDGET = 0.01       # per-task overhead < 1 % of task time
 IO_EFFICIENCY_FLOOR = 0.90   # an I/O pool size counts as measured-good above this efficiency
@@ -316,7 +315,8 @@ def recommend(figures, budget, unstable=(), physical_cores=None, machine=None):
     usable = max(1, int(budget.get("usable", 1)))
     cores = int(physical_cores or budget.get("usable_cores") or usable)
     machine = machine or {"busy": None, "line": "machine state not recorded"}
-    rec = {"budget": {"usable": usable, "usable_cores": cores,
+    rec = {"schema": SCHEMA,
+           "budget": {"usable": usable, "usable_cores": cores,
                       "bound_by": budget.get("bound_by", "unknown")},
            "machine": {"busy": machine.get("busy"), "line": machine.get("line")},
            "provisional": machine.get("busy") is True,
@@ -335,21 +335,10 @@ def recommend(figures, budget, unstable=(), physical_cores=None, machine=None):
 
 def machine_state(run_dir):
     """{'busy': True/False/None, 'line': str, 'reasons': [...]} from RUN/noise.json (through
-    bench/noise.py where it is installed); busy None when the file is absent or unreadable:
+    noise.py where it is installed); busy None when the file is absent or unreadable:
     machine state unknown, not quiet."""
-    v = None
-    try:
-        import noise
-        v = noise.verdict(run_dir)
-    except ImportError:      # bench/noise.py not installed: read the file as the contract says
-        try:
-            with open(os.path.join(run_dir, "noise.json"), encoding="utf-8") as f:
-                doc = json.load(f)
-            v = doc.get("verdict") if isinstance(doc, dict) else None
-        except (OSError, ValueError):
-            v = None
-    except (OSError, ValueError, KeyError, TypeError):
-        v = None
+    doc = gbjson.read_side(run_dir, "noise")
+    v = doc.get("verdict") if doc else None
     if not isinstance(v, dict) or not isinstance(v.get("busy"), bool):
         return {"busy": None, "line": "machine state not recorded", "reasons": []}
     line = v.get("line") or ("busy" if v["busy"] else "quiet")

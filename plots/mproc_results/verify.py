@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """verify - do two runs give the same answers? (`make verify`, `mproc-bench --verify`)
 
-    python3 bench/verify.py RUN_A RUN_B
+    PYTHONPATH=plots python3 -m mproc_results.verify RUN_A RUN_B      (make verify runs it)
 
 Prints, per answer (RUN/answers.json, written with report.md: {"answers": [{"question",
 "answer", "why", "figures"}]}) and per deciding pair (the headline rows and the answers'
@@ -17,25 +17,21 @@ Exit: 0 no disagreement; 1 some disagreement; 2 bad usage or not a run directory
 Stdlib only; Python >= 3.8.
 """
 
-import json
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "plots"))
-sys.path.insert(0, HERE)
-import decide  # noqa: E402
-import gbjson  # noqa: E402
+from . import cli
+from . import decide
+from . import gbjson
 
 PROG = "verify"
 
 
 def load_answers(run_dir):
     """{question: answer} from answers.json, or None when it is absent or unreadable."""
-    try:
-        with open(os.path.join(run_dir, "answers.json"), encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
+    doc = gbjson.read_side(run_dir, "answers")
+    if doc is None:
         return None
     out = {}
     for a in (doc.get("answers") if isinstance(doc, dict) else None) or []:
@@ -95,10 +91,12 @@ def compare(run_a, run_b):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0].startswith("-"):
-        print("usage: %s RUN_A RUN_B" % PROG, file=sys.stderr)
-        return 2
+    ap = cli.Parser(PROG, "PYTHONPATH=plots python3 -m mproc_results.verify",
+                    description="Do two runs' answers and headline verdicts agree?")
+    ap.add_argument("run_a", help="run directory")
+    ap.add_argument("run_b", help="run directory")
+    a = ap.parse_args(argv)
+    argv = [a.run_a, a.run_b]
     for r in argv:
         if not gbjson.is_run_dir(r):
             print("%s: %s: not a run directory (no context.json)" % (PROG, r), file=sys.stderr)
