@@ -19,11 +19,9 @@ import xml.etree.ElementTree as ET
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 PLOT = os.path.join(ROOT, "plots", "plot.py")
-sys.path.insert(0, os.path.join(ROOT, "plots"))
-import gbjson  # noqa: E402
-import plot  # noqa: E402
+import plot  # noqa: E402  plots/ is on PYTHONPATH (meson's results_env)
 import registry  # noqa: E402
-import tsv  # noqa: E402
+from mproc_results import gbjson, tsv  # noqa: E402
 
 import taprun  # tests/taprun.py: unittest cases as TAP
 
