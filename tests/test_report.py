@@ -189,6 +189,23 @@ class Undecided(RunCase):
         self.assertIn("(no interval)", text)
 
 
+class HarnessTables(RunCase):
+    def test_every_figure_has_its_interval_or_says_why_not(self):
+        # The harness tables state each figure's median with its 95 % interval; a figure with
+        # too few repetitions says so instead of looking stable.
+        _, text, _, _ = self.write("report_quiet")
+        rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
+        heads = [ln for ln in text.splitlines() if ln.startswith("| benchmark | time")]
+        self.assertTrue(heads)
+        for h in heads:
+            self.assertIn("time (median [95 % interval])", h)
+        timed = [ln for ln in rows if " | " in ln and ("µs [" in ln or "ms [" in ln
+                                                      or "ns [" in ln)]
+        self.assertTrue(timed, "no row with an interval")
+        _, few, _, _ = self.write("report_undecided")
+        self.assertRegex(few, r"\| `[^`]+` \| [^|]+ \(\d reps?: no interval\) \|")
+
+
 class Busy(RunCase):
     def test_everything_provisional(self):
         run, text, doc, a = self.write("report_busy")

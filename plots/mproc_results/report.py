@@ -171,8 +171,23 @@ def section_caps(run):
 
 
 def _time_cell(fig):
-    s = fig.value("real_time")
-    return fmt_ns(s.median if s else None)
+    """The time of one operation: its median with its 95 % interval ('(n reps: no
+    interval)' below 6 repetitions: never shown as if it were stable)."""
+    return fmt_ci("real_time", *fig_ci(fig, "real_time"))
+
+
+def _counter_cell(fig, k):
+    """'k=median [lo, hi]' of one counter; the median alone below 6 repetitions (the
+    table's reps column and time cell say so)."""
+    med, lo, hi, _n = fig_ci(fig, k)
+    if med is None:
+        return "%s=—" % k
+    if k.endswith("_ns"):
+        f = fmt_ns
+    else:
+        def f(v):
+            return fmt_num(v)
+    return "%s=%s" % (k, f(med)) + (" [%s, %s]" % (f(lo), f(hi)) if lo is not None else "")
 
 
 def baseline_section(run, h):
@@ -187,14 +202,16 @@ def baseline_section(run, h):
         bps = fig.value("bytes_per_second")
         if bps is not None:
             extra = fmt_num(bps.median, "B/s")
+        p50 = fig_ci(fig, "p50_ns")
         rows.append(("`%s`" % fig.name, _time_cell(fig),
-                     fmt_ns(fig.median("p50_ns", None)), fmt_ns(fig.median("p99_ns", None)),
+                     fmt_ci("p50_ns", *p50) if p50[0] is not None else "—",
+                     fmt_ns(fig.median("p99_ns", None)),
                      fmt_ns(fig.median("p999_ns", None)), extra, cv, str(fig.repetitions)))
     lines = ["The machine's own limits, measured in this run: every other figure can be read "
              "as a multiple of these. Median over repetitions; p50/p99/p999 are medians of "
              "the per-repetition percentiles of individual round trips.", ""]
-    lines += table(["benchmark", "time (median)", "p50", "p99", "p999", "throughput",
-                    "CV", "reps"], rows)
+    lines += table(["benchmark", "time (median [95 % interval])", "p50 [95 % interval]",
+                    "p99", "p999", "throughput", "CV", "reps"], rows)
     # The same-core vs cross-core ratio, where both exist.
     ratios = []
     for fig in h.figures.values():
@@ -219,10 +236,10 @@ def generic_section(run, h, figures=None):
         cv, flag = fmt_cv(head)
         if flag:
             unstable.append(fig.name)
-        cnt = ", ".join("%s=%s" % (k, fmt_ns(fig.median(k)) if k.endswith("_ns")
-                                   else fmt_num(fig.median(k))) for k in fig.counters()[:4])
+        cnt = ", ".join(_counter_cell(fig, k) for k in fig.counters()[:4])
         rows.append(("`%s`" % fig.name, _time_cell(fig), cnt or "—", cv, str(fig.repetitions)))
-    return table(["benchmark", "time (median)", "counters (median)", "CV", "reps"], rows), unstable
+    return table(["benchmark", "time (median [95 % interval])",
+                  "counters (median [95 % interval])", "CV", "reps"], rows), unstable
 
 
 # [spawn] what each start method gives the child, in one line (the table users choose from).
