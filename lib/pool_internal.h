@@ -169,9 +169,14 @@ static inline char *result_at(struct mproc_pool *p, size_t i)
 	return p->results + i * p->rstride;
 }
 
-/* pool.c: the owner's bookkeeping, for pool_batch.c (mu held unless said otherwise; each is
- * described where it is defined). */
+/* pool_handler.c and pool.c: the owner's bookkeeping, for pool.c and pool_batch.c (mu held
+ * unless said otherwise; each is described where it is defined). */
 int mproc__pool_cond_wait_until(struct mproc_pool *p, int64_t deadline);
+void mproc__pool_fail_all(struct mproc_pool *p, int kind);
+size_t mproc__pool_harvest(struct mproc_pool *p);
+void *mproc__pool_handler_main(void *arg);
+void mproc__pool_handler_stop(struct mproc_pool *p);
+void mproc__pool_kill_all_workers(struct mproc_pool *p);
 void mproc__pool_job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx,
 			     ssize_t status, const char *src);
 void mproc__pool_job_forget_st(struct mproc_result *j, ssize_t *st);
