@@ -236,6 +236,13 @@ int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *
 /* Make a sealed-size memfd holding buf (O_CLOEXEC). Returns the fd or -errno. */
 int mproc__memfd_of(const void *buf, size_t len);
 
+/* process_arena.c: process objects in chunks wiped on fork, else from malloc. init: once,
+ * before the first alloc (process.c's init). alloc: a zeroed object or NULL; release: back to
+ * the arena or free(3). */
+void mproc__process_arena_init(void);
+struct mproc_process *mproc__process_alloc(void);
+void mproc__process_release(struct mproc_process *p);
+
 /* forkserver.c */
 /* The server's read of one request from a client connection (made non-blocking): the header,
  * its lengths bounded before the rest is read (into buf, MPROC__REQ_MAX bytes), at most 2 s in
