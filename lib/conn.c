@@ -481,6 +481,8 @@ static void conn_link_peer(struct mproc_conn *r, const struct mproc_conn *w)
 	r->peer = v == MAP_FAILED ? NULL : v;
 }
 
+/* Long (about 85 lines) on purpose: one goto ladder over the fds of the transport, the two
+ * endpoints and their shared pages, acquired in order and undone in reverse (STYLE.md). */
 int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
 		    const struct mproc_conn_opts *opts)
 {

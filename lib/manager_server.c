@@ -735,6 +735,9 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 	return n;
 }
 
+/* Long (about 120 lines) on purpose: the loop's setup is one goto ladder (epoll, signalfd,
+ * buffers) and the loop exits only through it, so the set-up and the teardown stay side by side;
+ * each event's work is a function of its own above. */
 int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 		     const struct mproc__mgr_config *cfg)
 {

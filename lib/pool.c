@@ -123,6 +123,8 @@ static void pool_release(struct mproc_pool *p)
 	free(p);
 }
 
+/* Long (about 105 lines) on purpose: options refused before any side effect, then one goto
+ * ladder over the table, the doorbell, the workers and the handler thread (STYLE.md). */
 int mproc_pool_new(struct mproc_pool **out, const struct mproc_pool_opts *opts)
 {
 	struct mproc_pool *p = NULL;

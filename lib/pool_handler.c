@@ -393,6 +393,8 @@ static uint64_t done_sum(struct mproc_pool *p)
 	return s;
 }
 
+/* Long (about 80 lines): one poll loop whose turns (harvest, deaths, respawns, a quiet second)
+ * share the pollfd array and the mutex; each step is a function above. */
 void *mproc__pool_handler_main(void *arg)
 {
 	struct mproc_pool *p = arg;

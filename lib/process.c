@@ -393,6 +393,10 @@ static bool pidfd_works(void)
 	return s >= 0;  /* unknown (EMFILE...): try the pidfd, as before */
 }
 
+/* Long (about 100 lines) on purpose: the fork path reads top to bottom: what the child needs,
+ * read before fork (the child may make async-signal-safe calls only), the signal mask around
+ * fork, the child's few lines, then the parent's; cut apart, the orderings that the comments
+ * inside name would span functions. */
 MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 {
 	int sp[2] = { -1, -1 }, dp[2];

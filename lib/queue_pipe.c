@@ -257,6 +257,9 @@ static uint64_t pipe_count_locked(struct pipe_shared *s)
 	return w > r ? w - r : 0;
 }
 
+/* Long (about 100 lines) on purpose: one record under the writer lock: wait for room, write
+ * header, body and trailer (resuming after partial writes), then commit; the lock and the
+ * "a byte is out, finish the record" rule span all of it. */
 static int pipe_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct pipeb *p = q->be;
