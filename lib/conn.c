@@ -401,10 +401,9 @@ ssize_t mproc_conn_write(struct mproc_conn *c, const void *buf, size_t len)
 	return n;
 }
 
-
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-void mproc_conn_close(struct mproc_conn *c)
+void mproc_conn_free(struct mproc_conn *c)
 {
 	if (!c)
 		return;
@@ -417,6 +416,11 @@ void mproc_conn_close(struct mproc_conn *c)
 	if (c->peer)
 		munmap(c->peer, sizeof(*c->peer));
 	free(c);
+}
+
+void mproc_conn_close(struct mproc_conn *c)
+{
+	mproc_conn_free(c);
 }
 
 static int conn_new(struct mproc_conn **out, const struct mproc_conn_opts *o, int rfd, int wfd,
@@ -461,7 +465,7 @@ static int conn_new(struct mproc_conn **out, const struct mproc_conn_opts *o, in
 	*out = c;
 	return 0;
 out_free:
-	mproc_conn_close(c);
+	mproc_conn_free(c);
 	return r;
 }
 
@@ -564,7 +568,7 @@ int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
 	*b = cb;
 	return 0;
 out_close:
-	mproc_conn_close(ca);
+	mproc_conn_free(ca);
 	mproc__close(p1[0]);
 	mproc__close(p1[1]);
 	mproc__close(p2[0]);

@@ -550,7 +550,7 @@ static int open_obj(struct mproc_mclient *c, uint8_t kind, uint64_t param, const
 	return 0;
 }
 
-#define PROXY_OPEN_CLOSE(type, kind)                                                       \
+#define PROXY_OPEN_FREE(type, kind)                                                       \
 	int type##_open(struct type **out, struct mproc_mclient *c, const char *name)      \
 	{                                                                                  \
 		struct type *p;                                                            \
@@ -570,15 +570,19 @@ static int open_obj(struct mproc_mclient *c, uint8_t kind, uint64_t param, const
 		*out = p;                                                                  \
 		return 0;                                                                  \
 	}                                                                                  \
-	void type##_close(struct type *p)                                                  \
+	void type##_free(struct type *p)                                                   \
 	{                                                                                  \
 		free(p);                                                                   \
+	}                                                                                  \
+	void type##_close(struct type *p)                                                  \
+	{                                                                                  \
+		type##_free(p);                                                            \
 	}
 
-PROXY_OPEN_CLOSE(mproc_dict, MPROC__MW_KIND_DICT)
-PROXY_OPEN_CLOSE(mproc_list, MPROC__MW_KIND_LIST)
-PROXY_OPEN_CLOSE(mproc_mvalue, MPROC__MW_KIND_VALUE)
-PROXY_OPEN_CLOSE(mproc_mlock, MPROC__MW_KIND_LOCK)
+PROXY_OPEN_FREE(mproc_dict, MPROC__MW_KIND_DICT)
+PROXY_OPEN_FREE(mproc_list, MPROC__MW_KIND_LIST)
+PROXY_OPEN_FREE(mproc_mvalue, MPROC__MW_KIND_VALUE)
+PROXY_OPEN_FREE(mproc_mlock, MPROC__MW_KIND_LOCK)
 
 int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const char *name,
 		      size_t maxsize)
@@ -601,9 +605,14 @@ int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const 
 	return 0;
 }
 
-void mproc_mqueue_close(struct mproc_mqueue *q)
+void mproc_mqueue_free(struct mproc_mqueue *q)
 {
 	free(q);
+}
+
+void mproc_mqueue_close(struct mproc_mqueue *q)
+{
+	mproc_mqueue_free(q);
 }
 
 /* Simple calls: id [+ key] [+ payload] -> status, payload copied out or a u64. */
