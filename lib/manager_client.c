@@ -475,24 +475,6 @@ broken:
 	return map_err(r);
 }
 
-static int64_t wait_ns_of(double timeout_s, int *err)
-{
-	*err = 0;
-	if (timeout_s == MPROC_FOREVER)
-		return -1;
-	if (isnan(timeout_s) || timeout_s < 0 || isinf(timeout_s)) {
-		*err = -EINVAL;
-		return 0;
-	}
-	if (timeout_s > 9.0e9)  /* ~285 years: effectively forever, no int64 overflow */
-		return -1;
-	/* Round up: a wait is never shorter than asked. */
-	double ns = timeout_s * 1e9;
-	int64_t w = (int64_t)ns;
-
-	return (double)w < ns ? w + 1 : w;
-}
-
 static ssize_t copy_out(struct mproc_mclient *c, void *buf, size_t cap)
 {
 	if (cap && !buf)
@@ -757,7 +739,7 @@ int mproc_mqueue_put(struct mproc_mqueue *q, const void *val, size_t len, double
 
 	if (!q)
 		return -EINVAL;
-	w = wait_ns_of(timeout_s, &r);
+	r = mproc__timeout_ns(timeout_s, &w);
 	if (r < 0)
 		return r;
 	r = req_begin(q->c, true, q->id);
@@ -775,7 +757,7 @@ ssize_t mproc_mqueue_get(struct mproc_mqueue *q, void *buf, size_t cap, double t
 
 	if (!q || (cap && !buf))
 		return -EINVAL;
-	w = wait_ns_of(timeout_s, &r);
+	r = mproc__timeout_ns(timeout_s, &w);
 	if (r < 0)
 		return r;
 	r = req_begin(q->c, true, q->id);
@@ -798,7 +780,7 @@ int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s)
 
 	if (!l)
 		return -EINVAL;
-	w = wait_ns_of(timeout_s, &r);
+	r = mproc__timeout_ns(timeout_s, &w);
 	if (r < 0)
 		return r;
 	r = req_begin(l->c, true, l->id);

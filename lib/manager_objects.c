@@ -19,15 +19,6 @@
 
 /* ---- objects ---- */
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	while (n--)
-		h = (h ^ *p++) * 0x100000001b3ull;
-	return h;
-}
-
 static void obj_free(struct obj *o)
 {
 	size_t i;
@@ -121,7 +112,7 @@ static int dict_grow(struct obj *o)
 
 static int dict_set(struct obj *o, const uint8_t *k, uint32_t kn, const uint8_t *v, size_t vn)
 {
-	uint64_t h = fnv1a(k, kn);
+	uint64_t h = mproc__fnv1a64(k, kn);
 	struct dict_ent **pe = dict_find(o, k, kn, h), *e;
 	int r;
 
@@ -268,17 +259,6 @@ static int op_open(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct mproc
 	return mproc__mgr_reply(c, 0, idb, sizeof(idb));
 }
 
-static int deadline_from(int64_t timeout_ns, int64_t now_ns, int64_t *out)
-{
-	if (timeout_ns < -1)
-		return -EINVAL;
-	if (timeout_ns == -1 || timeout_ns > MPROC__NO_DEADLINE - now_ns)
-		*out = MPROC__NO_DEADLINE;
-	else
-		*out = now_ns + timeout_ns;
-	return 0;
-}
-
 /* ---- one handler per kind: parse the op's body, find the object, act, reply ---- */
 
 static int dict_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t op, uint32_t id,
@@ -310,7 +290,7 @@ static int dict_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t
 		return mproc__mgr_reply(c, -EINVAL, NULL, 0);
 	if (op == MPROC__MW_DICT_SET)
 		return mproc__mgr_reply(c, dict_set(o, k, kn, v, vn), NULL, 0);
-	pe = dict_find(o, k, kn, fnv1a(k, kn));
+	pe = dict_find(o, k, kn, mproc__fnv1a64(k, kn));
 	if (!pe)
 		return mproc__mgr_reply(c, -ENOENT, NULL, 0);
 	if (op == MPROC__MW_DICT_GET)
@@ -454,7 +434,7 @@ static int queue_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_
 	if (!mproc__mw_done(rd))
 		return -EBADMSG;
 	o = obj_get(s, id, MPROC__MW_KIND_QUEUE);
-	if (!o || deadline_from(t, now_ns, &deadline) < 0)
+	if (!o || mproc__deadline_at(t, now_ns, &deadline) < 0)
 		return mproc__mgr_reply(c, -EINVAL, NULL, 0);
 	if (op == MPROC__MW_QUEUE_GET) {
 		if (o->u.queue.n) {
@@ -515,7 +495,7 @@ static int lock_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t
 	if (!mproc__mw_get_i64(rd, &t) || !mproc__mw_done(rd))
 		return -EBADMSG;
 	o = obj_get(s, id, MPROC__MW_KIND_LOCK);
-	if (!o || deadline_from(t, now_ns, &deadline) < 0)
+	if (!o || mproc__deadline_at(t, now_ns, &deadline) < 0)
 		return mproc__mgr_reply(c, -EINVAL, NULL, 0);
 	if (o->u.lock.owner == c)
 		return mproc__mgr_reply(c, -EDEADLK, NULL, 0);

@@ -437,7 +437,7 @@ void *mproc__pool_handler_main(void *arg)
 		for (k = 0; k < HANDLER_SPIN; k++) {
 			if (done_sum(p) != p->last_done_seq)
 				break;
-			cpu_relax();
+			mproc__cpu_relax();
 		}
 		__atomic_store_n(&h->owner_sleeping, 1, __ATOMIC_SEQ_CST);
 		ds = done_sum(p);

@@ -156,12 +156,6 @@ static inline bool cas64(uint64_t *p, uint64_t old, uint64_t nw)
 {
 	return __atomic_compare_exchange_n(p, &old, nw, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
 
 static inline char *task_at(struct mproc_pool *p, size_t i) { return p->tasks + i * p->tstride; }
 static inline char *result_at(struct mproc_pool *p, size_t i)

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn_frame.h"
+#include "internal.h"
 #include "mproc.h"
 #include "tap.h"
 
@@ -37,16 +38,6 @@ static void pair_or_abort(void *arg, struct mproc_conn **a, struct mproc_conn **
 	struct mproc_conn_opts o = { .transport = tr_of(arg), .simplex = simplex };
 
 	ASSERT_OK(mproc_conn_pair(a, b, &o));
-}
-
-static uint64_t fnv(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
 }
 
 static void fill(void *p, size_t n, uint32_t seed)
@@ -422,7 +413,7 @@ static void t_shared_senders(void *arg)
 				h.seq = s;
 				h.len = (uint32_t)len;
 				fill(buf + sizeof(h), len - sizeof(h), x);
-				h.sum = fnv(buf + sizeof(h), len - sizeof(h));
+				h.sum = mproc__fnv1a64(buf + sizeof(h), len - sizeof(h));
 				memcpy(buf, &h, sizeof(h));
 				if (mproc_conn_send(a, buf, len) != (ssize_t)len)
 					_exit(1);
@@ -444,7 +435,7 @@ static void t_shared_senders(void *arg)
 		}
 		memcpy(&h, buf, sizeof(h));
 		if (h.proc >= NPROC || h.len != (size_t)n || h.seq != next[h.proc] ||
-		    h.sum != fnv(buf + sizeof(h), (size_t)n - sizeof(h))) {
+		    h.sum != mproc__fnv1a64(buf + sizeof(h), (size_t)n - sizeof(h))) {
 			bad++;
 			break;
 		}
