@@ -157,12 +157,12 @@ static ssize_t conn_write_nowait(struct mproc_conn *c, struct msghdr *m, int64_t
  * with pwritev2(RWF_NOWAIT) first, and what did not fit with a blocking writev(2). A writer
  * that finds the pipe full inside one writev sleeps on the pipe's wait queue until the reader
  * wakes it at the end of a read; a wake-up across CPUs is an inter-processor interrupt, dear
- * (on this project's 2-vCPU VM the 64 KiB writer then slept once per message, against once
- * per two for a bare pipe: framing on a pipe lost 15-18% cross-core). The second syscall
+ * (a 64 KiB framed writer can sleep once per message where a bare pipe's sleeps once per
+ * two; tools/pipe_floor shows it on the machine at hand). The second syscall
  * instead finds the reader inside its read, holding the pipe's mutex, and the kernel's
  * optimistic mutex spinning waits for that read to end without sleeping. On one CPU the
- * reader cannot run meanwhile, so there the extra syscall is pure cost (5-7% at 64 KiB) and
- * the frame goes out in one blocking writev, as before. See tools/pipe_floor.
+ * reader cannot run meanwhile, so there the extra syscall is pure cost and the frame goes out
+ * in one blocking writev. See tools/pipe_floor.
  */
 static bool conn_reader_elsewhere(const struct mproc_conn *c)
 {

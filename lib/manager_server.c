@@ -11,8 +11,8 @@
  * admit a new one) and each has 5 s to authenticate, so idle or hostile connections cost a
  * bounded amount of memory and never delay authenticated clients.
  *
- * Authenticated connections are bounded too (issue 16: a client that pipelined 1500 dict_gets of
- * a 1 MiB value and never read grew the server to 1.4 GiB and starved the others). A
+ * Authenticated connections are bounded too (a client that pipelines gets of large values and
+ * never reads would otherwise grow the server without limit and starve the others). A
  * connection's requests are served only while fewer than MPROC_MANAGER_PENDING_MAX bytes of its
  * replies are unsent, and at most MGR_TURN_REQS of them per loop turn; input read but not yet
  * served waits in c->in (at most one read, MGR_READ_BUF), and no more is read until it is
@@ -556,9 +556,9 @@ static void listen_pause(struct loop *l, bool pause)
  * the listen queue, its client waiting for a challenge until it times out, and the listening
  * socket (level-triggered) would wake the loop again at once. So give up the reserve fd, accept
  * the connection into it and close it at once: the client reads EOF before any challenge
- * (mproc_manager_connect: -EPIPE), and no connection already accepted is touched (issue 16:
- * dropping the oldest unauthenticated connection to make room dropped the one just accepted,
- * a client in the middle of its handshake). Returns whether one was refused; false when no
+ * (mproc_manager_connect: -EPIPE), and no connection already accepted is touched (dropping the
+ * oldest unauthenticated connection to make room could drop the one just accepted, a client in
+ * the middle of its handshake). Returns whether one was refused; false when no
  * reserve is held (the listening socket is then left out of the loop until an fd is free).
  */
 static bool refuse_one(struct loop *l)

@@ -100,8 +100,8 @@ MPROC__FORK_TEXT static void mutex_reset(pthread_mutex_t *m, const pthread_mutex
 MPROC__FORK_TEXT static void atfork_child(void)
 {
 	/* Writes only what needs resetting: the page of the fork state, write-protected by the
-	 * fork, costs a fault in the child to write (tens of us on a VM), and this runs in every
-	 * fork of the process, the host program's own too. */
+	 * fork, costs a page fault in the child to write, and this runs in every fork of the
+	 * process, the host program's own too. */
 	/* The parent's fst->daemons are not this process's children. */
 	if (fst->daemons)
 		fst->daemons = NULL;
@@ -390,7 +390,7 @@ static bool pidfd_works(void)
 			atomic_store_explicit(&state, s, memory_order_relaxed);
 		}
 	}
-	return s >= 0;  /* unknown (EMFILE...): try the pidfd, as before */
+	return s >= 0;  /* unknown (EMFILE...): try the pidfd */
 }
 
 /* Long (about 100 lines) on purpose: the fork path reads top to bottom: what the child needs,
@@ -429,9 +429,9 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 		mproc__close(dp[1]);
 		return r;
 	}
-	/* Which stop signals the child must reset: asked here, where a system call costs a third
-	 * of one in the new child (3 us there against 1 here on the 2-core VM, whose first touch
-	 * of each page in a new process is slow). */
+	/* Which stop signals the child must reset: asked here, not in the new child, where the
+	 * first touch of each page of libc and of the stack is a page fault, so the same system
+	 * call costs several times more (tools/fork_steps measures it). */
 	reset = mproc__stop_signals_changed();
 	pthread_sigmask(SIG_SETMASK, NULL, &old);
 	/* Signals stay blocked across fork only when the child has something to undo: a stop

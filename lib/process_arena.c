@@ -20,9 +20,9 @@
  * Process objects live in chunks of their own that are wiped on fork (MADV_WIPEONFORK), not on
  * the heap. fork(2) write-protects every private page of the parent, and the parent writes the
  * object (pid, pidfd, state) right after fork while the child still maps the page: a
- * copy-on-write fault and a page copy on the start path of every fork (26-32 us of 700-860 on
- * the 2-core VM, interleaved medians; tools/fork_steps.c, "heap_write"). The kernel copies nothing of a
- * wiped range to the child, so the parent's pages stay writable. In a fork child every inherited
+ * copy-on-write fault and a page copy on the start path of every fork (tools/fork_steps.c,
+ * "heap_write", measures it on the machine at hand). The kernel copies nothing of a wiped range
+ * to the child, so the parent's pages stay writable. In a fork child every inherited
  * object reads as zeros, which is P_FOREIGN: the object of a process that is not the caller's
  * child (Python: "can only join a child process"); calls on it return -ECHILD, free does
  * nothing, and the child never hands the inherited memory out again: the arena's header, in the

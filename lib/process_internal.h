@@ -52,8 +52,8 @@ struct mproc__fs_state {
 /*
  * Everything a fork writes, on one page. fork(2) write-protects every private page of the
  * parent; each page written afterwards by the parent (atfork_parent unlocking) or by the child
- * (atfork_child, child_setup) costs a page fault, which on a VM costs about as much as tens of
- * syscalls. Kept together, a fork costs one such fault on each side instead of one per variable.
+ * (atfork_child, child_setup) costs a page fault, which under a hypervisor can cost as much as
+ * tens of syscalls. Kept together, a fork costs one such fault on each side instead of one per variable.
  * Aligned so it never straddles two pages.
  */
 #define MPROC__FORK_STATE_ALIGN 512

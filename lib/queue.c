@@ -485,7 +485,7 @@ static bool timeout_ok(double timeout_s)
 
 /*
  * The deadline for a call that found it must wait. Deadline 0 (long past) means "do not
- * wait": a first attempt with it costs no clock read (about 50 ns on a VM), which matters
+ * wait": a first attempt with it costs no clock read (a vDSO call, tens of ns), which matters
  * on the ring's fast path.
  */
 static int64_t deadline_of(double timeout_s)
