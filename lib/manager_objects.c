@@ -261,6 +261,21 @@ static int op_open(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct mproc
 
 /* ---- one handler per kind: parse the op's body, find the object, act, reply ---- */
 
+/* DICT_LEN, LIST_LEN, QUEUE_LEN: an empty body, the count as a u64. */
+static int len_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint32_t id, uint8_t kind,
+		       struct mproc__mw_rd *rd)
+{
+	struct obj *o;
+
+	if (!mproc__mw_done(rd))
+		return -EBADMSG;
+	o = obj_get(s, id, kind);
+	if (!o)
+		return mproc__mgr_reply(c, -EINVAL, NULL, 0);
+	return mproc__mgr_reply_u64(c, kind == MPROC__MW_KIND_DICT ? o->u.dict.n :
+				    kind == MPROC__MW_KIND_LIST ? o->u.list.n : o->u.queue.n);
+}
+
 static int dict_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t op, uint32_t id,
 			struct mproc__mw_rd *rd, int64_t now_ns)
 {
@@ -271,14 +286,8 @@ static int dict_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t
 	struct dict_ent **pe, *e;
 
 	(void)now_ns;
-	if (op == MPROC__MW_DICT_LEN) {
-		if (!mproc__mw_done(rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_DICT);
-		if (!o)
-			return mproc__mgr_reply(c, -EINVAL, NULL, 0);
-		return mproc__mgr_reply_u64(c, o->u.dict.n);
-	}
+	if (op == MPROC__MW_DICT_LEN)
+		return len_request(s, c, id, MPROC__MW_KIND_DICT, rd);
 	if (!mproc__mw_get_str(rd, &k, &kn))
 		return -EBADMSG;
 	if (op == MPROC__MW_DICT_SET)
@@ -315,12 +324,7 @@ static int list_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t
 	(void)now_ns;
 	switch (op) {
 	case MPROC__MW_LIST_LEN:
-		if (!mproc__mw_done(rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_LIST);
-		if (!o)
-			return mproc__mgr_reply(c, -EINVAL, NULL, 0);
-		return mproc__mgr_reply_u64(c, o->u.list.n);
+		return len_request(s, c, id, MPROC__MW_KIND_LIST, rd);
 
 	case MPROC__MW_LIST_APPEND:
 		mproc__mw_get_rest(rd, &v, &vn);
@@ -419,14 +423,8 @@ static int queue_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_
 	struct qitem *q;
 	int r;
 
-	if (op == MPROC__MW_QUEUE_LEN) {
-		if (!mproc__mw_done(rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_QUEUE);
-		if (!o)
-			return mproc__mgr_reply(c, -EINVAL, NULL, 0);
-		return mproc__mgr_reply_u64(c, o->u.queue.n);
-	}
+	if (op == MPROC__MW_QUEUE_LEN)
+		return len_request(s, c, id, MPROC__MW_KIND_QUEUE, rd);
 	if (!mproc__mw_get_i64(rd, &t))
 		return -EBADMSG;
 	if (op == MPROC__MW_QUEUE_PUT)
