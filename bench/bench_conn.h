@@ -70,7 +70,7 @@ struct bench_link {
 
 static inline void bench_link_close_a(struct bench_link *l)
 {
-	mproc_conn_close(l->ca);
+	mproc_conn_free(l->ca);
 	l->ca = NULL;
 	mproc__closep(&l->ab[1]);
 	mproc__closep(&l->ba[0]);
@@ -78,7 +78,7 @@ static inline void bench_link_close_a(struct bench_link *l)
 
 static inline void bench_link_close_b(struct bench_link *l)
 {
-	mproc_conn_close(l->cb);
+	mproc_conn_free(l->cb);
 	l->cb = NULL;
 	mproc__closep(&l->ab[0]);
 	mproc__closep(&l->ba[1]);

@@ -213,11 +213,11 @@ static int objs_open(struct mproc_mclient *cl, struct objs *o)
 
 static void objs_close(struct objs *o)
 {
-	mproc_dict_close(o->d);
-	mproc_list_close(o->l);
-	mproc_mvalue_close(o->v);
-	mproc_mqueue_close(o->q);
-	mproc_mlock_close(o->lk);
+	mproc_dict_free(o->d);
+	mproc_list_free(o->l);
+	mproc_mvalue_free(o->v);
+	mproc_mqueue_free(o->q);
+	mproc_mlock_free(o->lk);
 }
 
 /* One call (or pair of calls) of op; 0 or a message. */

@@ -18,8 +18,8 @@
  * ends the benchmark with an error.
  *
  * raw_pipe, framed_pipe and conn_pipe use pipes of the same capacity
- * (MPROC_CONN_PIPE_BYTES_DEFAULT, asked with F_SETPIPE_SZ on each); raw_pipe ran on the
- * kernel's default 64 KiB pipe before issue 5. framed_pipe is raw_pipe with a length prefix:
+ * (MPROC_CONN_PIPE_BYTES_DEFAULT, asked with F_SETPIPE_SZ on each), so that the capacity is
+ * not what differs between them. framed_pipe is raw_pipe with a length prefix:
  * each message one blocking writev(2) of an 8-byte length + the payload, read with one
  * readv(2) of header + payload as conn_pipe reads it, under the same receiver checks: the
  * naive framing (at 64 KiB a frame is 65 544 bytes: 16 full pipe pages and a spill page

@@ -16,11 +16,10 @@
  *	backend is pipe, ring, mq, sysv, or raw_pipe: a bare pipe (1 producer, 1 consumer,
  *	fixed-size writes and reads), the yardstick for "ring >= 2x raw_pipe at 64 KiB".
  *	raw_pipe's producer makes one write(2) per item and its consumer one read(2) per item
- *	(more only for a short transfer), nothing else per item, so it measures the channel:
- *	until issue 5 closed its producer went through mproc__write_all, six syscalls per item
- *	(a send(2) failing ENOTSOCK and a four-syscall SIGPIPE guard around the write), and at
- *	64 B crosscheck.py found 8.8 us per item against 1.7 us for pipe/raw_pipe in bench_pipe.c
- *	and 1.6 us for hackbench.
+ *	(more only for a short transfer), nothing else per item, so it measures the channel and
+ *	agrees with pipe/raw_pipe in bench_pipe.c and with hackbench (crosscheck.py sets them
+ *	side by side); a helper such as mproc__write_all (a send(2) probe and a SIGPIPE guard,
+ *	six syscalls per item) would measure itself instead.
  *	Method, the same for every back end: workers are forked once per benchmark and are not
  *	pinned (the scheduler places them, as it places hackbench's, which crosscheck.py sets
  *	beside these figures); the round's clock runs from its futex wake to the last worker's

@@ -380,14 +380,7 @@ void bench_gate_wait(struct bench_gate *g, uint32_t parties)
 
 uint64_t bench_checksum(const void *p, size_t n)
 {
-	const unsigned char *c = p;
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
+	return mproc__fnv1a64(p, n);
 }
 
 /* ---- main ---- */

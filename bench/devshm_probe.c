@@ -107,8 +107,8 @@ static int probe_pipe(void)
 		n = mproc_conn_recv(a, buf, sizeof(buf), 10.0);
 		r = n == 1 ? 0 : (n < 0 ? (int)n : -EBADMSG);
 	}
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 	return r;
 }
 
@@ -316,7 +316,7 @@ static int probe_manager(void)
 		n = mproc_dict_get(d, "k", buf, sizeof(buf));
 		r = n == 1 ? 0 : (n < 0 ? (int)n : -EBADMSG);
 	}
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	mproc_manager_stop(m);
 	return r;

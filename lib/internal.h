@@ -24,11 +24,44 @@
 int64_t mproc__now_ns(void);
 
 /*
+ * mproc__timeout_ns - the one check of an API timeout (seconds: MPROC_FOREVER, 0 = do not
+ * wait, or more), converted without reading the clock: *ns is -1 for forever (and for more than
+ * ~285 years, which would overflow int64 ns), else the nanoseconds rounded up (a wait is never
+ * shorter than asked). Returns 0, or -EINVAL for NaN, infinity or a negative value other than
+ * MPROC_FOREVER.
+ */
+int mproc__timeout_ns(double timeout_s, int64_t *ns);
+
+/*
+ * mproc__deadline_at - the absolute deadline timeout_ns after now_ns (-1: none), saturating at
+ * MPROC__NO_DEADLINE. Returns 0, or -EINVAL for timeout_ns < -1 (the manager's wire carries
+ * timeouts this way).
+ */
+int mproc__deadline_at(int64_t timeout_ns, int64_t now_ns, int64_t *out);
+
+/*
  * mproc__deadline - turn an API timeout (seconds, MPROC_FOREVER, 0 = poll) into an absolute
- * CLOCK_MONOTONIC deadline in *out. Returns 0, or -EINVAL for a negative timeout other than
- * MPROC_FOREVER, NaN or infinity.
+ * CLOCK_MONOTONIC deadline in *out: mproc__timeout_ns, then mproc__deadline_at from now.
+ * Returns 0, or -EINVAL for a negative timeout other than MPROC_FOREVER, NaN or infinity.
  */
 int mproc__deadline(double timeout_s, int64_t *out);
+
+/* FNV-1a, 64 bits, of n bytes: the manager's dict hash and the payload checks of the tests and
+ * the benchmarks. Not cryptographic. */
+uint64_t mproc__fnv1a64(const void *p, size_t n);
+
+/* The pause of a spin-wait loop: lets the sibling hyperthread run and saves power (x86 pause,
+ * arm64 yield); elsewhere a compiler barrier only. */
+static inline void mproc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
 
 /* Milliseconds left until deadline for poll(2): -1 for none, 0 if passed, rounded up. */
 int mproc__poll_ms(int64_t deadline_ns);

@@ -245,6 +245,8 @@ static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_r
 	_exit(r < 0 ? 1 : 0);
 }
 
+/* Long (about 105 lines) on purpose: one goto ladder over the directory, the listening socket,
+ * the ready pipe and the server process, in the order they are acquired (STYLE.md). */
 int mproc_manager_start(struct mproc_manager **out, const struct mproc_manager_opts *o)
 {
 	static const struct mproc_manager_opts defaults;

@@ -475,24 +475,6 @@ broken:
 	return map_err(r);
 }
 
-static int64_t wait_ns_of(double timeout_s, int *err)
-{
-	*err = 0;
-	if (timeout_s == MPROC_FOREVER)
-		return -1;
-	if (isnan(timeout_s) || timeout_s < 0 || isinf(timeout_s)) {
-		*err = -EINVAL;
-		return 0;
-	}
-	if (timeout_s > 9.0e9)  /* ~285 years: effectively forever, no int64 overflow */
-		return -1;
-	/* Round up: a wait is never shorter than asked. */
-	double ns = timeout_s * 1e9;
-	int64_t w = (int64_t)ns;
-
-	return (double)w < ns ? w + 1 : w;
-}
-
 static ssize_t copy_out(struct mproc_mclient *c, void *buf, size_t cap)
 {
 	if (cap && !buf)
@@ -550,7 +532,7 @@ static int open_obj(struct mproc_mclient *c, uint8_t kind, uint64_t param, const
 	return 0;
 }
 
-#define PROXY_OPEN_CLOSE(type, kind)                                                       \
+#define PROXY_OPEN_FREE(type, kind)                                                       \
 	int type##_open(struct type **out, struct mproc_mclient *c, const char *name)      \
 	{                                                                                  \
 		struct type *p;                                                            \
@@ -570,15 +552,19 @@ static int open_obj(struct mproc_mclient *c, uint8_t kind, uint64_t param, const
 		*out = p;                                                                  \
 		return 0;                                                                  \
 	}                                                                                  \
-	void type##_close(struct type *p)                                                  \
+	void type##_free(struct type *p)                                                   \
 	{                                                                                  \
 		free(p);                                                                   \
+	}                                                                                  \
+	void type##_close(struct type *p)                                                  \
+	{                                                                                  \
+		type##_free(p);                                                            \
 	}
 
-PROXY_OPEN_CLOSE(mproc_dict, MPROC__MW_KIND_DICT)
-PROXY_OPEN_CLOSE(mproc_list, MPROC__MW_KIND_LIST)
-PROXY_OPEN_CLOSE(mproc_mvalue, MPROC__MW_KIND_VALUE)
-PROXY_OPEN_CLOSE(mproc_mlock, MPROC__MW_KIND_LOCK)
+PROXY_OPEN_FREE(mproc_dict, MPROC__MW_KIND_DICT)
+PROXY_OPEN_FREE(mproc_list, MPROC__MW_KIND_LIST)
+PROXY_OPEN_FREE(mproc_mvalue, MPROC__MW_KIND_VALUE)
+PROXY_OPEN_FREE(mproc_mlock, MPROC__MW_KIND_LOCK)
 
 int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const char *name,
 		      size_t maxsize)
@@ -601,9 +587,14 @@ int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c, const 
 	return 0;
 }
 
-void mproc_mqueue_close(struct mproc_mqueue *q)
+void mproc_mqueue_free(struct mproc_mqueue *q)
 {
 	free(q);
+}
+
+void mproc_mqueue_close(struct mproc_mqueue *q)
+{
+	mproc_mqueue_free(q);
 }
 
 /* Simple calls: id [+ key] [+ payload] -> status, payload copied out or a u64. */
@@ -748,7 +739,7 @@ int mproc_mqueue_put(struct mproc_mqueue *q, const void *val, size_t len, double
 
 	if (!q)
 		return -EINVAL;
-	w = wait_ns_of(timeout_s, &r);
+	r = mproc__timeout_ns(timeout_s, &w);
 	if (r < 0)
 		return r;
 	r = req_begin(q->c, true, q->id);
@@ -766,7 +757,7 @@ ssize_t mproc_mqueue_get(struct mproc_mqueue *q, void *buf, size_t cap, double t
 
 	if (!q || (cap && !buf))
 		return -EINVAL;
-	w = wait_ns_of(timeout_s, &r);
+	r = mproc__timeout_ns(timeout_s, &w);
 	if (r < 0)
 		return r;
 	r = req_begin(q->c, true, q->id);
@@ -789,7 +780,7 @@ int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s)
 
 	if (!l)
 		return -EINVAL;
-	w = wait_ns_of(timeout_s, &r);
+	r = mproc__timeout_ns(timeout_s, &w);
 	if (r < 0)
 		return r;
 	r = req_begin(l->c, true, l->id);

@@ -62,23 +62,21 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
  * Busy-polling before sleeping, on both sides: the server after each round that served
  * something, the client after sending a request (not for calls that wait on others: queue and
  * lock waits). A peer that answers within the budget then finds the other side awake, which
- * saves the wakeup of a sleeping CPU on every call (most of a cross-core round trip, and tens
- * of microseconds on a busy VM). Bounded: an idle server or client sleeps after at most
+ * saves the wakeup of a sleeping CPU on every call (most of a cross-core round trip, and more
+ * under a hypervisor). Bounded: an idle server or client sleeps after at most
  * MPROC__MGR_SPIN_NS.
  *
  * Yielding (mproc__mgr_spin_yield): a peer on the same CPU needs the CPU to answer (a spinner
  * that kept it would delay the very reply it waits for), so the first poll of every spin
  * yields; when that sched_yield() took long (another task ran: the peer, or anything else that
  * wants this CPU) every poll yields, else only every MPROC__MGR_YIELD_EVERY-th one. A yield with
- * nobody else runnable is a bare syscall (1.3 us on the 2-core development VM, a PTI guest; a
- * switch to another task and back takes 9 us there), which an unconditional yield added to
- * every poll period, and so to the time a spinner takes to see a message from a peer on
- * another core. The threshold errs low: a bare yield taken for a busy one only costs the old
- * behaviour (yield on every poll), and since every spin starts with a yield, a same-CPU peer
- * gets the CPU at once whichever way the first one is classed. Measured there (alternated
- * runs, medians of p50): cross_core dict_get 10.7 -> 8.4 us, same_core 17.8 -> 16.6 us; a
- * round trip of two raw sockets that both spin on recv (no epoll, no yield) took 7.9 us in the
- * same minutes, so what is left is mostly the four syscalls of a round trip.
+ * nobody else runnable is a bare syscall (a switch to another task and back costs several
+ * times more, hence MPROC__MGR_YIELD_BUSY_NS between the two), which a yield on every poll would
+ * add to every poll period, and so to the time a spinner takes to see a message from a peer on
+ * another core. The threshold errs low: a bare yield taken for a busy one only costs a yield on
+ * that poll, and since every spin starts with a yield, a same-CPU peer gets the CPU at once
+ * whichever way the first one is classed. What is left of a round trip is then mostly its four
+ * syscalls (bench_manager sets manager/raw_rtt, a bare socket round trip, beside it).
  *
  * Adaptive: after MPROC__MGR_SPIN_FAILS spins in a row that ran out (a peer that thinks between
  * calls, a remote server, more spinners than CPUs), each side spins only on every

@@ -1,7 +1,8 @@
 /*
- * manager_server.c - the manager server: objects, the per-connection request state machine
- * (socket-free, so tests/fuzz/fuzz_manager.c drives it directly), and a single-threaded epoll
- * loop around it.
+ * manager_server.c - the manager server: the per-connection request state machine (socket-free,
+ * so tests/fuzz/fuzz_manager.c drives it directly), replies and parking, and a single-threaded
+ * epoll loop around it. The objects and their request handlers, one per kind, are in
+ * manager_objects.c.
  *
  * Blocking requests (queue get/put, lock acquire) never block the loop: the request is parked on
  * its object's wait list with its deadline, the connection stops being read (replies stay in
@@ -10,8 +11,8 @@
  * admit a new one) and each has 5 s to authenticate, so idle or hostile connections cost a
  * bounded amount of memory and never delay authenticated clients.
  *
- * Authenticated connections are bounded too (issue 16: a client that pipelined 1500 dict_gets of
- * a 1 MiB value and never read grew the server to 1.4 GiB and starved the others). A
+ * Authenticated connections are bounded too (a client that pipelines gets of large values and
+ * never reads would otherwise grow the server without limit and starve the others). A
  * connection's requests are served only while fewer than MPROC_MANAGER_PENDING_MAX bytes of its
  * replies are unsent, and at most MGR_TURN_REQS of them per loop turn; input read but not yet
  * served waits in c->in (at most one read, MGR_READ_BUF), and no more is read until it is
@@ -35,244 +36,14 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
-#include "manager_internal.h"
+#include "manager_server_internal.h"
 
-#define MGR_MAX_OBJS 65536
 #define MGR_PREAUTH_MAX 64
 #define MGR_READ_BUF 65536
 #define MGR_BODY_MIN 65536       /* first buffer of a body that came in pieces */
 #define MGR_TURN_REQS 64         /* requests served per connection per loop turn, at most */
 
-struct blob {
-	uint8_t *p;
-	size_t len;
-};
-
-struct qitem {
-	struct qitem *next;
-	size_t len;
-	uint8_t data[];
-};
-
-struct dict_ent {
-	struct dict_ent *next;
-	uint64_t hash;
-	struct blob val;
-	uint32_t klen;
-	uint8_t key[];
-};
-
-struct waitq {
-	struct mproc__mgr_conn *head, *tail;
-};
-
-struct obj {
-	uint8_t kind;
-	uint32_t namelen;
-	uint8_t *name;
-	union {
-		struct {
-			struct dict_ent **b;
-			size_t nb, n;
-		} dict;
-		struct {
-			struct blob *items;
-			size_t n, cap;
-		} list;
-		struct {
-			bool is_bytes;
-			int64_t i;
-			struct blob b;
-		} value;
-		struct {
-			struct qitem *head, *tail;
-			size_t n, max;
-		} queue;
-		struct {
-			struct mproc__mgr_conn *owner;
-			bool owner_died;
-		} lock;
-	} u;
-	struct waitq waiters;   /* parked connections (queue, lock) */
-};
-
-enum conn_state { CONN_PREAUTH, CONN_AUTH };
-
-struct mproc__mgr_conn {
-	int fd;
-	enum conn_state state;
-	int64_t deadline;                       /* handshake */
-	uint8_t nonce[MPROC__MW_NONCE];
-
-	uint8_t hdr[MPROC__MW_HDR];
-	size_t hdr_got;
-	bool have_hdr;
-	struct mproc__mw_hdr h;
-	uint8_t *body;                          /* a body that came in pieces */
-	size_t body_got, body_cap;
-
-	struct mproc__mw_buf out;
-	struct mproc__mw_buf in;                /* input received while parked */
-
-	/* A parked request. */
-	bool parked;
-	struct obj *wobj;
-	uint8_t wop;
-	int64_t wdeadline;
-	struct qitem *witem;                    /* a queue put's item */
-	struct mproc__mgr_conn *wnext, *wprev;
-
-	struct mproc__mgr_conn *next, *prev;    /* all connections */
-	struct mproc__mgr_conn *pnext, *pprev;  /* pre-auth connections, oldest first */
-	struct mproc__mgr_conn *woken_next;
-	bool woken, dead;
-	uint32_t ev_mask;
-};
-
-struct mproc__mgr {
-	uint8_t key[MPROC_MANAGER_KEY_MAX];
-	size_t keylen;
-	size_t max_frame;
-	bool log_errors;
-	struct obj **objs;
-	size_t nobjs, capobjs;
-	struct mproc__mgr_conn *conns;
-	struct mproc__mgr_conn *pre_head, *pre_tail;
-	size_t npre;
-	struct mproc__mgr_conn *woken;
-};
-
-/* ---- objects ---- */
-
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	while (n--)
-		h = (h ^ *p++) * 0x100000001b3ull;
-	return h;
-}
-
-static void obj_free(struct obj *o)
-{
-	size_t i;
-
-	if (!o)
-		return;
-	switch (o->kind) {
-	case MPROC__MW_KIND_DICT:
-		for (i = 0; i < o->u.dict.nb; i++) {
-			struct dict_ent *e = o->u.dict.b[i], *next;
-
-			for (; e; e = next) {
-				next = e->next;
-				free(e->val.p);
-				free(e);
-			}
-		}
-		free(o->u.dict.b);
-		break;
-	case MPROC__MW_KIND_LIST:
-		for (i = 0; i < o->u.list.n; i++)
-			free(o->u.list.items[i].p);
-		free(o->u.list.items);
-		break;
-	case MPROC__MW_KIND_VALUE:
-		free(o->u.value.b.p);
-		break;
-	case MPROC__MW_KIND_QUEUE: {
-		struct qitem *q = o->u.queue.head, *next;
-
-		for (; q; q = next) {
-			next = q->next;
-			free(q);
-		}
-		break;
-	}
-	default:
-		break;
-	}
-	free(o->name);
-	free(o);
-}
-
-static int blob_set(struct blob *b, const uint8_t *p, size_t n)
-{
-	uint8_t *c = malloc(n ? n : 1);
-
-	if (!c)
-		return -ENOMEM;
-	if (n)
-		memcpy(c, p, n);
-	free(b->p);
-	b->p = c;
-	b->len = n;
-	return 0;
-}
-
-static struct dict_ent **dict_find(struct obj *o, const uint8_t *k, uint32_t kn, uint64_t h)
-{
-	struct dict_ent **pe;
-
-	if (!o->u.dict.nb)
-		return NULL;
-	for (pe = &o->u.dict.b[h & (o->u.dict.nb - 1)]; *pe; pe = &(*pe)->next)
-		if ((*pe)->hash == h && (*pe)->klen == kn && memcmp((*pe)->key, k, kn) == 0)
-			return pe;
-	return NULL;
-}
-
-static int dict_grow(struct obj *o)
-{
-	size_t nb = o->u.dict.nb ? o->u.dict.nb * 2 : 16, i;
-	struct dict_ent **b = calloc(nb, sizeof(*b));
-
-	if (!b)
-		return -ENOMEM;
-	for (i = 0; i < o->u.dict.nb; i++) {
-		struct dict_ent *e = o->u.dict.b[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			e->next = b[e->hash & (nb - 1)];
-			b[e->hash & (nb - 1)] = e;
-		}
-	}
-	free(o->u.dict.b);
-	o->u.dict.b = b;
-	o->u.dict.nb = nb;
-	return 0;
-}
-
-static int dict_set(struct obj *o, const uint8_t *k, uint32_t kn, const uint8_t *v, size_t vn)
-{
-	uint64_t h = fnv1a(k, kn);
-	struct dict_ent **pe = dict_find(o, k, kn, h), *e;
-	int r;
-
-	if (pe)
-		return blob_set(&(*pe)->val, v, vn);
-	if (o->u.dict.n >= o->u.dict.nb) {
-		r = dict_grow(o);
-		if (r < 0)
-			return r;
-	}
-	e = calloc(1, sizeof(*e) + kn);
-	if (!e)
-		return -ENOMEM;
-	r = blob_set(&e->val, v, vn);
-	if (r < 0) {
-		free(e);
-		return r;
-	}
-	e->hash = h;
-	e->klen = kn;
-	memcpy(e->key, k, kn);
-	e->next = o->u.dict.b[h & (o->u.dict.nb - 1)];
-	o->u.dict.b[h & (o->u.dict.nb - 1)] = e;
-	o->u.dict.n++;
-	return 0;
-}
+/* struct obj, struct mproc__mgr_conn and struct mproc__mgr: manager_server_internal.h. */
 
 /* ---- connections: output ---- */
 
@@ -295,8 +66,7 @@ static void reply_end(struct mproc__mgr_conn *c, size_t start, int status)
 	mproc__mw_put_u32(c->out.p + start + MPROC__MW_HDR, (uint32_t)status);
 }
 
-/* A reply with an optional payload. -ENOMEM closes the connection. */
-static int reply(struct mproc__mgr_conn *c, int status, const void *p, size_t n)
+int mproc__mgr_reply(struct mproc__mgr_conn *c, int status, const void *p, size_t n)
 {
 	size_t start;
 	int r = reply_begin(c, &start);
@@ -314,12 +84,12 @@ static int reply(struct mproc__mgr_conn *c, int status, const void *p, size_t n)
 	return 0;
 }
 
-static int reply_u64(struct mproc__mgr_conn *c, uint64_t v)
+int mproc__mgr_reply_u64(struct mproc__mgr_conn *c, uint64_t v)
 {
 	uint8_t b[8];
 
 	mproc__mw_put_u64(b, v);
-	return reply(c, 0, b, sizeof(b));
+	return mproc__mgr_reply(c, 0, b, sizeof(b));
 }
 
 static int send_frame(struct mproc__mgr_conn *c, uint8_t op, const void *p, size_t n)
@@ -345,7 +115,7 @@ static void wake(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 	s->woken = c;
 }
 
-static void park(struct mproc__mgr_conn *c, struct obj *o, uint8_t op, int64_t deadline)
+void mproc__mgr_park(struct mproc__mgr_conn *c, struct obj *o, uint8_t op, int64_t deadline)
 {
 	c->parked = true;
 	c->wobj = o;
@@ -360,7 +130,7 @@ static void park(struct mproc__mgr_conn *c, struct obj *o, uint8_t op, int64_t d
 	o->waiters.tail = c;
 }
 
-static void unpark(struct mproc__mgr *s, struct mproc__mgr_conn *c)
+void mproc__mgr_unpark(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 {
 	struct obj *o = c->wobj;
 
@@ -382,351 +152,16 @@ static void unpark(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 	wake(s, c);
 }
 
-static void queue_push(struct obj *o, struct qitem *q)
-{
-	q->next = NULL;
-	if (o->u.queue.tail)
-		o->u.queue.tail->next = q;
-	else
-		o->u.queue.head = q;
-	o->u.queue.tail = q;
-	o->u.queue.n++;
-}
-
-/* After a change to a queue: serve parked getters while items exist, parked putters while
- * there is room. A reply that fails for lack of memory kills only that connection. */
-static void queue_serve(struct mproc__mgr *s, struct obj *o)
-{
-	struct mproc__mgr_conn *w;
-
-	while ((w = o->waiters.head)) {
-		if (w->wop == MPROC__MW_QUEUE_GET && o->u.queue.n) {
-			struct qitem *q = o->u.queue.head;
-
-			o->u.queue.head = q->next;
-			if (!q->next)
-				o->u.queue.tail = NULL;
-			o->u.queue.n--;
-			if (reply(w, 0, q->data, q->len) < 0)
-				w->dead = true;
-			free(q);
-		} else if (w->wop == MPROC__MW_QUEUE_PUT &&
-			   (!o->u.queue.max || o->u.queue.n < o->u.queue.max)) {
-			queue_push(o, w->witem);
-			w->witem = NULL;
-			if (reply(w, 0, NULL, 0) < 0)
-				w->dead = true;
-		} else {
-			break;
-		}
-		unpark(s, w);
-	}
-}
-
-/* Hand a free lock to the first parked acquirer. */
-static void lock_serve(struct mproc__mgr *s, struct obj *o)
-{
-	struct mproc__mgr_conn *w = o->waiters.head;
-	int status;
-
-	if (o->u.lock.owner || !w)
-		return;
-	status = o->u.lock.owner_died ? -EOWNERDEAD : 0;
-	o->u.lock.owner_died = false;
-	o->u.lock.owner = w;
-	if (reply(w, status, NULL, 0) < 0)
-		w->dead = true;
-	unpark(s, w);
-}
-
 /* ---- requests ---- */
-
-static struct obj *obj_get(struct mproc__mgr *s, uint32_t id, uint8_t kind)
-{
-	if (id == 0 || id > s->nobjs || s->objs[id - 1]->kind != kind)
-		return NULL;
-	return s->objs[id - 1];
-}
-
-static int op_open(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct mproc__mw_rd *rd)
-{
-	uint8_t kind;
-	uint64_t param;
-	const uint8_t *name;
-	uint32_t nlen;
-	struct obj *o, **objs;
-	size_t i;
-	uint8_t idb[4];
-
-	if (!mproc__mw_get_u8(rd, &kind) || !mproc__mw_get_u64(rd, &param) ||
-	    !mproc__mw_get_str(rd, &name, &nlen) || !mproc__mw_done(rd))
-		return -EBADMSG;
-	if (kind < MPROC__MW_KIND_DICT || kind > MPROC__MW_KIND_LOCK)
-		return reply(c, -EINVAL, NULL, 0);
-	for (i = 0; i < s->nobjs; i++) {
-		o = s->objs[i];
-		if (o->namelen == nlen && memcmp(o->name, name, nlen) == 0) {
-			if (o->kind != kind)
-				return reply(c, -EINVAL, NULL, 0);
-			mproc__mw_put_u32(idb, (uint32_t)(i + 1));
-			return reply(c, 0, idb, sizeof(idb));
-		}
-	}
-	if (s->nobjs >= MGR_MAX_OBJS)
-		return reply(c, -ENOSPC, NULL, 0);
-	if (s->nobjs == s->capobjs) {
-		size_t cap = s->capobjs ? s->capobjs * 2 : 16;
-
-		objs = realloc(s->objs, cap * sizeof(*objs));
-		if (!objs)
-			return reply(c, -ENOMEM, NULL, 0);
-		s->objs = objs;
-		s->capobjs = cap;
-	}
-	o = calloc(1, sizeof(*o));
-	if (!o)
-		return reply(c, -ENOMEM, NULL, 0);
-	o->name = malloc(nlen);
-	if (!o->name) {
-		free(o);
-		return reply(c, -ENOMEM, NULL, 0);
-	}
-	memcpy(o->name, name, nlen);
-	o->namelen = nlen;
-	o->kind = kind;
-	if (kind == MPROC__MW_KIND_QUEUE)
-		o->u.queue.max = param > SIZE_MAX ? SIZE_MAX : (size_t)param;
-	s->objs[s->nobjs++] = o;
-	mproc__mw_put_u32(idb, (uint32_t)s->nobjs);
-	return reply(c, 0, idb, sizeof(idb));
-}
-
-static int deadline_from(int64_t timeout_ns, int64_t now_ns, int64_t *out)
-{
-	if (timeout_ns < -1)
-		return -EINVAL;
-	if (timeout_ns == -1 || timeout_ns > MPROC__NO_DEADLINE - now_ns)
-		*out = MPROC__NO_DEADLINE;
-	else
-		*out = now_ns + timeout_ns;
-	return 0;
-}
 
 static int op_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t op,
 		      const uint8_t *body, size_t len, int64_t now_ns)
 {
 	struct mproc__mw_rd rd = { body, len, 0 };
-	uint32_t id, kn;
-	const uint8_t *k, *v;
-	size_t vn;
-	int64_t x, t, deadline;
-	struct obj *o;
-	struct dict_ent **pe, *e;
-	int r;
 
-	if (op == MPROC__MW_OPEN)
-		return op_open(s, c, &rd);
 	if (op == MPROC__MW_PING)
-		return mproc__mw_done(&rd) ? reply(c, 0, NULL, 0) : -EBADMSG;
-	if (!mproc__mw_get_u32(&rd, &id))
-		return -EBADMSG;
-
-	switch (op) {
-	case MPROC__MW_DICT_SET:
-	case MPROC__MW_DICT_GET:
-	case MPROC__MW_DICT_DEL:
-		if (!mproc__mw_get_str(&rd, &k, &kn))
-			return -EBADMSG;
-		if (op == MPROC__MW_DICT_SET)
-			mproc__mw_get_rest(&rd, &v, &vn);
-		if (!mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_DICT);
-		if (!o)
-			return reply(c, -EINVAL, NULL, 0);
-		if (op == MPROC__MW_DICT_SET)
-			return reply(c, dict_set(o, k, kn, v, vn), NULL, 0);
-		pe = dict_find(o, k, kn, fnv1a(k, kn));
-		if (!pe)
-			return reply(c, -ENOENT, NULL, 0);
-		if (op == MPROC__MW_DICT_GET)
-			return reply(c, 0, (*pe)->val.p, (*pe)->val.len);
-		e = *pe;
-		*pe = e->next;
-		free(e->val.p);
-		free(e);
-		o->u.dict.n--;
-		return reply(c, 0, NULL, 0);
-
-	case MPROC__MW_DICT_LEN:
-	case MPROC__MW_LIST_LEN:
-	case MPROC__MW_QUEUE_LEN:
-		if (!mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, op == MPROC__MW_DICT_LEN ? MPROC__MW_KIND_DICT :
-				   op == MPROC__MW_LIST_LEN ? MPROC__MW_KIND_LIST :
-							      MPROC__MW_KIND_QUEUE);
-		if (!o)
-			return reply(c, -EINVAL, NULL, 0);
-		return reply_u64(c, op == MPROC__MW_DICT_LEN ? o->u.dict.n :
-				    op == MPROC__MW_LIST_LEN ? o->u.list.n : o->u.queue.n);
-
-	case MPROC__MW_LIST_APPEND:
-		mproc__mw_get_rest(&rd, &v, &vn);
-		o = obj_get(s, id, MPROC__MW_KIND_LIST);
-		if (!o)
-			return reply(c, -EINVAL, NULL, 0);
-		if (o->u.list.n == o->u.list.cap) {
-			size_t cap = o->u.list.cap ? o->u.list.cap * 2 : 16;
-			struct blob *items = realloc(o->u.list.items, cap * sizeof(*items));
-
-			if (!items)
-				return reply(c, -ENOMEM, NULL, 0);
-			o->u.list.items = items;
-			o->u.list.cap = cap;
-		}
-		o->u.list.items[o->u.list.n] = (struct blob){ NULL, 0 };
-		r = blob_set(&o->u.list.items[o->u.list.n], v, vn);
-		if (r == 0)
-			o->u.list.n++;
-		return reply(c, r, NULL, 0);
-
-	case MPROC__MW_LIST_GET:
-		if (!mproc__mw_get_i64(&rd, &x) || !mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_LIST);
-		if (!o)
-			return reply(c, -EINVAL, NULL, 0);
-		if (x < 0)
-			x += (int64_t)o->u.list.n;
-		if (x < 0 || (uint64_t)x >= o->u.list.n)
-			return reply(c, -ERANGE, NULL, 0);
-		return reply(c, 0, o->u.list.items[x].p, o->u.list.items[x].len);
-
-	case MPROC__MW_VALUE_GET:
-	case MPROC__MW_VALUE_GET_BYTES:
-		if (!mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_VALUE);
-		if (!o || o->u.value.is_bytes != (op == MPROC__MW_VALUE_GET_BYTES))
-			return reply(c, -EINVAL, NULL, 0);
-		if (op == MPROC__MW_VALUE_GET_BYTES)
-			return reply(c, 0, o->u.value.b.p, o->u.value.b.len);
-		return reply_u64(c, (uint64_t)o->u.value.i);
-
-	case MPROC__MW_VALUE_SET:
-	case MPROC__MW_VALUE_ADD:
-		if (!mproc__mw_get_i64(&rd, &x) || !mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_VALUE);
-		if (!o || (op == MPROC__MW_VALUE_ADD && o->u.value.is_bytes))
-			return reply(c, -EINVAL, NULL, 0);
-		if (op == MPROC__MW_VALUE_SET) {
-			free(o->u.value.b.p);
-			o->u.value.b = (struct blob){ NULL, 0 };
-			o->u.value.is_bytes = false;
-			o->u.value.i = x;
-			return reply(c, 0, NULL, 0);
-		}
-		if (__builtin_add_overflow(o->u.value.i, x, &t))
-			return reply(c, -ERANGE, NULL, 0);
-		o->u.value.i = t;
-		return reply_u64(c, (uint64_t)t);
-
-	case MPROC__MW_VALUE_SET_BYTES:
-		mproc__mw_get_rest(&rd, &v, &vn);
-		o = obj_get(s, id, MPROC__MW_KIND_VALUE);
-		if (!o)
-			return reply(c, -EINVAL, NULL, 0);
-		r = blob_set(&o->u.value.b, v, vn);
-		if (r == 0)
-			o->u.value.is_bytes = true;
-		return reply(c, r, NULL, 0);
-
-	case MPROC__MW_QUEUE_PUT:
-	case MPROC__MW_QUEUE_GET: {
-		struct qitem *q;
-
-		if (!mproc__mw_get_i64(&rd, &t))
-			return -EBADMSG;
-		if (op == MPROC__MW_QUEUE_PUT)
-			mproc__mw_get_rest(&rd, &v, &vn);
-		if (!mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_QUEUE);
-		if (!o || deadline_from(t, now_ns, &deadline) < 0)
-			return reply(c, -EINVAL, NULL, 0);
-		if (op == MPROC__MW_QUEUE_GET) {
-			if (o->u.queue.n) {
-				q = o->u.queue.head;
-				o->u.queue.head = q->next;
-				if (!q->next)
-					o->u.queue.tail = NULL;
-				o->u.queue.n--;
-				r = reply(c, 0, q->data, q->len);
-				free(q);
-				queue_serve(s, o);      /* room for a parked putter */
-				return r;
-			}
-			if (t == 0)
-				return reply(c, -EAGAIN, NULL, 0);
-			park(c, o, op, deadline);
-			return 0;
-		}
-		if (o->u.queue.max && o->u.queue.n >= o->u.queue.max && t == 0)
-			return reply(c, -EAGAIN, NULL, 0);
-		q = malloc(sizeof(*q) + vn);
-		if (!q)
-			return reply(c, -ENOMEM, NULL, 0);
-		q->len = vn;
-		if (vn)
-			memcpy(q->data, v, vn);
-		if (o->u.queue.max && o->u.queue.n >= o->u.queue.max) {
-			park(c, o, op, deadline);
-			c->witem = q;
-			return 0;
-		}
-		queue_push(o, q);
-		r = reply(c, 0, NULL, 0);
-		queue_serve(s, o);              /* an item for a parked getter */
-		return r;
-	}
-
-	case MPROC__MW_LOCK_ACQUIRE:
-		if (!mproc__mw_get_i64(&rd, &t) || !mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_LOCK);
-		if (!o || deadline_from(t, now_ns, &deadline) < 0)
-			return reply(c, -EINVAL, NULL, 0);
-		if (o->u.lock.owner == c)
-			return reply(c, -EDEADLK, NULL, 0);
-		if (!o->u.lock.owner && !o->waiters.head) {
-			r = o->u.lock.owner_died ? -EOWNERDEAD : 0;
-			o->u.lock.owner_died = false;
-			o->u.lock.owner = c;
-			return reply(c, r, NULL, 0);
-		}
-		if (t == 0)
-			return reply(c, -EAGAIN, NULL, 0);
-		park(c, o, op, deadline);
-		return 0;
-
-	case MPROC__MW_LOCK_RELEASE:
-		if (!mproc__mw_done(&rd))
-			return -EBADMSG;
-		o = obj_get(s, id, MPROC__MW_KIND_LOCK);
-		if (!o)
-			return reply(c, -EINVAL, NULL, 0);
-		if (o->u.lock.owner != c)
-			return reply(c, -EPERM, NULL, 0);
-		o->u.lock.owner = NULL;
-		r = reply(c, 0, NULL, 0);
-		lock_serve(s, o);
-		return r;
-
-	default:
-		return -EBADMSG;
-	}
+		return mproc__mw_done(&rd) ? mproc__mgr_reply(c, 0, NULL, 0) : -EBADMSG;
+	return mproc__mgr_obj_request(s, c, op, &rd, now_ns);      /* manager_objects.c */
 }
 
 static void pre_unlink(struct mproc__mgr *s, struct mproc__mgr_conn *c)
@@ -919,24 +354,15 @@ struct mproc__mw_buf *mproc__mgr_conn_out(struct mproc__mgr_conn *c)
 void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 {
 	struct mproc__mgr_conn **pw;
-	size_t i;
 
 	if (!c)
 		return;
 	pre_unlink(s, c);
 	if (c->parked) {
-		unpark(s, c);
+		mproc__mgr_unpark(s, c);
 	}
 	/* Locks it holds pass to the next waiter, marked "owner died". */
-	for (i = 0; i < s->nobjs; i++) {
-		struct obj *o = s->objs[i];
-
-		if (o->kind == MPROC__MW_KIND_LOCK && o->u.lock.owner == c) {
-			o->u.lock.owner = NULL;
-			o->u.lock.owner_died = true;
-			lock_serve(s, o);
-		}
-	}
+	mproc__mgr_objs_conn_gone(s, c);
 	for (pw = &s->woken; *pw; pw = &(*pw)->woken_next) {
 		if (*pw == c) {
 			*pw = c->woken_next;
@@ -958,15 +384,11 @@ void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 
 void mproc__mgr_free(struct mproc__mgr *s)
 {
-	size_t i;
-
 	if (!s)
 		return;
 	while (s->conns)
 		mproc__mgr_conn_free(s, s->conns);
-	for (i = 0; i < s->nobjs; i++)
-		obj_free(s->objs[i]);
-	free(s->objs);
+	mproc__mgr_objs_free(s);
 	memset(s->key, 0, sizeof(s->key));
 	free(s);
 }
@@ -978,9 +400,9 @@ static void expire_parked(struct mproc__mgr *s, int64_t now_ns)
 
 	for (c = s->conns; c; c = c->next) {
 		if (c->parked && c->wdeadline <= now_ns) {
-			if (reply(c, -ETIMEDOUT, NULL, 0) < 0)
+			if (mproc__mgr_reply(c, -ETIMEDOUT, NULL, 0) < 0)
 				c->dead = true;
-			unpark(s, c);
+			mproc__mgr_unpark(s, c);
 		}
 	}
 }
@@ -1134,9 +556,9 @@ static void listen_pause(struct loop *l, bool pause)
  * the listen queue, its client waiting for a challenge until it times out, and the listening
  * socket (level-triggered) would wake the loop again at once. So give up the reserve fd, accept
  * the connection into it and close it at once: the client reads EOF before any challenge
- * (mproc_manager_connect: -EPIPE), and no connection already accepted is touched (issue 16:
- * dropping the oldest unauthenticated connection to make room dropped the one just accepted,
- * a client in the middle of its handshake). Returns whether one was refused; false when no
+ * (mproc_manager_connect: -EPIPE), and no connection already accepted is touched (dropping the
+ * oldest unauthenticated connection to make room could drop the one just accepted, a client in
+ * the middle of its handshake). Returns whether one was refused; false when no
  * reserve is held (the listening socket is then left out of the loop until an fd is free).
  */
 static bool refuse_one(struct loop *l)
@@ -1313,6 +735,9 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 	return n;
 }
 
+/* Long (about 120 lines) on purpose: the loop's setup is one goto ladder (epoll, signalfd,
+ * buffers) and the loop exits only through it, so the set-up and the teardown stay side by side;
+ * each event's work is a function of its own above. */
 int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 		     const struct mproc__mgr_config *cfg)
 {

@@ -82,6 +82,8 @@ static int read_key(const char *path, uint8_t *key, size_t *keylen)
 	return 0;
 }
 
+/* Long (about 80 lines): the options, one case each in the order of the usage text, then the
+ * serve call; nothing in it is worth a name of its own. */
 int main(int argc, char **argv)
 {
 	static uint8_t key[MPROC_MANAGER_KEY_MAX + 1];

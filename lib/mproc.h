@@ -4,8 +4,12 @@
  *
  * Conventions (see each module's header for the details):
  *  - functions return 0 or a negative errno; data calls return a size >= 0 or -errno;
- *  - objects are opaque, made by mproc_<obj>_new/_open and destroyed by _free/_close,
- *    which accept NULL and half-built objects;
+ *  - objects are opaque, made by mproc_<obj>_new/_open/_pair and released by _free, which
+ *    accepts NULL and half-built objects; _close, where a type has one, refuses new work and
+ *    releases nothing (pool, queue: later calls get -EPIPE, _free still follows). Two old
+ *    names release instead and are kept for their callers: mproc_conn_close and the manager
+ *    proxies' _close (aliases of _free). mproc_process_close is Python's Process.close: it
+ *    gives up an ended process's fds, and the object stays until mproc_process_free;
  *  - every fd the library opens is close-on-exec; every wait loop retries EINTR against a
  *    CLOCK_MONOTONIC deadline; the library never prints, never exits, never installs a
  *    process-wide signal handler behind the caller's back.

@@ -156,12 +156,6 @@ static inline bool cas64(uint64_t *p, uint64_t old, uint64_t nw)
 {
 	return __atomic_compare_exchange_n(p, &old, nw, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
 
 static inline char *task_at(struct mproc_pool *p, size_t i) { return p->tasks + i * p->tstride; }
 static inline char *result_at(struct mproc_pool *p, size_t i)
@@ -169,9 +163,14 @@ static inline char *result_at(struct mproc_pool *p, size_t i)
 	return p->results + i * p->rstride;
 }
 
-/* pool.c: the owner's bookkeeping, for pool_batch.c (mu held unless said otherwise; each is
- * described where it is defined). */
+/* pool_handler.c and pool.c: the owner's bookkeeping, for pool.c and pool_batch.c (mu held
+ * unless said otherwise; each is described where it is defined). */
 int mproc__pool_cond_wait_until(struct mproc_pool *p, int64_t deadline);
+void mproc__pool_fail_all(struct mproc_pool *p, int kind);
+size_t mproc__pool_harvest(struct mproc_pool *p);
+void *mproc__pool_handler_main(void *arg);
+void mproc__pool_handler_stop(struct mproc_pool *p);
+void mproc__pool_kill_all_workers(struct mproc_pool *p);
 void mproc__pool_job_deliver(struct mproc_pool *p, struct mproc_result *j, size_t idx,
 			     ssize_t status, const char *src);
 void mproc__pool_job_forget_st(struct mproc_result *j, ssize_t *st);

@@ -141,7 +141,7 @@ static _Noreturn void worker_main(struct mproc_pool *p, int w)
 			continue;
 		}
 		if (++spins < WORKER_SPIN) {
-			cpu_relax();
+			mproc__cpu_relax();
 			continue;
 		}
 		/* Sleep. Dekker with the owner: we count ourselves a sleeper, then re-check; it

@@ -43,10 +43,6 @@
 #include "mproc/log.h"
 #include "process_internal.h"
 
-#if MPROC__ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
 /* ---- daemon list, atfork ----------------------------------------------------------------- */
 
 static struct mproc__fork_state *const fst = &mproc__fork_state;
@@ -104,8 +100,8 @@ MPROC__FORK_TEXT static void mutex_reset(pthread_mutex_t *m, const pthread_mutex
 MPROC__FORK_TEXT static void atfork_child(void)
 {
 	/* Writes only what needs resetting: the page of the fork state, write-protected by the
-	 * fork, costs a fault in the child to write (tens of us on a VM), and this runs in every
-	 * fork of the process, the host program's own too. */
+	 * fork, costs a page fault in the child to write, and this runs in every fork of the
+	 * process, the host program's own too. */
 	/* The parent's fst->daemons are not this process's children. */
 	if (fst->daemons)
 		fst->daemons = NULL;
@@ -152,126 +148,11 @@ static void at_exit(void)
 	mproc_forkserver_stop();
 }
 
-/* ---- process objects: a wipe-on-fork arena ----------------------------------------------- */
-
-/*
- * Process objects live in chunks of their own that are wiped on fork (MADV_WIPEONFORK), not on
- * the heap. fork(2) write-protects every private page of the parent, and the parent writes the
- * object (pid, pidfd, state) right after fork while the child still maps the page: a
- * copy-on-write fault and a page copy on the start path of every fork (26-32 us of 700-860 on
- * the 2-core VM, interleaved medians; tools/fork_steps.c, "heap_write"). The kernel copies nothing of a
- * wiped range to the child, so the parent's pages stay writable. In a fork child every inherited
- * object reads as zeros, which is P_FOREIGN: the object of a process that is not the caller's
- * child (Python: "can only join a child process"); calls on it return -ECHILD, free does
- * nothing, and the child never hands the inherited memory out again: the arena's header, in the
- * first chunk, is wiped too, so the child starts with no chunks and maps its own.
- * Without MADV_WIPEONFORK (Linux < 4.14) or memory for a chunk, objects come from malloc, and a
- * child sees the parent's objects as they were at fork.
- */
-#define ARENA_CHUNK ((size_t)64 << 10)
-struct proc_arena {
-	_Atomic int lock;       /* a spin lock: held for a few stores; zero (free) in a child */
-	struct mproc_process *free;
-};
-#define ARENA_SLOT (((sizeof(struct mproc_process) + 63) / 64) * 64)
-static struct proc_arena *arena;        /* set once by init(); NULL: objects come from malloc */
-_Static_assert(sizeof(struct proc_arena) <= ARENA_SLOT, "the header fits in slot 0");
-
-static void *arena_chunk(void)
-{
-	void *c = mmap(NULL, ARENA_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
-
-	if (c == MAP_FAILED)
-		return NULL;
-	if (madvise(c, ARENA_CHUNK, MADV_WIPEONFORK) < 0) {
-		munmap(c, ARENA_CHUNK);
-		return NULL;
-	}
-#if MPROC__ASAN
-	/* LeakSanitizer scans globals, stacks and the heap, not mmap'd memory: what only a
-	 * process object points to (an exec method's strings) would read as leaked. */
-	__lsan_register_root_region(c, ARENA_CHUNK);
-#endif
-	return c;
-}
-
-/* Put the slots of chunk [from, ARENA_CHUNK) on the free list (lock held). */
-static void arena_add(char *c, size_t from)
-{
-	for (size_t off = ARENA_CHUNK - ARENA_SLOT; off >= from && off < ARENA_CHUNK;
-	     off -= ARENA_SLOT) {
-		struct mproc_process *p = (struct mproc_process *)(c + off);
-
-		p->next_free = arena->free;
-		arena->free = p;
-	}
-}
-
-static void arena_init(void)
-{
-	char *c = arena_chunk();
-
-	if (!c)
-		return;
-	arena = (struct proc_arena *)c;
-	arena_add(c, ARENA_SLOT);       /* slot 0 holds the header */
-}
-
-static void arena_lock(void)
-{
-	while (atomic_exchange_explicit(&arena->lock, 1, memory_order_acquire))
-		sched_yield();
-}
-
-static void arena_unlock(void)
-{
-	atomic_store_explicit(&arena->lock, 0, memory_order_release);
-}
-
-static struct mproc_process *proc_alloc(void)
-{
-	struct mproc_process *p = NULL;
-	char *c;
-
-	if (arena) {
-		arena_lock();
-		if (!arena->free && (c = arena_chunk()) != NULL)
-			arena_add(c, 0);
-		p = arena->free;
-		if (p)
-			arena->free = p->next_free;
-		arena_unlock();
-	}
-	if (p) {
-		memset(p, 0, sizeof(*p));
-		p->in_arena = true;
-		return p;
-	}
-	/* malloc + memset, not calloc: glibc's calloc skips the thread cache and writes the
-	 * arena, one more page for a forking parent to fault in again after every fork. */
-	p = malloc(sizeof(*p));
-	if (p)
-		memset(p, 0, sizeof(*p));
-	return p;
-}
-
-static void proc_release(struct mproc_process *p)
-{
-	if (!p->in_arena) {
-		free(p);
-		return;
-	}
-	p->state = P_FOREIGN;   /* a stale pointer gets -ECHILD, not a live object's state */
-	arena_lock();
-	p->next_free = arena->free;
-	arena->free = p;
-	arena_unlock();
-}
+/* ---- init (process objects live in process_arena.c) ------------------------------------- */
 
 static void init(void)
 {
-	arena_init();
+	mproc__process_arena_init();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(at_exit);
 }
@@ -427,7 +308,7 @@ int mproc_process_new(struct mproc_process **out, mproc_process_fn *fn, void *ar
 		}
 	}
 	init_once_now();
-	p = proc_alloc();
+	p = mproc__process_alloc();
 	if (!p)
 		return -ENOMEM;
 	p->method = opts->method;
@@ -509,9 +390,13 @@ static bool pidfd_works(void)
 			atomic_store_explicit(&state, s, memory_order_relaxed);
 		}
 	}
-	return s >= 0;  /* unknown (EMFILE...): try the pidfd, as before */
+	return s >= 0;  /* unknown (EMFILE...): try the pidfd */
 }
 
+/* Long (about 100 lines) on purpose: the fork path reads top to bottom: what the child needs,
+ * read before fork (the child may make async-signal-safe calls only), the signal mask around
+ * fork, the child's few lines, then the parent's; cut apart, the orderings that the comments
+ * inside name would span functions. */
 MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 {
 	int sp[2] = { -1, -1 }, dp[2];
@@ -544,9 +429,9 @@ MPROC__FORK_TEXT static int start_fork(struct mproc_process *p)
 		mproc__close(dp[1]);
 		return r;
 	}
-	/* Which stop signals the child must reset: asked here, where a system call costs a third
-	 * of one in the new child (3 us there against 1 here on the 2-core VM, whose first touch
-	 * of each page in a new process is slow). */
+	/* Which stop signals the child must reset: asked here, not in the new child, where the
+	 * first touch of each page of libc and of the stack is a page fault, so the same system
+	 * call costs several times more (tools/fork_steps measures it). */
 	reset = mproc__stop_signals_changed();
 	pthread_sigmask(SIG_SETMASK, NULL, &old);
 	/* Signals stay blocked across fork only when the child has something to undo: a stop
@@ -1014,5 +899,5 @@ void mproc_process_free(struct mproc_process *p)
 	free(p->entry);
 	free(p->argbuf);
 	free(p->exe);
-	proc_release(p);
+	mproc__process_release(p);
 }

@@ -105,8 +105,8 @@ int mproc_set_executable(const char *path)
 		abs = realpath(path, NULL);
 		if (!abs)
 			return errno == ENOMEM ? -ENOMEM : -errno;
-		/* A directory passes access(X_OK) (issue 16: the error came only at start);
-		 * execve refuses anything but a regular file with EACCES, so say it now. */
+		/* A directory passes access(X_OK), but execve refuses anything but a regular
+		 * file with EACCES: say it now, not at start. */
 		if (stat(abs, &st) < 0)
 			r = -errno;
 		else if (!S_ISREG(st.st_mode))
@@ -324,7 +324,7 @@ MPROC__FORK_CHILD void mproc__child_setup(const char *name, bool daemon, pid_t p
 	size_t n;
 
 	/* Inline system calls (sys5), not sigaction/prctl/strlen: in a fork child every 64 KiB of
-	 * libc code not yet run there costs a page fault (tens of us on a VM). */
+	 * libc code not yet run there costs a page fault. */
 	for (int sig = 1; reset && sig < 64; sig++) {
 		if (reset & 1ULL << sig)
 			mproc__sys5(SYS_rt_sigaction, sig, (long)ksa_default, 0, (_NSIG - 1) / 8, 0);

@@ -52,8 +52,8 @@ struct mproc__fs_state {
 /*
  * Everything a fork writes, on one page. fork(2) write-protects every private page of the
  * parent; each page written afterwards by the parent (atfork_parent unlocking) or by the child
- * (atfork_child, child_setup) costs a page fault, which on a VM costs about as much as tens of
- * syscalls. Kept together, a fork costs one such fault on each side instead of one per variable.
+ * (atfork_child, child_setup) costs a page fault, which under a hypervisor can cost as much as
+ * tens of syscalls. Kept together, a fork costs one such fault on each side instead of one per variable.
  * Aligned so it never straddles two pages.
  */
 #define MPROC__FORK_STATE_ALIGN 512
@@ -235,6 +235,13 @@ int mproc__exec_child(enum mproc_start_method how, const char *exe, const char *
 		      int statusfd, int extrafd, bool closefds, pid_t *pid);
 /* Make a sealed-size memfd holding buf (O_CLOEXEC). Returns the fd or -errno. */
 int mproc__memfd_of(const void *buf, size_t len);
+
+/* process_arena.c: process objects in chunks wiped on fork, else from malloc. init: once,
+ * before the first alloc (process.c's init). alloc: a zeroed object or NULL; release: back to
+ * the arena or free(3). */
+void mproc__process_arena_init(void);
+struct mproc_process *mproc__process_alloc(void);
+void mproc__process_release(struct mproc_process *p);
 
 /* forkserver.c */
 /* The server's read of one request from a client connection (made non-blocking): the header,

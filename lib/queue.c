@@ -478,12 +478,14 @@ static int fix_timeout_code(int r, double timeout_s)
 /* Check a timeout without reading the clock; the deadline is computed only if a call must wait. */
 static bool timeout_ok(double timeout_s)
 {
-	return timeout_s == MPROC_FOREVER || (isfinite(timeout_s) && timeout_s >= 0);
+	int64_t ns;
+
+	return mproc__timeout_ns(timeout_s, &ns) == 0;
 }
 
 /*
  * The deadline for a call that found it must wait. Deadline 0 (long past) means "do not
- * wait": a first attempt with it costs no clock read (about 50 ns on a VM), which matters
+ * wait": a first attempt with it costs no clock read (a vDSO call, tens of ns), which matters
  * on the ring's fast path.
  */
 static int64_t deadline_of(double timeout_s)

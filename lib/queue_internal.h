@@ -120,17 +120,6 @@ int mproc__robust_mutex_init(pthread_mutex_t *m);
 int mproc__robust_lock(pthread_mutex_t *m, int64_t deadline);
 void mproc__robust_unlock(pthread_mutex_t *m);
 
-static inline void mproc__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 /*
  * A light robust lock for the ring's hot path: one 32-bit word in shared memory holding the
  * owner's thread id (bit 31: someone sleeps on it). Uncontended lock and unlock are one atomic

@@ -117,15 +117,6 @@ _Static_assert(sizeof(struct mproc_barrier) <= MPROC_SYNC_SIZE, "barrier size");
 #define FETCH_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define FETCH_SUB(p, v) __atomic_fetch_sub((p), (v), __ATOMIC_SEQ_CST)
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* ---- thread id cache ------------------------------------------------------------------ */
 
 /* initial-exec: a fixed offset from the thread pointer, no __tls_get_addr call on the
@@ -193,7 +184,7 @@ static int lw_lock_slow(uint32_t *w, uint32_t tid, int64_t deadline)
 			v = __atomic_load_n(w, __ATOMIC_RELAXED);
 			if (v == 0 && CAS(w, &v, tid))
 				return 0;
-			cpu_relax();
+			mproc__cpu_relax();
 		}
 	}
 	for (;;) {

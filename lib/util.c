@@ -29,21 +29,61 @@ int64_t mproc__now_ns(void)
 	return (int64_t)ts.tv_sec * MPROC__NSEC_PER_SEC + ts.tv_nsec;
 }
 
-int mproc__deadline(double timeout_s, int64_t *out)
+int mproc__timeout_ns(double timeout_s, int64_t *ns)
 {
+	double d;
+	int64_t w;
+
 	if (timeout_s == MPROC_FOREVER) {
-		*out = MPROC__NO_DEADLINE;
+		*ns = -1;
 		return 0;
 	}
 	if (!isfinite(timeout_s) || timeout_s < 0)
 		return -EINVAL;
-	/* More than ~292 years is forever for our purposes (and would overflow int64 ns). */
+	/* More than ~285 years is forever for our purposes (and would overflow int64 ns). */
 	if (timeout_s > 9.0e9) {
+		*ns = -1;
+		return 0;
+	}
+	d = timeout_s * 1e9;
+	w = (int64_t)d;
+	*ns = (double)w < d ? w + 1 : w;
+	return 0;
+}
+
+int mproc__deadline_at(int64_t timeout_ns, int64_t now_ns, int64_t *out)
+{
+	if (timeout_ns < -1)
+		return -EINVAL;
+	if (timeout_ns == -1 || timeout_ns > MPROC__NO_DEADLINE - now_ns)
+		*out = MPROC__NO_DEADLINE;
+	else
+		*out = now_ns + timeout_ns;
+	return 0;
+}
+
+int mproc__deadline(double timeout_s, int64_t *out)
+{
+	int64_t ns;
+	int r = mproc__timeout_ns(timeout_s, &ns);
+
+	if (r < 0)
+		return r;
+	if (ns == -1) {         /* no clock read for forever */
 		*out = MPROC__NO_DEADLINE;
 		return 0;
 	}
-	*out = mproc__now_ns() + (int64_t)(timeout_s * 1e9);
-	return 0;
+	return mproc__deadline_at(ns, mproc__now_ns(), out);
+}
+
+uint64_t mproc__fnv1a64(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (n--)
+		h = (h ^ *c++) * 0x100000001b3ull;
+	return h;
 }
 
 int mproc__poll_ms(int64_t deadline_ns)

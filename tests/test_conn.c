@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn_frame.h"
+#include "internal.h"
 #include "mproc.h"
 #include "tap.h"
 
@@ -37,16 +38,6 @@ static void pair_or_abort(void *arg, struct mproc_conn **a, struct mproc_conn **
 	struct mproc_conn_opts o = { .transport = tr_of(arg), .simplex = simplex };
 
 	ASSERT_OK(mproc_conn_pair(a, b, &o));
-}
-
-static uint64_t fnv(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
 }
 
 static void fill(void *p, size_t n, uint32_t seed)
@@ -106,10 +97,10 @@ static void t_echo(void *arg)
 	pair_or_abort(arg, &a, &b, false);
 	pid = fork_or_abort();
 	if (pid == 0) {
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		echo_child(b);
 	}
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	for (size_t i = 0; i < N_ELEM(sizes); i++) {
 		size_t n = sizes[i];
 		char *out = malloc(n + 1), *in = NULL;
@@ -143,7 +134,7 @@ static void t_echo(void *arg)
 		free(in);
 		free(out);
 	}
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	CHECK_EQ(reap(pid), 0);
 }
 
@@ -166,8 +157,8 @@ static void t_empty(void *arg)
 	CHECK(p != NULL);
 	free(p);
 	CHECK_EQ(mproc_conn_poll(b, 0), 0);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 static void t_small_buffer(void *arg)
@@ -197,8 +188,8 @@ static void t_small_buffer(void *arg)
 		CHECK_MEM_EQ(in, out, sizeof(out) - (size_t)i * 300);
 	}
 	CHECK_EQ(mproc_conn_poll(b, 0), 0);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 static void t_poll(void *arg)
@@ -226,11 +217,11 @@ static void t_poll(void *arg)
 	CHECK_EQ(mproc_conn_poll(b, 0), 0);
 	CHECK_ERR(mproc_conn_poll(b, -2), -EINVAL);
 	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 0.0 / 0.0), -EINVAL);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	CHECK_EQ(mproc_conn_poll(b, 1), 1);                             /* EOF is readable */
 	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 1), MPROC_EOF);
 	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 1), MPROC_EOF);
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 }
 
 /* A partial header for a pipe/stream stays buffered across a timeout. */
@@ -251,8 +242,8 @@ static void t_partial_header(void *arg)
 	CHECK_EQ(mproc_conn_write(a, "abc", 3), 3);
 	CHECK_EQ(mproc_conn_recv(b, buf, sizeof(buf), 1), 3);
 	CHECK_MEM_EQ(buf, "abc", 3);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 static void t_simplex(void *arg)
@@ -268,9 +259,9 @@ static void t_simplex(void *arg)
 	CHECK_EQ(mproc_conn_fileno(w), -1);
 	CHECK_EQ(mproc_conn_send(w, "ok", 2), 2);
 	CHECK_EQ(mproc_conn_recv(r, buf, sizeof(buf), 1), 2);
-	mproc_conn_close(w);
+	mproc_conn_free(w);
 	CHECK_ERR(mproc_conn_recv(r, buf, sizeof(buf), 1), MPROC_EOF);
-	mproc_conn_close(r);
+	mproc_conn_free(r);
 }
 
 static void t_bad_input(void *arg)
@@ -314,9 +305,9 @@ static void t_bad_input(void *arg)
 	CHECK_ERR(mproc_conn_recv_alloc(b, &p, 1), -EMSGSIZE);
 	CHECK(p == NULL);
 	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 1), -EMSGSIZE);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
-	mproc_conn_close(NULL);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
+	mproc_conn_free(NULL);
 }
 
 static void t_malformed(void *arg)
@@ -328,8 +319,8 @@ static void t_malformed(void *arg)
 	CHECK_EQ(mproc_conn_write(a, "GET / HTTP/1.0\r\n", 16), 16);
 	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 1), -EBADMSG);
 	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 1), -EBADMSG);  /* stays broken */
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 static void t_closed_peer(void *arg)
@@ -339,27 +330,27 @@ static void t_closed_peer(void *arg)
 
 	pair_or_abort(arg, &a, &b, false);
 	CHECK_EQ(mproc_conn_send(b, "last", 4), 4);
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	CHECK_EQ(mproc_conn_recv(a, buf, sizeof(buf), 1), 4);          /* queued data first */
 	CHECK_ERR(mproc_conn_recv(a, buf, sizeof(buf), 1), MPROC_EOF);
 	CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);                  /* and no SIGPIPE */
 	memset(buf, 'y', sizeof(buf));
 	CHECK_ERR(mproc_conn_send(a, buf, sizeof(buf)), -EPIPE);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 
 	/* A child holding the peer exits: EOF once every copy is closed. */
 	pair_or_abort(arg, &a, &b, false);
 	pid_t pid = fork_or_abort();
 	if (pid == 0) {
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		mproc_conn_send(b, "bye", 3);
 		_exit(0);
 	}
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	CHECK_EQ(mproc_conn_recv(a, buf, sizeof(buf), 10), 3);
 	CHECK_ERR(mproc_conn_recv(a, buf, sizeof(buf), 10), MPROC_EOF);
 	CHECK_EQ(reap(pid), 0);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 }
 
 /* With opts.sigpipe_ignored and SIGPIPE ignored (as CPython runs), a closed peer still gives
@@ -372,18 +363,18 @@ static void t_sigpipe_ignored(void *arg)
 
 	signal(SIGPIPE, SIG_IGN);
 	ASSERT_OK(mproc_conn_pair(&a, &b, &o));
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);
 	CHECK_ERR(mproc_conn_write(a, "x", 1), -EPIPE);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	signal(SIGPIPE, SIG_DFL);
 	/* The default guard leaves no SIGPIPE pending behind it. */
 	ASSERT_OK(mproc_conn_pair(&a, &b, &(struct mproc_conn_opts){ .transport = tr_of(arg) }));
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);
 	sigpending(&pend);
 	CHECK(!sigismember(&pend, SIGPIPE));
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 }
 
 /* 8 processes x 1000 random-size messages on one shared endpoint; every message arrives whole,
@@ -410,7 +401,7 @@ static void t_shared_senders(void *arg)
 		if (pids[p] == 0) {
 			uint32_t x = (uint32_t)p * 7919u + 1;
 
-			mproc_conn_close(b);
+			mproc_conn_free(b);
 			for (uint32_t s = 0; s < NMSG; s++) {
 				struct msg_head h;
 				size_t len;
@@ -422,7 +413,7 @@ static void t_shared_senders(void *arg)
 				h.seq = s;
 				h.len = (uint32_t)len;
 				fill(buf + sizeof(h), len - sizeof(h), x);
-				h.sum = fnv(buf + sizeof(h), len - sizeof(h));
+				h.sum = mproc__fnv1a64(buf + sizeof(h), len - sizeof(h));
 				memcpy(buf, &h, sizeof(h));
 				if (mproc_conn_send(a, buf, len) != (ssize_t)len)
 					_exit(1);
@@ -430,7 +421,7 @@ static void t_shared_senders(void *arg)
 			_exit(0);
 		}
 	}
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	int bad = 0;
 	for (int i = 0; i < NPROC * NMSG; i++) {
 		struct msg_head h;
@@ -444,7 +435,7 @@ static void t_shared_senders(void *arg)
 		}
 		memcpy(&h, buf, sizeof(h));
 		if (h.proc >= NPROC || h.len != (size_t)n || h.seq != next[h.proc] ||
-		    h.sum != fnv(buf + sizeof(h), (size_t)n - sizeof(h))) {
+		    h.sum != mproc__fnv1a64(buf + sizeof(h), (size_t)n - sizeof(h))) {
 			bad++;
 			break;
 		}
@@ -457,7 +448,7 @@ static void t_shared_senders(void *arg)
 	}
 	if (!bad)
 		CHECK_ERR(mproc_conn_recv(b, buf, cap, 10), MPROC_EOF);
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	free(buf);
 }
 
@@ -485,7 +476,7 @@ static void t_eintr_storm(void *arg)
 	pid = fork_or_abort();
 	if (pid == 0) {
 		/* Echo slowly, so the parent blocks in send and recv while signals land. */
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		for (;;) {
 			void *m = NULL;
 			ssize_t n = mproc_conn_recv_alloc(b, &m, MPROC_FOREVER);
@@ -500,7 +491,7 @@ static void t_eintr_storm(void *arg)
 			free(m);
 		}
 	}
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	sigemptyset(&sa.sa_mask);
 	ASSERT(sigaction(SIGUSR1, &sa, NULL) == 0);
 	ASSERT(timer_create(CLOCK_MONOTONIC, &sev, &timer) == 0);
@@ -526,7 +517,7 @@ static void t_eintr_storm(void *arg)
 	timer_delete(timer);
 	signal(SIGUSR1, SIG_IGN);
 	CHECK_CMP(storm_hits, >, 10);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	CHECK_EQ(reap(pid), 0);
 	free(out);
 	free(in);
@@ -544,8 +535,8 @@ static void t_fds(void *arg)
 	pair_or_abort(arg, &a, &b, false);
 	if (tr_of(arg) == MPROC_CONN_PIPE) {
 		CHECK_ERR(mproc_conn_send_fds(a, "x", 1, (int[]){ 0 }, 1), -EOPNOTSUPP);
-		mproc_conn_close(a);
-		mproc_conn_close(b);
+		mproc_conn_free(a);
+		mproc_conn_free(b);
 		return;
 	}
 	ASSERT(pipe2(p, O_CLOEXEC) == 0);
@@ -591,8 +582,8 @@ static void t_fds(void *arg)
 	close(p[0]);
 	close(p[1]);
 	close(hi);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 /* Raw sendmsg with a header whose fd count does not match the ancillary data. */
@@ -644,8 +635,8 @@ static void t_fds_mismatch(void *arg)
 		CHECK_ERR(mproc_conn_recv_fds(b, buf, sizeof(buf), got, &nf, 1), -EBADMSG);
 		CHECK_EQ(nf, 0);
 		CHECK_EQ(tap_count_fds(), nfd_before);          /* whatever arrived was closed */
-		mproc_conn_close(a);
-		mproc_conn_close(b);
+		mproc_conn_free(a);
+		mproc_conn_free(b);
 	}
 }
 
@@ -670,7 +661,7 @@ static void t_fds_ctrunc(void *arg)
 		int before;
 		ssize_t r;
 
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		int lowest = dup(0);                    /* the lowest free fd number */
 		if (lowest < 0)
 			_exit(19);
@@ -692,8 +683,8 @@ static void t_fds_ctrunc(void *arg)
 	if (st == 21)
 		tap_diag("kernel installed the fds despite the limit (or delivered them)");
 	CHECK_EQ(st, 0);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 /* A writer SIGKILLed mid-frame: the reader gets -EBADMSG or MPROC_EOF, never a hang. */
@@ -710,12 +701,12 @@ static void t_writer_killed(void *arg)
 	if (pid == 0) {
 		char *out = calloc(1, big);
 
-		mproc_conn_close(b);
+		mproc_conn_free(b);
 		if (out)
 			mproc_conn_send(a, out, big);   /* blocks: nobody reads it all */
 		_exit(0);
 	}
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	/* Let the frame start, then kill the writer while it holds the send lock. */
 	CHECK_EQ(mproc_conn_poll(b, 10), 1);
 	usleep(20000);
@@ -725,7 +716,7 @@ static void t_writer_killed(void *arg)
 	CHECK(r == -EBADMSG || r == MPROC_EOF);
 	if (r != -EBADMSG && r != MPROC_EOF)
 		tap_diag("got %zd", r);
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	free(in);
 }
 
@@ -753,7 +744,7 @@ static void t_lock_owner_dead(void *arg)
 	 * may block on a full pipe, so drain first in a child. */
 	pid_t drain = fork_or_abort();
 	if (drain == 0) {
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		for (;;) {
 			ssize_t r = mproc_conn_read(b, buf, sizeof(buf), 5);
 
@@ -761,9 +752,9 @@ static void t_lock_owner_dead(void *arg)
 				_exit(r == MPROC_EOF ? 0 : 1);
 		}
 	}
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	CHECK_EQ(mproc_conn_send(a, "after", 5), 5);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	CHECK_EQ(reap(drain), 0);
 }
 
@@ -805,8 +796,8 @@ static void t_send_timeout(void *arg)
 	CHECK_EQ(mproc_conn_send_timeout(a, "again", 5, 1.0), 5);
 	CHECK_EQ(mproc_conn_recv(b, got, sizeof(got), 1.0), 5);
 	CHECK_MEM_EQ(got, "again", 5);
-	mproc_conn_close(a);
-	mproc_conn_close(b);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
 }
 
 /* A timed send that runs out of time mid-frame tears it: -ETIMEDOUT, then -EPIPE for every
@@ -828,7 +819,7 @@ static void t_send_timeout_torn(void *arg)
 	ASSERT(pipe2(sync, O_CLOEXEC) == 0);
 	pid = fork_or_abort();
 	if (pid == 0) {
-		mproc_conn_close(b);
+		mproc_conn_free(b);
 		close(sync[1]);
 		if (read(sync[0], &x, 1) != 1)
 			_exit(3);
@@ -856,9 +847,9 @@ static void t_send_timeout_torn(void *arg)
 	}
 	n = mproc_conn_recv(b, buf, big, 0.2);
 	CHECK(n == -ETIMEDOUT || n == -EBADMSG);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	CHECK_ERR(mproc_conn_recv(b, buf, big, 1.0), -EBADMSG);
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	free(buf);
 }
 
@@ -911,7 +902,7 @@ static void t_cross_cpu_frames(void *arg)
 	if (pid == 0) {
 		char *in = malloc((1u << 20) + 3), *want = malloc((1u << 20) + 3), bad = 0, one;
 
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		pin_or_abort(cpus[0]);
 		if (!in || !want || mproc_conn_recv(b, &one, 1, 30) != 1 ||
 		    mproc_conn_send(b, "k", 1) != 1)
@@ -926,10 +917,10 @@ static void t_cross_cpu_frames(void *arg)
 		}
 		if (mproc_conn_send(b, &bad, 1) != 1)
 			_exit(11);
-		mproc_conn_close(b);
+		mproc_conn_free(b);
 		_exit(0);
 	}
-	mproc_conn_close(b);
+	mproc_conn_free(b);
 	pin_or_abort(cpus[1]);
 	CHECK_EQ(mproc_conn_send(a, "x", 1), 1);
 	CHECK_EQ(mproc_conn_recv(a, &status, 1, 30), 1);
@@ -946,7 +937,7 @@ static void t_cross_cpu_frames(void *arg)
 	CHECK_EQ(mproc_conn_recv(a, &status, 1, 30), 1);
 	CHECK_EQ(status, 0);
 	free(out);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
 	CHECK_EQ(reap(pid), 0);
 }
 
@@ -974,21 +965,47 @@ static void t_send_size_max(void *arg)
 	CHECK_EQ(mproc_conn_recv(b, buf, sizeof(buf), 5), 1);
 	CHECK_EQ(buf[0], 'y');
 	CHECK_EQ(mproc_conn_poll(b, 0), 0);
-	mproc_conn_close(a);
+	mproc_conn_free(a);
+	mproc_conn_free(b);
+}
+
+/*
+ * mproc_conn_free releases an endpoint: its fds are closed, so the peer reads MPROC_EOF, and
+ * NULL is a no-op. mproc_conn_close, the old name, still releases (an alias, not "refuse new
+ * work": a caller that used it to free must not leak).
+ */
+static void t_free(void *arg)
+{
+	struct mproc_conn *a, *b;
+	char buf[8];
+	int fa, fb;
+
+	mproc_conn_free(NULL);
+	mproc_conn_close(NULL);
+	pair_or_abort(arg, &a, &b, false);
+	fa = mproc_conn_fileno(a);
+	fb = mproc_conn_fileno(b);
+	ASSERT(fa >= 0 && fb >= 0);
+	mproc_conn_free(a);
+	CHECK_EQ(fcntl(fa, F_GETFD), -1);
+	CHECK_EQ(errno, EBADF);
+	CHECK_ERR(mproc_conn_recv(b, buf, sizeof(buf), 5), MPROC_EOF);
 	mproc_conn_close(b);
+	CHECK_EQ(fcntl(fb, F_GETFD), -1);
+	CHECK_EQ(errno, EBADF);
 }
 
 static const char *const case_names[] = {
 	"echo", "empty", "small_buffer", "poll", "partial_header", "simplex", "bad_input",
 	"malformed", "closed_peer", "shared_senders", "eintr_storm", "fds", "fds_mismatch",
 	"fds_ctrunc", "writer_killed", "lock_owner_dead", "sigpipe_ignored", "send_timeout",
-	"send_timeout_torn", "cross_cpu_frames", "send_size_max",
+	"send_timeout_torn", "cross_cpu_frames", "send_size_max", "free",
 };
 static tap_fn *const case_fns[] = {
 	t_echo, t_empty, t_small_buffer, t_poll, t_partial_header, t_simplex, t_bad_input,
 	t_malformed, t_closed_peer, t_shared_senders, t_eintr_storm, t_fds, t_fds_mismatch,
 	t_fds_ctrunc, t_writer_killed, t_lock_owner_dead, t_sigpipe_ignored, t_send_timeout,
-	t_send_timeout_torn, t_cross_cpu_frames, t_send_size_max,
+	t_send_timeout_torn, t_cross_cpu_frames, t_send_size_max, t_free,
 };
 
 int main(int argc, char **argv)

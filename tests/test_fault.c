@@ -378,8 +378,8 @@ static void nproc_unaffected(void *arg)
 		ASSERT_OK(mproc_conn_pair(&a, &b, &o));
 		CHECK_EQ(mproc_conn_send(a, "hi", 2), 2);
 		CHECK_EQ(mproc_conn_recv(b, buf, sizeof(buf), 5), 2);
-		mproc_conn_close(a);
-		mproc_conn_close(b);
+		mproc_conn_free(a);
+		mproc_conn_free(b);
 	}
 	for (int bk = 0; bk < MPROC_QUEUE_BACKEND_COUNT; bk++) {
 		struct mproc_queue_opts o = { .backend = (enum mproc_queue_backend)bk };
@@ -469,8 +469,8 @@ static void un_conn(struct fd_op *op)
 	/* It works, too. */
 	CHECK_EQ(mproc_conn_send(op->obj[1], "ok", 2), 2);
 	CHECK_EQ(mproc_conn_recv(op->obj[0], buf, sizeof(buf), 5), 2);
-	mproc_conn_close(op->obj[0]);
-	mproc_conn_close(op->obj[1]);
+	mproc_conn_free(op->obj[0]);
+	mproc_conn_free(op->obj[1]);
 }
 
 static int mk_queue(struct fd_op *op)
@@ -813,7 +813,7 @@ static void t_epipe_conn(void *arg)
 
 			ASSERT_OK(mproc_conn_pair(&a, &b, &o));
 			/* b writes (simplex: b is the write end); close the reader a. */
-			mproc_conn_close(a);
+			mproc_conn_free(a);
 			if (tap_failed())
 				break;
 			CHECK_ERR(mproc_conn_send(b, "x", 1), -EPIPE);
@@ -821,7 +821,7 @@ static void t_epipe_conn(void *arg)
 			CHECK_ERR(mproc_conn_write(b, "x", 1), -EPIPE);
 			if (t != MPROC_CONN_PIPE)
 				CHECK_ERR(mproc_conn_send_fds(b, "x", 1, &fd, 1), -EPIPE);
-			mproc_conn_close(b);
+			mproc_conn_free(b);
 			if (tap_failed())
 				tap_diag("in %s %s", names[t], s ? "simplex" : "duplex");
 		}
@@ -835,11 +835,11 @@ static void t_epipe_conn(void *arg)
 
 		ASSERT_OK(mproc_conn_pair(&a, &b, &o));
 		CHECK_EQ(mproc_conn_send(a, "unread", 6), 6);
-		mproc_conn_close(b);
+		mproc_conn_free(b);
 		CHECK_ERR(mproc_conn_recv(a, buf, sizeof(buf), 5), MPROC_EOF);
 		CHECK_ERR(mproc_conn_send(a, "x", 1), -EPIPE);
 		CHECK_ERR(mproc_conn_poll(a, 0), 1);
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		if (tap_failed())
 			tap_diag("in %s, peer closed with bytes unread", names[t]);
 	}
@@ -873,10 +873,10 @@ static void t_epipe_conn_midway(void *arg)
 
 		ASSERT_OK(mproc_conn_pair(&a, &b, &o));
 		pid = tap_fork(slow_reader, a);
-		mproc_conn_close(a);
+		mproc_conn_free(a);
 		CHECK_ERR(mproc_conn_send(b, big, n), -EPIPE);
 		CHECK_EQ(tap_reap(pid), 0);
-		mproc_conn_close(b);
+		mproc_conn_free(b);
 	}
 	free(big);
 }
@@ -931,8 +931,8 @@ static void t_epipe_manager(void *arg)
 	CHECK_ERR(mproc_dict_set(d, "k", buf, sizeof(buf)), -EPIPE);
 	CHECK_ERR(mproc_dict_get(d, "k", buf, sizeof(buf)), -EPIPE);
 	CHECK_ERR(mproc_manager_ping(c), -EPIPE);
-	mproc_mqueue_close(mq);
-	mproc_dict_close(d);
+	mproc_mqueue_free(mq);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	mproc_manager_disconnect(c2);
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
@@ -1102,7 +1102,7 @@ static int storm_conn_child(void *arg)
 
 	if (!buf || !want)
 		return 3;
-	mproc_conn_close(c->a);
+	mproc_conn_free(c->a);
 	nap(0.05);
 	for (uint32_t i = 0; i < 100; i++) {
 		fill(buf, storm_len(i), i);
@@ -1131,7 +1131,7 @@ static void t_storm_conn(void *arg)
 	ASSERT_OK(mproc_conn_pair(&c.a, &c.b, &o));
 	storm_start();
 	pid = tap_fork(storm_conn_child, &c);
-	mproc_conn_close(c.b);
+	mproc_conn_free(c.b);
 	for (uint32_t i = 0; i < 100 && !tap_failed(); i++) {
 		fill(want, storm_len(i), i);
 		CHECK_EQ(mproc_conn_recv(c.a, buf, c.big, MPROC_FOREVER), storm_len(i));
@@ -1143,7 +1143,7 @@ static void t_storm_conn(void *arg)
 	t0 = tap_now();
 	CHECK_ERR(mproc_conn_recv(c.a, buf, c.big, 0.2), MPROC_EOF);    /* child gone */
 	CHECK_CMP(tap_now() - t0, <, 2.0 * tap_timeout_mult());
-	mproc_conn_close(c.a);
+	mproc_conn_free(c.a);
 	/* A timed receive with nothing coming. */
 	ASSERT_OK(mproc_conn_pair(&c.a, &c.b, &o));
 	t0 = tap_now();
@@ -1153,8 +1153,8 @@ static void t_storm_conn(void *arg)
 	CHECK_EQ(mproc_conn_poll(c.a, 0.2), 0);
 	CHECK_WAITED(t0, 0.2);
 	storm_stop();
-	mproc_conn_close(c.a);
-	mproc_conn_close(c.b);
+	mproc_conn_free(c.a);
+	mproc_conn_free(c.b);
 	free(buf);
 	free(want);
 }
@@ -1405,7 +1405,7 @@ static int later_mqueue_put(void *arg)
 	if (mproc_mqueue_open(&q, c, "q", 0) == 0) {
 		nap(0.1);
 		r = mproc_mqueue_put(q, "late", 4, 5) < 0 ? 2 : 0;
-		mproc_mqueue_close(q);
+		mproc_mqueue_free(q);
 	}
 	mproc_manager_disconnect(c);
 	return r;
@@ -1456,10 +1456,10 @@ static void t_storm_manager(void *arg)
 	CHECK_OK(mproc_mlock_release(l));
 	CHECK_OK(mproc_manager_ping(c));
 	storm_stop();
-	mproc_mlock_close(l);
-	mproc_mlock_close(l2);
-	mproc_mqueue_close(q);
-	mproc_dict_close(d);
+	mproc_mlock_free(l);
+	mproc_mlock_free(l2);
+	mproc_mqueue_free(q);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	mproc_manager_disconnect(c2);
 	CHECK_EQ(mproc_manager_stop(m), 0);

@@ -326,12 +326,12 @@ static void semantics(struct mproc_manager *m)
 	/* The client is still healthy after all those server-side errors. */
 	CHECK_OK(mproc_manager_ping(c));
 
-	mproc_dict_close(d);
-	mproc_dict_close(d2);
-	mproc_list_close(l);
-	mproc_mvalue_close(v);
-	mproc_mqueue_close(q);
-	mproc_mlock_close(lk);
+	mproc_dict_free(d);
+	mproc_dict_free(d2);
+	mproc_list_free(l);
+	mproc_mvalue_free(v);
+	mproc_mqueue_free(q);
+	mproc_mlock_free(lk);
 	mproc_manager_disconnect(c);
 }
 
@@ -346,6 +346,65 @@ static void t_semantics(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 	if (strncmp(path, "unix:", 5) == 0)
 		CHECK_ERR(stat(path + 5, &st) == 0 ? 0 : -errno, -ENOENT);
+}
+
+/*
+ * A proxy's _free releases the proxy only: the object, with what it holds, stays on the server
+ * and a later open finds it. NULL is a no-op. _close, the old name, is the same call.
+ */
+static void t_proxy_free(void *arg)
+{
+	struct mproc_manager *m = start(arg);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_dict *d = NULL;
+	struct mproc_list *l = NULL;
+	struct mproc_mvalue *v = NULL;
+	struct mproc_mqueue *q = NULL;
+	struct mproc_mlock *lk = NULL;
+	char buf[8];
+	int64_t x = 0;
+
+	mproc_dict_free(NULL);
+	mproc_list_free(NULL);
+	mproc_mvalue_free(NULL);
+	mproc_mqueue_free(NULL);
+	mproc_mlock_free(NULL);
+	mproc_dict_close(NULL);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	ASSERT_OK(mproc_list_open(&l, c, "l"));
+	ASSERT_OK(mproc_mvalue_open(&v, c, "v"));
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	ASSERT_OK(mproc_mlock_open(&lk, c, "lk"));
+	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
+	CHECK_OK(mproc_list_append(l, "a", 1));
+	CHECK_OK(mproc_mvalue_set(v, 7));
+	CHECK_OK(mproc_mqueue_put(q, "i", 1, 0));
+	CHECK_OK(mproc_mlock_acquire(lk, 0));
+	mproc_dict_free(d);
+	mproc_list_free(l);
+	mproc_mvalue_free(v);
+	mproc_mqueue_free(q);
+	mproc_mlock_close(lk);          /* the old name */
+
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	ASSERT_OK(mproc_list_open(&l, c, "l"));
+	ASSERT_OK(mproc_mvalue_open(&v, c, "v"));
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	ASSERT_OK(mproc_mlock_open(&lk, c, "lk"));
+	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 1);
+	CHECK_EQ(mproc_list_len(l), 1);
+	CHECK_OK(mproc_mvalue_get(v, &x));
+	CHECK_EQ(x, 7);
+	CHECK_EQ(mproc_mqueue_get(q, buf, sizeof(buf), 0), 1);
+	CHECK_ERR(mproc_mlock_acquire(lk, 0), -EDEADLK);        /* still held by this client */
+	CHECK_OK(mproc_mlock_release(lk));
+	mproc_dict_free(d);
+	mproc_list_free(l);
+	mproc_mvalue_free(v);
+	mproc_mqueue_free(q);
+	mproc_mlock_free(lk);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
 /* 4 processes hammer the same objects. */
@@ -426,11 +485,11 @@ static void t_four_procs(void *arg)
 	CHECK_EQ(mproc_list_len(l), NPROC * NITER);
 	CHECK_EQ(mproc_dict_len(d), NPROC * NITER);
 	CHECK_EQ(mproc_mqueue_len(q), 0);
-	mproc_mvalue_close(v);
-	mproc_mvalue_close(v2);
-	mproc_list_close(l);
-	mproc_dict_close(d);
-	mproc_mqueue_close(q);
+	mproc_mvalue_free(v);
+	mproc_mvalue_free(v2);
+	mproc_list_free(l);
+	mproc_dict_free(d);
+	mproc_mqueue_free(q);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
@@ -480,8 +539,8 @@ static void t_parked(void *arg)
 	CHECK_ERR(mproc_mlock_acquire(l2, 0.05), -ETIMEDOUT);
 	usleep(100 * 1000);
 	/* Closing c (the holder) hands the lock to the child as "owner died". */
-	mproc_mqueue_close(q);
-	mproc_mlock_close(l1);
+	mproc_mqueue_free(q);
+	mproc_mlock_free(l1);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -489,8 +548,8 @@ static void t_parked(void *arg)
 	CHECK_ERR(mproc_mlock_acquire(l2, 5.0), -EOWNERDEAD);
 	CHECK_OK(mproc_mlock_release(l2));
 	CHECK_OK(mproc_mlock_acquire(l2, 0));
-	mproc_mqueue_close(q2);
-	mproc_mlock_close(l2);
+	mproc_mqueue_free(q2);
+	mproc_mlock_free(l2);
 	mproc_manager_disconnect(c2);
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
@@ -632,7 +691,7 @@ static void t_idle_preauth(void *arg)
 	tap_diag("connect + 200 calls beside 200 idle connections: %.3f s", dt);
 	/* Behaviour, not speed: "not delayed" means far from the 5 s handshake deadline. */
 	CHECK_CMP(dt, <, 2.0 * tap_timeout_mult());
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	for (i = 0; i < 200; i++)
 		mproc__close(fds[i]);
@@ -683,7 +742,7 @@ static void t_slow_reader(void *arg)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	mproc__close(fd);
 	CHECK_OK(mproc_manager_ping(c));
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	free(val);
 	free(body);
@@ -763,8 +822,8 @@ static void t_pipeline_no_read(void *arg)
 	CHECK_EQ(replies, N);
 	mproc__close(fd);
 	CHECK_EQ(mproc_dict_get(d2, "k", buf, sizeof(buf)), 1);
-	mproc_dict_close(d2);
-	mproc_dict_close(d);
+	mproc_dict_free(d2);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c2);
 	mproc_manager_disconnect(c);
 	free(reqs);
@@ -854,7 +913,7 @@ static void t_fd_limit(void *arg)
 	}
 	CHECK_EQ(good, NCLI);
 	/* One leaves: a new client gets in (once the server has closed its end). */
-	mproc_dict_close(d[0]);
+	mproc_dict_free(d[0]);
 	d[0] = NULL;
 	mproc_manager_disconnect(cli[0]);
 	cli[0] = NULL;
@@ -869,7 +928,7 @@ static void t_fd_limit(void *arg)
 		CHECK_OK(mproc_manager_ping(x));
 	mproc_manager_disconnect(x);
 	for (i = 0; i < NCLI; i++) {
-		mproc_dict_close(d[i]);
+		mproc_dict_free(d[i]);
 		mproc_manager_disconnect(cli[i]);
 	}
 	mproc__close(a);
@@ -1015,7 +1074,7 @@ static void t_server_killed(void *arg)
 	CHECK_EQ(waitpid(waiter, &status, 0), waiter);
 	CHECK_CMP(tap_now() - t0, <, 1.0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
 }
@@ -1097,11 +1156,11 @@ static void t_every_call_dead(void *arg)
 		CHECK_CMP(dt, <, 1.0 * tap_timeout_mult());
 	}
 	for (i = 0; i < N; i++) {
-		mproc_dict_close(p[i].d);
-		mproc_list_close(p[i].l);
-		mproc_mvalue_close(p[i].v);
-		mproc_mqueue_close(p[i].q);
-		mproc_mlock_close(p[i].lk);
+		mproc_dict_free(p[i].d);
+		mproc_list_free(p[i].l);
+		mproc_mvalue_free(p[i].v);
+		mproc_mqueue_free(p[i].q);
+		mproc_mlock_free(p[i].lk);
 		mproc_manager_disconnect(p[i].c);
 	}
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
@@ -1229,10 +1288,10 @@ static void t_silent_server(void *arg)
 	check_timeout("parked get under an EINTR storm", t0, t);
 	CHECK_OK(mproc_manager_ping(c3));
 	storm_stop(storm);
-	mproc_dict_close(d);
-	mproc_dict_close(d2);
-	mproc_dict_close(d3);
-	mproc_mqueue_close(q);
+	mproc_dict_free(d);
+	mproc_dict_free(d2);
+	mproc_dict_free(d3);
+	mproc_mqueue_free(q);
 	mproc_manager_disconnect(c);
 	mproc_manager_disconnect(c2);
 	mproc_manager_disconnect(c3);
@@ -1381,7 +1440,7 @@ static void t_bad_input(void *arg)
 	CHECK_ERR(mproc_dict_set(d, longname, "x", 1), -EINVAL);
 	CHECK_ERR(mproc_dict_set(d, "k", NULL, 1), -EINVAL);
 	CHECK_OK(mproc_manager_ping(c));
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
@@ -1425,9 +1484,9 @@ static void t_header_errors(void *arg)
 	CHECK_ERR(mproc_mvalue_get(v, NULL), -EINVAL);
 	CHECK_ERR(mproc_mvalue_set_bytes(v, NULL, 3), -EINVAL);
 	CHECK_OK(mproc_manager_ping(c));
-	mproc_mvalue_close(v);
-	mproc_mqueue_close(q);
-	mproc_dict_close(d);
+	mproc_mvalue_free(v);
+	mproc_mqueue_free(q);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
@@ -1448,7 +1507,7 @@ static void t_max_frame(void *arg)
 	CHECK_ERR(mproc_dict_set(d, "k", big, 10000), -EMSGSIZE);
 	CHECK_OK(mproc_dict_set(d, "k", big, 8000));
 	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 8000);
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	free(big);
 	CHECK_EQ(mproc_manager_stop(m), 0);
@@ -1522,7 +1581,7 @@ static void t_spin(void *arg)
 		tap_diag("flags %#x: idle server used %.2f s of CPU in 0.5 s", flags[f], c1 - c0);
 		CHECK(c0 >= 0 && c1 >= 0);
 		CHECK_CMP(c1 - c0, <, 0.05);
-		mproc_dict_close(d);
+		mproc_dict_free(d);
 		mproc_manager_disconnect(c);
 		CHECK_EQ(mproc_manager_stop(m), 0);
 	}
@@ -1570,7 +1629,7 @@ static int hammer_child(void *arg)
 			return 11;
 		atomic_fetch_add(&h->calls, 1);
 	}
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	return 0;
 }
@@ -1600,7 +1659,7 @@ static void t_hammer_fair(void *arg)
 	c0 = connect_to(m);
 	ASSERT_OK(mproc_dict_open(&d, c0, "d"));
 	CHECK_OK(mproc_dict_set(d, "k", "v", 1));
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	d = NULL;
 	/* Server and hammer on one CPU; this process anywhere. */
 	cpu = sched_getcpu();
@@ -1626,7 +1685,7 @@ static void t_hammer_fair(void *arg)
 	tap_diag("connect + 200 calls beside a hammering client: %.3f s, hammer at %lu calls",
 		 (double)(mproc__now_ns() - t0) / 1e9, atomic_load(&h->calls));
 	CHECK(d != NULL);
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	mproc_manager_disconnect(c0);
 	/* Stop while it still hammers: the death fd must be seen (else: SIGKILL, -9). */
@@ -1793,6 +1852,7 @@ int main(int argc, char **argv)
 	tap_add("manager/hmac/rfc4231_vectors", t_hmac, NULL);
 	tap_add("manager/unix/semantics", t_semantics, NULL);
 	tap_add("manager/tcp/semantics", t_semantics, "tcp:127.0.0.1:0");
+	tap_add("manager/unix/proxy_free", t_proxy_free, NULL);
 	tap_add_opts("manager/unix/four_procs", t_four_procs, NULL, &slow);
 	tap_add_opts("manager/tcp/four_procs", t_four_procs, "tcp:127.0.0.1:0", &slow);
 	tap_add("manager/unix/parked_queue_and_owner_died_lock", t_parked, NULL);

@@ -49,16 +49,6 @@ static void *shared(size_t n)
 	return p;
 }
 
-static uint64_t fnv(const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 0x100000001b3ull;
-	return h;
-}
-
 /* An item: [u32 producer][u32 seq][u64 checksum of the rest][fill bytes]. */
 struct item_hdr {
 	uint32_t prod, seq;
@@ -73,7 +63,7 @@ static size_t make_item(unsigned char *buf, size_t len, uint32_t prod, uint32_t 
 		len = sizeof(h);
 	for (size_t i = sizeof(h); i < len; i++)
 		buf[i] = (unsigned char)(prod * 31 + seq + i);
-	h.sum = fnv(buf + sizeof(h), len - sizeof(h));
+	h.sum = mproc__fnv1a64(buf + sizeof(h), len - sizeof(h));
 	memcpy(buf, &h, sizeof(h));
 	return len;
 }
@@ -83,7 +73,7 @@ static bool check_item(const unsigned char *buf, size_t len, struct item_hdr *ou
 	if (len < sizeof(*out))
 		return false;
 	memcpy(out, buf, sizeof(*out));
-	return out->sum == fnv(buf + sizeof(*out), len - sizeof(*out));
+	return out->sum == mproc__fnv1a64(buf + sizeof(*out), len - sizeof(*out));
 }
 
 static void t_put_get(void *arg)

@@ -296,8 +296,8 @@ static int client_main(void *arg)
 out:
 	if (ret)
 		tap_diag("soak: client %d: %s", c, mproc_strerror(r));
-	mproc_mvalue_close(v);
-	mproc_dict_close(d);
+	mproc_mvalue_free(v);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(cl);
 	return ret;
 }
@@ -513,8 +513,8 @@ stop:
 				CHECK_OK(mproc_mvalue_get(v, &got));
 				CHECK_EQ(got, added);
 			}
-			mproc_mvalue_close(v);
-			mproc_dict_close(d);
+			mproc_mvalue_free(v);
+			mproc_dict_free(d);
 			mproc_manager_disconnect(cl);
 		}
 		tap_diag("soak: manager: %jd client rounds (set+get or del, and add), counter %jd, "

@@ -152,6 +152,8 @@ static void jw_limit(struct jw *w, const char *key, const struct mproc_topo_limi
 	jw_close(w, '}');
 }
 
+/* Long (about 105 lines): the JSON document (topology.json) field by field, in its order
+ * (results/README.md describes it); a split would only cut the document in two. */
 int mproc_topo_write_json(const struct mproc_topo *t, FILE *f)
 {
 	static const struct {

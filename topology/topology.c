@@ -260,6 +260,8 @@ static void compute_budget(struct mproc_topo *t, int inter)
 	b->usable_cores = cores < b->usable ? cores : b->usable;
 }
 
+/* Long (about 115 lines) on purpose: options refused first, then one goto ladder that narrows
+ * the usable set step by step (topology, affinity, cgroup cpuset); the steps are commented. */
 int mproc_topo_new(struct mproc_topo **out, const struct mproc_topo_opts *opts)
 {
 	static const struct mproc_topo_opts zero_opts;

@@ -100,10 +100,15 @@ MPROC_EXPORT int mproc_conn_pair(struct mproc_conn **a, struct mproc_conn **b,
 		    const struct mproc_conn_opts *opts);
 
 /*
- * mproc_conn_close - close the endpoint's fds (and any fds received but not yet delivered),
+ * mproc_conn_free - close the endpoint's fds (and any fds received but not yet delivered),
  * unmap its lock page and free it. NULL is a no-op. Returns nothing: close is never retried.
- * Uses free(): in a forked child of a multi-threaded parent, _exit() without closing instead.
+ * Uses free(): in a forked child of a multi-threaded parent, _exit() without freeing instead.
+ *
+ * mproc_conn_close - the old name of mproc_conn_free, kept for callers written before it: it
+ * releases the endpoint too. (Elsewhere in mproc, _close refuses new work and _free releases;
+ * a conn has no state between the two, so it has only _free.)
  */
+MPROC_EXPORT void mproc_conn_free(struct mproc_conn *c);
 MPROC_EXPORT void mproc_conn_close(struct mproc_conn *c);
 
 /*

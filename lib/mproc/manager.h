@@ -156,8 +156,9 @@ MPROC_EXPORT int mproc_manager_ping(struct mproc_mclient *c);
 /*
  * Proxies. mproc_<kind>_open finds the object of that name on the server, or creates it; the
  * name is 1..MPROC_MANAGER_NAME_MAX bytes without NUL. -EINVAL if the name exists with another
- * kind, -ENOSPC when the server holds too many objects. _close frees the proxy only (the object
- * stays on the server); NULL is a no-op.
+ * kind, -ENOSPC when the server holds too many objects. _free frees the proxy only (the object
+ * stays on the server); NULL is a no-op. _close is the old name of _free, kept for callers
+ * written before it (it releases the proxy too; elsewhere in mproc _close refuses new work).
  *
  * Every call below returns 0 (or a size/count >= 0), or: -EPIPE (server gone or client broken),
  * -ETIMEDOUT (no reply in time; the client is then broken), -EMSGSIZE (request or reply over
@@ -167,6 +168,7 @@ MPROC_EXPORT int mproc_manager_ping(struct mproc_mclient *c);
  */
 MPROC_EXPORT int mproc_dict_open(struct mproc_dict **out, struct mproc_mclient *c,
 		const char *name);
+MPROC_EXPORT void mproc_dict_free(struct mproc_dict *d);
 MPROC_EXPORT void mproc_dict_close(struct mproc_dict *d);
 /* Insert or replace key (a NUL-terminated string of 1..NAME_MAX bytes). */
 MPROC_EXPORT int mproc_dict_set(struct mproc_dict *d, const char *key, const void *val, size_t len);
@@ -179,6 +181,7 @@ MPROC_EXPORT ssize_t mproc_dict_len(struct mproc_dict *d);
 
 MPROC_EXPORT int mproc_list_open(struct mproc_list **out, struct mproc_mclient *c,
 		const char *name);
+MPROC_EXPORT void mproc_list_free(struct mproc_list *l);
 MPROC_EXPORT void mproc_list_close(struct mproc_list *l);
 MPROC_EXPORT int mproc_list_append(struct mproc_list *l, const void *val, size_t len);
 /* Item index (negative counts from the end, as in Python); -ERANGE out of range. Returns the
@@ -189,6 +192,7 @@ MPROC_EXPORT ssize_t mproc_list_len(struct mproc_list *l);
 /* A value holds an int64 (initially 0) or a byte string. */
 MPROC_EXPORT int mproc_mvalue_open(struct mproc_mvalue **out, struct mproc_mclient *c,
 		const char *name);
+MPROC_EXPORT void mproc_mvalue_free(struct mproc_mvalue *v);
 MPROC_EXPORT void mproc_mvalue_close(struct mproc_mvalue *v);
 MPROC_EXPORT int mproc_mvalue_set(struct mproc_mvalue *v, int64_t x);
 /* -EINVAL if the value holds bytes. */
@@ -203,6 +207,7 @@ MPROC_EXPORT ssize_t mproc_mvalue_get_bytes(struct mproc_mvalue *v, void *buf, s
 /* A FIFO of byte strings; maxsize 0 means unbounded (maxsize is fixed by the first open). */
 MPROC_EXPORT int mproc_mqueue_open(struct mproc_mqueue **out, struct mproc_mclient *c,
 		const char *name, size_t maxsize);
+MPROC_EXPORT void mproc_mqueue_free(struct mproc_mqueue *q);
 MPROC_EXPORT void mproc_mqueue_close(struct mproc_mqueue *q);
 /* timeout_s: 0 = do not wait (-EAGAIN when full), MPROC_FOREVER, or seconds (-ETIMEDOUT). The
  * server parks the request; it keeps serving others meanwhile. */
@@ -218,6 +223,7 @@ MPROC_EXPORT ssize_t mproc_mqueue_len(struct mproc_mqueue *q);
  * suspect). */
 MPROC_EXPORT int mproc_mlock_open(struct mproc_mlock **out, struct mproc_mclient *c,
 		const char *name);
+MPROC_EXPORT void mproc_mlock_free(struct mproc_mlock *l);
 MPROC_EXPORT void mproc_mlock_close(struct mproc_mlock *l);
 /* 0, -EAGAIN (timeout 0, held), -ETIMEDOUT, -EOWNERDEAD, -EDEADLK (this client holds it). */
 MPROC_EXPORT int mproc_mlock_acquire(struct mproc_mlock *l, double timeout_s);

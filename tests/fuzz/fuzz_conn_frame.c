@@ -64,7 +64,7 @@ static void drive(enum mproc_conn_transport t, double timeout, const uint8_t *da
 		size = 60000;
 	if (size && mproc_conn_write(w, data, size) != (ssize_t)size)
 		abort();
-	mproc_conn_close(w);
+	mproc_conn_free(w);
 	for (int i = 0; n >= 0; i++) {
 		if (i % 2) {
 			void *p = NULL;
@@ -87,7 +87,7 @@ static void drive(enum mproc_conn_transport t, double timeout, const uint8_t *da
 	}
 	if (n != MPROC_EOF && n != -EBADMSG && n != -EMSGSIZE)
 		abort();        /* everything was written before close: never a timeout */
-	mproc_conn_close(r);
+	mproc_conn_free(r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,6 @@
 /*
  * fuzz_manager.c - libFuzzer target for the manager's frame parser and request handler
- * (lib/manager_server.c), without sockets.
+ * (lib/manager_server.c, lib/manager_objects.c), without sockets.
  *
  * Input: byte 0 selects the state (bit 0: start authenticated, else in the handshake); byte 1
  * the chunk size the rest is fed in (1..256, so frames split at every boundary); the rest are
@@ -10,7 +10,8 @@
  * allocate much: an allocation driven by a claimed length would show up as an OOM.
  *
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilib tests/fuzz/fuzz_manager.c \
- *	    lib/manager_server.c lib/manager_wire.c lib/sha256.c lib/util.c lib/error.c -o fz
+ *	    lib/manager_server.c lib/manager_objects.c lib/manager_wire.c lib/sha256.c lib/util.c \
+ *	    lib/error.c -o fz
  *	./fz -malloc_limit_mb=64 -max_len=65536 tests/fuzz/corpus/manager/
  */
 #include <stdint.h>
