@@ -47,7 +47,7 @@ static int f(void *arg)
 		r = mproc_dict_open(&d, c, "d");
 	if (r == 0)
 		r = mproc_dict_set(d, k, &sq, sizeof(sq));
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	return r < 0;
 }
@@ -101,7 +101,7 @@ int main(void)
 	}
 	if (r < 0)
 		fprintf(stderr, "manager: %s\n", mproc_strerror(r));
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	for (int i = 0; i < NPROCS; i++)
 		mproc_process_free(ps[i]);

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "manager_client: %s: %s\n", argv[1], mproc_strerror(r));
 	else
 		printf("the server says: '%s'\n", greeting);
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	return !(r == 0 && strcmp(greeting, "hello") == 0);
 }

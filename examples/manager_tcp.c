@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 out:
 	if (r < 0)
 		fprintf(stderr, "manager_tcp: %s\n", mproc_strerror(r));
-	mproc_dict_close(d);
+	mproc_dict_free(d);
 	mproc_manager_disconnect(c);
 	mproc_manager_stop(m);
 	unlink(keyfile);

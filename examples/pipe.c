@@ -50,7 +50,7 @@ int main(void)
 	}
 	printf("[%d, %s, '%s']\n", it.number, it.has_second ? "?" : "None", it.text);
 	mproc_process_free(p);
-	mproc_conn_close(parent_conn);
-	mproc_conn_close(child_conn);
+	mproc_conn_free(parent_conn);
+	mproc_conn_free(child_conn);
 	return !(code == 0 && it.number == 42 && strcmp(it.text, "hello") == 0);
 }
