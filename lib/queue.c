@@ -287,10 +287,15 @@ static pid_t my_tid(void)
 	return t_tid;
 }
 
+uint32_t mproc__qlock_self(void)
+{
+	return (uint32_t)my_tid();
+}
+
 /* The holder recorded in v is gone: take the lock over (v must still be its value). */
 static bool qlock_take_dead(_Atomic uint32_t *lock, uint32_t v, uint32_t me)
 {
-	pid_t owner = (pid_t)(v & ~QLOCK_WAITERS);
+	pid_t owner = (pid_t)(v & ~(QLOCK_WAITERS | MPROC__QLOCK_STICKY));
 
 	return owner > 0 && !mproc__tid_alive(owner) &&
 	       atomic_compare_exchange_strong(lock, &v, me | QLOCK_WAITERS);
@@ -318,6 +323,10 @@ int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline)
 				return 0;
 			continue;
 		}
+		/* Kept by one thread for good (queue_ring.c): its caller revokes it; never
+		 * sleep on it, the keeper may never come back to unlock. */
+		if (v & MPROC__QLOCK_STICKY)
+			return -EALREADY;
 		if (!(v & QLOCK_WAITERS) &&
 		    !atomic_compare_exchange_weak(lock, &v, v | QLOCK_WAITERS))
 			continue;

@@ -141,8 +141,14 @@ static inline void mproc__cpu_relax(void)
  * hide a dead owner until the caller's deadline (-ETIMEDOUT), never beyond it.
  */
 #define MPROC__QLOCK_SLICE_NS (50 * INT64_C(1000000))
+/* Bit 30 of a lock word: kept by its owner between calls (the ring's single-producer or
+ * single-consumer fast path, queue_ring.c); mproc__qlock returns -EALREADY on such a word and
+ * the caller revokes it. Never set together with the waiters bit (31). */
+#define MPROC__QLOCK_STICKY 0x40000000u
 int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline);
 void mproc__qunlock(_Atomic uint32_t *lock);
+/* The calling thread's id as lock words hold it (cached; right again after fork). */
+uint32_t mproc__qlock_self(void);
 
 /* Wait for the next put (sleeping on put_seq, which the caller read as seen before it
  * found the queue empty). Returns 0 (re-check), -ETIMEDOUT. Slice-bounded so a wake-up

@@ -43,7 +43,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "queue_internal.h"
@@ -61,13 +64,25 @@
 #define CNT(s) ((uint32_t)(s))
 #define POS(s) ((uint32_t)((s) >> 32))
 
+/*
+ * One side (producers or consumers): its lock word and what the single-owner fast path needs,
+ * on one cache line that only that side writes while one thread runs it.
+ */
+struct ring_side {
+	_Atomic uint32_t lock;          /* mproc__qlock word; tid | STICKY: kept by that thread */
+	_Atomic uint32_t busy;          /* the keeper's tid while it is inside an operation */
+	_Atomic uint32_t key;           /* the keeper's per-thread key (a recycled tid is not it) */
+	uint32_t last;                  /* tid of the last holder (under the lock) */
+	uint32_t streak;                /* its operations in a row (under the lock) */
+};
+
 struct ring_shared {
 	/* Producer side: written by producers under plock. */
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t plock;
+	_Alignas(MPROC__CACHELINE) struct ring_side ps;
 	uint64_t cons_cache;            /* producers' last view of cons */
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t prod;     /* {puts, wpos} */
 	/* Consumer side. */
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t clock;
+	_Alignas(MPROC__CACHELINE) struct ring_side cs;
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t cons;     /* {gets, rpos} */
 	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
@@ -82,6 +97,7 @@ struct ring {
 	size_t map_bytes;
 	uint32_t cap, mask;
 	uint32_t maxsize;               /* 0 = count unlimited */
+	bool may_keep;                  /* a side's only user may keep its lock (not NOSPIN) */
 	_Atomic int64_t spin_ns;        /* this process's adaptive spin budget */
 };
 
@@ -131,6 +147,7 @@ static int ring_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	r->cap = (uint32_t)want;
 	r->mask = r->cap - 1;
 	r->maxsize = (uint32_t)q->maxsize;
+	r->may_keep = !(q->flags & MPROC_QUEUE_NOSPIN);
 	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
 	return 0;
 }
@@ -178,6 +195,7 @@ static int ring_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
 	r->cap = (uint32_t)w->be_bytes;
 	r->mask = r->cap - 1;
 	r->maxsize = (uint32_t)q->maxsize;
+	r->may_keep = !(q->flags & MPROC_QUEUE_NOSPIN);
 	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
 	return 0;
 }
@@ -192,6 +210,184 @@ static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
 #define HLEN(h) ((uint32_t)(h))
 #define HSEQ(h) ((uint32_t)((h) >> 32))
 
+/* ---- the single-owner fast path ------------------------------------------------------------ */
+
+#define STICKY MPROC__QLOCK_STICKY
+#define LOCK_WAITERS 0x80000000u
+#define TID_OF(v) ((v) & ~(LOCK_WAITERS | STICKY))
+/* Operations in a row by one thread, under the lock, before it keeps the lock between calls. */
+#define STICKY_STREAK 128u
+
+/*
+ * membarrier(2): the revoker's and the sleeper's half of an asymmetric fence. A keeper runs
+ * its operations with plain loads and stores (a compiler barrier where a fence would be); a
+ * thread that must see the keeper's stores in order (one taking the side over, one about to
+ * sleep on the keeper's futex word) asks the kernel to run a full barrier on every CPU that runs
+ * a registered process (MEMBARRIER_CMD_GLOBAL_EXPEDITED), which a keeper is. liburcu and folly's
+ * asymmetric_thread_fence_heavy do the same. A process registers (once, per process: fork makes
+ * a new one) before it keeps a lock; without membarrier it never keeps one.
+ */
+static _Atomic int64_t mb_state;       /* pid << 2 | 1 registered, | 2 unavailable */
+
+static bool mb_register(void)
+{
+	int64_t me = (int64_t)getpid() << 2, st = atomic_load_explicit(&mb_state,
+								       memory_order_relaxed);
+
+	if ((st & ~INT64_C(3)) != me) {         /* not asked in this process yet (fork) */
+		st = me | (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0)
+			   == 0 && syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
+			   == 0 ? 1 : 2);
+		atomic_store_explicit(&mb_state, st, memory_order_relaxed);
+	}
+	return (st & 3) == 1;
+}
+
+static void mb_fence(void)
+{
+	int e = errno;
+
+	/* GLOBAL (an RCU grace period, slower) needs no registration: the fallback. */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) < 0)
+		(void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+	errno = e;
+}
+
+/* This thread's key: what tells a keeper from a later thread that got the dead keeper's tid. */
+static __thread uint32_t t_key, t_key_tid;
+
+static uint32_t my_key(uint32_t me)
+{
+	if (t_key_tid != me) {
+		uint64_t x = (uint64_t)mproc__now_ns() * 0x9e3779b97f4a7c15ull ^ me;
+
+		t_key = (uint32_t)(x >> 32) | 1u;       /* never 0: 0 is "no keeper" */
+		t_key_tid = me;
+	}
+	return t_key;
+}
+
+/*
+ * Wait until no keeper is inside an operation on this side (we hold the lock word now, so none
+ * can start one). A keeper never waits with busy set, so this is the rest of one put or get,
+ * unless it was descheduled or killed there: a dead one (or our own tid left by a dead thread
+ * whose tid we got) is cleared and reported as -EOWNERDEAD, for the caller's repair.
+ */
+static int side_wait_busy(struct ring_side *sd, uint32_t me, int64_t deadline, int rc)
+{
+	for (unsigned i = 1;; i++) {
+		uint32_t b = atomic_load_explicit(&sd->busy, memory_order_acquire);
+
+		if (b == 0)
+			return rc;
+		if (b == me || ((i & 255) == 0 && !mproc__tid_alive((pid_t)b))) {
+			if (atomic_compare_exchange_strong(&sd->busy, &b, 0))
+				return -EOWNERDEAD;
+			continue;
+		}
+		if ((i & 255) == 0) {
+			if (mproc__now_ns() >= deadline) {
+				mproc__qunlock(&sd->lock);
+				return -ETIMEDOUT;
+			}
+			sched_yield();  /* the keeper may wait for our CPU */
+		}
+		mproc__cpu_relax();
+	}
+}
+
+/*
+ * Take a side's lock the slow way: revoke a keeper, or mproc__qlock. 0, -EOWNERDEAD (held;
+ * the caller repairs), -ETIMEDOUT, -errno.
+ */
+static int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
+{
+	uint32_t v;
+	int rc;
+
+	for (;;) {
+		v = atomic_load(&sd->lock);
+		if (v & STICKY) {
+			/*
+			 * Revoke: the word becomes a plain lock held by us, then the barrier. After
+			 * it, a keeper that had passed its re-check has its busy store visible to
+			 * us, and one that had not will see our word and take the slow path.
+			 */
+			if (!atomic_compare_exchange_strong(&sd->lock, &v, me))
+				continue;
+			mb_fence();
+			/* Our own tid as keeper is a dead thread's (ours would have gone fast). */
+			rc = TID_OF(v) == me || !mproc__tid_alive((pid_t)TID_OF(v)) ? -EOWNERDEAD : 0;
+			break;
+		}
+		rc = mproc__qlock(&sd->lock, deadline);
+		if (rc == -EALREADY)
+			continue;       /* kept meanwhile: revoke */
+		if (rc == -EOWNERDEAD)
+			mb_fence();     /* the dead holder may have been a revoker before its fence */
+		else if (rc < 0)
+			return rc;
+		break;
+	}
+	return side_wait_busy(sd, me, deadline, rc);
+}
+
+/*
+ * Enter a side: the fast path when this thread keeps its lock (*fast), else side_lock.
+ * The keeper's entry is a store and a load with only a compiler barrier between them: the
+ * revoker's membarrier supplies the hardware half (see side_lock).
+ */
+static inline int side_enter(struct ring_side *sd, uint32_t me, int64_t deadline, bool *fast)
+{
+	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY) &&
+	    atomic_load_explicit(&sd->key, memory_order_relaxed) == my_key(me)) {
+		atomic_store_explicit(&sd->busy, me, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY)) {
+			*fast = true;
+			return 0;
+		}
+		atomic_store_explicit(&sd->busy, 0, memory_order_release);
+	}
+	*fast = false;
+	return side_lock(sd, me, deadline);
+}
+
+/*
+ * Leave a side. A keeper clears busy (release: the revoker that reads 0 sees our stores). A
+ * lock holder counts its streak (done: a put or get that moved an item) and, after
+ * STICKY_STREAK in a row with nobody else between, keeps the lock (a CAS: it fails when
+ * somebody sleeps on the word, who must then be woken). Both CAS and exchange are full
+ * barriers, as the waiter check after a slow-path put or get needs.
+ */
+static inline void side_leave(struct ring *r, struct ring_side *sd, uint32_t me, bool fast,
+			      bool done)
+{
+	uint32_t v = me;
+
+	if (fast) {
+		atomic_store_explicit(&sd->busy, 0, memory_order_release);
+		/* The waiter check that follows must not move above our stores (compiler); the
+		 * hardware half is the sleeper's membarrier (ring_wait). */
+		atomic_signal_fence(memory_order_seq_cst);
+		return;
+	}
+	if (done) {
+		if (sd->last != me) {
+			sd->last = me;
+			sd->streak = 0;
+		}
+		if (sd->streak < STICKY_STREAK)
+			sd->streak++;
+	}
+	if (done && r->may_keep && sd->streak >= STICKY_STREAK && mb_register()) {
+		atomic_store_explicit(&sd->key, my_key(me), memory_order_relaxed);
+		if (atomic_compare_exchange_strong(&sd->lock, &v, me | STICKY))
+			return;
+	}
+	mproc__qunlock(&sd->lock);
+}
+
 /*
  * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
  * sleep on the low half of *state (futex) until it changes. Returns 0 (re-check) or
@@ -200,7 +396,7 @@ static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
  */
 static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
 		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
-		     int64_t deadline, int64_t slice_ns)
+		     struct ring_side *other, int64_t deadline, int64_t slice_ns)
 {
 	int64_t start, now, until, budget;
 	uint32_t seen;
@@ -248,6 +444,12 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	 * on the critical path. Read after the flag, before the final check: a put that lands
 	 * after the read changes the word (futex returns at once) or sees the flag. */
 	atomic_store(waiters, 1);
+	/* A keeper of the other side checks the flag after its stores with no fence between
+	 * (side_leave): our membarrier is that fence. Without a keeper the other side's unlock
+	 * (an atomic exchange) is; a side that becomes kept after our read of its word did so
+	 * with a CAS, a full barrier, so its later check sees our flag. */
+	if (atomic_load(&other->lock) & STICKY)
+		mb_fence();
 	seen = CNT(atomic_load(state));
 	if (atomic_load(spin_on) == spin_seen)
 		rr = mproc__futex_wait(futex_word(state), seen, until);
@@ -287,11 +489,13 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
 	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
+	uint32_t me = mproc__qlock_self();
 	uint64_t prod, cons, h;
+	bool fast;
 	int rc;
 
 	for (;;) {
-		rc = mproc__qlock(&s->plock, deadline);
+		rc = side_enter(&s->ps, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
@@ -317,7 +521,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		    (uint32_t)(POS(prod) - POS(cons)) + need <= r->cap &&
 		    (!r->maxsize || (uint32_t)(CNT(prod) - CNT(cons)) < r->maxsize))
 			break;
-		mproc__qunlock(&s->plock);
+		side_leave(r, &s->ps, me, fast, false);
 		/* Sleep until a quarter of the ring is free, not one record: a full ring would
 		 * otherwise cost one wake-up (a context switch) per record. Consumers honour it;
 		 * a consumer that stops early leaves us asleep for one short slice at most. */
@@ -325,7 +529,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		uint32_t w = atomic_load(&s->prod_want);
 		while (w < want && !atomic_compare_exchange_weak(&s->prod_want, &w, want))
 			;
-		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, deadline,
+		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, &s->cs, deadline,
 			       RING_WANT_SLICE_NS);
 		if (rc < 0)
 			return rc;
@@ -335,10 +539,10 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
 	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
 			      memory_order_release);
-	/* The unlock's atomic exchange (a full barrier on x86 and ARMv8) orders the stores above
-	 * before our load of cons_waiters: the other half of the sleeper's "raise flag,
-	 * re-check", without a second fence. */
-	mproc__qunlock(&s->plock);
+	/* Then the check for sleeping consumers, ordered after the stores above (a sleeper
+	 * raises its flag, then re-checks): by the unlock's atomic exchange (a full barrier on
+	 * x86 and ARMv8) or, for a keeper, by the sleeper's membarrier (ring_wait). */
+	side_leave(r, &s->ps, me, fast, true);
 	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
 		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
 	return 0;
@@ -348,12 +552,14 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
+	uint32_t me = mproc__qlock_self();
 	uint64_t cons, h;
 	uint32_t need;
+	bool fast;
 	int rc;
 
 	for (;;) {
-		rc = mproc__qlock(&s->clock, deadline);
+		rc = side_enter(&s->cs, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		/* After -EOWNERDEAD nothing to repair: the dead consumer had not advanced. */
@@ -361,21 +567,21 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
 		if (HSEQ(h) == CNT(cons) + 1)
 			break;
-		mproc__qunlock(&s->clock);
-		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, deadline,
-			       RING_SLICE_NS);
+		side_leave(r, &s->cs, me, fast, false);
+		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, &s->ps,
+			       deadline, RING_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
 	if (HLEN(h) > cap) {
-		mproc__qunlock(&s->clock);
+		side_leave(r, &s->cs, me, fast, false);
 		return -EMSGSIZE;       /* the item stays */
 	}
 	copy_out(r, POS(cons) + RING_REC_HDR, buf, HLEN(h));
 	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
 	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
 			      memory_order_release);
-	mproc__qunlock(&s->clock);      /* orders the store before the waiter check (put) */
+	side_leave(r, &s->cs, me, fast, true);  /* orders the store before the waiter check */
 	if (atomic_load(&s->prod_waiters)) {
 		uint64_t prod = atomic_load(&s->prod);
 		uint32_t used = POS(prod) - (POS(cons) + need);
