@@ -149,6 +149,9 @@ int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline);
 void mproc__qunlock(_Atomic uint32_t *lock);
 /* The calling thread's id as lock words hold it (cached; right again after fork). */
 uint32_t mproc__qlock_self(void);
+/* Ring queues only, for tests: the tid that keeps the producers' (consumers') lock between
+ * calls (the single-owner fast path of queue_ring.c), 0 if none. */
+uint32_t mproc__ring_keeper(struct mproc_queue *q, bool consumers);
 
 /* Wait for the next put (sleeping on put_seq, which the caller read as seen before it
  * found the queue empty). Returns 0 (re-check), -ETIMEDOUT. Slice-bounded so a wake-up

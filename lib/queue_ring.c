@@ -621,6 +621,14 @@ static ssize_t ring_qsize(struct mproc_queue *q)
 	return n > 0 ? n : 0;   /* a consumer can be one committed item ahead for a moment */
 }
 
+uint32_t mproc__ring_keeper(struct mproc_queue *q, bool consumers)
+{
+	struct ring *r = q->be;
+	uint32_t v = atomic_load(consumers ? &r->sh->cs.lock : &r->sh->ps.lock);
+
+	return v & STICKY ? TID_OF(v) : 0;
+}
+
 const struct mproc__queue_ops mproc__queue_ring_ops = {
 	.name = "ring",
 	.init = ring_init,
