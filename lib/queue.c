@@ -266,11 +266,13 @@ void mproc__robust_unlock(pthread_mutex_t *m)
 #define QLOCK_WAITERS 0x80000000u
 
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
-static __thread pid_t t_tid;
+/* initial-exec: one load from the thread pointer, not a __tls_get_addr call per access (the
+ * ring's fast path reads it on every put and get through mproc__qlock_self_fast). */
+__thread uint32_t mproc__t_tid __attribute__((tls_model("initial-exec")));
 
 static void tid_reset_in_child(void)
 {
-	t_tid = 0;      /* the child's only thread has a new tid */
+	mproc__t_tid = 0;       /* the child's only thread has a new tid */
 }
 
 static void tid_register(void)
@@ -280,11 +282,11 @@ static void tid_register(void)
 
 static pid_t my_tid(void)
 {
-	if (!t_tid) {
+	if (!mproc__t_tid) {
 		pthread_once(&tid_once, tid_register);
-		t_tid = (pid_t)syscall(SYS_gettid);
+		mproc__t_tid = (uint32_t)syscall(SYS_gettid);
 	}
-	return t_tid;
+	return (pid_t)mproc__t_tid;
 }
 
 uint32_t mproc__qlock_self(void)

@@ -149,6 +149,13 @@ int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline);
 void mproc__qunlock(_Atomic uint32_t *lock);
 /* The calling thread's id as lock words hold it (cached; right again after fork). */
 uint32_t mproc__qlock_self(void);
+extern __thread uint32_t mproc__t_tid __attribute__((tls_model("initial-exec")));
+static inline uint32_t mproc__qlock_self_fast(void)
+{
+	uint32_t t = mproc__t_tid;
+
+	return t ? t : mproc__qlock_self();
+}
 /* Ring queues only, for tests: the tid that keeps the producers' (consumers') lock between
  * calls (the single-owner fast path of queue_ring.c), 0 if none. */
 uint32_t mproc__ring_keeper(struct mproc_queue *q, bool consumers);
