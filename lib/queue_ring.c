@@ -468,12 +468,19 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	return 0;
 }
 
-/* Up to 16 bytes with two overlapping moves (or three single bytes) inline: for the small items
- * that latency is about, a memcpy call costs more than the copy. Never writes outside
- * [d, d + len). */
+/* Up to 64 bytes with two overlapping moves (or three single bytes) inline: for the small items
+ * that latency and item rates are about, a memcpy call costs more than the copy. Never writes
+ * outside [d, d + len). */
+#define COPY_SMALL_MAX 64u
 static inline void copy_small(unsigned char *d, const unsigned char *s, size_t len)
 {
-	if (len >= 8) {
+	if (len > 32) {
+		memcpy(d, s, 32);
+		memcpy(d + len - 32, s + len - 32, 32);
+	} else if (len > 16) {
+		memcpy(d, s, 16);
+		memcpy(d + len - 16, s + len - 16, 16);
+	} else if (len >= 8) {
 		memcpy(d, s, 8);
 		memcpy(d + len - 8, s + len - 8, 8);
 	} else if (len >= 4) {
@@ -491,7 +498,7 @@ static inline void copy_in(struct ring *r, uint32_t pos, const void *src, size_t
 	uint32_t off = pos & r->mask;
 	size_t first = r->cap - off;
 
-	if (len <= 16 && len <= first) {
+	if (len <= COPY_SMALL_MAX && len <= first) {
 		copy_small(r->sh->data + off, src, len);
 	} else if (len <= first) {
 		memcpy(r->sh->data + off, src, len);
@@ -506,7 +513,7 @@ static inline void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
 	uint32_t off = pos & r->mask;
 	size_t first = r->cap - off;
 
-	if (len <= 16 && len <= first) {
+	if (len <= COPY_SMALL_MAX && len <= first) {
 		copy_small(dst, r->sh->data + off, len);
 	} else if (len <= first) {
 		memcpy(dst, r->sh->data + off, len);

@@ -91,7 +91,9 @@ static void t_put_get(void *arg)
 	struct mproc_queue *q = mkq(arg, 0, 0, 0);
 	size_t max = mproc_queue_max_msg(q);
 	unsigned char *in = malloc(max), *out = malloc(max);
-	size_t sizes[] = { 0, 1, 7, 8, 9, 100, 4095, max < 4097 ? max : 4097, max };
+	/* Around the ring's inline copies too (up to 3 bytes, 4..7, 8..16, 17..32, 33..64). */
+	size_t sizes[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 4095,
+			   max < 4097 ? max : 4097, max };
 
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		for (size_t k = 0; k < sizes[i]; k++)
