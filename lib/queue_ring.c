@@ -8,6 +8,24 @@
  * another (mproc__qlock: one atomic to take, one to release, a dead owner is detected), so
  * one producer and one consumer never contend on a lock.
  *
+ * One user per side (issue 18). A thread that has run a side's last STICKY_STREAK (128)
+ * operations with nobody else between keeps that side's lock between calls (the word holds
+ * its tid | MPROC__QLOCK_STICKY) and then puts (gets) with no atomic read-modify-write at all:
+ * it stores its tid in the side's busy word, re-checks the lock word (a compiler barrier
+ * between, no fence), does the operation, and clears busy with a release store. Another
+ * thread that wants the side revokes the keeper: it CASes the word to a plain lock held by
+ * itself, calls membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (the keeper's half of the fence,
+ * run by the kernel on the keeper's CPU: after it, a keeper that passed its re-check has its
+ * busy store visible, and one that had not sees the new word and takes the slow path), then
+ * waits until busy is 0. A keeper SIGKILLed anywhere is a lock holder that died: its word (or
+ * its busy word) names a dead tid, the next thread takes over with -EOWNERDEAD and repairs as
+ * below. A per-thread key beside the word keeps a new thread that got a dead keeper's tid from
+ * taking its place unnoticed. So a 1-producer/1-consumer queue moves only its record lines
+ * between the two CPUs, plus the progress words when a side must look at the other's; a side
+ * shared by several users costs one membarrier when a keeper is revoked, at most once per
+ * 128 operations. Processes where membarrier is unavailable, and MPROC_QUEUE_NOSPIN queues
+ * (which sleep anyway, and would pay a membarrier per sleep), never keep a lock.
+ *
  * Publishing. A producer copies the payload, then stores the 8-byte header with release
  * order: seq = item number + 1 (never 0, so zeroed storage is never a record; a stale header
  * from an earlier lap carries an older number). A consumer knows which item number it expects
@@ -27,10 +45,12 @@
  * record again.
  *
  * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
- * when it did not; per process), consumers on the header they expect, producers on the
- * consumers' word, then sleeps on the other side's futex word after raising a "sleeping"
- * flag; the other side wakes (everybody) only when it finds the flag set, and clears it
- * (store/re-check against store/check, both ordered, so no wake-up is lost).
+ * when it did not; per process; the first 512 checks back to back, then with a PAUSE each),
+ * consumers on the header they expect, producers on the consumers' word, then sleeps on the
+ * other side's futex word after raising a "sleeping" flag; the other side wakes (everybody)
+ * only when it finds the flag set, and clears it (store/re-check against store/check, both
+ * ordered, so no wake-up is lost: by the other side's unlock exchange, or when that side is
+ * kept, by the sleeper's membarrier).
  * MPROC_QUEUE_SPIN never sleeps (it calls sched_yield() every 128 spins, so a peer on the
  * same CPU gets to run); MPROC_QUEUE_NOSPIN sleeps at once. Producers cache the consumers'
  * word under their lock and reload it only when the cache says full.

@@ -10,7 +10,7 @@
 # 95 % interval of a median), each running both builds back to back, the order alternating
 # (ABBA...) so a drift in the machine's speed falls on both:
 #
-#   bench_queue    --benchmark_filter='queue/ring/bytes:64/producers:1/consumers:1$|latency/ring_spin/placement:cross_core'
+#   bench_queue    --benchmark_filter='queue/ring/bytes:64/producers:1/consumers:1/|latency/ring_spin/placement:cross_core'
 #   bench_baseline --benchmark_filter='baseline/cacheline_rtt/placement:cross_core'
 #
 # with the harness's own placement (bench_pair picks the two PUs of cross_core from the
@@ -80,7 +80,8 @@ build() {
 		}
 		echo "$commit" >"$dir/$side/commit"
 	fi
-	ninja -C "$dir/$side/build" bench/bench_queue bench/bench_baseline \
+	# mproc-floor: bench_baseline runs its probes in it (a minimal process beside it).
+	ninja -C "$dir/$side/build" bench/bench_queue bench/bench_baseline bench/mproc-floor \
 		>"$dir/$side/build.log" 2>&1 || {
 		echo "$0: build of $side failed: $dir/$side/build.log" >&2
 		exit 1
@@ -95,7 +96,7 @@ run() {
 	b=$dir/$1/build/bench
 	out=$dir/runs/$1.$2
 	MPROC_PROFILE=$profile "$b/bench_queue" --profile="$profile" \
-		--benchmark_filter='queue/ring/bytes:64/producers:1/consumers:1$|latency/ring_spin/placement:cross_core' \
+		--benchmark_filter='queue/ring/bytes:64/producers:1/consumers:1/|latency/ring_spin/placement:cross_core' \
 		--benchmark_repetitions=1 --benchmark_out="$out.queue.json" \
 		--benchmark_out_format=json >"$out.queue.log" 2>&1 || {
 		echo "$0: bench_queue of $1 failed in round $2: $out.queue.log" >&2
