@@ -45,7 +45,8 @@
  * record again.
  *
  * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
- * when it did not; per process; the first 512 checks back to back, then with a PAUSE each),
+ * when it did not; per process; MPROC_QUEUE_SPIN: the first 512 checks back to back, then
+ * with a PAUSE each),
  * consumers on the header they expect, producers on the consumers' word, then sleeps on the
  * other side's futex word after raising a "sleeping" flag; the other side wakes (everybody)
  * only when it finds the flag set, and clears it (store/re-check against store/check, both
@@ -319,15 +320,15 @@ static int side_wait_busy(struct ring_side *sd, uint32_t me, int64_t deadline, i
 }
 
 /*
- * Take a side's lock the slow way: revoke a keeper, or mproc__qlock. 0, -EOWNERDEAD (held;
- * the caller repairs), -ETIMEDOUT, -errno.
+ * Take a side's lock the slow way: revoke a keeper, or mproc__qlock (rc: what side_lock's try
+ * returned, -EALREADY if it found the word kept). 0, -EOWNERDEAD (held; the caller repairs),
+ * -ETIMEDOUT, -errno.
  */
-static int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
+static int side_lock_slow(struct ring_side *sd, uint32_t me, int64_t deadline, int rc)
 {
 	uint32_t v;
-	int rc;
 
-	for (;;) {
+	while (rc == -EALREADY) {
 		v = atomic_load(&sd->lock);
 		if (v & STICKY) {
 			/*
@@ -340,39 +341,54 @@ static int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
 			mb_fence();
 			/* Our own tid as keeper is a dead thread's (ours would have gone fast). */
 			rc = TID_OF(v) == me || !mproc__tid_alive((pid_t)TID_OF(v)) ? -EOWNERDEAD : 0;
-			break;
+			return side_wait_busy(sd, me, deadline, rc);
 		}
-		rc = mproc__qlock(&sd->lock, deadline);
-		if (rc == -EALREADY)
-			continue;       /* kept meanwhile: revoke */
-		if (rc == -EOWNERDEAD)
-			mb_fence();     /* the dead holder may have been a revoker before its fence */
-		else if (rc < 0)
-			return rc;
-		break;
+		rc = mproc__qlock(&sd->lock, deadline);        /* -EALREADY: kept meanwhile */
 	}
+	if (rc < 0 && rc != -EOWNERDEAD)
+		return rc;
+	if (rc == -EOWNERDEAD)
+		mb_fence();     /* the dead holder may have been a revoker before its fence */
 	return side_wait_busy(sd, me, deadline, rc);
 }
 
-/*
- * Enter a side: the fast path when this thread keeps its lock (*fast), else side_lock.
- * The keeper's entry is a store and a load with only a compiler barrier between them: the
- * revoker's membarrier supplies the hardware half (see side_lock).
- */
-static inline int side_enter(struct ring_side *sd, uint32_t me, int64_t deadline, bool *fast)
+/* The common case inline: a plain lock, free, and no keeper's operation in flight. */
+static inline int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
 {
-	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY) &&
-	    atomic_load_explicit(&sd->key, memory_order_relaxed) == my_key(me)) {
-		atomic_store_explicit(&sd->busy, me, memory_order_relaxed);
-		atomic_signal_fence(memory_order_seq_cst);
-		if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY)) {
-			*fast = true;
+	int rc = -EALREADY;
+
+	if (!(atomic_load_explicit(&sd->lock, memory_order_relaxed) & STICKY)) {
+		rc = mproc__qlock(&sd->lock, deadline);
+		if (rc == 0 && atomic_load_explicit(&sd->busy, memory_order_acquire) == 0)
 			return 0;
-		}
-		atomic_store_explicit(&sd->busy, 0, memory_order_release);
 	}
-	*fast = false;
-	return side_lock(sd, me, deadline);
+	return side_lock_slow(sd, me, deadline, rc);
+}
+
+/*
+ * Is the thread me this side's keeper? Then mark it busy and say yes. The keeper's entry is a
+ * store (busy) and a load (the word again) with only a compiler barrier between them: the
+ * revoker's membarrier supplies the hardware half (see side_lock_slow).
+ */
+static inline bool side_enter_kept(struct ring_side *sd, uint32_t me)
+{
+	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
+	    atomic_load_explicit(&sd->key, memory_order_relaxed) != my_key(me))
+		return false;
+	atomic_store_explicit(&sd->busy, me, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY))
+		return true;
+	atomic_store_explicit(&sd->busy, 0, memory_order_release);
+	return false;
+}
+
+/* Enter a side: as its keeper (*fast), else through side_lock. */
+static inline int side_enter(struct ring *r, struct ring_side *sd, uint32_t me,
+			     int64_t deadline, bool *fast)
+{
+	*fast = r->may_keep && side_enter_kept(sd, me);
+	return *fast ? 0 : side_lock(sd, me, deadline);
 }
 
 /*
@@ -394,7 +410,7 @@ static inline void side_leave(struct ring *r, struct ring_side *sd, uint32_t me,
 		atomic_signal_fence(memory_order_seq_cst);
 		return;
 	}
-	if (done) {
+	if (done && r->may_keep) {
 		if (sd->last != me) {
 			sd->last = me;
 			sd->streak = 0;
@@ -429,11 +445,13 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	if (!(q->flags & MPROC_QUEUE_NOSPIN)) {
 		budget = (q->flags & MPROC_QUEUE_SPIN) ? INT64_MAX : atomic_load_explicit(
 			&r->spin_ns, memory_order_relaxed);
-		/* First RING_SPIN_HOT checks back to back, with no PAUSE and no clock read: each
-		 * costs about 30 ns here (AMD Zen 3, a VM's clock), and half a PAUSE on average is
-		 * added to the moment we see the other side's store, which is often only a
-		 * cache-line transfer away (70 ns across cores). */
-		for (unsigned i = 0; i < RING_SPIN_HOT; i++) {
+		/* Spin-only mode (latency) makes its first RING_SPIN_HOT checks back to back, with
+		 * no PAUSE and no clock read: each costs about 30 ns here (AMD Zen 3, a VM's
+		 * clock), and half a PAUSE on average is added to the moment we see the other
+		 * side's store, which is often only a cache-line transfer away (70 ns across
+		 * cores). The default mode keeps its PAUSE: a consumer that chases its producer
+		 * would otherwise pull the record line away from it between every two stores. */
+		for (unsigned i = 0; budget == INT64_MAX && i < RING_SPIN_HOT; i++) {
 			if (atomic_load_explicit(spin_on, memory_order_acquire) != spin_seen)
 				return 0;
 		}
@@ -543,7 +561,24 @@ static inline void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
 	}
 }
 
-static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+/* Producers sleep (prod_waiters was set): wake them when their wish is met, the ring is
+ * empty, or a count limit is what they wait for. rpos: our read position after the get. */
+__attribute__((noinline))
+static void ring_wake_producers(struct ring *r, struct ring_shared *s, uint32_t rpos)
+{
+	uint64_t prod = atomic_load(&s->prod);
+	uint32_t used = POS(prod) - rpos;
+
+	if (r->maxsize || (int32_t)used <= 0 || r->cap - used >= atomic_load(&s->prod_want)) {
+		if (atomic_exchange(&s->prod_waiters, 0)) {
+			atomic_store(&s->prod_want, 0);
+			mproc__futex_wake(futex_word(&s->cons), INT_MAX);
+		}
+	}
+}
+
+__attribute__((noinline))
+static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
@@ -554,7 +589,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	int rc;
 
 	for (;;) {
-		rc = side_enter(&s->ps, me, deadline, &fast);
+		rc = side_enter(r, &s->ps, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
@@ -607,7 +642,8 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	return 0;
 }
 
-static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
+__attribute__((noinline))
+static ssize_t ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
@@ -618,7 +654,7 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	int rc;
 
 	for (;;) {
-		rc = side_enter(&s->cs, me, deadline, &fast);
+		rc = side_enter(r, &s->cs, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		/* After -EOWNERDEAD nothing to repair: the dead consumer had not advanced. */
@@ -641,19 +677,66 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
 			      memory_order_release);
 	side_leave(r, &s->cs, me, fast, true);  /* orders the store before the waiter check */
-	if (atomic_load(&s->prod_waiters)) {
-		uint64_t prod = atomic_load(&s->prod);
-		uint32_t used = POS(prod) - (POS(cons) + need);
+	if (atomic_load(&s->prod_waiters))
+		ring_wake_producers(r, s, POS(cons) + need);
+	return (ssize_t)HLEN(h);
+}
 
-		/* Wake when the sleepers' wish is met, the ring is empty, or a count limit is
-		 * what they wait for. */
-		if (r->maxsize || (int32_t)used <= 0 || r->cap - used >= atomic_load(&s->prod_want)) {
-			if (atomic_exchange(&s->prod_waiters, 0)) {
-				atomic_store(&s->prod_want, 0);
-				mproc__futex_wake(futex_word(&s->cons), INT_MAX);
-			}
-		}
+/*
+ * put and get: the keeper's whole operation first, small and inline (an item that fits, a
+ * record that is ready), everything else in ring_put_slow / ring_get_slow, which also serve
+ * a keeper that must wait. Same steps and orders as the slow paths, minus the lock.
+ */
+static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+{
+	struct ring *r = q->be;
+	struct ring_shared *s = r->sh;
+	uint32_t me = mproc__qlock_self_fast();
+	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
+	uint64_t prod, cons;
+
+	if (!r->may_keep || !side_enter_kept(&s->ps, me))
+		return ring_put_slow(q, buf, len, deadline);
+	prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
+	cons = s->cons_cache;
+	if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
+	    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize)) {
+		atomic_store_explicit(&s->ps.busy, 0, memory_order_release);
+		return ring_put_slow(q, buf, len, deadline);    /* reloads cons, or waits */
 	}
+	copy_in(r, POS(prod) + RING_REC_HDR, buf, len);
+	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
+	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
+			      memory_order_release);
+	side_leave(r, &s->ps, me, true, true);
+	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
+		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
+	return 0;
+}
+
+static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
+{
+	struct ring *r = q->be;
+	struct ring_shared *s = r->sh;
+	uint32_t me = mproc__qlock_self_fast();
+	uint64_t cons, h;
+	uint32_t need;
+
+	if (!r->may_keep || !side_enter_kept(&s->cs, me))
+		return ring_get_slow(q, buf, cap, deadline);
+	cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
+	h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
+	if (HSEQ(h) != CNT(cons) + 1 || HLEN(h) > cap) {
+		atomic_store_explicit(&s->cs.busy, 0, memory_order_release);
+		return ring_get_slow(q, buf, cap, deadline);    /* waits, or says -EMSGSIZE */
+	}
+	copy_out(r, POS(cons) + RING_REC_HDR, buf, HLEN(h));
+	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
+	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
+			      memory_order_release);
+	side_leave(r, &s->cs, me, true, true);
+	if (atomic_load(&s->prod_waiters))
+		ring_wake_producers(r, s, POS(cons) + need);
 	return (ssize_t)HLEN(h);
 }
 
