@@ -10,8 +10,11 @@
 # 95 % interval of a median), each running both builds back to back, the order alternating
 # (ABBA...) so a drift in the machine's speed falls on both:
 #
-#   bench_queue    --benchmark_filter='queue/ring/bytes:64/producers:1/consumers:1/|latency/ring_spin/placement:cross_core'
-#   bench_baseline --benchmark_filter='baseline/cacheline_rtt/placement:cross_core'
+#   bench_queue    --benchmark_filter="$QFILTER"
+#   bench_baseline --benchmark_filter="$BFILTER"
+#
+# (the two filters are set below: the 64-byte 1x1 ring throughput and ring_spin cross-core; the
+# cross-core cache-line round trip)
 #
 # with the harness's own placement (bench_pair picks the two PUs of cross_core from the
 # topology, as mproc-bench runs them; nothing to set) and MPROC_PROFILE=profile (default quick),
@@ -53,6 +56,8 @@ case $rounds in '' | *[!0-9]*) usage ;; esac
 [ "$rounds" -ge 1 ] || usage
 case $profile in quick | full) ;; *) usage ;; esac
 
+QFILTER='queue/ring/bytes:64/producers:1/consumers:1/|latency/ring_spin/placement:cross_core'
+BFILTER='baseline/cacheline_rtt/placement:cross_core'
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
@@ -64,6 +69,7 @@ for c in "$base" "$new"; do
 done
 [ -n "$dir" ] || dir=$(mktemp -d /tmp/ab_ring.XXXXXX)
 mkdir -p "$dir/runs"
+rm -f "$dir"/runs/*.json "$dir"/runs/*.log     # a reused dir: this run's rounds only
 
 # build SIDE COMMIT: dir/SIDE/src from git archive, dir/SIDE/build (reused when the commit is
 # the same as last time).
@@ -96,14 +102,14 @@ run() {
 	b=$dir/$1/build/bench
 	out=$dir/runs/$1.$2
 	MPROC_PROFILE=$profile "$b/bench_queue" --profile="$profile" \
-		--benchmark_filter='queue/ring/bytes:64/producers:1/consumers:1/|latency/ring_spin/placement:cross_core' \
+		--benchmark_filter="$QFILTER" \
 		--benchmark_repetitions=1 --benchmark_out="$out.queue.json" \
 		--benchmark_out_format=json >"$out.queue.log" 2>&1 || {
 		echo "$0: bench_queue of $1 failed in round $2: $out.queue.log" >&2
 		exit 1
 	}
 	MPROC_PROFILE=$profile "$b/bench_baseline" --profile="$profile" \
-		--benchmark_filter='baseline/cacheline_rtt/placement:cross_core' \
+		--benchmark_filter="$BFILTER" \
 		--benchmark_repetitions=1 --benchmark_out="$out.baseline.json" \
 		--benchmark_out_format=json >"$out.baseline.log" 2>&1 || {
 		echo "$0: bench_baseline of $1 failed in round $2: $out.baseline.log" >&2
@@ -176,11 +182,12 @@ for label in labels:
         v = vals[(side, label)]
         m = stats.median(v)
         ci = stats.median_ci(v)
-        cells.append("%s [%s, %s]" % (fmt(m), fmt(ci[0]) if ci else "-", fmt(ci[1]) if ci else "-")
-                     + ("" if ci else " (too few rounds)"))
+        lo, hi = (fmt(ci[0]), fmt(ci[1])) if ci else ("-", "-")
+        cells.append("%s [%s, %s]" % (fmt(m), lo, hi) + ("" if ci else " (too few rounds)"))
     r, lo, hi = stats.ratio_ci(vals[("new", label)], vals[("base", label)], paired=True)
     print("%-22s %-28s %-28s %s [%s, %s]" % (label, cells[0], cells[1], fmt(r), fmt(lo), fmt(hi)))
 missing = sum(1 for k, v in vals.items() for x in v if isinstance(x, float) and math.isnan(x))
 if missing:
-    print("note: %d figure(s) missing (a benchmark skipped or failed; see %s/*.log)" % (missing, runs))
+    print("note: %d figure(s) missing (a benchmark skipped or failed; see %s/*.log)"
+          % (missing, runs))
 EOF
