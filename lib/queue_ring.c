@@ -370,10 +370,10 @@ static inline int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
  * store (busy) and a load (the word again) with only a compiler barrier between them: the
  * revoker's membarrier supplies the hardware half (see side_lock_slow).
  */
-static inline bool side_enter_kept(struct ring_side *sd, uint32_t me)
+static inline bool side_enter_kept_key(struct ring_side *sd, uint32_t me, uint32_t key)
 {
 	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
-	    atomic_load_explicit(&sd->key, memory_order_relaxed) != my_key(me))
+	    atomic_load_explicit(&sd->key, memory_order_relaxed) != key)
 		return false;
 	atomic_store_explicit(&sd->busy, me, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
@@ -381,6 +381,11 @@ static inline bool side_enter_kept(struct ring_side *sd, uint32_t me)
 		return true;
 	atomic_store_explicit(&sd->busy, 0, memory_order_release);
 	return false;
+}
+
+static inline bool side_enter_kept(struct ring_side *sd, uint32_t me)
+{
+	return side_enter_kept_key(sd, me, my_key(me));
 }
 
 /* Enter a side: as its keeper (*fast), else through side_lock. */
@@ -531,14 +536,13 @@ static inline void copy_small(unsigned char *d, const unsigned char *s, size_t l
 	}
 }
 
-static inline void copy_in(struct ring *r, uint32_t pos, const void *src, size_t len)
+/* Past COPY_SMALL_MAX, or wrapping around the end of the storage: memcpy, out of line. */
+__attribute__((noinline))
+static void copy_in_big(struct ring *r, uint32_t off, const void *src, size_t len)
 {
-	uint32_t off = pos & r->mask;
 	size_t first = r->cap - off;
 
-	if (len <= COPY_SMALL_MAX && len <= first) {
-		copy_small(r->sh->data + off, src, len);
-	} else if (len <= first) {
+	if (len <= first) {
 		memcpy(r->sh->data + off, src, len);
 	} else {
 		memcpy(r->sh->data + off, src, first);
@@ -546,19 +550,37 @@ static inline void copy_in(struct ring *r, uint32_t pos, const void *src, size_t
 	}
 }
 
-static inline void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
+static inline void copy_in(struct ring *r, uint32_t pos, const void *src, size_t len)
 {
 	uint32_t off = pos & r->mask;
+
+	if (len <= COPY_SMALL_MAX && len <= r->cap - off)
+		copy_small(r->sh->data + off, src, len);
+	else
+		copy_in_big(r, off, src, len);
+}
+
+__attribute__((noinline))
+static void copy_out_big(struct ring *r, uint32_t off, void *dst, size_t len)
+{
 	size_t first = r->cap - off;
 
-	if (len <= COPY_SMALL_MAX && len <= first) {
-		copy_small(dst, r->sh->data + off, len);
-	} else if (len <= first) {
+	if (len <= first) {
 		memcpy(dst, r->sh->data + off, len);
 	} else {
 		memcpy(dst, r->sh->data + off, first);
 		memcpy((char *)dst + first, r->sh->data, len - first);
 	}
+}
+
+static inline void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
+{
+	uint32_t off = pos & r->mask;
+
+	if (len <= COPY_SMALL_MAX && len <= r->cap - off)
+		copy_small(dst, r->sh->data + off, len);
+	else
+		copy_out_big(r, off, dst, len);
 }
 
 /* Producers sleep (prod_waiters was set): wake them when their wish is met, the ring is
@@ -682,35 +704,56 @@ static ssize_t ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64
 	return (ssize_t)HLEN(h);
 }
 
+/* The wake-ups that end a keeper's put or get, out of line (tail calls: the fast paths below
+ * then make no call of their own and need no registers saved). */
+__attribute__((noinline))
+static int ring_put_wake(struct ring_shared *s)
+{
+	if (atomic_exchange(&s->cons_waiters, 0))
+		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
+	return 0;
+}
+
+__attribute__((noinline))
+static ssize_t ring_get_wake(struct ring *r, struct ring_shared *s, uint32_t rpos, ssize_t n)
+{
+	ring_wake_producers(r, s, rpos);
+	return n;
+}
+
 /*
- * put and get: the keeper's whole operation first, small and inline (an item that fits, a
- * record that is ready), everything else in ring_put_slow / ring_get_slow, which also serve
- * a keeper that must wait. Same steps and orders as the slow paths, minus the lock.
+ * put and get: the keeper's whole operation first, small and inline (an item of at most
+ * COPY_SMALL_MAX bytes that fits without wrapping, a record like it that is ready),
+ * everything else in ring_put_slow / ring_get_slow, which also serve a keeper that must wait
+ * or copy more, and a thread whose id or key is not cached yet. Same steps and orders as the
+ * slow paths, minus the lock.
  */
 static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
-	uint32_t me = mproc__qlock_self_fast();
+	uint32_t me = mproc__t_tid;
 	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
 	uint64_t prod, cons;
 
-	if (!r->may_keep || !side_enter_kept(&s->ps, me))
+	if (!r->may_keep || !me || t_key_tid != me || len > COPY_SMALL_MAX ||
+	    !side_enter_kept_key(&s->ps, me, t_key))
 		return ring_put_slow(q, buf, len, deadline);
 	prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
 	cons = s->cons_cache;
 	if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
-	    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize)) {
+	    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize) ||
+	    r->cap - ((POS(prod) + RING_REC_HDR) & r->mask) < len) {
 		atomic_store_explicit(&s->ps.busy, 0, memory_order_release);
-		return ring_put_slow(q, buf, len, deadline);    /* reloads cons, or waits */
+		return ring_put_slow(q, buf, len, deadline);    /* full, or wraps */
 	}
-	copy_in(r, POS(prod) + RING_REC_HDR, buf, len);
+	copy_small(r->sh->data + ((POS(prod) + RING_REC_HDR) & r->mask), buf, len);
 	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
 	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
 			      memory_order_release);
 	side_leave(r, &s->ps, me, true, true);
-	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
-		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
+	if (atomic_load(&s->cons_waiters))
+		return ring_put_wake(s);
 	return 0;
 }
 
@@ -718,25 +761,27 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
-	uint32_t me = mproc__qlock_self_fast();
+	uint32_t me = mproc__t_tid;
 	uint64_t cons, h;
 	uint32_t need;
 
-	if (!r->may_keep || !side_enter_kept(&s->cs, me))
+	if (!r->may_keep || !me || t_key_tid != me || !side_enter_kept_key(&s->cs, me, t_key))
 		return ring_get_slow(q, buf, cap, deadline);
 	cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
 	h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
-	if (HSEQ(h) != CNT(cons) + 1 || HLEN(h) > cap) {
+	if (HSEQ(h) != CNT(cons) + 1 || HLEN(h) > cap || HLEN(h) > COPY_SMALL_MAX ||
+	    r->cap - ((POS(cons) + RING_REC_HDR) & r->mask) < HLEN(h)) {
 		atomic_store_explicit(&s->cs.busy, 0, memory_order_release);
-		return ring_get_slow(q, buf, cap, deadline);    /* waits, or says -EMSGSIZE */
+		/* waits, says -EMSGSIZE, or copies a large or wrapping record */
+		return ring_get_slow(q, buf, cap, deadline);
 	}
-	copy_out(r, POS(cons) + RING_REC_HDR, buf, HLEN(h));
+	copy_small(buf, r->sh->data + ((POS(cons) + RING_REC_HDR) & r->mask), HLEN(h));
 	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
 	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
 			      memory_order_release);
 	side_leave(r, &s->cs, me, true, true);
 	if (atomic_load(&s->prod_waiters))
-		ring_wake_producers(r, s, POS(cons) + need);
+		return ring_get_wake(r, s, POS(cons) + need, (ssize_t)HLEN(h));
 	return (ssize_t)HLEN(h);
 }
 
