@@ -266,11 +266,13 @@ void mproc__robust_unlock(pthread_mutex_t *m)
 #define QLOCK_WAITERS 0x80000000u
 
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
-static __thread pid_t t_tid;
+/* initial-exec: one load from the thread pointer, not a __tls_get_addr call per access (the
+ * ring's fast path reads it on every put and get through mproc__qlock_self_fast). */
+__thread uint32_t mproc__t_tid __attribute__((tls_model("initial-exec")));
 
 static void tid_reset_in_child(void)
 {
-	t_tid = 0;      /* the child's only thread has a new tid */
+	mproc__t_tid = 0;       /* the child's only thread has a new tid */
 }
 
 static void tid_register(void)
@@ -280,17 +282,22 @@ static void tid_register(void)
 
 static pid_t my_tid(void)
 {
-	if (!t_tid) {
+	if (!mproc__t_tid) {
 		pthread_once(&tid_once, tid_register);
-		t_tid = (pid_t)syscall(SYS_gettid);
+		mproc__t_tid = (uint32_t)syscall(SYS_gettid);
 	}
-	return t_tid;
+	return (pid_t)mproc__t_tid;
+}
+
+uint32_t mproc__qlock_self(void)
+{
+	return (uint32_t)my_tid();
 }
 
 /* The holder recorded in v is gone: take the lock over (v must still be its value). */
 static bool qlock_take_dead(_Atomic uint32_t *lock, uint32_t v, uint32_t me)
 {
-	pid_t owner = (pid_t)(v & ~QLOCK_WAITERS);
+	pid_t owner = (pid_t)(v & ~(QLOCK_WAITERS | MPROC__QLOCK_STICKY));
 
 	return owner > 0 && !mproc__tid_alive(owner) &&
 	       atomic_compare_exchange_strong(lock, &v, me | QLOCK_WAITERS);
@@ -318,6 +325,10 @@ int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline)
 				return 0;
 			continue;
 		}
+		/* Kept by one thread for good (queue_ring.c): its caller revokes it; never
+		 * sleep on it, the keeper may never come back to unlock. */
+		if (v & MPROC__QLOCK_STICKY)
+			return -EALREADY;
 		if (!(v & QLOCK_WAITERS) &&
 		    !atomic_compare_exchange_weak(lock, &v, v | QLOCK_WAITERS))
 			continue;

@@ -130,8 +130,24 @@ void mproc__robust_unlock(pthread_mutex_t *m);
  * hide a dead owner until the caller's deadline (-ETIMEDOUT), never beyond it.
  */
 #define MPROC__QLOCK_SLICE_NS (50 * INT64_C(1000000))
+/* Bit 30 of a lock word: kept by its owner between calls (the ring's single-producer or
+ * single-consumer fast path, queue_ring.c); mproc__qlock returns -EALREADY on such a word and
+ * the caller revokes it. Never set together with the waiters bit (31). */
+#define MPROC__QLOCK_STICKY 0x40000000u
 int mproc__qlock(_Atomic uint32_t *lock, int64_t deadline);
 void mproc__qunlock(_Atomic uint32_t *lock);
+/* The calling thread's id as lock words hold it (cached; right again after fork). */
+uint32_t mproc__qlock_self(void);
+extern __thread uint32_t mproc__t_tid __attribute__((tls_model("initial-exec")));
+static inline uint32_t mproc__qlock_self_fast(void)
+{
+	uint32_t t = mproc__t_tid;
+
+	return t ? t : mproc__qlock_self();
+}
+/* Ring queues only, for tests: the tid that keeps the producers' (consumers') lock between
+ * calls (the single-owner fast path of queue_ring.c), 0 if none. */
+uint32_t mproc__ring_keeper(struct mproc_queue *q, bool consumers);
 
 /* Wait for the next put (sleeping on put_seq, which the caller read as seen before it
  * found the queue empty). Returns 0 (re-check), -ETIMEDOUT. Slice-bounded so a wake-up

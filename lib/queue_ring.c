@@ -8,6 +8,24 @@
  * another (mproc__qlock: one atomic to take, one to release, a dead owner is detected), so
  * one producer and one consumer never contend on a lock.
  *
+ * One user per side (issue 18). A thread that has run a side's last STICKY_STREAK (128)
+ * operations with nobody else between keeps that side's lock between calls (the word holds
+ * its tid | MPROC__QLOCK_STICKY) and then puts (gets) with no atomic read-modify-write at all:
+ * it stores its tid in the side's busy word, re-checks the lock word (a compiler barrier
+ * between, no fence), does the operation, and clears busy with a release store. Another
+ * thread that wants the side revokes the keeper: it CASes the word to a plain lock held by
+ * itself, calls membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (the keeper's half of the fence,
+ * run by the kernel on the keeper's CPU: after it, a keeper that passed its re-check has its
+ * busy store visible, and one that had not sees the new word and takes the slow path), then
+ * waits until busy is 0. A keeper SIGKILLed anywhere is a lock holder that died: its word (or
+ * its busy word) names a dead tid, the next thread takes over with -EOWNERDEAD and repairs as
+ * below. A per-thread key beside the word keeps a new thread that got a dead keeper's tid from
+ * taking its place unnoticed. So a 1-producer/1-consumer queue moves only its record lines
+ * between the two CPUs, plus the progress words when a side must look at the other's; a side
+ * shared by several users costs one membarrier when a keeper is revoked, at most once per
+ * 128 operations. Processes where membarrier is unavailable, and MPROC_QUEUE_NOSPIN queues
+ * (which sleep anyway, and would pay a membarrier per sleep), never keep a lock.
+ *
  * Publishing. A producer copies the payload, then stores the 8-byte header with release
  * order: seq = item number + 1 (never 0, so zeroed storage is never a record; a stale header
  * from an earlier lap carries an older number). A consumer knows which item number it expects
@@ -27,10 +45,13 @@
  * record again.
  *
  * Waiting. A waiter spins for a short, adaptive time (grows when spinning paid off, shrinks
- * when it did not; per process), consumers on the header they expect, producers on the
- * consumers' word, then sleeps on the other side's futex word after raising a "sleeping"
- * flag; the other side wakes (everybody) only when it finds the flag set, and clears it
- * (store/re-check against store/check, both ordered, so no wake-up is lost).
+ * when it did not; per process; MPROC_QUEUE_SPIN: the first 512 checks back to back, then
+ * with a PAUSE each),
+ * consumers on the header they expect, producers on the consumers' word, then sleeps on the
+ * other side's futex word after raising a "sleeping" flag; the other side wakes (everybody)
+ * only when it finds the flag set, and clears it (store/re-check against store/check, both
+ * ordered, so no wake-up is lost: by the other side's unlock exchange, or when that side is
+ * kept, by the sleeper's membarrier).
  * MPROC_QUEUE_SPIN never sleeps (it calls sched_yield() every 128 spins, so a peer on the
  * same CPU gets to run); MPROC_QUEUE_NOSPIN sleeps at once. Producers cache the consumers'
  * word under their lock and reload it only when the cache says full.
@@ -43,7 +64,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "queue_internal.h"
@@ -56,18 +80,31 @@
 #define RING_SPIN_MIN_NS 1000
 #define RING_SPIN_MAX_NS 100000
 #define RING_SPIN_START_NS 20000
+#define RING_SPIN_HOT 512u      /* checks before the first PAUSE (about 0.5 us) */
 
 #define PACK(cnt, pos) (((uint64_t)(pos) << 32) | (uint32_t)(cnt))
 #define CNT(s) ((uint32_t)(s))
 #define POS(s) ((uint32_t)((s) >> 32))
 
+/*
+ * One side (producers or consumers): its lock word and what the single-owner fast path needs,
+ * on one cache line that only that side writes while one thread runs it.
+ */
+struct ring_side {
+	_Atomic uint32_t lock;          /* mproc__qlock word; tid | STICKY: kept by that thread */
+	_Atomic uint32_t busy;          /* the keeper's tid while it is inside an operation */
+	_Atomic uint32_t key;           /* the keeper's per-thread key (a recycled tid is not it) */
+	uint32_t last;                  /* tid of the last holder (under the lock) */
+	uint32_t streak;                /* its operations in a row (under the lock) */
+};
+
 struct ring_shared {
 	/* Producer side: written by producers under plock. */
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t plock;
+	_Alignas(MPROC__CACHELINE) struct ring_side ps;
 	uint64_t cons_cache;            /* producers' last view of cons */
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t prod;     /* {puts, wpos} */
 	/* Consumer side. */
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t clock;
+	_Alignas(MPROC__CACHELINE) struct ring_side cs;
 	_Alignas(MPROC__CACHELINE) _Atomic uint64_t cons;     /* {gets, rpos} */
 	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
 	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
@@ -82,6 +119,7 @@ struct ring {
 	size_t map_bytes;
 	uint32_t cap, mask;
 	uint32_t maxsize;               /* 0 = count unlimited */
+	bool may_keep;                  /* a side's only user may keep its lock (not NOSPIN) */
 	_Atomic int64_t spin_ns;        /* this process's adaptive spin budget */
 };
 
@@ -131,6 +169,7 @@ static int ring_init(struct mproc_queue *q, const struct mproc_queue_opts *o)
 	r->cap = (uint32_t)want;
 	r->mask = r->cap - 1;
 	r->maxsize = (uint32_t)q->maxsize;
+	r->may_keep = !(q->flags & MPROC_QUEUE_NOSPIN);
 	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
 	return 0;
 }
@@ -178,6 +217,7 @@ static int ring_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
 	r->cap = (uint32_t)w->be_bytes;
 	r->mask = r->cap - 1;
 	r->maxsize = (uint32_t)q->maxsize;
+	r->may_keep = !(q->flags & MPROC_QUEUE_NOSPIN);
 	atomic_init(&r->spin_ns, RING_SPIN_START_NS);
 	return 0;
 }
@@ -192,6 +232,205 @@ static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
 #define HLEN(h) ((uint32_t)(h))
 #define HSEQ(h) ((uint32_t)((h) >> 32))
 
+/* ---- the single-owner fast path ------------------------------------------------------------ */
+
+#define STICKY MPROC__QLOCK_STICKY
+#define LOCK_WAITERS 0x80000000u
+#define TID_OF(v) ((v) & ~(LOCK_WAITERS | STICKY))
+/* Operations in a row by one thread, under the lock, before it keeps the lock between calls. */
+#define STICKY_STREAK 128u
+
+/*
+ * membarrier(2): the revoker's and the sleeper's half of an asymmetric fence. A keeper runs
+ * its operations with plain loads and stores (a compiler barrier where a fence would be); a
+ * thread that must see the keeper's stores in order (one taking the side over, one about to
+ * sleep on the keeper's futex word) asks the kernel to run a full barrier on every CPU that runs
+ * a registered process (MEMBARRIER_CMD_GLOBAL_EXPEDITED), which a keeper is. liburcu and folly's
+ * asymmetric_thread_fence_heavy do the same. A process registers (once, per process: fork makes
+ * a new one) before it keeps a lock; without membarrier it never keeps one.
+ */
+static _Atomic int64_t mb_state;       /* pid << 2 | 1 registered, | 2 unavailable */
+
+static bool mb_register(void)
+{
+	int64_t me = (int64_t)getpid() << 2, st = atomic_load_explicit(&mb_state,
+								       memory_order_relaxed);
+
+	if ((st & ~INT64_C(3)) != me) {         /* not asked in this process yet (fork) */
+		st = me | (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0)
+			   == 0 && syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
+			   == 0 ? 1 : 2);
+		atomic_store_explicit(&mb_state, st, memory_order_relaxed);
+	}
+	return (st & 3) == 1;
+}
+
+static void mb_fence(void)
+{
+	int e = errno;
+
+	/* GLOBAL (an RCU grace period, slower) needs no registration: the fallback. */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) < 0)
+		(void)syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
+	errno = e;
+}
+
+/* This thread's key: what tells a keeper from a later thread that got the dead keeper's tid. */
+static __thread uint32_t t_key __attribute__((tls_model("initial-exec")));
+static __thread uint32_t t_key_tid __attribute__((tls_model("initial-exec")));
+
+static uint32_t my_key(uint32_t me)
+{
+	if (t_key_tid != me) {
+		uint64_t x = (uint64_t)mproc__now_ns() * 0x9e3779b97f4a7c15ull ^ me;
+
+		t_key = (uint32_t)(x >> 32) | 1u;       /* never 0: 0 is "no keeper" */
+		t_key_tid = me;
+	}
+	return t_key;
+}
+
+/*
+ * Wait until no keeper is inside an operation on this side (we hold the lock word now, so none
+ * can start one). A keeper never waits with busy set, so this is the rest of one put or get,
+ * unless it was descheduled or killed there: a dead one (or our own tid left by a dead thread
+ * whose tid we got) is cleared and reported as -EOWNERDEAD, for the caller's repair.
+ */
+static int side_wait_busy(struct ring_side *sd, uint32_t me, int64_t deadline, int rc)
+{
+	for (unsigned i = 1;; i++) {
+		uint32_t b = atomic_load_explicit(&sd->busy, memory_order_acquire);
+
+		if (b == 0)
+			return rc;
+		if (b == me || ((i & 255) == 0 && !mproc__tid_alive((pid_t)b))) {
+			if (atomic_compare_exchange_strong(&sd->busy, &b, 0))
+				return -EOWNERDEAD;
+			continue;
+		}
+		if ((i & 255) == 0) {
+			if (mproc__now_ns() >= deadline) {
+				mproc__qunlock(&sd->lock);
+				return -ETIMEDOUT;
+			}
+			sched_yield();  /* the keeper may wait for our CPU */
+		}
+		mproc__cpu_relax();
+	}
+}
+
+/*
+ * Take a side's lock the slow way: revoke a keeper, or mproc__qlock (rc: what side_lock's try
+ * returned, -EALREADY if it found the word kept). 0, -EOWNERDEAD (held; the caller repairs),
+ * -ETIMEDOUT, -errno.
+ */
+static int side_lock_slow(struct ring_side *sd, uint32_t me, int64_t deadline, int rc)
+{
+	uint32_t v;
+
+	while (rc == -EALREADY) {
+		v = atomic_load(&sd->lock);
+		if (v & STICKY) {
+			/*
+			 * Revoke: the word becomes a plain lock held by us, then the barrier. After
+			 * it, a keeper that had passed its re-check has its busy store visible to
+			 * us, and one that had not will see our word and take the slow path.
+			 */
+			if (!atomic_compare_exchange_strong(&sd->lock, &v, me))
+				continue;
+			mb_fence();
+			/* Our own tid as keeper is a dead thread's (ours would have gone fast). */
+			rc = TID_OF(v) == me || !mproc__tid_alive((pid_t)TID_OF(v)) ? -EOWNERDEAD : 0;
+			return side_wait_busy(sd, me, deadline, rc);
+		}
+		rc = mproc__qlock(&sd->lock, deadline);        /* -EALREADY: kept meanwhile */
+	}
+	if (rc < 0 && rc != -EOWNERDEAD)
+		return rc;
+	if (rc == -EOWNERDEAD)
+		mb_fence();     /* the dead holder may have been a revoker before its fence */
+	return side_wait_busy(sd, me, deadline, rc);
+}
+
+/* The common case inline: a plain lock, free, and no keeper's operation in flight. */
+static inline int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
+{
+	int rc = -EALREADY;
+
+	if (!(atomic_load_explicit(&sd->lock, memory_order_relaxed) & STICKY)) {
+		rc = mproc__qlock(&sd->lock, deadline);
+		if (rc == 0 && atomic_load_explicit(&sd->busy, memory_order_acquire) == 0)
+			return 0;
+	}
+	return side_lock_slow(sd, me, deadline, rc);
+}
+
+/*
+ * Is the thread me this side's keeper? Then mark it busy and say yes. The keeper's entry is a
+ * store (busy) and a load (the word again) with only a compiler barrier between them: the
+ * revoker's membarrier supplies the hardware half (see side_lock_slow).
+ */
+static inline bool side_enter_kept_key(struct ring_side *sd, uint32_t me, uint32_t key)
+{
+	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
+	    atomic_load_explicit(&sd->key, memory_order_relaxed) != key)
+		return false;
+	atomic_store_explicit(&sd->busy, me, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY))
+		return true;
+	atomic_store_explicit(&sd->busy, 0, memory_order_release);
+	return false;
+}
+
+static inline bool side_enter_kept(struct ring_side *sd, uint32_t me)
+{
+	return side_enter_kept_key(sd, me, my_key(me));
+}
+
+/* Enter a side: as its keeper (*fast), else through side_lock. */
+static inline int side_enter(struct ring *r, struct ring_side *sd, uint32_t me,
+			     int64_t deadline, bool *fast)
+{
+	*fast = r->may_keep && side_enter_kept(sd, me);
+	return *fast ? 0 : side_lock(sd, me, deadline);
+}
+
+/*
+ * Leave a side. A keeper clears busy (release: the revoker that reads 0 sees our stores). A
+ * lock holder counts its streak (done: a put or get that moved an item) and, after
+ * STICKY_STREAK in a row with nobody else between, keeps the lock (a CAS: it fails when
+ * somebody sleeps on the word, who must then be woken). Both CAS and exchange are full
+ * barriers, as the waiter check after a slow-path put or get needs.
+ */
+static inline void side_leave(struct ring *r, struct ring_side *sd, uint32_t me, bool fast,
+			      bool done)
+{
+	uint32_t v = me;
+
+	if (fast) {
+		atomic_store_explicit(&sd->busy, 0, memory_order_release);
+		/* The waiter check that follows must not move above our stores (compiler); the
+		 * hardware half is the sleeper's membarrier (ring_wait). */
+		atomic_signal_fence(memory_order_seq_cst);
+		return;
+	}
+	if (done && r->may_keep) {
+		if (sd->last != me) {
+			sd->last = me;
+			sd->streak = 0;
+		}
+		if (sd->streak < STICKY_STREAK)
+			sd->streak++;
+	}
+	if (done && r->may_keep && sd->streak >= STICKY_STREAK && mb_register()) {
+		atomic_store_explicit(&sd->key, my_key(me), memory_order_relaxed);
+		if (atomic_compare_exchange_strong(&sd->lock, &v, me | STICKY))
+			return;
+	}
+	mproc__qunlock(&sd->lock);
+}
+
 /*
  * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
  * sleep on the low half of *state (futex) until it changes. Returns 0 (re-check) or
@@ -200,7 +439,7 @@ static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
  */
 static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
 		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
-		     int64_t deadline, int64_t slice_ns)
+		     struct ring_side *other, int64_t deadline, int64_t slice_ns)
 {
 	int64_t start, now, until, budget;
 	uint32_t seen;
@@ -211,6 +450,16 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	if (!(q->flags & MPROC_QUEUE_NOSPIN)) {
 		budget = (q->flags & MPROC_QUEUE_SPIN) ? INT64_MAX : atomic_load_explicit(
 			&r->spin_ns, memory_order_relaxed);
+		/* Spin-only mode (latency) makes its first RING_SPIN_HOT checks back to back, with
+		 * no PAUSE and no clock read: each costs about 30 ns here (AMD Zen 3, a VM's
+		 * clock), and half a PAUSE on average is added to the moment we see the other
+		 * side's store, which is often only a cache-line transfer away (70 ns across
+		 * cores). The default mode keeps its PAUSE: a consumer that chases its producer
+		 * would otherwise pull the record line away from it between every two stores. */
+		for (unsigned i = 0; budget == INT64_MAX && i < RING_SPIN_HOT; i++) {
+			if (atomic_load_explicit(spin_on, memory_order_acquire) != spin_seen)
+				return 0;
+		}
 		start = mproc__now_ns();
 		for (unsigned i = 1;; i++) {
 			if (atomic_load_explicit(spin_on, memory_order_acquire) != spin_seen) {
@@ -248,6 +497,12 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	 * on the critical path. Read after the flag, before the final check: a put that lands
 	 * after the read changes the word (futex returns at once) or sees the flag. */
 	atomic_store(waiters, 1);
+	/* A keeper of the other side checks the flag after its stores with no fence between
+	 * (side_leave): our membarrier is that fence. Without a keeper the other side's unlock
+	 * (an atomic exchange) is; a side that becomes kept after our read of its word did so
+	 * with a CAS, a full barrier, so its later check sees our flag. */
+	if (atomic_load(&other->lock) & STICKY)
+		mb_fence();
 	seen = CNT(atomic_load(state));
 	if (atomic_load(spin_on) == spin_seen)
 		rr = mproc__futex_wait(futex_word(state), seen, until);
@@ -256,9 +511,35 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	return 0;
 }
 
-static void copy_in(struct ring *r, uint32_t pos, const void *src, size_t len)
+/* Up to 64 bytes with two overlapping moves (or three single bytes) inline: for the small items
+ * that latency and item rates are about, a memcpy call costs more than the copy. Never writes
+ * outside [d, d + len). */
+#define COPY_SMALL_MAX 64u
+static inline void copy_small(unsigned char *d, const unsigned char *s, size_t len)
 {
-	uint32_t off = pos & r->mask;
+	if (len > 32) {
+		memcpy(d, s, 32);
+		memcpy(d + len - 32, s + len - 32, 32);
+	} else if (len > 16) {
+		memcpy(d, s, 16);
+		memcpy(d + len - 16, s + len - 16, 16);
+	} else if (len >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + len - 8, s + len - 8, 8);
+	} else if (len >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + len - 4, s + len - 4, 4);
+	} else if (len) {
+		d[0] = s[0];
+		d[len / 2] = s[len / 2];
+		d[len - 1] = s[len - 1];
+	}
+}
+
+/* Past COPY_SMALL_MAX, or wrapping around the end of the storage: memcpy, out of line. */
+__attribute__((noinline))
+static void copy_in_big(struct ring *r, uint32_t off, const void *src, size_t len)
+{
 	size_t first = r->cap - off;
 
 	if (len <= first) {
@@ -269,9 +550,19 @@ static void copy_in(struct ring *r, uint32_t pos, const void *src, size_t len)
 	}
 }
 
-static void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
+static inline void copy_in(struct ring *r, uint32_t pos, const void *src, size_t len)
 {
 	uint32_t off = pos & r->mask;
+
+	if (len <= COPY_SMALL_MAX && len <= r->cap - off)
+		copy_small(r->sh->data + off, src, len);
+	else
+		copy_in_big(r, off, src, len);
+}
+
+__attribute__((noinline))
+static void copy_out_big(struct ring *r, uint32_t off, void *dst, size_t len)
+{
 	size_t first = r->cap - off;
 
 	if (len <= first) {
@@ -282,16 +573,45 @@ static void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
 	}
 }
 
-static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+static inline void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
+{
+	uint32_t off = pos & r->mask;
+
+	if (len <= COPY_SMALL_MAX && len <= r->cap - off)
+		copy_small(dst, r->sh->data + off, len);
+	else
+		copy_out_big(r, off, dst, len);
+}
+
+/* Producers sleep (prod_waiters was set): wake them when their wish is met, the ring is
+ * empty, or a count limit is what they wait for. rpos: our read position after the get. */
+__attribute__((noinline))
+static void ring_wake_producers(struct ring *r, struct ring_shared *s, uint32_t rpos)
+{
+	uint64_t prod = atomic_load(&s->prod);
+	uint32_t used = POS(prod) - rpos;
+
+	if (r->maxsize || (int32_t)used <= 0 || r->cap - used >= atomic_load(&s->prod_want)) {
+		if (atomic_exchange(&s->prod_waiters, 0)) {
+			atomic_store(&s->prod_want, 0);
+			mproc__futex_wake(futex_word(&s->cons), INT_MAX);
+		}
+	}
+}
+
+__attribute__((noinline))
+static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
 	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
+	uint32_t me = mproc__qlock_self_fast();
 	uint64_t prod, cons, h;
+	bool fast;
 	int rc;
 
 	for (;;) {
-		rc = mproc__qlock(&s->plock, deadline);
+		rc = side_enter(r, &s->ps, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
@@ -317,7 +637,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		    (uint32_t)(POS(prod) - POS(cons)) + need <= r->cap &&
 		    (!r->maxsize || (uint32_t)(CNT(prod) - CNT(cons)) < r->maxsize))
 			break;
-		mproc__qunlock(&s->plock);
+		side_leave(r, &s->ps, me, fast, false);
 		/* Sleep until a quarter of the ring is free, not one record: a full ring would
 		 * otherwise cost one wake-up (a context switch) per record. Consumers honour it;
 		 * a consumer that stops early leaves us asleep for one short slice at most. */
@@ -325,7 +645,7 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 		uint32_t w = atomic_load(&s->prod_want);
 		while (w < want && !atomic_compare_exchange_weak(&s->prod_want, &w, want))
 			;
-		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, deadline,
+		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, &s->cs, deadline,
 			       RING_WANT_SLICE_NS);
 		if (rc < 0)
 			return rc;
@@ -335,25 +655,28 @@ static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t 
 	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
 	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
 			      memory_order_release);
-	/* The unlock's atomic exchange (a full barrier on x86 and ARMv8) orders the stores above
-	 * before our load of cons_waiters: the other half of the sleeper's "raise flag,
-	 * re-check", without a second fence. */
-	mproc__qunlock(&s->plock);
+	/* Then the check for sleeping consumers, ordered after the stores above (a sleeper
+	 * raises its flag, then re-checks): by the unlock's atomic exchange (a full barrier on
+	 * x86 and ARMv8) or, for a keeper, by the sleeper's membarrier (ring_wait). */
+	side_leave(r, &s->ps, me, fast, true);
 	if (atomic_load(&s->cons_waiters) && atomic_exchange(&s->cons_waiters, 0))
 		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
 	return 0;
 }
 
-static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
+__attribute__((noinline))
+static ssize_t ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
+	uint32_t me = mproc__qlock_self_fast();
 	uint64_t cons, h;
 	uint32_t need;
+	bool fast;
 	int rc;
 
 	for (;;) {
-		rc = mproc__qlock(&s->clock, deadline);
+		rc = side_enter(r, &s->cs, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		/* After -EOWNERDEAD nothing to repair: the dead consumer had not advanced. */
@@ -361,34 +684,104 @@ static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t de
 		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
 		if (HSEQ(h) == CNT(cons) + 1)
 			break;
-		mproc__qunlock(&s->clock);
-		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, deadline,
-			       RING_SLICE_NS);
+		side_leave(r, &s->cs, me, fast, false);
+		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, &s->ps,
+			       deadline, RING_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
 	if (HLEN(h) > cap) {
-		mproc__qunlock(&s->clock);
+		side_leave(r, &s->cs, me, fast, false);
 		return -EMSGSIZE;       /* the item stays */
 	}
 	copy_out(r, POS(cons) + RING_REC_HDR, buf, HLEN(h));
 	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
 	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
 			      memory_order_release);
-	mproc__qunlock(&s->clock);      /* orders the store before the waiter check (put) */
-	if (atomic_load(&s->prod_waiters)) {
-		uint64_t prod = atomic_load(&s->prod);
-		uint32_t used = POS(prod) - (POS(cons) + need);
+	side_leave(r, &s->cs, me, fast, true);  /* orders the store before the waiter check */
+	if (atomic_load(&s->prod_waiters))
+		ring_wake_producers(r, s, POS(cons) + need);
+	return (ssize_t)HLEN(h);
+}
 
-		/* Wake when the sleepers' wish is met, the ring is empty, or a count limit is
-		 * what they wait for. */
-		if (r->maxsize || (int32_t)used <= 0 || r->cap - used >= atomic_load(&s->prod_want)) {
-			if (atomic_exchange(&s->prod_waiters, 0)) {
-				atomic_store(&s->prod_want, 0);
-				mproc__futex_wake(futex_word(&s->cons), INT_MAX);
-			}
-		}
+/* The wake-ups that end a keeper's put or get, out of line (tail calls: the fast paths below
+ * then make no call of their own and need no registers saved). */
+__attribute__((noinline))
+static int ring_put_wake(struct ring_shared *s)
+{
+	if (atomic_exchange(&s->cons_waiters, 0))
+		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
+	return 0;
+}
+
+__attribute__((noinline))
+static ssize_t ring_get_wake(struct ring *r, struct ring_shared *s, uint32_t rpos, ssize_t n)
+{
+	ring_wake_producers(r, s, rpos);
+	return n;
+}
+
+/*
+ * put and get: the keeper's whole operation first, small and inline (an item of at most
+ * COPY_SMALL_MAX bytes that fits without wrapping, a record like it that is ready),
+ * everything else in ring_put_slow / ring_get_slow, which also serve a keeper that must wait
+ * or copy more, and a thread whose id or key is not cached yet. Same steps and orders as the
+ * slow paths, minus the lock.
+ */
+static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+{
+	struct ring *r = q->be;
+	struct ring_shared *s = r->sh;
+	uint32_t me = mproc__t_tid;
+	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
+	uint64_t prod, cons;
+
+	if (!r->may_keep || !me || t_key_tid != me || len > COPY_SMALL_MAX ||
+	    !side_enter_kept_key(&s->ps, me, t_key))
+		return ring_put_slow(q, buf, len, deadline);
+	prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
+	cons = s->cons_cache;
+	if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
+	    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize) ||
+	    r->cap - ((POS(prod) + RING_REC_HDR) & r->mask) < len) {
+		atomic_store_explicit(&s->ps.busy, 0, memory_order_release);
+		return ring_put_slow(q, buf, len, deadline);    /* full, or wraps */
 	}
+	copy_small(r->sh->data + ((POS(prod) + RING_REC_HDR) & r->mask), buf, len);
+	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
+	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
+			      memory_order_release);
+	side_leave(r, &s->ps, me, true, true);
+	if (atomic_load(&s->cons_waiters))
+		return ring_put_wake(s);
+	return 0;
+}
+
+static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
+{
+	struct ring *r = q->be;
+	struct ring_shared *s = r->sh;
+	uint32_t me = mproc__t_tid;
+	uint64_t cons, h;
+	uint32_t need;
+
+	if (!r->may_keep || !me || t_key_tid != me || !side_enter_kept_key(&s->cs, me, t_key))
+		return ring_get_slow(q, buf, cap, deadline);
+	cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
+	h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
+	if (HSEQ(h) != CNT(cons) + 1 || HLEN(h) > cap || HLEN(h) > COPY_SMALL_MAX ||
+	    r->cap - ((POS(cons) + RING_REC_HDR) & r->mask) < HLEN(h)) {
+		atomic_store_explicit(&s->cs.busy, 0, memory_order_release);
+		/* waits, says -EMSGSIZE, or copies a large or wrapping record */
+		return ring_get_slow(q, buf, cap, deadline);
+	}
+	copy_small(buf, r->sh->data + ((POS(cons) + RING_REC_HDR) & r->mask), HLEN(h));
+	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
+	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
+			      memory_order_release);
+	side_leave(r, &s->cs, me, true, true);
+	if (atomic_load(&s->prod_waiters))
+		return ring_get_wake(r, s, POS(cons) + need, (ssize_t)HLEN(h));
 	return (ssize_t)HLEN(h);
 }
 
@@ -413,6 +806,14 @@ static ssize_t ring_qsize(struct mproc_queue *q)
 		puts++;
 	n = (int32_t)(puts - CNT(cons));
 	return n > 0 ? n : 0;   /* a consumer can be one committed item ahead for a moment */
+}
+
+uint32_t mproc__ring_keeper(struct mproc_queue *q, bool consumers)
+{
+	struct ring *r = q->be;
+	uint32_t v = atomic_load(consumers ? &r->sh->cs.lock : &r->sh->ps.lock);
+
+	return v & STICKY ? TID_OF(v) : 0;
 }
 
 const struct mproc__queue_ops mproc__queue_ring_ops = {

@@ -81,7 +81,9 @@ static void t_put_get(void *arg)
 	struct mproc_queue *q = mkq(arg, 0, 0, 0);
 	size_t max = mproc_queue_max_msg(q);
 	unsigned char *in = malloc(max), *out = malloc(max);
-	size_t sizes[] = { 0, 1, 7, 8, 9, 100, 4095, max < 4097 ? max : 4097, max };
+	/* Around the ring's inline copies too (up to 3 bytes, 4..7, 8..16, 17..32, 33..64). */
+	size_t sizes[] = { 0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 4095,
+			   max < 4097 ? max : 4097, max };
 
 	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
 		for (size_t k = 0; k < sizes[i]; k++)
@@ -1042,6 +1044,310 @@ static void t_threads(void *arg)
 	mproc_queue_free(q);
 }
 
+/*
+ * The ring's single-owner fast path (a thread that ran a side's last puts or gets alone keeps
+ * that side's lock between calls): producers go 1 -> 2 -> 1 and consumers 1 -> 2 -> 1 while
+ * items flow. Every item arrives once and whole, each consumer sees each producer's items in
+ * order, and the side is kept again by its only user once the second one has gone.
+ */
+enum { KH_PROD = 3, KH_MAX = 1 << 17, KH_P2_ITEMS = 5000, KH_C2_ITEMS = 1000 };
+
+struct kh_shared {
+	_Atomic uint32_t phase;         /* 1: second producer and consumer run; 2: stop */
+	_Atomic uint32_t puts[KH_PROD]; /* items put by producer 1, 2 */
+	_Atomic uint32_t c2_got, c2_bad;
+	_Atomic uint8_t seen[KH_PROD][KH_MAX];
+};
+
+/* Get one item and account for it; false on a torn, unknown, repeated or out-of-order item. */
+static bool kh_take(struct mproc_queue *q, struct kh_shared *sh, uint32_t *next, double t)
+{
+	unsigned char buf[256];
+	struct item_hdr h;
+	ssize_t n = mproc_queue_get(q, buf, sizeof(buf), t);
+
+	if (n < 0 || !check_item(buf, (size_t)n, &h) || h.prod < 1 || h.prod >= KH_PROD ||
+	    h.seq >= KH_MAX || h.seq < next[h.prod])
+		return false;
+	next[h.prod] = h.seq + 1;
+	return atomic_fetch_add(&sh->seen[h.prod][h.seq], 1) == 0;
+}
+
+static void kh_producer(struct mproc_queue *q, struct kh_shared *sh, uint32_t id, uint32_t items)
+{
+	unsigned char buf[256];
+
+	for (uint32_t s = 0; s < items && s < KH_MAX; s++) {
+		if (id == 1 && atomic_load(&sh->phase) == 2)
+			break;
+		int r = mproc_queue_put(q, buf, make_item(buf, 24 + s % 100, id, s), 10.0);
+
+		if (r < 0)
+			_exit(10 + -r % 100);
+		atomic_store(&sh->puts[id], s + 1);
+	}
+	_exit(0);
+}
+
+static void t_ring_keeper_handover(void *arg)
+{
+	struct kh_shared *sh = shared(sizeof(*sh));
+	struct mproc_queue *q = mkq(arg, 0, 256, 0);
+	uint32_t next[KH_PROD] = { 0 }, got = 0, me = mproc__qlock_self();
+	pid_t p1, p2, c2;
+	int st;
+
+	p1 = fork();
+	ASSERT(p1 >= 0);
+	if (p1 == 0)
+		kh_producer(q, sh, 1, KH_MAX);
+	/* 1 producer, 1 consumer: both sides kept once each has run 128 items in a row. */
+	while (got < 1000 && kh_take(q, sh, next, 10.0))
+		got++;
+	CHECK_EQ(got, 1000);
+	CHECK_EQ(mproc__ring_keeper(q, false), (uint32_t)p1);
+	CHECK_EQ(mproc__ring_keeper(q, true), me);
+	/* 2 and 2, while producer 1 goes on. */
+	p2 = fork();
+	ASSERT(p2 >= 0);
+	if (p2 == 0)
+		kh_producer(q, sh, 2, KH_P2_ITEMS);
+	c2 = fork();
+	ASSERT(c2 >= 0);
+	if (c2 == 0) {
+		uint32_t cnext[KH_PROD] = { 0 };
+
+		for (uint32_t i = 0; i < KH_C2_ITEMS; i++) {
+			if (!kh_take(q, sh, cnext, 10.0))
+				atomic_fetch_add(&sh->c2_bad, 1);
+			atomic_fetch_add(&sh->c2_got, 1);
+		}
+		_exit(0);
+	}
+	for (;;) {
+		pid_t w = waitpid(c2, &st, WNOHANG);
+
+		if (w == c2)
+			c2 = -1;
+		if (c2 < 0 && atomic_load(&sh->puts[2]) == KH_P2_ITEMS)
+			break;
+		if (!kh_take(q, sh, next, 10.0)) {
+			CHECK(!"an item was lost, torn, repeated or out of order");
+			break;
+		}
+		got++;
+		if (c2 < 0 && atomic_load(&sh->puts[2]) == KH_P2_ITEMS)
+			break;
+	}
+	if (c2 > 0)
+		CHECK_EQ(waitpid(c2, &st, 0), c2);
+	CHECK_EQ(waitpid(p2, &st, 0), p2);
+	CHECK_EQ(st, 0);
+	CHECK_EQ(atomic_load(&sh->c2_bad), 0);
+	CHECK_EQ(atomic_load(&sh->c2_got), KH_C2_ITEMS);
+	/* Back to 1 and 1: kept again once each has run 128 items in a row alone (producer 1
+	 * may be asleep on a full ring until we have freed a quarter of it). */
+	uint32_t p1_at = atomic_load(&sh->puts[1]);
+
+	for (int i = 0; (i < 300 || atomic_load(&sh->puts[1]) < p1_at + 300) &&
+	     atomic_load(&sh->puts[1]) < KH_MAX; i++) {
+		if (!kh_take(q, sh, next, 10.0)) {
+			CHECK(!"an item was lost, torn, repeated or out of order");
+			break;
+		}
+		got++;
+	}
+	CHECK_EQ(mproc__ring_keeper(q, false), (uint32_t)p1);
+	CHECK_EQ(mproc__ring_keeper(q, true), me);
+	/* Stop producer 1 (it may be asleep on a full ring: drain meanwhile), then drain. */
+	atomic_store(&sh->phase, 2);
+	while (waitpid(p1, &st, WNOHANG) == 0)
+		if (kh_take(q, sh, next, 0.05))
+			got++;
+	CHECK_EQ(st, 0);
+	while (kh_take(q, sh, next, 0.2))
+		got++;
+	CHECK_EQ(got + KH_C2_ITEMS, atomic_load(&sh->puts[1]) + atomic_load(&sh->puts[2]));
+	for (uint32_t p = 1; p < KH_PROD; p++)
+		for (uint32_t s = 0; s < atomic_load(&sh->puts[p]); s++)
+			if (atomic_load(&sh->seen[p][s]) != 1) {
+				tap_fail_at(__FILE__, __LINE__, "item %u/%u seen %d times", p, s,
+					    (int)atomic_load(&sh->seen[p][s]));
+				p = KH_PROD;
+				break;
+			}
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	mproc_queue_free(q);
+	munmap(sh, sizeof(*sh));
+}
+
+/*
+ * A single producer that keeps the producers' lock, SIGKILLed at random moments (inside its
+ * fast path or between puts), and likewise a single consumer: the parent then takes the side
+ * over (a dead keeper is a dead lock holder) and finds every item whole, once, in order, no
+ * gap; a record the killed consumer was copying is taken again, never lost.
+ */
+static void t_ring_keeper_killed(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 256, 0);
+	_Atomic uint32_t *last = shared(4096);  /* the killed consumer's last item + 1 */
+	unsigned seed = (unsigned)getpid();
+	unsigned char buf[256];
+
+	for (uint32_t round = 0; round < 20 && !tap_failed(); round++) {
+		bool kill_consumer = round & 1;
+		uint32_t next = 0, id = round + 1;
+		struct item_hdr h;
+		pid_t pid;
+		ssize_t n;
+		int st;
+
+		atomic_store(last, 0);
+		pid = fork();
+		ASSERT(pid >= 0);
+		if (pid == 0) {
+			for (uint32_t s = 0;; s++) {
+				if (!kill_consumer &&
+				    mproc_queue_put(q, buf, make_item(buf, 24 + s % 200, id, s),
+						    MPROC_FOREVER) < 0)
+					_exit(3);
+				if (kill_consumer) {
+					n = mproc_queue_get(q, buf, sizeof(buf), MPROC_FOREVER);
+					if (n < 0 || !check_item(buf, (size_t)n, &h) ||
+					    h.seq != atomic_load(last))
+						_exit(4);
+					atomic_store(last, h.seq + 1);
+				}
+			}
+		}
+		if (kill_consumer) {
+			/* We produce; the child consumes until it keeps its side. */
+			uint32_t s = 0, kill_at;
+
+			while (s < 2000 && mproc_queue_put(q, buf, make_item(buf, 24 + s % 200, id, s),
+							   10.0) == 0)
+				s++;
+			for (int i = 0; i < 5000 && mproc__ring_keeper(q, true) != (uint32_t)pid; i++)
+				usleep(1000);
+			CHECK_EQ(mproc__ring_keeper(q, true), (uint32_t)pid);
+			/* Put on (the ring holds about 8000 of these), kill it somewhere. */
+			kill_at = s + (uint32_t)rand_r(&seed) % 4000;
+			while (s < kill_at && mproc_queue_put(q, buf, make_item(buf, 24 + s % 200, id,
+									       s), 10.0) == 0)
+				s++;
+			CHECK_EQ(s, kill_at);
+			kill(pid, SIGKILL);
+			CHECK_EQ(waitpid(pid, &st, 0), pid);
+			CHECK(WIFSIGNALED(st));
+			next = atomic_load(last);
+			/* The first item left is its last + 1: the record it was copying comes
+			 * again (never one it had counted); one further on only if it died
+			 * between its get's return and counting it. */
+			n = mproc_queue_get(q, buf, sizeof(buf), 0.5);
+			if (n != -ETIMEDOUT) {
+				CHECK(n > 0 && check_item(buf, (size_t)n, &h) && h.prod == id);
+				CHECK(h.seq == next || h.seq == next + 1);
+				next = h.seq + 1;
+			}
+			while ((n = mproc_queue_get(q, buf, sizeof(buf), 0)) > 0) {
+				if (!check_item(buf, (size_t)n, &h) || h.seq != next) {
+					CHECK_EQ(h.seq, next);
+					break;
+				}
+				next++;
+			}
+			CHECK_EQ(next, s);
+		} else {
+			int got = 0;
+
+			while (got < 1000 &&
+			       (n = mproc_queue_get(q, buf, sizeof(buf), 10.0)) > 0 &&
+			       check_item(buf, (size_t)n, &h) && h.seq == next) {
+				next++;
+				got++;
+			}
+			CHECK_EQ(got, 1000);
+			CHECK_EQ(mproc__ring_keeper(q, false), (uint32_t)pid);
+			usleep(rand_r(&seed) % 3000);
+			kill(pid, SIGKILL);
+			CHECK_EQ(waitpid(pid, &st, 0), pid);
+			CHECK(WIFSIGNALED(st));
+			while ((n = mproc_queue_get(q, buf, sizeof(buf), 0.3)) > 0) {
+				if (!check_item(buf, (size_t)n, &h) || h.prod != id || h.seq != next) {
+					CHECK_EQ(h.seq, next);
+					break;
+				}
+				next++;
+			}
+			CHECK_ERR(n, -ETIMEDOUT);
+			/* The side is usable: our put takes it over from the dead keeper. */
+			CHECK_OK(mproc_queue_put(q, buf, make_item(buf, 40, 99, 7), 2.0));
+			n = mproc_queue_get(q, buf, sizeof(buf), 2.0);
+			CHECK(n == 40 && check_item(buf, (size_t)n, &h) && h.prod == 99 && h.seq == 7);
+		}
+		CHECK_EQ(mproc_queue_qsize(q), 0);
+	}
+	munmap((void *)last, 4096);
+	mproc_queue_free(q);
+}
+
+/* The same hand-over between threads of one process (each thread is its own keeper), for
+ * ThreadSanitizer: two producers, the second joining after 1000 items, one consumer. */
+struct kt_arg {
+	struct mproc_queue *q;
+	uint32_t id, items;
+	_Atomic uint32_t *started;
+};
+
+static void *kt_producer(void *p)
+{
+	struct kt_arg *a = p;
+	unsigned char buf[128];
+
+	for (uint32_t s = 0; s < a->items; s++) {
+		if (mproc_queue_put(a->q, buf, make_item(buf, 24 + s % 90, a->id, s), 10.0) < 0)
+			return (void *)1;
+		atomic_store(a->started, s + 1);
+	}
+	return NULL;
+}
+
+static void t_ring_keeper_threads(void *arg)
+{
+	struct mproc_queue *q = mkq(arg, 0, 128, 0);
+	_Atomic uint32_t started[3] = { 0 };
+	struct kt_arg a[3] = { { q, 1, 6000, &started[1] }, { q, 2, 2000, &started[2] } };
+	uint32_t next[3] = { 0 };
+	unsigned char buf[128];
+	pthread_t t[2];
+	void *ret;
+	int k;
+
+	ASSERT(pthread_create(&t[0], NULL, kt_producer, &a[0]) == 0);
+	for (k = 0; k < 8000; k++) {
+		struct item_hdr h;
+		ssize_t n;
+
+		if (k == 1000)
+			ASSERT(pthread_create(&t[1], NULL, kt_producer, &a[1]) == 0);
+		n = mproc_queue_get(q, buf, sizeof(buf), 10.0);
+		if (n < 0 || !check_item(buf, (size_t)n, &h) || h.prod < 1 || h.prod > 2 ||
+		    h.seq != next[h.prod]) {
+			CHECK(!"an item was lost, torn, repeated or out of order");
+			break;
+		}
+		next[h.prod]++;
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], &ret);
+		CHECK(ret == NULL);
+	}
+	CHECK_EQ(next[1], 6000);
+	CHECK_EQ(next[2], 2000);
+	CHECK_EQ(mproc_queue_qsize(q), 0);
+	mproc_queue_free(q);
+}
+
 struct tcase {
 	const char *name;
 	tap_fn *fn;
@@ -1080,6 +1386,12 @@ int main(int argc, char **argv)
 	}
 	tap_add("queue/ring/spin_nospin_modes", t_ring_modes, (void *)(intptr_t)MPROC_QUEUE_RING);
 	tap_add("queue/ring/lock_owner_dies", t_qlock_owner_dies, NULL);
+	tap_add_opts("queue/ring/keeper_handover", t_ring_keeper_handover,
+		     (void *)(intptr_t)MPROC_QUEUE_RING, &(struct tap_opts){ .timeout_s = 120 });
+	tap_add_opts("queue/ring/keeper_killed", t_ring_keeper_killed,
+		     (void *)(intptr_t)MPROC_QUEUE_RING, &(struct tap_opts){ .timeout_s = 120 });
+	tap_add_opts("queue/ring/keeper_threads", t_ring_keeper_threads,
+		     (void *)(intptr_t)MPROC_QUEUE_RING, &(struct tap_opts){ .timeout_s = 120 });
 	tap_add("queue/sysv/clean_stale", t_sysv_clean_stale, (void *)(intptr_t)MPROC_QUEUE_SYSV);
 	return tap_run(argc, argv);
 }

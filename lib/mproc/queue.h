@@ -10,7 +10,10 @@
  *                     kills, the OOM killer), choose MPROC_QUEUE_RING, which survives it.
  *   MPROC_QUEUE_RING  a bounded ring of variable-size records in MAP_SHARED memory of a memfd
  *                     (no /dev/shm needed); futex waits after a short adaptive spin
- *                     (MPROC_QUEUE_SPIN: spin only; MPROC_QUEUE_NOSPIN: futex at once).
+ *                     (MPROC_QUEUE_SPIN: spin only; MPROC_QUEUE_NOSPIN: futex at once). A
+ *                     side (producers, consumers) that one thread has used alone for a while
+ *                     runs without atomic read-modify-writes until another thread uses it
+ *                     (Linux membarrier; not with MPROC_QUEUE_NOSPIN).
  *   MPROC_QUEUE_MQ    a POSIX message queue, unlinked right after it is opened.
  *   MPROC_QUEUE_SYSV  a SysV message queue (IPC_RMID by the creator in mproc_queue_free(); one
  *                     left by a creator that crashed is removed by mproc_queue_clean_stale()).

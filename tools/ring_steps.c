@@ -1,0 +1,392 @@
+/*
+ * ring_steps.c - what each step of a ring queue put and get costs, beside a bare cache-line
+ * ping-pong (issue 18).
+ *
+ * latency/ring_spin is a round trip over two ring queues: two puts and two gets. Before issue
+ * 18 each of them took and released its side's lock (two atomic read-modify-writes), stored its
+ * side's progress word and checked the other side's "sleeping" flag, around the record itself.
+ * This tool builds that protocol up one step at a time, inline (as fork_steps does for fork),
+ * and times each variant, so a gap to the floor can be told apart into its causes:
+ *
+ *   line      the floor: one 8-byte word per direction, written by one side, spun on by the
+ *             other (baseline/cacheline_rtt measures the same)
+ *   record    + 16-byte records [len | seq][payload] walking a ring; the reader waits on the
+ *             header it expects (the ring's per-record sequence numbers)
+ *   progress  + each side stores its progress word ({count, position}) per operation
+ *   waiters   + each side loads the other side's "sleeping" flag after its stores
+ *   fence     + a full fence before that load (what a lock's release exchange gives)
+ *   lock      + a lock taken (CAS) and released (exchange) around each operation: the ring
+ *             before issue 18, step for step
+ *   mproc     the library: mproc_queue_put/get on two MPROC_QUEUE_SPIN rings (since issue
+ *             18 a side's only user keeps its lock: no atomic read-modify-write per item)
+ *   mproc_nokeep  the library on MPROC_QUEUE_NOSPIN rings, which never keep a lock (and
+ *             would sleep if they waited: in this ping-pong they rarely do)
+ *
+ *   build/tools/ring_steps [-n round trips per sample] [-r samples] [-c cpuA,cpuB] [-b bytes] [-u]
+ *                          [variant...]
+ *
+ * Two processes (fork), pinned to two CPUs (default: the first two this process may use); a
+ * sample is the mean round trip over n round trips (default 2000), taken from CLOCK_MONOTONIC;
+ * variants run interleaved, one sample each in turn, r samples (default 31) each, and the
+ * figure is the median sample with its 95 % order-statistic interval and its ratio to "line".
+ * -b: bytes of ring per direction, for the inline variants and the library's (ring_bytes; a
+ * power of two from 4 KiB to 16 MiB; default 1 MiB, the library's default for small items):
+ * a record line that was last touched a lap ago costs the producer more to claim than one
+ * still in the other core's cache.
+ * -u: uncontended instead: one process does put then get on the same ring, so no cache line
+ * moves and what is left is the instructions and atomics of each step (ns per put+get).
+ * Exit status: 0, 1 (a child or a check failed), 2 (bad usage).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mproc.h"
+
+enum { V_LINE, V_RECORD, V_PROGRESS, V_WAITERS, V_FENCE, V_LOCK, V_MPROC, V_MPROC_NOKEEP, NV };
+static const char *const names[NV] = { "line", "record", "progress", "waiters", "fence", "lock",
+				       "mproc", "mproc_nokeep" };
+
+#define RING_RECS_MAX (1u << 20) /* 16 MiB of 16-byte records per direction */
+static uint32_t ring_recs = 1u << 16;   /* -b: 1 MiB, the library's default ring */
+
+struct dir {                     /* one direction of the ping-pong */
+	_Alignas(64) _Atomic uint64_t word;     /* line */
+	_Alignas(64) _Atomic uint32_t lock;     /* the writer's side lock */
+	_Alignas(64) _Atomic uint64_t prod;     /* writer's progress */
+	_Alignas(64) _Atomic uint32_t rlock;    /* the reader's side lock */
+	_Alignas(64) _Atomic uint64_t cons;     /* reader's progress */
+	_Alignas(64) _Atomic uint32_t waiters;  /* never set here: the load is what costs */
+	_Alignas(64) _Atomic uint64_t rec[RING_RECS_MAX][2];
+};
+
+struct shared {
+	struct dir d[2];
+	_Atomic uint32_t go, stop;
+	_Atomic int64_t rounds;
+};
+
+struct side {                    /* one process's position in both directions */
+	uint64_t wn, rn;         /* next item number to write / read */
+};
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static inline void step_lock(_Atomic uint32_t *l)
+{
+	uint32_t v = 0;
+
+	while (!atomic_compare_exchange_weak(l, &v, 1u)) {
+		v = 0;
+		relax();
+	}
+}
+
+static inline void put(struct dir *d, struct side *s, int v, uint64_t x)
+{
+	if (v == V_LINE) {
+		atomic_store_explicit(&d->word, x, memory_order_release);
+		return;
+	}
+	if (v >= V_LOCK)
+		step_lock(&d->lock);
+	uint32_t i = (uint32_t)(s->wn % ring_recs);
+
+	atomic_store_explicit(&d->rec[i][1], x, memory_order_relaxed);
+	atomic_store_explicit(&d->rec[i][0], (s->wn + 1) << 32 | 8, memory_order_release);
+	s->wn++;
+	if (v >= V_PROGRESS)
+		atomic_store_explicit(&d->prod, s->wn, memory_order_release);
+	if (v >= V_LOCK)
+		(void)atomic_exchange(&d->lock, 0);
+	else if (v >= V_FENCE)
+		atomic_thread_fence(memory_order_seq_cst);
+	if (v >= V_WAITERS)
+		(void)atomic_load(&d->waiters);
+}
+
+static inline uint64_t get(struct dir *d, struct side *s, int v)
+{
+	uint64_t x;
+
+	if (v == V_LINE) {
+		while ((x = atomic_load_explicit(&d->word, memory_order_acquire)) != s->rn + 1)
+			relax();
+		s->rn++;
+		return x;
+	}
+	uint32_t i = (uint32_t)(s->rn % ring_recs);
+
+	for (;;) {
+		if (v >= V_LOCK)
+			step_lock(&d->rlock);
+		if ((atomic_load_explicit(&d->rec[i][0], memory_order_acquire) >> 32) == s->rn + 1)
+			break;
+		if (v >= V_LOCK)
+			(void)atomic_exchange(&d->rlock, 0);
+		relax();
+	}
+	x = atomic_load_explicit(&d->rec[i][1], memory_order_relaxed);
+	s->rn++;
+	if (v >= V_PROGRESS)
+		atomic_store_explicit(&d->cons, s->rn, memory_order_release);
+	if (v >= V_LOCK)
+		(void)atomic_exchange(&d->rlock, 0);
+	else if (v >= V_FENCE)
+		atomic_thread_fence(memory_order_seq_cst);
+	if (v >= V_WAITERS)
+		(void)atomic_load(&d->waiters);
+	return x;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+/* The echo side of a variant: n round trips. 0 or 1 (a wrong value). */
+static int echo(struct shared *sh, int v, struct mproc_queue **q, long n)
+{
+	struct side s = { 0 };
+
+	for (long k = 0; k < n; k++) {
+		if (v >= V_MPROC) {
+			uint64_t x;
+
+			if (mproc_queue_get(q[0], &x, sizeof(x), 10.0) != 8 ||
+			    mproc_queue_put(q[1], &x, sizeof(x), 10.0) < 0)
+				return 1;
+			continue;
+		}
+		uint64_t x = get(&sh->d[0], &s, v);
+
+		if (v == V_LINE && x != s.rn)
+			return 1;
+		put(&sh->d[1], &s, v, x);
+	}
+	return 0;
+}
+
+/* One sample: n round trips, mean ns each; -1 on a failed check. */
+static double sample(struct shared *sh, int v, struct mproc_queue **q, long n, int cpus[2],
+		     bool uncontended)
+{
+	struct side s = { 0 };
+	pid_t pid = -1;
+	int64_t t0 = 0, t1;
+	int st;
+
+	for (int i = 0; i < 2; i++) {
+		memset(&sh->d[i], 0, offsetof(struct dir, rec));
+		memset(sh->d[i].rec, 0, (size_t)ring_recs * 16);
+	}
+	if (!uncontended) {
+		pid = fork();
+		if (pid < 0)
+			return -1;
+		if (pid == 0) {
+			pin(cpus[1]);
+			_exit(echo(sh, v, q, n + 100));
+		}
+	}
+	for (long k = 0; k < n + 100; k++) {
+		if (k == 100)
+			t0 = now_ns();
+		if (v >= V_MPROC) {
+			uint64_t x = (uint64_t)k + 1, y = 0;
+
+			if (mproc_queue_put(q[0], &x, 8, 10.0) < 0)
+				return -1;
+			if (uncontended && (mproc_queue_get(q[0], &y, 8, 10.0) != 8 ||
+					    mproc_queue_put(q[1], &y, 8, 10.0) < 0))
+				return -1;
+			if (mproc_queue_get(q[1], &y, 8, 10.0) != 8 || y != x)
+				return -1;
+			continue;
+		}
+		put(&sh->d[0], &s, v, (uint64_t)k + 1);
+		if (uncontended) {
+			struct side e = { .wn = s.rn, .rn = s.rn };
+			uint64_t x = get(&sh->d[0], &e, v);
+
+			put(&sh->d[1], &e, v, x);
+		}
+		if (get(&sh->d[1], &s, v) != (uint64_t)k + 1 && v == V_LINE)
+			return -1;
+	}
+	t1 = now_ns();
+	if (pid > 0 && (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)))
+		return -1;
+	return (double)(t1 - t0) / (double)n;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	long n = 2000;
+	int r = 31, cpus[2] = { -1, -1 }, opt, nsel = 0, sel[NV];
+	bool unc = false;
+	struct mproc_queue *q[NV][2] = { { NULL } };
+	struct shared *sh;
+	double *res[NV];
+	cpu_set_t set;
+
+	while ((opt = getopt(argc, argv, "n:r:c:b:u")) != -1) {
+		switch (opt) {
+		case 'n':
+			n = strtol(optarg, NULL, 10);
+			break;
+		case 'r':
+			r = (int)strtol(optarg, NULL, 10);
+			break;
+		case 'c':
+			if (sscanf(optarg, "%d,%d", &cpus[0], &cpus[1]) != 2)
+				n = 0;
+			break;
+		case 'u':
+			unc = true;
+			break;
+		case 'b': {
+			long b = strtol(optarg, NULL, 10);
+
+			if (b < 4096 || b > 16L << 20 || (b & (b - 1)))
+				n = 0;
+			else
+				ring_recs = (uint32_t)(b / 16);
+			break;
+		}
+		default:
+			n = 0;
+		}
+	}
+	if (n <= 0 || r < 1 || r > 10000) {
+		fprintf(stderr, "usage: %s [-n round trips per sample] [-r samples] "
+			"[-c cpuA,cpuB] [-b bytes] [-u] [variant...]\n", argv[0]);
+		return 2;
+	}
+	for (; optind < argc; optind++) {
+		int v;
+
+		for (v = 0; v < NV && strcmp(argv[optind], names[v]); v++)
+			;
+		if (v == NV) {
+			fprintf(stderr, "%s: unknown variant '%s'\n", argv[0], argv[optind]);
+			return 2;
+		}
+		sel[nsel++] = v;
+	}
+	if (!nsel)
+		for (int v = 0; v < NV; v++)
+			sel[nsel++] = v;
+	if (cpus[0] < 0 && sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
+			if (CPU_ISSET(c, &set))
+				cpus[k++] = c;
+	if (!unc && (cpus[1] < 0 || pin(cpus[0]) < 0)) {
+		fprintf(stderr, "%s: need two usable CPUs (or -u)\n", argv[0]);
+		return 2;
+	}
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return 1;
+	for (int i = 0; i < nsel; i++) {
+		int v = sel[i];
+		struct mproc_queue_opts o = {
+			.backend = MPROC_QUEUE_RING, .max_msg = 8,
+			.ring_bytes = (size_t)ring_recs * 16,
+			.flags = v == V_MPROC ? MPROC_QUEUE_SPIN : MPROC_QUEUE_NOSPIN,
+		};
+
+		res[v] = calloc((size_t)r, sizeof(double));
+		if (!res[v])
+			return 1;
+		if (v >= V_MPROC && (mproc_queue_new(&q[v][0], &o) < 0 ||
+				     mproc_queue_new(&q[v][1], &o) < 0)) {
+			fprintf(stderr, "%s: mproc_queue_new failed\n", argv[0]);
+			return 1;
+		}
+	}
+	for (int k = 0; k < r; k++) {
+		for (int i = 0; i < nsel; i++) {
+			int v = sel[i];
+
+			res[v][k] = sample(sh, v, q[v], n, cpus, unc);
+			if (res[v][k] < 0) {
+				fprintf(stderr, "%s: variant %s failed\n", argv[0], names[v]);
+				return 1;
+			}
+		}
+	}
+	/* 95 % distribution-free interval of the median: x(lo) .. x(r+1-lo) (1-based), the
+	 * largest lo with 2 P(Binomial(r, 1/2) < lo) <= 5 % (1 when r is too small for 95 %). */
+	int lo = 1;
+	double cdf = 0, pk = 1;
+
+	for (int k = 0; k < r; k++)
+		pk /= 2;
+	for (int k = 0; k < r; k++) {
+		cdf += pk;                      /* P(X <= k) */
+		if (2 * cdf > 0.05)
+			break;
+		lo = k + 2;
+		pk = pk * (r - k) / (k + 1);
+	}
+	double line = 0;
+
+	printf("%s, %ld round trips per sample, %d samples, CPUs %d,%d, %u-byte rings; ns per %s\n",
+	       unc ? "uncontended (one process)" : "cross-process ping-pong", n, r, cpus[0],
+	       cpus[1], ring_recs * 16, unc ? "put+get pair x2" : "round trip");
+	printf("%-14s %9s %21s %8s\n", "variant", "median", "95% interval", "x line");
+	for (int i = 0; i < nsel; i++) {
+		int v = sel[i];
+		double m;
+
+		qsort(res[v], (size_t)r, sizeof(double), cmp_d);
+		m = r % 2 ? res[v][r / 2] : (res[v][r / 2 - 1] + res[v][r / 2]) / 2;
+		if (v == V_LINE)
+			line = m;
+		printf("%-14s %9.1f   [%8.1f, %8.1f] ", names[v], m, res[v][lo - 1], res[v][r - lo]);
+		if (line > 0)
+			printf("%8.2f\n", m / line);
+		else
+			printf("%8s\n", "-");
+	}
+	for (int v = 0; v < NV; v++) {
+		mproc_queue_free(q[v][0]);
+		mproc_queue_free(q[v][1]);
+	}
+	return 0;
+}
