@@ -264,6 +264,12 @@ int main(int argc, char **argv)
 	double *res[NV];
 	cpu_set_t set;
 
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("ring_steps (mproc) %d.%d.%d\n", MPROC_VERSION_MAJOR, MPROC_VERSION_MINOR,
+		       MPROC_VERSION_PATCH);
+		return 0;
+	}
+	opterr = 0;     /* bad usage is the one line below, not getopt's and then ours */
 	while ((opt = getopt(argc, argv, "n:r:c:b:u")) != -1) {
 		switch (opt) {
 		case 'n':
@@ -293,8 +299,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (n <= 0 || r < 1 || r > 10000) {
-		fprintf(stderr, "usage: %s [-n round trips per sample] [-r samples] "
-			"[-c cpuA,cpuB] [-b bytes] [-u] [variant...]\n", argv[0]);
+		fprintf(stderr, "ring_steps: bad arguments (usage: ring_steps [-n round trips per "
+			"sample] [-r samples] [-c cpuA,cpuB] [-b bytes] [-u] [variant...])\n");
 		return 2;
 	}
 	for (; optind < argc; optind++) {
