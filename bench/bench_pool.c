@@ -1,6 +1,6 @@
 /*
  * bench_pool.c - how many workers, and what a task costs (issue 7). Names are read by
- * bench/recommend.py and must not change.
+ * plots/mproc_results/recommend.py and must not change.
  *
  *   pool/cpu/workers:<N>/task_ms:<M>, pool/cpu_pinned/workers:<N>/task_ms:<M>
  *	A map of N * k CPU-bound tasks (chunksize 1; k = 20 for 1 ms tasks, 8 for 20 ms, twice that

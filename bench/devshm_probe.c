@@ -1,8 +1,9 @@
 /*
  * devshm_probe.c - mproc-devshm-probe: does each libmproc primitive work on this machine as it
  * is now (no /dev/shm, a read-only or a tiny one)? The suite driver runs it once per run and
- * keeps its answer in context.json (key devshm.probe.mproc); bench/report.py's "Without
- * /dev/shm" table reads it beside CPython's (bench/python/mp_bench.py --probe).
+ * keeps its answer in context.json (key devshm.probe.mproc); the report's "Without /dev/shm"
+ * table (plots/mproc_results/report.py) reads it beside CPython's (bench/python/mp_bench.py
+ * --probe).
  *
  *     mproc-devshm-probe [--oversize BYTES]
  *     mproc-devshm-probe --version

@@ -35,7 +35,7 @@ struct profile_defaults {
 	const char *min_time;       // seconds, plain number (both GB versions accept it)
 	const char *repetitions;
 };
-// Repetitions are what a 95 % interval of a median is made of (plots/stats.py: order
+// Repetitions are what a 95 % interval of a median is made of (plots/mproc_results/stats.py: order
 // statistics need 6 repetitions, 9 drop the extremes): quick has 6 short ones rather than 3
 // long ones for about the same time, full 9 (Google Benchmark's compare.py U test needs 9).
 // smoke's single pass gives no interval and says so.

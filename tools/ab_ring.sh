@@ -19,7 +19,7 @@
 # with the harness's own placement (bench_pair picks the two PUs of cross_core from the
 # topology, as mproc-bench runs them; nothing to set) and MPROC_PROFILE=profile (default quick),
 # one repetition per round. It prints, per side, the median of the rounds with its 95 %
-# distribution-free interval (plots/stats.py median_ci) of:
+# distribution-free interval (plots/mproc_results/stats.py median_ci) of:
 #   ring M items/s     queue/ring/bytes:64/producers:1/consumers:1 msgs_per_second (goal >= 40)
 #   ring_spin p50 ns   latency/ring_spin/placement:cross_core p50_ns
 #   cacheline p50 ns   baseline/cacheline_rtt/placement:cross_core p50_ns
@@ -134,7 +134,7 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 PYTHONPATH=$root/plots "$py" - "$dir/runs" "$rounds" <<'EOF'
 import json, math, os, sys
-import stats
+from mproc_results import stats
 
 runs, n = sys.argv[1], int(sys.argv[2])
 METRICS = [

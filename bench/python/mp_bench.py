@@ -38,7 +38,8 @@ NS = 1_000_000_000
 
 PROFILES = {
     # repetitions, target seconds per repetition: 6 repetitions is the fewest that give a
-    # 95 % interval of a median (plots/stats.py), so quick has 6 short ones, not 3 long ones
+    # 95 % interval of a median (plots/mproc_results/stats.py), so quick has 6 short ones,
+    # not 3 long ones
     "smoke": (1, 0.02),
     "quick": (6, 0.075),
     "full": (9, 0.5),
@@ -1003,7 +1004,7 @@ def bench_pool_failure(rn):
 # --------------------------------------------------------------------------------------------
 # probe: does each primitive work here at all (no /dev/shm, a read-only or tiny one)? Each is
 # tried in a child interpreter of its own, so a crash (SIGBUS) or a hang costs only that one.
-# Keys are shared with bench/devshm_probe.c (libmproc's side) and bench/report.py.
+# Keys are shared with bench/devshm_probe.c (libmproc's side) and plots/mproc_results/report.py.
 
 
 def _probe_send(conn):
@@ -1261,7 +1262,8 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="list the groups and exit")
     ap.add_argument("--filter", default=os.environ.get("BENCHMARK_FILTER", ""),
                     help="regex: only the names it matches (re.search), like "
-                         "--benchmark_filter (the decider: bench/decide.py); default: "
+                         "--benchmark_filter (the decider: plots/mproc_results/decide.py); "
+                         "default: "
                          "$BENCHMARK_FILTER, which Google Benchmark reads in the C harnesses "
                          "(mproc-recommend --measure sets it for both)")
     ap.add_argument("--repetitions", type=int, default=0,
