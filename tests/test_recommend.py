@@ -228,6 +228,24 @@ class IoAndChunks(unittest.TestCase):
         self.assertEqual(m["chunksize_for_20ms_tasks"], 1)      # 1 % of 20 ms = 200 us
         self.assertIn("chunksize (map)", R.render_text(rec))
 
+    def test_chunksize_undecided_when_a_smaller_one_straddles_the_limit(self):
+        # chunksize 10's interval [3.4 us, 12.4 us] straddles 1 % of a 1 ms task (10 us): 100
+        # clears it, but whether 10 is enough cannot be told, so ">= 100" is not decided (the
+        # next run said ">= 10"). With 10 wholly above the limit, ">= 100" is decided.
+        def pts(ten):
+            return {f"python/pool_overhead/imap/chunksize:{c}": {"ns_per_task": v}
+                    for c, v in {1: reps(45_000, 0.2), 10: ten, 100: reps(1_500, 0.1)}.items()}
+        straddle = [3_400, 4_000, 4_400, 5_200, 6_000, 8_000, 9_000, 11_000, 12_400]
+        m = R.recommend(pts(straddle), {"usable": 2, "usable_cores": 2})["python"][
+            "chunksize"]["imap"]
+        self.assertEqual(m["chunksize_for_1ms_tasks"], 100)
+        self.assertFalse(m["decided_for_1ms_tasks"])
+        self.assertTrue(m["decided_for_20ms_tasks"])            # 1 clears 200 us outright
+        m = R.recommend(pts(reps(20_000, 0.2)), {"usable": 2, "usable_cores": 2})["python"][
+            "chunksize"]["imap"]
+        self.assertEqual(m["chunksize_for_1ms_tasks"], 100)
+        self.assertTrue(m["decided_for_1ms_tasks"])
+
     def test_nothing_measured(self):
         rec = R.recommend({}, {"usable": 2, "usable_cores": 2, "bound_by": "hardware"})
         self.assertNotIn("cpu", rec)

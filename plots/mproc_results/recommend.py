@@ -277,9 +277,15 @@ def _chunksize(figures, prefix):
             point = [p["chunksize"] for p in pts if p["ns_per_task"] < limit]
             entry[f"chunksize_for_{task_ms}ms_tasks"] = min(sure) if sure else \
                 (min(point) if point else None)
-            # Decided: the interval clears the limit, or none comes near it (every median and
-            # every interval's low end above it: no chunksize measured is enough).
-            entry[f"decided_for_{task_ms}ms_tasks"] = bool(sure) or (
+            # Decided: the chosen chunksize's interval clears the limit AND every smaller one's
+            # lies wholly above it (known not to be enough: a smaller chunksize whose interval
+            # straddles the limit might do, so ">= 100" would be ">= 10" in the next run: it
+            # was, once, for CPython's imap at [3.4 us, 12.4 us] against 10 us); or none comes
+            # near it (every median and every interval's low end above it: none is enough).
+            smaller_not_enough = bool(sure) and all(
+                p["ns_per_task_lo"] is not None and p["ns_per_task_lo"] >= limit
+                for p in pts if p["chunksize"] < min(sure))
+            entry[f"decided_for_{task_ms}ms_tasks"] = smaller_not_enough or (
                 not point and all(p["ns_per_task_lo"] is not None and
                                   p["ns_per_task_lo"] >= limit for p in pts))
         chunk[api] = entry
