@@ -3,7 +3,7 @@
  * plots/mproc_results/recommend.py and must not change.
  *
  *   pool/cpu/workers:<N>/task_ms:<M>, pool/cpu_pinned/workers:<N>/task_ms:<M>
- *	A map of N * k CPU-bound tasks (chunksize 1; k = 20 for 1 ms tasks, 8 for 20 ms, twice that
+ *	A map of N * k CPU-bound tasks (chunksize 1; k = 20 for 1 ms tasks, 16 for 20 ms, twice that
  *	in full, 2 in smoke); each task runs a fixed xorshift loop
  *	calibrated once per process to ~M ms on this machine (M in {1, 20}). N from 1 to 2x the
  *	usable budget (bench_budget()). cpu_pinned pins worker i to the i-th PU of topology's
@@ -349,11 +349,13 @@ static void bm_scale(struct gbench_state *st, void *arg)
 	enum gbench_profile prof = gbench_current_profile();
 	bool cpu = c->variant <= V_CPU_PINNED;
 	/* Tasks per worker per iteration: enough to even out the tail, few enough that the quick
-	 * profile stays near a minute on 2 loaded cores. A 20 ms curve with 2 tasks per worker
-	 * measured mostly its tail (4 tasks on 2 workers: one late wake-up and a worker runs 3,
-	 * 67 tasks/s instead of 100): its repetitions spread 77-98 tasks/s where 8 workers' 16
-	 * tasks spread 91-101, and the pool size it recommended reached 93 % of the best. */
-	int per = cpu ? (c->task_ms == 1 ? 20 : 8) : 3;
+	 * profile stays near a minute on 2 loaded cores. A map's tail is what a short map
+	 * measures: when something else runs (the owner collecting results, the kernel), one of
+	 * N = usable workers falls behind and the other idles at the end, where N + 1 workers
+	 * share the loss. With 2 tasks per worker at 20 ms, 2 workers spread 77-98 tasks/s and
+	 * reached 93 % of 4 workers; with 8, 96.5-98.5 %. 16 per worker measures close to the
+	 * steady state a long map sees. */
+	int per = cpu ? (c->task_ms == 1 ? 20 : 16) : 3;
 	/* The 20 ms sleep curve is CPython's workload (bench/python/mp_bench.py): as many tasks
 	 * per worker as its profile's target time holds (0.15 s quick, 0.5 s full), so that the
 	 * two efficiencies compare. */

@@ -914,9 +914,9 @@ def bench_pool_scaling(rn):
 
             def one_rep(W=W):
                 nonlocal base
-                # >= 8 tasks per busy CPU: fewer measure the map's tail more than the pool
+                # >= 16 tasks per busy CPU: fewer measure the map's tail more than the pool
                 # (bench_pool.c's pool/cpu says why).
-                tasks = max(2 * W, max(8, int(rn.target_s * 1000 / task_ms)) * min(W, b))
+                tasks = max(2 * W, max(16, int(rn.target_s * 1000 / task_ms)) * min(W, b))
                 with fork.Pool(W) as pool:
                     pool.map(_noop_task, range(W))
                     t = time.perf_counter_ns()
