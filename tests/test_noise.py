@@ -88,7 +88,8 @@ class NoiseCase(unittest.TestCase):
         """A Recorder over the fake root whose start window advances the fake machine."""
         rec = noise.Recorder(root=self.root, usable_cpus=usable, cpus={0, 1},
                              clock=lambda: self.m.t,
-                             sleep=lambda s: self.m.advance(s, **start))
+                             sleep=lambda s: self.m.advance(s, **start),
+                             probe=lambda: 1_000_000)      # a steady CPU unless a case says
         return rec
 
 
@@ -116,6 +117,39 @@ class Static(NoiseCase):
         self.assertEqual(noise.read_stat(self.root, {0, 1})["ncpu"], 2)
         self.assertEqual(noise.read_stat(self.root, {0, 1})["busy"], 0)
         self.assertEqual(noise.read_stat(self.root, None)["busy"], 500)
+
+
+class Speed(NoiseCase):
+    def test_probe_measures_a_loop(self):
+        ns = noise.speed_probe(trials=2, loops=1000)
+        self.assertIsInstance(ns, int)
+        self.assertGreater(ns, 0)
+
+    def test_speed_that_varies_is_busy(self):
+        # The same loop at 1 ms, then 1.8 ms: the host ran this CPU at two speeds (no steal,
+        # no load): busy, and the reason says how much.
+        rec = self.recorder(busy_cpus=0.1)
+        speeds = iter([1_000_000, 1_050_000, 1_800_000, 1_000_000])
+        rec.probe = lambda: next(speeds)
+        self.assertFalse(rec.start()["busy"])
+        rec.before("spawn")
+        rec.after("spawn", 1.0)
+        rec.end()
+        v = rec.doc["verdict"]
+        self.assertTrue(v["busy"])
+        self.assertIn("CPU speed varied 1.8x", v["line"])
+        self.assertEqual([x["probe_ns"] for x in rec.doc["samples"]],
+                         [1_000_000, 1_050_000, 1_800_000, 1_000_000])
+
+    def test_steady_speed_or_no_probe_is_quiet(self):
+        for probe in (lambda: 1_000_000, None):
+            rec = self.recorder(busy_cpus=0.1)
+            rec.probe = probe
+            rec.start()
+            rec.before("spawn")
+            rec.after("spawn", 1.0)
+            rec.end()
+            self.assertEqual(rec.doc["verdict"]["line"], "quiet")
 
 
 class Start(NoiseCase):

@@ -12,8 +12,9 @@ Schema "mproc-noise/1" (results/README.md, "noise.json"):
                 they differ), turbo/boost ("on"/"off"), transparent huge pages mode; null
                 where unreadable (a VM without cpufreq has no governor)
   samples       [{"when": "start" | "before:<h>" | "after:<h>" | "end", "t", "loadavg",
-                  "psi_cpu_some_avg10", "steal_pct"}]: steal_pct is the share of the usable
-                CPUs' time the hypervisor gave to someone else since the previous sample
+                  "psi_cpu_some_avg10", "steal_pct", "probe_ns"}]: steal_pct is the share of
+                the usable CPUs' time the hypervisor gave to someone else since the previous
+                sample; probe_ns the speed probe (speed_probe: a fixed loop, fastest of 5)
   harnesses     {"<h>": {"wall_s", "nivcsw", "nvcsw", "steal_pct", "load_max",
                   "psi_some_avg10_max", "busy", "others_cpus", "self_cpus"}}: context switches
                 and CPU time (self_cpus = CPU seconds / wall seconds) of the harness and every
@@ -39,7 +40,9 @@ else (the 1-minute load average keeps a harness's load for minutes after it ends
     BUSY_CPU_FRACTION of the usable CPUs, or steal exceeded STEAL_PCT. CPU pressure and load
     during a harness are recorded (psi_some_avg10_max, load_max) but not judged: a harness
     with more processes than CPUs makes them itself.
-  * The run is busy when its start or any harness was busy.
+  * The CPU's speed: busy when the speed probe's slowest sample took more than SPEED_SPREAD
+    times its fastest (the machine ran at two speeds during the run).
+  * The run is busy when its start or any harness was busy, or its speed varied.
 
 Stdlib only; every /proc and /sys path is read under a root directory (default "/"), so the
 rule is tested on fixed files (tests/test_noise.py).
@@ -57,6 +60,26 @@ BUSY_CPU_FRACTION = 0.5     # others using more than this share of the usable CP
 STEAL_PCT = 5.0             # steal above this share of the usable CPUs' time: busy
 PSI_PCT = 20.0              # CPU pressure ("some") over the start window above this: busy
 START_WINDOW_S = 1.0
+SPEED_SPREAD = 1.5          # the speed probe's slowest sample over its fastest above this: busy
+PROBE_LOOPS = 20000         # the probe's loop (about 1 ms here), timed PROBE_TRIALS times
+PROBE_TRIALS = 5
+
+
+def speed_probe(trials=PROBE_TRIALS, loops=PROBE_LOOPS):
+    """ns of a fixed interpreter loop, the fastest of a few trials (a preemption inside one
+    trial does not count): how fast this CPU runs right now. The same loop taking 1.8x longer
+    from one minute to the next, on an idle 2-vCPU VM with 0 % steal, is what a host core
+    shared with another guest (SMT, frequency) looks like from inside; steal and load do not
+    show it, and every figure measured then is slower for it."""
+    best = None
+    for _ in range(trials):
+        t = time.perf_counter_ns()
+        acc = 0
+        for i in range(loops):
+            acc += i * i
+        dt = time.perf_counter_ns() - t
+        best = dt if best is None else min(best, dt)
+    return best
 
 
 def _read(root, path):
@@ -176,7 +199,7 @@ class Recorder:
     are replaceable for tests."""
 
     def __init__(self, root="/", usable_cpus=None, cpus=None, clock=time.time,
-                 sleep=time.sleep):
+                 sleep=time.sleep, probe=speed_probe):
         self.root = root
         if cpus is None:
             try:
@@ -187,6 +210,7 @@ class Recorder:
         self.usable = int(usable_cpus) if usable_cpus else (len(cpus) if cpus else 1)
         self.clock = clock
         self.sleep = sleep
+        self.probe = probe
         self.hz = _ticks_per_s()
         self.doc = {"schema": SCHEMA, "usable_cpus": self.usable,
                     "static": read_static(root, cpus),
@@ -207,7 +231,8 @@ class Recorder:
         if stat:
             self._prev_stat = stat
         s = {"when": when, "t": round(self.clock(), 3), "loadavg": read_loadavg(self.root),
-             "psi_cpu_some_avg10": psi, "steal_pct": steal}
+             "psi_cpu_some_avg10": psi, "steal_pct": steal,
+             "probe_ns": self.probe() if self.probe else None}
         self.doc["samples"].append(s)
         return s, stat
 
@@ -312,6 +337,12 @@ def judge(doc, start_reasons):
     if stolen:
         reasons.append("%.0f %% steal during %s" % (max(h["steal_pct"] for _, h in stolen),
                                                      ", ".join(n for n, _ in stolen)))
+    probes = [x["probe_ns"] for x in doc.get("samples", [])
+              if isinstance(x.get("probe_ns"), (int, float)) and x["probe_ns"] > 0]
+    if len(probes) >= 2 and max(probes) > SPEED_SPREAD * min(probes):
+        reasons.append("CPU speed varied %.1fx (a fixed loop took %.2g-%.2g ms, steal and "
+                       "load do not show it: a host core shared with another guest?)" % (
+                           max(probes) / min(probes), min(probes) / 1e6, max(probes) / 1e6))
     if reasons:
         return {"busy": True, "reasons": reasons,
                 "line": "busy: %s — figures below are provisional" % "; ".join(reasons)}
