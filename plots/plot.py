@@ -60,6 +60,13 @@ def draw_gnuplot(spec, table, tsv_path, outbase, cap, budget=None):
         "logx=%d" % (1 if spec.get("logx") else 0),
         "xtitle=%s" % _gp_str(spec.get("xlabel", "")),
     ] + gnuplot_vars(spec, table, budget))
+    return run_gnuplot(expr, script, outbase)
+
+
+def run_gnuplot(expr, script, outbase):
+    """gnuplot -e EXPR SCRIPT, which writes OUTBASE.png and OUTBASE.svg; returns their paths.
+    Raises RuntimeError with gnuplot's last line, or when a file is missing (the single-run
+    plots here and compare.py's side-by-side ones both draw through it)."""
     r = subprocess.run(["gnuplot", "-e", expr, script], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
     if r.returncode != 0:

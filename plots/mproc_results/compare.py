@@ -507,16 +507,7 @@ def draw_gnuplot(spec, runs, tables, tsv_paths, outbase, cap, yr):
     ] + ["ptitle%d=%s" % (i, gp(ri.title)) for i, ri in enumerate(runs, 1)]
         + plot.compare_gnuplot_vars(spec, tables, [plot.run_budget(ri.run) for ri in runs],
                                     [ri.title for ri in runs]))
-    r = subprocess.run(["gnuplot", "-e", expr, os.path.join(paths.PLOTS, "compare.gp")],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True, timeout=120)
-    if r.returncode != 0:
-        last = (r.stdout.strip().splitlines() or ["exit %d" % r.returncode])[-1]
-        raise RuntimeError("gnuplot: %s" % last)
-    for ext in ("png", "svg"):
-        if not os.path.isfile(outbase + "." + ext):
-            raise RuntimeError("gnuplot wrote no %s" % ext)
-    return [outbase + ".png", outbase + ".svg"]
+    return plot.run_gnuplot(expr, os.path.join(paths.PLOTS, "compare.gp"), outbase)
 
 
 def draw_matplotlib(plt, spec, runs, tables, outbase, cap, yr):
