@@ -25,7 +25,8 @@ fi
 cpus=$(nproc)
 cg=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null)
 while [ -n "${cg+x}" ]; do
-	if read -r quota period < "/sys/fs/cgroup${cg%/}/cpu.max" 2>/dev/null &&
+	# (braces: a redirection that fails reports before a 2>/dev/null after it applies)
+	if { read -r quota period < "/sys/fs/cgroup${cg%/}/cpu.max"; } 2>/dev/null &&
 	   [ "$quota" != max ] && [ "$period" -gt 0 ] 2>/dev/null; then
 		q=$(( (quota + period - 1) / period ))
 		[ "$q" -ge 1 ] && [ "$q" -lt "$cpus" ] && cpus=$q
