@@ -298,6 +298,12 @@ def _finish_matplotlib(plt, fig, ax, spec, outbase, cap, note_lines=()):
     ax.set_ylabel(spec.get("ylabel", ""))
     ax.set_title(spec.get("title", spec["id"]))
     fig.tight_layout(rect=(0, fig_footer(fig, cap, note_lines), 1, 1))
+    return save_figure(plt, fig, outbase)
+
+
+def save_figure(plt, fig, outbase):
+    """OUTBASE.png and OUTBASE.svg of a matplotlib figure, which is then closed; their paths
+    (the single-run plots here and compare.py's side-by-side ones both save through it)."""
     out = []
     for ext in ("png", "svg"):
         fig.savefig(outbase + "." + ext)

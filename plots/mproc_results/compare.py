@@ -525,12 +525,7 @@ def draw_matplotlib(plt, spec, runs, tables, outbase, cap, yr):
     ns = plot.compare_notes(spec, tables, [plot.run_budget(ri.run) for ri in runs],
                             [ri.title for ri in runs])
     fig.tight_layout(rect=(0, plot.fig_footer(fig, cap, ns), 1, 1))
-    out = []
-    for ext in ("png", "svg"):
-        fig.savefig(outbase + "." + ext)
-        out.append(outbase + "." + ext)
-    plt.close(fig)
-    return out
+    return plot.save_figure(plt, fig, outbase)
 
 
 def draw_plots(runs, out_dir, want_gp, want_mpl, log):
