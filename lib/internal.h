@@ -8,10 +8,13 @@
 #define MPROC_INTERNAL_H
 
 #include <errno.h>
+#include <float.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "mproc/error.h"    /* MPROC_FOREVER */
 
 #define MPROC__NSEC_PER_SEC INT64_C(1000000000)
 #define MPROC__CACHELINE 64
@@ -31,6 +34,13 @@ int64_t mproc__now_ns(void);
  * MPROC_FOREVER.
  */
 int mproc__timeout_ns(double timeout_s, int64_t *ns);
+
+/* mproc__timeout_ns's check alone, inline and without its conversion: for the hot paths that
+ * compute a deadline only when they must wait (a queue's first try). NaN fails both tests. */
+static inline bool mproc__timeout_valid(double timeout_s)
+{
+	return timeout_s == MPROC_FOREVER || (timeout_s >= 0 && timeout_s <= DBL_MAX);
+}
 
 /*
  * mproc__deadline_at - the absolute deadline timeout_ns after now_ns (-1: none), saturating at

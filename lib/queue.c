@@ -487,11 +487,9 @@ static int fix_timeout_code(int r, double timeout_s)
 }
 
 /* Check a timeout without reading the clock; the deadline is computed only if a call must wait. */
-static bool timeout_ok(double timeout_s)
+static inline bool timeout_ok(double timeout_s)
 {
-	int64_t ns;
-
-	return mproc__timeout_ns(timeout_s, &ns) == 0;
+	return mproc__timeout_valid(timeout_s);
 }
 
 /*

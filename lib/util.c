@@ -38,7 +38,7 @@ int mproc__timeout_ns(double timeout_s, int64_t *ns)
 		*ns = -1;
 		return 0;
 	}
-	if (!isfinite(timeout_s) || timeout_s < 0)
+	if (!mproc__timeout_valid(timeout_s))
 		return -EINVAL;
 	/* More than ~285 years is forever for our purposes (and would overflow int64 ns). */
 	if (timeout_s > 9.0e9) {

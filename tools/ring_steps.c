@@ -28,7 +28,9 @@
  * Two processes (fork), pinned to two CPUs (default: the first two this process may use); a
  * sample is the mean round trip over n round trips (default 2000), taken from CLOCK_MONOTONIC;
  * variants run interleaved, one sample each in turn, r samples (default 31) each, and the
- * figure is the median sample with its 95 % order-statistic interval and its ratio to "line".
+ * figure is the median sample with its 95 % order-statistic interval, and its ratio to "line"
+ * as the median of the per-round ratios (paired: the samples of one round run back to back)
+ * with its interval.
  * -b: bytes of ring per direction, for the inline variants and the library's (ring_bytes; a
  * power of two from 4 KiB to 16 MiB; default 1 MiB, the library's default for small items):
  * a record line that was last touched a lap ago costs the producer more to claim than one
@@ -370,26 +372,41 @@ int main(int argc, char **argv)
 		lo = k + 2;
 		pk = pk * (r - k) / (k + 1);
 	}
-	double line = 0;
+	/*
+	 * "x line" is paired: the median of the per-round ratios (a variant's sample over line's
+	 * sample of the same round, taken milliseconds apart), with its interval. A VM whose
+	 * speed changes for seconds at a time moves both samples of a round together, so the
+	 * ratio holds where the two medians, taken over the whole run, would not.
+	 */
+	double *ratio = calloc((size_t)r, sizeof(double));
+	bool have_line = false;
 
+	if (!ratio)
+		return 1;
+	for (int i = 0; i < nsel; i++)
+		have_line |= sel[i] == V_LINE;
 	printf("%s, %ld round trips per sample, %d samples, CPUs %d,%d, %u-byte rings; ns per %s\n",
 	       unc ? "uncontended (one process)" : "cross-process ping-pong", n, r, cpus[0],
 	       cpus[1], ring_recs * 16, unc ? "put+get pair x2" : "round trip");
-	printf("%-14s %9s %21s %8s\n", "variant", "median", "95% interval", "x line");
+	printf("%-14s %9s %21s %8s %17s\n", "variant", "median", "95% interval", "x line",
+	       "95% interval");
 	for (int i = 0; i < nsel; i++) {
 		int v = sel[i];
-		double m;
+		double m, rm;
 
+		for (int k = 0; k < r && have_line; k++)
+			ratio[k] = res[v][k] / res[V_LINE][k];
+		qsort(ratio, (size_t)r, sizeof(double), cmp_d);
+		rm = r % 2 ? ratio[r / 2] : (ratio[r / 2 - 1] + ratio[r / 2]) / 2;
 		qsort(res[v], (size_t)r, sizeof(double), cmp_d);
 		m = r % 2 ? res[v][r / 2] : (res[v][r / 2 - 1] + res[v][r / 2]) / 2;
-		if (v == V_LINE)
-			line = m;
 		printf("%-14s %9.1f   [%8.1f, %8.1f] ", names[v], m, res[v][lo - 1], res[v][r - lo]);
-		if (line > 0)
-			printf("%8.2f\n", m / line);
+		if (have_line && v != V_LINE)
+			printf("%8.2f   [%5.2f, %5.2f]\n", rm, ratio[lo - 1], ratio[r - lo]);
 		else
-			printf("%8s\n", "-");
+			printf("%8s\n", have_line ? "1.00" : "-");
 	}
+	free(ratio);
 	for (int v = 0; v < NV; v++) {
 		mproc_queue_free(q[v][0]);
 		mproc_queue_free(q[v][1]);
