@@ -524,7 +524,7 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
 		atomic_fetch_add(&q->sh->unfinished, 1);
 	r = -ETIMEDOUT;
 	if (q->ops->try_first)
-		r = q->ops->put(q, buf, len, 0);
+		r = q->ops->put(q, buf, len, timeout_s == 0 ? 0 : MPROC__FIRST_TRY);
 	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
 		r = q->ops->put(q, buf, len, deadline_of(timeout_s));
 	if (r < 0 && joinable && atomic_fetch_sub(&q->sh->unfinished, 1) == 1 &&
@@ -543,7 +543,7 @@ ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double tim
 		return -EPIPE;
 	r = -ETIMEDOUT;
 	if (q->ops->try_first)
-		r = q->ops->get(q, buf, cap, 0);
+		r = q->ops->get(q, buf, cap, timeout_s == 0 ? 0 : MPROC__FIRST_TRY);
 	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
 		r = q->ops->get(q, buf, cap, deadline_of(timeout_s));
 	return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;

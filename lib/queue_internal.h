@@ -68,6 +68,13 @@ int mproc__queue_wire_fd(struct mproc__queue_wire *w, unsigned i, int fd);
  * (no access to the exporter's /proc/<pid>/fd), -errno. */
 int mproc__queue_wire_open(const struct mproc__queue_wire *w, unsigned i, int flags);
 
+/*
+ * A deadline already past, like 0, that also says "the caller will wait if this fails": a back
+ * end with try_first may spin for a moment without reading the clock (a short, bounded number
+ * of checks) before it returns -ETIMEDOUT; with 0 (a timeout of 0) it must not wait at all.
+ */
+#define MPROC__FIRST_TRY INT64_C(1)
+
 struct mproc__queue_ops {
 	const char *name;
 	/* Create the back end's objects in q->be. o has been checked; q->maxsize and
@@ -83,8 +90,9 @@ struct mproc__queue_ops {
 	 * from it in another process (q->be NULL on entry; fini(q, false) cleans up a failure). */
 	int (*export_)(struct mproc_queue *q, struct mproc__queue_wire *w);
 	int (*attach)(struct mproc_queue *q, const struct mproc__queue_wire *w);
-	/* put/get are cheap to try with deadline 0 ("do not wait"): the front end does that
-	 * first and computes a real deadline only when the call has to wait. */
+	/* put/get are cheap to try with deadline 0 ("do not wait") or MPROC__FIRST_TRY: the
+	 * front end does that first and computes a real deadline only when the call has to
+	 * wait. */
 	bool try_first;
 };
 
