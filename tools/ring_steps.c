@@ -37,6 +37,10 @@
  * still in the other core's cache.
  * -u: uncontended instead: one process does put then get on the same ring, so no cache line
  * moves and what is left is the instructions and atomics of each step (ns per put+get).
+ * -t bytes: throughput instead, for the library's variants: one process puts n items of that
+ * size (8 to 4096) into one ring, the other (on the other CPU) gets them; ns per item from the
+ * first put to the last get. "mproc" is then the default mode (what queue/ring measures, which
+ * does not pin), "mproc_nokeep" NOSPIN. -b 4194304 is queue/ring's ring.
  * Exit status: 0, 1 (a child or a check failed), 2 (bad usage).
  */
 #include <errno.h>
@@ -60,6 +64,7 @@ static const char *const names[NV] = { "line", "record", "progress", "waiters", 
 				       "mproc", "mproc_nokeep" };
 
 #define RING_RECS_MAX (1u << 20) /* 16 MiB of 16-byte records per direction */
+#define TP_MAX 4096u             /* -t: largest item */
 static uint32_t ring_recs = 1u << 16;   /* -b: 1 MiB, the library's default ring */
 
 struct dir {                     /* one direction of the ping-pong */
@@ -76,6 +81,7 @@ struct shared {
 	struct dir d[2];
 	_Atomic uint32_t go, stop;
 	_Atomic int64_t rounds;
+	_Atomic int64_t t_end;          /* -t: when the consumer got its last item */
 };
 
 struct side {                    /* one process's position in both directions */
@@ -196,6 +202,44 @@ static int echo(struct shared *sh, int v, struct mproc_queue **q, long n)
 	return 0;
 }
 
+/*
+ * -t: one sample of throughput: this process puts n items of tp_bytes into q[0], a child pinned
+ * to the other CPU gets them (checking each item's number); ns per item, from the first put to
+ * the consumer's last get. -1 on a failed check.
+ */
+static size_t tp_bytes;
+
+static double sample_tp(struct shared *sh, struct mproc_queue **q, long n, int cpus[2])
+{
+	uint64_t buf[TP_MAX / 8] = { 0 };
+	int64_t t0;
+	pid_t pid;
+	int st;
+
+	atomic_store(&sh->t_end, 0);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		pin(cpus[1]);
+		for (long k = 0; k < n; k++)
+			if (mproc_queue_get(q[0], buf, sizeof(buf), 10.0) != (ssize_t)tp_bytes ||
+			    buf[0] != (uint64_t)k)
+				_exit(1);
+		atomic_store(&sh->t_end, now_ns());
+		_exit(0);
+	}
+	t0 = now_ns();
+	for (long k = 0; k < n; k++) {
+		buf[0] = (uint64_t)k;
+		if (mproc_queue_put(q[0], buf, tp_bytes, 10.0) < 0)
+			break;
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		return -1;
+	return (double)(atomic_load(&sh->t_end) - t0) / (double)n;
+}
+
 /* One sample: n round trips, mean ns each; -1 on a failed check. */
 static double sample(struct shared *sh, int v, struct mproc_queue **q, long n, int cpus[2],
 		     bool uncontended)
@@ -272,7 +316,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	opterr = 0;     /* bad usage is the one line below, not getopt's and then ours */
-	while ((opt = getopt(argc, argv, "n:r:c:b:u")) != -1) {
+	while ((opt = getopt(argc, argv, "n:r:c:b:ut:")) != -1) {
 		switch (opt) {
 		case 'n':
 			n = strtol(optarg, NULL, 10);
@@ -287,6 +331,15 @@ int main(int argc, char **argv)
 		case 'u':
 			unc = true;
 			break;
+		case 't': {
+			long t = strtol(optarg, NULL, 10);
+
+			if (t < 8 || t > (long)TP_MAX)
+				n = 0;
+			else
+				tp_bytes = (size_t)t;
+			break;
+		}
 		case 'b': {
 			long b = strtol(optarg, NULL, 10);
 
@@ -302,7 +355,8 @@ int main(int argc, char **argv)
 	}
 	if (n <= 0 || r < 1 || r > 10000) {
 		fprintf(stderr, "ring_steps: bad arguments (usage: ring_steps [-n round trips per "
-			"sample] [-r samples] [-c cpuA,cpuB] [-b bytes] [-u] [variant...])\n");
+			"sample] [-r samples] [-c cpuA,cpuB] [-b bytes] [-u | -t item-bytes] "
+			"[variant...])\n");
 		return 2;
 	}
 	for (; optind < argc; optind++) {
@@ -314,10 +368,19 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: unknown variant '%s'\n", argv[0], argv[optind]);
 			return 2;
 		}
+		if (tp_bytes && v < V_MPROC) {
+			fprintf(stderr, "%s: -t measures the library only (mproc, mproc_nokeep)\n",
+				argv[0]);
+			return 2;
+		}
 		sel[nsel++] = v;
 	}
+	if (tp_bytes && unc) {
+		fprintf(stderr, "%s: -t and -u exclude each other\n", argv[0]);
+		return 2;
+	}
 	if (!nsel)
-		for (int v = 0; v < NV; v++)
+		for (int v = tp_bytes ? V_MPROC : 0; v < NV; v++)
 			sel[nsel++] = v;
 	if (cpus[0] < 0 && sched_getaffinity(0, sizeof(set), &set) == 0)
 		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
@@ -333,9 +396,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nsel; i++) {
 		int v = sel[i];
 		struct mproc_queue_opts o = {
-			.backend = MPROC_QUEUE_RING, .max_msg = 8,
+			.backend = MPROC_QUEUE_RING, .max_msg = tp_bytes ? TP_MAX : 8,
 			.ring_bytes = (size_t)ring_recs * 16,
-			.flags = v == V_MPROC ? MPROC_QUEUE_SPIN : MPROC_QUEUE_NOSPIN,
+			/* -t: the default mode (what queue/ring measures), else spin-only */
+			.flags = v == V_MPROC ? (tp_bytes ? 0 : MPROC_QUEUE_SPIN) :
+				 MPROC_QUEUE_NOSPIN,
 		};
 
 		res[v] = calloc((size_t)r, sizeof(double));
@@ -351,7 +416,8 @@ int main(int argc, char **argv)
 		for (int i = 0; i < nsel; i++) {
 			int v = sel[i];
 
-			res[v][k] = sample(sh, v, q[v], n, cpus, unc);
+			res[v][k] = tp_bytes ? sample_tp(sh, q[v], n, cpus) :
+				    sample(sh, v, q[v], n, cpus, unc);
 			if (res[v][k] < 0) {
 				fprintf(stderr, "%s: variant %s failed\n", argv[0], names[v]);
 				return 1;
@@ -385,9 +451,15 @@ int main(int argc, char **argv)
 		return 1;
 	for (int i = 0; i < nsel; i++)
 		have_line |= sel[i] == V_LINE;
-	printf("%s, %ld round trips per sample, %d samples, CPUs %d,%d, %u-byte rings; ns per %s\n",
-	       unc ? "uncontended (one process)" : "cross-process ping-pong", n, r, cpus[0],
-	       cpus[1], ring_recs * 16, unc ? "put+get pair x2" : "round trip");
+	if (tp_bytes)
+		printf("throughput, %zu-byte items, %ld items per sample, %d samples, CPUs %d,%d, "
+		       "%u-byte rings; ns per item (1000 / ns = M items/s)\n", tp_bytes, n, r,
+		       cpus[0], cpus[1], ring_recs * 16);
+	else
+		printf("%s, %ld round trips per sample, %d samples, CPUs %d,%d, %u-byte rings; "
+		       "ns per %s\n", unc ? "uncontended (one process)" : "cross-process ping-pong",
+		       n, r, cpus[0], cpus[1], ring_recs * 16,
+		       unc ? "put+get pair x2" : "round trip");
 	printf("%-14s %9s %21s %8s %17s\n", "variant", "median", "95% interval", "x line",
 	       "95% interval");
 	for (int i = 0; i < nsel; i++) {
