@@ -24,6 +24,7 @@
 #include "internal.h"
 #include "mproc/queue.h"
 #include "queue_internal.h"
+#include "queue_ring_internal.h"
 
 static const struct mproc__queue_ops *const backends[MPROC_QUEUE_BACKEND_COUNT] = {
 	[MPROC_QUEUE_PIPE] = &mproc__queue_pipe_ops,
@@ -520,6 +521,12 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
 	/* Count the task before the item can be seen, so a consumer's task_done can never
 	 * run ahead of our increment and find the counter at zero. */
 	joinable = q->flags & MPROC_QUEUE_JOINABLE;
+	/* A ring's keeper puts inline (queue_ring_internal.h): no call of its own. */
+	if (!joinable && q->ops == &mproc__queue_ring_ops) {
+		r = mproc__ring_put_fast(q->be, buf, len);
+		if (r != (int)MPROC__RING_SLOW_OTHER)
+			return r;
+	}
 	if (joinable)
 		atomic_fetch_add(&q->sh->unfinished, 1);
 	r = -ETIMEDOUT;
@@ -541,6 +548,18 @@ ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double tim
 		return -EINVAL;
 	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
 		return -EPIPE;
+	/* A ring's keeper gets inline, and spins for its record there if the call may wait. */
+	if (q->ops == &mproc__queue_ring_ops) {
+		r = mproc__ring_get_fast(q->be, buf, cap, timeout_s != 0);
+		if (r >= 0)
+			return r;
+		if (r == MPROC__RING_SLOW_EMPTY) {      /* kept, and nothing ready */
+			if (timeout_s == 0)
+				return -EAGAIN;
+			r = mproc__ring_get_slow(q, buf, cap, deadline_of(timeout_s));
+			return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;
+		}
+	}
 	r = -ETIMEDOUT;
 	if (q->ops->try_first)
 		r = q->ops->get(q, buf, cap, timeout_s == 0 ? 0 : MPROC__FIRST_TRY);

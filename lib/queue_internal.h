@@ -44,7 +44,8 @@ struct mproc_queue;
  * fd[0] is the front end's control block; the back end numbers the rest from 1.
  */
 #define MPROC__QUEUE_WIRE_MAGIC 0x6d705164u    /* "mpQd" */
-#define MPROC__QUEUE_WIRE_VERSION 2u     /* 2: the ring keeps a side's lock (keeper words) */
+#define MPROC__QUEUE_WIRE_VERSION 3u     /* 2: the ring keeps a side's lock (keeper words);
+					    3: the ring's keepers publish their CPU */
 #define MPROC__QUEUE_WIRE_FDS 4
 struct mproc__queue_wire {
 	uint32_t magic;

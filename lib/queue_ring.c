@@ -71,59 +71,17 @@
 
 #include "internal.h"
 #include "queue_internal.h"
+#include "queue_ring_internal.h"
 
 #define RING_MIN_BYTES ((size_t)1 << 20)
 #define RING_MAX_BYTES ((size_t)1 << 30)
-#define RING_REC_HDR 8u
 #define RING_SLICE_NS (100 * INT64_C(1000000))
 #define RING_WANT_SLICE_NS (10 * INT64_C(1000000))
 #define RING_SPIN_MIN_NS 1000
 #define RING_SPIN_MAX_NS 100000
 #define RING_SPIN_START_NS 20000
-#define RING_SPIN_HOT 512u      /* checks before the first PAUSE (about 0.5 us) */
-#define RING_SPIN_KEPT 64u      /* a keeper's checks inside its get, PAUSE between (not SPIN) */
 
-#define PACK(cnt, pos) (((uint64_t)(pos) << 32) | (uint32_t)(cnt))
-#define CNT(s) ((uint32_t)(s))
-#define POS(s) ((uint32_t)((s) >> 32))
 
-/*
- * One side (producers or consumers): its lock word and what the single-owner fast path needs,
- * on one cache line that only that side writes while one thread runs it.
- */
-struct ring_side {
-	_Atomic uint32_t lock;          /* mproc__qlock word; tid | STICKY: kept by that thread */
-	_Atomic uint32_t busy;          /* the keeper's tid while it is inside an operation */
-	_Atomic uint32_t key;           /* the keeper's per-thread key (a recycled tid is not it) */
-	uint32_t last;                  /* tid of the last holder (under the lock) */
-	uint32_t streak;                /* its operations in a row (under the lock) */
-};
-
-struct ring_shared {
-	/* Producer side: written by producers under plock. */
-	_Alignas(MPROC__CACHELINE) struct ring_side ps;
-	uint64_t cons_cache;            /* producers' last view of cons */
-	_Alignas(MPROC__CACHELINE) _Atomic uint64_t prod;     /* {puts, wpos} */
-	/* Consumer side. */
-	_Alignas(MPROC__CACHELINE) struct ring_side cs;
-	_Alignas(MPROC__CACHELINE) _Atomic uint64_t cons;     /* {gets, rpos} */
-	/* Read-mostly "someone sleeps" flags: set by sleepers, cleared by the waker. */
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cons_waiters;
-	_Alignas(MPROC__CACHELINE) _Atomic uint32_t prod_waiters;
-	_Atomic uint32_t prod_want;     /* free bytes that sleeping producers want (max) */
-	_Alignas(MPROC__CACHELINE) unsigned char data[];
-};
-
-struct ring {
-	struct ring_shared *sh;
-	int fd;                         /* memfd of sh */
-	size_t map_bytes;
-	uint32_t cap, mask;
-	uint32_t maxsize;               /* 0 = count unlimited */
-	bool may_keep;                  /* a side's only user may keep its lock (not NOSPIN) */
-	bool spin_only;                 /* MPROC_QUEUE_SPIN */
-	_Atomic int64_t spin_ns;        /* this process's adaptive spin budget */
-};
 
 /* The futex word: the low half of a packed state. */
 static inline uint32_t *futex_word(_Atomic uint64_t *s)
@@ -226,19 +184,9 @@ static int ring_attach(struct mproc_queue *q, const struct mproc__queue_wire *w)
 	return 0;
 }
 
-/* The 8-byte header at pos (never wraps: positions and storage are multiples of 8). */
-static inline _Atomic uint64_t *hdr_at(struct ring *r, uint32_t pos)
-{
-	return (_Atomic uint64_t *)(void *)(r->sh->data + (pos & r->mask));
-}
-
-#define HDR(len, seq) (((uint64_t)(seq) << 32) | (uint32_t)(len))
-#define HLEN(h) ((uint32_t)(h))
-#define HSEQ(h) ((uint32_t)((h) >> 32))
 
 /* ---- the single-owner fast path ------------------------------------------------------------ */
 
-#define STICKY MPROC__QLOCK_STICKY
 #define LOCK_WAITERS 0x80000000u
 #define TID_OF(v) ((v) & ~(LOCK_WAITERS | STICKY))
 /* Operations in a row by one thread, under the lock, before it keeps the lock between calls. */
@@ -280,8 +228,11 @@ static void mb_fence(void)
 }
 
 /* This thread's key: what tells a keeper from a later thread that got the dead keeper's tid. */
-static __thread uint32_t t_key __attribute__((tls_model("initial-exec")));
-static __thread uint32_t t_key_tid __attribute__((tls_model("initial-exec")));
+
+__thread uint32_t mproc__ring_t_key __attribute__((tls_model("initial-exec")));
+__thread uint32_t mproc__ring_t_key_tid __attribute__((tls_model("initial-exec")));
+#define t_key mproc__ring_t_key
+#define t_key_tid mproc__ring_t_key_tid
 
 static uint32_t my_key(uint32_t me)
 {
@@ -369,27 +320,10 @@ static inline int side_lock(struct ring_side *sd, uint32_t me, int64_t deadline)
 	return side_lock_slow(sd, me, deadline, rc);
 }
 
-/*
- * Is the thread me this side's keeper? Then mark it busy and say yes. The keeper's entry is a
- * store (busy) and a load (the word again) with only a compiler barrier between them: the
- * revoker's membarrier supplies the hardware half (see side_lock_slow).
- */
-static inline bool side_enter_kept_key(struct ring_side *sd, uint32_t me, uint32_t key)
-{
-	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
-	    atomic_load_explicit(&sd->key, memory_order_relaxed) != key)
-		return false;
-	atomic_store_explicit(&sd->busy, me, memory_order_relaxed);
-	atomic_signal_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&sd->lock, memory_order_relaxed) == (me | STICKY))
-		return true;
-	atomic_store_explicit(&sd->busy, 0, memory_order_release);
-	return false;
-}
 
 static inline bool side_enter_kept(struct ring_side *sd, uint32_t me)
 {
-	return side_enter_kept_key(sd, me, my_key(me));
+	return mproc__ring_enter_kept(sd, me, my_key(me));
 }
 
 /* Enter a side: as its keeper (*fast), else through side_lock. */
@@ -438,10 +372,10 @@ static inline void side_leave(struct ring *r, struct ring_side *sd, uint32_t me,
 /*
  * Wait for the other side: spin (adaptive) until *spin_on no longer equals spin_seen, then
  * sleep on the low half of *state (futex) until it changes. Returns 0 (re-check) or
- * -ETIMEDOUT.
- * Deadline 0 is the front end's first try: no wait at all.
+ * -ETIMEDOUT. side: the waiter's (0 producers, 1 consumers).
+ * Deadline 0 or MPROC__FIRST_TRY is the front end's first try: no wait at all.
  */
-static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *spin_on,
+static int ring_wait(struct mproc_queue *q, struct ring *r, int side, _Atomic uint64_t *spin_on,
 		     uint64_t spin_seen, _Atomic uint64_t *state, _Atomic uint32_t *waiters,
 		     struct ring_side *other, int64_t deadline, int64_t slice_ns)
 {
@@ -459,8 +393,12 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 		 * clock), and half a PAUSE on average is added to the moment we see the other
 		 * side's store, which is often only a cache-line transfer away (70 ns across
 		 * cores). The default mode keeps its PAUSE: a consumer that chases its producer
-		 * would otherwise pull the record line away from it between every two stores. */
-		for (unsigned i = 0; budget == INT64_MAX && i < RING_SPIN_HOT; i++) {
+		 * would otherwise pull the record line away from it between every two stores.
+		 * Where the other side runs on our CPU (or we do not know where), spinning only
+		 * delays it: spin-only mode then yields at once, and on every check. */
+		bool far = mproc__ring_peer_far(r->sh, side);
+
+		for (unsigned i = 0; budget == INT64_MAX && far && i < RING_SPIN_HOT; i++) {
 			if (atomic_load_explicit(spin_on, memory_order_acquire) != spin_seen)
 				return 0;
 		}
@@ -472,12 +410,16 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 							      memory_order_relaxed);
 				return 0;
 			}
-			mproc__cpu_relax();
-			/* Spin-only mode yields now and then: a waiter that shares its CPU with
-			 * the other side (same_core) would otherwise burn a whole time slice. */
-			if ((i & 127) == 0 && budget == INT64_MAX)
+			/* Spin-only mode yields: on every check while the other side shares our CPU
+			 * (same_core: it would otherwise wait for our time slice to end), else now
+			 * and then (where it runs is a hint). */
+			if (budget == INT64_MAX && (!far || (i & 8191) == 0))
 				sched_yield();
+			else
+				mproc__cpu_relax();
 			if ((i & 63) == 0) {
+				if (budget == INT64_MAX)
+					far = mproc__ring_peer_far(r->sh, side);
 				now = mproc__now_ns();
 				if (now >= deadline)
 					return -ETIMEDOUT;
@@ -515,30 +457,6 @@ static int ring_wait(struct mproc_queue *q, struct ring *r, _Atomic uint64_t *sp
 	return 0;
 }
 
-/* Up to 64 bytes with two overlapping moves (or three single bytes) inline: for the small items
- * that latency and item rates are about, a memcpy call costs more than the copy. Never writes
- * outside [d, d + len). */
-#define COPY_SMALL_MAX 64u
-static inline void copy_small(unsigned char *d, const unsigned char *s, size_t len)
-{
-	if (len > 32) {
-		memcpy(d, s, 32);
-		memcpy(d + len - 32, s + len - 32, 32);
-	} else if (len > 16) {
-		memcpy(d, s, 16);
-		memcpy(d + len - 16, s + len - 16, 16);
-	} else if (len >= 8) {
-		memcpy(d, s, 8);
-		memcpy(d + len - 8, s + len - 8, 8);
-	} else if (len >= 4) {
-		memcpy(d, s, 4);
-		memcpy(d + len - 4, s + len - 4, 4);
-	} else if (len) {
-		d[0] = s[0];
-		d[len / 2] = s[len / 2];
-		d[len - 1] = s[len - 1];
-	}
-}
 
 /* Past COPY_SMALL_MAX, or wrapping around the end of the storage: memcpy, out of line. */
 __attribute__((noinline))
@@ -559,7 +477,7 @@ static inline void copy_in(struct ring *r, uint32_t pos, const void *src, size_t
 	uint32_t off = pos & r->mask;
 
 	if (len <= COPY_SMALL_MAX && len <= r->cap - off)
-		copy_small(r->sh->data + off, src, len);
+		mproc__ring_copy_small(r->sh->data + off, src, len);
 	else
 		copy_in_big(r, off, src, len);
 }
@@ -582,7 +500,7 @@ static inline void copy_out(struct ring *r, uint32_t pos, void *dst, size_t len)
 	uint32_t off = pos & r->mask;
 
 	if (len <= COPY_SMALL_MAX && len <= r->cap - off)
-		copy_small(dst, r->sh->data + off, len);
+		mproc__ring_copy_small(dst, r->sh->data + off, len);
 	else
 		copy_out_big(r, off, dst, len);
 }
@@ -604,7 +522,7 @@ static void ring_wake_producers(struct ring *r, struct ring_shared *s, uint32_t 
 }
 
 __attribute__((noinline))
-static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+int mproc__ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
@@ -614,6 +532,7 @@ static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int
 	bool fast;
 	int rc;
 
+	mproc__ring_publish_cpu(s, 0);
 	for (;;) {
 		rc = side_enter(r, &s->ps, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
@@ -622,7 +541,7 @@ static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int
 		if (rc == -EOWNERDEAD) {
 			/* The dead producer may have committed its record (header stored) without
 			 * advancing {puts, wpos}: advance past it. */
-			h = atomic_load_explicit(hdr_at(r, POS(prod)), memory_order_acquire);
+			h = atomic_load_explicit(mproc__ring_hdr_at(r, POS(prod)), memory_order_acquire);
 			if (HSEQ(h) == CNT(prod) + 1) {
 				prod = PACK(CNT(prod) + 1, POS(prod) + RING_REC_HDR +
 					    ((HLEN(h) + 7) & ~7u));
@@ -649,14 +568,14 @@ static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int
 		uint32_t w = atomic_load(&s->prod_want);
 		while (w < want && !atomic_compare_exchange_weak(&s->prod_want, &w, want))
 			;
-		rc = ring_wait(q, r, &s->cons, cons, &s->cons, &s->prod_waiters, &s->cs, deadline,
+		rc = ring_wait(q, r, 0, &s->cons, cons, &s->cons, &s->prod_waiters, &s->cs, deadline,
 			       RING_WANT_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
 	copy_in(r, POS(prod) + RING_REC_HDR, buf, len);
 	/* Commit: the release store makes the payload visible with the header. */
-	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
+	atomic_store_explicit(mproc__ring_hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
 	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
 			      memory_order_release);
 	/* Then the check for sleeping consumers, ordered after the stores above (a sleeper
@@ -669,7 +588,7 @@ static int ring_put_slow(struct mproc_queue *q, const void *buf, size_t len, int
 }
 
 __attribute__((noinline))
-static ssize_t ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
+ssize_t mproc__ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
 {
 	struct ring *r = q->be;
 	struct ring_shared *s = r->sh;
@@ -679,18 +598,19 @@ static ssize_t ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64
 	bool fast;
 	int rc;
 
+	mproc__ring_publish_cpu(s, 1);
 	for (;;) {
 		rc = side_enter(r, &s->cs, me, deadline, &fast);
 		if (rc < 0 && rc != -EOWNERDEAD)
 			return rc;
 		/* After -EOWNERDEAD nothing to repair: the dead consumer had not advanced. */
 		cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
-		h = atomic_load_explicit(hdr_at(r, POS(cons)), memory_order_acquire);
+		h = atomic_load_explicit(mproc__ring_hdr_at(r, POS(cons)), memory_order_acquire);
 		if (HSEQ(h) == CNT(cons) + 1)
 			break;
 		side_leave(r, &s->cs, me, fast, false);
-		rc = ring_wait(q, r, hdr_at(r, POS(cons)), h, &s->prod, &s->cons_waiters, &s->ps,
-			       deadline, RING_SLICE_NS);
+		rc = ring_wait(q, r, 1, mproc__ring_hdr_at(r, POS(cons)), h, &s->prod,
+			       &s->cons_waiters, &s->ps, deadline, RING_SLICE_NS);
 		if (rc < 0)
 			return rc;
 	}
@@ -708,10 +628,11 @@ static ssize_t ring_get_slow(struct mproc_queue *q, void *buf, size_t cap, int64
 	return (ssize_t)HLEN(h);
 }
 
-/* The wake-ups that end a keeper's put or get, out of line (tail calls: the fast paths below
- * then make no call of their own and need no registers saved). */
+
+
+/* The wake-ups that end a keeper's put or get (queue_ring_internal.h). */
 __attribute__((noinline))
-static int ring_put_wake(struct ring_shared *s)
+int mproc__ring_put_wake(struct ring_shared *s)
 {
 	if (atomic_exchange(&s->cons_waiters, 0))
 		mproc__futex_wake(futex_word(&s->prod), INT_MAX);
@@ -719,129 +640,32 @@ static int ring_put_wake(struct ring_shared *s)
 }
 
 __attribute__((noinline))
-static ssize_t ring_get_wake(struct ring *r, struct ring_shared *s, uint32_t rpos, ssize_t n)
+ssize_t mproc__ring_get_wake(struct ring *r, struct ring_shared *s, uint32_t rpos, ssize_t n)
 {
 	ring_wake_producers(r, s, rpos);
 	return n;
 }
 
 /*
- * A producer asks for the lines it will write RING_PREFETCH_AHEAD bytes from now while it
- * writes this record (PREFETCHW on x86: the line comes in writable). A ring deeper than the
- * caches (a lap ago the consumer read those lines) would otherwise make each new line a
- * write-allocate miss that fills the store buffer and stalls the producer: at 64-byte items
- * that miss, not the copy, was most of a put (perf annotate of bench_queue). Only where the
- * ring is free that far ahead by our view of the consumers (else the line may still hold a
- * record being read, and taking it would slow the consumer).
- */
-#define RING_PREFETCH_AHEAD 1024u
-static inline void prefetch_w(struct ring *r, uint32_t pos)
-{
-	const unsigned char *p = r->sh->data + (pos & r->mask);
-
-#if defined(__x86_64__) || defined(__i386__)
-	/* gcc emits PREFETCHW only with -mprfchw; the instruction is a NOP where unsupported. */
-	__asm__ volatile("prefetchw %0" : : "m"(*p));
-#else
-	__builtin_prefetch(p, 1, 3);
-#endif
-}
-
-/*
- * put and get: the keeper's whole operation first, small and inline (an item of at most
- * COPY_SMALL_MAX bytes that fits without wrapping, a record like it that is ready),
- * everything else in ring_put_slow / ring_get_slow, which also serve a keeper that must wait
- * or copy more, and a thread whose id or key is not cached yet. Same steps and orders as the
- * slow paths, minus the lock.
+ * put and get of the ops table (a joinable queue's, and the calls that the front end's inline
+ * path passed on): the keeper's fast path, else the slow path, which serves everything else.
  */
 static int ring_put(struct mproc_queue *q, const void *buf, size_t len, int64_t deadline)
 {
-	struct ring *r = q->be;
-	struct ring_shared *s = r->sh;
-	uint32_t me = mproc__t_tid;
-	uint32_t need = RING_REC_HDR + (uint32_t)((len + 7) & ~(size_t)7);
-	uint64_t prod, cons;
+	int rc = mproc__ring_put_fast(q->be, buf, len);
 
-	if (!r->may_keep || t_key_tid != me || len > COPY_SMALL_MAX ||
-	    !side_enter_kept_key(&s->ps, me, t_key))
-		return ring_put_slow(q, buf, len, deadline);
-	prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
-	cons = s->cons_cache;
-	if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
-	    (r->maxsize && (uint32_t)(CNT(prod) - CNT(cons)) >= r->maxsize) ||
-	    r->cap - ((POS(prod) + RING_REC_HDR) & r->mask) < len) {
-		atomic_store_explicit(&s->ps.busy, 0, memory_order_release);
-		return ring_put_slow(q, buf, len, deadline);    /* full, or wraps */
-	}
-	if ((uint32_t)(POS(prod) - POS(cons)) + need + RING_PREFETCH_AHEAD <= r->cap) {
-		prefetch_w(r, POS(prod) + RING_PREFETCH_AHEAD);
-		prefetch_w(r, POS(prod) + RING_PREFETCH_AHEAD + need - 1);
-	}
-	copy_small(r->sh->data + ((POS(prod) + RING_REC_HDR) & r->mask), buf, len);
-	atomic_store_explicit(hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1), memory_order_release);
-	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
-			      memory_order_release);
-	side_leave(r, &s->ps, me, true, true);
-	if (atomic_load(&s->cons_waiters))
-		return ring_put_wake(s);
-	return 0;
-}
-
-/*
- * A keeper's consumer waits for its next record right here, inside its operation (busy still
- * set), for a bounded number of checks and only when the caller would wait anyway (deadline
- * not 0): the record is then copied as soon as its line arrives, with no way out through the
- * slow path and back in between (on the critical path of every round trip). It watches its lock
- * word too (in its own cache line, so the check costs no transfer): a revoker that took the word
- * waits for busy to clear, so the keeper stops at once and leaves through the slow path.
- * Spin-only queues check back to back (see ring_wait); the others PAUSE between checks.
- */
-static inline uint64_t keeper_spin(struct ring *r, struct ring_side *sd, uint32_t me,
-				   _Atomic uint64_t *hp, uint32_t seq, uint64_t h)
-{
-	unsigned n = r->spin_only ? RING_SPIN_HOT : RING_SPIN_KEPT;
-
-	for (unsigned i = 0; i < n && HSEQ(h) != seq; i++) {
-		if (atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY))
-			break;
-		if (!r->spin_only)
-			mproc__cpu_relax();
-		h = atomic_load_explicit(hp, memory_order_acquire);
-	}
-	return h;
+	return rc == (int)MPROC__RING_SLOW_OTHER ? mproc__ring_put_slow(q, buf, len, deadline) : rc;
 }
 
 static ssize_t ring_get(struct mproc_queue *q, void *buf, size_t cap, int64_t deadline)
 {
-	struct ring *r = q->be;
-	struct ring_shared *s = r->sh;
-	uint32_t me = mproc__t_tid;
-	_Atomic uint64_t *hp;
-	uint64_t cons, h;
-	uint32_t need;
+	ssize_t n = mproc__ring_get_fast(q->be, buf, cap, deadline != 0);
 
-	/* t_key_tid is 0 until my_key ran: a thread with no cached tid (me 0) fails a check. */
-	if (!r->may_keep || t_key_tid != me || !side_enter_kept_key(&s->cs, me, t_key))
-		return ring_get_slow(q, buf, cap, deadline);
-	cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
-	hp = hdr_at(r, POS(cons));
-	h = atomic_load_explicit(hp, memory_order_acquire);
-	if (HSEQ(h) != CNT(cons) + 1 && deadline != 0)
-		h = keeper_spin(r, &s->cs, me, hp, CNT(cons) + 1, h);
-	if (HSEQ(h) != CNT(cons) + 1 || HLEN(h) > cap || HLEN(h) > COPY_SMALL_MAX ||
-	    r->cap - ((POS(cons) + RING_REC_HDR) & r->mask) < HLEN(h)) {
-		atomic_store_explicit(&s->cs.busy, 0, memory_order_release);
-		/* waits, says -EMSGSIZE, or copies a large or wrapping record */
-		return ring_get_slow(q, buf, cap, deadline);
-	}
-	copy_small(buf, r->sh->data + ((POS(cons) + RING_REC_HDR) & r->mask), HLEN(h));
-	need = RING_REC_HDR + ((HLEN(h) + 7) & ~7u);
-	atomic_store_explicit(&s->cons, PACK(CNT(cons) + 1, POS(cons) + need),
-			      memory_order_release);
-	side_leave(r, &s->cs, me, true, true);
-	if (atomic_load(&s->prod_waiters))
-		return ring_get_wake(r, s, POS(cons) + need, (ssize_t)HLEN(h));
-	return (ssize_t)HLEN(h);
+	if (n == MPROC__RING_SLOW_EMPTY && deadline <= MPROC__FIRST_TRY)
+		return -ETIMEDOUT;      /* the keeper looked (and spun if it could): nothing */
+	if (n == MPROC__RING_SLOW_EMPTY || n == MPROC__RING_SLOW_OTHER)
+		return mproc__ring_get_slow(q, buf, cap, deadline);
+	return n;
 }
 
 static ssize_t ring_qsize(struct mproc_queue *q)
@@ -849,7 +673,7 @@ static ssize_t ring_qsize(struct mproc_queue *q)
 	struct ring *r = q->be;
 	uint64_t cons = atomic_load(&r->sh->cons);
 	uint64_t prod = atomic_load(&r->sh->prod);
-	uint64_t h = atomic_load_explicit(hdr_at(r, POS(prod)), memory_order_acquire);
+	uint64_t h = atomic_load_explicit(mproc__ring_hdr_at(r, POS(prod)), memory_order_acquire);
 	uint32_t puts = CNT(prod);
 	int32_t n;
 
