@@ -507,7 +507,10 @@ static int64_t deadline_of(double timeout_s)
 	return d;
 }
 
-int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double timeout_s)
+/* Everything but a ring keeper's inline put: checks, joinable counting, the first try and the
+ * wait. Out of line, so that the inline path saves no registers and makes no call. */
+__attribute__((noinline))
+static int queue_put_slow(struct mproc_queue *q, const void *buf, size_t len, double timeout_s)
 {
 	bool joinable;
 	int r;
@@ -521,12 +524,6 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
 	/* Count the task before the item can be seen, so a consumer's task_done can never
 	 * run ahead of our increment and find the counter at zero. */
 	joinable = q->flags & MPROC_QUEUE_JOINABLE;
-	/* A ring's keeper puts inline (queue_ring_internal.h): no call of its own. */
-	if (!joinable && q->ops == &mproc__queue_ring_ops) {
-		r = mproc__ring_put_fast(q->be, buf, len);
-		if (r != (int)MPROC__RING_SLOW_OTHER)
-			return r;
-	}
 	if (joinable)
 		atomic_fetch_add(&q->sh->unfinished, 1);
 	r = -ETIMEDOUT;
@@ -540,7 +537,36 @@ int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double t
 	return fix_timeout_code(r, timeout_s);
 }
 
-ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s)
+/*
+ * A ring's keeper puts inline (queue_ring_internal.h): the checks that every put makes, then
+ * the ring's own fast path, with no call of its own and no registers saved (on a round trip
+ * between two cores this is the critical path). Anything else, a failed check included, goes
+ * to queue_put_slow, which checks again and says why.
+ */
+int mproc_queue_put(struct mproc_queue *q, const void *buf, size_t len, double timeout_s)
+{
+	if (q && buf && q->ops == &mproc__queue_ring_ops && !(q->flags & MPROC_QUEUE_JOINABLE) &&
+	    len <= q->max_msg && mproc__timeout_valid(timeout_s) &&
+	    !atomic_load_explicit(&q->closed, memory_order_relaxed) &&
+	    mproc__ring_put_fast(q->be, buf, len) == 0)
+		return 0;
+	return queue_put_slow(q, buf, len, timeout_s);
+}
+
+/* A ring's keeper found nothing ready (and spun for it if it could): wait for it. */
+__attribute__((noinline))
+static ssize_t queue_get_wait(struct mproc_queue *q, void *buf, size_t cap, double timeout_s)
+{
+	ssize_t r;
+
+	if (timeout_s == 0)
+		return -EAGAIN;
+	r = mproc__ring_get_slow(q, buf, cap, deadline_of(timeout_s));
+	return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;
+}
+
+__attribute__((noinline))
+static ssize_t queue_get_slow(struct mproc_queue *q, void *buf, size_t cap, double timeout_s)
 {
 	ssize_t r;
 
@@ -548,24 +574,28 @@ ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double tim
 		return -EINVAL;
 	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
 		return -EPIPE;
-	/* A ring's keeper gets inline, and spins for its record there if the call may wait. */
-	if (q->ops == &mproc__queue_ring_ops) {
-		r = mproc__ring_get_fast(q->be, buf, cap, timeout_s != 0);
-		if (r >= 0)
-			return r;
-		if (r == MPROC__RING_SLOW_EMPTY) {      /* kept, and nothing ready */
-			if (timeout_s == 0)
-				return -EAGAIN;
-			r = mproc__ring_get_slow(q, buf, cap, deadline_of(timeout_s));
-			return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;
-		}
-	}
 	r = -ETIMEDOUT;
 	if (q->ops->try_first)
 		r = q->ops->get(q, buf, cap, timeout_s == 0 ? 0 : MPROC__FIRST_TRY);
 	if (r == -ETIMEDOUT && (timeout_s != 0 || !q->ops->try_first))
 		r = q->ops->get(q, buf, cap, deadline_of(timeout_s));
 	return r < 0 ? fix_timeout_code((int)r, timeout_s) : r;
+}
+
+/* As mproc_queue_put: a ring's keeper gets inline, and spins for its record there if the call
+ * may wait (timeout not 0). */
+ssize_t mproc_queue_get(struct mproc_queue *q, void *buf, size_t cap, double timeout_s)
+{
+	if (q && buf && q->ops == &mproc__queue_ring_ops && mproc__timeout_valid(timeout_s) &&
+	    !atomic_load_explicit(&q->closed, memory_order_relaxed)) {
+		ssize_t n = mproc__ring_get_fast(q->be, buf, cap, timeout_s != 0);
+
+		if (n >= 0)
+			return n;
+		if (n == MPROC__RING_SLOW_EMPTY)
+			return queue_get_wait(q, buf, cap, timeout_s);
+	}
+	return queue_get_slow(q, buf, cap, timeout_s);
 }
 
 ssize_t mproc_queue_qsize(struct mproc_queue *q)
