@@ -37,10 +37,12 @@
  * still in the other core's cache.
  * -u: uncontended instead: one process does put then get on the same ring, so no cache line
  * moves and what is left is the instructions and atomics of each step (ns per put+get).
- * -t bytes: throughput instead, for the library's variants: one process puts n items of that
- * size (8 to 4096) into one ring, the other (on the other CPU) gets them; ns per item from the
- * first put to the last get. "mproc" is then the default mode (what queue/ring measures, which
- * does not pin), "mproc_nokeep" NOSPIN. -b 4194304 is queue/ring's ring.
+ * -t bytes: throughput instead: one process puts n items of that size (8 to 4096) into one
+ * ring, the other (on the other CPU) gets them; ns per item from the first put to the last get.
+ * "record" is then the floor: the library's record format in a byte ring of the same size,
+ * inline, with nothing but the records and the consumer's position (sample_tp's comment);
+ * "mproc" the library's default mode (what queue/ring measures, which does not pin),
+ * "mproc_nokeep" NOSPIN; the ratio column is to "record". -b 4194304 is queue/ring's ring.
  * Exit status: 0, 1 (a child or a check failed), 2 (bad usage).
  */
 #include <errno.h>
@@ -209,30 +211,92 @@ static int echo(struct shared *sh, int v, struct mproc_queue **q, long n)
  */
 static size_t tp_bytes;
 
-static double sample_tp(struct shared *sh, struct mproc_queue **q, long n, int cpus[2])
+/*
+ * -t's "record": the floor for the library's throughput, the same records ([u32 len | u32 seq]
+ * [payload, padded to 8], the consumer waiting on the header it expects) in a byte ring of the
+ * same size, inline: no lock, no keeper, no waiters, the producer reloading the consumer's
+ * position only when its cached one says full, PREFETCHW a KiB ahead as the library does.
+ */
+static inline void tp_copy(unsigned char *ring, uint32_t cap, uint64_t pos, void *buf, size_t len,
+			   bool in)
 {
-	uint64_t buf[TP_MAX / 8] = { 0 };
+	uint32_t off = (uint32_t)(pos & (cap - 1)), first = cap - off < len ? cap - off : len;
+
+	unsigned char *r = ring + off, *b = buf;
+
+	memcpy(in ? r : b, in ? b : r, first);
+	if (first < len)
+		memcpy(in ? ring : b + first, in ? b + first : ring, len - first);
+}
+
+static int tp_record_get(struct dir *d, uint64_t *rpos, uint64_t seq, uint64_t *buf)
+{
+	unsigned char *ring = (unsigned char *)d->rec;
+	uint32_t cap = ring_recs * 16;
+	_Atomic uint64_t *h = (_Atomic uint64_t *)(void *)(ring + (*rpos & (cap - 1)));
+	uint64_t want = seq << 32 | tp_bytes;
+
+	while (atomic_load_explicit(h, memory_order_acquire) != want)
+		relax();
+	tp_copy(ring, cap, *rpos + 8, buf, tp_bytes, false);
+	*rpos += 8 + ((tp_bytes + 7) & ~(size_t)7);
+	atomic_store_explicit(&d->cons, *rpos, memory_order_release);
+	return 0;
+}
+
+static void tp_record_put(struct dir *d, uint64_t *wpos, uint64_t *cons, uint64_t seq,
+			  const uint64_t *buf)
+{
+	unsigned char *ring = (unsigned char *)d->rec;
+	uint32_t cap = ring_recs * 16, need = 8 + (uint32_t)((tp_bytes + 7) & ~(size_t)7);
+
+	while (*wpos + need - *cons > cap)
+		*cons = atomic_load_explicit(&d->cons, memory_order_acquire);
+	if (*wpos + need + 1024 - *cons <= cap) {
+		for (uint32_t o = 1024; o < 1024 + need; o += 64)
+			__builtin_prefetch(ring + ((*wpos + o) & (cap - 1)), 1, 3);
+	}
+	tp_copy(ring, cap, *wpos + 8, (void *)buf, tp_bytes, true);
+	atomic_store_explicit((_Atomic uint64_t *)(void *)(ring + (*wpos & (cap - 1))),
+			      seq << 32 | tp_bytes, memory_order_release);
+	*wpos += need;
+}
+
+static double sample_tp(struct shared *sh, int v, struct mproc_queue **q, long n, int cpus[2])
+{
+	uint64_t buf[TP_MAX / 8] = { 0 }, pos = 0, cons = 0;
 	int64_t t0;
 	pid_t pid;
 	int st;
 
 	atomic_store(&sh->t_end, 0);
+	if (v == V_RECORD) {
+		memset(&sh->d[0], 0, offsetof(struct dir, rec));
+		memset(sh->d[0].rec, 0, (size_t)ring_recs * 16);
+	}
 	pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
 		pin(cpus[1]);
-		for (long k = 0; k < n; k++)
-			if (mproc_queue_get(q[0], buf, sizeof(buf), 10.0) != (ssize_t)tp_bytes ||
-			    buf[0] != (uint64_t)k)
+		for (long k = 0; k < n; k++) {
+			if (v == V_RECORD)
+				tp_record_get(&sh->d[0], &pos, (uint64_t)k + 1, buf);
+			else if (mproc_queue_get(q[0], buf, sizeof(buf), 10.0) !=
+				 (ssize_t)tp_bytes)
 				_exit(1);
+			if (buf[0] != (uint64_t)k)
+				_exit(1);
+		}
 		atomic_store(&sh->t_end, now_ns());
 		_exit(0);
 	}
 	t0 = now_ns();
 	for (long k = 0; k < n; k++) {
 		buf[0] = (uint64_t)k;
-		if (mproc_queue_put(q[0], buf, tp_bytes, 10.0) < 0)
+		if (v == V_RECORD)
+			tp_record_put(&sh->d[0], &pos, &cons, (uint64_t)k + 1, buf);
+		else if (mproc_queue_put(q[0], buf, tp_bytes, 10.0) < 0)
 			break;
 	}
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
@@ -368,8 +432,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: unknown variant '%s'\n", argv[0], argv[optind]);
 			return 2;
 		}
-		if (tp_bytes && v < V_MPROC) {
-			fprintf(stderr, "%s: -t measures the library only (mproc, mproc_nokeep)\n",
+		if (tp_bytes && v < V_MPROC && v != V_RECORD) {
+			fprintf(stderr, "%s: -t measures record (the floor), mproc and mproc_nokeep\n",
 				argv[0]);
 			return 2;
 		}
@@ -379,9 +443,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: -t and -u exclude each other\n", argv[0]);
 		return 2;
 	}
-	if (!nsel)
+	if (!nsel) {            /* all of them: -t's are record and the library's */
+		if (tp_bytes)
+			sel[nsel++] = V_RECORD;
 		for (int v = tp_bytes ? V_MPROC : 0; v < NV; v++)
 			sel[nsel++] = v;
+	}
 	if (cpus[0] < 0 && sched_getaffinity(0, sizeof(set), &set) == 0)
 		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
 			if (CPU_ISSET(c, &set))
@@ -416,7 +483,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < nsel; i++) {
 			int v = sel[i];
 
-			res[v][k] = tp_bytes ? sample_tp(sh, q[v], n, cpus) :
+			res[v][k] = tp_bytes ? sample_tp(sh, v, q[v], n, cpus) :
 				    sample(sh, v, q[v], n, cpus, unc);
 			if (res[v][k] < 0) {
 				fprintf(stderr, "%s: variant %s failed\n", argv[0], names[v]);
@@ -446,11 +513,12 @@ int main(int argc, char **argv)
 	 */
 	double *ratio = calloc((size_t)r, sizeof(double));
 	bool have_line = false;
+	const int base = tp_bytes ? V_RECORD : V_LINE;  /* the floor the ratios are to */
 
 	if (!ratio)
 		return 1;
 	for (int i = 0; i < nsel; i++)
-		have_line |= sel[i] == V_LINE;
+		have_line |= sel[i] == base;
 	if (tp_bytes)
 		printf("throughput, %zu-byte items, %ld items per sample, %d samples, CPUs %d,%d, "
 		       "%u-byte rings; ns per item (1000 / ns = M items/s)\n", tp_bytes, n, r,
@@ -460,20 +528,20 @@ int main(int argc, char **argv)
 		       "ns per %s\n", unc ? "uncontended (one process)" : "cross-process ping-pong",
 		       n, r, cpus[0], cpus[1], ring_recs * 16,
 		       unc ? "put+get pair x2" : "round trip");
-	printf("%-14s %9s %21s %8s %17s\n", "variant", "median", "95% interval", "x line",
-	       "95% interval");
+	printf("%-14s %9s %21s %8s %17s\n", "variant", "median", "95% interval",
+	       tp_bytes ? "x record" : "x line", "95% interval");
 	for (int i = 0; i < nsel; i++) {
 		int v = sel[i];
 		double m, rm;
 
 		for (int k = 0; k < r && have_line; k++)
-			ratio[k] = res[v][k] / res[V_LINE][k];
+			ratio[k] = res[v][k] / res[base][k];
 		qsort(ratio, (size_t)r, sizeof(double), cmp_d);
 		rm = r % 2 ? ratio[r / 2] : (ratio[r / 2 - 1] + ratio[r / 2]) / 2;
 		qsort(res[v], (size_t)r, sizeof(double), cmp_d);
 		m = r % 2 ? res[v][r / 2] : (res[v][r / 2 - 1] + res[v][r / 2]) / 2;
 		printf("%-14s %9.1f   [%8.1f, %8.1f] ", names[v], m, res[v][lo - 1], res[v][r - lo]);
-		if (have_line && v != V_LINE)
+		if (have_line && v != base)
 			printf("%8.2f   [%5.2f, %5.2f]\n", rm, ratio[lo - 1], ratio[r - lo]);
 		else
 			printf("%8s\n", have_line ? "1.00" : "-");
