@@ -1353,6 +1353,88 @@ static void t_ring_keeper_threads(void *arg)
 	mproc_queue_free(q);
 }
 
+/*
+ * A consumer keeper that waits inside its get (mproc__ring_keeper_spin, its busy word set, then
+ * ring_wait) is revoked by a second consumer thread that wants the side, while both wait on an
+ * empty ring: neither may hang, and the two items put afterwards go one to each or both to one,
+ * never lost or twice. Rounds with the spin-only flag (the keeper spins long when the producer
+ * runs on another CPU) and without (a short spin, then the adaptive wait); the second consumer
+ * starts at a different moment of the keeper's wait each round.
+ */
+struct kw_arg {
+	struct mproc_queue *q;
+	_Atomic uint32_t phase;         /* 1: keeper waiting; 2: revoker waiting; 3: done */
+	unsigned delay_us;
+	ssize_t n;
+	uint64_t item;
+};
+
+static void *kw_revoker(void *p)
+{
+	struct kw_arg *a = p;
+
+	while (atomic_load(&a->phase) < 1)
+		sched_yield();
+	usleep(a->delay_us);
+	atomic_store(&a->phase, 2);
+	a->n = mproc_queue_get(a->q, &a->item, sizeof(a->item), 10.0);
+	return NULL;
+}
+
+static void *kw_producer(void *p)
+{
+	struct kw_arg *a = p;
+	uint64_t v;
+
+	while (atomic_load(&a->phase) < 2)
+		sched_yield();
+	usleep(2000);   /* both consumers waiting (usually) */
+	for (v = 1; v <= 2; v++)
+		if (mproc_queue_put(a->q, &v, sizeof(v), 10.0) < 0)
+			return (void *)1;
+	return NULL;
+}
+
+static void t_ring_keeper_wait_revoked(void *arg)
+{
+	for (int round = 0; round < 40; round++) {
+		unsigned flags = round % 2 ? MPROC_QUEUE_SPIN : 0;
+		struct mproc_queue *q = mkq(arg, 0, 8, flags);
+		struct kw_arg a = { .q = q, .delay_us = (unsigned)(round / 2) * 50 };
+		uint64_t v = 0, got[2] = { 0 };
+		pthread_t rt, pt;
+		void *ret;
+		ssize_t n;
+
+		/* This thread becomes the consumers' keeper (and the producers'). */
+		for (int k = 0; k < 200; k++) {
+			v = (uint64_t)k;
+			ASSERT_OK(mproc_queue_put(q, &v, sizeof(v), 1.0));
+			ASSERT(mproc_queue_get(q, &v, sizeof(v), 1.0) == 8);
+		}
+		CHECK_EQ(mproc__ring_keeper(q, true), (uint32_t)mproc__qlock_self());
+		ASSERT(pthread_create(&rt, NULL, kw_revoker, &a) == 0);
+		ASSERT(pthread_create(&pt, NULL, kw_producer, &a) == 0);
+		atomic_store(&a.phase, 1);
+		n = mproc_queue_get(q, &v, sizeof(v), 10.0);
+		CHECK_EQ(n, 8);
+		if (n == 8)
+			got[0] = v;
+		pthread_join(pt, &ret);
+		CHECK(ret == NULL);
+		/* The revoker gets the other item (its get waits up to 10 s). */
+		pthread_join(rt, &ret);
+		CHECK_EQ(a.n, 8);
+		if (a.n == 8)
+			got[1] = a.item;
+		CHECK((got[0] == 1 && got[1] == 2) || (got[0] == 2 && got[1] == 1));
+		CHECK_EQ(mproc_queue_qsize(q), 0);
+		mproc_queue_free(q);
+		if (tap_failed())
+			break;
+	}
+}
+
 struct tcase {
 	const char *name;
 	tap_fn *fn;
@@ -1396,6 +1478,8 @@ int main(int argc, char **argv)
 	tap_add_opts("queue/ring/keeper_killed", t_ring_keeper_killed,
 		     (void *)(intptr_t)MPROC_QUEUE_RING, &(struct tap_opts){ .timeout_s = 120 });
 	tap_add_opts("queue/ring/keeper_threads", t_ring_keeper_threads,
+		     (void *)(intptr_t)MPROC_QUEUE_RING, &(struct tap_opts){ .timeout_s = 120 });
+	tap_add_opts("queue/ring/keeper_wait_revoked", t_ring_keeper_wait_revoked,
 		     (void *)(intptr_t)MPROC_QUEUE_RING, &(struct tap_opts){ .timeout_s = 120 });
 	tap_add("queue/sysv/clean_stale", t_sysv_clean_stale, (void *)(intptr_t)MPROC_QUEUE_SYSV);
 	return tap_run(argc, argv);
