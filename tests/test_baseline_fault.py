@@ -101,9 +101,14 @@ def case_sigterm(binary):
         proc.kill()
         proc.communicate()
         return "no child appeared"
-    time.sleep(1.0)
-    kid = (children(proc.pid) or [kid])[0]
-    grandkids = children(kid)
+    # mproc-floor starts its peer when it gets its first request: wait for it (a loaded
+    # machine may take more than the second this once waited), at most the scaled limit.
+    end = time.monotonic() + taprun.scaled(30)
+    grandkids = []
+    while not grandkids and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.05)
+        kid = (children(proc.pid) or [kid])[0]
+        grandkids = children(kid)
     proc.send_signal(signal.SIGTERM)
     try:
         proc.communicate(timeout=taprun.scaled(30))
