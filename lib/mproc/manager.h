@@ -81,7 +81,13 @@ extern "C" {
  * sleeping CPU to wake, which is most of a cross-core round trip. NOSPIN sleeps at once (for a
  * remote server, or where a few idle microseconds of CPU after each call matter more). */
 #define MPROC_MANAGER_NOSPIN 0x1u
-#define MPROC_MANAGER_FLAGS_ALL MPROC_MANAGER_NOSPIN
+/* A client on a Unix socket sends its calls through shared memory with the server (a memfd the
+ * server passes after the handshake; the socket stays for authentication, frames larger than
+ * the 64 KiB mailbox, and to learn that the peer died), which saves the four syscalls of a
+ * socket round trip while both sides are awake. NOSHM keeps a client on the socket; a server
+ * started with it refuses channels. TCP clients never use one. */
+#define MPROC_MANAGER_NOSHM 0x2u
+#define MPROC_MANAGER_FLAGS_ALL (MPROC_MANAGER_NOSPIN | MPROC_MANAGER_NOSHM)
 
 struct mproc_manager;           /* the owner's handle on a server process */
 struct mproc_mclient;           /* a connection to a server */
@@ -101,7 +107,7 @@ struct mproc_manager_opts {
 	const void *key;
 	size_t keylen;
 	size_t max_frame;       /* largest request or reply after authentication; 0: 64 MiB */
-	unsigned flags;         /* MPROC_MANAGER_NOSPIN */
+	unsigned flags;         /* MPROC_MANAGER_NOSPIN, MPROC_MANAGER_NOSHM */
 };
 
 /*
@@ -133,7 +139,7 @@ MPROC_EXPORT pid_t mproc_manager_pid(const struct mproc_manager *m);
 struct mproc_mclient_opts {
 	double connect_timeout_s;       /* connect + handshake; 0: 5 s */
 	double call_timeout_s;          /* a reply later than this breaks the client; 0: 10 s */
-	unsigned flags;                 /* MPROC_MANAGER_NOSPIN */
+	unsigned flags;                 /* MPROC_MANAGER_NOSPIN, MPROC_MANAGER_NOSHM */
 };
 
 /*
