@@ -159,7 +159,10 @@ static void chan_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 	if (!c->chan)
 		return;
 	mproc__mgr_chan_unmap(c->chan->h);
-	mproc__close(c->chan->efd);     /* leaves the epoll set with it (no dup exists) */
+	/* The client holds the same eventfd (SCM_RIGHTS shares the open file), so closing ours
+	 * would leave it in the epoll set, its events naming a freed connection: remove it. */
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->chan->efd, NULL);
+	mproc__close(c->chan->efd);
 	free(c->chan);
 	c->chan = NULL;
 	s->nchan--;
