@@ -332,6 +332,19 @@ void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c);
  * -EMSGSIZE / -EACCES when the connection must be closed (after its output is flushed). */
 ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *p,
 			     size_t n, int64_t now_ns);
+/* Whether c may take a request from its mailbox now: authenticated, not parked, no reply
+ * unsent, no socket frame half read (so that its replies stay in request order). */
+bool mproc__mgr_conn_box_ready(const struct mproc__mgr_conn *c);
+/*
+ * Serve one request from a mailbox: box is shared memory that the client may write at any
+ * time and len the length read once from it. Bounds len (MPROC__MW_HDR..MPROC__MGR_CHAN_BOX),
+ * copies the frame into buf (MPROC__MGR_CHAN_BOX bytes) and checks that its header claims
+ * exactly len before the copy is fed. Returns 0 (the reply queued, or the request parked),
+ * -EAGAIN (not ready: see mproc__mgr_conn_box_ready), or as mproc__mgr_conn_feed's errors
+ * (-EBADMSG, -EMSGSIZE, -EACCES, -ENOMEM) when the connection must be closed.
+ */
+int mproc__mgr_conn_feed_box(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *box,
+			     uint32_t len, uint8_t *buf, int64_t now_ns);
 /* For the fuzz target: skip the handshake. */
 void mproc__mgr_conn_set_authed(struct mproc__mgr_conn *c);
 /* Pending output of a connection (the fuzz target discards it). */

@@ -358,6 +358,38 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 	return (ssize_t)used;
 }
 
+bool mproc__mgr_conn_box_ready(const struct mproc__mgr_conn *c)
+{
+	return !c->dead && !c->parked && c->state == CONN_AUTH && c->out.len == c->out.off &&
+	       c->pass_fd < 0 && !c->have_hdr && c->hdr_got == 0 && c->in.len == c->in.off;
+}
+
+int mproc__mgr_conn_feed_box(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *box,
+			     uint32_t len, uint8_t *buf, int64_t now_ns)
+{
+	struct mproc__mw_hdr h;
+	ssize_t used;
+	int r;
+
+	if (!mproc__mgr_conn_box_ready(c))
+		return -EAGAIN;
+	/* len was read once from shared memory: bound it before it sizes anything. */
+	if (len < MPROC__MW_HDR || len > MPROC__MGR_CHAN_BOX)
+		return -EBADMSG;
+	/* Copy, then parse the copy: the client may rewrite the mailbox meanwhile. */
+	memcpy(buf, box, len);
+	r = mproc__mw_hdr_parse(buf, s->max_frame, &h);
+	if (r < 0)
+		return r;
+	if (h.len != len - MPROC__MW_HDR)
+		return -EBADMSG;        /* exactly one frame: one reply is waited for */
+	used = mproc__mgr_conn_feed(s, c, buf, len, now_ns);
+	if (used < 0)
+		return (int)used;
+	/* One whole frame on a ready connection is always consumed. */
+	return (size_t)used == len ? 0 : -EBADMSG;
+}
+
 int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg)
 {
 	struct mproc__mgr *s;
@@ -661,9 +693,7 @@ _Static_assert(MPROC__MGR_CHAN_BOX <= MGR_READ_BUF, "a mailbox's frame fits the 
  * that its replies stay in request order (see struct mproc__mgr_chan_hdr). */
 static bool chan_idle(const struct mproc__mgr_conn *c)
 {
-	return c->chan && !c->chan->busy && !c->dead && !c->parked && c->state == CONN_AUTH &&
-	       c->out.len == c->out.off && c->pass_fd < 0 && !c->have_hdr && c->hdr_got == 0 &&
-	       c->in.len == c->in.off;
+	return c->chan && !c->chan->busy && !c->dead;
 }
 
 /*
@@ -704,12 +734,10 @@ static void chan_deliver(struct mproc__mgr_conn *c)
 static bool chan_take(struct loop *l, struct mproc__mgr_conn *c)
 {
 	struct mgr_chan *ch = c->chan;
-	struct mproc__mw_hdr h;
 	uint32_t seq, len;
-	ssize_t used;
 	int r;
 
-	if (!chan_idle(c))
+	if (!chan_idle(c) || !mproc__mgr_conn_box_ready(c))
 		return false;
 	seq = atomic_load_explicit(&ch->h->req_seq, memory_order_acquire);
 	if (seq == ch->seen)
@@ -717,19 +745,8 @@ static bool chan_take(struct loop *l, struct mproc__mgr_conn *c)
 	ch->seen = seq;
 	ch->busy = true;
 	len = atomic_load_explicit(&ch->h->req_len, memory_order_relaxed);
-	if (len < MPROC__MW_HDR || len > MPROC__MGR_CHAN_BOX) {
-		conn_fail(l, c, -EBADMSG);
-		return true;
-	}
-	memcpy(l->buf, mproc__mgr_chan_req(ch->h), len);
-	r = mproc__mw_hdr_parse(l->buf, l->s->max_frame, &h);
-	if (r == 0 && h.len != len - MPROC__MW_HDR)
-		r = -EBADMSG;
-	if (r == 0) {
-		used = mproc__mgr_conn_feed(l->s, c, l->buf, len, mproc__now_ns());
-		/* One whole frame on an idle connection is always consumed (or refused). */
-		r = used < 0 ? (int)used : (size_t)used != len ? -EBADMSG : 0;
-	}
+	r = mproc__mgr_conn_feed_box(l->s, c, mproc__mgr_chan_req(ch->h), len, l->buf,
+				     mproc__now_ns());
 	if (r < 0) {
 		conn_fail(l, c, r);
 		return true;
