@@ -24,14 +24,11 @@ int mproc__mgr_chan_create(void **map, int *memfd, int *efd)
 	mfd = memfd_create("mproc-manager-chan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return -errno;
+	/* No fallocate: a memfd lives on the kernel's internal shmem mount, which has no size
+	 * limit to run into (a /dev/shm does: shm.c allocates there), and a mailbox touches only
+	 * the pages its frames reach (a call costs three: the header and one of each box). */
 	if (ftruncate(mfd, MPROC__MGR_CHAN_SIZE) < 0)
 		goto out_errno;
-	/* Allocate now: a short tmpfs or memory cgroup says ENOSPC here, not SIGBUS later. */
-	r = posix_fallocate(mfd, 0, MPROC__MGR_CHAN_SIZE);
-	if (r > 0) {
-		errno = r;
-		goto out_errno;
-	}
 	/* A client that shrank the file would make the server fault on its next access. */
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		goto out_errno;

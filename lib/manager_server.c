@@ -947,12 +947,16 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 {
 	int64_t budget = mproc__mgr_spin_budget(spin), end;
 	struct mproc__mgr_conn *c = l->last;
+	unsigned loads = 0;
 	bool busy = false;
 	int n = 0;
 
 	*direct = false;
 	if (budget <= 0)
 		return 0;
+	if (l->s->nchan)
+		loads = l->s->nchan >= MPROC__MGR_CHAN_POLL_LOADS ? 1 :
+			MPROC__MGR_CHAN_POLL_LOADS / (unsigned)l->s->nchan;
 	if (c && (c->dead || c->parked || c->out.len > c->out.off || c->in.len > c->in.off))
 		c = NULL;
 	end = mproc__now_ns() + budget;
@@ -965,8 +969,9 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 			if (n != 0)
 				break;
 		}
-		/* The mailboxes: a batch of loads makes one poll (MPROC__MGR_CHAN_POLL_LOADS). */
-		for (unsigned k = 0; l->s->nchan && k < MPROC__MGR_CHAN_POLL_LOADS; k++) {
+		/* The mailboxes: a batch of about MPROC__MGR_CHAN_POLL_LOADS loads makes one
+		 * poll, over all the channels (so a poll costs about the same with many). */
+		for (unsigned k = 0; k < loads; k++) {
 			if (chan_poll(l)) {
 				*direct = true;
 				break;
