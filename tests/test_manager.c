@@ -171,6 +171,21 @@ static bool raw_closed_within(int fd, double s)
 	}
 }
 
+/* Channels mapped in this process (the memfd's name in /proc/self/maps). */
+static int chan_maps(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "memfd:mproc-manager-chan") != NULL;
+	fclose(f);
+	return n;
+}
+
 static void check_serving(struct mproc_manager *m)
 {
 	struct mproc_mclient *c = connect_to(m);
@@ -1751,7 +1766,7 @@ static void t_command(void *arg)
 	uint8_t key[40];
 	struct mproc_mclient *c = NULL;
 	struct stat st;
-	int fd, status, i;
+	int fd, status, i, maps0;
 	pid_t pid;
 
 	if (access(cmd_path, X_OK) != 0)
@@ -1790,13 +1805,15 @@ static void t_command(void *arg)
 	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key-file",
 						kf, "--max-frame", "12", NULL }, NULL), 2);
 
-	/* A real run: MPROC_KEY_FILE, connect, a malformed frame (logged with -EBADMSG, the
-	 * server keeps serving), SIGTERM, clean exit, socket removed. */
+	/* A real run: MPROC_KEY_FILE, connect (--no-shm: on the socket, no channel), a malformed
+	 * frame (logged with -EBADMSG, the server keeps serving), SIGTERM, clean exit, socket
+	 * removed. */
 	snprintf(log, sizeof(log), "%s/log", dir);
 	pid = fork();
 	ASSERT(pid >= 0);
 	if (pid == 0) {
-		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin", NULL };
+		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin",
+					     "--no-shm", NULL };
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -1806,9 +1823,11 @@ static void t_command(void *arg)
 		execv(cmd_path, (char *const *)argv);
 		_exit(127);
 	}
+	maps0 = chan_maps();
 	for (i = 0; i < 500 && mproc_manager_connect(&c, addr, key, sizeof(key)) < 0; i++)
 		usleep(10 * 1000);
 	ASSERT(c);
+	CHECK_EQ(chan_maps(), maps0);
 	CHECK_OK(mproc_manager_ping(c));
 	fd = raw_connect(addr);
 	raw_auth_key(fd, key, sizeof(key));
@@ -1837,21 +1856,6 @@ static void t_command(void *arg)
 }
 
 /* ---- the shared-memory channel (Unix clients) ---- */
-
-/* Channels mapped in this process (the memfd's name in /proc/self/maps). */
-static int chan_maps(void)
-{
-	char line[512];
-	int n = 0;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		n += strstr(line, "memfd:mproc-manager-chan") != NULL;
-	fclose(f);
-	return n;
-}
 
 /* The server's fd count once it has served a connection and seen it close (the fds of its
  * start-up are gone then): the same count twice, 20 ms apart. */
