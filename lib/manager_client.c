@@ -565,17 +565,27 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 		goto out_free;
 	}
 	deadline = mproc__now_ns() + seconds_ns(o->connect_timeout_s, MPROC__MW_HANDSHAKE_S);
-	c->fd = dial(&a, deadline);
-	if (c->fd < 0) {
-		r = c->fd;
-		goto out_free;
+	for (int tries = 0;; tries++) {
+		c->fd = dial(&a, deadline);
+		if (c->fd < 0) {
+			r = c->fd;
+			goto out_free;
+		}
+		r = set_timeo(c, deadline - mproc__now_ns());
+		if (r < 0)
+			goto out_close;
+		r = handshake(c, key, keylen, deadline);
+		if (r == 0 && !a.tcp && !(o->flags & MPROC_MANAGER_NOSHM) && tries == 0) {
+			r = chan_open(c, deadline);
+			/* A server of a build before the channel hangs up on an op it does not
+			 * know (the wire version did not change): once more, socket only. */
+			if (r == -EPIPE) {
+				mproc__closep(&c->fd);
+				continue;
+			}
+		}
+		break;
 	}
-	r = set_timeo(c, deadline - mproc__now_ns());
-	if (r < 0)
-		goto out_close;
-	r = handshake(c, key, keylen, deadline);
-	if (r == 0 && !a.tcp && !(o->flags & MPROC_MANAGER_NOSHM))
-		r = chan_open(c, deadline);
 	if (r == 0)
 		r = set_timeo(c, c->call_timeout_ns);
 	if (r < 0)

@@ -625,6 +625,73 @@ static void t_fake_server(void *arg)
 	rmdir(dir);
 }
 
+/*
+ * A server of a build before the channel (the same wire version, no CHANNEL op: it hangs up on
+ * it): the client connects once more and stays on the socket, and its calls work.
+ */
+static void old_server_conn(int fd, const uint8_t *key, size_t kl, bool serve)
+{
+	uint8_t body[256], ns[32] = { 2 }, welcome[40];
+	size_t len;
+	int op;
+
+	raw_send(fd, MPROC__MW_CHALLENGE, ns, sizeof(ns));
+	if (raw_read(fd, body, sizeof(body), &len) != MPROC__MW_RESPONSE || len != 64)
+		_exit(2);
+	mproc__mw_mac_server(key, kl, body + 32, ns, welcome);
+	mproc__mw_put_u64(welcome + 32, 65536);
+	raw_send(fd, MPROC__MW_WELCOME, welcome, sizeof(welcome));
+	while ((op = raw_read(fd, body, sizeof(body), &len)) > 0) {
+		if (op != MPROC__MW_PING || !serve)
+			return;         /* what an old server does with an op it does not know */
+		mproc__mw_put_u32(body, 0);
+		raw_send(fd, MPROC__MW_REPLY, body, 4);
+	}
+}
+
+static void t_old_server(void *arg)
+{
+	char dir[] = "/tmp/mproc-test-XXXXXX", addr[128];
+	static const uint8_t key[32] = "an old server's key, 32 bytes..";
+	struct mproc__mgr_addr a;
+	struct mproc_mclient *c = NULL;
+	int lfd, status, maps0 = chan_maps();
+	pid_t pid;
+
+	ASSERT(mkdtemp(dir));
+	snprintf(addr, sizeof(addr), "unix:%s/s", dir);
+	ASSERT_OK(mproc__mgr_addr_parse(addr, &a));
+	lfd = mproc__mgr_listen(&a);
+	ASSERT_OK(lfd);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 2; i++) {
+			int64_t until = mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC;
+			int fd;
+
+			if (mproc__poll1(lfd, POLLIN, until) < 0)
+				_exit(3);       /* no second connection */
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				_exit(1);
+			old_server_conn(fd, key, sizeof(key), i == 1);
+			close(fd);
+		}
+		_exit(0);
+	}
+	CHECK_OK(mproc_manager_connect(&c, addr, key, sizeof(key)));
+	CHECK_EQ(chan_maps(), maps0);
+	CHECK_OK(mproc_manager_ping(c));
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_manager_disconnect(c);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mproc__close(lfd);
+	unlink(a.path);
+	rmdir(dir);
+}
+
 /* Length prefixes of 0x7fffffff and 2^63 before authentication: disconnected, no allocation. */
 static void t_huge_prefix(void *arg)
 {
@@ -2314,6 +2381,7 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/wrong_key", t_wrong_key, NULL);
 	tap_add("manager/tcp/wrong_key", t_wrong_key, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/fake_server_refused", t_fake_server, NULL);
+	tap_add("manager/unix/old_server_without_channel", t_old_server, NULL);
 	tap_add("manager/unix/huge_prefix_preauth", t_huge_prefix, NULL);
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/claimed_length_not_allocated", t_claimed_length, NULL);
