@@ -26,6 +26,7 @@
  * the mailbox comes on the socket too (rep_len 0 says so). See struct mproc__mgr_chan_hdr.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -231,9 +232,25 @@ static void chan_close(struct mproc_mclient *c)
 }
 
 /*
+ * Why the fds did not all arrive (MSG_CTRUNC): the kernel drops those it cannot install at the
+ * fd limit (-EMFILE, as any constructor short of fds says), else more came than the two a
+ * channel has (-EBADMSG). A dup shows which.
+ */
+static int ctrunc_errno(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (d < 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : -EBADMSG;
+	mproc__close(d);
+	return -EBADMSG;
+}
+
+/*
  * Ask for a channel (CHANNEL) and map it. Returns 0 with the channel set up, 0 without one
- * when the server refuses (the client stays on the socket), or a transport error, -EBADMSG
- * (a malformed answer, missing or extra fds, a memfd of the wrong size), -errno of mmap.
+ * when the server refuses (the client stays on the socket), or a transport error, -EMFILE (no
+ * fd free for the two it passes), -EBADMSG (a malformed answer, missing or extra fds, a memfd
+ * of the wrong size), -errno of mmap.
  */
 static int chan_open(struct mproc_mclient *c, int64_t deadline)
 {
@@ -285,7 +302,7 @@ static int chan_open(struct mproc_mclient *c, int64_t deadline)
 			nfds++;
 		}
 	}
-	r = mh.msg_flags & MSG_CTRUNC ? -EBADMSG : 0;
+	r = mh.msg_flags & MSG_CTRUNC ? ctrunc_errno(c->fd) : 0;
 	if (r == 0) {
 		op = read_frame_from(c, c->max_frame, deadline, false, (size_t)n);
 		r = op < 0 ? op : op != MPROC__MW_REPLY || c->plen < 4 ? -EBADMSG : 0;

@@ -165,7 +165,8 @@ struct mproc_mclient_opts {
  * length, a negative or NaN timeout, unknown flags), -ENAMETOOLONG (Unix path too long),
  * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
  * handshake: also a server at its fd limit), -EBADMSG (not an mproc manager, or another
- * version; or a malformed channel answer), -ENOMEM, -errno of mmap for the channel.
+ * version; or a malformed channel answer), -EMFILE (no fd free for the socket or the
+ * channel's), -ENOMEM, -errno of mmap for the channel.
  * A server of a build before the channel closes the connection on its request: the client
  * then connects once more, on the socket only.
  */
