@@ -218,7 +218,8 @@ static int send_frame(struct mproc_mclient *c, uint8_t op, const void *p, size_t
 	uint8_t buf[MPROC__MW_HDR + 64];
 
 	mproc__mw_hdr_put(buf, n, op);
-	memcpy(buf + MPROC__MW_HDR, p, n);
+	if (n)
+		memcpy(buf + MPROC__MW_HDR, p, n);      /* p may be NULL for an empty body */
 	return write_frame(c, buf, MPROC__MW_HDR + n, deadline);
 }
 
