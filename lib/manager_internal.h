@@ -86,7 +86,9 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
  * another core. The threshold errs low: a bare yield taken for a busy one only costs a yield on
  * that poll, and since every spin starts with a yield, a same-CPU peer gets the CPU at once
  * whichever way the first one is classed. What is left of a round trip is then mostly its four
- * syscalls (bench_manager sets manager/raw_rtt, a bare socket round trip, beside it).
+ * syscalls (bench_manager sets manager/raw_rtt, a bare socket round trip, beside it), which a
+ * local client's shared-memory channel does without (struct mproc__mgr_chan_hdr below): there
+ * a poll is MPROC__MGR_CHAN_POLL_LOADS loads of the mailbox, under the same rules.
  *
  * Adaptive: after MPROC__MGR_SPIN_FAILS spins in a row that ran out (a peer that thinks between
  * calls, a remote server, more spinners than CPUs), each side spins only on every

@@ -21,6 +21,16 @@
  * delays the others by at most one turn's share: MGR_TURN_REQS requests or the replies that
  * reach the bound, whichever comes first (with replies of the bound's size or more: one
  * request).
+ *
+ * Local clients may have a shared-memory channel (CHANNEL; the protocol is described with
+ * struct mproc__mgr_chan_hdr in manager_internal.h). Its requests are taken one at a time, only
+ * while the connection has nothing else under way, copied out and fed to the same state
+ * machine (mproc__mgr_conn_feed_box); the reply is moved from the connection's output into the
+ * reply mailbox (chan_deliver), or left there for the socket when larger than the mailbox. The
+ * loop looks at every mailbox on each turn and in each spin poll, and before it sleeps it
+ * raises each channel's srv_sleeping flag and looks once more, so that a client writes the
+ * channel's eventfd (registered in the epoll set) only to wake a sleeping server. A channel
+ * holds no socket state: the connection's socket still says when its client is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
