@@ -20,7 +20,7 @@
  * MPROC_MANAGER_NOSHM; a server that refuses leaves it on the socket). A call whose request fits
  * the mailbox then costs no syscall while both sides are awake: the request goes into the
  * request mailbox, the client spins on rep_seq for the same bounded budget, then sleeps on
- * it as a futex in slices of MPROC__MGR_CHAN_SLICE_NS, peeking at the socket between them, so
+ * it as a futex in slices (20 ms, growing to 250 ms), peeking at the socket between them, so
  * that a server that dies (SIGKILL leaves the shared memory as it was) still reaches the caller
  * as -EPIPE. A larger request goes on the socket, and so does its reply; a reply larger than
  * the mailbox comes on the socket too (rep_len 0 says so). See struct mproc__mgr_chan_hdr.
@@ -336,7 +336,8 @@ out:
  * Wait until rep_seq says request seq is answered: poll first (the budget and yields of
  * recv_spin, MPROC__MGR_CHAN_POLL_LOADS loads making one poll), then sleep on rep_seq as a
  * futex, raising cli_waiting first (fenced: see struct mproc__mgr_chan_hdr), in slices of
- * MPROC__MGR_CHAN_SLICE_NS. After each slice a peek at the socket: EOF or a reset means the
+ * MPROC__MGR_CHAN_SLICE_NS doubling to MPROC__MGR_CHAN_SLICE_MAX_NS. After each slice a peek
+ * at the socket: EOF or a reset means the
  * server died (-EPIPE); nothing else arrives there while a reply is due in the mailbox.
  * Returns 0, -ETIMEDOUT at the deadline, or -EPIPE.
  */
@@ -344,6 +345,7 @@ static int chan_wait(struct mproc_mclient *c, uint32_t seq, int64_t deadline, bo
 {
 	struct mproc__mgr_chan_hdr *h = c->chan;
 	int64_t budget = spin ? mproc__mgr_spin_budget(&c->spin) : 0, end, now, until;
+	int64_t slice = MPROC__MGR_CHAN_SLICE_NS;
 	bool busy = false, got = false;
 	uint32_t v;
 	ssize_t n;
@@ -378,9 +380,11 @@ static int chan_wait(struct mproc_mclient *c, uint32_t seq, int64_t deadline, bo
 			r = -ETIMEDOUT;
 			break;
 		}
-		until = now + MPROC__MGR_CHAN_SLICE_NS;
+		until = now + slice;
 		if (deadline != MPROC__NO_DEADLINE && deadline < until)
 			until = deadline;
+		if (slice < MPROC__MGR_CHAN_SLICE_MAX_NS)
+			slice *= 2;
 		r = mproc__futex_wait((uint32_t *)&h->rep_seq, v, until);
 		if (r < 0 && r != -ETIMEDOUT && r != -EINTR)
 			break;

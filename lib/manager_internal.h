@@ -260,14 +260,16 @@ int mproc__random(void *buf, size_t n);
  * sees the request before sleeping or the client sees the flag and wakes it: no lost wakeup,
  * and no syscall while the server is awake. The reply side is the same with cli_waiting and a
  * futex on rep_seq (FUTEX_WAIT rechecks rep_seq in the kernel, so a wake that comes between
- * the client's last check and its sleep is not lost). A sleeping client wakes every
- * MPROC__MGR_CHAN_SLICE_NS to look at its socket: EOF there means the server died, which
- * nothing in the shared memory would say.
+ * the client's last check and its sleep is not lost). A sleeping client wakes after
+ * MPROC__MGR_CHAN_SLICE_NS, then after slices twice as long up to MPROC__MGR_CHAN_SLICE_MAX_NS,
+ * to look at its socket: EOF there means the server died, which nothing in the shared memory
+ * would say (so a caller learns of it within a quarter of a second).
  */
 #define MPROC__MGR_CHAN_BOX (64u << 10)
 #define MPROC__MGR_CHAN_HDR 4096u
 #define MPROC__MGR_CHAN_SIZE (MPROC__MGR_CHAN_HDR + 2 * MPROC__MGR_CHAN_BOX)
-#define MPROC__MGR_CHAN_SLICE_NS (20 * 1000000)
+#define MPROC__MGR_CHAN_SLICE_NS (20 * 1000000)         /* the first; doubling up to: */
+#define MPROC__MGR_CHAN_SLICE_MAX_NS (250 * 1000000)    /* a call parked for long wakes 4/s */
 /* Loads of the mailbox per spin poll: a poll of shared memory costs a few ns, a socket poll (a
  * recv, an epoll_wait) a microsecond or so; batching keeps the yield and epoll cadence of
  * mproc__mgr_spin_yield and MPROC__MGR_EPOLL_EVERY in the same units of time. */
