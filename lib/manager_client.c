@@ -357,7 +357,8 @@ static int chan_wait(struct mproc_mclient *c, uint32_t seq, int64_t deadline, bo
 		for (unsigned i = 0; !got; i++) {
 			mproc__mgr_spin_yield(i, &busy);
 			for (unsigned k = 0; k < MPROC__MGR_CHAN_POLL_LOADS && !got; k++) {
-				got = atomic_load_explicit(&h->rep_seq, memory_order_acquire) == seq;
+				got = atomic_load_explicit(&h->rep_seq,
+							   memory_order_acquire) == seq;
 				mproc__cpu_relax();
 			}
 			if (mproc__now_ns() >= end)

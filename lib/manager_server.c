@@ -946,9 +946,9 @@ static void sweep(struct loop *l, int64_t now_ns)
  * poll (counted over all spins: a client that always has its next request ready must not
  * starve the rest) is an epoll_wait(0), so other connections, new ones and the signal and
  * death fds wait at most that many polls. Every poll also looks at the channels' mailboxes (a
- * batch of loads, about as long as one recv), taking one request per channel. Returns epoll_wait's result, or 0 with *direct set when the recv
- * served the connection (fed its bytes, or found it closed); 0 without: nothing came (the
- * caller sleeps).
+ * batch of loads, about as long as one recv), taking one request per channel. Returns
+ * epoll_wait's result, or 0 with *direct set when the recv or a mailbox served a connection
+ * (fed its bytes, or found it closed); 0 without: nothing came (the caller sleeps).
  */
 #define MPROC__MGR_EPOLL_EVERY 8
 
@@ -1114,10 +1114,10 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 				continue;
 			}
 			if (evs[i].data.u64 & 1) {
-				/* A channel's eventfd: drain it; chan_poll below takes the request. */
-				uint64_t v;
+				/* A channel's eventfd: drain it; chan_poll below takes it. */
+				uint64_t v, p = evs[i].data.u64 & ~(uint64_t)1;
 
-				c = (struct mproc__mgr_conn *)(uintptr_t)(evs[i].data.u64 & ~(uint64_t)1);
+				c = (struct mproc__mgr_conn *)(uintptr_t)p;
 				if (read(c->chan->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 					c->dead = true;
 				continue;

@@ -30,8 +30,9 @@
  * (see MPROC_MANAGER_NOSPIN) a call costs no syscall at all, and a side that sleeps is woken by
  * a futex (the client) or the eventfd (the server). A request or reply larger than a mailbox
  * goes on the socket. The socket stays open: EOF on it is how each side learns the other died
- * (a client asleep in a call looks at it after 20 ms, then at least every 250 ms). The server copies every request out of
- * the shared memory and bounds it before parsing, as it does what comes off the socket. Each
+ * (a client asleep in a call looks at it after 20 ms, then at least every 250 ms). The server
+ * copies every request out of the shared memory and bounds it before parsing, as it does what
+ * comes off the socket. Each
  * channel costs the server two fds (its socket and the eventfd) and 132 KiB of address space,
  * of which a call touches three pages. MPROC_MANAGER_NOSHM keeps a client on the socket, and a
  * server started with it refuses channels (mproc-manager --no-shm). TCP clients never use one.
