@@ -10,6 +10,11 @@
  *        echoed by a forked process
  *   manager/dict_get/transport:unix[/placement:cross_core][/spin:off],
  *   manager/raw_rtt/transport:unix/placement:cross_core   the placement and spin variants
+ *   manager/dict_get/transport:unix/placement:unpinned   neither process pinned, as a user
+ *        runs it (and as bench/python/mp_bench.py runs CPython's Manager: the pair the report
+ *        and the decider compare)
+ *   manager/dict_get/transport:unix[/placement:<cross_core|unpinned>]/shm:off   the same
+ *        without the shared-memory channel (MPROC_MANAGER_NOSHM: every call on the socket)
  *   manager/throughput/clients:<N>       N client processes doing dict_get over Unix sockets
  *        for a fixed count each; counter ops_per_second (real_time = its inverse: one call of
  *        the N * count per round); manager/throughput/spin:off/clients:<N>
@@ -25,6 +30,8 @@
  * CPU (5-10x the same_core figure on the shared 2-core development box, where the other core
  * is busy), which the bounded spin of server and client (MPROC__MGR_SPIN_NS) saves; dict_get
  * also runs at both placements with spin:off (MPROC_MANAGER_NOSPIN), the plain blocking call.
+ * A Unix client uses the shared-memory channel unless named shm:off; MPROC_BENCH_MANAGER_NOSHM=1
+ * in the environment turns it off in every case (an A/B of the whole harness, names unchanged).
  * Every reply is checked (length and contents) in every profile.
  */
 #include <stdio.h>
@@ -68,7 +75,20 @@ struct mcase {
 	int clients;
 	bool cross_core;        /* the .../placement:cross_core variants */
 	bool nospin;            /* the .../spin:off variants (MPROC_MANAGER_NOSPIN both sides) */
+	bool unpinned;          /* the .../placement:unpinned variants (nothing pinned) */
+	bool noshm;             /* the .../shm:off variants (MPROC_MANAGER_NOSHM, client side) */
 };
+
+/* The client's flags for case c. */
+static unsigned client_flags(const struct mcase *c)
+{
+	const char *e = getenv("MPROC_BENCH_MANAGER_NOSHM");
+	unsigned f = c->nospin ? MPROC_MANAGER_NOSPIN : 0;
+
+	if (c->noshm || (e && strcmp(e, "1") == 0))
+		f |= MPROC_MANAGER_NOSHM;
+	return f;
+}
 
 static void fill(uint8_t *v, uint64_t seed)
 {
@@ -272,7 +292,7 @@ static void bm_op(struct gbench_state *st, const struct mcase *c, int pa, int pb
 		.address = c->tcp ? "tcp:127.0.0.1:0" : NULL,
 		.flags = c->nospin ? MPROC_MANAGER_NOSPIN : 0,
 	};
-	struct mproc_mclient_opts co = { .flags = mo.flags };
+	struct mproc_mclient_opts co = { .flags = client_flags(c) };
 	struct mproc_manager *m = NULL;
 	struct mproc_mclient *cl = NULL;
 	struct bench_samples s = { 0 };
@@ -379,7 +399,7 @@ static void bm_throughput(struct gbench_state *st, const struct mcase *c)
 		gbench_skip_with_error(st, r < 0 ? mproc_strerror(r) : "out of memory");
 		goto out;
 	}
-	a = (struct tp_arg){ sh, mproc_manager_address(m), NULL, 0, n + 1, mo.flags };
+	a = (struct tp_arg){ sh, mproc_manager_address(m), NULL, 0, n + 1, client_flags(c) };
 	a.key = mproc_manager_key(m, &a.kl);
 	/* One dict_get is one iteration: real_time is per call, summed over the clients. */
 	while (!err && gbench_keep_running_batch(st, (int64_t)n * TP_OPS)) {
@@ -427,6 +447,11 @@ static void bm_manager(struct gbench_state *st, void *arg)
 		bm_throughput(st, c);
 		return;
 	}
+	if (c->unpinned) {
+		gbench_set_label(st, "unpinned");
+		bm_op(st, c, -1, -1);
+		return;
+	}
 	if (bench_pair(place, &pa, &pb) < 0) {
 		if (c->cross_core) {
 			gbench_skip_with_error(st, "no two cores to place the processes on");
@@ -441,7 +466,7 @@ static void bm_manager(struct gbench_state *st, void *arg)
 		bm_op(st, c, pa, pb);
 }
 
-static struct mcase cases[OP_COUNT * 2 + 4 + 8 + 1];
+static struct mcase cases[OP_COUNT * 2 + 8 + 8 + 1];
 
 static void register_all(void)
 {
@@ -464,12 +489,18 @@ static void register_all(void)
 	}
 	/* The target's pair at the other placement (a wakeup on another core costs more than a
 	 * switch on the same one, and the bounded spin saves it), and dict_get without the spin
-	 * at both placements, so the spin's gain and cost read off one run. */
+	 * at both placements, so the spin's gain and cost read off one run.
+	 * Then the target itself, unpinned as a user runs it, and dict_get without the channel
+	 * (shm:off) at every placement, so the channel's gain reads off one run too. */
 	static const struct mcase extra[] = {
-		{ OP_DICT_GET, false, 0, true, false },
-		{ OP_RAW_RTT, false, 0, true, false },
-		{ OP_DICT_GET, false, 0, false, true },
-		{ OP_DICT_GET, false, 0, true, true },
+		{ OP_DICT_GET, false, 0, true, false, false, false },
+		{ OP_RAW_RTT, false, 0, true, false, false, false },
+		{ OP_DICT_GET, false, 0, false, true, false, false },
+		{ OP_DICT_GET, false, 0, true, true, false, false },
+		{ OP_DICT_GET, false, 0, false, false, true, false },
+		{ OP_DICT_GET, false, 0, false, false, false, true },
+		{ OP_DICT_GET, false, 0, true, false, false, true },
+		{ OP_DICT_GET, false, 0, false, false, true, true },
 	};
 
 	for (size_t i = 0; i < MPROC__ARRAY_SIZE(extra); i++) {
@@ -477,9 +508,11 @@ static void register_all(void)
 		struct gbench *g;
 
 		cases[n] = extra[i];
-		snprintf(name, sizeof(name), "manager/%s/transport:unix%s%s", op_names[extra[i].op],
-			 extra[i].cross_core ? "/placement:cross_core" : "",
-			 extra[i].nospin ? "/spin:off" : "");
+		snprintf(name, sizeof(name), "manager/%s/transport:unix%s%s%s",
+			 op_names[extra[i].op],
+			 extra[i].cross_core ? "/placement:cross_core" :
+			 extra[i].unpinned ? "/placement:unpinned" : "",
+			 extra[i].nospin ? "/spin:off" : "", extra[i].noshm ? "/shm:off" : "");
 		g = gbench_register(name, bm_manager, &cases[n++]);
 		gbench_use_manual_time(g);
 		gbench_time_unit(g, GBENCH_NS);

@@ -212,6 +212,7 @@ static _Noreturn void server_child(struct mproc_manager *m, int lfd, int death_r
 		.keylen = m->keylen,
 		.max_frame = max_frame,
 		.spin_ns = flags & MPROC_MANAGER_NOSPIN ? 0 : MPROC__MGR_SPIN_NS,
+		.no_chan = flags & MPROC_MANAGER_NOSHM,
 	};
 	int keep[3] = { lfd, death_rd, ready_fd };
 	sigset_t set;

@@ -15,8 +15,18 @@
  * call with the default timeouts never pays for a setsockopt). Before that blocking recv, a
  * call busy-polls for its reply (adaptive, bounded: MPROC__MGR_SPIN_NS) unless
  * MPROC_MANAGER_NOSPIN.
+ *
+ * On a Unix socket the client asks for a shared-memory channel after the handshake (unless
+ * MPROC_MANAGER_NOSHM; a server that refuses leaves it on the socket). A call whose request fits
+ * the mailbox then costs no syscall while both sides are awake: the request goes into the
+ * request mailbox, the client spins on rep_seq for the same bounded budget, then sleeps on
+ * it as a futex in slices (20 ms, growing to 250 ms), peeking at the socket between them, so
+ * that a server that dies (SIGKILL leaves the shared memory as it was) still reaches the caller
+ * as -EPIPE. A larger request goes on the socket, and so does its reply; a reply larger than
+ * the mailbox comes on the socket too (rep_len 0 says so). See struct mproc__mgr_chan_hdr.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -26,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "manager_internal.h"
 
@@ -41,6 +52,9 @@ struct mproc_mclient {
 	size_t rcap;
 	const uint8_t *payload;         /* into rbuf */
 	size_t plen;
+	struct mproc__mgr_chan_hdr *chan;       /* the shared-memory channel; NULL: socket only */
+	int efd;                                /* the server's eventfd (wakes it); -1: none */
+	uint32_t seq;                           /* req_seq of the last request in the mailbox */
 };
 
 #define PROXY_STRUCT(name)                                                                 \
@@ -117,13 +131,15 @@ static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *
 }
 
 /*
- * Read one frame into c->rbuf with the whole-frame limit. Returns the op (> 0) with
- * c->payload/plen set, or -EPIPE (EOF/reset), -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
+ * Read one frame into c->rbuf with the whole-frame limit, the first `have` bytes of which are
+ * there already. Returns the op (> 0) with c->payload/plen set, or -EPIPE (EOF/reset),
+ * -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
  */
-static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin)
+static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin,
+			   size_t have)
 {
 	struct mproc__mw_hdr h = { 0 };
-	size_t have = 0, want = MPROC__MW_HDR;
+	size_t want = MPROC__MW_HDR;
 	bool hdr = false;
 	ssize_t n;
 	int r;
@@ -169,6 +185,11 @@ static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline,
 	return h.op;
 }
 
+static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin)
+{
+	return read_frame_from(c, limit, deadline, spin, 0);
+}
+
 /* Write a whole frame; a send timeout or EINTR waits again until the deadline. */
 static int write_frame(struct mproc_mclient *c, const uint8_t *p, size_t len, int64_t deadline)
 {
@@ -197,8 +218,239 @@ static int send_frame(struct mproc_mclient *c, uint8_t op, const void *p, size_t
 	uint8_t buf[MPROC__MW_HDR + 64];
 
 	mproc__mw_hdr_put(buf, n, op);
-	memcpy(buf + MPROC__MW_HDR, p, n);
+	if (n)
+		memcpy(buf + MPROC__MW_HDR, p, n);      /* p may be NULL for an empty body */
 	return write_frame(c, buf, MPROC__MW_HDR + n, deadline);
+}
+
+/* ---- the shared-memory channel ---- */
+
+static void chan_close(struct mproc_mclient *c)
+{
+	mproc__mgr_chan_unmap(c->chan);
+	c->chan = NULL;
+	mproc__closep(&c->efd);
+}
+
+/*
+ * Why the fds did not all arrive (MSG_CTRUNC): the kernel drops those it cannot install at the
+ * fd limit (-EMFILE, as any constructor short of fds says), else more came than the two a
+ * channel has (-EBADMSG). A dup shows which.
+ */
+static int ctrunc_errno(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (d < 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : -EBADMSG;
+	mproc__close(d);
+	return -EBADMSG;
+}
+
+/*
+ * Ask for a channel (CHANNEL) and map it. Returns 0 with the channel set up, 0 without one
+ * when the server refuses (the client stays on the socket), or a transport error, -EMFILE (no
+ * fd free for the two it passes), -EBADMSG (a malformed answer, missing or extra fds, a memfd
+ * of the wrong size), -errno of mmap.
+ */
+static int chan_open(struct mproc_mclient *c, int64_t deadline)
+{
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	int fds[2] = { -1, -1 }, nfds = 0, op, r;
+	void *map = NULL;
+	uint32_t u;
+	ssize_t n;
+
+	r = send_frame(c, MPROC__MW_CHANNEL, NULL, 0, deadline);
+	if (r < 0)
+		return r;
+	for (;;) {
+		/* The fds come with the reply's first byte: read up to its header here. */
+		iov = (struct iovec){ c->rbuf, MPROC__MW_HDR };
+		mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				      .msg_controllen = sizeof(cb.buf) };
+		n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+		if (n > 0)
+			break;
+		if (n == 0)
+			return -EPIPE;
+		if (errno != EINTR && errno != EAGAIN)
+			return map_err(-errno);
+		r = rewait(c, deadline);
+		if (r < 0)
+			return r;
+	}
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k, cnt;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (k = 0; k < cnt; k++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(fd));
+			if (nfds < 2)
+				fds[nfds] = fd;
+			else
+				mproc__close(fd);       /* never keep an fd we did not expect */
+			nfds++;
+		}
+	}
+	r = mh.msg_flags & MSG_CTRUNC ? ctrunc_errno(c->fd) : 0;
+	if (r == 0) {
+		op = read_frame_from(c, c->max_frame, deadline, false, (size_t)n);
+		r = op < 0 ? op : op != MPROC__MW_REPLY || c->plen < 4 ? -EBADMSG : 0;
+	}
+	if (r < 0)
+		goto out;
+	u = mproc__mw_u32(c->payload);
+	if (u != 0) {
+		/* Refused (or could not be made): stay on the socket. */
+		r = (int32_t)u < 0 && c->plen == 4 && nfds == 0 ? 0 : -EBADMSG;
+		goto out;
+	}
+	if (c->plen != 8 || nfds != 2 || mproc__mw_u32(c->payload + 4) != MPROC__MGR_CHAN_BOX) {
+		r = -EBADMSG;
+		goto out;
+	}
+	r = mproc__mgr_chan_attach(fds[0], &map);
+	if (r < 0)
+		goto out;
+	c->chan = map;
+	c->efd = fds[1];
+	fds[1] = -1;
+out:
+	mproc__close(fds[0]);   /* mapped: the mapping keeps the memory */
+	mproc__close(fds[1]);
+	return r;
+}
+
+/*
+ * Wait until rep_seq says request seq is answered: poll first (the budget and yields of
+ * recv_spin, MPROC__MGR_CHAN_POLL_LOADS loads making one poll), then sleep on rep_seq as a
+ * futex, raising cli_waiting first (fenced: see struct mproc__mgr_chan_hdr), in slices of
+ * MPROC__MGR_CHAN_SLICE_NS doubling to MPROC__MGR_CHAN_SLICE_MAX_NS. After each slice a peek
+ * at the socket: EOF or a reset means the
+ * server died (-EPIPE); nothing else arrives there while a reply is due in the mailbox.
+ * Returns 0, -ETIMEDOUT at the deadline, or -EPIPE.
+ */
+static int chan_wait(struct mproc_mclient *c, uint32_t seq, int64_t deadline, bool spin)
+{
+	struct mproc__mgr_chan_hdr *h = c->chan;
+	int64_t budget = spin ? mproc__mgr_spin_budget(&c->spin) : 0, end, now, until;
+	int64_t slice = MPROC__MGR_CHAN_SLICE_NS;
+	bool busy = false, got = false;
+	uint32_t v;
+	ssize_t n;
+	char b;
+	int r;
+
+	if (budget > 0) {
+		end = mproc__now_ns() + budget;
+		for (unsigned i = 0; !got; i++) {
+			mproc__mgr_spin_yield(i, &busy);
+			for (unsigned k = 0; k < MPROC__MGR_CHAN_POLL_LOADS && !got; k++) {
+				got = atomic_load_explicit(&h->rep_seq,
+							   memory_order_acquire) == seq;
+				mproc__cpu_relax();
+			}
+			if (mproc__now_ns() >= end)
+				break;
+		}
+		mproc__mgr_spin_result(&c->spin, got);
+		if (got)
+			return 0;
+	}
+	for (;;) {
+		atomic_store_explicit(&h->cli_waiting, 1, memory_order_relaxed);
+		atomic_thread_fence(memory_order_seq_cst);
+		v = atomic_load_explicit(&h->rep_seq, memory_order_acquire);
+		if (v == seq) {
+			r = 0;
+			break;
+		}
+		now = mproc__now_ns();
+		if (deadline != MPROC__NO_DEADLINE && now >= deadline) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		until = now + slice;
+		if (deadline != MPROC__NO_DEADLINE && deadline < until)
+			until = deadline;
+		if (slice < MPROC__MGR_CHAN_SLICE_MAX_NS)
+			slice *= 2;
+		r = mproc__futex_wait((uint32_t *)&h->rep_seq, v, until);
+		if (r < 0 && r != -ETIMEDOUT && r != -EINTR)
+			break;
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0) {
+			r = -EPIPE;
+			break;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			r = map_err(-errno);
+			break;
+		}
+	}
+	atomic_store_explicit(&h->cli_waiting, 0, memory_order_relaxed);
+	return r;
+}
+
+/*
+ * A call through the channel (c->req fits the mailbox): publish the request, wake the server
+ * if it sleeps (the eventfd, only when its flag is up), wait for the reply and copy it into
+ * c->rbuf (bounded, before parsing: the mapping is shared), or read it from the socket where
+ * the server put it there (rep_len 0). Returns the reply's op or an error as read_frame.
+ */
+static int chan_call(struct mproc_mclient *c, int64_t deadline, bool spin)
+{
+	struct mproc__mgr_chan_hdr *h = c->chan;
+	struct mproc__mw_hdr hd;
+	uint64_t one = 1;
+	uint32_t seq = c->seq + 1, len;
+	int r;
+
+	memcpy(mproc__mgr_chan_req(h), c->req.p, c->req.len);
+	atomic_store_explicit(&h->req_len, (uint32_t)c->req.len, memory_order_relaxed);
+	atomic_store_explicit(&h->req_seq, seq, memory_order_release);
+	c->seq = seq;
+	atomic_thread_fence(memory_order_seq_cst);
+	/* EAGAIN: the counter is full, so the server has a wakeup pending anyway. */
+	if (atomic_load_explicit(&h->srv_sleeping, memory_order_relaxed) &&
+	    write(c->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -errno;
+	r = chan_wait(c, seq, deadline, spin);
+	if (r < 0)
+		return r;
+	len = atomic_load_explicit(&h->rep_len, memory_order_relaxed);
+	if (len == 0)
+		return read_frame(c, c->max_frame, deadline, false);
+	if (len < MPROC__MW_HDR || len > MPROC__MGR_CHAN_BOX)
+		return -EBADMSG;
+	if (len > c->rcap) {
+		uint8_t *p = realloc(c->rbuf, len);
+
+		if (!p)
+			return -ENOMEM;
+		c->rbuf = p;
+		c->rcap = len;
+	}
+	memcpy(c->rbuf, mproc__mgr_chan_rep(h), len);
+	r = mproc__mw_hdr_parse(c->rbuf, c->max_frame, &hd);
+	if (r < 0)
+		return r;
+	if (hd.len != len - MPROC__MW_HDR)
+		return -EBADMSG;
+	c->payload = c->rbuf + MPROC__MW_HDR;
+	c->plen = (size_t)hd.len;
+	return hd.op;
 }
 
 static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, int64_t deadline)
@@ -328,6 +580,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 		return -ENOMEM;
 	c->call_timeout_ns = seconds_ns(o->call_timeout_s, 10.0);
 	c->spin.budget_ns = o->flags & MPROC_MANAGER_NOSPIN ? 0 : MPROC__MGR_SPIN_NS;
+	c->efd = -1;
 	c->rcap = 4096;
 	c->rbuf = malloc(c->rcap);
 	if (!c->rbuf) {
@@ -335,15 +588,27 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 		goto out_free;
 	}
 	deadline = mproc__now_ns() + seconds_ns(o->connect_timeout_s, MPROC__MW_HANDSHAKE_S);
-	c->fd = dial(&a, deadline);
-	if (c->fd < 0) {
-		r = c->fd;
-		goto out_free;
+	for (int tries = 0;; tries++) {
+		c->fd = dial(&a, deadline);
+		if (c->fd < 0) {
+			r = c->fd;
+			goto out_free;
+		}
+		r = set_timeo(c, deadline - mproc__now_ns());
+		if (r < 0)
+			goto out_close;
+		r = handshake(c, key, keylen, deadline);
+		if (r == 0 && !a.tcp && !(o->flags & MPROC_MANAGER_NOSHM) && tries == 0) {
+			r = chan_open(c, deadline);
+			/* A server of a build before the channel hangs up on an op it does not
+			 * know (the wire version did not change): once more, socket only. */
+			if (r == -EPIPE) {
+				mproc__closep(&c->fd);
+				continue;
+			}
+		}
+		break;
 	}
-	r = set_timeo(c, deadline - mproc__now_ns());
-	if (r < 0)
-		goto out_close;
-	r = handshake(c, key, keylen, deadline);
 	if (r == 0)
 		r = set_timeo(c, c->call_timeout_ns);
 	if (r < 0)
@@ -351,6 +616,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 	*out = c;
 	return 0;
 out_close:
+	chan_close(c);
 	mproc__close(c->fd);
 out_free:
 	free(c->rbuf);
@@ -368,6 +634,7 @@ void mproc_manager_disconnect(struct mproc_mclient *c)
 {
 	if (!c)
 		return;
+	chan_close(c);
 	mproc__close(c->fd);
 	mproc__mw_buf_free(&c->req);
 	free(c->rbuf);
@@ -449,11 +716,14 @@ static int call(struct mproc_mclient *c, uint8_t op, int64_t wait_ns)
 		if (r < 0)
 			goto broken;
 	}
-	r = write_frame(c, c->req.p, c->req.len, deadline);
-	if (r < 0)
-		goto broken;
 	/* A call that waits on others (queue, lock) sleeps at once. */
-	r = read_frame(c, c->max_frame, deadline, wait_ns == 0);
+	if (c->chan && c->req.len <= MPROC__MGR_CHAN_BOX) {
+		r = chan_call(c, deadline, wait_ns == 0);
+	} else {
+		r = write_frame(c, c->req.p, c->req.len, deadline);
+		if (r == 0)
+			r = read_frame(c, c->max_frame, deadline, wait_ns == 0);
+	}
 	if (r < 0)
 		goto broken;
 	if (r != MPROC__MW_REPLY || c->plen < 4) {

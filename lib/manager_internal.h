@@ -17,11 +17,21 @@
  *	S->C WELCOME    HMAC(key, "mproc-manager-1 server" | nc | ns)[32] | u64 max_frame
  *	     or FAILURE (empty), then the server closes.
  * Requests (C->S) then get exactly one REPLY (S->C): i32 status (0 or -errno) | payload.
+ *
+ * The shared-memory channel (manager_chan.c). A client on a Unix socket may then send CHANNEL;
+ * the server answers with the mailbox size and passes a memfd and an eventfd (SCM_RIGHTS, on
+ * the reply's bytes), or refuses (-EOPNOTSUPP: TCP, the fuzz target, a server started with
+ * MPROC_MANAGER_NOSHM, or output already pending). Requests may then go through the memfd's
+ * request mailbox and their replies come back in its reply mailbox: the very same frames,
+ * limits and parser as on the socket. The socket stays: it authenticated the client, it
+ * carries frames larger than a mailbox, and its EOF is how each side learns that the other
+ * died. See struct mproc__mgr_chan_hdr for the protocol.
  */
 #ifndef MPROC_MANAGER_INTERNAL_H
 #define MPROC_MANAGER_INTERNAL_H
 
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,7 +86,9 @@ bool mproc__ct_equal(const void *a, const void *b, size_t n);
  * another core. The threshold errs low: a bare yield taken for a busy one only costs a yield on
  * that poll, and since every spin starts with a yield, a same-CPU peer gets the CPU at once
  * whichever way the first one is classed. What is left of a round trip is then mostly its four
- * syscalls (bench_manager sets manager/raw_rtt, a bare socket round trip, beside it).
+ * syscalls (bench_manager sets manager/raw_rtt, a bare socket round trip, beside it), which a
+ * local client's shared-memory channel does without (struct mproc__mgr_chan_hdr below): there
+ * a poll is MPROC__MGR_CHAN_POLL_LOADS loads of the mailbox, under the same rules.
  *
  * Adaptive: after MPROC__MGR_SPIN_FAILS spins in a row that ran out (a peer that thinks between
  * calls, a remote server, more spinners than CPUs), each side spins only on every
@@ -155,7 +167,8 @@ enum mproc__mw_op {
 	MPROC__MW_LOCK_ACQUIRE,         /* u32 id, i64 timeout_ns */
 	MPROC__MW_LOCK_RELEASE,         /* u32 id */
 	MPROC__MW_PING,                 /* - */
-	MPROC__MW_OP_LAST = MPROC__MW_PING,
+	MPROC__MW_CHANNEL,              /* - -> u32 mailbox bytes, with SCM_RIGHTS memfd, eventfd */
+	MPROC__MW_OP_LAST = MPROC__MW_CHANNEL,
 
 	MPROC__MW_REPLY = 64,           /* i32 status, payload */
 };
@@ -215,6 +228,88 @@ void mproc__mw_mac_server(const void *key, size_t keylen, const uint8_t nc[MPROC
 /* getrandom(2) that fills all of buf; 0 or -errno. */
 int mproc__random(void *buf, size_t n);
 
+/* --- manager_chan.c: the shared-memory channel of a local client --- */
+
+/*
+ * The memfd: this header page, then the request mailbox, then the reply mailbox, each
+ * MPROC__MGR_CHAN_BOX bytes. One request is in flight per connection (a client makes one call
+ * at a time), so each mailbox holds one frame; the sequence numbers say whose turn it is.
+ *
+ * A request: the client writes the frame into req[] and its length into req_len, then stores
+ * req_seq + 1 (release); the server loads req_seq (acquire), and a value other than the last
+ * it took (its own copy, never read back from here) means a request. The server copies the
+ * length once, bounds it (MPROC__MW_HDR..MPROC__MGR_CHAN_BOX, and the frame's own header must
+ * say the same), then copies the frame out of the mailbox before parsing it: the client can
+ * write the memory at any time, so nothing is parsed in place (no TOCTOU) and no value read
+ * from here is used as an index or a length without that check.
+ *
+ * A reply: the server copies it into rep[], stores rep_len, then stores the request's sequence
+ * number in rep_seq (release). rep_len 0 means the reply was larger than the mailbox and comes
+ * on the socket instead: the client, which waits for exactly one reply, reads it there. A
+ * request larger than the mailbox is sent on the socket by the client, and the server answers
+ * a request on the socket it came from, so the one reply a client waits for is always where
+ * it looks. The server takes a request from the mailbox only when the connection has nothing
+ * else under way (no reply unsent, not parked, no socket frame half read), so the replies stay
+ * in request order even for a client that mixes both.
+ *
+ * Sleeping. The server sleeps in epoll_wait, which also watches the channel's eventfd: it
+ * stores srv_sleeping = 1, fences (seq_cst), then looks at every req_seq once more before it
+ * sleeps; a client stores req_seq, fences (seq_cst), then loads srv_sleeping, and writes the
+ * eventfd only when it is set. Of the two fenced store-then-load pairs at least one load sees
+ * the other side's store (store buffering is what the fences rule out), so either the server
+ * sees the request before sleeping or the client sees the flag and wakes it: no lost wakeup,
+ * and no syscall while the server is awake. The reply side is the same with cli_waiting and a
+ * futex on rep_seq (FUTEX_WAIT rechecks rep_seq in the kernel, so a wake that comes between
+ * the client's last check and its sleep is not lost). A sleeping client wakes after
+ * MPROC__MGR_CHAN_SLICE_NS, then after slices twice as long up to MPROC__MGR_CHAN_SLICE_MAX_NS,
+ * to look at its socket: EOF there means the server died, which nothing in the shared memory
+ * would say (so a caller learns of it within a quarter of a second).
+ */
+#define MPROC__MGR_CHAN_BOX (64u << 10)
+#define MPROC__MGR_CHAN_HDR 4096u
+#define MPROC__MGR_CHAN_SIZE (MPROC__MGR_CHAN_HDR + 2 * MPROC__MGR_CHAN_BOX)
+#define MPROC__MGR_CHAN_SLICE_NS (20 * 1000000)         /* the first; doubling up to: */
+#define MPROC__MGR_CHAN_SLICE_MAX_NS (250 * 1000000)    /* a call parked for long wakes 4/s */
+/* Loads of the mailbox per spin poll: a poll of shared memory costs a few ns, a socket poll (a
+ * recv, an epoll_wait) a microsecond or so; batching keeps the yield and epoll cadence of
+ * mproc__mgr_spin_yield and MPROC__MGR_EPOLL_EVERY in the same units of time. */
+#define MPROC__MGR_CHAN_POLL_LOADS 64
+
+struct mproc__mgr_chan_hdr {
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t req_seq;    /* client -> server */
+	_Atomic uint32_t req_len;
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t rep_seq;    /* server -> client; futex */
+	_Atomic uint32_t rep_len;                               /* 0: on the socket */
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t srv_sleeping;
+	_Alignas(MPROC__CACHELINE) _Atomic uint32_t cli_waiting;
+};
+
+/* The mailboxes of a mapping. */
+static inline uint8_t *mproc__mgr_chan_req(void *map)
+{
+	return (uint8_t *)map + MPROC__MGR_CHAN_HDR;
+}
+
+static inline uint8_t *mproc__mgr_chan_rep(void *map)
+{
+	return (uint8_t *)map + MPROC__MGR_CHAN_HDR + MPROC__MGR_CHAN_BOX;
+}
+
+/*
+ * mproc__mgr_chan_create - the server's half: a sealed memfd of MPROC__MGR_CHAN_SIZE bytes (its
+ * size sealed, so a client cannot shrink it and make the server's accesses fault), mapped at
+ * *map, and a nonblocking eventfd. Returns 0 with *memfd (to pass, then close) and *efd, or
+ * -errno (-ENOSPC rather than a SIGBUS later where memory is short).
+ */
+int mproc__mgr_chan_create(void **map, int *memfd, int *efd);
+/*
+ * mproc__mgr_chan_attach - the client's half: map a memfd received from the server after
+ * checking it is a regular file of exactly MPROC__MGR_CHAN_SIZE bytes. Closes nothing.
+ * Returns 0 or -EBADMSG (wrong size or type), -errno of fstat/mmap.
+ */
+int mproc__mgr_chan_attach(int memfd, void **map);
+void mproc__mgr_chan_unmap(void *map);
+
 /* --- manager_server.c --- */
 struct mproc__mgr;              /* objects + connections, no sockets */
 struct mproc__mgr_conn;
@@ -226,6 +321,7 @@ struct mproc__mgr_config {
 	bool log_errors;        /* one stderr line per refused connection (the command only:
 				 * the library never prints) */
 	int64_t spin_ns;        /* poll this long after serving before sleeping; 0: never */
+	bool no_chan;           /* refuse shared-memory channels (MPROC_MANAGER_NOSHM) */
 };
 
 int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg);
@@ -240,6 +336,19 @@ void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c);
  * -EMSGSIZE / -EACCES when the connection must be closed (after its output is flushed). */
 ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *p,
 			     size_t n, int64_t now_ns);
+/* Whether c may take a request from its mailbox now: authenticated, not parked, no reply
+ * unsent, no socket frame half read (so that its replies stay in request order). */
+bool mproc__mgr_conn_box_ready(const struct mproc__mgr_conn *c);
+/*
+ * Serve one request from a mailbox: box is shared memory that the client may write at any
+ * time and len the length read once from it. Bounds len (MPROC__MW_HDR..MPROC__MGR_CHAN_BOX),
+ * copies the frame into buf (MPROC__MGR_CHAN_BOX bytes) and checks that its header claims
+ * exactly len before the copy is fed. Returns 0 (the reply queued, or the request parked),
+ * -EAGAIN (not ready: see mproc__mgr_conn_box_ready), or as mproc__mgr_conn_feed's errors
+ * (-EBADMSG, -EMSGSIZE, -EACCES, -ENOMEM) when the connection must be closed.
+ */
+int mproc__mgr_conn_feed_box(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *box,
+			     uint32_t len, uint8_t *buf, int64_t now_ns);
 /* For the fuzz target: skip the handshake. */
 void mproc__mgr_conn_set_authed(struct mproc__mgr_conn *c);
 /* Pending output of a connection (the fuzz target discards it). */

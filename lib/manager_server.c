@@ -21,6 +21,16 @@
  * delays the others by at most one turn's share: MGR_TURN_REQS requests or the replies that
  * reach the bound, whichever comes first (with replies of the bound's size or more: one
  * request).
+ *
+ * Local clients may have a shared-memory channel (CHANNEL; the protocol is described with
+ * struct mproc__mgr_chan_hdr in manager_internal.h). Its requests are taken one at a time, only
+ * while the connection has nothing else under way, copied out and fed to the same state
+ * machine (mproc__mgr_conn_feed_box); the reply is moved from the connection's output into the
+ * reply mailbox (chan_deliver), or left there for the socket when larger than the mailbox. The
+ * loop looks at every mailbox on each turn and in each spin poll, and before it sleeps it
+ * raises each channel's srv_sleeping flag and looks once more, so that a client writes the
+ * channel's eventfd (registered in the epoll set) only to wake a sleeping server. A channel
+ * holds no socket state: the connection's socket still says when its client is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -152,6 +162,73 @@ void mproc__mgr_unpark(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 	wake(s, c);
 }
 
+/* ---- the shared-memory channel ---- */
+
+static void chan_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
+{
+	if (!c->chan)
+		return;
+	mproc__mgr_chan_unmap(c->chan->h);
+	/* The client holds the same eventfd (SCM_RIGHTS shares the open file), so closing ours
+	 * would leave it in the epoll set, its events naming a freed connection: remove it. */
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->chan->efd, NULL);
+	mproc__close(c->chan->efd);
+	free(c->chan);
+	c->chan = NULL;
+	s->nchan--;
+}
+
+/*
+ * CHANNEL: make the connection's channel and reply with the mailbox size, the memfd going with
+ * the reply's bytes (conn_flush). Refused with -EOPNOTSUPP where there is no loop (the fuzz
+ * target), on TCP, when the server was started with MPROC_MANAGER_NOSHM, for a second channel,
+ * or with output pending (the memfd must ride on this reply, the first bytes in c->out).
+ * Failures to make one are the client's status (it keeps the socket); only -ENOMEM of the reply
+ * itself closes the connection.
+ */
+static int chan_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct mproc__mw_rd *rd)
+{
+	struct epoll_event e;
+	struct mgr_chan *ch;
+	void *map = NULL;
+	int memfd = -1, r;
+	uint8_t b[4];
+
+	if (!mproc__mw_done(rd))
+		return -EBADMSG;
+	if (s->ep < 0 || !s->chan_ok || c->fd < 0 || c->chan || c->out.len != c->out.off)
+		return mproc__mgr_reply(c, -EOPNOTSUPP, NULL, 0);
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return mproc__mgr_reply(c, -ENOMEM, NULL, 0);
+	r = mproc__mgr_chan_create(&map, &memfd, &ch->efd);
+	if (r < 0) {
+		free(ch);
+		return mproc__mgr_reply(c, r, NULL, 0);
+	}
+	ch->h = map;
+	e.events = EPOLLIN;
+	e.data.u64 = (uint64_t)(uintptr_t)c | 1;       /* tagged: a channel, not a socket */
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, ch->efd, &e) < 0) {
+		r = -errno;
+		mproc__mgr_chan_unmap(map);
+		mproc__close(ch->efd);
+		mproc__close(memfd);
+		free(ch);
+		return mproc__mgr_reply(c, r, NULL, 0);
+	}
+	c->chan = ch;
+	s->nchan++;
+	mproc__mw_put_u32(b, MPROC__MGR_CHAN_BOX);
+	r = mproc__mgr_reply(c, 0, b, sizeof(b));
+	if (r < 0) {
+		mproc__close(memfd);
+		return r;
+	}
+	c->pass_fd = memfd;
+	return 0;
+}
+
 /* ---- requests ---- */
 
 static int op_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t op,
@@ -161,6 +238,8 @@ static int op_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, uint8_t o
 
 	if (op == MPROC__MW_PING)
 		return mproc__mw_done(&rd) ? mproc__mgr_reply(c, 0, NULL, 0) : -EBADMSG;
+	if (op == MPROC__MW_CHANNEL)
+		return chan_request(s, c, &rd);
 	return mproc__mgr_obj_request(s, c, op, &rd, now_ns);      /* manager_objects.c */
 }
 
@@ -289,6 +368,38 @@ ssize_t mproc__mgr_conn_feed(struct mproc__mgr *s, struct mproc__mgr_conn *c, co
 	return (ssize_t)used;
 }
 
+bool mproc__mgr_conn_box_ready(const struct mproc__mgr_conn *c)
+{
+	return !c->dead && !c->parked && c->state == CONN_AUTH && c->out.len == c->out.off &&
+	       c->pass_fd < 0 && !c->have_hdr && c->hdr_got == 0 && c->in.len == c->in.off;
+}
+
+int mproc__mgr_conn_feed_box(struct mproc__mgr *s, struct mproc__mgr_conn *c, const uint8_t *box,
+			     uint32_t len, uint8_t *buf, int64_t now_ns)
+{
+	struct mproc__mw_hdr h;
+	ssize_t used;
+	int r;
+
+	if (!mproc__mgr_conn_box_ready(c))
+		return -EAGAIN;
+	/* len was read once from shared memory: bound it before it sizes anything. */
+	if (len < MPROC__MW_HDR || len > MPROC__MGR_CHAN_BOX)
+		return -EBADMSG;
+	/* Copy, then parse the copy: the client may rewrite the mailbox meanwhile. */
+	memcpy(buf, box, len);
+	r = mproc__mw_hdr_parse(buf, s->max_frame, &h);
+	if (r < 0)
+		return r;
+	if (h.len != len - MPROC__MW_HDR)
+		return -EBADMSG;        /* exactly one frame: one reply is waited for */
+	used = mproc__mgr_conn_feed(s, c, buf, len, now_ns);
+	if (used < 0)
+		return (int)used;
+	/* One whole frame on a ready connection is always consumed. */
+	return (size_t)used == len ? 0 : -EBADMSG;
+}
+
 int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg)
 {
 	struct mproc__mgr *s;
@@ -302,6 +413,8 @@ int mproc__mgr_new(struct mproc__mgr **out, const struct mproc__mgr_config *cfg)
 	s->keylen = cfg->keylen;
 	s->max_frame = cfg->max_frame ? cfg->max_frame : MPROC_MANAGER_MAX_FRAME_DEFAULT;
 	s->log_errors = cfg->log_errors;
+	s->ep = -1;             /* mproc__mgr_serve sets it: channels need its loop */
+	s->chan_ok = !cfg->no_chan;
 	*out = s;
 	return 0;
 }
@@ -315,6 +428,7 @@ int mproc__mgr_conn_new(struct mproc__mgr *s, int fd, int64_t now_ns,
 	if (!c)
 		return -ENOMEM;
 	c->fd = fd;
+	c->pass_fd = -1;
 	r = mproc__random(c->nonce, sizeof(c->nonce));
 	if (r == 0)
 		r = send_frame(c, MPROC__MW_CHALLENGE, c->nonce, sizeof(c->nonce));
@@ -375,6 +489,8 @@ void mproc__mgr_conn_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	chan_free(s, c);
+	mproc__close(c->pass_fd);
 	mproc__close(c->fd);
 	free(c->body);
 	mproc__mw_buf_free(&c->out);
@@ -453,13 +569,49 @@ static void conn_update(struct loop *l, struct mproc__mgr_conn *c)
 		c->dead = true;
 }
 
+/* send, with the channel's memfd and eventfd (SCM_RIGHTS) on the first byte while one is to
+ * be passed (chan_request made sure the CHANNEL reply is the first byte of the output). */
+static ssize_t conn_send(struct mproc__mgr_conn *c)
+{
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = { c->out.p + c->out.off, c->out.len - c->out.off };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	int fds[2];
+	ssize_t n;
+
+	if (c->pass_fd < 0)
+		return send(c->fd, iov.iov_base, iov.iov_len, MSG_NOSIGNAL);
+	fds[0] = c->pass_fd;
+	fds[1] = c->chan->efd;
+	memset(&cb, 0, sizeof(cb));
+	mh.msg_control = cb.buf;
+	mh.msg_controllen = sizeof(cb.buf);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	if (n > 0)
+		mproc__closep(&c->pass_fd);     /* the client has its own now; the mapping stays */
+	return n;
+}
+
 /* Write what is pending; returns false if the connection failed. */
 static bool conn_flush(struct mproc__mgr_conn *c)
 {
 	ssize_t n;
 
+	/* The reply to a request taken from the mailbox goes back there (chan_deliver), or
+	 * comes here once chan_deliver has moved it to the socket. */
+	if (c->chan && c->chan->busy)
+		return true;
 	while (c->out.len > c->out.off) {
-		n = send(c->fd, c->out.p + c->out.off, c->out.len - c->out.off, MSG_NOSIGNAL);
+		n = conn_send(c);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -541,6 +693,102 @@ static void conn_resume(struct loop *l, struct mproc__mgr_conn *c)
 	c->in.off += (size_t)used;
 	if (c->in.off == c->in.len)
 		mproc__mw_buf_free(&c->in);
+}
+
+/* ---- the loop's side of the shared-memory channels ---- */
+
+_Static_assert(MPROC__MGR_CHAN_BOX <= MGR_READ_BUF, "a mailbox's frame fits the read buffer");
+
+/* May a request be taken from c's mailbox now? Only with nothing else under way on c, so
+ * that its replies stay in request order (see struct mproc__mgr_chan_hdr). */
+static bool chan_idle(const struct mproc__mgr_conn *c)
+{
+	return c->chan && !c->chan->busy && !c->dead;
+}
+
+/*
+ * Give the reply to c's mailbox request, once it is made (not while parked): into the reply
+ * mailbox, or, larger than that, on the socket (rep_len 0: conn_flush sends it, and the client
+ * reads it there); then publish rep_seq and wake the client if it sleeps. The store of rep_seq
+ * and the load of cli_waiting are fenced (seq_cst) against the client's store of cli_waiting
+ * and load of rep_seq: one of the two loads sees the other side's store (no lost wakeup).
+ */
+static void chan_deliver(struct mproc__mgr_conn *c)
+{
+	struct mgr_chan *ch = c->chan;
+	size_t n;
+
+	if (!ch || !ch->busy || c->parked || c->dead)
+		return;
+	n = c->out.len - c->out.off;
+	if (n <= MPROC__MGR_CHAN_BOX) {
+		memcpy(mproc__mgr_chan_rep(ch->h), c->out.p + c->out.off, n);
+		atomic_store_explicit(&ch->h->rep_len, (uint32_t)n, memory_order_relaxed);
+		c->out.len = c->out.off = 0;
+	} else {
+		atomic_store_explicit(&ch->h->rep_len, 0, memory_order_relaxed);
+	}
+	ch->busy = false;
+	atomic_store_explicit(&ch->h->rep_seq, ch->seen, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&ch->h->cli_waiting, memory_order_relaxed))
+		mproc__futex_wake((uint32_t *)&ch->h->rep_seq, 1);
+}
+
+/*
+ * Take c's next mailbox request if there is one, and serve it: true if one was taken (served,
+ * parked, or refused, c then failed). The client may write the mailbox at any time: the length
+ * is read once and bounded, the frame copied out before it is parsed, and the frame's header
+ * must claim exactly that length (one frame per request, as one reply is waited for).
+ */
+static bool chan_take(struct loop *l, struct mproc__mgr_conn *c)
+{
+	struct mgr_chan *ch = c->chan;
+	uint32_t seq, len;
+	int r;
+
+	if (!chan_idle(c) || !mproc__mgr_conn_box_ready(c))
+		return false;
+	seq = atomic_load_explicit(&ch->h->req_seq, memory_order_acquire);
+	if (seq == ch->seen)
+		return false;
+	ch->seen = seq;
+	ch->busy = true;
+	len = atomic_load_explicit(&ch->h->req_len, memory_order_relaxed);
+	r = mproc__mgr_conn_feed_box(l->s, c, mproc__mgr_chan_req(ch->h), len, l->buf,
+				     mproc__now_ns());
+	if (r < 0) {
+		conn_fail(l, c, r);
+		return true;
+	}
+	chan_deliver(c);
+	return true;
+}
+
+/* One look at every channel's mailbox; true if a request was taken. */
+static bool chan_poll(struct loop *l)
+{
+	struct mproc__mgr_conn *c;
+	bool any = false;
+
+	if (!l->s->nchan)
+		return false;
+	for (c = l->s->conns; c; c = c->next)
+		if (c->chan)
+			any |= chan_take(l, c);
+	return any;
+}
+
+/* Before sleeping in epoll_wait (on = true; fenced: see struct mproc__mgr_chan_hdr) and after. */
+static void chan_sleeping(struct loop *l, bool on)
+{
+	struct mproc__mgr_conn *c;
+
+	for (c = l->s->conns; c; c = c->next)
+		if (c->chan)
+			atomic_store_explicit(&c->chan->h->srv_sleeping, on, memory_order_relaxed);
+	if (on)
+		atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void listen_pause(struct loop *l, bool pause)
@@ -675,6 +923,7 @@ static void sweep(struct loop *l, int64_t now_ns)
 		}
 		for (c = l->s->conns; c; c = next) {
 			next = c->next;
+			chan_deliver(c);        /* woken from parked, or timed out */
 			if (!c->dead && !conn_flush(c))
 				c->dead = true;
 			if (c->dead) {
@@ -696,9 +945,10 @@ static void sweep(struct loop *l, int64_t now_ns)
  * brings the next request in the same syscall that sees it; every MPROC__MGR_EPOLL_EVERY-th
  * poll (counted over all spins: a client that always has its next request ready must not
  * starve the rest) is an epoll_wait(0), so other connections, new ones and the signal and
- * death fds wait at most that many polls. Returns epoll_wait's result, or 0 with *direct set when the recv
- * served the connection (fed its bytes, or found it closed); 0 without: nothing came (the
- * caller sleeps).
+ * death fds wait at most that many polls. Every poll also looks at the channels' mailboxes (a
+ * batch of loads, about as long as one recv), taking one request per channel. Returns
+ * epoll_wait's result, or 0 with *direct set when the recv or a mailbox served a connection
+ * (fed its bytes, or found it closed); 0 without: nothing came (the caller sleeps).
  */
 #define MPROC__MGR_EPOLL_EVERY 8
 
@@ -707,26 +957,42 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 {
 	int64_t budget = mproc__mgr_spin_budget(spin), end;
 	struct mproc__mgr_conn *c = l->last;
+	unsigned loads = 0;
 	bool busy = false;
 	int n = 0;
 
 	*direct = false;
 	if (budget <= 0)
 		return 0;
+	if (l->s->nchan)
+		loads = l->s->nchan >= MPROC__MGR_CHAN_POLL_LOADS ? 1 :
+			MPROC__MGR_CHAN_POLL_LOADS / (unsigned)l->s->nchan;
 	if (c && (c->dead || c->parked || c->out.len > c->out.off || c->in.len > c->in.off))
 		c = NULL;
 	end = mproc__now_ns() + budget;
 	for (unsigned i = 0;; i++) {
+		bool ep_now = ++l->polls % MPROC__MGR_EPOLL_EVERY == 0 || (!c && !l->s->nchan);
+
 		mproc__mgr_spin_yield(i, &busy);
-		if (c && ++l->polls % MPROC__MGR_EPOLL_EVERY != 0) {
-			if (conn_recv(l, c)) {
-				*direct = true;
-				break;
-			}
-		} else {
+		if (ep_now) {
 			n = epoll_wait(l->ep, evs, max, 0);
 			if (n != 0)
 				break;
+		}
+		/* The mailboxes: a batch of about MPROC__MGR_CHAN_POLL_LOADS loads makes one
+		 * poll, over all the channels (so a poll costs about the same with many). */
+		for (unsigned k = 0; k < loads; k++) {
+			if (chan_poll(l)) {
+				*direct = true;
+				break;
+			}
+			mproc__cpu_relax();
+		}
+		if (*direct)
+			break;
+		if (!ep_now && c && conn_recv(l, c)) {
+			*direct = true;
+			break;
 		}
 		if (mproc__now_ns() >= end)
 			break;
@@ -776,6 +1042,8 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 		r = -errno;
 		goto out;
 	}
+	l.s->ep = l.ep;
+	l.s->chan_ok = l.s->chan_ok && l.unix_peer;     /* local clients only */
 	e.events = EPOLLIN;
 	e.data.ptr = &listen_tag;
 	if (epoll_ctl(l.ep, EPOLL_CTL_ADD, listen_fd, &e) < 0)
@@ -811,7 +1079,20 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 			 * connection closes. */
 			if (l.accept_paused && (ms < 0 || ms > 100))
 				ms = 100;
+			/* Clients write a channel's eventfd only while its flag is up: raise the
+			 * flags, then look at the mailboxes once more (chan_sleeping fences). */
+			if (l.s->nchan) {
+				chan_sleeping(&l, true);
+				if (chan_poll(&l)) {
+					chan_sleeping(&l, false);
+					served = true;
+					sweep(&l, mproc__now_ns());
+					continue;
+				}
+			}
 			n = epoll_wait(l.ep, evs, MPROC__ARRAY_SIZE(evs), ms);
+			if (l.s->nchan)
+				chan_sleeping(&l, false);
 		}
 		served = n > 0;
 		if (n < 0) {
@@ -832,6 +1113,15 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 				do_accept(&l);
 				continue;
 			}
+			if (evs[i].data.u64 & 1) {
+				/* A channel's eventfd: drain it; chan_poll below takes it. */
+				uint64_t v, p = evs[i].data.u64 & ~(uint64_t)1;
+
+				c = (struct mproc__mgr_conn *)(uintptr_t)p;
+				if (read(c->chan->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					c->dead = true;
+				continue;
+			}
 			if (c->dead)
 				continue;
 			if (evs[i].events & EPOLLOUT) {
@@ -846,6 +1136,8 @@ int mproc__mgr_serve(int listen_fd, int death_fd, int *ready_fd,
 			} else if (evs[i].events & (EPOLLHUP | EPOLLERR))
 				c->dead = true;
 		}
+		if (chan_poll(&l))
+			served = true;
 		sweep(&l, mproc__now_ns());
 	}
 out_errno:

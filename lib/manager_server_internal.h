@@ -64,6 +64,15 @@ struct obj {
 
 enum conn_state { CONN_PREAUTH, CONN_AUTH };
 
+/* A connection's shared-memory channel (manager_server.c; the protocol: struct
+ * mproc__mgr_chan_hdr in manager_internal.h). Nothing here is read back from the mapping. */
+struct mgr_chan {
+	struct mproc__mgr_chan_hdr *h;          /* the mapping */
+	int efd;                                /* the client writes it to wake the server */
+	uint32_t seen;                          /* req_seq of the last request taken */
+	bool busy;                              /* that request's reply is not yet given */
+};
+
 struct mproc__mgr_conn {
 	int fd;
 	enum conn_state state;
@@ -93,6 +102,9 @@ struct mproc__mgr_conn {
 	struct mproc__mgr_conn *woken_next;
 	bool woken, dead;
 	uint32_t ev_mask;
+
+	struct mgr_chan *chan;                  /* NULL: socket only */
+	int pass_fd;                            /* the memfd to pass with the next output, or -1 */
 };
 
 struct mproc__mgr {
@@ -106,6 +118,9 @@ struct mproc__mgr {
 	struct mproc__mgr_conn *pre_head, *pre_tail;
 	size_t npre;
 	struct mproc__mgr_conn *woken;
+	int ep;                                 /* the loop's epoll; -1: no channels (fuzz) */
+	bool chan_ok;                           /* channels allowed (a Unix socket server) */
+	size_t nchan;                           /* connections with a channel */
 };
 
 /* --- manager_server.c: replies and parking --- */

@@ -25,13 +25,15 @@
 
 static const char usage[] =
 	"usage: mproc-manager --listen unix:PATH|tcp:HOST:PORT [--key-file FILE] [--no-spin] "
-	"[--max-frame BYTES]\n"
+	"[--no-shm] [--max-frame BYTES]\n"
 	"  --listen ADDR      where to listen (TCP: use 127.0.0.1 unless clients are remote)\n"
 	"  --key-file FILE    the shared key (32..1024 bytes), a file mode 0600 or stricter;\n"
 	"                     default: $MPROC_KEY_FILE. Keys are never taken on the command line.\n"
 	"  --max-frame BYTES  largest request after authentication (default 67108864)\n"
 	"  --no-spin          sleep at once after serving (default: poll up to 50 us first,\n"
 	"                     which saves clients in a loop of calls a wakeup each)\n"
+	"  --no-shm           refuse shared-memory channels: local clients stay on the socket\n"
+	"                     (default: they call through shared memory, no syscall per call)\n"
 	"  --help             this text\n"
 	"  --version          print \"mproc-manager X.Y.Z\" and exit\n";
 
@@ -93,7 +95,7 @@ int main(int argc, char **argv)
 	char addr[MPROC_MANAGER_ADDRESS_MAX];
 	uint64_t max_frame = MPROC_MANAGER_MAX_FRAME_DEFAULT;
 	size_t keylen = 0;
-	bool spin = true;
+	bool spin = true, shm = true;
 	sigset_t set;
 	int i, r, fd;
 
@@ -116,6 +118,10 @@ int main(int argc, char **argv)
 				   "use --key-file", NULL);
 		if (strcmp(arg, "--no-spin") == 0) {
 			spin = false;
+			continue;
+		}
+		if (strcmp(arg, "--no-shm") == 0) {
+			shm = false;
 			continue;
 		}
 		if (strcmp(arg, "--listen") != 0 && strcmp(arg, "--key-file") != 0 &&
@@ -161,6 +167,7 @@ int main(int argc, char **argv)
 	cfg.max_frame = (size_t)max_frame;
 	cfg.log_errors = true;
 	cfg.spin_ns = spin ? MPROC__MGR_SPIN_NS : 0;
+	cfg.no_chan = !shm;
 	r = mproc__mgr_serve(fd, -1, NULL, &cfg);
 	memset(key, 0, sizeof(key));
 	close(fd);

@@ -100,6 +100,26 @@ class Pairs(Base):
         self.assertEqual((head.a, head.b), ("spawn/fork/rss_mib:0", "python/spawn/fork/rss_mib:0"))
         self.assertNotIn("channel/pipe_vs_queue", ps)        # figures absent: left out
 
+    def test_manager_pairs_unpinned_twin(self):
+        # CPython's Manager runs unpinned; mproc's plain dict_get pins both processes to one
+        # PU: the headline pair is the unpinned twin against CPython, as in the report.
+        vals = [1.0e3, 1.1e3, 0.9e3, 1.05e3, 0.95e3, 1.0e3]
+        h = {"manager": [("manager/dict_get/transport:unix", "p50_ns", vals),
+                         ("manager/dict_get/transport:unix/placement:unpinned", "p50_ns",
+                          vals)],
+             "python": [("python/manager/dict_get/transport:unix", "p50_ns",
+                         [v * 10 for v in vals])]}
+        ps = self.pairs(self.run_dir(harnesses=h))
+        p = ps["headline/manager/dict_get/transport:unix/placement:unpinned"]
+        self.assertEqual((p.a, p.b), ("manager/dict_get/transport:unix/placement:unpinned",
+                                      "python/manager/dict_get/transport:unix"))
+        self.assertNotIn("headline/manager/dict_get/transport:unix", ps)
+        # Without the twin, the plain figure is still paired (placements differ: the report
+        # says so).
+        del h["manager"][1]
+        ps = self.pairs(self.run_dir(name="run2", harnesses=h))
+        self.assertIn("headline/manager/dict_get/transport:unix", ps)
+
     def test_not_interleaved_is_unpaired(self):
         ps = self.pairs(self.run_dir(interleaved=()))
         self.assertFalse(ps["start/forkserver_vs_spawn"].main_interleaved)

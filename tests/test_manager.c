@@ -171,6 +171,21 @@ static bool raw_closed_within(int fd, double s)
 	}
 }
 
+/* Channels mapped in this process (the memfd's name in /proc/self/maps). */
+static int chan_maps(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "memfd:mproc-manager-chan") != NULL;
+	fclose(f);
+	return n;
+}
+
 static void check_serving(struct mproc_manager *m)
 {
 	struct mproc_mclient *c = connect_to(m);
@@ -603,6 +618,73 @@ static void t_fake_server(void *arg)
 		_exit(0);
 	}
 	CHECK_ERR(mproc_manager_connect(&c, addr, key, sizeof(key)), -EACCES);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	mproc__close(lfd);
+	unlink(a.path);
+	rmdir(dir);
+}
+
+/*
+ * A server of a build before the channel (the same wire version, no CHANNEL op: it hangs up on
+ * it): the client connects once more and stays on the socket, and its calls work.
+ */
+static void old_server_conn(int fd, const uint8_t *key, size_t kl, bool serve)
+{
+	uint8_t body[256], ns[32] = { 2 }, welcome[40];
+	size_t len;
+	int op;
+
+	raw_send(fd, MPROC__MW_CHALLENGE, ns, sizeof(ns));
+	if (raw_read(fd, body, sizeof(body), &len) != MPROC__MW_RESPONSE || len != 64)
+		_exit(2);
+	mproc__mw_mac_server(key, kl, body + 32, ns, welcome);
+	mproc__mw_put_u64(welcome + 32, 65536);
+	raw_send(fd, MPROC__MW_WELCOME, welcome, sizeof(welcome));
+	while ((op = raw_read(fd, body, sizeof(body), &len)) > 0) {
+		if (op != MPROC__MW_PING || !serve)
+			return;         /* what an old server does with an op it does not know */
+		mproc__mw_put_u32(body, 0);
+		raw_send(fd, MPROC__MW_REPLY, body, 4);
+	}
+}
+
+static void t_old_server(void *arg)
+{
+	char dir[] = "/tmp/mproc-test-XXXXXX", addr[128];
+	static const uint8_t key[32] = "an old server's key, 32 bytes..";
+	struct mproc__mgr_addr a;
+	struct mproc_mclient *c = NULL;
+	int lfd, status, maps0 = chan_maps();
+	pid_t pid;
+
+	ASSERT(mkdtemp(dir));
+	snprintf(addr, sizeof(addr), "unix:%s/s", dir);
+	ASSERT_OK(mproc__mgr_addr_parse(addr, &a));
+	lfd = mproc__mgr_listen(&a);
+	ASSERT_OK(lfd);
+	pid = fork();
+	ASSERT(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 2; i++) {
+			int64_t until = mproc__now_ns() + 5 * MPROC__NSEC_PER_SEC;
+			int fd;
+
+			if (mproc__poll1(lfd, POLLIN, until) < 0)
+				_exit(3);       /* no second connection */
+			fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				_exit(1);
+			old_server_conn(fd, key, sizeof(key), i == 1);
+			close(fd);
+		}
+		_exit(0);
+	}
+	CHECK_OK(mproc_manager_connect(&c, addr, key, sizeof(key)));
+	CHECK_EQ(chan_maps(), maps0);
+	CHECK_OK(mproc_manager_ping(c));
+	CHECK_OK(mproc_manager_ping(c));
+	mproc_manager_disconnect(c);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	mproc__close(lfd);
@@ -1751,7 +1833,7 @@ static void t_command(void *arg)
 	uint8_t key[40];
 	struct mproc_mclient *c = NULL;
 	struct stat st;
-	int fd, status, i;
+	int fd, status, i, maps0;
 	pid_t pid;
 
 	if (access(cmd_path, X_OK) != 0)
@@ -1790,13 +1872,15 @@ static void t_command(void *arg)
 	CHECK_EQ(run_cmd((const char *const[]){ "mproc-manager", "--listen", addr, "--key-file",
 						kf, "--max-frame", "12", NULL }, NULL), 2);
 
-	/* A real run: MPROC_KEY_FILE, connect, a malformed frame (logged with -EBADMSG, the
-	 * server keeps serving), SIGTERM, clean exit, socket removed. */
+	/* A real run: MPROC_KEY_FILE, connect (--no-shm: on the socket, no channel), a malformed
+	 * frame (logged with -EBADMSG, the server keeps serving), SIGTERM, clean exit, socket
+	 * removed. */
 	snprintf(log, sizeof(log), "%s/log", dir);
 	pid = fork();
 	ASSERT(pid >= 0);
 	if (pid == 0) {
-		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin", NULL };
+		const char *const argv[] = { "mproc-manager", "--listen", addr, "--no-spin",
+					     "--no-shm", NULL };
 		int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -1806,9 +1890,11 @@ static void t_command(void *arg)
 		execv(cmd_path, (char *const *)argv);
 		_exit(127);
 	}
+	maps0 = chan_maps();
 	for (i = 0; i < 500 && mproc_manager_connect(&c, addr, key, sizeof(key)) < 0; i++)
 		usleep(10 * 1000);
 	ASSERT(c);
+	CHECK_EQ(chan_maps(), maps0);
 	CHECK_OK(mproc_manager_ping(c));
 	fd = raw_connect(addr);
 	raw_auth_key(fd, key, sizeof(key));
@@ -1836,6 +1922,442 @@ static void t_command(void *arg)
 	rmdir(dir);
 }
 
+/* ---- the shared-memory channel (Unix clients) ---- */
+
+/* The server's fd count once it has served a connection and seen it close (the fds of its
+ * start-up are gone then): the same count twice, 20 ms apart. */
+static int server_fds_idle(struct mproc_manager *m)
+{
+	pid_t pid = mproc_manager_pid(m);
+	double t0 = tap_now();
+	int a, b = count_fds(pid);
+
+	check_serving(m);
+	do {
+		a = b;
+		usleep(20 * 1000);
+		b = count_fds(pid);
+	} while (a != b && tap_now() - t0 < 2.0 * tap_timeout_mult());
+	return b;
+}
+
+/* The server's fd count, waiting up to 2 s for it to come back to want (closes take a turn). */
+static int server_fds_settle(pid_t pid, int want)
+{
+	double t0 = tap_now();
+	int n;
+
+	while ((n = count_fds(pid)) != want && tap_now() - t0 < 2.0 * tap_timeout_mult())
+		usleep(2000);
+	return n;
+}
+
+/*
+ * A client on a Unix socket gets a channel (one memfd mapping, released by disconnect); one
+ * with MPROC_MANAGER_NOSHM, one over TCP and one to a server started with NOSHM do not, and
+ * all of them work the same. The server's fds (a socket and an eventfd per channel) are all
+ * released when the clients go.
+ */
+static void t_chan_used(void *arg)
+{
+	static const struct {
+		const char *addr;
+		unsigned sflags, cflags;
+		int maps;
+	} cases[] = {
+		{ NULL, 0, 0, 1 },
+		{ NULL, 0, MPROC_MANAGER_NOSHM, 0 },
+		{ NULL, MPROC_MANAGER_NOSHM, 0, 0 },
+		{ NULL, 0, MPROC_MANAGER_NOSPIN, 1 },
+		{ "tcp:127.0.0.1:0", 0, 0, 0 },
+	};
+
+	for (size_t i = 0; i < MPROC__ARRAY_SIZE(cases); i++) {
+		struct mproc_manager_opts mo = { .address = cases[i].addr,
+						 .flags = cases[i].sflags };
+		struct mproc_mclient_opts co = { .flags = cases[i].cflags };
+		struct mproc_manager *m = NULL;
+		struct mproc_mclient *c = NULL;
+		struct mproc_dict *d = NULL;
+		int maps0 = chan_maps(), fds0;
+		char buf[8];
+		const void *k;
+		size_t kl;
+
+		ASSERT_OK(mproc_manager_start(&m, &mo));
+		fds0 = server_fds_idle(m);
+		k = mproc_manager_key(m, &kl);
+		ASSERT_OK(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co));
+		CHECK_EQ(chan_maps() - maps0, cases[i].maps);
+		ASSERT_OK(mproc_dict_open(&d, c, "d"));
+		CHECK_OK(mproc_dict_set(d, "k", "vv", 2));
+		CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 2);
+		CHECK(memcmp(buf, "vv", 2) == 0);
+		CHECK_ERR(mproc_dict_get(d, "nokey", buf, sizeof(buf)), -ENOENT);
+		/* A server that sleeps (past both spins) is woken through the eventfd. */
+		usleep(20 * 1000);
+		CHECK_EQ(mproc_dict_len(d), 1);
+		mproc_dict_free(d);
+		mproc_manager_disconnect(c);
+		CHECK_EQ(chan_maps(), maps0);
+		CHECK_EQ(server_fds_settle(mproc_manager_pid(m), fds0), fds0);
+		CHECK_EQ(mproc_manager_stop(m), 0);
+	}
+}
+
+/*
+ * Frames around the mailbox's size: a request or a reply larger than MPROC__MGR_CHAN_BOX goes on
+ * the socket, the others through the mailbox, and every reply reaches its call (in order, with
+ * its contents) whichever way each went.
+ */
+static void t_chan_big_frames(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_dict *d = NULL;
+	size_t n = MPROC__MGR_CHAN_BOX + 64, len;
+	uint8_t *val = malloc(n), *got = malloc(n);
+	char small[8];
+	int bad = 0;
+
+	ASSERT(val && got);
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	CHECK_OK(mproc_dict_set(d, "s", "x", 1));
+	/* dict_set's request is header + id + key (4 + 1) + value; dict_get's reply header +
+	 * status + value: both cross the mailbox's size within this range. */
+	for (len = MPROC__MGR_CHAN_BOX - 40; len <= n; len++) {
+		for (size_t i = 0; i < len; i++)
+			val[i] = (uint8_t)(i * 7 + len);
+		bad += mproc_dict_set(d, "k", val, len) != 0;
+		memset(got, 0, n);
+		bad += mproc_dict_get(d, "k", got, n) != (ssize_t)len || memcmp(got, val, len);
+		bad += mproc_dict_get(d, "s", small, sizeof(small)) != 1 || small[0] != 'x';
+	}
+	CHECK_EQ(bad, 0);
+	/* Much larger, both ways. */
+	free(val);
+	free(got);
+	n = 1 << 20;
+	val = malloc(n);
+	got = malloc(n);
+	ASSERT(val && got);
+	for (size_t i = 0; i < n; i++)
+		val[i] = (uint8_t)(i * 13);
+	CHECK_OK(mproc_dict_set(d, "big", val, n));
+	CHECK_EQ(mproc_dict_get(d, "big", got, n), (ssize_t)n);
+	CHECK(memcmp(got, val, n) == 0);
+	CHECK_EQ(mproc_dict_get(d, "s", small, sizeof(small)), 1);
+	free(val);
+	free(got);
+	mproc_dict_free(d);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/* A raw authenticated connection with a channel: the socket, with *h mapped and *efd set. */
+static int raw_chan(struct mproc_manager *m, struct mproc__mgr_chan_hdr **h, int *efd)
+{
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	uint8_t rep[MPROC__MW_HDR + 8];
+	struct iovec iov = { rep, sizeof(rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+			     .msg_controllen = sizeof(cb.buf) };
+	struct cmsghdr *cm;
+	int fd = raw_connect(mproc_manager_address(m)), fds[2];
+	void *map = NULL;
+	ssize_t n;
+
+	raw_auth(fd, m);
+	raw_send(fd, MPROC__MW_CHANNEL, NULL, 0);
+	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	ASSERT_EQ(n, (ssize_t)sizeof(rep));
+	ASSERT_EQ(rep[9], MPROC__MW_REPLY);
+	ASSERT_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), 0);
+	ASSERT_EQ(mproc__mw_u32(rep + MPROC__MW_HDR + 4), MPROC__MGR_CHAN_BOX);
+	cm = CMSG_FIRSTHDR(&mh);
+	ASSERT(cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(fds)));
+	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	/* Sealed: a client cannot shrink the memory the server reads. */
+	CHECK_ERR(ftruncate(fds[0], 4096) == 0 ? 0 : -errno, -EPERM);
+	ASSERT_OK(mproc__mgr_chan_attach(fds[0], &map));
+	mproc__close(fds[0]);
+	*h = map;
+	*efd = fds[1];
+	return fd;
+}
+
+/* Put a frame (any bytes, any claimed length) in the request mailbox and wake the server. */
+static void raw_chan_put(struct mproc__mgr_chan_hdr *h, int efd, const void *p, size_t n,
+			 uint32_t len)
+{
+	uint64_t one = 1;
+
+	memcpy(mproc__mgr_chan_req(h), p, n);
+	atomic_store(&h->req_len, len);
+	atomic_fetch_add(&h->req_seq, 1);
+	ASSERT_EQ(write(efd, &one, sizeof(one)), 8);
+}
+
+/* Wait up to 2 s for the reply to request seq; its length or -1. */
+static long raw_chan_reply(struct mproc__mgr_chan_hdr *h, uint32_t seq)
+{
+	double t0 = tap_now();
+
+	while (atomic_load(&h->rep_seq) != seq) {
+		if (tap_now() - t0 > 2.0 * tap_timeout_mult())
+			return -1;
+		usleep(500);
+	}
+	return (long)atomic_load(&h->rep_len);
+}
+
+static void raw_chan_close(int fd, struct mproc__mgr_chan_hdr *h, int efd)
+{
+	mproc__mgr_chan_unmap(h);
+	mproc__close(efd);
+	mproc__close(fd);
+}
+
+/*
+ * A client that writes nonsense into its mailbox: a length of 0, under a header, over the
+ * mailbox, ~0, a header that claims more or less than the length, a bad version, an unknown op,
+ * a second CHANNEL. Each connection is closed (and its channel freed: the server's fd count
+ * comes back), the others are served, and a good request through a raw channel is answered in
+ * the reply mailbox with the socket's frame format.
+ */
+static void t_chan_bad_lengths(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	pid_t srv = mproc_manager_pid(m);
+	struct mproc__mgr_chan_hdr *h;
+	uint8_t f[64], *rep;
+	int fd, efd, fds0 = server_fds_idle(m), i;
+	long n;
+
+	/* A good one first: PING through the mailbox, its reply in the reply mailbox. */
+	fd = raw_chan(m, &h, &efd);
+	mproc__mw_hdr_put(f, 0, MPROC__MW_PING);
+	raw_chan_put(h, efd, f, MPROC__MW_HDR, MPROC__MW_HDR);
+	n = raw_chan_reply(h, atomic_load(&h->req_seq));
+	CHECK_EQ(n, MPROC__MW_HDR + 4);
+	rep = mproc__mgr_chan_rep(h);
+	CHECK_EQ(rep[9], MPROC__MW_REPLY);
+	CHECK_EQ(mproc__mw_u64(rep), 4);
+	CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), 0);
+	/* A second channel on one connection: refused, the connection kept. */
+	mproc__mw_hdr_put(f, 0, MPROC__MW_CHANNEL);
+	raw_chan_put(h, efd, f, MPROC__MW_HDR, MPROC__MW_HDR);
+	CHECK_EQ(raw_chan_reply(h, atomic_load(&h->req_seq)), MPROC__MW_HDR + 4);
+	CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), (uint32_t)-EOPNOTSUPP);
+	raw_chan_close(fd, h, efd);
+
+	for (i = 0; i < 9; i++) {
+		uint32_t len = MPROC__MW_HDR;
+
+		mproc__mw_hdr_put(f, 0, MPROC__MW_PING);
+		switch (i) {
+		case 0: len = 0; break;
+		case 1: len = MPROC__MW_HDR - 1; break;
+		case 2: len = MPROC__MGR_CHAN_BOX + 1; break;
+		case 3: len = UINT32_MAX; break;
+		case 4: mproc__mw_hdr_put(f, 8, MPROC__MW_PING); break;         /* claims more */
+		case 5: len = MPROC__MW_HDR + 8; break;                         /* claims less */
+		case 6: f[8] = MPROC__MW_VERSION + 1; break;
+		case 7: f[9] = MPROC__MW_OP_LAST + 1; break;
+		default: mproc__mw_hdr_put(f, UINT64_MAX, MPROC__MW_PING); break;
+		}
+		fd = raw_chan(m, &h, &efd);
+		raw_chan_put(h, efd, f, sizeof(f), len);
+		if (!raw_closed_within(fd, 2.0 * tap_timeout_mult()))
+			tap_fail_at(__FILE__, __LINE__, "bad mailbox frame %d: not closed", i);
+		raw_chan_close(fd, h, efd);
+		check_serving(m);
+	}
+	CHECK_EQ(server_fds_settle(srv, fds0), fds0);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/*
+ * Order with a client that does not wait: a queue get parked from the mailbox, then a PING
+ * written over it before the get's reply came. The server took the get (a copy) and takes the
+ * PING only once the get is answered, and each reply carries its own sequence number. A client
+ * that rewrites the mailbox while its request is served changes nothing the server parses.
+ */
+static void t_chan_order(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_mqueue *q = NULL, *q2 = NULL;
+	struct mproc__mgr_chan_hdr *h;
+	uint8_t f[64], *rep;
+	uint32_t s1, s2, qid;
+	int fd, efd;
+
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	fd = raw_chan(m, &h, &efd);
+	rep = mproc__mgr_chan_rep(h);
+	/* OPEN queue "q" to learn its id. */
+	mproc__mw_hdr_put(f, 1 + 8 + 4 + 1, MPROC__MW_OPEN);
+	f[12] = MPROC__MW_KIND_QUEUE;
+	mproc__mw_put_u64(f + 13, 0);
+	mproc__mw_put_u32(f + 21, 1);
+	f[25] = 'q';
+	raw_chan_put(h, efd, f, 26, 26);
+	ASSERT_EQ(raw_chan_reply(h, atomic_load(&h->req_seq)), MPROC__MW_HDR + 8);
+	qid = mproc__mw_u32(rep + MPROC__MW_HDR + 4);
+	/* QUEUE_GET, forever: parked. */
+	mproc__mw_hdr_put(f, 12, MPROC__MW_QUEUE_GET);
+	mproc__mw_put_u32(f + 12, qid);
+	mproc__mw_put_u64(f + 16, UINT64_MAX);
+	raw_chan_put(h, efd, f, 24, 24);
+	s1 = atomic_load(&h->req_seq);
+	usleep(50 * 1000);
+	CHECK(atomic_load(&h->rep_seq) != s1);
+	/* Scribble over the parked request, then publish a PING. */
+	memset(mproc__mgr_chan_req(h), 0xff, 64);
+	mproc__mw_hdr_put(f, 0, MPROC__MW_PING);
+	raw_chan_put(h, efd, f, MPROC__MW_HDR, MPROC__MW_HDR);
+	s2 = atomic_load(&h->req_seq);
+	usleep(50 * 1000);
+	CHECK(atomic_load(&h->rep_seq) != s2);          /* not taken while the get waits */
+	CHECK_OK(mproc_mqueue_put(q, "item", 4, 0));
+	/* The get is answered (and then the PING, its seq replacing the get's). */
+	CHECK_EQ(raw_chan_reply(h, s2), MPROC__MW_HDR + 4);
+	CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), 0);
+	/* The item went to the parked get, not to a later one. */
+	CHECK_EQ(mproc_mqueue_len(q), 0);
+	raw_chan_close(fd, h, efd);
+	ASSERT_OK(mproc_mqueue_open(&q2, c, "q", 0));
+	CHECK_ERR(mproc_mqueue_get(q2, f, sizeof(f), 0), -EAGAIN);
+	mproc_mqueue_free(q);
+	mproc_mqueue_free(q2);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/*
+ * Clients SIGKILLed with a channel: one parked in a queue get, others in a tight loop of calls
+ * (killed at whatever point they reached: mid-request, mid-reply). The server frees each one's
+ * channel (its fd count comes back), serves the others, and gives an item put later to a live
+ * getter, not the dead one.
+ */
+static int chan_getter(void *arg)
+{
+	struct mproc_manager *m = arg;
+	struct mproc_mclient *c = NULL;
+	struct mproc_mqueue *q = NULL;
+	size_t kl;
+	const void *k = mproc_manager_key(m, &kl);
+	char buf[8];
+
+	if (mproc_manager_connect(&c, mproc_manager_address(m), k, kl) < 0 ||
+	    mproc_mqueue_open(&q, c, "q", 0) < 0)
+		return 10;
+	mproc_mqueue_get(q, buf, sizeof(buf), MPROC_FOREVER);
+	return 11;
+}
+
+static int chan_looper(void *arg)
+{
+	struct mproc_manager *m = arg;
+	struct mproc_mclient *c = NULL;
+	struct mproc_dict *d = NULL;
+	size_t kl;
+	const void *k = mproc_manager_key(m, &kl);
+	char buf[64];
+
+	if (mproc_manager_connect(&c, mproc_manager_address(m), k, kl) < 0 ||
+	    mproc_dict_open(&d, c, "d") < 0)
+		return 10;
+	for (;;)
+		if (mproc_dict_get(d, "k", buf, sizeof(buf)) != 32)
+			return 12;
+}
+
+static void t_chan_client_killed(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	pid_t srv = mproc_manager_pid(m), pid;
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_mqueue *q = NULL;
+	struct mproc_dict *d = NULL;
+	char buf[8];
+	int fds0, i, status;
+
+	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
+	ASSERT_OK(mproc_dict_open(&d, c, "d"));
+	CHECK_OK(mproc_dict_set(d, "k", "0123456789abcdef0123456789abcdef", 32));
+	fds0 = count_fds(srv);
+	pid = tap_fork(chan_getter, m);
+	usleep(100 * 1000);
+	ASSERT_OK(kill(pid, SIGKILL) == 0 ? 0 : -errno);
+	CHECK_EQ(tap_reap(pid), 128 + SIGKILL);
+	CHECK_EQ(server_fds_settle(srv, fds0), fds0);
+	CHECK_OK(mproc_mqueue_put(q, "x", 1, 0));
+	CHECK_EQ(mproc_mqueue_get(q, buf, sizeof(buf), 1.0), 1);       /* not the dead one's */
+	for (i = 0; i < 10; i++) {
+		pid = tap_fork(chan_looper, m);
+		usleep((useconds_t)(20000 + i * 3700));
+		ASSERT_OK(kill(pid, SIGKILL) == 0 ? 0 : -errno);
+		status = tap_reap(pid);
+		if (status != 128 + SIGKILL)
+			tap_fail_at(__FILE__, __LINE__, "looper %d: status %d", i, status);
+		CHECK_OK(mproc_manager_ping(c));
+	}
+	CHECK_EQ(server_fds_settle(srv, fds0), fds0);
+	CHECK_EQ(mproc_dict_get(d, "k", buf, sizeof(buf)), 32);
+	mproc_mqueue_free(q);
+	mproc_dict_free(d);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+}
+
+/*
+ * A server SIGKILLed while clients sleep on their channel's futex (a NOSPIN dict_get racing
+ * the kill, a parked get): each call returns -EPIPE within 1 s (the socket's EOF, seen between
+ * sleep slices), not a hang.
+ */
+static int chan_sleeper(void *arg)
+{
+	struct mproc_manager *m = arg;
+	struct mproc_mclient_opts co = { .flags = MPROC_MANAGER_NOSPIN };
+	struct mproc_mclient *c = NULL;
+	struct mproc_mlock *l = NULL;
+	size_t kl;
+	const void *k = mproc_manager_key(m, &kl);
+
+	if (mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co) < 0 ||
+	    mproc_mlock_open(&l, c, "lk") < 0)
+		return 10;
+	/* The parent holds it. */
+	return mproc_mlock_acquire(l, MPROC_FOREVER) == -EPIPE ? 0 : 11;
+}
+
+static void t_chan_server_killed(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	struct mproc_mclient *c = connect_to(m);
+	struct mproc_mlock *l = NULL;
+	pid_t pid;
+	double t0;
+
+	ASSERT_OK(mproc_mlock_open(&l, c, "lk"));
+	CHECK_OK(mproc_mlock_acquire(l, 0));
+	pid = tap_fork(chan_sleeper, m);
+	usleep(150 * 1000);                     /* parked, asleep on its futex */
+	ASSERT_OK(kill(mproc_manager_pid(m), SIGKILL) == 0 ? 0 : -errno);
+	t0 = tap_now();
+	CHECK_EQ(tap_reap(pid), 0);
+	CHECK_CMP(tap_now() - t0, <, 1.0 * tap_timeout_mult());
+	CHECK_ERR(mproc_mlock_release(l), -EPIPE);
+	mproc_mlock_free(l);
+	mproc_manager_disconnect(c);
+	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tap_opts slow = { .timeout_s = 120 };
@@ -1859,6 +2381,7 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/wrong_key", t_wrong_key, NULL);
 	tap_add("manager/tcp/wrong_key", t_wrong_key, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/fake_server_refused", t_fake_server, NULL);
+	tap_add("manager/unix/old_server_without_channel", t_old_server, NULL);
 	tap_add("manager/unix/huge_prefix_preauth", t_huge_prefix, NULL);
 	tap_add("manager/tcp/huge_prefix_preauth", t_huge_prefix, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/claimed_length_not_allocated", t_claimed_length, NULL);
@@ -1891,5 +2414,11 @@ int main(int argc, char **argv)
 	tap_add("manager/tcp/spin_bounded_and_nospin", t_spin, "tcp:127.0.0.1:0");
 	tap_add("manager/unix/hammering_client_does_not_starve_others", t_hammer_fair, NULL);
 	tap_add("manager/command/flags_and_run", t_command, NULL);
+	tap_add("manager/chan/used_where_local", t_chan_used, NULL);
+	tap_add("manager/chan/frames_around_the_mailbox", t_chan_big_frames, NULL);
+	tap_add("manager/chan/bad_lengths_close", t_chan_bad_lengths, NULL);
+	tap_add("manager/chan/order_with_a_parked_request", t_chan_order, NULL);
+	tap_add("manager/chan/client_killed", t_chan_client_killed, NULL);
+	tap_add("manager/chan/server_killed_while_asleep", t_chan_server_killed, NULL);
 	return tap_run(argc, argv);
 }

@@ -5,7 +5,8 @@
  * A manager is a separate process that holds dicts (string keys, byte values), lists (of byte
  * strings), values (an int64 or a byte string), queues (of byte strings) and locks, each known
  * by a name. Clients connect to it by address with the shared key and call proxies; every call
- * is one request and one reply on the client's socket. Objects live until the server exits.
+ * is one request and one reply, on the client's socket or, for a client on the same machine,
+ * through memory it shares with the server (below). Objects live until the server exits.
  *
  * Lifecycle. mproc_manager_start() forks the server (call it before starting threads) and
  * returns once it serves; mproc_manager_address() and mproc_manager_key() give what a client
@@ -22,6 +23,19 @@
  * allocation). The wire format is versioned, binary and carries data only, never code. HMAC
  * authenticates the peer, it does not encrypt: use a tunnel or TLS between hosts. Processes of
  * the same user are trusted (they can read the key from memory anyway).
+ *
+ * Shared memory (Unix sockets only). After the handshake a local client asks for a channel: the
+ * server passes it a sealed memfd (two 64 KiB mailboxes) and an eventfd over the socket, and
+ * calls then go through the memfd, the same frames with the same limits; while both sides poll
+ * (see MPROC_MANAGER_NOSPIN) a call costs no syscall at all, and a side that sleeps is woken by
+ * a futex (the client) or the eventfd (the server). A request or reply larger than a mailbox
+ * goes on the socket. The socket stays open: EOF on it is how each side learns the other died
+ * (a client asleep in a call looks at it after 20 ms, then at least every 250 ms). The server
+ * copies every request out of the shared memory and bounds it before parsing, as it does what
+ * comes off the socket. Each
+ * channel costs the server two fds (its socket and the eventfd) and 132 KiB of address space,
+ * of which a call touches three pages. MPROC_MANAGER_NOSHM keeps a client on the socket, and a
+ * server started with it refuses channels (mproc-manager --no-shm). TCP clients never use one.
  *
  * Memory and fairness. A connection's unsent replies are bounded: once MPROC_MANAGER_PENDING_MAX
  * bytes of them wait for its client to read, the server stops reading that client's requests
@@ -42,7 +56,8 @@
  *
  * Threads and fork. A client serves one call at a time: use one client per thread, or lock
  * around it. After fork() a child must not use its parent's client (the two would interleave
- * frames on one socket): connect again in the child. A child that inherits a client's socket
+ * frames on one socket, or overwrite each other's request in the shared mailbox): connect
+ * again in the child. A child that inherits a client's socket
  * also keeps that connection open after the parent disconnects, so locks the parent holds are
  * released only when both have closed it: fork before connecting where that matters. Proxies
  * belong to their client. The server's death signal follows the thread that called
@@ -79,9 +94,16 @@ extern "C" {
  * to 50 us after serving and a client for up to 50 us after sending a request (yielding the
  * CPU between polls while another task wants it), before sleeping: a loop of calls then never waits for a
  * sleeping CPU to wake, which is most of a cross-core round trip. NOSPIN sleeps at once (for a
- * remote server, or where a few idle microseconds of CPU after each call matter more). */
+ * remote server, or where a few idle microseconds of CPU after each call matter more). The
+ * same holds over a shared-memory channel (the polls are loads then, not syscalls). */
 #define MPROC_MANAGER_NOSPIN 0x1u
-#define MPROC_MANAGER_FLAGS_ALL MPROC_MANAGER_NOSPIN
+/* A client on a Unix socket sends its calls through shared memory with the server (a memfd the
+ * server passes after the handshake; the socket stays for authentication, frames larger than
+ * the 64 KiB mailbox, and to learn that the peer died), which saves the four syscalls of a
+ * socket round trip while both sides are awake. NOSHM keeps a client on the socket; a server
+ * started with it refuses channels. TCP clients never use one. */
+#define MPROC_MANAGER_NOSHM 0x2u
+#define MPROC_MANAGER_FLAGS_ALL (MPROC_MANAGER_NOSPIN | MPROC_MANAGER_NOSHM)
 
 struct mproc_manager;           /* the owner's handle on a server process */
 struct mproc_mclient;           /* a connection to a server */
@@ -101,7 +123,7 @@ struct mproc_manager_opts {
 	const void *key;
 	size_t keylen;
 	size_t max_frame;       /* largest request or reply after authentication; 0: 64 MiB */
-	unsigned flags;         /* MPROC_MANAGER_NOSPIN */
+	unsigned flags;         /* MPROC_MANAGER_NOSPIN, MPROC_MANAGER_NOSHM */
 };
 
 /*
@@ -133,16 +155,21 @@ MPROC_EXPORT pid_t mproc_manager_pid(const struct mproc_manager *m);
 struct mproc_mclient_opts {
 	double connect_timeout_s;       /* connect + handshake; 0: 5 s */
 	double call_timeout_s;          /* a reply later than this breaks the client; 0: 10 s */
-	unsigned flags;                 /* MPROC_MANAGER_NOSPIN */
+	unsigned flags;                 /* MPROC_MANAGER_NOSPIN, MPROC_MANAGER_NOSHM */
 };
 
 /*
- * mproc_manager_connect - connect to a server and run the mutual handshake.
+ * mproc_manager_connect - connect to a server and run the mutual handshake; on a Unix socket,
+ * then set up the shared-memory channel (unless MPROC_MANAGER_NOSHM; a server that refuses it
+ * leaves the client on the socket, no error).
  * Returns 0, -EACCES (wrong key, on either side), -EINVAL (NULL out or key, bad address or key
  * length, a negative or NaN timeout, unknown flags), -ENAMETOOLONG (Unix path too long),
  * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
  * handshake: also a server at its fd limit), -EBADMSG (not an mproc manager, or another
- * version), -ENOMEM.
+ * version; or a malformed channel answer), -EMFILE (no fd free for the socket or the
+ * channel's), -ENOMEM, -errno of mmap for the channel.
+ * A server of a build before the channel closes the connection on its request: the client
+ * then connects once more, on the socket only.
  */
 MPROC_EXPORT int mproc_manager_connect(struct mproc_mclient **out, const char *address,
 		const void *key, size_t keylen);
