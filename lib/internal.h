@@ -8,7 +8,6 @@
 #define MPROC_INTERNAL_H
 
 #include <errno.h>
-#include <float.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -3,6 +3,7 @@
  * check and its deadlines, the one FNV-1a.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -34,6 +35,30 @@ static void t_timeout_ns(void *arg)
 	CHECK_ERR(mproc__timeout_ns(INFINITY, &ns), -EINVAL);
 	CHECK_ERR(mproc__timeout_ns(-INFINITY, &ns), -EINVAL);
 	CHECK_EQ(ns, 42);                               /* untouched on error */
+	/* -0.0 is >= 0: zero; the largest finite double and the smallest denormal are timeouts. */
+	CHECK_OK(mproc__timeout_ns(-0.0, &ns));
+	CHECK_EQ(ns, 0);
+	CHECK_OK(mproc__timeout_ns(DBL_MAX, &ns));
+	CHECK_EQ(ns, -1);
+	CHECK_OK(mproc__timeout_ns(DBL_TRUE_MIN, &ns));
+	CHECK_EQ(ns, 1);
+}
+
+/* The queue's inline check (on the bits) says what the floating-point rule says. */
+static void t_timeout_valid(void *arg)
+{
+	static const double v[] = { 0.0, -0.0, 1e-300, DBL_TRUE_MIN, 0.5, 1.0, 30.0, 9e9, 1e300,
+				    DBL_MAX, MPROC_FOREVER, -1.0000000000000002, -0.9999999999999999,
+				    -DBL_TRUE_MIN, -1e-300, -0.5, -2.0, -DBL_MAX, INFINITY, -INFINITY,
+				    NAN, -NAN };
+
+	(void)arg;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		bool want = v[i] == MPROC_FOREVER || (v[i] >= 0 && v[i] <= DBL_MAX);
+
+		if (mproc__timeout_valid(v[i]) != want)
+			CHECK(!"mproc__timeout_valid disagrees with the rule");
+	}
 }
 
 static void t_deadline(void *arg)
@@ -79,6 +104,7 @@ static void t_cpu_relax(void *arg)
 int main(int argc, char **argv)
 {
 	tap_add("util/timeout_ns", t_timeout_ns, NULL);
+	tap_add("util/timeout_valid", t_timeout_valid, NULL);
 	tap_add("util/deadline", t_deadline, NULL);
 	tap_add("util/fnv1a64", t_fnv1a64, NULL);
 	tap_add("util/cpu_relax", t_cpu_relax, NULL);
