@@ -105,9 +105,9 @@ static int rewait(struct mproc_mclient *c, int64_t deadline)
 	return left < c->timeo_ns ? set_timeo(c, left) : 0;
 }
 
-/* recvmsg that first polls for a while (MPROC__MGR_SPIN_NS; mproc__mgr_spin_yield decides
- * which polls yield the CPU first); spin NULL: a plain recvmsg. */
-static ssize_t recvmsg_spin(int fd, struct msghdr *mh, int flags, struct mproc__mgr_spin *spin)
+/* recv that first polls for a while (MPROC__MGR_SPIN_NS; mproc__mgr_spin_yield decides which
+ * polls yield the CPU first). */
+static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *spin)
 {
 	int64_t budget = spin ? mproc__mgr_spin_budget(spin) : 0, end;
 	bool busy = false;
@@ -117,7 +117,7 @@ static ssize_t recvmsg_spin(int fd, struct msghdr *mh, int flags, struct mproc__
 		end = mproc__now_ns() + budget;
 		for (unsigned i = 0;; i++) {
 			mproc__mgr_spin_yield(i, &busy);
-			n = recvmsg(fd, mh, flags | MSG_DONTWAIT);
+			n = recv(fd, buf, len, MSG_DONTWAIT);
 			if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
 				mproc__mgr_spin_result(spin, true);
 				return n;
@@ -127,15 +127,7 @@ static ssize_t recvmsg_spin(int fd, struct msghdr *mh, int flags, struct mproc__
 		}
 		mproc__mgr_spin_result(spin, false);
 	}
-	return recvmsg(fd, mh, flags);
-}
-
-static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *spin)
-{
-	struct iovec iov = { buf, len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	return recvmsg_spin(fd, &mh, 0, spin);
+	return recv(fd, buf, len, 0);
 }
 
 /*
@@ -278,15 +270,12 @@ static int chan_open(struct mproc_mclient *c, int64_t deadline)
 	r = send_frame(c, MPROC__MW_CHANNEL, NULL, 0, deadline);
 	if (r < 0)
 		return r;
-	for (bool first = true;; first = false) {
+	for (;;) {
 		/* The fds come with the reply's first byte: read up to its header here. */
 		iov = (struct iovec){ c->rbuf, MPROC__MW_HDR };
 		mh = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
 				      .msg_controllen = sizeof(cb.buf) };
-		/* The server answers at once (its loop polls after a round it served): poll for
-		 * the answer first, as a call does, rather than sleep and be woken (most of a
-		 * connect's time in a VM, where a wakeup costs tens of microseconds). */
-		n = recvmsg_spin(c->fd, &mh, MSG_CMSG_CLOEXEC, first ? &c->spin : NULL);
+		n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 		if (n > 0)
 			break;
 		if (n == 0)
