@@ -102,6 +102,39 @@ class Decided(RunCase):
         # CPython's Manager (unpinned) against ours (pinned): not compared.
         self.assertIn("not compared: placements differ", targets)
 
+    def test_target_dict_get_over_socket_uses_shm_off_twin(self):
+        run = report.gbjson.load_run(os.path.join(DATA, "report_quiet"))
+
+        def row():
+            return next(r for r in report.target_rows(run)
+                        if r["b"] == "manager/raw_rtt/transport:unix")
+        self.assertEqual(row()["a"], "manager/dict_get/transport:unix")
+        # With a shared-memory channel the plain figure makes no socket round trip: the
+        # target (the manager's overhead over its socket) takes the shm:off twin.
+        h = run.harnesses["manager"]
+        h.figures["manager/dict_get/transport:unix/shm:off"] = \
+            h.figures["manager/dict_get/transport:unix"]
+        self.assertEqual(row()["a"], "manager/dict_get/transport:unix/shm:off")
+        self.assertEqual(row()["outcome"], "met")
+
+    def test_target_ring_round_trip_against_cache_line(self):
+        run = report.gbjson.load_run(os.path.join(DATA, "report_quiet"))
+
+        def rows():
+            return [r for r in report.target_rows(run)
+                    if r["a"] == "latency/ring_spin/placement:cross_core"]
+        self.assertEqual(rows(), [])            # neither figure in this run: no row
+        # Both, from one figure with a p50 (ratio 1, decided with its repetitions): a row.
+        h = run.harnesses["latency"]
+        fig = next(f for f in h.figures.values() if f.value("p50_ns") is not None)
+        h.figures["latency/ring_spin/placement:cross_core"] = fig
+        h.figures["baseline/cacheline_rtt/placement:cross_core"] = fig
+        (row,) = rows()
+        self.assertEqual(row["b"], "baseline/cacheline_rtt/placement:cross_core")
+        self.assertEqual(row["target"], "<= 1.3")
+        self.assertAlmostEqual(row["ratio"], 1.0)
+        self.assertEqual(row["outcome"], "met")
+
     def test_headline_like_with_like(self):
         run = report.gbjson.load_run(os.path.join(DATA, "report_quiet"))
         rows = {r[0].split(" (`")[1].rstrip("`)"): r for r in report.headline_rows(run)}
