@@ -479,7 +479,7 @@ static void register_all(void)
 			char name[96];
 			struct gbench *g;
 
-			cases[n] = (struct mcase){ op, t == 1, 0 };
+			cases[n] = (struct mcase){ .op = op, .tcp = t == 1 };
 			snprintf(name, sizeof(name), "manager/%s/transport:%s", op_names[op],
 				 t ? "tcp" : "unix");
 			g = gbench_register(name, bm_manager, &cases[n++]);
@@ -524,7 +524,7 @@ static void register_all(void)
 		int nc = clients_quick[off ? nclients - 1 : i];
 		struct gbench *g;
 
-		cases[n] = (struct mcase){ OP_DICT_GET, false, nc, false, off };
+		cases[n] = (struct mcase){ .op = OP_DICT_GET, .clients = nc, .nospin = off };
 		g = gbench_register(off ? "manager/throughput/spin:off" : "manager/throughput",
 				    bm_manager, &cases[n++]);
 		GBENCH_ARGS(g, nc);

@@ -174,9 +174,11 @@ static inline uint32_t mproc__ring_cpu_now(void)
 {
 #if MPROC_HAVE_RSEQ
 	if (__rseq_size >= 8) {
-		int32_t c = (int32_t)atomic_load_explicit(
+		/* The kernel writes cpu_id (a plain __u32) behind our back: a relaxed atomic
+		 * load, with the builtin since the field is not _Atomic. */
+		int32_t c = (int32_t)__atomic_load_n(
 			&((struct rseq *)(void *)((char *)__builtin_thread_pointer() +
-						   __rseq_offset))->cpu_id, memory_order_relaxed);
+						   __rseq_offset))->cpu_id, __ATOMIC_RELAXED);
 
 		return c >= 0 ? (uint32_t)c + 1 : 0;
 	}
