@@ -130,6 +130,21 @@ static ssize_t recv_spin(int fd, void *buf, size_t len, struct mproc__mgr_spin *
 	return recv(fd, buf, len, 0);
 }
 
+/* Room for a frame of n bytes in c->rbuf (a socket's or a mailbox's reply): 0 or -ENOMEM. */
+static int rbuf_reserve(struct mproc_mclient *c, size_t n)
+{
+	uint8_t *p;
+
+	if (n <= c->rcap)
+		return 0;
+	p = realloc(c->rbuf, n);
+	if (!p)
+		return -ENOMEM;
+	c->rbuf = p;
+	c->rcap = n;
+	return 0;
+}
+
 /*
  * Read one frame into c->rbuf with the whole-frame limit, the first `have` bytes of which are
  * there already. Returns the op (> 0) with c->payload/plen set, or -EPIPE (EOF/reset),
@@ -168,14 +183,9 @@ static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t dead
 			return r;
 		hdr = true;
 		want = MPROC__MW_HDR + (size_t)h.len;
-		if (want > c->rcap) {
-			uint8_t *p = realloc(c->rbuf, want);
-
-			if (!p)
-				return -ENOMEM;
-			c->rbuf = p;
-			c->rcap = want;
-		}
+		r = rbuf_reserve(c, want);
+		if (r < 0)
+			return r;
 	}
 	/* One request, one reply: anything past the frame is a protocol error. */
 	if (have != want)
@@ -434,14 +444,9 @@ static int chan_call(struct mproc_mclient *c, int64_t deadline, bool spin)
 		return read_frame(c, c->max_frame, deadline, false);
 	if (len < MPROC__MW_HDR || len > MPROC__MGR_CHAN_BOX)
 		return -EBADMSG;
-	if (len > c->rcap) {
-		uint8_t *p = realloc(c->rbuf, len);
-
-		if (!p)
-			return -ENOMEM;
-		c->rbuf = p;
-		c->rcap = len;
-	}
+	r = rbuf_reserve(c, len);
+	if (r < 0)
+		return r;
 	memcpy(c->rbuf, mproc__mgr_chan_rep(h), len);
 	r = mproc__mw_hdr_parse(c->rbuf, c->max_frame, &hd);
 	if (r < 0)

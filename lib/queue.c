@@ -487,11 +487,6 @@ static int fix_timeout_code(int r, double timeout_s)
 	return (r == -ETIMEDOUT && timeout_s == 0) ? -EAGAIN : r;
 }
 
-/* Check a timeout without reading the clock; the deadline is computed only if a call must wait. */
-static inline bool timeout_ok(double timeout_s)
-{
-	return mproc__timeout_valid(timeout_s);
-}
 
 /*
  * The deadline for a call that found it must wait. Deadline 0 (long past) means "do not
@@ -515,7 +510,7 @@ static int queue_put_slow(struct mproc_queue *q, const void *buf, size_t len, do
 	bool joinable;
 	int r;
 
-	if (!q || !buf || !timeout_ok(timeout_s))
+	if (!q || !buf || !mproc__timeout_valid(timeout_s))
 		return -EINVAL;
 	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
 		return -EPIPE;
@@ -570,7 +565,7 @@ static ssize_t queue_get_slow(struct mproc_queue *q, void *buf, size_t cap, doub
 {
 	ssize_t r;
 
-	if (!q || !buf || !timeout_ok(timeout_s))
+	if (!q || !buf || !mproc__timeout_valid(timeout_s))
 		return -EINVAL;
 	if (atomic_load_explicit(&q->closed, memory_order_relaxed))
 		return -EPIPE;
