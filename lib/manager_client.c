@@ -155,11 +155,13 @@ static int rbuf_reserve(struct mproc_mclient *c, size_t n)
 /*
  * Read one frame into c->rbuf with the whole-frame limit, the first `have` bytes of which are
  * there already, reading at most `room` bytes until its header is known (c->rcap: the body
- * usually comes in the same recv; less where another frame may follow in the stream). Returns the op (> 0) with c->payload/plen set, or -EPIPE (EOF/reset),
+ * usually comes in the same recv). With over, bytes read past the frame are allowed (a frame
+ * that follows: the caller bounds them with room) and *over says how many; without, they are
+ * a protocol error. Returns the op (> 0) with c->payload/plen set, or -EPIPE (EOF/reset),
  * -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
  */
 static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin,
-			   size_t have, size_t room)
+			   size_t have, size_t room, size_t *over)
 {
 	struct mproc__mw_hdr h = { 0 };
 	size_t want = MPROC__MW_HDR;
@@ -196,7 +198,9 @@ static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t dead
 			return r;
 	}
 	/* One request, one reply: anything past the frame is a protocol error. */
-	if (have != want)
+	if (over)
+		*over = have - want;
+	else if (have != want)
 		return -EBADMSG;
 	c->payload = c->rbuf + MPROC__MW_HDR;
 	c->plen = (size_t)h.len;
@@ -205,7 +209,7 @@ static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t dead
 
 static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin)
 {
-	return read_frame_from(c, limit, deadline, spin, 0, c->rcap);
+	return read_frame_from(c, limit, deadline, spin, 0, c->rcap, NULL);
 }
 
 /* Write a whole frame; a send timeout or EINTR waits again until the deadline. */
@@ -328,7 +332,7 @@ static int chan_open(struct mproc_mclient *c, int64_t deadline)
 		r = short_fds;
 		goto out;
 	}
-	op = read_frame_from(c, c->max_frame, deadline, false, (size_t)n, c->rcap);
+	op = read_frame_from(c, c->max_frame, deadline, false, (size_t)n, c->rcap, NULL);
 	r = op < 0 ? op : op != MPROC__MW_REPLY || c->plen < 4 ? -EBADMSG : 0;
 	if (r < 0)
 		goto out;
@@ -478,8 +482,8 @@ static int chan_call(struct mproc_mclient *c, int64_t deadline, bool spin)
 /*
  * The handshake; with ask, the CHANNEL question (a body of MPROC__MGR_CHAN_ASK) goes in the
  * same write as RESPONSE, and its answer, which the server sends with WELCOME, sets
- * c->chan_offered. WELCOME is read on its own (at most its size before its header is parsed),
- * so that the answer stays in the socket for the next read. Returns 0, -EACCES, -EBADMSG, a
+ * c->chan_offered. The server sends both in one write, so one recv takes WELCOME and the
+ * answer (at most their sizes: nothing else is due). Returns 0, -EACCES, -EBADMSG, a
  * transport error, or -EPIPE where the server hung up after WELCOME instead of answering (a
  * server of a build before the channel does that with an op it does not know).
  */
@@ -489,7 +493,7 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	uint8_t resp[MPROC__SHA256_LEN + MPROC__MW_NONCE], mac[MPROC__SHA256_LEN];
 	uint8_t out[2 * MPROC__MW_HDR + sizeof(resp) + 1];
 	uint8_t ns[MPROC__MW_NONCE];
-	size_t len;
+	size_t len, over = 0;
 	uint32_t u;
 	int op, r;
 
@@ -515,7 +519,8 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	if (r < 0)
 		return r;
 	op = read_frame_from(c, MPROC__MW_PREAUTH_MAX, deadline, false, 0,
-			     MPROC__MW_HDR + MPROC__SHA256_LEN + 8);
+			     ask ? 2 * MPROC__MW_HDR + MPROC__SHA256_LEN + 16 : c->rcap,
+			     ask ? &over : NULL);
 	if (op == -EPIPE)
 		return -EACCES;         /* a server that hangs up on our proof refused it */
 	if (op < 0)
@@ -533,7 +538,9 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 		return -EBADMSG;
 	if (!ask)
 		return 0;
-	op = read_frame(c, c->max_frame, deadline, false);
+	/* The answer, or what came of it with WELCOME. */
+	memmove(c->rbuf, c->rbuf + MPROC__MW_HDR + c->plen, over);
+	op = read_frame_from(c, c->max_frame, deadline, false, over, c->rcap, NULL);
 	if (op < 0)
 		return op;
 	if (op != MPROC__MW_REPLY || c->plen < 4)
