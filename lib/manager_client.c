@@ -16,9 +16,14 @@
  * call busy-polls for its reply (adaptive, bounded: MPROC__MGR_SPIN_NS) unless
  * MPROC_MANAGER_NOSPIN.
  *
- * On a Unix socket the client asks for a shared-memory channel after the handshake (unless
- * MPROC_MANAGER_NOSHM; a server that refuses leaves it on the socket). A call whose request fits
- * the mailbox then costs no syscall while both sides are awake: the request goes into the
+ * On a Unix socket the client asks whether the server offers a shared-memory channel (unless
+ * MPROC_MANAGER_NOSHM): the question rides in the same write as the handshake's RESPONSE and its
+ * answer comes with WELCOME, so it costs connect one recv. The channel itself (a memfd and an
+ * eventfd made, passed, mapped, and unmapped and closed at the end: ~70 us on a 2-core VM where
+ * a connect is ~75 us) is set up only before the call that follows MPROC__MGR_CHAN_AFTER calls
+ * on the socket, so a client that connects for a few calls never pays for it, and one that
+ * makes many pays once. A client whose fds or memory run short then stays on the socket. A call
+ * whose request fits the mailbox then costs no syscall while both sides are awake: the request goes into the
  * request mailbox, the client spins on rep_seq for the same bounded budget, then sleeps on
  * it as a futex in slices (20 ms, growing to 250 ms), peeking at the socket between them, so
  * that a server that dies (SIGKILL leaves the shared memory as it was) still reaches the caller
@@ -55,6 +60,8 @@ struct mproc_mclient {
 	struct mproc__mgr_chan_hdr *chan;       /* the shared-memory channel; NULL: socket only */
 	int efd;                                /* the server's eventfd (wakes it); -1: none */
 	uint32_t seq;                           /* req_seq of the last request in the mailbox */
+	bool chan_offered;                      /* the server offers one; not asked for yet */
+	unsigned sock_calls;                    /* calls on the socket while one is offered */
 };
 
 #define PROXY_STRUCT(name)                                                                 \
@@ -147,11 +154,14 @@ static int rbuf_reserve(struct mproc_mclient *c, size_t n)
 
 /*
  * Read one frame into c->rbuf with the whole-frame limit, the first `have` bytes of which are
- * there already. Returns the op (> 0) with c->payload/plen set, or -EPIPE (EOF/reset),
+ * there already, reading at most `room` bytes until its header is known (c->rcap: the body
+ * usually comes in the same recv). With over, bytes read past the frame are allowed (a frame
+ * that follows: the caller bounds them with room) and *over says how many; without, they are
+ * a protocol error. Returns the op (> 0) with c->payload/plen set, or -EPIPE (EOF/reset),
  * -ETIMEDOUT, -EBADMSG, -EMSGSIZE, -ENOMEM.
  */
 static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin,
-			   size_t have)
+			   size_t have, size_t room, size_t *over)
 {
 	struct mproc__mw_hdr h = { 0 };
 	size_t want = MPROC__MW_HDR;
@@ -162,7 +172,7 @@ static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t dead
 	for (;;) {
 		while (have < want) {
 			/* A blocking recv: the reply (header and body, usually) in one call. */
-			n = recv_spin(c->fd, c->rbuf + have, (hdr ? want : c->rcap) - have,
+			n = recv_spin(c->fd, c->rbuf + have, (hdr ? want : room) - have,
 				      spin && have == 0 ? &c->spin : NULL);
 			if (n == 0)
 				return -EPIPE;
@@ -188,7 +198,9 @@ static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t dead
 			return r;
 	}
 	/* One request, one reply: anything past the frame is a protocol error. */
-	if (have != want)
+	if (over)
+		*over = have - want;
+	else if (have != want)
 		return -EBADMSG;
 	c->payload = c->rbuf + MPROC__MW_HDR;
 	c->plen = (size_t)h.len;
@@ -197,7 +209,7 @@ static int read_frame_from(struct mproc_mclient *c, uint64_t limit, int64_t dead
 
 static int read_frame(struct mproc_mclient *c, uint64_t limit, int64_t deadline, bool spin)
 {
-	return read_frame_from(c, limit, deadline, spin, 0);
+	return read_frame_from(c, limit, deadline, spin, 0, c->rcap, NULL);
 }
 
 /* Write a whole frame; a send timeout or EINTR waits again until the deadline. */
@@ -258,10 +270,11 @@ static int ctrunc_errno(int fd)
 }
 
 /*
- * Ask for a channel (CHANNEL) and map it. Returns 0 with the channel set up, 0 without one
- * when the server refuses (the client stays on the socket), or a transport error, -EMFILE (no
- * fd free for the two it passes), -EBADMSG (a malformed answer, missing or extra fds, a memfd
- * of the wrong size), -errno of mmap.
+ * Ask for a channel (CHANNEL, empty) and map it, between two calls. Returns 0 with the channel
+ * set up, or 0 without one where the server refuses or this process cannot take it (no fd free
+ * for the two the server passes, mmap failing): the reply is read whole either way, so the
+ * client stays on the socket, in step. Else a transport error, or -EBADMSG (a malformed answer,
+ * missing or extra fds, a memfd of the wrong size): the client is broken.
  */
 static int chan_open(struct mproc_mclient *c, int64_t deadline)
 {
@@ -272,7 +285,7 @@ static int chan_open(struct mproc_mclient *c, int64_t deadline)
 	struct iovec iov;
 	struct msghdr mh;
 	struct cmsghdr *cm;
-	int fds[2] = { -1, -1 }, nfds = 0, op, r;
+	int fds[2] = { -1, -1 }, nfds = 0, short_fds, op, r;
 	void *map = NULL;
 	uint32_t u;
 	ssize_t n;
@@ -313,11 +326,14 @@ static int chan_open(struct mproc_mclient *c, int64_t deadline)
 			nfds++;
 		}
 	}
-	r = mh.msg_flags & MSG_CTRUNC ? ctrunc_errno(c->fd) : 0;
-	if (r == 0) {
-		op = read_frame_from(c, c->max_frame, deadline, false, (size_t)n);
-		r = op < 0 ? op : op != MPROC__MW_REPLY || c->plen < 4 ? -EBADMSG : 0;
+	/* -EMFILE: dropped at the fd limit, -EBADMSG: more than two came. */
+	short_fds = mh.msg_flags & MSG_CTRUNC ? ctrunc_errno(c->fd) : 0;
+	if (short_fds == -EBADMSG) {
+		r = short_fds;
+		goto out;
 	}
+	op = read_frame_from(c, c->max_frame, deadline, false, (size_t)n, c->rcap, NULL);
+	r = op < 0 ? op : op != MPROC__MW_REPLY || c->plen < 4 ? -EBADMSG : 0;
 	if (r < 0)
 		goto out;
 	u = mproc__mw_u32(c->payload);
@@ -326,13 +342,18 @@ static int chan_open(struct mproc_mclient *c, int64_t deadline)
 		r = (int32_t)u < 0 && c->plen == 4 && nfds == 0 ? 0 : -EBADMSG;
 		goto out;
 	}
-	if (c->plen != 8 || nfds != 2 || mproc__mw_u32(c->payload + 4) != MPROC__MGR_CHAN_BOX) {
+	if (c->plen != 8 || mproc__mw_u32(c->payload + 4) != MPROC__MGR_CHAN_BOX ||
+	    (short_fds == 0 && nfds != 2)) {
 		r = -EBADMSG;
 		goto out;
 	}
+	if (short_fds < 0)
+		goto out;       /* r == 0: on the socket, the server's side unused */
 	r = mproc__mgr_chan_attach(fds[0], &map);
-	if (r < 0)
+	if (r < 0) {
+		r = r == -EBADMSG ? r : 0;      /* mmap failed: on the socket */
 		goto out;
+	}
 	c->chan = map;
 	c->efd = fds[1];
 	fds[1] = -1;
@@ -458,10 +479,22 @@ static int chan_call(struct mproc_mclient *c, int64_t deadline, bool spin)
 	return hd.op;
 }
 
-static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, int64_t deadline)
+/*
+ * The handshake; with ask, the CHANNEL question (a body of MPROC__MGR_CHAN_ASK) goes in the
+ * same write as RESPONSE, and its answer, which the server sends with WELCOME, sets
+ * c->chan_offered. The server sends both in one write, so one recv takes WELCOME and the
+ * answer (at most their sizes: nothing else is due). Returns 0, -EACCES, -EBADMSG, a
+ * transport error, or -EPIPE where the server hung up after WELCOME instead of answering (a
+ * server of a build before the channel does that with an op it does not know).
+ */
+static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, int64_t deadline,
+		     bool ask)
 {
 	uint8_t resp[MPROC__SHA256_LEN + MPROC__MW_NONCE], mac[MPROC__SHA256_LEN];
+	uint8_t out[2 * MPROC__MW_HDR + sizeof(resp) + 1];
 	uint8_t ns[MPROC__MW_NONCE];
+	size_t len, over = 0;
+	uint32_t u;
 	int op, r;
 
 	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline, false);
@@ -474,10 +507,20 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	r = mproc__random(resp + MPROC__SHA256_LEN, MPROC__MW_NONCE);
 	if (r < 0)
 		return r;
-	r = send_frame(c, MPROC__MW_RESPONSE, resp, sizeof(resp), deadline);
+	mproc__mw_hdr_put(out, sizeof(resp), MPROC__MW_RESPONSE);
+	memcpy(out + MPROC__MW_HDR, resp, sizeof(resp));
+	len = MPROC__MW_HDR + sizeof(resp);
+	if (ask) {
+		mproc__mw_hdr_put(out + len, 1, MPROC__MW_CHANNEL);
+		out[len + MPROC__MW_HDR] = MPROC__MGR_CHAN_ASK;
+		len += MPROC__MW_HDR + 1;
+	}
+	r = write_frame(c, out, len, deadline);
 	if (r < 0)
 		return r;
-	op = read_frame(c, MPROC__MW_PREAUTH_MAX, deadline, false);
+	op = read_frame_from(c, MPROC__MW_PREAUTH_MAX, deadline, false, 0,
+			     ask ? 2 * MPROC__MW_HDR + MPROC__SHA256_LEN + 16 : c->rcap,
+			     ask ? &over : NULL);
 	if (op == -EPIPE)
 		return -EACCES;         /* a server that hangs up on our proof refused it */
 	if (op < 0)
@@ -492,6 +535,20 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 		return -EACCES;
 	c->max_frame = mproc__mw_u64(c->payload + MPROC__SHA256_LEN);
 	if (c->max_frame < 4096)
+		return -EBADMSG;
+	if (!ask)
+		return 0;
+	/* The answer, or what came of it with WELCOME. */
+	memmove(c->rbuf, c->rbuf + MPROC__MW_HDR + c->plen, over);
+	op = read_frame_from(c, c->max_frame, deadline, false, over, c->rcap, NULL);
+	if (op < 0)
+		return op;
+	if (op != MPROC__MW_REPLY || c->plen < 4)
+		return -EBADMSG;
+	u = mproc__mw_u32(c->payload);
+	if (u == 0 && c->plen == 8 && mproc__mw_u32(c->payload + 4) == MPROC__MGR_CHAN_BOX)
+		c->chan_offered = true;
+	else if (u == 0 || (int32_t)u > 0 || c->plen != 4)
 		return -EBADMSG;
 	return 0;
 }
@@ -568,6 +625,7 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 	struct mproc__mgr_addr a;
 	struct mproc_mclient *c;
 	int64_t deadline;
+	bool ask;
 	int r;
 
 	if (!out || !key || keylen < MPROC_MANAGER_KEY_MIN || keylen > MPROC_MANAGER_KEY_MAX)
@@ -602,15 +660,13 @@ int mproc_manager_connect_opts(struct mproc_mclient **out, const char *address, 
 		r = set_timeo(c, deadline - mproc__now_ns());
 		if (r < 0)
 			goto out_close;
-		r = handshake(c, key, keylen, deadline);
-		if (r == 0 && !a.tcp && !(o->flags & MPROC_MANAGER_NOSHM) && tries == 0) {
-			r = chan_open(c, deadline);
-			/* A server of a build before the channel hangs up on an op it does not
-			 * know (the wire version did not change): once more, socket only. */
-			if (r == -EPIPE) {
-				mproc__closep(&c->fd);
-				continue;
-			}
+		ask = !a.tcp && !(o->flags & MPROC_MANAGER_NOSHM) && tries == 0;
+		r = handshake(c, key, keylen, deadline, ask);
+		/* A server of a build before the channel hangs up on an op it does not know
+		 * (the wire version did not change): once more, socket only. */
+		if (r == -EPIPE && ask) {
+			mproc__closep(&c->fd);
+			continue;
 		}
 		break;
 	}
@@ -718,6 +774,14 @@ static int call(struct mproc_mclient *c, uint8_t op, int64_t wait_ns)
 	if (c->timeo_ns != c->call_timeout_ns) {
 		/* A previous call cut it short near its deadline. */
 		r = set_timeo(c, c->call_timeout_ns);
+		if (r < 0)
+			goto broken;
+	}
+	/* The channel once the client has shown it makes calls (MPROC__MGR_CHAN_AFTER); one try. */
+	if (c->chan_offered && c->req.len <= MPROC__MGR_CHAN_BOX &&
+	    ++c->sock_calls > MPROC__MGR_CHAN_AFTER) {
+		c->chan_offered = false;
+		r = chan_open(c, deadline);
 		if (r < 0)
 			goto broken;
 	}

@@ -184,7 +184,9 @@ static void chan_free(struct mproc__mgr *s, struct mproc__mgr_conn *c)
  * target), on TCP, when the server was started with MPROC_MANAGER_NOSHM, for a second channel,
  * or with output pending (the memfd must ride on this reply, the first bytes in c->out).
  * Failures to make one are the client's status (it keeps the socket); only -ENOMEM of the reply
- * itself closes the connection.
+ * itself closes the connection. With the body MPROC__MGR_CHAN_ASK the same answer but for the
+ * output pending (the question comes right behind RESPONSE, its answer behind WELCOME), and
+ * nothing is made.
  */
 static int chan_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct mproc__mw_rd *rd)
 {
@@ -192,12 +194,18 @@ static int chan_request(struct mproc__mgr *s, struct mproc__mgr_conn *c, struct 
 	struct mgr_chan *ch;
 	void *map = NULL;
 	int memfd = -1, r;
-	uint8_t b[4];
+	uint8_t b[4], ask = 0;
 
-	if (!mproc__mw_done(rd))
+	if (!mproc__mw_done(rd) && (!mproc__mw_get_u8(rd, &ask) || ask != MPROC__MGR_CHAN_ASK ||
+				    !mproc__mw_done(rd)))
 		return -EBADMSG;
-	if (s->ep < 0 || !s->chan_ok || c->fd < 0 || c->chan || c->out.len != c->out.off)
+	if (s->ep < 0 || !s->chan_ok || c->fd < 0 || c->chan ||
+	    (!ask && c->out.len != c->out.off))
 		return mproc__mgr_reply(c, -EOPNOTSUPP, NULL, 0);
+	if (ask) {
+		mproc__mw_put_u32(b, MPROC__MGR_CHAN_BOX);
+		return mproc__mgr_reply(c, 0, b, sizeof(b));
+	}
 	ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return mproc__mgr_reply(c, -ENOMEM, NULL, 0);

@@ -186,6 +186,17 @@ static int chan_maps(void)
 	return n;
 }
 
+/* The calls after which a client sets its channel up (MPROC__MGR_CHAN_AFTER), and the one that
+ * does: 0 or the first call's error. */
+static int chan_warm(struct mproc_mclient *c)
+{
+	int r = 0;
+
+	for (int i = 0; i <= MPROC__MGR_CHAN_AFTER && r == 0; i++)
+		r = mproc_manager_ping(c);
+	return r;
+}
+
 static void check_serving(struct mproc_manager *m)
 {
 	struct mproc_mclient *c = connect_to(m);
@@ -682,8 +693,10 @@ static void t_old_server(void *arg)
 	}
 	CHECK_OK(mproc_manager_connect(&c, addr, key, sizeof(key)));
 	CHECK_EQ(chan_maps(), maps0);
+	/* Past the calls after which a channel would be asked for: never asked (it hangs up). */
+	CHECK_OK(chan_warm(c));
 	CHECK_OK(mproc_manager_ping(c));
-	CHECK_OK(mproc_manager_ping(c));
+	CHECK_EQ(chan_maps(), maps0);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -1953,10 +1966,10 @@ static int server_fds_settle(pid_t pid, int want)
 }
 
 /*
- * A client on a Unix socket gets a channel (one memfd mapping, released by disconnect); one
- * with MPROC_MANAGER_NOSHM, one over TCP and one to a server started with NOSHM do not, and
- * all of them work the same. The server's fds (a socket and an eventfd per channel) are all
- * released when the clients go.
+ * A client on a Unix socket gets a channel (one memfd mapping, released by disconnect), not at
+ * connect but with the call after MPROC__MGR_CHAN_AFTER calls; one with MPROC_MANAGER_NOSHM,
+ * one over TCP and one to a server started with NOSHM never do, and all of them work the same.
+ * The server's fds (a socket and an eventfd per channel) are all released when the clients go.
  */
 static void t_chan_used(void *arg)
 {
@@ -1988,6 +2001,11 @@ static void t_chan_used(void *arg)
 		fds0 = server_fds_idle(m);
 		k = mproc_manager_key(m, &kl);
 		ASSERT_OK(mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co));
+		CHECK_EQ(chan_maps(), maps0);           /* none at connect */
+		for (int j = 0; j < MPROC__MGR_CHAN_AFTER; j++)
+			CHECK_OK(mproc_manager_ping(c));
+		CHECK_EQ(chan_maps(), maps0);
+		CHECK_OK(mproc_manager_ping(c));
 		CHECK_EQ(chan_maps() - maps0, cases[i].maps);
 		ASSERT_OK(mproc_dict_open(&d, c, "d"));
 		CHECK_OK(mproc_dict_set(d, "k", "vv", 2));
@@ -2018,9 +2036,12 @@ static void t_chan_big_frames(void *arg)
 	size_t n = MPROC__MGR_CHAN_BOX + 64, len;
 	uint8_t *val = malloc(n), *got = malloc(n);
 	char small[8];
-	int bad = 0;
+	int bad = 0, maps0;
 
 	ASSERT(val && got);
+	maps0 = chan_maps();
+	ASSERT_OK(chan_warm(c));
+	CHECK_EQ(chan_maps() - maps0, 1);
 	ASSERT_OK(mproc_dict_open(&d, c, "d"));
 	CHECK_OK(mproc_dict_set(d, "s", "x", 1));
 	/* dict_set's request is header + id + key (4 + 1) + value; dict_get's reply header +
@@ -2253,7 +2274,7 @@ static int chan_getter(void *arg)
 	const void *k = mproc_manager_key(m, &kl);
 	char buf[8];
 
-	if (mproc_manager_connect(&c, mproc_manager_address(m), k, kl) < 0 ||
+	if (mproc_manager_connect(&c, mproc_manager_address(m), k, kl) < 0 || chan_warm(c) < 0 ||
 	    mproc_mqueue_open(&q, c, "q", 0) < 0)
 		return 10;
 	mproc_mqueue_get(q, buf, sizeof(buf), MPROC_FOREVER);
@@ -2287,6 +2308,7 @@ static void t_chan_client_killed(void *arg)
 	char buf[8];
 	int fds0, i, status;
 
+	ASSERT_OK(chan_warm(c));
 	ASSERT_OK(mproc_mqueue_open(&q, c, "q", 0));
 	ASSERT_OK(mproc_dict_open(&d, c, "d"));
 	CHECK_OK(mproc_dict_set(d, "k", "0123456789abcdef0123456789abcdef", 32));
@@ -2330,7 +2352,7 @@ static int chan_sleeper(void *arg)
 	const void *k = mproc_manager_key(m, &kl);
 
 	if (mproc_manager_connect_opts(&c, mproc_manager_address(m), k, kl, &co) < 0 ||
-	    mproc_mlock_open(&l, c, "lk") < 0)
+	    chan_warm(c) < 0 || mproc_mlock_open(&l, c, "lk") < 0)
 		return 10;
 	/* The parent holds it. */
 	return mproc_mlock_acquire(l, MPROC_FOREVER) == -EPIPE ? 0 : 11;
@@ -2344,6 +2366,7 @@ static void t_chan_server_killed(void *arg)
 	pid_t pid;
 	double t0;
 
+	ASSERT_OK(chan_warm(c));
 	ASSERT_OK(mproc_mlock_open(&l, c, "lk"));
 	CHECK_OK(mproc_mlock_acquire(l, 0));
 	pid = tap_fork(chan_sleeper, m);
@@ -2356,6 +2379,99 @@ static void t_chan_server_killed(void *arg)
 	mproc_mlock_free(l);
 	mproc_manager_disconnect(c);
 	CHECK_EQ(mproc_manager_stop(m), -SIGKILL);
+}
+
+/*
+ * CHANNEL with the body MPROC__MGR_CHAN_ASK only asks: the mailbox size, no fds, nothing made
+ * (the server's fd count stays); -EOPNOTSUPP from a server started with NOSHM; any other body
+ * closes the connection.
+ */
+static void t_chan_ask(void *arg)
+{
+	static const uint8_t bad[][2] = { { MPROC__MGR_CHAN_ASK + 1, 0 }, { 0, 0 },
+					  { MPROC__MGR_CHAN_ASK, 0 } };
+	struct mproc_manager_opts noshm = { .flags = MPROC_MANAGER_NOSHM };
+	struct mproc_manager *m = start(NULL), *m2 = NULL;
+	pid_t srv = mproc_manager_pid(m);
+	uint8_t ask = MPROC__MGR_CHAN_ASK, body[64];
+	int fd, fds0 = server_fds_idle(m);
+	size_t len;
+
+	for (int i = 0; i < 2; i++) {
+		union {
+			char buf[CMSG_SPACE(2 * sizeof(int))];
+			struct cmsghdr align;
+		} cb;
+		uint8_t rep[MPROC__MW_HDR + 8];
+		struct iovec iov = { rep, sizeof(rep) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				     .msg_controllen = sizeof(cb.buf) };
+
+		fd = raw_connect(mproc_manager_address(m));
+		raw_auth(fd, m);
+		raw_send(fd, MPROC__MW_CHANNEL, &ask, 1);
+		CHECK_EQ(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC), (ssize_t)sizeof(rep));
+		CHECK_EQ(rep[9], MPROC__MW_REPLY);
+		CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), 0);
+		CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR + 4), MPROC__MGR_CHAN_BOX);
+		CHECK_EQ(mh.msg_controllen, 0);                 /* no fds */
+		CHECK_EQ(server_fds_settle(srv, fds0 + 1), fds0 + 1);  /* the socket only */
+		mproc__close(fd);
+	}
+	for (size_t i = 0; i < MPROC__ARRAY_SIZE(bad); i++) {
+		fd = raw_connect(mproc_manager_address(m));
+		raw_auth(fd, m);
+		raw_send(fd, MPROC__MW_CHANNEL, bad[i], i == 2 ? 2 : 1);
+		if (!raw_closed_within(fd, 2.0 * tap_timeout_mult()))
+			tap_fail_at(__FILE__, __LINE__, "CHANNEL body %zu: not closed", i);
+		mproc__close(fd);
+	}
+	CHECK_EQ(server_fds_settle(srv, fds0), fds0);
+	CHECK_EQ(mproc_manager_stop(m), 0);
+
+	ASSERT_OK(mproc_manager_start(&m2, &noshm));
+	fd = raw_connect(mproc_manager_address(m2));
+	raw_auth(fd, m2);
+	raw_send(fd, MPROC__MW_CHANNEL, &ask, 1);
+	CHECK_EQ(raw_read(fd, body, sizeof(body), &len), MPROC__MW_REPLY);
+	CHECK_EQ(len, 4);
+	CHECK_EQ(mproc__mw_u32(body), (uint32_t)-EOPNOTSUPP);
+	mproc__close(fd);
+	CHECK_EQ(mproc_manager_stop(m2), 0);
+}
+
+/*
+ * A client at its fd limit when the channel's two fds arrive (0 or 1 of them free) stays on
+ * the socket: the call that asked succeeds, so do the later ones, no fd is left behind on
+ * either side and nothing is mapped.
+ */
+static void t_chan_fd_limit(void *arg)
+{
+	struct mproc_manager *m = start(NULL);
+	pid_t srv = mproc_manager_pid(m);
+	int fds0 = server_fds_idle(m);
+
+	for (int k = 0; k < 2; k++) {
+		struct mproc_mclient *c = connect_to(m);
+		int maps0 = chan_maps(), mine = count_fds(getpid()), low = 0, r;
+		struct rlimit old, rl;
+
+		while (fcntl(low, F_GETFD) >= 0)
+			low++;
+		ASSERT(getrlimit(RLIMIT_NOFILE, &old) == 0);
+		rl.rlim_cur = (rlim_t)(low + k);
+		rl.rlim_max = old.rlim_max;
+		ASSERT(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+		r = chan_warm(c);
+		ASSERT(setrlimit(RLIMIT_NOFILE, &old) == 0);
+		CHECK_OK(r);
+		CHECK_EQ(chan_maps(), maps0);
+		CHECK_EQ(count_fds(getpid()), mine);
+		CHECK_OK(mproc_manager_ping(c));
+		mproc_manager_disconnect(c);
+	}
+	CHECK_EQ(server_fds_settle(srv, fds0), fds0);
+	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
 int main(int argc, char **argv)
@@ -2415,6 +2531,8 @@ int main(int argc, char **argv)
 	tap_add("manager/unix/hammering_client_does_not_starve_others", t_hammer_fair, NULL);
 	tap_add("manager/command/flags_and_run", t_command, NULL);
 	tap_add("manager/chan/used_where_local", t_chan_used, NULL);
+	tap_add("manager/chan/ask_only", t_chan_ask, NULL);
+	tap_add("manager/chan/fd_limit_stays_on_socket", t_chan_fd_limit, NULL);
 	tap_add("manager/chan/frames_around_the_mailbox", t_chan_big_frames, NULL);
 	tap_add("manager/chan/bad_lengths_close", t_chan_bad_lengths, NULL);
 	tap_add("manager/chan/order_with_a_parked_request", t_chan_order, NULL);
