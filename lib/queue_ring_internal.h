@@ -33,9 +33,9 @@
 #define RING_REC_HDR 8u
 #define RING_SPIN_HOT 512u      /* checks before the first PAUSE (about 0.5 us) */
 #define RING_SPIN_KEPT 64u      /* a keeper's checks inside its get, PAUSE between (not SPIN) */
-/* A spin-only keeper whose producer runs on another CPU checks this often inside its get (tens
- * of microseconds) before it leaves for ring_wait's clock reads and yields. */
-#define RING_SPIN_FAR (1u << 16)
+/* A spin-only keeper whose producer runs on another CPU checks this often inside its get (a
+ * PAUSE between: about 100 us here) before it leaves for ring_wait's clock reads and yields. */
+#define RING_SPIN_FAR (1u << 12)
 #define RING_SPIN_FAR_RECHECK 1024u     /* ... looking again where the producer runs this often */
 
 #define PACK(cnt, pos) (((uint64_t)(pos) << 32) | (uint32_t)(cnt))
@@ -209,25 +209,35 @@ static inline bool mproc__ring_peer_far(struct ring_shared *s, int side)
  * A keeper's consumer waits for its next record right here, inside its operation (busy still
  * set), for a bounded number of checks and only when the caller would wait anyway (deadline
  * not 0): the record is then copied as soon as its line arrives, with no way out through the
- * slow path and back in between (on the critical path of every round trip). It watches its lock
- * word too (in its own cache line, so the check costs no transfer): a revoker that took the word
- * waits for busy to clear, so the keeper stops at once and leaves through the slow path.
- * Spin-only queues check back to back (see ring_wait); the others PAUSE between checks.
+ * slow path and back in between (on the critical path of every round trip). Every
+ * RING_SPIN_EVERY checks it looks at its lock word (its own cache line: no transfer), so a
+ * revoker that took the word (and waits for busy to clear) gets the side within about a
+ * microsecond: the keeper leaves through the slow path.
+ *
+ * A PAUSE between checks, in spin-only mode too. Checking back to back looked faster (no
+ * PAUSE, 27 ns here, between the record's arrival and its check) but was slower: latency/
+ * ring_spin 1.44 against 1.31 times the cache-line floor, paired (issue 18's notes). A tight
+ * loop keeps many loads of the record's line in flight, so the producer's two stores (payload,
+ * then header) lose the line between them and the loads that saw it stale are replayed.
  */
+#define RING_SPIN_EVERY 64u
 static inline uint64_t mproc__ring_keeper_spin(struct ring *r, struct ring_side *sd, uint32_t me,
 						_Atomic uint64_t *hp, uint32_t seq, uint64_t h)
 {
-	unsigned n = RING_SPIN_KEPT;
+	unsigned i = 0, n = RING_SPIN_KEPT;
 
-	if (r->spin_only)
-		n = mproc__ring_peer_far(r->sh, 1) ? RING_SPIN_FAR : 0;
-	for (unsigned i = 1; i <= n && HSEQ(h) != seq; i++) {
-		if (atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY))
+	if (r->spin_only) {
+		if (!mproc__ring_peer_far(r->sh, 1))
+			return h;       /* the producer needs our CPU: yield to it (ring_wait) */
+		n = RING_SPIN_FAR;
+	}
+	while (HSEQ(h) != seq) {
+		if (++i % RING_SPIN_EVERY == 0 &&
+		    (i >= n || atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
+		     (r->spin_only && i % RING_SPIN_FAR_RECHECK == 0 &&
+		      !mproc__ring_peer_far(r->sh, 1))))
 			break;
-		if (!r->spin_only)
-			mproc__cpu_relax();
-		else if (i % RING_SPIN_FAR_RECHECK == 0 && !mproc__ring_peer_far(r->sh, 1))
-			break;          /* the producer came to our CPU: yield to it (ring_wait) */
+		mproc__cpu_relax();
 		h = atomic_load_explicit(hp, memory_order_acquire);
 	}
 	return h;
@@ -267,7 +277,6 @@ static inline int mproc__ring_put_fast(struct ring *r, const void *buf, size_t l
 	if (!r->may_keep || mproc__ring_t_key_tid != me || len > COPY_SMALL_MAX ||
 	    !mproc__ring_enter_kept(&s->ps, me, mproc__ring_t_key))
 		return (int)MPROC__RING_SLOW_OTHER;
-	mproc__ring_publish_cpu(s, 0);
 	prod = atomic_load_explicit(&s->prod, memory_order_relaxed);
 	cons = s->cons_cache;
 	if ((uint32_t)(POS(prod) - POS(cons)) + need > r->cap ||
@@ -276,15 +285,18 @@ static inline int mproc__ring_put_fast(struct ring *r, const void *buf, size_t l
 		atomic_store_explicit(&s->ps.busy, 0, memory_order_release);
 		return (int)MPROC__RING_SLOW_OTHER;     /* full, or wraps */
 	}
-	if ((uint32_t)(POS(prod) - POS(cons)) + need + RING_PREFETCH_AHEAD <= r->cap) {
-		mproc__ring_prefetch_w(r, POS(prod) + RING_PREFETCH_AHEAD);
-		mproc__ring_prefetch_w(r, POS(prod) + RING_PREFETCH_AHEAD + need - 1);
-	}
 	mproc__ring_copy_small(s->data + ((POS(prod) + RING_REC_HDR) & r->mask), buf, len);
 	atomic_store_explicit(mproc__ring_hdr_at(r, POS(prod)), HDR(len, CNT(prod) + 1),
 			      memory_order_release);
 	atomic_store_explicit(&s->prod, PACK(CNT(prod) + 1, POS(prod) + need),
 			      memory_order_release);
+	/* What does not make the record: after it, so that it is off the round trip's critical
+	 * path (from the get that saw the last record to this header's store). */
+	if ((uint32_t)(POS(prod) - POS(cons)) + need + RING_PREFETCH_AHEAD <= r->cap) {
+		mproc__ring_prefetch_w(r, POS(prod) + RING_PREFETCH_AHEAD);
+		mproc__ring_prefetch_w(r, POS(prod) + RING_PREFETCH_AHEAD + need - 1);
+	}
+	mproc__ring_publish_cpu(s, 0);
 	/* Leave (a keeper clears busy: release, so a revoker that reads 0 sees our stores), then
 	 * the check for sleeping consumers: after our stores for the compiler; the hardware half
 	 * is the sleeper's membarrier (ring_wait). */
@@ -312,10 +324,13 @@ static inline ssize_t mproc__ring_get_fast(struct ring *r, void *buf, size_t cap
 	if (!r->may_keep || mproc__ring_t_key_tid != me ||
 	    !mproc__ring_enter_kept(&s->cs, me, mproc__ring_t_key))
 		return MPROC__RING_SLOW_OTHER;
-	mproc__ring_publish_cpu(s, 1);
 	cons = atomic_load_explicit(&s->cons, memory_order_relaxed);
 	hp = mproc__ring_hdr_at(r, POS(cons));
 	h = atomic_load_explicit(hp, memory_order_acquire);
+	/* The consumer says where it runs before it waits, and now and then besides (producers
+	 * that wait for room read it): not on every get, whose tail is on the critical path. */
+	if (HSEQ(h) != CNT(cons) + 1 || CNT(cons) % 64 == 0)
+		mproc__ring_publish_cpu(s, 1);
 	if (HSEQ(h) != CNT(cons) + 1 && may_wait)
 		h = mproc__ring_keeper_spin(r, &s->cs, me, hp, CNT(cons) + 1, h);
 	if (HSEQ(h) != CNT(cons) + 1 || HLEN(h) > cap || HLEN(h) > COPY_SMALL_MAX ||
