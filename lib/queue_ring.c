@@ -46,8 +46,8 @@
  *
  * Waiting. A keeper's consumer first waits inside its get, its busy word still set
  * (queue_ring_internal.h, mproc__ring_keeper_spin): a few PAUSEd checks, or with
- * MPROC_QUEUE_SPIN tens of microseconds of checks while the producer runs on another CPU, so
- * that the record is copied as soon as its line arrives. Then, and for everybody else, a
+ * MPROC_QUEUE_SPIN about a hundred microseconds of them while the producer runs on another CPU,
+ * so that the record is copied as soon as its line arrives. Then, and for everybody else, a
  * waiter spins for a short, adaptive time (grows when spinning paid off, shrinks when it did
  * not; per process; MPROC_QUEUE_SPIN: the first 512 checks back to back, then with a PAUSE
  * each), consumers on the header they expect, producers on the consumers' word, then sleeps on
@@ -56,7 +56,8 @@
  * store/check, both ordered, so no wake-up is lost: by the other side's unlock exchange, or
  * when that side is kept, by the sleeper's membarrier).
  * MPROC_QUEUE_SPIN never sleeps. Where the other side runs is known from the CPU each keeper
- * publishes (rseq's cpu_id, in a read-mostly line, stored only when it changed): while it
+ * publishes (rseq's cpu_id, in a read-mostly line, stored only when it changed; a producer
+ * after its record, a consumer before it waits and every 64th get): while it
  * shares the waiter's CPU (or nobody knows), the waiter yields on every check, so that it gets
  * to run; elsewhere the waiter spins and yields only now and then. MPROC_QUEUE_NOSPIN sleeps
  * at once. Producers cache the consumers' word under their lock and reload it only when the

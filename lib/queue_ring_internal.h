@@ -214,11 +214,13 @@ static inline bool mproc__ring_peer_far(struct ring_shared *s, int side)
  * revoker that took the word (and waits for busy to clear) gets the side within about a
  * microsecond: the keeper leaves through the slow path.
  *
- * A PAUSE between checks, in spin-only mode too. Checking back to back looked faster (no
- * PAUSE, 27 ns here, between the record's arrival and its check) but was slower: latency/
- * ring_spin 1.44 against 1.31 times the cache-line floor, paired (issue 18's notes). A tight
- * loop keeps many loads of the record's line in flight, so the producer's two stores (payload,
- * then header) lose the line between them and the loads that saw it stale are replayed.
+ * A PAUSE between checks, in spin-only mode too. Checking back to back looks faster (a PAUSE
+ * is 27 ns here, AMD Zen 3 under KVM, added between the record's arrival and its check) but
+ * measured slower: latency/ring_spin 1.44 against 1.31 times the cache-line floor (16 paired
+ * rounds, issue 18). A tight loop keeps many loads of the record's line in flight while the
+ * producer claims it; writing payload and header with one 16-byte store did not help the tight
+ * loop, so it is not (only) the line lost between the producer's two stores. No PMU here to
+ * say more.
  */
 #define RING_SPIN_EVERY 64u
 static inline uint64_t mproc__ring_keeper_spin(struct ring *r, struct ring_side *sd, uint32_t me,
