@@ -242,7 +242,7 @@ static void objs_close(struct objs *o)
 
 /* One call (or pair of calls) of op; 0 or a message. */
 static const char *one_op(enum op op, struct objs *o, const char *addr, const void *key,
-			  size_t kl, uint64_t seq)
+			  size_t kl, const struct mproc_mclient_opts *co, uint64_t seq)
 {
 	uint8_t val[VAL_BYTES], got[VAL_BYTES];
 	struct mproc_mclient *c;
@@ -250,7 +250,9 @@ static const char *one_op(enum op op, struct objs *o, const char *addr, const vo
 
 	switch (op) {
 	case OP_CONNECT:
-		if (mproc_manager_connect(&c, addr, key, kl) < 0)
+		/* The case's client flags, so that MPROC_BENCH_MANAGER_NOSHM reaches the timed
+		 * connect too (without a channel connect costs what it did before the channel). */
+		if (mproc_manager_connect_opts(&c, addr, key, kl, co) < 0)
 			return "connect failed";
 		mproc_manager_disconnect(c);
 		return NULL;
@@ -324,7 +326,7 @@ static void bm_op(struct gbench_state *st, const struct mcase *c, int pa, int pb
 		if (i >= 0 && !gbench_keep_running(st))
 			break;
 		t0 = bench_now_ns();
-		err = one_op(c->op, &o, mproc_manager_address(m), key, kl, ++seq);
+		err = one_op(c->op, &o, mproc_manager_address(m), key, kl, &co, ++seq);
 		if (i >= 0 && !err) {
 			int64_t dt = bench_now_ns() - t0;
 
@@ -375,7 +377,7 @@ static int tp_client(void *p)
 		bad = 1;
 	bench_gate_wait(&a->sh->gate, (uint32_t)a->parties);
 	for (int i = 0; i < TP_OPS && !bad; i++)
-		bad = one_op(OP_DICT_GET, &o, NULL, NULL, 0, 0) != NULL;
+		bad = one_op(OP_DICT_GET, &o, NULL, NULL, 0, NULL, 0) != NULL;
 	objs_close(&o);
 	mproc_manager_disconnect(c);
 	if (bad)

@@ -24,9 +24,11 @@
  * authenticates the peer, it does not encrypt: use a tunnel or TLS between hosts. Processes of
  * the same user are trusted (they can read the key from memory anyway).
  *
- * Shared memory (Unix sockets only). After the handshake a local client asks for a channel: the
- * server passes it a sealed memfd (two 64 KiB mailboxes) and an eventfd over the socket, and
- * calls then go through the memfd, the same frames with the same limits; while both sides poll
+ * Shared memory (Unix sockets only). In the handshake a local client asks whether the server
+ * offers a channel; before its 17th call it asks for one (16 calls on the socket first: setting
+ * a channel up costs about as much as a connect, which a client that makes a few calls would
+ * not get back), the server passes it a sealed memfd (two 64 KiB mailboxes) and an eventfd over
+ * the socket, and calls then go through the memfd, the same frames with the same limits; while both sides poll
  * (see MPROC_MANAGER_NOSPIN) a call costs no syscall at all, and a side that sleeps is woken by
  * a futex (the client) or the eventfd (the server). A request or reply larger than a mailbox
  * goes on the socket. The socket stays open: EOF on it is how each side learns the other died
@@ -160,15 +162,16 @@ struct mproc_mclient_opts {
 
 /*
  * mproc_manager_connect - connect to a server and run the mutual handshake; on a Unix socket,
- * then set up the shared-memory channel (unless MPROC_MANAGER_NOSHM; a server that refuses it
- * leaves the client on the socket, no error).
+ * also ask whether the server offers a shared-memory channel (unless MPROC_MANAGER_NOSHM). The
+ * client sets the channel up before its 17th call (a client that makes a few calls never pays
+ * for it: about as much as a connect); short of fds or memory then, or with a server that
+ * refuses, it stays on the socket, no error.
  * Returns 0, -EACCES (wrong key, on either side), -EINVAL (NULL out or key, bad address or key
  * length, a negative or NaN timeout, unknown flags), -ENAMETOOLONG (Unix path too long),
  * -ECONNREFUSED / -ENOENT (no server there), -ETIMEDOUT, -EPIPE (closed during the
  * handshake: also a server at its fd limit), -EBADMSG (not an mproc manager, or another
- * version; or a malformed channel answer), -EMFILE (no fd free for the socket or the
- * channel's), -ENOMEM, -errno of mmap for the channel.
- * A server of a build before the channel closes the connection on its request: the client
+ * version; or a malformed channel answer), -EMFILE (no fd free for the socket), -ENOMEM.
+ * A server of a build before the channel closes the connection on the question: the client
  * then connects once more, on the socket only.
  */
 MPROC_EXPORT int mproc_manager_connect(struct mproc_mclient **out, const char *address,
