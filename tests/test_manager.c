@@ -2075,8 +2075,11 @@ static void t_chan_big_frames(void *arg)
 	CHECK_EQ(mproc_manager_stop(m), 0);
 }
 
-/* A raw authenticated connection with a channel: the socket, with *h mapped and *efd set. */
-static int raw_chan(struct mproc_manager *m, struct mproc__mgr_chan_hdr **h, int *efd)
+/*
+ * Send CHANNEL with body (n bytes) on an authenticated fd and check the answer that offers a
+ * channel (status 0, the mailbox size). Returns how many fds came with it (0, or 2 into fds).
+ */
+static int raw_chan_offer(int fd, const void *body, size_t n, int fds[2])
 {
 	union {
 		char buf[CMSG_SPACE(2 * sizeof(int))];
@@ -2087,20 +2090,28 @@ static int raw_chan(struct mproc_manager *m, struct mproc__mgr_chan_hdr **h, int
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
 			     .msg_controllen = sizeof(cb.buf) };
 	struct cmsghdr *cm;
-	int fd = raw_connect(mproc_manager_address(m)), fds[2];
-	void *map = NULL;
-	ssize_t n;
 
-	raw_auth(fd, m);
-	raw_send(fd, MPROC__MW_CHANNEL, NULL, 0);
-	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	ASSERT_EQ(n, (ssize_t)sizeof(rep));
+	raw_send(fd, MPROC__MW_CHANNEL, body, n);
+	ASSERT_EQ(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC), (ssize_t)sizeof(rep));
 	ASSERT_EQ(rep[9], MPROC__MW_REPLY);
 	ASSERT_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), 0);
 	ASSERT_EQ(mproc__mw_u32(rep + MPROC__MW_HDR + 4), MPROC__MGR_CHAN_BOX);
 	cm = CMSG_FIRSTHDR(&mh);
-	ASSERT(cm && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(fds)));
-	memcpy(fds, CMSG_DATA(cm), sizeof(fds));
+	if (!cm)
+		return 0;
+	ASSERT(cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(2 * sizeof(int)));
+	memcpy(fds, CMSG_DATA(cm), 2 * sizeof(int));
+	return 2;
+}
+
+/* A raw authenticated connection with a channel: the socket, with *h mapped and *efd set. */
+static int raw_chan(struct mproc_manager *m, struct mproc__mgr_chan_hdr **h, int *efd)
+{
+	int fd = raw_connect(mproc_manager_address(m)), fds[2];
+	void *map = NULL;
+
+	raw_auth(fd, m);
+	ASSERT_EQ(raw_chan_offer(fd, NULL, 0, fds), 2);
 	/* Sealed: a client cannot shrink the memory the server reads. */
 	CHECK_ERR(ftruncate(fds[0], 4096) == 0 ? 0 : -errno, -EPERM);
 	ASSERT_OK(mproc__mgr_chan_attach(fds[0], &map));
@@ -2398,23 +2409,11 @@ static void t_chan_ask(void *arg)
 	size_t len;
 
 	for (int i = 0; i < 2; i++) {
-		union {
-			char buf[CMSG_SPACE(2 * sizeof(int))];
-			struct cmsghdr align;
-		} cb;
-		uint8_t rep[MPROC__MW_HDR + 8];
-		struct iovec iov = { rep, sizeof(rep) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
-				     .msg_controllen = sizeof(cb.buf) };
+		int fds[2];
 
 		fd = raw_connect(mproc_manager_address(m));
 		raw_auth(fd, m);
-		raw_send(fd, MPROC__MW_CHANNEL, &ask, 1);
-		CHECK_EQ(recvmsg(fd, &mh, MSG_CMSG_CLOEXEC), (ssize_t)sizeof(rep));
-		CHECK_EQ(rep[9], MPROC__MW_REPLY);
-		CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR), 0);
-		CHECK_EQ(mproc__mw_u32(rep + MPROC__MW_HDR + 4), MPROC__MGR_CHAN_BOX);
-		CHECK_EQ(mh.msg_controllen, 0);                 /* no fds */
+		CHECK_EQ(raw_chan_offer(fd, &ask, 1, fds), 0);  /* no fds */
 		CHECK_EQ(server_fds_settle(srv, fds0 + 1), fds0 + 1);  /* the socket only */
 		mproc__close(fd);
 	}
