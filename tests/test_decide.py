@@ -120,6 +120,38 @@ class Pairs(Base):
         ps = self.pairs(self.run_dir(name="run2", harnesses=h))
         self.assertIn("headline/manager/dict_get/transport:unix", ps)
 
+    def test_cross_harness_targets(self):
+        # fork (spawn harness) against the bare fork + exit (baseline), and the ring round
+        # trip (queue harness) against the cache line (baseline): measured minutes apart, so
+        # the decider measures them again, each decided against its target, not 1.
+        noisy = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0]
+        h = {"spawn": [("spawn/fork/rss_mib:0", "p50_ns", [300e3 * d for d in DRIFT])],
+             "baseline": [("baseline/fork_exit", "p50_ns", [150e3 * d for d in DRIFT]),
+                          ("baseline/cacheline_rtt/placement:cross_core", "p50_ns",
+                           [100 * d for d in noisy])],
+             "queue": [("latency/ring_spin/placement:cross_core", "p50_ns",
+                        [125 * d for d in noisy[::-1]])]}
+        ps = self.pairs(self.run_dir(harnesses=h))
+        fork = ps["target/fork_vs_fork_exit"]
+        self.assertEqual((fork.source, fork.threshold), ("target", 1.1))
+        self.assertEqual((fork.a, fork.b), ("spawn/fork/rss_mib:0", "baseline/fork_exit"))
+        self.assertAlmostEqual(fork.main["ratio"], 2.0)
+        self.assertEqual(fork.main["verdict"], "worse")    # 2x, beyond 1.1: missed
+        ring = ps["target/ring_vs_cacheline"]
+        self.assertEqual(ring.threshold, 1.3)
+        self.assertEqual(ring.main["verdict"], "undecided")  # 1.25, +-10 % straddles 1.3
+        self.assertIn("straddles 1.3", ring.why())
+        self.assertEqual(ring.as_dict()["threshold"], 1.3)
+        # Paired rounds at 1.2 decide it: below the target is "better" (met).
+        k = [0]
+
+        def measure(name, field):
+            k[0] += 1
+            return 120.0 if name.startswith("latency/") else 100.0
+        decide.extend([ring], measure, 1e9, clock=lambda: float(k[0]))
+        self.assertEqual(ring.summary()["verdict"], "better")
+        self.assertEqual(ring.status(), "decided")
+
     def test_not_interleaved_is_unpaired(self):
         ps = self.pairs(self.run_dir(interleaved=()))
         self.assertFalse(ps["start/forkserver_vs_spawn"].main_interleaved)
@@ -247,6 +279,29 @@ class Extend(Base):
         ans = decide.Pair("a", "x", "answer", "aa", "ab", "p50_ns", "p50_ns")
         decide.extend([head, ans], measure, 1.5, clock=lambda: t[0])
         self.assertEqual((len(ans.samples_a), len(head.samples_a)), (1, 0))
+
+    def test_targets_after_headline_rows(self):
+        # Three undecided pairs, budget for two rounds: the answer's, then the headline's;
+        # the target (the project's own, targets.md) waits.
+        t = [0.0]
+
+        def measure(name, field):
+            t[0] += 1.0
+            return 300e3
+
+        tgt = decide.Pair("t", "x", "target", "ta", "tb", "p50_ns", "p50_ns", 1.3)
+        head = decide.Pair("h", "x", "headline", "ha", "hb", "p50_ns", "p50_ns")
+        ans = decide.Pair("a", "x", "answer", "aa", "ab", "p50_ns", "p50_ns")
+        decide.extend([tgt, head, ans], measure, 3.5, clock=lambda: t[0])
+        self.assertEqual([len(p.samples_a) for p in (ans, head, tgt)], [1, 1, 0])
+        # With budget to spare, a target still undecided (ratios 1.1, 1.3, 1.5: the interval
+        # straddles 1.3, wider than +-5 % of it) stops at MAX_TARGET_ROUNDS.
+        spread = iter([110.0, 130.0, 150.0] * 100)
+        tgt2 = decide.Pair("t2", "x", "target", "ta", "tb", "p50_ns", "p50_ns", 1.3)
+        decide.extend([tgt2], lambda n, f: next(spread) if n == "ta" else 100.0, 1e9,
+                      clock=lambda: 0.0)
+        self.assertEqual(tgt2.status(), "undecided")
+        self.assertEqual(len(tgt2.samples_a), decide.MAX_TARGET_ROUNDS)
 
     def test_decide_json(self):
         path = self.run_dir()

@@ -5,6 +5,7 @@ answers (tests/data/make_report_runs.py writes them) it opens with the machine l
 answers.json says the same; targets.md holds the project's targets; index.html opens with the
 same section. TAP output for meson."""
 import contextlib
+import copy
 import io
 import json
 import os
@@ -134,6 +135,29 @@ class Decided(RunCase):
         self.assertEqual(row["target"], "<= 1.3")
         self.assertAlmostEqual(row["ratio"], 1.0)
         self.assertEqual(row["outcome"], "met")
+
+    def test_target_across_harnesses_takes_the_deciders_interval(self):
+        """The ring round trip and the cache line come from two harnesses; where the decider
+        measured them again in pairs, the target row takes its interval, not a bootstrap."""
+        tmp = tempfile.mkdtemp(prefix="mproc-report-test.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = os.path.join(tmp, "r")
+        shutil.copytree(os.path.join(DATA, "report_quiet"), path)
+        a, b = "latency/ring_spin/placement:cross_core", "baseline/cacheline_rtt/placement:cross_core"
+        with open(os.path.join(path, "decide.json"), "w") as f:
+            json.dump({"schema": "mproc-decide/1", "budget_s": 60, "spent_s": 20, "pairs": [
+                {"id": "target/ring_vs_cacheline", "source": "target", "a": a, "b": b,
+                 "threshold": 1.3, "extended": True, "status": "decided",
+                 "final": {"ratio": 1.22, "lo": 1.18, "hi": 1.26, "verdict": "better"}}]}, f)
+        run = report.gbjson.load_run(path)
+        h = run.harnesses["latency"]
+        fig = next(f for f in h.figures.values() if f.value("p50_ns") is not None)
+        for name in (a, b):                     # a bootstrap alone would say 1.0
+            h.figures[name] = copy.copy(fig)
+            h.figures[name].name = name
+        (row,) = [r for r in report.target_rows(run) if r["a"] == a]
+        self.assertEqual((row["ratio"], row["lo"], row["hi"]), (1.22, 1.18, 1.26))
+        self.assertEqual((row["how"], row["outcome"]), ("decide.json", "met"))
 
     def test_headline_like_with_like(self):
         run = report.gbjson.load_run(os.path.join(DATA, "report_quiet"))

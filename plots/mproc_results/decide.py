@@ -33,8 +33,12 @@ its sides, the main pass's interval, the decider's samples, the final interval a
 "extended" (the decider measured it) and "status": "decided" (verdict better/worse and
 interval within +-5 %), "wide" (a verdict, but wider than +-5 %), "equivalent" (undecided,
 and the whole interval within +-5 % of 1: not extended further) or "undecided".
-Rounds go to undecided pairs first, the answers' pairs before the headline rows; what is
-left of the budget then goes to wide pairs.
+A third kind of pair is a target of targets.md whose two figures come from two harnesses
+(report.py's CROSS_HARNESS_TARGETS: fork against the machine's fork + exit, the ring round trip
+against the cache line): its verdict is against the target (A / B below it is "better"), not 1.
+Rounds go to undecided pairs first, the answers' pairs before the headline rows, those before
+the targets (at most MAX_TARGET_ROUNDS each); what is left of the budget then goes to wide
+pairs.
 The verdict reads A against B in A's direction: "better" means A is faster (for times) or
 higher (for rates) than B, beyond the interval.
 
@@ -65,6 +69,9 @@ MAX_HALF_WIDTH = 0.05
 BUDGET_S = {"smoke": 0.0, "quick": 60.0, "full": 300.0}
 RUN_TIMEOUT_S = 60.0
 MAX_ROUNDS = 40         # per pair: beyond this the pair is as decided as it will get
+# per target pair (the project's own, not a user's answer): enough for a paired interval, and
+# no more of the user's budget (a ring target near its bound took 35 of a quick run's 60 s)
+MAX_TARGET_ROUNDS = 12
 MP_BENCH = os.path.join(paths.BENCH, "python", "mp_bench.py")
 
 TIME_FIELDS = ["p50_ns", "real_time"]
@@ -128,10 +135,13 @@ def _usable(run):
 class Pair:
     """Two figures whose ratio decides something; A's direction is the verdict's."""
 
-    def __init__(self, pid, what, source, a, b, field_a, field_b):
+    def __init__(self, pid, what, source, a, b, field_a, field_b, threshold=1.0):
         self.id = pid
         self.what = what
-        self.source = source            # "headline" | "answer"
+        self.source = source            # "headline" | "answer" | "target"
+        # What the ratio is decided against: 1 (which side is better), or a target's bound
+        # (A / B against it: "better" is on the target's side).
+        self.threshold = threshold
         self.a, self.b = a, b
         self.field_a, self.field_b = field_a, field_b
         self.higher_is_better = _fields.higher_is_better(field_a)
@@ -165,7 +175,7 @@ class Pair:
 
     def summary(self):
         r, lo, hi, method = self.result()
-        v = stats.verdict(lo, hi, 1.0, self.higher_is_better)
+        v = stats.verdict(lo, hi, self.threshold, self.higher_is_better)
         hw = stats.half_width(r, lo, hi)
         return {"ratio": r if _finite(r) else None, "lo": lo, "hi": hi,
                 "interval": method if lo is not None else None,
@@ -174,12 +184,13 @@ class Pair:
                 "n_b": len(self.main_b) + len(self.samples_b)}
 
     def equivalent(self):
-        """Undecided, but the whole interval lies within +-MAX_HALF_WIDTH of 1: the two
-        sides differ by less than that, and more rounds would only say so more precisely.
-        (Two such ties took 40 rounds each, the whole of a quick run's 60 s.)"""
+        """Undecided, but the whole interval lies within +-MAX_HALF_WIDTH of the threshold
+        (1: the two sides differ by less than that), and more rounds would only say so more
+        precisely. (Two such ties took 40 rounds each, the whole of a quick run's 60 s.)"""
         s = self.summary()
+        t = self.threshold
         return s["verdict"] == "undecided" and s["lo"] is not None and \
-            s["lo"] >= 1 / (1 + MAX_HALF_WIDTH) and s["hi"] <= 1 + MAX_HALF_WIDTH
+            s["lo"] >= t / (1 + MAX_HALF_WIDTH) and s["hi"] <= t * (1 + MAX_HALF_WIDTH)
 
     def needs_more(self):
         s = self.summary()
@@ -205,9 +216,10 @@ class Pair:
         txt = "ratio %.4g, %d %% interval [%.4g, %.4g] (%s)" % (
             s["ratio"], LEVEL * 100, s["lo"], s["hi"], s["interval"])
         if self.equivalent():
-            return txt + ": straddles 1, within +-%d %% of it" % (MAX_HALF_WIDTH * 100)
+            return txt + ": straddles %g, within +-%d %% of it" % (self.threshold,
+                                                                  MAX_HALF_WIDTH * 100)
         if s["verdict"] == "undecided":
-            return txt + ": straddles 1"
+            return txt + ": straddles %g" % self.threshold
         if s["half_width"] > MAX_HALF_WIDTH:
             return txt + ": wider than +-%d %%" % (MAX_HALF_WIDTH * 100)
         return txt
@@ -220,7 +232,7 @@ class Pair:
     def as_dict(self):
         return {"id": self.id, "what": self.what, "source": self.source,
                 "a": self.a, "b": self.b, "field_a": self.field_a, "field_b": self.field_b,
-                "higher_is_better": self.higher_is_better,
+                "higher_is_better": self.higher_is_better, "threshold": self.threshold,
                 "main": self.main, "extended": bool(self.samples_a),
                 "rounds": len(self.samples_a),
                 "samples": {"a": self.samples_a, "b": self.samples_b},
@@ -228,7 +240,7 @@ class Pair:
                 "not_extended": self.why_not_extended(), "errors": self.errors}
 
 
-def _make_pair(run, pid, what, source, a, b, fields):
+def _make_pair(run, pid, what, source, a, b, fields, threshold=1.0):
     figs = run.figures
     fa, fb = figs.get(a), figs.get(b)
     if fa is None or fb is None:
@@ -238,7 +250,7 @@ def _make_pair(run, pid, what, source, a, b, fields):
         return None
     if fa.median("hang", 0) > 0 or fb.median("hang", 0) > 0:
         return None
-    p = Pair(pid, what, source, a, b, field_a, field_b)
+    p = Pair(pid, what, source, a, b, field_a, field_b, threshold)
     p.main_interleaved = gbjson.interleaved(run, fa, fb)
     p.main_a = list(fa.value(field_a).values) if not fa.value(field_a).from_aggregate else []
     p.main_b = list(fb.value(field_b).values) if not fb.value(field_b).from_aggregate else []
@@ -246,8 +258,14 @@ def _make_pair(run, pid, what, source, a, b, fields):
     return p
 
 
+# The order in which undecided pairs get the budget: what report.md tells a user to use, what
+# it shows (mproc against CPython), then the project's own targets (targets.md).
+SOURCE_RANK = {"answer": 0, "headline": 1, "target": 2}
+
+
 def deciding_pairs(run):
-    """[Pair] of the run: the headline rows (mproc against CPython), then DECIDING."""
+    """[Pair] of the run: the headline rows (mproc against CPython), then DECIDING, then the
+    targets whose figures come from two harnesses (report.CROSS_HARNESS_TARGETS)."""
     pairs, seen = [], set()
     try:
         from . import report
@@ -281,6 +299,12 @@ def deciding_pairs(run):
             for k, v in sub.items():
                 a, b, what = a.replace(k, v), b.replace(k, v), what.replace(k, v)
         p = _make_pair(run, pid, what, "answer", a, b, fields)
+        if p is not None and (p.a, p.b) not in seen:
+            seen.add((p.a, p.b))
+            pairs.append(p)
+    for pid, what, a, b, thr in (report.CROSS_HARNESS_TARGETS if report is not None else []):
+        p = _make_pair(run, pid, what + " (a target: targets.md)", "target", a, b,
+                       TIME_FIELDS, thr)
         if p is not None and (p.a, p.b) not in seen:
             seen.add((p.a, p.b))
             pairs.append(p)
@@ -408,7 +432,7 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
     exhausted = False
     while not Stop.signum:
         todo = [p for p in pairs if p.needs_more() and len(p.errors) < 2
-                and len(p.round_s) < MAX_ROUNDS
+                and len(p.round_s) < (MAX_TARGET_ROUNDS if p.source == "target" else MAX_ROUNDS)
                 and p.field_a not in NOT_ALONE and p.field_b not in NOT_ALONE]
         if not todo:
             break
@@ -418,9 +442,9 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
         undecided = [p for p in todo if p.summary()["verdict"] == "undecided"]
         todo = undecided or todo
         # Within a class, the answers' pairs first: they decide what report.md tells a user
-        # to use; a headline row (mproc against CPython) informs. Stable: the order within
-        # a source is the pairs' own.
-        todo.sort(key=lambda p: p.source != "answer")
+        # to use; a headline row (mproc against CPython) informs; a target is the project's
+        # own (SOURCE_RANK). Stable: the order within a source is the pairs' own.
+        todo.sort(key=lambda p: SOURCE_RANK.get(p.source, len(SOURCE_RANK)))
         progressed = False
         t_cycle = clock()
         for p in todo:
