@@ -303,6 +303,25 @@ class Extend(Base):
         self.assertEqual(tgt2.status(), "undecided")
         self.assertEqual(len(tgt2.samples_a), decide.MAX_TARGET_ROUNDS)
 
+    def test_targets_wait_for_undecided_answers(self):
+        # An answer that stays undecided (ratios 0.8, 1, 1.2 straddle 1) takes every round
+        # until MAX_ROUNDS; only then does the undecided target get its rounds.
+        seq = []
+        spread = {"aa": iter([80.0, 100.0, 120.0] * 100),
+                  "ta": iter([110.0, 130.0, 150.0] * 100)}
+
+        def measure(name, field):
+            seq.append(name)
+            return next(spread[name]) if name in spread else 100.0
+
+        tgt = decide.Pair("t", "x", "target", "ta", "tb", "p50_ns", "p50_ns", 1.3)
+        ans = decide.Pair("a", "x", "answer", "aa", "ab", "p50_ns", "p50_ns")
+        decide.extend([tgt, ans], measure, 1e9, clock=lambda: 0.0)
+        self.assertEqual(ans.status(), "undecided")
+        self.assertEqual((len(ans.samples_a), len(tgt.samples_a)),
+                         (decide.MAX_ROUNDS, decide.MAX_TARGET_ROUNDS))
+        self.assertEqual(seq.index("ta"), 2 * decide.MAX_ROUNDS)   # every answer round first
+
     def test_decide_json(self):
         path = self.run_dir()
         doc = decide.decide(path, "nobuild", "quick", PY, 5.0,

@@ -143,7 +143,8 @@ class Decided(RunCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         path = os.path.join(tmp, "r")
         shutil.copytree(os.path.join(DATA, "report_quiet"), path)
-        a, b = "latency/ring_spin/placement:cross_core", "baseline/cacheline_rtt/placement:cross_core"
+        a = "latency/ring_spin/placement:cross_core"
+        b = "baseline/cacheline_rtt/placement:cross_core"
         with open(os.path.join(path, "decide.json"), "w") as f:
             json.dump({"schema": "mproc-decide/1", "budget_s": 60, "spent_s": 20, "pairs": [
                 {"id": "target/ring_vs_cacheline", "source": "target", "a": a, "b": b,

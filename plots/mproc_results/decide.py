@@ -36,9 +36,9 @@ and the whole interval within +-5 % of 1: not extended further) or "undecided".
 A third kind of pair is a target of targets.md whose two figures come from two harnesses
 (report.py's CROSS_HARNESS_TARGETS: fork against the machine's fork + exit, the ring round trip
 against the cache line): its verdict is against the target (A / B below it is "better"), not 1.
-Rounds go to undecided pairs first, the answers' pairs before the headline rows, those before
-the targets (at most MAX_TARGET_ROUNDS each); what is left of the budget then goes to wide
-pairs.
+Rounds go to undecided pairs first, the answers' pairs before the headline rows; undecided
+targets only once no answer or headline row is undecided (at most MAX_TARGET_ROUNDS each); what
+is left of the budget then goes to wide pairs.
 The verdict reads A against B in A's direction: "better" means A is faster (for times) or
 higher (for rates) than B, beyond the interval.
 
@@ -440,7 +440,11 @@ def extend(pairs, measure, budget_s, clock=time.monotonic, log=None):
         # matters less than an answer that cannot be given (a quick run's 60 s went to
         # 180x-apart start-method pairs while a pool-size pair stayed undecided).
         undecided = [p for p in todo if p.summary()["verdict"] == "undecided"]
-        todo = undecided or todo
+        # The project's own targets wait while a user's answer or headline row is undecided:
+        # the budget is the user's (a ring target took 12 of a quick run's 60 s while the
+        # start-method answer stayed undecided).
+        users = [p for p in undecided if p.source != "target"]
+        todo = users or undecided or todo
         # Within a class, the answers' pairs first: they decide what report.md tells a user
         # to use; a headline row (mproc against CPython) informs; a target is the project's
         # own (SOURCE_RANK). Stable: the order within a source is the pairs' own.
