@@ -211,8 +211,8 @@ static inline bool mproc__ring_peer_far(struct ring_shared *s, int side)
  * not 0): the record is then copied as soon as its line arrives, with no way out through the
  * slow path and back in between (on the critical path of every round trip). Every
  * RING_SPIN_EVERY checks it looks at its lock word (its own cache line: no transfer), so a
- * revoker that took the word (and waits for busy to clear) gets the side within about a
- * microsecond: the keeper leaves through the slow path.
+ * revoker that took the word (and waits for busy to clear) gets the side within that many
+ * PAUSEs (about 2 us here): the keeper leaves through the slow path.
  *
  * A PAUSE between checks, in spin-only mode too. Checking back to back looks faster (a PAUSE
  * is 27 ns here, AMD Zen 3 under KVM, added between the record's arrival and its check) but
