@@ -979,7 +979,10 @@ static int spin_wait(struct loop *l, struct epoll_event *evs, int max,
 		c = NULL;
 	end = mproc__now_ns() + budget;
 	for (unsigned i = 0;; i++) {
-		bool ep_now = ++l->polls % MPROC__MGR_EPOLL_EVERY == 0 || (!c && !l->s->nchan);
+		/* With no connection to recv on, every poll looks at the epoll set: mailbox
+		 * loads alone (64 PAUSEs, ~2 us here) would leave a new connection or another
+		 * client's socket frame waiting up to MPROC__MGR_EPOLL_EVERY polls. */
+		bool ep_now = ++l->polls % MPROC__MGR_EPOLL_EVERY == 0 || !c;
 
 		mproc__mgr_spin_yield(i, &busy);
 		if (ep_now) {
