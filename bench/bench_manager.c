@@ -495,14 +495,14 @@ static void register_all(void)
 	 * Then the target itself, unpinned as a user runs it, and dict_get without the channel
 	 * (shm:off) at every placement, so the channel's gain reads off one run too. */
 	static const struct mcase extra[] = {
-		{ OP_DICT_GET, false, 0, true, false, false, false },
-		{ OP_RAW_RTT, false, 0, true, false, false, false },
-		{ OP_DICT_GET, false, 0, false, true, false, false },
-		{ OP_DICT_GET, false, 0, true, true, false, false },
-		{ OP_DICT_GET, false, 0, false, false, true, false },
-		{ OP_DICT_GET, false, 0, false, false, false, true },
-		{ OP_DICT_GET, false, 0, true, false, false, true },
-		{ OP_DICT_GET, false, 0, false, false, true, true },
+		{ .op = OP_DICT_GET, .cross_core = true },
+		{ .op = OP_RAW_RTT, .cross_core = true },
+		{ .op = OP_DICT_GET, .nospin = true },
+		{ .op = OP_DICT_GET, .cross_core = true, .nospin = true },
+		{ .op = OP_DICT_GET, .unpinned = true },
+		{ .op = OP_DICT_GET, .noshm = true },
+		{ .op = OP_DICT_GET, .cross_core = true, .noshm = true },
+		{ .op = OP_DICT_GET, .unpinned = true, .noshm = true },
 	};
 
 	for (size_t i = 0; i < MPROC__ARRAY_SIZE(extra); i++) {

@@ -23,9 +23,9 @@
  * a connect is ~75 us) is set up only before the call that follows MPROC__MGR_CHAN_AFTER calls
  * on the socket, so a client that connects for a few calls never pays for it, and one that
  * makes many pays once. A client whose fds or memory run short then stays on the socket. A call
- * whose request fits the mailbox then costs no syscall while both sides are awake: the request goes into the
- * request mailbox, the client spins on rep_seq for the same bounded budget, then sleeps on
- * it as a futex in slices (20 ms, growing to 250 ms), peeking at the socket between them, so
+ * whose request fits the mailbox then costs no syscall while both sides are awake: the request
+ * goes into the request mailbox, the client spins on rep_seq for the same bounded budget, then
+ * sleeps on it as a futex in slices (20 ms, growing to 250 ms), peeking at the socket between them, so
  * that a server that dies (SIGKILL leaves the shared memory as it was) still reaches the caller
  * as -EPIPE. A larger request goes on the socket, and so does its reply; a reply larger than
  * the mailbox comes on the socket too (rep_len 0 says so). See struct mproc__mgr_chan_hdr.
@@ -518,8 +518,9 @@ static int handshake(struct mproc_mclient *c, const void *key, size_t keylen, in
 	r = write_frame(c, out, len, deadline);
 	if (r < 0)
 		return r;
+	/* With ask, at most WELCOME (MAC, u64 max_frame) and the answer (i32 status, u32 box). */
 	op = read_frame_from(c, MPROC__MW_PREAUTH_MAX, deadline, false, 0,
-			     ask ? 2 * MPROC__MW_HDR + MPROC__SHA256_LEN + 16 : c->rcap,
+			     ask ? 2 * MPROC__MW_HDR + MPROC__SHA256_LEN + 8 + 8 : c->rcap,
 			     ask ? &over : NULL);
 	if (op == -EPIPE)
 		return -EACCES;         /* a server that hangs up on our proof refused it */

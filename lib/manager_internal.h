@@ -27,9 +27,9 @@
  * CHANNEL only after MPROC__MGR_CHAN_AFTER calls: making, passing, mapping and tearing down a
  * channel costs about as much as a whole connect, which a client that makes a few calls never
  * gets back. A server of a build before the channel hangs up on CHANNEL (an op it does not
- * know) after sending WELCOME; the client then connects once more without asking. Requests may then go through the memfd's
- * request mailbox and their replies come back in its reply mailbox: the very same frames,
- * limits and parser as on the socket. The socket stays: it authenticated the client, it
+ * know) after sending WELCOME; the client then connects once more without asking. Requests may
+ * then go through the memfd's request mailbox and their replies come back in its reply mailbox:
+ * the very same frames, limits and parser as on the socket. The socket stays: it authenticated the client, it
  * carries frames larger than a mailbox, and its EOF is how each side learns that the other
  * died. See struct mproc__mgr_chan_hdr for the protocol.
  */

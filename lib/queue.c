@@ -487,7 +487,6 @@ static int fix_timeout_code(int r, double timeout_s)
 	return (r == -ETIMEDOUT && timeout_s == 0) ? -EAGAIN : r;
 }
 
-
 /*
  * The deadline for a call that found it must wait. Deadline 0 (long past) means "do not
  * wait": a first attempt with it costs no clock read (a vDSO call, tens of ns), which matters

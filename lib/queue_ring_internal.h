@@ -235,7 +235,8 @@ static inline uint64_t mproc__ring_keeper_spin(struct ring *r, struct ring_side 
 	}
 	while (HSEQ(h) != seq) {
 		if (++i % RING_SPIN_EVERY == 0 &&
-		    (i >= n || atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
+		    (i >= n ||
+		     atomic_load_explicit(&sd->lock, memory_order_relaxed) != (me | STICKY) ||
 		     (r->spin_only && i % RING_SPIN_FAR_RECHECK == 0 &&
 		      !mproc__ring_peer_far(r->sh, 1))))
 			break;

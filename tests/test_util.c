@@ -47,10 +47,11 @@ static void t_timeout_ns(void *arg)
 /* The queue's inline check (on the bits) says what the floating-point rule says. */
 static void t_timeout_valid(void *arg)
 {
-	static const double v[] = { 0.0, -0.0, 1e-300, DBL_TRUE_MIN, 0.5, 1.0, 30.0, 9e9, 1e300,
-				    DBL_MAX, MPROC_FOREVER, -1.0000000000000002, -0.9999999999999999,
-				    -DBL_TRUE_MIN, -1e-300, -0.5, -2.0, -DBL_MAX, INFINITY, -INFINITY,
-				    NAN, -NAN };
+	static const double v[] = {
+		0.0, -0.0, 1e-300, DBL_TRUE_MIN, 0.5, 1.0, 30.0, 9e9, 1e300, DBL_MAX,
+		MPROC_FOREVER, -1.0000000000000002, -0.9999999999999999, -DBL_TRUE_MIN, -1e-300,
+		-0.5, -2.0, -DBL_MAX, INFINITY, -INFINITY, NAN, -NAN,
+	};
 
 	(void)arg;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {

@@ -28,8 +28,8 @@
  * offers a channel; before its 17th call it asks for one (16 calls on the socket first: setting
  * a channel up costs about as much as a connect, which a client that makes a few calls would
  * not get back), the server passes it a sealed memfd (two 64 KiB mailboxes) and an eventfd over
- * the socket, and calls then go through the memfd, the same frames with the same limits; while both sides poll
- * (see MPROC_MANAGER_NOSPIN) a call costs no syscall at all, and a side that sleeps is woken by
+ * the socket, and calls then go through the memfd, the same frames with the same limits; while
+ * both sides poll (see MPROC_MANAGER_NOSPIN) a call costs no syscall at all, and a side that sleeps is woken by
  * a futex (the client) or the eventfd (the server). A request or reply larger than a mailbox
  * goes on the socket. The socket stays open: EOF on it is how each side learns the other died
  * (a client asleep in a call looks at it after 20 ms, then at least every 250 ms). The server
